@@ -6,7 +6,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 BUF      := node_modules/.bin/buf
-GO_TOOL  := go tool -modfile=tools/go.mod
+
 # Every Go module of the workspace, in go.work order.
 MODULES  := $(shell sed -n 's/^[[:space:]]*\.\/\([^[:space:]]*\)$$/\1/p' go.work)
 DEPS_DIR := .buf-deps/protovalidate

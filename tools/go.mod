@@ -15,7 +15,6 @@ require (
 	github.com/agext/levenshtein v1.2.3 // indirect
 	github.com/apparentlymart/go-textseg/v15 v15.0.0 // indirect
 	github.com/bmatcuk/doublestar v1.3.4 // indirect
-	github.com/bufbuild/protovalidate v1.2.2 // indirect
 	github.com/go-openapi/inflect v0.19.0 // indirect
 	github.com/google/go-cmp v0.7.0 // indirect
 	github.com/google/uuid v1.3.0 // indirect
@@ -34,3 +33,8 @@ require (
 	golang.org/x/tools v0.30.0 // indirect
 	google.golang.org/protobuf v1.36.11 // indirect
 )
+
+// The proto source of buf/validate/validate.proto, copied into .buf-deps/ by
+// `make proto-deps`; go.sum verifies it. No Go code imports it, so `go mod tidy`
+// and `go work sync` would drop it: keep this block.
+require github.com/bufbuild/protovalidate v1.2.2

@@ -1,0 +1,53 @@
+package auth
+
+import (
+	"context"
+	"slices"
+
+	authzv1 "github.com/trialhub/trialhub/gen/go/trialhub/authz/v1"
+)
+
+// Caller is who is calling: the verified claims of the request's access token.
+// Handlers read it with CallerFrom; it is never taken from the request body.
+type Caller struct {
+	// Subject is the token's subject: a patient's subject_uuid, a staff account id,
+	// or a service name for role SERVICE.
+	Subject string
+	// Role is the single role the token grants.
+	Role authzv1.Role
+	// Sites lists the site ids an INVESTIGATOR may act on; empty for other roles.
+	Sites []string
+	// TokenID is the token's jti, for audit records.
+	TokenID string
+}
+
+// Anonymous reports whether the call carried no token (only public methods).
+func (c Caller) Anonymous() bool { return c.Subject == "" }
+
+// CanAccessSite reports whether the caller may act on the site: investigators only on
+// their own sites, admins and services on all, everybody else on none.
+func (c Caller) CanAccessSite(siteID string) bool {
+	switch c.Role {
+	case authzv1.Role_ROLE_ADMIN, authzv1.Role_ROLE_SERVICE:
+		return true
+	case authzv1.Role_ROLE_INVESTIGATOR:
+		return slices.Contains(c.Sites, siteID)
+	default:
+		return false
+	}
+}
+
+type callerKey struct{}
+
+// WithCaller returns a context carrying the caller. The platform's authentication
+// interceptor calls it; tests of handlers may too.
+func WithCaller(ctx context.Context, c Caller) context.Context {
+	return context.WithValue(ctx, callerKey{}, c)
+}
+
+// CallerFrom returns the caller of the current RPC. The second result is false when
+// the call carried no valid token (a public method called anonymously).
+func CallerFrom(ctx context.Context) (Caller, bool) {
+	c, ok := ctx.Value(callerKey{}).(Caller)
+	return c, ok
+}

@@ -1,0 +1,132 @@
+// Package stack is the TrialHub development stack: every service in one process on
+// one port, each on its own SQLite file under a data folder, with a development
+// signing key kept in that folder. The `trialhub` command runs it.
+package stack
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/trialhub/trialhub/services/platform"
+	"github.com/trialhub/trialhub/services/platform/auth"
+)
+
+// Issuer is the iss claim of development tokens.
+const Issuer = "trialhub-dev"
+
+// JWKSPath is where the stack publishes its public signing keys, so that other
+// processes (a service run on its own, a script) can verify dev tokens.
+const JWKSPath = "/.well-known/jwks.json"
+
+// Config is what `trialhub dev` runs with.
+type Config struct {
+	// Addr is the listen address, host:port. Default ":8080".
+	Addr string
+	// Data is the folder for databases and the dev key. Default "data".
+	Data string
+	// Log receives the server's logs. Default JSON on stderr.
+	Log *slog.Logger
+	// Out receives the start-up banner for a newcomer. Default io.Discard.
+	Out io.Writer
+	// Ready, when set, is called with the bound address once the stack serves.
+	Ready func(addr string)
+}
+
+// DSN returns the SQLite DSN of a service's database in the data folder.
+func (c Config) DSN(service string) string {
+	return "sqlite:" + filepath.Join(c.Data, service+".db")
+}
+
+// Signer returns the dev signer of the data folder, creating its key on first use.
+func Signer(data string) (*auth.Signer, error) {
+	key, err := auth.LoadOrCreateDevKey(data)
+	if err != nil {
+		return nil, err
+	}
+	return auth.NewSigner(key, Issuer), nil
+}
+
+// Dev runs the stack until ctx is done.
+func Dev(ctx context.Context, cfg Config) error {
+	if cfg.Addr == "" {
+		cfg.Addr = ":8080"
+	}
+	if cfg.Data == "" {
+		cfg.Data = "data"
+	}
+	if cfg.Out == nil {
+		cfg.Out = io.Discard
+	}
+	signer, err := Signer(cfg.Data)
+	if err != nil {
+		return err
+	}
+	verifier := auth.NewVerifier(auth.StaticKeys{signer.PublicKey()}, Issuer)
+	opts := []platform.Option{
+		platform.WithVerifier(verifier),
+		// The dev stack serves the browser app and local tools from any origin.
+		platform.WithCORSOrigins("*"),
+	}
+	if cfg.Log != nil {
+		opts = append(opts, platform.WithLogger(cfg.Log))
+	}
+	srv := platform.NewServer("trialhub", opts...)
+	srv.Handle("GET "+JWKSPath, jwksHandler(signer))
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Addr, err)
+	}
+	if err := banner(cfg, ln.Addr().String(), signer); err != nil {
+		ln.Close()
+		return err
+	}
+	if cfg.Ready != nil {
+		cfg.Ready(ln.Addr().String())
+	}
+	return srv.Serve(ctx, ln)
+}
+
+func jwksHandler(signer *auth.Signer) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/jwk-set+json")
+		w.Header().Set("Cache-Control", "max-age=300")
+		_ = json.NewEncoder(w).Encode(auth.JWKS{Keys: []auth.JWK{signer.PublicKey().ToJWK()}})
+	})
+}
+
+// banner prints what a newcomer needs: where it runs, how to check it, and tokens.
+func banner(cfg Config, addr string, signer *auth.Signer) error {
+	host, port, _ := net.SplitHostPort(addr)
+	if host == "" || host == "::" || host == "0.0.0.0" {
+		host = "localhost"
+	}
+	base := "http://" + net.JoinHostPort(host, port)
+	admin, _, err := signer.Sign(auth.Caller{Subject: "dev-admin", Role: roleAdmin}, 12*time.Hour)
+	if err != nil {
+		return err
+	}
+	lines := []string{
+		"",
+		"TrialHub dev stack",
+		"  URL:        " + base + "   (gRPC, gRPC-Web and Connect JSON on one port)",
+		"  data:       " + cfg.Data,
+		"  health:     curl -s " + base + "/grpc.health.v1.Health/Check -H 'Content-Type: application/json' -d '{}'",
+		"  services:   npx buf curl --http2-prior-knowledge --list-methods " + base,
+		"  keys:       curl -s " + base + JWKSPath,
+		"  tokens:     go run ./services/stack/cmd/trialhub token --data " + cfg.Data + " --role analyst   (patient|investigator --site ID|analyst|admin|service)",
+		"  admin token (12 h):",
+		"    " + admin,
+		"",
+	}
+	_, err = io.WriteString(cfg.Out, strings.Join(lines, "\n")+"\n")
+	return err
+}

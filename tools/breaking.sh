@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Guards the contract against breaking changes with `buf breaking` (FILE rules, see
+# buf.yaml).
+#
+# Why every commit and not only HEAD against main: several commits can land at once,
+# and a later commit can hide an earlier break (remove a field, then add a new one with
+# the same number and another type), so comparing only the ends can miss what a
+# client built in between already depends on. So this walks every commit that touched
+# the contract since it was first committed and checks it against its parent, then
+# checks the working tree against HEAD, and on a branch the tree against the merge base
+# with main.
+#
+# A break that was deliberately accepted (never needed once v1 is released: a break
+# goes into a new v2 package beside v1, which is not a break) is listed with its
+# commit hash and a reason in proto/BREAKING_ACCEPTED, one per line: "<sha> <reason>".
+#
+# Usage: tools/breaking.sh            (from the repository root; make breaking)
+set -euo pipefail
+
+root=$(git rev-parse --show-toplevel)
+cd "$root"
+buf="$root/node_modules/.bin/buf"
+deps="$root/.buf-deps/protovalidate"
+test -x "$buf" || { echo "breaking: buf not installed; run make tools" >&2; exit 2; }
+test -d "$deps" || { echo "breaking: $deps missing; run make proto-deps" >&2; exit 2; }
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+accepted() {
+  [ -f proto/BREAKING_ACCEPTED ] && grep -q "^$1[[:space:]]" proto/BREAKING_ACCEPTED
+}
+
+# image REV OUT builds the contract as it was at REV (or the working tree for "WORKTREE")
+# into an image. Returns 1 when REV has no contract yet.
+image() {
+  local rev=$1 out=$2 dir="$work/tree-$RANDOM$RANDOM"
+  mkdir -p "$dir"
+  if [ "$rev" = WORKTREE ]; then
+    cp -r proto buf.yaml "$dir/"
+  else
+    git cat-file -e "$rev:proto" 2>/dev/null || return 1
+    git archive "$rev" proto buf.yaml | tar -x -C "$dir"
+  fi
+  mkdir -p "$dir/.buf-deps" && cp -r "$deps" "$dir/.buf-deps/"
+  (cd "$dir" && "$buf" build -o "$out")
+}
+
+failures=0
+# check NEW OLD LABEL: buf breaking of NEW against OLD.
+check() {
+  local new=$1 old=$2 label=$3 out
+  if ! out=$("$buf" breaking "$new" --against "$old" 2>&1); then
+    echo "breaking change in $label:"
+    printf '%s\n' "$out" | sed 's/^/  /'
+    failures=$((failures + 1))
+  fi
+}
+
+commits=$(git rev-list --reverse --first-parent HEAD -- proto buf.yaml 2>/dev/null || true)
+checked=0
+for c in $commits; do
+  parent=$(git rev-parse -q --verify "$c^" || true)
+  [ -n "$parent" ] || continue
+  image "$c" "$work/new.binpb" || continue
+  image "$parent" "$work/old.binpb" || continue   # the commit that first wrote the contract
+  checked=$((checked + 1))
+  if accepted "$c"; then
+    echo "accepted break in $(git log -1 --format='%h %s' "$c") (proto/BREAKING_ACCEPTED)"
+    continue
+  fi
+  check "$work/new.binpb" "$work/old.binpb" "commit $(git log -1 --format='%h %s' "$c")"
+done
+
+if git rev-parse -q --verify HEAD >/dev/null && image HEAD "$work/head.binpb"; then
+  image WORKTREE "$work/tree.binpb"
+  check "$work/tree.binpb" "$work/head.binpb" "uncommitted changes against HEAD"
+  branch=$(git rev-parse --abbrev-ref HEAD)
+  for main in origin/main main; do
+    if [ "$branch" != main ] && git rev-parse -q --verify "$main" >/dev/null; then
+      base=$(git merge-base HEAD "$main")
+      if image "$base" "$work/base.binpb"; then
+        check "$work/tree.binpb" "$work/base.binpb" "branch $branch against its merge base with $main"
+      fi
+      break
+    fi
+  done
+fi
+
+if [ "$failures" -gt 0 ]; then
+  echo "buf breaking: $failures breaking change(s). A break goes into a new package version" \
+       "(trialhub.<domain>.v2) beside v1; see README.md." >&2
+  exit 1
+fi
+echo "buf breaking: no breaking changes ($checked commit(s) checked against their parents, plus the working tree)"
