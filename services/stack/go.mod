@@ -6,6 +6,7 @@ require (
 	github.com/google/uuid v1.6.0
 	github.com/trialhub/trialhub/gen/go v0.0.0
 	github.com/trialhub/trialhub/services/platform v0.0.0
+	google.golang.org/grpc v1.85.0
 )
 
 require (
@@ -26,7 +27,6 @@ require (
 	golang.org/x/text v0.43.0 // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20260819154853-08b0e4226688 // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260819154853-08b0e4226688 // indirect
-	google.golang.org/grpc v1.85.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 

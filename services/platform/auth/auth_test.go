@@ -1,0 +1,255 @@
+package auth_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	authzv1 "github.com/trialhub/trialhub/gen/go/trialhub/authz/v1"
+	"github.com/trialhub/trialhub/services/platform/auth"
+)
+
+func mustKey(t *testing.T) auth.Key {
+	t.Helper()
+	k, err := auth.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func TestSignVerifyRoundTrip(t *testing.T) {
+	signer := auth.NewSigner(mustKey(t), "iss")
+	verifier := auth.NewVerifier(auth.StaticKeys{signer.PublicKey()}, "iss")
+	ctx := context.Background()
+
+	tok, exp, err := signer.Sign(auth.Caller{Subject: "inv-7", Role: authzv1.Role_ROLE_INVESTIGATOR, Sites: []string{"s1", "s2"}}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Until(exp); d < 59*time.Minute || d > time.Hour {
+		t.Fatalf("expiry in %v, want about an hour", d)
+	}
+	c, err := verifier.Verify(ctx, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Subject != "inv-7" || c.Role != authzv1.Role_ROLE_INVESTIGATOR || !slices.Equal(c.Sites, []string{"s1", "s2"}) || c.TokenID == "" {
+		t.Fatalf("caller %+v", c)
+	}
+	if !c.CanAccessSite("s2") || c.CanAccessSite("s3") {
+		t.Fatal("investigator site scoping wrong")
+	}
+	if _, _, err := signer.Sign(auth.Caller{Subject: "x"}, time.Hour); err == nil {
+		t.Fatal("signed a token without a role")
+	}
+	// Two tokens for the same caller differ (jti), so one can be revoked alone.
+	tok2, _, _ := signer.Sign(auth.Caller{Subject: "inv-7", Role: authzv1.Role_ROLE_INVESTIGATOR, Sites: []string{"s1"}}, time.Hour)
+	c2, _ := verifier.Verify(ctx, tok2)
+	if c2.TokenID == c.TokenID {
+		t.Fatal("token ids repeat")
+	}
+}
+
+func TestVerifierRejectsOtherIssuersKeys(t *testing.T) {
+	a := auth.NewSigner(mustKey(t), "iss")
+	b := auth.NewSigner(mustKey(t), "iss")
+	verifier := auth.NewVerifier(auth.StaticKeys{a.PublicKey()}, "iss")
+	tok, _, _ := b.Sign(auth.Caller{Subject: "s", Role: authzv1.Role_ROLE_ADMIN}, time.Hour)
+	if _, err := verifier.Verify(context.Background(), tok); !errors.Is(err, auth.ErrInvalidToken) {
+		t.Fatalf("token from an unknown key: %v", err)
+	}
+}
+
+func TestClockSkewLeeway(t *testing.T) {
+	signer := auth.NewSigner(mustKey(t), "iss")
+	tok, _, _ := signer.Sign(auth.Caller{Subject: "s", Role: authzv1.Role_ROLE_ADMIN}, time.Minute)
+	keys := auth.StaticKeys{signer.PublicKey()}
+	justExpired := func() time.Time { return time.Now().Add(time.Minute + 10*time.Second) }
+	if _, err := auth.NewVerifier(keys, "iss", auth.WithClock(justExpired)).Verify(context.Background(), tok); err != nil {
+		t.Fatalf("10s past expiry within the default 30s leeway: %v", err)
+	}
+	strict := auth.NewVerifier(keys, "iss", auth.WithClock(justExpired), auth.WithLeeway(0))
+	if _, err := strict.Verify(context.Background(), tok); !errors.Is(err, auth.ErrInvalidToken) {
+		t.Fatalf("expired without leeway: %v", err)
+	}
+}
+
+// jwksServer publishes a key set that the test can rotate, counting fetches.
+type jwksServer struct {
+	mu      sync.Mutex
+	keys    []auth.PublicKey
+	fetches atomic.Int32
+	down    atomic.Bool
+}
+
+func (s *jwksServer) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	s.fetches.Add(1)
+	if s.down.Load() {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	set := auth.JWKS{}
+	for _, k := range s.keys {
+		set.Keys = append(set.Keys, k.ToJWK())
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(set)
+}
+
+func (s *jwksServer) publish(keys ...auth.PublicKey) {
+	s.mu.Lock()
+	s.keys = keys
+	s.mu.Unlock()
+}
+
+func TestRemoteKeysFollowRotationWithoutRestart(t *testing.T) {
+	old, next := auth.NewSigner(mustKey(t), "iss"), auth.NewSigner(mustKey(t), "iss")
+	js := &jwksServer{}
+	js.publish(old.PublicKey())
+	srv := httptest.NewServer(js)
+	defer srv.Close()
+	remote := auth.NewRemoteKeys(auth.FetchJWKS(srv.Client(), srv.URL), time.Hour, time.Nanosecond)
+	verifier := auth.NewVerifier(remote, "iss")
+	ctx := context.Background()
+
+	tokOld, _, _ := old.Sign(auth.Caller{Subject: "a", Role: authzv1.Role_ROLE_ADMIN}, time.Hour)
+	for range 3 {
+		if _, err := verifier.Verify(ctx, tokOld); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := js.fetches.Load(); n != 1 {
+		t.Fatalf("%d fetches for one known key, want 1 (cached)", n)
+	}
+	// The issuer rotates: publishes the new key beside the old one.
+	js.publish(old.PublicKey(), next.PublicKey())
+	tokNew, _, _ := next.Sign(auth.Caller{Subject: "a", Role: authzv1.Role_ROLE_ADMIN}, time.Hour)
+	if _, err := verifier.Verify(ctx, tokNew); err != nil {
+		t.Fatalf("token of the rotated-in key: %v", err)
+	}
+	// The issuer is briefly down: known keys keep working.
+	js.down.Store(true)
+	if _, err := verifier.Verify(ctx, tokOld); err != nil {
+		t.Fatalf("known key while the issuer is down: %v", err)
+	}
+}
+
+func TestRemoteKeysRateLimitUnknownKidRefreshes(t *testing.T) {
+	js := &jwksServer{}
+	signer := auth.NewSigner(mustKey(t), "iss")
+	js.publish(signer.PublicKey())
+	srv := httptest.NewServer(js)
+	defer srv.Close()
+	remote := auth.NewRemoteKeys(auth.FetchJWKS(srv.Client(), srv.URL), time.Hour, time.Hour)
+	for i := range 50 {
+		if _, err := remote.PublicKey(context.Background(), "made-up-"+string(rune('a'+i%26))); err == nil {
+			t.Fatal("unknown kid accepted")
+		}
+	}
+	if n := js.fetches.Load(); n != 1 {
+		t.Fatalf("%d fetches for 50 unknown kids, want 1 (refresh at most once per minRefresh)", n)
+	}
+}
+
+func TestParseJWKSSkipsForeignKeys(t *testing.T) {
+	k := mustKey(t).Public()
+	doc := `{"keys":[{"kty":"RSA","kid":"r","n":"x","e":"AQAB"},` +
+		`{"kty":"OKP","crv":"X25519","kid":"x","x":"` + k.ToJWK().X + `"},` +
+		`{"kty":"OKP","crv":"Ed25519","kid":"` + k.ID + `","x":"` + k.ToJWK().X + `","use":"sig"}]}`
+	keys, err := auth.ParseJWKS([]byte(doc))
+	if err != nil || len(keys) != 1 || keys[0].ID != k.ID || !keys[0].Key.Equal(k.Key) {
+		t.Fatalf("keys %v err %v", keys, err)
+	}
+	if _, err := auth.ParseJWKS([]byte(`{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k","x":"short"}]}`)); err == nil {
+		t.Fatal("a truncated key parsed")
+	}
+}
+
+func TestThumbprintRFC8037Example(t *testing.T) {
+	// RFC 8037 appendix A.3: the thumbprint of the example Ed25519 key.
+	x := "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"
+	keys, err := auth.ParseJWKS([]byte(`{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k","x":"` + x + `"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := auth.Thumbprint(keys[0].Key), "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"; got != want {
+		t.Fatalf("thumbprint %s, want %s", got, want)
+	}
+}
+
+func TestDevKeyIsCreatedOnceAndPrivate(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	a, err := auth.LoadOrCreateDevKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := auth.LoadOrCreateDevKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.ID != b.ID || !a.Private.Equal(b.Private) {
+		t.Fatal("second load returned another key")
+	}
+	fi, err := os.Stat(filepath.Join(dir, auth.DevKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file mode %v, want 0600", fi.Mode().Perm())
+	}
+	if err := os.WriteFile(filepath.Join(dir, auth.DevKeyFile), []byte("junk"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := auth.LoadOrCreateDevKey(dir); err == nil {
+		t.Fatal("a corrupt key file loaded")
+	}
+}
+
+func TestSignerTokensReuseUntilNearExpiry(t *testing.T) {
+	signer := auth.NewSigner(mustKey(t), "iss")
+	ts := auth.NewSignerTokens(signer, auth.Caller{Subject: "epro", Role: authzv1.Role_ROLE_SERVICE}, time.Hour)
+	a, err := ts.Token(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := ts.Token(context.Background())
+	if a != b {
+		t.Fatal("token re-minted while fresh")
+	}
+	c, err := auth.NewVerifier(auth.StaticKeys{signer.PublicKey()}, "iss").Verify(context.Background(), a)
+	if err != nil || c.Role != authzv1.Role_ROLE_SERVICE || c.Subject != "epro" {
+		t.Fatalf("%+v %v", c, err)
+	}
+	short := auth.NewSignerTokens(signer, auth.Caller{Subject: "epro", Role: authzv1.Role_ROLE_SERVICE}, time.Second)
+	x, _ := short.Token(context.Background())
+	time.Sleep(1100 * time.Millisecond) // the token's iat is in whole seconds
+	y, _ := short.Token(context.Background())
+	if x == y {
+		t.Fatal("token not re-minted near expiry")
+	}
+}
+
+func TestFileTokenRereadsRotatedSecret(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "token")
+	_ = os.WriteFile(path, []byte("one\n"), 0o600)
+	ft := auth.FileToken(path)
+	if tok, _ := ft.Token(context.Background()); tok != "one" {
+		t.Fatalf("token %q", tok)
+	}
+	_ = os.WriteFile(path, []byte("two"), 0o600)
+	if tok, _ := ft.Token(context.Background()); tok != "two" {
+		t.Fatalf("rotated token %q", tok)
+	}
+}
