@@ -15,7 +15,7 @@ ADDR     ?= :8080
 
 .PHONY: help
 help: ## Show this help
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 node_modules/.installed: package.json package-lock.json gen/ts/package.json
 	npm ci --no-audit --no-fund
@@ -63,10 +63,16 @@ check-generated: generate ## Fail when generated code differs from what is commi
 .PHONY: test
 test: tools lint breaking check-generated ## Every check and test: lint, breaking, generated code, Go tests on PostgreSQL, TS
 	go run ./services/platform/cmd/pgtest -- $(MAKE) --no-print-directory test-go
+	$(MAKE) --no-print-directory test-ts
 
 .PHONY: test-go
 test-go: ## Go tests of every module (expects TRIALHUB_TEST_POSTGRES_URL, or starts PostgreSQL per package)
-	@for m in $(MODULES); do echo "go test ./$$m/..."; (cd $$m && go test -count=1 ./...); done
+	@failed=; for m in $(MODULES); do echo "go test ./$$m/..."; (cd $$m && go test -count=1 ./...) || failed="$$failed $$m"; done; \
+	if [ -n "$$failed" ]; then echo "go test failed in:$$failed"; exit 1; fi
+
+.PHONY: test-ts
+test-ts: tools ## TypeScript SDK: build and its tests (node --test)
+	npm test --workspace @trialhub/api
 
 .PHONY: bench
 bench: tools ## Go benchmarks of every module
