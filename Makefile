@@ -48,7 +48,9 @@ lint: proto-deps ## buf lint + format, gofmt, go vet on every module, tsc
 	$(BUF) lint
 	$(BUF) format --diff --exit-code proto
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
-	@for m in $(MODULES); do echo "go vet ./$$m/..."; (cd $$m && go vet ./...); done
+	@for m in $(MODULES); do \
+	  if [ -n "$$(cd $$m && go list ./... 2>/dev/null)" ]; then echo "go vet ./$$m/..."; (cd $$m && go vet ./...); fi; \
+	done
 	cd gen/ts && npx tsc -p tsconfig.json --noEmit
 
 .PHONY: breaking

@@ -25,8 +25,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 	healthv1 "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	reflectionv1 "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -51,7 +51,7 @@ const issuer = "trialhub-test"
 // fixture is a platform server on a real loopback listener, serving test handlers
 // of contract services.
 type fixture struct {
-	t       *testing.T
+	t       testing.TB
 	url     string
 	addr    string
 	key     auth.Key // the key the server trusts, for hand-made tokens
@@ -108,13 +108,17 @@ func (p patients) GetPatientIdentity(ctx context.Context, req *patientv1.GetPati
 	return &patientv1.GetPatientIdentityResponse{SubjectUuid: req.GetSubjectUuid()}, nil
 }
 
-type keys struct{ patientv1connect.UnimplementedAuthServiceHandler }
+type keys struct {
+	patientv1connect.UnimplementedAuthServiceHandler
+}
 
 func (keys) GetSigningKeys(context.Context, *patientv1.GetSigningKeysRequest) (*patientv1.GetSigningKeysResponse, error) {
 	return &patientv1.GetSigningKeysResponse{Issuer: issuer}, nil
 }
 
-type plans struct{ trialv1connect.UnimplementedTrialServiceHandler }
+type plans struct {
+	trialv1connect.UnimplementedTrialServiceHandler
+}
 
 func (plans) GetSubjectVisitPlan(_ context.Context, req *trialv1.GetSubjectVisitPlanRequest) (*trialv1.GetSubjectVisitPlanResponse, error) {
 	return &trialv1.GetSubjectVisitPlanResponse{Enrollment: &trialv1.Enrollment{SubjectUuid: req.GetSubjectUuid()}}, nil
@@ -123,7 +127,7 @@ func (plans) GetSubjectVisitPlan(_ context.Context, req *trialv1.GetSubjectVisit
 // unruledProcedure is a method whose descriptor carries no trialhub.authz.v1 rule.
 const unruledProcedure = "/test.v1.UnruledService/Call"
 
-func registerUnruled(t *testing.T, server *connect.Server) {
+func registerUnruled(t testing.TB, server *connect.Server) {
 	fdp := &descriptorpb.FileDescriptorProto{
 		Name:       proto.String("test/v1/unruled.proto"),
 		Package:    proto.String("test.v1"),
@@ -158,7 +162,7 @@ func registerUnruled(t *testing.T, server *connect.Server) {
 	})
 }
 
-func newFixture(t *testing.T, opts ...platform.Option) *fixture {
+func newFixture(t testing.TB, opts ...platform.Option) *fixture {
 	t.Helper()
 	key, err := auth.NewKey()
 	if err != nil {
