@@ -67,4 +67,3 @@ func TestOpenRejectsUnknownDSN(t *testing.T) {
 		}
 	}
 }
-
