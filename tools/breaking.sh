@@ -12,7 +12,8 @@
 #
 # A break that was deliberately accepted (never needed once v1 is released: a break
 # goes into a new v2 package beside v1, which is not a break) is listed with its
-# commit hash and a reason in proto/BREAKING_ACCEPTED, one per line: "<sha> <reason>".
+# commit hash and a reason in proto/BREAKING_ACCEPTED, one per line: "<sha> <reason>",
+# with the full 40-character sha (git rev-parse <commit>).
 #
 # Usage: tools/breaking.sh            (from the repository root; make breaking)
 set -euo pipefail
@@ -34,8 +35,8 @@ accepted() {
 # image REV OUT builds the contract as it was at REV (or the working tree for "WORKTREE")
 # into an image. Returns 1 when REV has no contract yet.
 image() {
-  local rev=$1 out=$2 dir="$work/tree-$RANDOM$RANDOM"
-  mkdir -p "$dir"
+  local rev=$1 out=$2 dir
+  dir=$(mktemp -d "$work/tree.XXXXXX")
   if [ "$rev" = WORKTREE ]; then
     cp -r proto buf.yaml "$dir/"
   else
@@ -47,29 +48,52 @@ image() {
 }
 
 failures=0
+# buf does not read buf.yaml's breaking section when both inputs are images, so the
+# rules are given here; keep them the same as buf.yaml's (FILE, see why there).
+rules='{"version":"v2","breaking":{"use":["FILE"]}}'
 # check NEW OLD LABEL: buf breaking of NEW against OLD.
 check() {
   local new=$1 old=$2 label=$3 out
-  if ! out=$("$buf" breaking "$new" --against "$old" 2>&1); then
+  if ! out=$("$buf" breaking "$new" --against "$old" --config "$rules" 2>&1); then
     echo "breaking change in $label:"
     printf '%s\n' "$out" | sed 's/^/  /'
     failures=$((failures + 1))
   fi
 }
 
+# Every commit that touched the contract, oldest first, against the contract just
+# before it. With --first-parent and the path filter, a listed commit's parent holds the
+# contract of the previous listed commit, so that commit's image stands for the parent;
+# the first listed commit wrote the contract and has nothing to be checked against.
+# A commit whose contract does not build is a failure, not a commit to skip: skipping it
+# (and its successor, whose parent would not build either) let a break made together
+# with a typo, and the typo fixed in the next commit, pass unchecked. The commit after
+# it is checked against the last contract that built.
 commits=$(git rev-list --reverse --first-parent HEAD -- proto buf.yaml 2>/dev/null || true)
 checked=0
+prev=""
 for c in $commits; do
-  parent=$(git rev-parse -q --verify "$c^" || true)
-  [ -n "$parent" ] || continue
-  image "$c" "$work/new.binpb" || continue
-  image "$parent" "$work/old.binpb" || continue   # the commit that first wrote the contract
-  checked=$((checked + 1))
-  if accepted "$c"; then
-    echo "accepted break in $(git log -1 --format='%h %s' "$c") (proto/BREAKING_ACCEPTED)"
+  label="commit $(git log -1 --format='%h %s' "$c")"
+  if ! errs=$(image "$c" "$work/new.binpb" 2>&1); then
+    if accepted "$c"; then
+      echo "accepted unbuildable contract in $label (proto/BREAKING_ACCEPTED)"
+    else
+      echo "breaking change in $label: its contract is missing or does not build, so it cannot be checked:"
+      printf '%s\n' "$errs" | sed 's/^/  /'
+      failures=$((failures + 1))
+    fi
     continue
   fi
-  check "$work/new.binpb" "$work/old.binpb" "commit $(git log -1 --format='%h %s' "$c")"
+  if [ -n "$prev" ]; then
+    checked=$((checked + 1))
+    if accepted "$c"; then
+      echo "accepted break in ${label#commit } (proto/BREAKING_ACCEPTED)"
+    else
+      check "$work/new.binpb" "$prev" "$label"
+    fi
+  fi
+  prev="$work/prev.binpb"
+  mv "$work/new.binpb" "$prev"
 done
 
 if git rev-parse -q --verify HEAD >/dev/null && image HEAD "$work/head.binpb"; then
@@ -78,9 +102,18 @@ if git rev-parse -q --verify HEAD >/dev/null && image HEAD "$work/head.binpb"; t
   branch=$(git rev-parse --abbrev-ref HEAD)
   for main in origin/main main; do
     if [ "$branch" != main ] && git rev-parse -q --verify "$main" >/dev/null; then
-      base=$(git merge-base HEAD "$main")
+      base=$(git merge-base HEAD "$main") against="its merge base with $main"
+      # A break accepted on this branch is its new baseline (the commits before it
+      # were checked one by one above); without this the accepted break would still
+      # fail here, and the document-and-accept path would never pass on a branch.
+      for c in $(git rev-list --first-parent "$base..HEAD" -- proto buf.yaml); do
+        if accepted "$c"; then
+          base=$c against="the break accepted in $(git log -1 --format=%h "$c")"
+          break
+        fi
+      done
       if image "$base" "$work/base.binpb"; then
-        check "$work/tree.binpb" "$work/base.binpb" "branch $branch against its merge base with $main"
+        check "$work/tree.binpb" "$work/base.binpb" "branch $branch against $against"
       fi
       break
     fi
