@@ -2818,7 +2818,7 @@ var File_trialhub_epro_v1_epro_service_proto protoreflect.FileDescriptor
 
 const file_trialhub_epro_v1_epro_service_proto_rawDesc = "" +
 	"\n" +
-	"#trialhub/epro/v1/epro_service.proto\x12\x10trialhub.epro.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dtrialhub/authz/v1/authz.proto\x1a$trialhub/epro/v1/questionnaire.proto\x1a\x1ftrialhub/epro/v1/response.proto\x1a\x1ctrialhub/epro/v1/types.proto\"\x9e\f\n" +
+	"#trialhub/epro/v1/epro_service.proto\x12\x10trialhub.epro.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dtrialhub/authz/v1/authz.proto\x1a$trialhub/epro/v1/questionnaire.proto\x1a\x1ftrialhub/epro/v1/response.proto\x1a\x1ctrialhub/epro/v1/types.proto\"\xa1\f\n" +
 	"\x1aCreateQuestionnaireRequest\x12G\n" +
 	"\x0fidempotency_key\x18\x01 \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\x0eidempotencyKey\x12\x1d\n" +
 	"\x03url\x18\x02 \x01(\tB\v\xbaH\br\x06\x18\x80\b\x88\x01\x01R\x03url\x12W\n" +
@@ -2828,8 +2828,8 @@ const file_trialhub_epro_v1_epro_service_proto_rawDesc = "" +
 	"\xbaH\ar\x05\x10\x01\x18\xc8\x01R\x05title\x12,\n" +
 	"\x04code\x18\x06 \x01(\v2\x18.trialhub.epro.v1.CodingR\x04code\x12K\n" +
 	"\x06status\x18\a \x01(\x0e2%.trialhub.epro.v1.QuestionnaireStatusB\f\xbaH\t\x82\x01\x06\x10\x01\x18\x01\x18\x02R\x06status\x12*\n" +
-	"\vdescription\x18\b \x01(\tB\b\xbaH\x05r\x03\x18\xa0\x1fR\vdescription\x12E\n" +
-	"\blanguage\x18\t \x01(\tB)\xbaH&r$\x18#2 ^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$R\blanguage\x12&\n" +
+	"\vdescription\x18\b \x01(\tB\b\xbaH\x05r\x03\x18\xa0\x1fR\vdescription\x12H\n" +
+	"\blanguage\x18\t \x01(\tB,\xbaH)r'\x18#2#^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$R\blanguage\x12&\n" +
 	"\tcopyright\x18\n" +
 	" \x01(\tB\b\xbaH\x05r\x03\x18\xd0\x0fR\tcopyright\x12F\n" +
 	"\x05items\x18\v \x03(\v2#.trialhub.epro.v1.QuestionnaireItemB\v\xbaH\b\x92\x01\x05\b\x01\x10\xc8\x01R\x05items\x12L\n" +
@@ -2901,14 +2901,14 @@ const file_trialhub_epro_v1_epro_service_proto_rawDesc = "" +
 	"page_token\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"x\n" +
 	"\x13ListMyTasksResponse\x129\n" +
 	"\x05tasks\x18\x01 \x03(\v2#.trialhub.epro.v1.QuestionnaireTaskR\x05tasks\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xf0\x04\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x80\x05\n" +
 	"\x15SubmitResponseRequest\x12G\n" +
 	"\x0fidempotency_key\x18\x01 \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\x0eidempotencyKey\x12#\n" +
 	"\btrial_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\atrialId\x12#\n" +
 	"\bvisit_id\x18\x03 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\avisitId\x123\n" +
-	"\x10questionnaire_id\x18\x04 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x0fquestionnaireId\x12\xa5\x01\n" +
-	"\vauthored_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampBh\xbaHe\xba\x01_\n" +
-	"\x16authored_at.not_future\x12%authored_at must not be in the future\x1a\x1ethis <= now + duration('300s')\xc8\x01\x01R\n" +
+	"\x10questionnaire_id\x18\x04 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x0fquestionnaireId\x12\xb5\x01\n" +
+	"\vauthored_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampBx\xbaHu\xba\x01o\n" +
+	"&submit_response.authored_at_not_future\x12%authored_at must not be in the future\x1a\x1ethis <= now + duration('300s')\xc8\x01\x01R\n" +
 	"authoredAt\x12C\n" +
 	"\aanswers\x18\x06 \x03(\v2\x1c.trialhub.epro.v1.ItemAnswerB\v\xbaH\b\x92\x01\x05\b\x01\x10\xf4\x03R\aanswers:\xa1\x01\xbaH\x9d\x01\x1a\x9a\x01\n" +
 	"\x1fsubmit_response.unique_link_ids\x12&each link_id may be answered only once\x1aOthis.answers.all(a, this.answers.filter(b, b.link_id == a.link_id).size() == 1)\"U\n" +

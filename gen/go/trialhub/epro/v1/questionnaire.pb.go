@@ -1636,7 +1636,7 @@ const file_trialhub_epro_v1_questionnaire_proto_rawDesc = "" +
 	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x06method\x12F\n" +
 	"\blink_ids\x18\x05 \x03(\tB+\xbaH(\x92\x01%\b\x01\x10\xc8\x01\x18\x01\"\x1cr\x1a\x10\x01\x18\x80\x012\x13^[A-Za-z0-9._:/-]+$R\alinkIds\x12>\n" +
 	"\x05bands\x18\x06 \x03(\v2\x1e.trialhub.epro.v1.SeverityBandB\b\xbaH\x05\x92\x01\x02\x10\x14R\x05bands:\x9c\x01\xbaH\x98\x01\x1a\x95\x01\n" +
-	"\x1bscoring_rule.bands_disjoint\x12\x1fseverity bands must not overlap\x1aUthis.bands.all(b, this.bands.filter(c, c.min <= b.max && b.min <= c.max).size() == 1)\"\xed\x01\n" +
+	"\x1bscoring_rule.bands_disjoint\x12\x1fseverity bands must not overlap\x1aUthis.bands.all(b, this.bands.filter(c, c.min <= b.max && b.min <= c.max).size() <= 1)\"\xed\x01\n" +
 	"\fSeverityBand\x12\x19\n" +
 	"\x03min\x18\x01 \x01(\x01B\a\xbaH\x04\x12\x02@\x01R\x03min\x12\x19\n" +
 	"\x03max\x18\x02 \x01(\x01B\a\xbaH\x04\x12\x02@\x01R\x03max\x12\x1f\n" +

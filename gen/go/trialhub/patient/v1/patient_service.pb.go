@@ -704,13 +704,13 @@ var File_trialhub_patient_v1_patient_service_proto protoreflect.FileDescriptor
 
 const file_trialhub_patient_v1_patient_service_proto_rawDesc = "" +
 	"\n" +
-	")trialhub/patient/v1/patient_service.proto\x12\x13trialhub.patient.v1\x1a\x1bbuf/validate/validate.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dtrialhub/authz/v1/authz.proto\"\xc2\x02\n" +
+	")trialhub/patient/v1/patient_service.proto\x12\x13trialhub.patient.v1\x1a\x1bbuf/validate/validate.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dtrialhub/authz/v1/authz.proto\"\xa9\x02\n" +
 	"\aProfile\x12A\n" +
 	"\bnickname\x18\x01 \x01(\tB%\xbaH\"\xd8\x01\x01r\x1d\x18(2\x19^[^\\s](?:[^\\r\\n]*[^\\s])?$R\bnickname\x127\n" +
 	"\n" +
-	"avatar_url\x18\x02 \x01(\tB\x18\xbaH\x15\xd8\x01\x01r\x10\x18\x80\x10:\bhttps://\x88\x01\x01R\tavatarUrl\x12`\n" +
-	"\blanguage\x18\x03 \x01(\tBD\xbaHA\xd8\x01\x01r<\x18#28^[A-Za-z]{2,3}(-[A-Za-z]{4})?(-([A-Za-z]{2}|[0-9]{3}))?$R\blanguage\x12Y\n" +
-	"\ttime_zone\x18\x04 \x01(\tB<\xbaH9\xd8\x01\x01r4\x18@20^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}$R\btimeZone\"\x13\n" +
+	"avatar_url\x18\x02 \x01(\tB\x18\xbaH\x15\xd8\x01\x01r\x10\x18\x80\x10:\bhttps://\x88\x01\x01R\tavatarUrl\x12K\n" +
+	"\blanguage\x18\x03 \x01(\tB/\xbaH,\xd8\x01\x01r'\x18#2#^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$R\blanguage\x12U\n" +
+	"\ttime_zone\x18\x04 \x01(\tB8\xbaH5\xd8\x01\x01r0\x18@2,^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$R\btimeZone\"\x13\n" +
 	"\x11GetProfileRequest\"\xaa\x01\n" +
 	"\x12GetProfileResponse\x12!\n" +
 	"\fsubject_uuid\x18\x01 \x01(\tR\vsubjectUuid\x126\n" +
