@@ -23,8 +23,8 @@ import (
 // ruleCase is one hand-written invalid request that breaks exactly one CEL rule
 // or oneof rule of the contract.
 type ruleCase struct {
-	rule  string      // the CEL rule id, or the full name of the oneof whose rule is broken
-	want  violation   // the violation expected
+	rule  string    // the CEL rule id, or the full name of the oneof whose rule is broken
+	want  violation // the violation expected
 	build func(t testing.TB) proto.Message
 }
 
