@@ -121,6 +121,8 @@ func banner(cfg Config, addr string, signer *auth.Signer) error {
 		"  data:       " + cfg.Data,
 		"  health:     curl -s " + base + "/grpc.health.v1.Health/Check -H 'Content-Type: application/json' -d '{}'",
 		"  services:   npx buf curl --http2-prior-knowledge --list-methods " + base,
+		`              printf '\x00\x00\x00\x00\x13{"listServices":""}' | curl -s --http2-prior-knowledge -H 'Content-Type: application/connect+json' --data-binary @- ` +
+			base + "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
 		"  keys:       curl -s " + base + JWKSPath,
 		"  tokens:     go run ./services/stack/cmd/trialhub token --data " + cfg.Data + " --role analyst   (patient|investigator --site ID|analyst|admin|service)",
 		"  admin token (12 h):",
