@@ -3,8 +3,10 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
 	"connectrpc.com/connect/v2"
@@ -51,8 +53,9 @@ func (b Breaker) withDefaults() Breaker {
 }
 
 type breaker struct {
-	name string
-	cb   *gobreaker.TwoStepCircuitBreaker[struct{}]
+	name    string
+	cb      *gobreaker.TwoStepCircuitBreaker[struct{}]
+	timeout time.Duration
 }
 
 func newBreaker(dep Dependency, log *slog.Logger) *breaker {
@@ -67,17 +70,27 @@ func newBreaker(dep Dependency, log *slog.Logger) *breaker {
 		BucketPeriod: cfg.Window / 10,
 		Timeout:      cfg.OpenFor,
 		ReadyToTrip: func(c gobreaker.Counts) bool {
-			return c.Requests >= cfg.MinCalls && float64(c.TotalFailures) >= cfg.FailureRatio*float64(c.Requests)
+			// Excluded calls (callers giving up) are no evidence either way.
+			n := c.Requests - c.TotalExclusions
+			return n >= cfg.MinCalls && float64(c.TotalFailures) >= cfg.FailureRatio*float64(n)
 		},
 		OnStateChange: func(name string, from, to gobreaker.State) {
 			log.Warn("circuit breaker", "dependency", name, "from", from.String(), "to", to.String())
 		},
 		IsSuccessful: func(err error) bool { return !dependencyFailure(err) },
-		// A caller giving up is no verdict on the dependency.
-		IsExcluded: func(err error) bool { return connect.CodeOf(err) == connect.CodeCanceled },
+		// A caller giving up, or running out of its own (shorter) time, is no
+		// verdict on the dependency.
+		IsExcluded: func(err error) bool {
+			return connect.CodeOf(err) == connect.CodeCanceled || errors.Is(err, errCallerDeadline)
+		},
 	})
-	return &breaker{name: dep.Name, cb: cb}
+	return &breaker{name: dep.Name, cb: cb, timeout: dep.Timeout}
 }
+
+// errCallerDeadline marks a call that ran out of time because its caller allowed
+// less than the dependency's timeout: a hasty caller must not open the breaker for
+// everyone.
+var errCallerDeadline = errors.New("deadline set by the caller")
 
 // dependencyFailure reports whether an error says the dependency is unwell, as
 // opposed to our request being wrong (invalid argument, not found, denied ...).
@@ -103,12 +116,34 @@ func (b *breaker) interceptor() connect.ClientInterceptor {
 			if err != nil {
 				return nil, connect.Errorf(connect.CodeUnavailable, "%s: circuit breaker open", b.name).WithCause(err)
 			}
+			hasty := false
+			if d, ok := ctx.Deadline(); ok && time.Until(d) < b.timeout {
+				hasty = true
+			}
+			report := func(err error) {
+				if hasty && connect.CodeOf(err) == connect.CodeDeadlineExceeded {
+					err = fmt.Errorf("%w: %w", errCallerDeadline, err)
+				}
+				done(err)
+			}
 			stream, err := next(ctx, spec)
 			if err != nil {
-				done(err)
+				report(err)
 				return nil, err
 			}
-			return &outcomeStream{ClientStream: stream, done: done}, nil
+			s := &outcomeStream{ClientStream: stream, done: report}
+			// A stream its caller abandons by cancelling, without Close or another
+			// Receive, must still report, or a half-open breaker would wait for its
+			// probe forever.
+			stop := context.AfterFunc(ctx, func() { s.report(ctx.Err()) })
+			s.mu.Lock()
+			if s.finished {
+				stop()
+			} else {
+				s.stop = stop
+			}
+			s.mu.Unlock()
+			return s, nil
 		}
 	}
 }
@@ -117,15 +152,32 @@ func (b *breaker) interceptor() connect.ClientInterceptor {
 // on the first receive error (io.EOF is success) or on Close.
 type outcomeStream struct {
 	connect.ClientStream
-	done     func(error)
-	reported bool
+	done func(error)
+
+	mu       sync.Mutex
+	finished bool
+	stop     func() bool // unregisters the context watch
 }
 
 func (s *outcomeStream) report(err error) {
-	if !s.reported {
-		s.reported = true
-		s.done(err)
+	s.mu.Lock()
+	if s.finished {
+		s.mu.Unlock()
+		return
 	}
+	s.finished = true
+	stop := s.stop
+	s.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	switch {
+	case errors.Is(err, context.Canceled):
+		err = connect.NewError(connect.CodeCanceled, "call abandoned").WithCause(err)
+	case errors.Is(err, context.DeadlineExceeded):
+		err = connect.NewError(connect.CodeDeadlineExceeded, "call timed out").WithCause(err)
+	}
+	s.done(err)
 }
 
 func (s *outcomeStream) Send(msg any) error {

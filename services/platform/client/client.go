@@ -47,8 +47,10 @@ type Dependency struct {
 	Name string
 	// BaseURL is where the dependency listens: "http://trial:8080".
 	BaseURL string
-	// Timeout bounds a whole call, all attempts included. Default 2000 ms for
-	// services (Service) and 500 ms for external vendors (Vendor).
+	// Timeout bounds a whole call, all attempts included, streams to their end.
+	// Default 2000 ms for services (Service) and 500 ms for external vendors
+	// (Vendor). A caller's earlier deadline wins; a long export stream wants a
+	// client of its own with a longer Timeout.
 	Timeout time.Duration
 	// MaxAttempts is the most attempts of one call, the first included. Default 3;
 	// 1 turns retries off.
@@ -219,18 +221,26 @@ func (s *cancelOnClose) Close() error {
 	return s.ClientStream.Close()
 }
 
-// bearer attaches the service's token to every call.
+// bearer attaches the service's token to every call. It sets the header on the
+// call's own CallInfo (connect attaches one before the interceptors run), so the
+// request headers the caller set are sent and the response metadata reaches them.
+// As a caller may reuse that CallInfo for the next call, to another dependency, a
+// client without tokens removes the header rather than send another's token on.
 func bearer(tokens auth.TokenSource) connect.ClientInterceptor {
 	return func(next connect.ClientFunc) connect.ClientFunc {
 		return func(ctx context.Context, spec connect.Spec) (connect.ClientStream, error) {
+			info, ok := connect.CallInfoForClientContext(ctx)
+			if !ok {
+				ctx, info = connect.NewClientContext(ctx)
+			}
 			if tokens == nil {
+				info.RequestHeader().Delete("Authorization")
 				return next(ctx, spec)
 			}
 			token, err := tokens.Token(ctx)
 			if err != nil {
 				return nil, connect.NewError(connect.CodeUnauthenticated, "no service token").WithCause(err)
 			}
-			ctx, info := connect.NewClientContext(ctx)
 			info.RequestHeader().Set("Authorization", "Bearer "+token)
 			return next(ctx, spec)
 		}
@@ -240,8 +250,11 @@ func bearer(tokens auth.TokenSource) connect.ClientInterceptor {
 // retryState tells the HTTP layer whether the call in flight may be retried. It is
 // set by the Connect layer, which knows the method and sees the request message,
 // before the HTTP request is made (unary and server-streaming requests are sent
-// when their one message is).
-type retryState struct{ safe bool }
+// when their one message is). The HTTP layer counts the call's attempts in it.
+type retryState struct {
+	safe     bool
+	attempts int
+}
 
 type retryStateKey struct{}
 

@@ -2,12 +2,16 @@ package client
 
 import (
 	"context"
+	"errors"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
+	"connectrpc.com/connect/v2"
 	"github.com/hashicorp/go-retryablehttp"
 )
 
@@ -29,11 +33,19 @@ func newRetrier(dep Dependency, base http.RoundTripper) *retrier {
 	rc.RetryWaitMin = dep.BackoffBase
 	rc.RetryWaitMax = dep.BackoffMax
 	rc.CheckRetry = func(ctx context.Context, res *http.Response, err error) (bool, error) {
-		if ctx.Err() != nil {
-			return false, ctx.Err()
-		}
-		if !retryableOutcome(res, err) {
+		// A caller that stopped waiting gets what there is; returning ctx.Err()
+		// here would hand net/http a response and an error at once, and it would
+		// drop the response without closing its body.
+		if !retryableOutcome(res, err) || ctx.Err() != nil {
 			return false, nil
+		}
+		// go-retryablehttp asks before it checks RetryMax, so count attempts here:
+		// after the last one no retry follows, and none must be paid for.
+		if s, ok := ctx.Value(retryStateKey{}).(*retryState); ok {
+			s.attempts++
+			if s.attempts >= dep.MaxAttempts {
+				return false, nil
+			}
 		}
 		return b.withdraw(), nil
 	}
@@ -47,10 +59,25 @@ func newRetrier(dep Dependency, base http.RoundTripper) *retrier {
 // RoundTrip implements http.RoundTripper.
 func (r *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 	r.spend.deposit()
-	if retryable(req.Context()) && req.GetBody != nil || retryable(req.Context()) && req.Body == nil {
-		return r.retry.RoundTrip(req)
+	rt := r.once
+	if retryable(req.Context()) && (req.GetBody != nil || req.Body == nil) {
+		rt = r.retry
 	}
-	return r.once.RoundTrip(req)
+	res, err := rt.RoundTrip(req)
+	return res, peerFailure(req.Context(), err)
+}
+
+// peerFailure makes a connection the dependency reset or broke read as its
+// failure. Connect maps ECONNRESET and EPIPE to CodeCanceled, as if our caller had
+// given up, which would hide them from the breaker (it excludes cancellations).
+func peerFailure(ctx context.Context, err error) error {
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+		return connect.NewError(connect.CodeUnavailable, err.Error()).WithCause(err)
+	}
+	return err
 }
 
 // retryableOutcome reports whether an attempt's outcome is worth another attempt:
@@ -77,8 +104,8 @@ func backoff(lo, hi time.Duration, attempt int, res *http.Response) time.Duratio
 		}
 	}
 	ceiling := hi
-	if attempt < 30 {
-		ceiling = min(hi, lo<<attempt)
+	if attempt < 63 && lo <= hi>>attempt { // lo<<attempt fits under hi, no overflow
+		ceiling = lo << attempt
 	}
 	if ceiling <= 0 {
 		return 0
@@ -92,7 +119,8 @@ func retryAfter(v string) (time.Duration, bool) {
 		return 0, false
 	}
 	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
-		return time.Duration(s) * time.Second, true
+		// Clamp so that a huge value cannot overflow into a negative wait.
+		return time.Duration(min(int64(s), math.MaxInt64/int64(time.Second))) * time.Second, true
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		return max(0, time.Until(t)), true

@@ -1,0 +1,51 @@
+package client_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"time"
+
+	patientv1 "github.com/trialhub/trialhub/gen/go/trialhub/patient/v1"
+	"github.com/trialhub/trialhub/gen/go/trialhub/patient/v1/patientv1connect"
+	"github.com/trialhub/trialhub/services/platform/auth"
+	"github.com/trialhub/trialhub/services/platform/client"
+)
+
+// A service builds one client per dependency at start and shares it: the breaker
+// and the retry budget belong to the client.
+func ExampleNew() {
+	// The SERVICE token the deployment mounts and rotates on disk.
+	tokens := auth.FileToken("/var/run/secrets/trialhub/token")
+	patients := patientv1connect.NewPatientServiceClient(
+		client.New(client.Service("patient", "http://patient:8080"), client.WithTokens(tokens)))
+
+	// Safe to retry (NO_SIDE_EFFECTS): a 503 from the load balancer is retried
+	// within the 2s the dependency allows.
+	status, err := patients.GetSubjectStatus(context.Background(),
+		&patientv1.GetSubjectStatusRequest{SubjectUuid: "0f8e3a55-5f1c-4b8e-9d0a-3c1b2a4d5e6f"})
+	if err != nil {
+		log.Printf("patient service: %v", err) // UNAVAILABLE while its breaker is open
+		return
+	}
+	fmt.Println(status.GetExists())
+}
+
+// A dependency is tuned field by field; zero fields keep their defaults.
+func ExampleDependency() {
+	dep := client.Vendor("push-vendor", "https://push.example.com")
+	dep.Protocol = "connect" // the vendor does not speak gRPC
+	dep.MaxAttempts = 2
+	dep.Breaker = client.Breaker{OpenFor: 30 * time.Second}
+	_ = client.New(dep, client.WithTokens(auth.StaticToken("vendor-api-key")))
+}
+
+func ExampleService() {
+	fmt.Println(client.Service("trial", "http://trial:8080").Timeout)
+	// Output: 2s
+}
+
+func ExampleVendor() {
+	fmt.Println(client.Vendor("push-vendor", "https://push.example.com").Timeout)
+	// Output: 500ms
+}
