@@ -2,6 +2,7 @@ package auth_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -251,5 +252,78 @@ func TestFileTokenRereadsRotatedSecret(t *testing.T) {
 	_ = os.WriteFile(path, []byte("two"), 0o600)
 	if tok, _ := ft.Token(context.Background()); tok != "two" {
 		t.Fatalf("rotated token %q", tok)
+	}
+}
+
+// countingKeys is a key source whose key can be withdrawn, counting look-ups.
+type countingKeys struct {
+	mu        sync.Mutex
+	key       auth.PublicKey
+	withdrawn bool
+	lookups   int
+}
+
+func (k *countingKeys) PublicKey(_ context.Context, kid string) (ed25519.PublicKey, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.lookups++
+	if k.withdrawn || kid != k.key.ID {
+		return nil, errors.New("unknown kid")
+	}
+	return k.key.Key, nil
+}
+
+func TestVerifiedTokensAreCachedWithinTheirLifeAndAMinute(t *testing.T) {
+	signer := auth.NewSigner(mustKey(t), "iss")
+	keys := &countingKeys{key: signer.PublicKey()}
+	now := time.Now()
+	clock := func() time.Time { return now }
+	verifier := auth.NewVerifier(keys, "iss", auth.WithClock(clock), auth.WithLeeway(0))
+	tok, _, _ := signer.Sign(auth.Caller{Subject: "inv", Role: authzv1.Role_ROLE_INVESTIGATOR, Sites: []string{"s1"}}, 10*time.Minute)
+	ctx := context.Background()
+
+	for range 100 {
+		c, err := verifier.Verify(ctx, tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Sites[0] = "tampered" // a handler scribbling on its copy
+	}
+	if keys.lookups != 1 {
+		t.Fatalf("%d key look-ups for one token verified 100 times, want 1", keys.lookups)
+	}
+	if c, _ := verifier.Verify(ctx, tok); c.Sites[0] != "s1" {
+		t.Fatalf("cached caller changed by a handler: %v", c.Sites)
+	}
+	// A withdrawn key stops being accepted within a minute, cache or not.
+	keys.mu.Lock()
+	keys.withdrawn = true
+	keys.mu.Unlock()
+	now = now.Add(61 * time.Second)
+	if _, err := verifier.Verify(ctx, tok); !errors.Is(err, auth.ErrInvalidToken) {
+		t.Fatalf("token of a withdrawn key after 61s: %v", err)
+	}
+	// An expired token is refused even when it was cached.
+	keys.mu.Lock()
+	keys.withdrawn = false
+	keys.mu.Unlock()
+	if _, err := verifier.Verify(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(10 * time.Minute)
+	if _, err := verifier.Verify(ctx, tok); !errors.Is(err, auth.ErrInvalidToken) {
+		t.Fatalf("expired cached token: %v", err)
+	}
+	// WithCache(0) turns it off.
+	off := auth.NewVerifier(keys, "iss", auth.WithCache(0))
+	fresh, _, _ := signer.Sign(auth.Caller{Subject: "x", Role: authzv1.Role_ROLE_ADMIN}, time.Hour)
+	before := keys.lookups
+	for range 3 {
+		if _, err := off.Verify(ctx, fresh); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if keys.lookups-before != 3 {
+		t.Fatalf("uncached verifier looked up keys %d times for 3 calls", keys.lookups-before)
 	}
 }

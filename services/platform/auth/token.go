@@ -132,6 +132,7 @@ type Verifier struct {
 	issuer string
 	leeway time.Duration
 	now    func() time.Time
+	cache  *verified
 }
 
 // VerifierOption configures a Verifier.
@@ -140,12 +141,24 @@ type VerifierOption func(*Verifier)
 // WithLeeway sets the clock skew tolerated on exp, nbf and iat. Default 30s.
 func WithLeeway(d time.Duration) VerifierOption { return func(v *Verifier) { v.leeway = d } }
 
+// WithCache sets how many verified tokens are remembered, each until it expires
+// and for at most a minute, so that a client sending the same token on every call
+// is verified once. Default 10000; 0 turns the cache off.
+func WithCache(size int) VerifierOption {
+	return func(v *Verifier) {
+		v.cache = nil
+		if size > 0 {
+			v.cache = newVerified(size, time.Minute)
+		}
+	}
+}
+
 // WithClock sets the time source, for tests. Default time.Now.
 func WithClock(now func() time.Time) VerifierOption { return func(v *Verifier) { v.now = now } }
 
 // NewVerifier returns a Verifier for tokens issued by issuer with keys from keys.
 func NewVerifier(keys KeySource, issuer string, opts ...VerifierOption) *Verifier {
-	v := &Verifier{keys: keys, issuer: issuer, leeway: 30 * time.Second, now: time.Now}
+	v := &Verifier{keys: keys, issuer: issuer, leeway: 30 * time.Second, now: time.Now, cache: newVerified(10000, time.Minute)}
 	for _, o := range opts {
 		o(v)
 	}
@@ -154,6 +167,12 @@ func NewVerifier(keys KeySource, issuer string, opts ...VerifierOption) *Verifie
 
 // Verify returns the caller a token speaks for, or an error wrapping ErrInvalidToken.
 func (v *Verifier) Verify(ctx context.Context, token string) (Caller, error) {
+	now := v.now()
+	if v.cache != nil {
+		if c, ok := v.cache.get(token, now); ok {
+			return c, nil
+		}
+	}
 	parser := jwt.NewParser(
 		jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
 		jwt.WithIssuer(v.issuer),
@@ -181,6 +200,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Caller, error) {
 	c := Caller{Subject: claims.Subject, Role: role, TokenID: claims.ID}
 	if role == authzv1.Role_ROLE_INVESTIGATOR {
 		c.Sites = claims.Sites
+	}
+	if v.cache != nil {
+		v.cache.put(token, c, claims.ExpiresAt.Time, now)
 	}
 	return c, nil
 }
