@@ -320,7 +320,7 @@ func TestOnePortServesGRPCGRPCWebAndConnectJSON(t *testing.T) {
 		for _, s := range res.GetListServicesResponse().GetService() {
 			names = append(names, s.GetName())
 		}
-		for _, want := range []string{"trialhub.patient.v1.PatientService", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"} {
+		for _, want := range []string{"trialhub.patient.v1.PatientService", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"} {
 			if !strings.Contains(strings.Join(names, " "), want) {
 				t.Errorf("reflection services %v lack %s", names, want)
 			}
