@@ -178,7 +178,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		// Idle keep-alive connections are closed after two minutes; open calls are
 		// not affected (streams are bounded by their RPC deadlines instead).
 		IdleTimeout: 2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.opts.log.Handler(), slog.LevelWarn),
+		ErrorLog:    slog.NewLogLogger(s.opts.log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
