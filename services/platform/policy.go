@@ -1,7 +1,6 @@
 package platform
 
 import (
-	"fmt"
 	"iter"
 	"strings"
 
@@ -96,5 +95,5 @@ func describeRoles(rule *authzv1.Rule) string {
 	if len(names) == 0 {
 		return "nobody"
 	}
-	return fmt.Sprint(strings.Join(names, ", "))
+	return strings.Join(names, ", ")
 }

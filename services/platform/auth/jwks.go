@@ -85,8 +85,12 @@ func (s StaticKeys) PublicKey(_ context.Context, kid string) (ed25519.PublicKey,
 // FetchFunc loads the issuer's current public keys.
 type FetchFunc func(ctx context.Context) ([]PublicKey, error)
 
-// FetchJWKS returns a FetchFunc that GETs a JWKS document from url.
+// FetchJWKS returns a FetchFunc that GETs a JWKS document from url. A nil client
+// means one with a 5 s timeout.
 func FetchJWKS(client *http.Client, url string) FetchFunc {
+	if client == nil {
+		client = &http.Client{Timeout: 5 * time.Second}
+	}
 	return func(ctx context.Context) ([]PublicKey, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
