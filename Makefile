@@ -17,7 +17,7 @@ ADDR     ?= :8080
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-node_modules/.installed: package.json package-lock.json gen/ts/package.json
+node_modules/.installed: package.json package-lock.json gen/ts/package.json web-client/package.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
@@ -52,6 +52,8 @@ lint: proto-deps ## buf lint + format, gofmt, go vet on every module, tsc
 	  if [ -n "$$(cd $$m && go list ./... 2>/dev/null)" ]; then echo "go vet ./$$m/..."; (cd $$m && go vet ./...); fi; \
 	done
 	cd gen/ts && npx tsc -p tsconfig.json --noEmit
+	npm run build --workspace @trialhub/api >/dev/null
+	npm run typecheck --workspace @trialhub/web-client
 
 .PHONY: breaking
 breaking: proto-deps ## buf breaking (FILE rules) on every commit that touched the contract
@@ -62,10 +64,15 @@ check-generated: generate ## Fail when generated code differs from what is commi
 	@status=$$(git status --porcelain -- gen services/*/ent); \
 	if [ -n "$$status" ]; then echo "generated code is stale; run make generate and commit:"; echo "$$status"; git diff --stat -- gen services; exit 1; fi
 
+.PHONY: deps
+deps: ## Install missing Debian packages the tests need (PostgreSQL server, Chromium)
+	bash tools/debian-deps.sh
+
 .PHONY: test
-test: tools lint breaking check-generated ## Every check and test: lint, breaking, generated code, Go tests on PostgreSQL, TS
+test: deps tools lint breaking check-generated ## Every check and test: lint, breaking, generated code, Go tests on PostgreSQL, TS, browser
 	go run ./services/platform/cmd/pgtest -- $(MAKE) --no-print-directory test-go
 	$(MAKE) --no-print-directory test-ts
+	$(MAKE) --no-print-directory test-web
 
 .PHONY: test-go
 test-go: ## Go tests of every module (expects TRIALHUB_TEST_POSTGRES_URL, or starts PostgreSQL per package)
@@ -76,6 +83,15 @@ test-go: ## Go tests of every module (expects TRIALHUB_TEST_POSTGRES_URL, or sta
 test-ts: tools ## TypeScript SDK: build and its tests (node --test)
 	npm test --workspace @trialhub/api
 
+.PHONY: test-web
+test-web: web ## Browser tests: the app in headless Chromium against the dev stack
+	npm test --workspace @trialhub/web-client
+
+.PHONY: web
+web: tools ## Build the browser app into web-client/dist
+	npm run build --workspace @trialhub/api
+	npm run build --workspace @trialhub/web-client
+
 .PHONY: bench
 bench: tools ## Go benchmarks of every module
 	go run ./services/platform/cmd/pgtest -- bash -c 'for m in $(MODULES); do (cd $$m && go test -run=^$$ -bench=. -benchmem ./...); done'
@@ -85,7 +101,7 @@ build: tools ## Build the trialhub command into bin/
 	go build -o bin/trialhub ./services/stack/cmd/trialhub
 
 .PHONY: run
-run: build ## Start the whole platform on embedded SQLite (ADDR=:8080 DATA=data)
+run: build web ## Start the whole platform and the web app on embedded SQLite (ADDR=:8080 DATA=data)
 	./bin/trialhub dev --addr $(ADDR) --data $(DATA)
 
 .PHONY: ci

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -32,6 +33,9 @@ type Config struct {
 	Addr string
 	// Data is the folder for databases and the dev key. Default "data".
 	Data string
+	// Web is the folder of the built browser app, served at /. When it does not
+	// exist, / says how to build it. Default "web-client/dist".
+	Web string
 	// Log receives the server's logs. Default JSON on stderr.
 	Log *slog.Logger
 	// Out receives the start-up banner for a newcomer. Default io.Discard.
@@ -65,6 +69,9 @@ func Dev(ctx context.Context, cfg Config) error {
 	if cfg.Out == nil {
 		cfg.Out = io.Discard
 	}
+	if cfg.Web == "" {
+		cfg.Web = filepath.Join("web-client", "dist")
+	}
 	signer, err := Signer(cfg.Data)
 	if err != nil {
 		return err
@@ -80,6 +87,7 @@ func Dev(ctx context.Context, cfg Config) error {
 	}
 	srv := platform.NewServer("trialhub", opts...)
 	srv.Handle("GET "+JWKSPath, jwksHandler(signer))
+	srv.Handle("/", webHandler(cfg.Web))
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -103,6 +111,18 @@ func jwksHandler(signer *auth.Signer) http.Handler {
 	})
 }
 
+// webHandler serves the built browser app, or says how to build it.
+func webHandler(dir string) http.Handler {
+	files := http.FileServer(http.Dir(dir))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := os.Stat(filepath.Join(dir, "index.html")); err != nil {
+			http.Error(w, "the browser app is not built: run `make run` (or `make web`) from the repository root", http.StatusNotFound)
+			return
+		}
+		files.ServeHTTP(w, r)
+	})
+}
+
 // banner prints what a newcomer needs: where it runs, how to check it, and tokens.
 func banner(cfg Config, addr string, signer *auth.Signer) error {
 	host, port, _ := net.SplitHostPort(addr)
@@ -117,7 +137,7 @@ func banner(cfg Config, addr string, signer *auth.Signer) error {
 	lines := []string{
 		"",
 		"TrialHub dev stack",
-		"  URL:        " + base + "   (gRPC, gRPC-Web and Connect JSON on one port)",
+		"  URL:        " + base + "   (gRPC, gRPC-Web and Connect JSON on one port; the web app at /)",
 		"  data:       " + cfg.Data,
 		"  health:     curl -s " + base + "/grpc.health.v1.Health/Check -H 'Content-Type: application/json' -d '{}'",
 		"  services:   npx buf curl --http2-prior-knowledge --list-methods " + base,

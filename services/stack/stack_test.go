@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,13 +23,17 @@ import (
 
 // startDev runs the dev stack on a free port and returns its base URL and banner.
 func startDev(t *testing.T, data string) (string, *bytes.Buffer) {
+	return startDevWeb(t, data, filepath.Join(t.TempDir(), "no-web"))
+}
+
+func startDevWeb(t *testing.T, data, web string) (string, *bytes.Buffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	out := &bytes.Buffer{}
 	done := make(chan error, 1)
 	go func() {
-		done <- stack.Dev(ctx, stack.Config{Addr: "127.0.0.1:0", Data: data, Out: out, Log: slog.New(slog.DiscardHandler), Ready: func(a string) { ready <- a }})
+		done <- stack.Dev(ctx, stack.Config{Addr: "127.0.0.1:0", Data: data, Web: web, Out: out, Log: slog.New(slog.DiscardHandler), Ready: func(a string) { ready <- a }})
 	}()
 	var addr string
 	select {
@@ -150,5 +156,33 @@ func TestTokenRequests(t *testing.T) {
 	c, err := verifier.Verify(context.Background(), tok)
 	if err != nil || c.Role != authzv1.Role_ROLE_PATIENT || len(c.Subject) != 36 {
 		t.Fatalf("patient token: %+v %v (want a subject_uuid)", c, err)
+	}
+}
+
+func TestDevStackServesTheWebApp(t *testing.T) {
+	web := t.TempDir()
+	if err := os.WriteFile(filepath.Join(web, "index.html"), []byte("<title>TrialHub</title>"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	base, _ := startDevWeb(t, t.TempDir(), web)
+	res, err := http.Get(base + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(body), "<title>TrialHub</title>") {
+		t.Fatalf("GET /: %s %s", res.Status, body)
+	}
+
+	unbuilt, _ := startDev(t, t.TempDir())
+	res, err = http.Get(unbuilt + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusNotFound || !strings.Contains(string(body), "make run") {
+		t.Fatalf("GET / without a built app: %s %s, want 404 saying how to build it", res.Status, body)
 	}
 }

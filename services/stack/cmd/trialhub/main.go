@@ -1,9 +1,9 @@
 // Command trialhub runs the TrialHub development stack and mints dev tokens.
 //
-//	trialhub dev   [--addr :8080] [--data data]
+//	trialhub dev   [--addr :8080] [--data data] [--web web-client/dist]
 //	trialhub token --role analyst|patient|investigator|admin|service [--site ID]... [--subject S] [--ttl 12h] [--data data]
 //
-// Flags default from the environment: TRIALHUB_ADDR and TRIALHUB_DATA.
+// Flags default from the environment: TRIALHUB_ADDR, TRIALHUB_DATA and TRIALHUB_WEB.
 package main
 
 import (
@@ -49,7 +49,7 @@ func main() {
 
 func usage() {
 	fmt.Fprintln(os.Stderr, `usage:
-  trialhub dev   [--addr HOST:PORT] [--data DIR]      run every service in one process
+  trialhub dev   [--addr HOST:PORT] [--data DIR] [--web DIR]  run every service in one process
   trialhub token --role ROLE [--site ID]... [--data DIR]  print a dev token (last line)`)
 }
 
@@ -64,12 +64,13 @@ func dev(args []string) error {
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 	addr := fs.String("addr", env("TRIALHUB_ADDR", ":8080"), "listen address `host:port` (env TRIALHUB_ADDR)")
 	data := fs.String("data", env("TRIALHUB_DATA", "data"), "data `folder` for databases and the dev key (env TRIALHUB_DATA)")
+	web := fs.String("web", env("TRIALHUB_WEB", "web-client/dist"), "`folder` of the built browser app, served at / (env TRIALHUB_WEB)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	return stack.Dev(ctx, stack.Config{Addr: *addr, Data: *data, Out: os.Stdout})
+	return stack.Dev(ctx, stack.Config{Addr: *addr, Data: *data, Web: *web, Out: os.Stdout})
 }
 
 type sites []string
