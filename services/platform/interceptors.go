@@ -120,8 +120,9 @@ func authenticate(log *slog.Logger, verifier TokenVerifier, policy func() *Polic
 				}
 				return connect.NewError(connect.CodeUnauthenticated, "missing bearer token")
 			}
-			token, ok := strings.CutPrefix(header, "Bearer ")
-			if !ok || verifier == nil {
+			// The scheme is case-insensitive (RFC 9110 section 11.1).
+			scheme, token, ok := strings.Cut(header, " ")
+			if !ok || !strings.EqualFold(scheme, "Bearer") || verifier == nil {
 				if public {
 					return next(ctx, spec, stream)
 				}

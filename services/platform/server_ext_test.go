@@ -434,6 +434,28 @@ func TestRejectedTokens(t *testing.T) {
 			}
 		})
 	}
+	t.Run("scheme is case-insensitive, others are refused", func(t *testing.T) {
+		good := signWithFixtureKey(t, f, claims(nil))
+		for header, want := range map[string]int{
+			"bearer " + good: http.StatusOK,
+			"BEARER " + good: http.StatusOK,
+			"Basic " + good:  http.StatusUnauthorized,
+			good:             http.StatusUnauthorized,
+		} {
+			req, _ := http.NewRequest(http.MethodPost, f.url+patientv1connect.PatientServiceGetSubjectStatusProcedure,
+				strings.NewReader(`{"subjectUuid":"`+uuid.NewString()+`"}`))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", header)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != want {
+				t.Errorf("Authorization %q...: %s, want %d", header[:12], res.Status, want)
+			}
+		}
+	})
 	t.Run("missing token", func(t *testing.T) {
 		c := patientv1connect.NewPatientServiceClient(f.client(""))
 		_, err := c.GetSubjectStatus(context.Background(), &patientv1.GetSubjectStatusRequest{SubjectUuid: uuid.NewString()})
