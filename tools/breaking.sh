@@ -26,6 +26,8 @@ test -x "$buf" || { echo "breaking: buf not installed; run make tools" >&2; exit
 test -d "$deps" || { echo "breaking: $deps missing; run make proto-deps" >&2; exit 2; }
 
 work=$(mktemp -d)
+cache="$root/.tmp/breaking-images"
+deps_hash=$(cat "$deps"/buf/validate/*.proto | sha256sum | cut -c1-16)
 trap 'rm -rf "$work"' EXIT
 
 accepted() {
@@ -35,16 +37,26 @@ accepted() {
 # image REV OUT builds the contract as it was at REV (or the working tree for "WORKTREE")
 # into an image. Returns 1 when REV has no contract yet.
 image() {
-  local rev=$1 out=$2 dir
+  local rev=$1 out=$2 dir key=""
   dir=$(mktemp -d "$work/tree.XXXXXX")
   if [ "$rev" = WORKTREE ]; then
     cp -r proto buf.yaml "$dir/"
   else
     git cat-file -e "$rev:proto" 2>/dev/null || return 1
+    # Committed contracts are immutable: cache their images by content (the proto
+    # tree, buf.yaml and the dependency), so each one is built once per checkout.
+    key="$(git rev-parse "$rev:proto")-$(git rev-parse "$rev:buf.yaml" 2>/dev/null || echo none)-$deps_hash"
+    if [ -f "$cache/$key.binpb" ]; then
+      cp "$cache/$key.binpb" "$out"
+      return 0
+    fi
     git archive "$rev" proto buf.yaml | tar -x -C "$dir"
   fi
   mkdir -p "$dir/.buf-deps" && cp -r "$deps" "$dir/.buf-deps/"
-  (cd "$dir" && "$buf" build -o "$out")
+  (cd "$dir" && "$buf" build -o "$out") || return 1
+  if [ -n "$key" ]; then
+    mkdir -p "$cache" && cp "$out" "$cache/$key.binpb.tmp" && mv "$cache/$key.binpb.tmp" "$cache/$key.binpb"
+  fi
 }
 
 failures=0
