@@ -25,6 +25,7 @@ import (
 	"buf.build/go/protovalidate"
 	"connectrpc.com/connect/v2"
 	"connectrpc.com/connect/v2/connecthttp"
+	"connectrpc.com/connect/v2/connectproto"
 	connectcors "connectrpc.com/cors"
 	"connectrpc.com/grpcreflect/v2"
 	"github.com/rs/cors"
@@ -148,7 +149,15 @@ func (s *Server) Handler() http.Handler {
 		for _, p := range s.policy.Unruled() {
 			s.opts.log.Warn("method has no authorization rule; every call is denied", "procedure", p)
 		}
-		connecthttp.Mount(s.mux, s.rpc, connecthttp.WithReadMaxBytes(s.opts.maxRequestBytes))
+		// JSON responses carry every scalar and list, defaults included: proto3 JSON
+		// would otherwise drop `"intact": false` or `"exists": false`, the very
+		// answers a curl user asked for.
+		jsonCodec := connectproto.NewJSONCodec()
+		jsonCodec.MarshalOptions.EmitDefaultValues = true
+		connecthttp.Mount(s.mux, s.rpc,
+			connecthttp.WithReadMaxBytes(s.opts.maxRequestBytes),
+			connecthttp.WithCodecs(connectproto.NewBinaryCodec(), jsonCodec),
+		)
 		var h http.Handler = s.mux
 		if len(s.opts.corsOrigins) > 0 {
 			h = cors.New(cors.Options{

@@ -277,6 +277,12 @@ func TestOnePortServesGRPCGRPCWebAndConnectJSON(t *testing.T) {
 			t.Fatalf("body %s (err %v)", out, err)
 		}
 	})
+	t.Run("json answers keep false and empty values", func(t *testing.T) {
+		res, out := f.do(t, http.MethodPost, patientv1connect.AuthServiceGetSigningKeysProcedure, "", `{}`)
+		if res.StatusCode != http.StatusOK || !strings.Contains(string(out), `"keys":[]`) {
+			t.Fatalf("GetSigningKeys: %s %s, want an explicit empty keys list", res.Status, out)
+		}
+	})
 	t.Run("connect GET for NO_SIDE_EFFECTS", func(t *testing.T) {
 		q := url.Values{"encoding": {"json"}, "message": {`{"subjectUuid":"` + subject + `"}`}}
 		res, out := f.do(t, http.MethodGet, patientv1connect.PatientServiceGetSubjectStatusProcedure+"?"+q.Encode(), service, "")
