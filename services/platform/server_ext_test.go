@@ -626,7 +626,7 @@ func TestValidationNamesTheFieldAndRule(t *testing.T) {
 			got = append(got, viol.GetField().GetElements()[0].GetFieldName()+"/"+viol.GetRuleId())
 		}
 	}
-	if strings.Join(got, ",") != "subject_uuid/string.uuid,reason/string.min_len" {
+	if strings.Join(got, ",") != "subject_uuid/string.uuid,reason/string.min_len,reason/string.pattern" {
 		t.Fatalf("violations detail = %v", got)
 	}
 }

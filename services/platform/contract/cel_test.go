@@ -70,7 +70,7 @@ var ruleCases = []ruleCase{
 		m.UpdateMask = &fieldmaskpb.FieldMask{}
 	}),
 	celCase("", "list_audit_events.time_range", "", func(m *patientv1.ListAuditEventsRequest) {
-		m.StartTime, m.EndTime = m.EndTime, m.StartTime
+		m.OccurredFrom, m.OccurredUntil = m.OccurredUntil, m.OccurredFrom
 	}),
 	celCase("", "list_audit_events.record_id_needs_type", "", func(m *patientv1.ListAuditEventsRequest) {
 		m.RecordType = patientv1.AuditRecordType_AUDIT_RECORD_TYPE_UNSPECIFIED
@@ -80,11 +80,11 @@ var ruleCases = []ruleCase{
 	}),
 
 	// trialhub.trial.v1
+	celCase("", "create_trial.registry_ids.registries_unique", "registry_ids", func(m *trialv1.CreateTrialRequest) {
+		m.RegistryIds = append(m.RegistryIds, &trialv1.RegistryId{Registry: m.RegistryIds[0].Registry, Id: "OTHER-1"})
+	}),
 	celCase("", "define_visit_schedule.codes_unique", "", func(m *trialv1.DefineVisitScheduleRequest) {
 		m.Visits[1].Code = m.Visits[0].Code
-	}),
-	celCase("", "define_visit_schedule.no_day_zero", "", func(m *trialv1.DefineVisitScheduleRequest) {
-		m.Visits[0].Day = 0
 	}),
 	celCase("", "visit.questionnaires_unique", "visits[0]", func(m *trialv1.DefineVisitScheduleRequest) {
 		m.Visits[0].Questionnaires = append(m.Visits[0].Questionnaires, clone(m.Visits[0].Questionnaires[0]))
@@ -230,9 +230,6 @@ var ruleCases = []ruleCase{
 	}),
 	celCase("alert", "send_notification.alert_to_staff", "", func(m *notificationv1.SendNotificationRequest) {
 		m.Recipient = &notificationv1.Recipient{Target: &notificationv1.Recipient_SubjectUuid{SubjectUuid: m.AboutSubjectUuid}}
-	}),
-	celCase("alert", "send_notification.alert_high_priority", "", func(m *notificationv1.SendNotificationRequest) {
-		m.Priority = notificationv1.NotificationPriority_NOTIFICATION_PRIORITY_NORMAL
 	}),
 	celCase("alert", "send_notification.alert_about_subject", "", func(m *notificationv1.SendNotificationRequest) {
 		m.AboutSubjectUuid = ""

@@ -72,7 +72,7 @@ var examples = []example{
 		"actorId": "` + staffID + `", "subjectUuid": "` + subjectID + `",
 		"actions": ["AUDIT_ACTION_PII_READ", "AUDIT_ACTION_PII_READ_DENIED"],
 		"recordType": "AUDIT_RECORD_TYPE_PATIENT_IDENTITY", "recordId": "` + subjectID + `",
-		"startTime": "2025-01-01T00:00:00Z", "endTime": "2025-02-01T00:00:00Z",
+		"occurredFrom": "2025-01-01T00:00:00Z", "occurredUntil": "2025-02-01T00:00:00Z",
 		"order": "AUDIT_EVENT_ORDER_NEWEST_FIRST", "pageSize": 50, "pageToken": "page-2"}`},
 	{typ: "trialhub.patient.v1.VerifyAuditTrailRequest", json: `{"fromSequence": "1", "toSequence": "1000"}`},
 
@@ -80,7 +80,7 @@ var examples = []example{
 	{typ: "trialhub.trial.v1.CreateTrialRequest", json: `{
 		"protocolCode": "TH-DEP-001", "title": "Digital PHQ-9 follow-up in major depression",
 		"phase": "TRIAL_PHASE_3", "sponsor": "TrialHub Pharma GmbH", "status": "TRIAL_STATUS_PLANNED",
-		"registryNumber": "2023-500001-23-00", "description": "A randomised study of remote follow-up.",
+		"registryIds": [{"registry": "EUCT", "id": "2023-500001-23-00"}, {"registry": "CTRI", "id": "CTRI/2023/01/012345"}], "description": "A randomised study of remote follow-up.",
 		"idempotencyKey": "trial-8d6f4b2a0c1e"}`},
 	{typ: "trialhub.trial.v1.GetTrialRequest", json: `{"trialId": "` + trialID + `", "visitScheduleVersion": 2}`},
 	{typ: "trialhub.trial.v1.ListTrialsRequest", json: `{
@@ -92,10 +92,10 @@ var examples = []example{
 	{typ: "trialhub.trial.v1.DefineVisitScheduleRequest", json: `{
 		"trialId": "` + trialID + `",
 		"visits": [
-			{"code": "BASELINE", "name": "Baseline", "day": 1, "windowBeforeDays": 0, "windowAfterDays": 3,
+			{"code": "BASELINE", "name": "Baseline", "studyDay": 1, "windowBeforeDays": 0, "windowAfterDays": 3,
 				"questionnaires": [{"questionnaireId": "` + questionnaireID + `", "version": "1.0.0"}]},
-			{"code": "W04", "name": "Week 4", "day": 29, "windowBeforeDays": 3, "windowAfterDays": 3,
-				"questionnaires": [{"canonicalUrl": "http://loinc.org/q/44249-1", "version": "3"}]}
+			{"code": "W04", "name": "Week 4", "studyDay": 29, "windowBeforeDays": 3, "windowAfterDays": 3,
+				"questionnaires": [{"questionnaireUrl": "http://loinc.org/q/44249-1", "version": "3"}]}
 		],
 		"baseVersion": 0, "existingPlanPolicy": "EXISTING_PLAN_POLICY_KEEP_VERSION",
 		"reason": "Initial schedule, protocol v1.0", "idempotencyKey": "schedule-5b7d9f1a3c"}`},
@@ -115,7 +115,7 @@ var examples = []example{
 		"statuses": ["ENROLLMENT_STATUS_ENROLLED"], "pageSize": 200, "pageToken": "page-2"}`},
 	{typ: "trialhub.trial.v1.GetSubjectVisitPlanRequest", json: `{"subjectUuid": "` + subjectID + `", "trialId": "` + trialID + `"}`},
 	{typ: "trialhub.trial.v1.RecordVisitCompletionRequest", json: `{
-		"subjectUuid": "` + subjectID + `", "trialId": "` + trialID + `", "visitId": "` + visitID + `",
+		"subjectUuid": "` + subjectID + `", "trialId": "` + trialID + `", "subjectVisitId": "` + visitID + `",
 		"completedAt": "2025-03-01T10:05:00Z", "sourceReferences": ["epro:response/` + responseID + `"],
 		"idempotencyKey": "complete-` + visitID + `"}`},
 
@@ -171,18 +171,18 @@ var examples = []example{
 			"totalScore": {"scoringRuleName": "total", "operator": "COMPARISON_OPERATOR_GREATER_OR_EQUAL", "threshold": 15},
 			"priority": "ALERT_PRIORITY_ROUTINE"}],
 		"validateOnly": true}`},
-	{typ: "trialhub.epro.v1.GetQuestionnaireRequest", variant: "by id", json: `{"id": "` + questionnaireID + `"}`},
+	{typ: "trialhub.epro.v1.GetQuestionnaireRequest", variant: "by id", json: `{"questionnaireId": "` + questionnaireID + `"}`},
 	{typ: "trialhub.epro.v1.GetQuestionnaireRequest", variant: "by canonical", json: `{
 		"canonical": {"url": "https://trialhub.example/fhir/Questionnaire/phq-9", "version": "1.0.0"}}`},
 	{typ: "trialhub.epro.v1.ListQuestionnairesRequest", json: `{
-		"url": "https://trialhub.example/fhir/Questionnaire/phq-9", "status": "QUESTIONNAIRE_STATUS_ACTIVE",
+		"url": "https://trialhub.example/fhir/Questionnaire/phq-9", "statuses": ["QUESTIONNAIRE_STATUS_ACTIVE", "QUESTIONNAIRE_STATUS_RETIRED"],
 		"pageSize": 10, "pageToken": "page-2"}`},
 	{typ: "trialhub.epro.v1.ListMyTasksRequest", json: `{
 		"trialId": "` + trialID + `", "statuses": ["TASK_STATUS_DUE", "TASK_STATUS_UPCOMING"],
 		"pageSize": 20, "pageToken": "page-2"}`},
 	{typ: "trialhub.epro.v1.SubmitResponseRequest", json: `{
 		"idempotencyKey": "submit-` + visitID + `",
-		"trialId": "` + trialID + `", "visitId": "` + visitID + `", "questionnaireId": "` + questionnaireID + `",
+		"trialId": "` + trialID + `", "subjectVisitId": "` + visitID + `", "questionnaireId": "` + questionnaireID + `",
 		"authoredAt": "2025-03-01T10:00:00Z",
 		"answers": [
 			{"linkId": "1", "values": [{"valueCoding": {"system": "http://loinc.org", "code": "LA6568-5", "display": "Not at all"}}]},
@@ -203,12 +203,12 @@ var examples = []example{
 		"reason": "Patient tapped the wrong option on item 1"}`},
 	{typ: "trialhub.epro.v1.ListResponsesRequest", json: `{
 		"trialId": "` + trialID + `", "siteId": "` + siteID + `", "questionnaireId": "` + questionnaireID + `",
-		"visitId": "` + visitID + `", "subjectUuid": "` + subjectID + `",
+		"visitCodes": ["W04", "W08"], "subjectUuid": "` + subjectID + `",
 		"statuses": ["RESPONSE_STATUS_COMPLETED", "RESPONSE_STATUS_AMENDED"],
 		"includeHistory": true, "pageSize": 50, "pageToken": "page-2"}`},
 	{typ: "trialhub.epro.v1.ExportResponsesRequest", json: `{
 		"format": "EXPORT_FORMAT_CSV", "trialId": "` + trialID + `", "siteId": "` + siteID + `",
-		"questionnaireUrl": "https://trialhub.example/fhir/Questionnaire/phq-9", "visitId": "` + visitID + `",
+		"questionnaireUrl": "https://trialhub.example/fhir/Questionnaire/phq-9", "visitCodes": ["W04"],
 		"statuses": ["RESPONSE_STATUS_COMPLETED"], "includeReviewedFreeText": true}`},
 	{typ: "trialhub.epro.v1.GetComplianceReportRequest", json: `{
 		"trialId": "` + trialID + `", "siteId": "` + siteID + `", "asOfDate": "2025-03-31",
@@ -223,17 +223,17 @@ var examples = []example{
 		"idempotencyKey": "reminder:` + visitID + `:window-open",
 		"kind": "NOTIFICATION_KIND_REMINDER", "recipient": {"subjectUuid": "` + subjectID + `"},
 		"templateCode": "visit_window_opened",
-		"parameters": {"visit_name": "Week 4", "closes_on": "2025-03-14"},
+		"parameters": {"closes_in_days": "2", "due_count": "1"},
 		"priority": "NOTIFICATION_PRIORITY_NORMAL",
 		"notBefore": "{{now+1h}}", "expiresAt": "{{now+48h}}",
-		"trialId": "` + trialID + `", "visitId": "` + visitID + `", "aboutSubjectUuid": "` + subjectID + `",
-		"sourceRef": "trial:visit/` + visitID + `"}`},
+		"trialId": "` + trialID + `", "subjectVisitId": "` + visitID + `", "aboutSubjectUuid": "` + subjectID + `",
+		"sourceReference": "trial:visit/` + visitID + `"}`},
 	{typ: "trialhub.notification.v1.SendNotificationRequest", variant: "alert", json: `{
 		"idempotencyKey": "alert:` + responseID + `",
 		"kind": "NOTIFICATION_KIND_ALERT", "recipient": {"staff": {"siteId": "` + siteID + `"}},
 		"templateCode": "safety_alert_phq9_item9", "priority": "NOTIFICATION_PRIORITY_HIGH",
 		"trialId": "` + trialID + `", "aboutSubjectUuid": "` + subjectID + `",
-		"sourceRef": "epro:response/` + responseID + `"}`},
+		"sourceReference": "epro:response/` + responseID + `"}`},
 	{typ: "trialhub.notification.v1.GetNotificationRequest", json: `{"notificationId": "` + notificationID + `"}`},
 	{typ: "trialhub.notification.v1.ListNotificationsRequest", json: `{
 		"statuses": ["NOTIFICATION_STATUS_FAILED", "NOTIFICATION_STATUS_EXPIRED"], "kinds": ["NOTIFICATION_KIND_ALERT"],

@@ -95,6 +95,11 @@ func (Role) EnumDescriptor() ([]byte, []int) {
 }
 
 // Rule says who may call a method.
+//
+// A rule allows roles, not particular callers; a handler narrows access further
+// where the method needs it (e.g. investigators to their sites). SERVICE callers
+// are told apart by the token's subject, which for them is the calling service's
+// name (e.g. "epro"), so a handler may restrict which services call it.
 type Rule struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The roles allowed to call the method. Empty with `public` false means nobody:
@@ -103,8 +108,11 @@ type Rule struct {
 	// Anyone may call the method, with or without a token (sign-up, login, public
 	// keys, health). A valid token, when sent, is still verified and attached.
 	Public bool `protobuf:"varint,2,opt,name=public,proto3" json:"public,omitempty"`
-	// The acting subject is the token's subject: the method acts on the caller's own
-	// records and ignores any subject a request might name.
+	// For PATIENT callers, the acting subject is the token's subject: a patient acts
+	// only on their own records. A request whose subject_uuid names another subject
+	// is refused with PERMISSION_DENIED; an empty subject_uuid is filled in with the
+	// token's subject. Staff and service callers allowed by the same rule are not
+	// affected: they name the subject in the request's subject_uuid as usual.
 	SubjectFromToken bool `protobuf:"varint,3,opt,name=subject_from_token,json=subjectFromToken,proto3" json:"subject_from_token,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache

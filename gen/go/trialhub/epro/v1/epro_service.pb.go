@@ -105,9 +105,13 @@ const (
 	TaskStatus_TASK_STATUS_DUE TaskStatus = 2
 	// Answered within the window.
 	TaskStatus_TASK_STATUS_COMPLETED TaskStatus = 3
-	// The window closed without an answer; it can no longer be answered (no
-	// back-filling).
-	TaskStatus_TASK_STATUS_EXPIRED TaskStatus = 4
+	// The window closed without a response: a protocol deviation (the visit is
+	// MISSED in the trial service). It can no longer be answered (no back-filling).
+	TaskStatus_TASK_STATUS_MISSED TaskStatus = 4
+	// No longer expected because the visit was cancelled: the subject was withdrawn
+	// or the schedule was re-planned without it. Not a deviation; it cannot be
+	// answered.
+	TaskStatus_TASK_STATUS_CANCELLED TaskStatus = 5
 )
 
 // Enum value maps for TaskStatus.
@@ -117,14 +121,16 @@ var (
 		1: "TASK_STATUS_UPCOMING",
 		2: "TASK_STATUS_DUE",
 		3: "TASK_STATUS_COMPLETED",
-		4: "TASK_STATUS_EXPIRED",
+		4: "TASK_STATUS_MISSED",
+		5: "TASK_STATUS_CANCELLED",
 	}
 	TaskStatus_value = map[string]int32{
 		"TASK_STATUS_UNSPECIFIED": 0,
 		"TASK_STATUS_UPCOMING":    1,
 		"TASK_STATUS_DUE":         2,
 		"TASK_STATUS_COMPLETED":   3,
-		"TASK_STATUS_EXPIRED":     4,
+		"TASK_STATUS_MISSED":      4,
+		"TASK_STATUS_CANCELLED":   5,
 	}
 )
 
@@ -161,11 +167,13 @@ type AmendAction int32
 const (
 	// Not set; never valid.
 	AmendAction_AMEND_ACTION_UNSPECIFIED AmendAction = 0
-	// Replace the answers with a corrected set; the status becomes AMENDED.
+	// Replace the answers with a corrected set; the status becomes AMENDED. Only the
+	// patient may do this (PERMISSION_DENIED for investigators): sites do not
+	// overwrite patient-reported source data.
 	AmendAction_AMEND_ACTION_CORRECT_ANSWERS AmendAction = 1
 	// Mark the whole response as recorded in error (e.g. the wrong person answered);
 	// the status becomes ENTERED_IN_ERROR and the task is due again if its window is
-	// still open.
+	// still open. The patient or an investigator of the subject's site may do this.
 	AmendAction_AMEND_ACTION_MARK_ENTERED_IN_ERROR AmendAction = 2
 )
 
@@ -348,8 +356,9 @@ type CreateQuestionnaireRequest struct {
 	// The canonical URL that names the questionnaire across versions (FHIR
 	// Questionnaire.url), e.g. "https://trialhub.example/fhir/Questionnaire/phq-9".
 	Url string `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
-	// The version, semver-like: MAJOR, MAJOR.MINOR or MAJOR.MINOR.PATCH with an
-	// optional suffix, e.g. "3", "2.1", "1.0.0", "1.0.0-es".
+	// The business version (FHIR Questionnaire.version): letters, digits and ".",
+	// "_", "+", "-", starting with a letter or digit, e.g. "1", "2.0.0", "2.0.0+b1",
+	// "v2". Versions are labels compared for equality, never sorted.
 	Version string `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
 	// A computer-friendly name (FHIR Questionnaire.name), e.g. "PHQ9"; it prefixes
 	// the questionnaire's CSV columns.
@@ -501,7 +510,7 @@ func (x *CreateQuestionnaireRequest) GetAlertRules() []*AlertRule {
 // CreateQuestionnaireResponse is the stored questionnaire version.
 type CreateQuestionnaireResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The questionnaire as stored, with its id.
+	// The questionnaire as stored, with its questionnaire_id.
 	Questionnaire *Questionnaire `protobuf:"bytes,1,opt,name=questionnaire,proto3" json:"questionnaire,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -562,8 +571,8 @@ type ImportFhirQuestionnaireRequest struct {
 	// Alert rules to attach, e.g. PHQ-9 item 9 above 0.
 	AlertRules []*AlertRule `protobuf:"bytes,5,rep,name=alert_rules,json=alertRules,proto3" json:"alert_rules,omitempty"`
 	// When true, the document is checked and converted and the result and warnings
-	// are returned, but nothing is stored (the returned questionnaire has no id). No
-	// rule: both values are meaningful.
+	// are returned, but nothing is stored (the returned questionnaire has no
+	// questionnaire_id). No rule: both values are meaningful.
 	ValidateOnly  bool `protobuf:"varint,6,opt,name=validate_only,json=validateOnly,proto3" json:"validate_only,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -776,7 +785,8 @@ type QuestionnaireCanonical struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The canonical URL of the questionnaire.
 	Url string `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
-	// The version. Empty selects the newest ACTIVE version of the url.
+	// The version, e.g. "1.0.0". Empty selects the most recently stored ACTIVE
+	// version of the url.
 	Version       string `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -833,7 +843,7 @@ type GetQuestionnaireRequest struct {
 	//
 	// Types that are valid to be assigned to Lookup:
 	//
-	//	*GetQuestionnaireRequest_Id
+	//	*GetQuestionnaireRequest_QuestionnaireId
 	//	*GetQuestionnaireRequest_Canonical
 	Lookup        isGetQuestionnaireRequest_Lookup `protobuf_oneof:"lookup"`
 	unknownFields protoimpl.UnknownFields
@@ -877,10 +887,10 @@ func (x *GetQuestionnaireRequest) GetLookup() isGetQuestionnaireRequest_Lookup {
 	return nil
 }
 
-func (x *GetQuestionnaireRequest) GetId() string {
+func (x *GetQuestionnaireRequest) GetQuestionnaireId() string {
 	if x != nil {
-		if x, ok := x.Lookup.(*GetQuestionnaireRequest_Id); ok {
-			return x.Id
+		if x, ok := x.Lookup.(*GetQuestionnaireRequest_QuestionnaireId); ok {
+			return x.QuestionnaireId
 		}
 	}
 	return ""
@@ -899,9 +909,9 @@ type isGetQuestionnaireRequest_Lookup interface {
 	isGetQuestionnaireRequest_Lookup()
 }
 
-type GetQuestionnaireRequest_Id struct {
-	// The questionnaire version's id.
-	Id string `protobuf:"bytes,1,opt,name=id,proto3,oneof"`
+type GetQuestionnaireRequest_QuestionnaireId struct {
+	// The questionnaire version's id (Questionnaire.questionnaire_id).
+	QuestionnaireId string `protobuf:"bytes,1,opt,name=questionnaire_id,json=questionnaireId,proto3,oneof"`
 }
 
 type GetQuestionnaireRequest_Canonical struct {
@@ -909,7 +919,7 @@ type GetQuestionnaireRequest_Canonical struct {
 	Canonical *QuestionnaireCanonical `protobuf:"bytes,2,opt,name=canonical,proto3,oneof"`
 }
 
-func (*GetQuestionnaireRequest_Id) isGetQuestionnaireRequest_Lookup() {}
+func (*GetQuestionnaireRequest_QuestionnaireId) isGetQuestionnaireRequest_Lookup() {}
 
 func (*GetQuestionnaireRequest_Canonical) isGetQuestionnaireRequest_Lookup() {}
 
@@ -964,8 +974,9 @@ type ListQuestionnairesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Only versions of this canonical URL. Empty: every questionnaire.
 	Url string `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
-	// Only versions in this state. UNSPECIFIED: every state.
-	Status QuestionnaireStatus `protobuf:"varint,2,opt,name=status,proto3,enum=trialhub.epro.v1.QuestionnaireStatus" json:"status,omitempty"`
+	// Only versions in one of these states, e.g. [ACTIVE] for what may be assigned.
+	// Empty: every state.
+	Statuses []QuestionnaireStatus `protobuf:"varint,2,rep,packed,name=statuses,proto3,enum=trialhub.epro.v1.QuestionnaireStatus" json:"statuses,omitempty"`
 	// The largest number of questionnaires to return; 0 means the default of 50.
 	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// The next_page_token of the previous page; empty for the first page. The other
@@ -1012,11 +1023,11 @@ func (x *ListQuestionnairesRequest) GetUrl() string {
 	return ""
 }
 
-func (x *ListQuestionnairesRequest) GetStatus() QuestionnaireStatus {
+func (x *ListQuestionnairesRequest) GetStatuses() []QuestionnaireStatus {
 	if x != nil {
-		return x.Status
+		return x.Statuses
 	}
-	return QuestionnaireStatus_QUESTIONNAIRE_STATUS_UNSPECIFIED
+	return nil
 }
 
 func (x *ListQuestionnairesRequest) GetPageSize() int32 {
@@ -1093,11 +1104,13 @@ type QuestionnaireTask struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The trial (UUID).
 	TrialId string `protobuf:"bytes,1,opt,name=trial_id,json=trialId,proto3" json:"trial_id,omitempty"`
-	// The visit (UUID); pass it to SubmitResponse.
-	VisitId string `protobuf:"bytes,2,opt,name=visit_id,json=visitId,proto3" json:"visit_id,omitempty"`
+	// The subject's planned visit (the trial service's SubjectVisit.subject_visit_id,
+	// UUID); pass it to SubmitResponse.
+	SubjectVisitId string `protobuf:"bytes,2,opt,name=subject_visit_id,json=subjectVisitId,proto3" json:"subject_visit_id,omitempty"`
 	// The visit's name in the schedule, e.g. "Week 4".
 	VisitName string `protobuf:"bytes,3,opt,name=visit_name,json=visitName,proto3" json:"visit_name,omitempty"`
-	// The questionnaire version to answer; pass its id to SubmitResponse.
+	// The questionnaire version to answer; pass its questionnaire_id to
+	// SubmitResponse.
 	Questionnaire *QuestionnaireRef `protobuf:"bytes,4,opt,name=questionnaire,proto3" json:"questionnaire,omitempty"`
 	// When the window opens (UTC, included): the start of the window's first day in
 	// the site's time zone, as the trial service plans it. Answers are accepted from
@@ -1110,7 +1123,9 @@ type QuestionnaireTask struct {
 	Status TaskStatus `protobuf:"varint,7,opt,name=status,proto3,enum=trialhub.epro.v1.TaskStatus" json:"status,omitempty"`
 	// The response that completed the task (UUID); empty unless COMPLETED.
 	ResponseId string `protobuf:"bytes,8,opt,name=response_id,json=responseId,proto3" json:"response_id,omitempty"`
-	// When the response was stored (UTC); unset unless COMPLETED.
+	// When the task was completed (UTC): the authored_at of the response that
+	// completed it, i.e. when the patient answered, not when the server stored it.
+	// Unset unless COMPLETED.
 	CompletedAt   *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=completed_at,json=completedAt,proto3" json:"completed_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1153,9 +1168,9 @@ func (x *QuestionnaireTask) GetTrialId() string {
 	return ""
 }
 
-func (x *QuestionnaireTask) GetVisitId() string {
+func (x *QuestionnaireTask) GetSubjectVisitId() string {
 	if x != nil {
-		return x.VisitId
+		return x.SubjectVisitId
 	}
 	return ""
 }
@@ -1349,8 +1364,8 @@ type SubmitResponseRequest struct {
 	IdempotencyKey string `protobuf:"bytes,1,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	// The trial (from the task).
 	TrialId string `protobuf:"bytes,2,opt,name=trial_id,json=trialId,proto3" json:"trial_id,omitempty"`
-	// The visit (from the task).
-	VisitId string `protobuf:"bytes,3,opt,name=visit_id,json=visitId,proto3" json:"visit_id,omitempty"`
+	// The subject's planned visit (the task's subject_visit_id).
+	SubjectVisitId string `protobuf:"bytes,3,opt,name=subject_visit_id,json=subjectVisitId,proto3" json:"subject_visit_id,omitempty"`
 	// The questionnaire version answered (from the task). The response is pinned to
 	// it for ever.
 	QuestionnaireId string `protobuf:"bytes,4,opt,name=questionnaire_id,json=questionnaireId,proto3" json:"questionnaire_id,omitempty"`
@@ -1358,7 +1373,9 @@ type SubmitResponseRequest struct {
 	// the task's window (FAILED_PRECONDITION otherwise).
 	AuthoredAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=authored_at,json=authoredAt,proto3" json:"authored_at,omitempty"`
 	// The answers, one entry per answered item. Disabled (hidden) items and display
-	// items are left out; every enabled required item must be present.
+	// items are left out; every enabled required item must be present. May be empty
+	// when the questionnaire has no enabled required item (an all-optional
+	// questionnaire submitted without answers still completes the task).
 	Answers       []*ItemAnswer `protobuf:"bytes,6,rep,name=answers,proto3" json:"answers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1408,9 +1425,9 @@ func (x *SubmitResponseRequest) GetTrialId() string {
 	return ""
 }
 
-func (x *SubmitResponseRequest) GetVisitId() string {
+func (x *SubmitResponseRequest) GetSubjectVisitId() string {
 	if x != nil {
-		return x.VisitId
+		return x.SubjectVisitId
 	}
 	return ""
 }
@@ -1439,7 +1456,7 @@ func (x *SubmitResponseRequest) GetAnswers() []*ItemAnswer {
 // SubmitResponseResponse is the receipt of a stored response.
 type SubmitResponseResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The receipt: response id, status, scores, band, alert flag, received_at.
+	// The receipt: response id, status, scores, bands, fired alerts, received_at.
 	Receipt       *ResponseReceipt `protobuf:"bytes,1,opt,name=receipt,proto3" json:"receipt,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1501,9 +1518,9 @@ type AmendResponseRequest struct {
 	// item, the old and the new value in the audit trail. Empty for
 	// MARK_ENTERED_IN_ERROR.
 	Answers []*ItemAnswer `protobuf:"bytes,5,rep,name=answers,proto3" json:"answers,omitempty"`
-	// Why the response is changed (mandatory for a change after first save, 21 CFR
-	// 11.10(e)). Free text: write what changed and why, never names or other
-	// identifiers; it is kept in the audit trail.
+	// Why the response is changed or marked entered in error (mandatory for a change
+	// after first save, 21 CFR 11.10(e)). Free text: write what changed and why,
+	// never names or other identifiers; it is kept in the audit trail.
 	Reason        string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1584,7 +1601,7 @@ func (x *AmendResponseRequest) GetReason() string {
 // AmendResponseResponse is the receipt of the new revision.
 type AmendResponseResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The receipt of the stored revision, with recomputed scores and alert flag.
+	// The receipt of the stored revision, with recomputed scores and fired alerts.
 	Receipt       *ResponseReceipt `protobuf:"bytes,1,opt,name=receipt,proto3" json:"receipt,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1638,8 +1655,10 @@ type ListResponsesRequest struct {
 	QuestionnaireId string `protobuf:"bytes,3,opt,name=questionnaire_id,json=questionnaireId,proto3" json:"questionnaire_id,omitempty"`
 	// Only responses to any version of this questionnaire. Empty: no filter.
 	QuestionnaireUrl string `protobuf:"bytes,4,opt,name=questionnaire_url,json=questionnaireUrl,proto3" json:"questionnaire_url,omitempty"`
-	// Only this visit. Empty: no filter.
-	VisitId string `protobuf:"bytes,5,opt,name=visit_id,json=visitId,proto3" json:"visit_id,omitempty"`
+	// Only responses at visits with one of these schedule codes (Visit.code), across
+	// all subjects, e.g. ["W04"] for every subject's Week 4 visit. Empty: every
+	// visit.
+	VisitCodes []string `protobuf:"bytes,5,rep,name=visit_codes,json=visitCodes,proto3" json:"visit_codes,omitempty"`
 	// Only this subject. Empty: no filter.
 	SubjectUuid string `protobuf:"bytes,6,opt,name=subject_uuid,json=subjectUuid,proto3" json:"subject_uuid,omitempty"`
 	// Only responses in these states. Empty: every state except ENTERED_IN_ERROR
@@ -1721,11 +1740,11 @@ func (x *ListResponsesRequest) GetQuestionnaireUrl() string {
 	return ""
 }
 
-func (x *ListResponsesRequest) GetVisitId() string {
+func (x *ListResponsesRequest) GetVisitCodes() []string {
 	if x != nil {
-		return x.VisitId
+		return x.VisitCodes
 	}
-	return ""
+	return nil
 }
 
 func (x *ListResponsesRequest) GetSubjectUuid() string {
@@ -1838,8 +1857,9 @@ type ExportResponsesRequest struct {
 	QuestionnaireId string `protobuf:"bytes,4,opt,name=questionnaire_id,json=questionnaireId,proto3" json:"questionnaire_id,omitempty"`
 	// Only responses to any version of this questionnaire. Empty: no filter.
 	QuestionnaireUrl string `protobuf:"bytes,5,opt,name=questionnaire_url,json=questionnaireUrl,proto3" json:"questionnaire_url,omitempty"`
-	// Only this visit. Empty: no filter.
-	VisitId string `protobuf:"bytes,6,opt,name=visit_id,json=visitId,proto3" json:"visit_id,omitempty"`
+	// Only responses at visits with one of these schedule codes (Visit.code), across
+	// all subjects, e.g. ["BASELINE", "W04"]. Empty: every visit.
+	VisitCodes []string `protobuf:"bytes,6,rep,name=visit_codes,json=visitCodes,proto3" json:"visit_codes,omitempty"`
 	// Only responses in these states. Empty: every state except ENTERED_IN_ERROR.
 	// Only the latest revision of each response is exported.
 	Statuses []ResponseStatus `protobuf:"varint,7,rep,packed,name=statuses,proto3,enum=trialhub.epro.v1.ResponseStatus" json:"statuses,omitempty"`
@@ -1916,11 +1936,11 @@ func (x *ExportResponsesRequest) GetQuestionnaireUrl() string {
 	return ""
 }
 
-func (x *ExportResponsesRequest) GetVisitId() string {
+func (x *ExportResponsesRequest) GetVisitCodes() []string {
 	if x != nil {
-		return x.VisitId
+		return x.VisitCodes
 	}
-	return ""
+	return nil
 }
 
 func (x *ExportResponsesRequest) GetStatuses() []ResponseStatus {
@@ -2071,10 +2091,12 @@ type ExportHeader struct {
 	// When the export's snapshot was taken (UTC); rows reflect the data at that time.
 	GeneratedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=generated_at,json=generatedAt,proto3" json:"generated_at,omitempty"`
 	// For CSV, the header line with its CRLF line end, e.g.
-	// "subject_uuid,site_id,visit_id,visit_code,...\r\n". The columns are
-	// subject_uuid, site_id, visit_id, visit_code, visit_name, study_day,
-	// questionnaire_url, questionnaire_version, response_id, revision, status,
-	// safety_alert_raised, then for each instrument its item answer columns
+	// "subject_uuid,site_id,subject_visit_id,visit_code,...\r\n". The columns are
+	// subject_uuid, site_id, subject_visit_id, visit_code, visit_name,
+	// authored_study_day, questionnaire_url, questionnaire_version, response_id,
+	// revision, status, fired_alert_rule_names (the names of the alert rules that
+	// fired, joined by ";", empty when none; never a patient message), then for each
+	// instrument its item answer columns
 	// "<name>.<link_id>" and score columns "<name>.<scoring rule>" and
 	// "<name>.<scoring rule>.band"; the codebook is authoritative. Empty for NDJSON.
 	CsvHeader     string `protobuf:"bytes,5,opt,name=csv_header,json=csvHeader,proto3" json:"csv_header,omitempty"`
@@ -2557,7 +2579,8 @@ func (x *GetComplianceReportRequest) GetQuestionnaireUrl() string {
 }
 
 // ComplianceCounts counts tasks whose window opened by the report time. Responses
-// entered in error do not count as completed.
+// entered in error do not count as completed. CANCELLED tasks (visit cancelled on
+// withdrawal or re-plan) are not expected and are not counted at all.
 type ComplianceCounts struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Tasks whose window opened by the report time: completed + missed + pending.
@@ -2640,14 +2663,14 @@ func (x *ComplianceCounts) GetComplianceRatio() float64 {
 	return 0
 }
 
-// ComplianceRow is the compliance of one site, visit and questionnaire.
+// ComplianceRow is the compliance of one site, visit code and questionnaire: the
+// tasks of every subject's planned visit with that code.
 type ComplianceRow struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The site (UUID).
 	SiteId string `protobuf:"bytes,1,opt,name=site_id,json=siteId,proto3" json:"site_id,omitempty"`
-	// The visit (UUID).
-	VisitId string `protobuf:"bytes,2,opt,name=visit_id,json=visitId,proto3" json:"visit_id,omitempty"`
-	// The visit's code in the schedule, e.g. "W04".
+	// The visit's code in the schedule (Visit.code), e.g. "W04": the row's key
+	// together with site_id and questionnaire_url.
 	VisitCode string `protobuf:"bytes,3,opt,name=visit_code,json=visitCode,proto3" json:"visit_code,omitempty"`
 	// The visit's name in the schedule, e.g. "Week 4".
 	VisitName string `protobuf:"bytes,4,opt,name=visit_name,json=visitName,proto3" json:"visit_name,omitempty"`
@@ -2698,13 +2721,6 @@ func (x *ComplianceRow) GetSiteId() string {
 	return ""
 }
 
-func (x *ComplianceRow) GetVisitId() string {
-	if x != nil {
-		return x.VisitId
-	}
-	return ""
-}
-
 func (x *ComplianceRow) GetVisitCode() string {
 	if x != nil {
 		return x.VisitCode
@@ -2747,8 +2763,8 @@ type GetComplianceReportResponse struct {
 	AsOfDate string `protobuf:"bytes,1,opt,name=as_of_date,json=asOfDate,proto3" json:"as_of_date,omitempty"`
 	// When the report was computed (UTC).
 	GeneratedAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=generated_at,json=generatedAt,proto3" json:"generated_at,omitempty"`
-	// One row per site, visit and questionnaire, ordered by site, visit schedule
-	// order and questionnaire.
+	// One row per site, visit code and questionnaire, ordered by site, visit
+	// schedule order and questionnaire.
 	Rows []*ComplianceRow `protobuf:"bytes,3,rep,name=rows,proto3" json:"rows,omitempty"`
 	// The counts over all rows.
 	Total         *ComplianceCounts `protobuf:"bytes,4,opt,name=total,proto3" json:"total,omitempty"`
@@ -2818,11 +2834,11 @@ var File_trialhub_epro_v1_epro_service_proto protoreflect.FileDescriptor
 
 const file_trialhub_epro_v1_epro_service_proto_rawDesc = "" +
 	"\n" +
-	"#trialhub/epro/v1/epro_service.proto\x12\x10trialhub.epro.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dtrialhub/authz/v1/authz.proto\x1a$trialhub/epro/v1/questionnaire.proto\x1a\x1ftrialhub/epro/v1/response.proto\x1a\x1ctrialhub/epro/v1/types.proto\"\xa1\f\n" +
+	"#trialhub/epro/v1/epro_service.proto\x12\x10trialhub.epro.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dtrialhub/authz/v1/authz.proto\x1a$trialhub/epro/v1/questionnaire.proto\x1a\x1ftrialhub/epro/v1/response.proto\x1a\x1ctrialhub/epro/v1/types.proto\"\x8a\f\n" +
 	"\x1aCreateQuestionnaireRequest\x12G\n" +
 	"\x0fidempotency_key\x18\x01 \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\x0eidempotencyKey\x12\x1d\n" +
-	"\x03url\x18\x02 \x01(\tB\v\xbaH\br\x06\x18\x80\b\x88\x01\x01R\x03url\x12W\n" +
-	"\aversion\x18\x03 \x01(\tB=\xbaH:r8\x18@24^[0-9]+(\\.[0-9]+){0,2}(-[0-9A-Za-z][0-9A-Za-z.-]*)?$R\aversion\x127\n" +
+	"\x03url\x18\x02 \x01(\tB\v\xbaH\br\x06\x18\x80\b\x88\x01\x01R\x03url\x12@\n" +
+	"\aversion\x18\x03 \x01(\tB&\xbaH#r!\x18@2\x1d^[A-Za-z0-9][A-Za-z0-9._+-]*$R\aversion\x127\n" +
 	"\x04name\x18\x04 \x01(\tB#\xbaH r\x1e2\x1c^[A-Za-z][A-Za-z0-9_]{0,63}$R\x04name\x12 \n" +
 	"\x05title\x18\x05 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\xc8\x01R\x05title\x12,\n" +
@@ -2860,29 +2876,29 @@ const file_trialhub_epro_v1_epro_service_proto_rawDesc = "" +
 	"\x04kind\x18\x01 \x01(\x0e2#.trialhub.epro.v1.ImportWarningKindR\x04kind\x12\x12\n" +
 	"\x04path\x18\x02 \x01(\tR\x04path\x12\x17\n" +
 	"\alink_id\x18\x03 \x01(\tR\x06linkId\x12\x18\n" +
-	"\amessage\x18\x04 \x01(\tR\amessage\"\x93\x01\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\"|\n" +
 	"\x16QuestionnaireCanonical\x12\x1d\n" +
-	"\x03url\x18\x01 \x01(\tB\v\xbaH\br\x06\x18\x80\b\x88\x01\x01R\x03url\x12Z\n" +
-	"\aversion\x18\x02 \x01(\tB@\xbaH=\xd8\x01\x01r8\x18@24^[0-9]+(\\.[0-9]+){0,2}(-[0-9A-Za-z][0-9A-Za-z.-]*)?$R\aversion\"\x90\x01\n" +
-	"\x17GetQuestionnaireRequest\x12\x1a\n" +
-	"\x02id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01H\x00R\x02id\x12H\n" +
+	"\x03url\x18\x01 \x01(\tB\v\xbaH\br\x06\x18\x80\b\x88\x01\x01R\x03url\x12C\n" +
+	"\aversion\x18\x02 \x01(\tB)\xbaH&\xd8\x01\x01r!\x18@2\x1d^[A-Za-z0-9][A-Za-z0-9._+-]*$R\aversion\"\xab\x01\n" +
+	"\x17GetQuestionnaireRequest\x125\n" +
+	"\x10questionnaire_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01H\x00R\x0fquestionnaireId\x12H\n" +
 	"\tcanonical\x18\x02 \x01(\v2(.trialhub.epro.v1.QuestionnaireCanonicalH\x00R\tcanonicalB\x0f\n" +
 	"\x06lookup\x12\x05\xbaH\x02\b\x01\"a\n" +
 	"\x18GetQuestionnaireResponse\x12E\n" +
-	"\rquestionnaire\x18\x01 \x01(\v2\x1f.trialhub.epro.v1.QuestionnaireR\rquestionnaire\"\xd8\x01\n" +
+	"\rquestionnaire\x18\x01 \x01(\v2\x1f.trialhub.epro.v1.QuestionnaireR\rquestionnaire\"\xe7\x01\n" +
 	"\x19ListQuestionnairesRequest\x12 \n" +
-	"\x03url\x18\x01 \x01(\tB\x0e\xbaH\v\xd8\x01\x01r\x06\x18\x80\b\x88\x01\x01R\x03url\x12G\n" +
-	"\x06status\x18\x02 \x01(\x0e2%.trialhub.epro.v1.QuestionnaireStatusB\b\xbaH\x05\x82\x01\x02\x10\x01R\x06status\x12'\n" +
+	"\x03url\x18\x01 \x01(\tB\x0e\xbaH\v\xd8\x01\x01r\x06\x18\x80\b\x88\x01\x01R\x03url\x12V\n" +
+	"\bstatuses\x18\x02 \x03(\x0e2%.trialhub.epro.v1.QuestionnaireStatusB\x13\xbaH\x10\x92\x01\r\x10\x03\x18\x01\"\a\x82\x01\x04\x10\x01 \x00R\bstatuses\x12'\n" +
 	"\tpage_size\x18\x03 \x01(\x05B\n" +
 	"\xbaH\a\x1a\x05\x18\xc8\x01(\x00R\bpageSize\x12'\n" +
 	"\n" +
 	"page_token\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"\x8d\x01\n" +
 	"\x1aListQuestionnairesResponse\x12G\n" +
 	"\x0equestionnaires\x18\x01 \x03(\v2\x1f.trialhub.epro.v1.QuestionnaireR\x0equestionnaires\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xd2\x03\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xe1\x03\n" +
 	"\x11QuestionnaireTask\x12\x19\n" +
-	"\btrial_id\x18\x01 \x01(\tR\atrialId\x12\x19\n" +
-	"\bvisit_id\x18\x02 \x01(\tR\avisitId\x12\x1d\n" +
+	"\btrial_id\x18\x01 \x01(\tR\atrialId\x12(\n" +
+	"\x10subject_visit_id\x18\x02 \x01(\tR\x0esubjectVisitId\x12\x1d\n" +
 	"\n" +
 	"visit_name\x18\x03 \x01(\tR\tvisitName\x12H\n" +
 	"\rquestionnaire\x18\x04 \x01(\v2\".trialhub.epro.v1.QuestionnaireRefR\rquestionnaire\x12B\n" +
@@ -2894,23 +2910,23 @@ const file_trialhub_epro_v1_epro_service_proto_rawDesc = "" +
 	"\fcompleted_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\vcompletedAt\"\xdd\x01\n" +
 	"\x12ListMyTasksRequest\x12&\n" +
 	"\btrial_id\x18\x01 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\atrialId\x12M\n" +
-	"\bstatuses\x18\x02 \x03(\x0e2\x1c.trialhub.epro.v1.TaskStatusB\x13\xbaH\x10\x92\x01\r\x10\x04\x18\x01\"\a\x82\x01\x04\x10\x01 \x00R\bstatuses\x12'\n" +
+	"\bstatuses\x18\x02 \x03(\x0e2\x1c.trialhub.epro.v1.TaskStatusB\x13\xbaH\x10\x92\x01\r\x10\x05\x18\x01\"\a\x82\x01\x04\x10\x01 \x00R\bstatuses\x12'\n" +
 	"\tpage_size\x18\x03 \x01(\x05B\n" +
 	"\xbaH\a\x1a\x05\x18\xc8\x01(\x00R\bpageSize\x12'\n" +
 	"\n" +
 	"page_token\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"x\n" +
 	"\x13ListMyTasksResponse\x129\n" +
 	"\x05tasks\x18\x01 \x03(\v2#.trialhub.epro.v1.QuestionnaireTaskR\x05tasks\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x80\x05\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x8d\x05\n" +
 	"\x15SubmitResponseRequest\x12G\n" +
 	"\x0fidempotency_key\x18\x01 \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\x0eidempotencyKey\x12#\n" +
-	"\btrial_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\atrialId\x12#\n" +
-	"\bvisit_id\x18\x03 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\avisitId\x123\n" +
+	"\btrial_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\atrialId\x122\n" +
+	"\x10subject_visit_id\x18\x03 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x0esubjectVisitId\x123\n" +
 	"\x10questionnaire_id\x18\x04 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x0fquestionnaireId\x12\xb5\x01\n" +
 	"\vauthored_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampBx\xbaHu\xba\x01o\n" +
 	"&submit_response.authored_at_not_future\x12%authored_at must not be in the future\x1a\x1ethis <= now + duration('300s')\xc8\x01\x01R\n" +
-	"authoredAt\x12C\n" +
-	"\aanswers\x18\x06 \x03(\v2\x1c.trialhub.epro.v1.ItemAnswerB\v\xbaH\b\x92\x01\x05\b\x01\x10\xf4\x03R\aanswers:\xa1\x01\xbaH\x9d\x01\x1a\x9a\x01\n" +
+	"authoredAt\x12A\n" +
+	"\aanswers\x18\x06 \x03(\v2\x1c.trialhub.epro.v1.ItemAnswerB\t\xbaH\x06\x92\x01\x03\x10\xf4\x03R\aanswers:\xa1\x01\xbaH\x9d\x01\x1a\x9a\x01\n" +
 	"\x1fsubmit_response.unique_link_ids\x12&each link_id may be answered only once\x1aOthis.answers.all(a, this.answers.filter(b, b.link_id == a.link_id).size() == 1)\"U\n" +
 	"\x16SubmitResponseResponse\x12;\n" +
 	"\areceipt\x18\x01 \x01(\v2!.trialhub.epro.v1.ResponseReceiptR\areceipt\"\xc5\x05\n" +
@@ -2922,18 +2938,19 @@ const file_trialhub_epro_v1_epro_service_proto_rawDesc = "" +
 	"\x06action\x18\x04 \x01(\x0e2\x1d.trialhub.epro.v1.AmendActionB\n" +
 	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x06action\x12A\n" +
 	"\aanswers\x18\x05 \x03(\v2\x1c.trialhub.epro.v1.ItemAnswerB\t\xbaH\x06\x92\x01\x03\x10\xf4\x03R\aanswers\x12.\n" +
-	"\x06reason\x18\x06 \x01(\tB\x16\xbaH\x13r\x11\x10\x05\x18\xf4\x032\n" +
+	"\x06reason\x18\x06 \x01(\tB\x16\xbaH\x13r\x11\x10\x05\x18\xe8\a2\n" +
 	"(\\S\\s*){5}R\x06reason:\xcc\x02\xbaH\xc8\x02\x1a\xa9\x01\n" +
 	"#amend_response.answers_match_action\x12Ranswers are required to correct answers and must be empty to mark entered in error\x1a.(this.action == 1) == (size(this.answers) > 0)\x1a\x99\x01\n" +
 	"\x1eamend_response.unique_link_ids\x12&each link_id may be answered only once\x1aOthis.answers.all(a, this.answers.filter(b, b.link_id == a.link_id).size() == 1)\"T\n" +
 	"\x15AmendResponseResponse\x12;\n" +
-	"\areceipt\x18\x01 \x01(\v2!.trialhub.epro.v1.ResponseReceiptR\areceipt\"\xde\x05\n" +
+	"\areceipt\x18\x01 \x01(\v2!.trialhub.epro.v1.ResponseReceiptR\areceipt\"\x82\x06\n" +
 	"\x14ListResponsesRequest\x12#\n" +
 	"\btrial_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\atrialId\x12$\n" +
 	"\asite_id\x18\x02 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\x06siteId\x126\n" +
 	"\x10questionnaire_id\x18\x03 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\x0fquestionnaireId\x12;\n" +
-	"\x11questionnaire_url\x18\x04 \x01(\tB\x0e\xbaH\v\xd8\x01\x01r\x06\x18\x80\b\x88\x01\x01R\x10questionnaireUrl\x12&\n" +
-	"\bvisit_id\x18\x05 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\avisitId\x12.\n" +
+	"\x11questionnaire_url\x18\x04 \x01(\tB\x0e\xbaH\v\xd8\x01\x01r\x06\x18\x80\b\x88\x01\x01R\x10questionnaireUrl\x12J\n" +
+	"\vvisit_codes\x18\x05 \x03(\tB)\xbaH&\x92\x01#\x102\x18\x01\"\x1dr\x1b\x10\x01\x18 2\x15^[A-Z0-9][A-Z0-9_-]*$R\n" +
+	"visitCodes\x12.\n" +
 	"\fsubject_uuid\x18\x06 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\vsubjectUuid\x12Q\n" +
 	"\bstatuses\x18\a \x03(\x0e2 .trialhub.epro.v1.ResponseStatusB\x13\xbaH\x10\x92\x01\r\x10\x05\x18\x01\"\a\x82\x01\x04\x10\x01 \x00R\bstatuses\x12'\n" +
 	"\x0finclude_history\x18\b \x01(\bR\x0eincludeHistory\x12;\n" +
@@ -2946,15 +2963,16 @@ const file_trialhub_epro_v1_epro_service_proto_rawDesc = "" +
 	"'list_responses.one_questionnaire_filter\x123set questionnaire_id or questionnaire_url, not both\x1a;this.questionnaire_id == '' || this.questionnaire_url == ''\"\x85\x01\n" +
 	"\x15ListResponsesResponse\x12D\n" +
 	"\tresponses\x18\x01 \x03(\v2&.trialhub.epro.v1.DeidentifiedResponseR\tresponses\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xfb\x04\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x9f\x05\n" +
 	"\x16ExportResponsesRequest\x12B\n" +
 	"\x06format\x18\x01 \x01(\x0e2\x1e.trialhub.epro.v1.ExportFormatB\n" +
 	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x06format\x12#\n" +
 	"\btrial_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\atrialId\x12$\n" +
 	"\asite_id\x18\x03 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\x06siteId\x126\n" +
 	"\x10questionnaire_id\x18\x04 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\x0fquestionnaireId\x12;\n" +
-	"\x11questionnaire_url\x18\x05 \x01(\tB\x0e\xbaH\v\xd8\x01\x01r\x06\x18\x80\b\x88\x01\x01R\x10questionnaireUrl\x12&\n" +
-	"\bvisit_id\x18\x06 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\avisitId\x12Q\n" +
+	"\x11questionnaire_url\x18\x05 \x01(\tB\x0e\xbaH\v\xd8\x01\x01r\x06\x18\x80\b\x88\x01\x01R\x10questionnaireUrl\x12J\n" +
+	"\vvisit_codes\x18\x06 \x03(\tB)\xbaH&\x92\x01#\x102\x18\x01\"\x1dr\x1b\x10\x01\x18 2\x15^[A-Z0-9][A-Z0-9_-]*$R\n" +
+	"visitCodes\x12Q\n" +
 	"\bstatuses\x18\a \x03(\x0e2 .trialhub.epro.v1.ResponseStatusB\x13\xbaH\x10\x92\x01\r\x10\x05\x18\x01\"\a\x82\x01\x04\x10\x01 \x00R\bstatuses\x12;\n" +
 	"\x1ainclude_reviewed_free_text\x18\b \x01(\bR\x17includeReviewedFreeText:\xa4\x01\xbaH\xa0\x01\x1a\x9d\x01\n" +
 	")export_responses.one_questionnaire_filter\x123set questionnaire_id or questionnaire_url, not both\x1a;this.questionnaire_id == '' || this.questionnaire_url == ''\"\x89\x02\n" +
@@ -2993,12 +3011,12 @@ const file_trialhub_epro_v1_epro_service_proto_rawDesc = "" +
 	"\x04data\x18\x01 \x01(\tR\x04data\"D\n" +
 	"\rExportTrailer\x12\x1b\n" +
 	"\trow_count\x18\x01 \x01(\x05R\browCount\x12\x16\n" +
-	"\x06sha256\x18\x02 \x01(\tR\x06sha256\"\xea\x01\n" +
+	"\x06sha256\x18\x02 \x01(\tR\x06sha256\"\x81\x02\n" +
 	"\x1aGetComplianceReportRequest\x12#\n" +
 	"\btrial_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\atrialId\x12$\n" +
-	"\asite_id\x18\x02 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\x06siteId\x12D\n" +
+	"\asite_id\x18\x02 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\x06siteId\x12[\n" +
 	"\n" +
-	"as_of_date\x18\x03 \x01(\tB&\xbaH#\xd8\x01\x01r\x1e2\x1c^[0-9]{4}-[0-9]{2}-[0-9]{2}$R\basOfDate\x12;\n" +
+	"as_of_date\x18\x03 \x01(\tB=\xbaH:\xd8\x01\x01r523^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$R\basOfDate\x12;\n" +
 	"\x11questionnaire_url\x18\x04 \x01(\tB\x0e\xbaH\v\xd8\x01\x01r\x06\x18\x80\b\x88\x01\x01R\x10questionnaireUrl\"\xc3\x01\n" +
 	"\x10ComplianceCounts\x12\x1a\n" +
 	"\bexpected\x18\x01 \x01(\x05R\bexpected\x12\x1c\n" +
@@ -3006,17 +3024,16 @@ const file_trialhub_epro_v1_epro_service_proto_rawDesc = "" +
 	"\x06missed\x18\x03 \x01(\x05R\x06missed\x12\x18\n" +
 	"\apending\x18\x04 \x01(\x05R\apending\x12.\n" +
 	"\x10compliance_ratio\x18\x05 \x01(\x01H\x00R\x0fcomplianceRatio\x88\x01\x01B\x13\n" +
-	"\x11_compliance_ratio\"\x9b\x02\n" +
+	"\x11_compliance_ratio\"\x86\x02\n" +
 	"\rComplianceRow\x12\x17\n" +
-	"\asite_id\x18\x01 \x01(\tR\x06siteId\x12\x19\n" +
-	"\bvisit_id\x18\x02 \x01(\tR\avisitId\x12\x1d\n" +
+	"\asite_id\x18\x01 \x01(\tR\x06siteId\x12\x1d\n" +
 	"\n" +
 	"visit_code\x18\x03 \x01(\tR\tvisitCode\x12\x1d\n" +
 	"\n" +
 	"visit_name\x18\x04 \x01(\tR\tvisitName\x12+\n" +
 	"\x11questionnaire_url\x18\x05 \x01(\tR\x10questionnaireUrl\x12/\n" +
 	"\x13questionnaire_title\x18\x06 \x01(\tR\x12questionnaireTitle\x12:\n" +
-	"\x06counts\x18\a \x01(\v2\".trialhub.epro.v1.ComplianceCountsR\x06counts\"\xe9\x01\n" +
+	"\x06counts\x18\a \x01(\v2\".trialhub.epro.v1.ComplianceCountsR\x06countsJ\x04\b\x02\x10\x03\"\xe9\x01\n" +
 	"\x1bGetComplianceReportResponse\x12\x1c\n" +
 	"\n" +
 	"as_of_date\x18\x01 \x01(\tR\basOfDate\x12=\n" +
@@ -3029,14 +3046,15 @@ const file_trialhub_epro_v1_epro_service_proto_rawDesc = "" +
 	")IMPORT_WARNING_KIND_UNSUPPORTED_EXTENSION\x10\x02\x12-\n" +
 	")IMPORT_WARNING_KIND_UNSUPPORTED_ITEM_TYPE\x10\x03\x12.\n" +
 	"*IMPORT_WARNING_KIND_VALUE_SET_NOT_EXPANDED\x10\x04\x12'\n" +
-	"#IMPORT_WARNING_KIND_VALUE_CONVERTED\x10\x05*\x8c\x01\n" +
+	"#IMPORT_WARNING_KIND_VALUE_CONVERTED\x10\x05*\xa6\x01\n" +
 	"\n" +
 	"TaskStatus\x12\x1b\n" +
 	"\x17TASK_STATUS_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14TASK_STATUS_UPCOMING\x10\x01\x12\x13\n" +
 	"\x0fTASK_STATUS_DUE\x10\x02\x12\x19\n" +
-	"\x15TASK_STATUS_COMPLETED\x10\x03\x12\x17\n" +
-	"\x13TASK_STATUS_EXPIRED\x10\x04*u\n" +
+	"\x15TASK_STATUS_COMPLETED\x10\x03\x12\x16\n" +
+	"\x12TASK_STATUS_MISSED\x10\x04\x12\x19\n" +
+	"\x15TASK_STATUS_CANCELLED\x10\x05*u\n" +
 	"\vAmendAction\x12\x1c\n" +
 	"\x18AMEND_ACTION_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cAMEND_ACTION_CORRECT_ANSWERS\x10\x01\x12&\n" +
@@ -3158,7 +3176,7 @@ var file_trialhub_epro_v1_epro_service_proto_depIdxs = []int32{
 	0,  // 11: trialhub.epro.v1.ImportWarning.kind:type_name -> trialhub.epro.v1.ImportWarningKind
 	10, // 12: trialhub.epro.v1.GetQuestionnaireRequest.canonical:type_name -> trialhub.epro.v1.QuestionnaireCanonical
 	41, // 13: trialhub.epro.v1.GetQuestionnaireResponse.questionnaire:type_name -> trialhub.epro.v1.Questionnaire
-	37, // 14: trialhub.epro.v1.ListQuestionnairesRequest.status:type_name -> trialhub.epro.v1.QuestionnaireStatus
+	37, // 14: trialhub.epro.v1.ListQuestionnairesRequest.statuses:type_name -> trialhub.epro.v1.QuestionnaireStatus
 	41, // 15: trialhub.epro.v1.ListQuestionnairesResponse.questionnaires:type_name -> trialhub.epro.v1.Questionnaire
 	42, // 16: trialhub.epro.v1.QuestionnaireTask.questionnaire:type_name -> trialhub.epro.v1.QuestionnaireRef
 	43, // 17: trialhub.epro.v1.QuestionnaireTask.window_opens_at:type_name -> google.protobuf.Timestamp
@@ -3227,7 +3245,7 @@ func file_trialhub_epro_v1_epro_service_proto_init() {
 	file_trialhub_epro_v1_response_proto_init()
 	file_trialhub_epro_v1_types_proto_init()
 	file_trialhub_epro_v1_epro_service_proto_msgTypes[6].OneofWrappers = []any{
-		(*GetQuestionnaireRequest_Id)(nil),
+		(*GetQuestionnaireRequest_QuestionnaireId)(nil),
 		(*GetQuestionnaireRequest_Canonical)(nil),
 	}
 	file_trialhub_epro_v1_epro_service_proto_msgTypes[20].OneofWrappers = []any{

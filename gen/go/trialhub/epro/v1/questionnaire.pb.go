@@ -495,13 +495,17 @@ func (AlertPriority) EnumDescriptor() ([]byte, []int) {
 // answered, so old responses remain readable after a new version is released.
 type Questionnaire struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The server-assigned identifier of this version (UUID).
-	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The server-assigned identifier of this version (UUID). Tasks, responses and
+	// visit schedules name the version by it (QuestionnaireRef.questionnaire_id).
+	QuestionnaireId string `protobuf:"bytes,1,opt,name=questionnaire_id,json=questionnaireId,proto3" json:"questionnaire_id,omitempty"`
 	// The canonical URL that names the questionnaire across its versions (FHIR
 	// Questionnaire.url), e.g. "https://trialhub.example/fhir/Questionnaire/phq-9".
 	Url string `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
 	// The business version of this definition (FHIR Questionnaire.version), e.g.
-	// "1.0.0".
+	// "1.0.0". Letters, digits and ".", "_", "+", "-", starting with a letter or
+	// digit, at most 64 characters (e.g. "1", "2.0.0", "2.0.0+b1", "v2"). Versions
+	// are labels: they are compared for equality, never sorted; "newest" means most
+	// recently stored (created_at).
 	Version string `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
 	// A computer-friendly name (FHIR Questionnaire.name), e.g. "PHQ9"; it prefixes
 	// this questionnaire's columns in CSV exports.
@@ -565,9 +569,9 @@ func (*Questionnaire) Descriptor() ([]byte, []int) {
 	return file_trialhub_epro_v1_questionnaire_proto_rawDescGZIP(), []int{0}
 }
 
-func (x *Questionnaire) GetId() string {
+func (x *Questionnaire) GetQuestionnaireId() string {
 	if x != nil {
-		return x.Id
+		return x.QuestionnaireId
 	}
 	return ""
 }
@@ -680,11 +684,12 @@ func (x *Questionnaire) GetCreatedBy() string {
 // QuestionnaireRef names the questionnaire version a task or response belongs to.
 type QuestionnaireRef struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The identifier of the questionnaire version (UUID).
-	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	// The canonical URL of the questionnaire.
-	Url string `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
-	// The version of the questionnaire.
+	// The identifier of the stored questionnaire version (Questionnaire.questionnaire_id,
+	// UUID).
+	QuestionnaireId string `protobuf:"bytes,1,opt,name=questionnaire_id,json=questionnaireId,proto3" json:"questionnaire_id,omitempty"`
+	// The canonical URL of the questionnaire across its versions (Questionnaire.url).
+	QuestionnaireUrl string `protobuf:"bytes,2,opt,name=questionnaire_url,json=questionnaireUrl,proto3" json:"questionnaire_url,omitempty"`
+	// The version of the questionnaire (Questionnaire.version), e.g. "1.0.0".
 	Version string `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
 	// The title shown to the patient.
 	Title         string `protobuf:"bytes,4,opt,name=title,proto3" json:"title,omitempty"`
@@ -722,16 +727,16 @@ func (*QuestionnaireRef) Descriptor() ([]byte, []int) {
 	return file_trialhub_epro_v1_questionnaire_proto_rawDescGZIP(), []int{1}
 }
 
-func (x *QuestionnaireRef) GetId() string {
+func (x *QuestionnaireRef) GetQuestionnaireId() string {
 	if x != nil {
-		return x.Id
+		return x.QuestionnaireId
 	}
 	return ""
 }
 
-func (x *QuestionnaireRef) GetUrl() string {
+func (x *QuestionnaireRef) GetQuestionnaireUrl() string {
 	if x != nil {
-		return x.Url
+		return x.QuestionnaireUrl
 	}
 	return ""
 }
@@ -1307,8 +1312,9 @@ type AlertRule struct {
 	Trigger isAlertRule_Trigger `protobuf_oneof:"trigger"`
 	// How urgently the site must act.
 	Priority AlertPriority `protobuf:"varint,5,opt,name=priority,proto3,enum=trialhub.epro.v1.AlertPriority" json:"priority,omitempty"`
-	// Guidance shown to the patient on the receipt when the alert is raised, e.g.
-	// whom to call now in a crisis. Empty: nothing extra is shown.
+	// Guidance shown to the patient on the receipt when the rule fires
+	// (FiredAlert.patient_message), e.g. whom to call now in a crisis. Empty: nothing
+	// extra is shown. Never shown to analysts.
 	PatientMessage string `protobuf:"bytes,6,opt,name=patient_message,json=patientMessage,proto3" json:"patient_message,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
@@ -1550,9 +1556,9 @@ var File_trialhub_epro_v1_questionnaire_proto protoreflect.FileDescriptor
 
 const file_trialhub_epro_v1_questionnaire_proto_rawDesc = "" +
 	"\n" +
-	"$trialhub/epro/v1/questionnaire.proto\x12\x10trialhub.epro.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ctrialhub/epro/v1/types.proto\"\x90\x05\n" +
-	"\rQuestionnaire\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
+	"$trialhub/epro/v1/questionnaire.proto\x12\x10trialhub.epro.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ctrialhub/epro/v1/types.proto\"\xab\x05\n" +
+	"\rQuestionnaire\x12)\n" +
+	"\x10questionnaire_id\x18\x01 \x01(\tR\x0fquestionnaireId\x12\x10\n" +
 	"\x03url\x18\x02 \x01(\tR\x03url\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\tR\aversion\x12\x12\n" +
 	"\x04name\x18\x04 \x01(\tR\x04name\x12\x14\n" +
@@ -1572,10 +1578,10 @@ const file_trialhub_epro_v1_questionnaire_proto_rawDesc = "" +
 	"\n" +
 	"updated_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x1d\n" +
 	"\n" +
-	"created_by\x18\x10 \x01(\tR\tcreatedBy\"d\n" +
-	"\x10QuestionnaireRef\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
-	"\x03url\x18\x02 \x01(\tR\x03url\x12\x18\n" +
+	"created_by\x18\x10 \x01(\tR\tcreatedBy\"\x9a\x01\n" +
+	"\x10QuestionnaireRef\x12)\n" +
+	"\x10questionnaire_id\x18\x01 \x01(\tR\x0fquestionnaireId\x12+\n" +
+	"\x11questionnaire_url\x18\x02 \x01(\tR\x10questionnaireUrl\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\tR\aversion\x12\x14\n" +
 	"\x05title\x18\x04 \x01(\tR\x05title\"\xd1\x1c\n" +
 	"\x11QuestionnaireItem\x128\n" +

@@ -320,17 +320,18 @@ type ResponseReceipt struct {
 	Questionnaire *QuestionnaireRef `protobuf:"bytes,4,opt,name=questionnaire,proto3" json:"questionnaire,omitempty"`
 	// The trial the response belongs to (UUID).
 	TrialId string `protobuf:"bytes,5,opt,name=trial_id,json=trialId,proto3" json:"trial_id,omitempty"`
-	// The visit the response belongs to (UUID).
-	VisitId string `protobuf:"bytes,6,opt,name=visit_id,json=visitId,proto3" json:"visit_id,omitempty"`
+	// The subject's planned visit the response belongs to (the trial service's
+	// SubjectVisit.subject_visit_id, UUID).
+	SubjectVisitId string `protobuf:"bytes,6,opt,name=subject_visit_id,json=subjectVisitId,proto3" json:"subject_visit_id,omitempty"`
 	// The totals of the questionnaire's scoring rules, with their severity bands.
 	// Empty when the response is entered in error.
 	Scores []*Score `protobuf:"bytes,7,rep,name=scores,proto3" json:"scores,omitempty"`
-	// True when an alert rule fired and an alert was queued for the subject's site.
-	// Delivery goes through an outbox: it never delays or fails the receipt.
-	SafetyAlertRaised bool `protobuf:"varint,8,opt,name=safety_alert_raised,json=safetyAlertRaised,proto3" json:"safety_alert_raised,omitempty"`
-	// Guidance for the patient from the alert rules that fired (e.g. whom to call in
-	// a crisis). Empty when no rule fired or the rules have none.
-	PatientMessage string `protobuf:"bytes,9,opt,name=patient_message,json=patientMessage,proto3" json:"patient_message,omitempty"`
+	// The alert rules of the questionnaire that fired for this revision, in the
+	// questionnaire's alert rule order; empty when none fired or the response is
+	// entered in error. For each, an alert was queued for the subject's site;
+	// delivery goes through an outbox, so it never delays or fails the receipt. Show
+	// each non-empty patient_message to the patient (e.g. whom to call in a crisis).
+	FiredAlerts []*FiredAlert `protobuf:"bytes,8,rep,name=fired_alerts,json=firedAlerts,proto3" json:"fired_alerts,omitempty"`
 	// When the patient finished answering, as stated by the device (UTC).
 	AuthoredAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=authored_at,json=authoredAt,proto3" json:"authored_at,omitempty"`
 	// When the server stored this revision (UTC, server clock).
@@ -404,9 +405,9 @@ func (x *ResponseReceipt) GetTrialId() string {
 	return ""
 }
 
-func (x *ResponseReceipt) GetVisitId() string {
+func (x *ResponseReceipt) GetSubjectVisitId() string {
 	if x != nil {
-		return x.VisitId
+		return x.SubjectVisitId
 	}
 	return ""
 }
@@ -418,18 +419,11 @@ func (x *ResponseReceipt) GetScores() []*Score {
 	return nil
 }
 
-func (x *ResponseReceipt) GetSafetyAlertRaised() bool {
+func (x *ResponseReceipt) GetFiredAlerts() []*FiredAlert {
 	if x != nil {
-		return x.SafetyAlertRaised
+		return x.FiredAlerts
 	}
-	return false
-}
-
-func (x *ResponseReceipt) GetPatientMessage() string {
-	if x != nil {
-		return x.PatientMessage
-	}
-	return ""
+	return nil
 }
 
 func (x *ResponseReceipt) GetAuthoredAt() *timestamppb.Timestamp {
@@ -467,8 +461,9 @@ type DeidentifiedResponse struct {
 	// The subject's random pseudonym (UUIDv4); the mapping to a person exists only in
 	// the patient service.
 	SubjectUuid string `protobuf:"bytes,7,opt,name=subject_uuid,json=subjectUuid,proto3" json:"subject_uuid,omitempty"`
-	// The visit (UUID).
-	VisitId string `protobuf:"bytes,8,opt,name=visit_id,json=visitId,proto3" json:"visit_id,omitempty"`
+	// The subject's planned visit (the trial service's SubjectVisit.subject_visit_id,
+	// UUID). To select a visit across subjects, use visit_code.
+	SubjectVisitId string `protobuf:"bytes,8,opt,name=subject_visit_id,json=subjectVisitId,proto3" json:"subject_visit_id,omitempty"`
 	// The visit's code in the schedule, e.g. "W04".
 	VisitCode string `protobuf:"bytes,9,opt,name=visit_code,json=visitCode,proto3" json:"visit_code,omitempty"`
 	// The visit's name in the schedule, e.g. "Week 4".
@@ -476,18 +471,22 @@ type DeidentifiedResponse struct {
 	// The study day on which the response was authored (the calendar day of
 	// authored_at in the site's time zone), relative to enrollment as in SDTM --DY:
 	// enrollment day is day 1, the day before it is day -1, and there is no day 0.
-	StudyDay int32 `protobuf:"varint,11,opt,name=study_day,json=studyDay,proto3" json:"study_day,omitempty"`
+	// It is the day the patient answered, not the day the server received it.
+	AuthoredStudyDay int32 `protobuf:"varint,11,opt,name=authored_study_day,json=authoredStudyDay,proto3" json:"authored_study_day,omitempty"`
 	// The questionnaire version the response answered.
 	Questionnaire *QuestionnaireRef `protobuf:"bytes,12,opt,name=questionnaire,proto3" json:"questionnaire,omitempty"`
 	// The totals of the scoring rules, with their severity bands.
 	Scores []*Score `protobuf:"bytes,13,rep,name=scores,proto3" json:"scores,omitempty"`
-	// True when an alert rule fired for this revision.
-	SafetyAlertRaised bool `protobuf:"varint,14,opt,name=safety_alert_raised,json=safetyAlertRaised,proto3" json:"safety_alert_raised,omitempty"`
+	// The alert rules that fired for this revision (rule name and priority), in the
+	// questionnaire's alert rule order; empty when none fired. patient_message is
+	// always empty here: what the patient was shown is never shown to analysts.
+	FiredAlerts []*FiredAlert `protobuf:"bytes,14,rep,name=fired_alerts,json=firedAlerts,proto3" json:"fired_alerts,omitempty"`
 	// The answers, in questionnaire order, with identifying values withheld.
 	Answers []*DeidentifiedItemAnswer `protobuf:"bytes,15,rep,name=answers,proto3" json:"answers,omitempty"`
 	// The role of whoever wrote this revision: ROLE_PATIENT for the submission and the
-	// patient's own corrections, ROLE_INVESTIGATOR for site corrections. Never a name
-	// or account.
+	// patient's own corrections, ROLE_INVESTIGATOR when site staff marked the response
+	// entered in error (sites never change a patient's answers). Never a name or
+	// account.
 	AuthorRole v1.Role `protobuf:"varint,16,opt,name=author_role,json=authorRole,proto3,enum=trialhub.authz.v1.Role" json:"author_role,omitempty"`
 	// True when at least one answer of this revision has withheld values.
 	HasWithheldAnswers bool `protobuf:"varint,17,opt,name=has_withheld_answers,json=hasWithheldAnswers,proto3" json:"has_withheld_answers,omitempty"`
@@ -574,9 +573,9 @@ func (x *DeidentifiedResponse) GetSubjectUuid() string {
 	return ""
 }
 
-func (x *DeidentifiedResponse) GetVisitId() string {
+func (x *DeidentifiedResponse) GetSubjectVisitId() string {
 	if x != nil {
-		return x.VisitId
+		return x.SubjectVisitId
 	}
 	return ""
 }
@@ -595,9 +594,9 @@ func (x *DeidentifiedResponse) GetVisitName() string {
 	return ""
 }
 
-func (x *DeidentifiedResponse) GetStudyDay() int32 {
+func (x *DeidentifiedResponse) GetAuthoredStudyDay() int32 {
 	if x != nil {
-		return x.StudyDay
+		return x.AuthoredStudyDay
 	}
 	return 0
 }
@@ -616,11 +615,11 @@ func (x *DeidentifiedResponse) GetScores() []*Score {
 	return nil
 }
 
-func (x *DeidentifiedResponse) GetSafetyAlertRaised() bool {
+func (x *DeidentifiedResponse) GetFiredAlerts() []*FiredAlert {
 	if x != nil {
-		return x.SafetyAlertRaised
+		return x.FiredAlerts
 	}
-	return false
+	return nil
 }
 
 func (x *DeidentifiedResponse) GetAnswers() []*DeidentifiedItemAnswer {
@@ -642,6 +641,74 @@ func (x *DeidentifiedResponse) GetHasWithheldAnswers() bool {
 		return x.HasWithheldAnswers
 	}
 	return false
+}
+
+// FiredAlert is one alert rule of the questionnaire that fired for a response
+// revision; its alert was queued for the subject's site staff, who receive it
+// through the notification service.
+type FiredAlert struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The name of the AlertRule that fired (AlertRule.name), e.g. "item9_self_harm".
+	AlertRuleName string `protobuf:"bytes,1,opt,name=alert_rule_name,json=alertRuleName,proto3" json:"alert_rule_name,omitempty"`
+	// The rule's priority: how urgently the site must act.
+	Priority AlertPriority `protobuf:"varint,2,opt,name=priority,proto3,enum=trialhub.epro.v1.AlertPriority" json:"priority,omitempty"`
+	// What the patient is shown on the receipt for this alert (the rule's
+	// AlertRule.patient_message), e.g. whom to call now in a crisis. Empty when the
+	// rule has none. Never shown to analysts: always empty in DeidentifiedResponse.
+	PatientMessage string `protobuf:"bytes,3,opt,name=patient_message,json=patientMessage,proto3" json:"patient_message,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *FiredAlert) Reset() {
+	*x = FiredAlert{}
+	mi := &file_trialhub_epro_v1_response_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FiredAlert) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FiredAlert) ProtoMessage() {}
+
+func (x *FiredAlert) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_epro_v1_response_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FiredAlert.ProtoReflect.Descriptor instead.
+func (*FiredAlert) Descriptor() ([]byte, []int) {
+	return file_trialhub_epro_v1_response_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *FiredAlert) GetAlertRuleName() string {
+	if x != nil {
+		return x.AlertRuleName
+	}
+	return ""
+}
+
+func (x *FiredAlert) GetPriority() AlertPriority {
+	if x != nil {
+		return x.Priority
+	}
+	return AlertPriority_ALERT_PRIORITY_UNSPECIFIED
+}
+
+func (x *FiredAlert) GetPatientMessage() string {
+	if x != nil {
+		return x.PatientMessage
+	}
+	return ""
 }
 
 // DeidentifiedItemAnswer is one item's answer in a de-identified view.
@@ -668,7 +735,7 @@ type DeidentifiedItemAnswer struct {
 
 func (x *DeidentifiedItemAnswer) Reset() {
 	*x = DeidentifiedItemAnswer{}
-	mi := &file_trialhub_epro_v1_response_proto_msgTypes[4]
+	mi := &file_trialhub_epro_v1_response_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -680,7 +747,7 @@ func (x *DeidentifiedItemAnswer) String() string {
 func (*DeidentifiedItemAnswer) ProtoMessage() {}
 
 func (x *DeidentifiedItemAnswer) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_epro_v1_response_proto_msgTypes[4]
+	mi := &file_trialhub_epro_v1_response_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -693,7 +760,7 @@ func (x *DeidentifiedItemAnswer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeidentifiedItemAnswer.ProtoReflect.Descriptor instead.
 func (*DeidentifiedItemAnswer) Descriptor() ([]byte, []int) {
-	return file_trialhub_epro_v1_response_proto_rawDescGZIP(), []int{4}
+	return file_trialhub_epro_v1_response_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *DeidentifiedItemAnswer) GetLinkId() string {
@@ -747,23 +814,23 @@ const file_trialhub_epro_v1_response_proto_rawDesc = "" +
 	"\x04code\x18\x03 \x01(\v2\x18.trialhub.epro.v1.CodingR\x04code\x12\x19\n" +
 	"\x05value\x18\x04 \x01(\x01H\x00R\x05value\x88\x01\x01\x122\n" +
 	"\x04band\x18\x05 \x01(\v2\x1e.trialhub.epro.v1.SeverityBandR\x04bandB\b\n" +
-	"\x06_value\"\x8c\x04\n" +
+	"\x06_value\"\x89\x04\n" +
 	"\x0fResponseReceipt\x12\x1f\n" +
 	"\vresponse_id\x18\x01 \x01(\tR\n" +
 	"responseId\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x05R\brevision\x128\n" +
 	"\x06status\x18\x03 \x01(\x0e2 .trialhub.epro.v1.ResponseStatusR\x06status\x12H\n" +
 	"\rquestionnaire\x18\x04 \x01(\v2\".trialhub.epro.v1.QuestionnaireRefR\rquestionnaire\x12\x19\n" +
-	"\btrial_id\x18\x05 \x01(\tR\atrialId\x12\x19\n" +
-	"\bvisit_id\x18\x06 \x01(\tR\avisitId\x12/\n" +
-	"\x06scores\x18\a \x03(\v2\x17.trialhub.epro.v1.ScoreR\x06scores\x12.\n" +
-	"\x13safety_alert_raised\x18\b \x01(\bR\x11safetyAlertRaised\x12'\n" +
-	"\x0fpatient_message\x18\t \x01(\tR\x0epatientMessage\x12;\n" +
+	"\btrial_id\x18\x05 \x01(\tR\atrialId\x12(\n" +
+	"\x10subject_visit_id\x18\x06 \x01(\tR\x0esubjectVisitId\x12/\n" +
+	"\x06scores\x18\a \x03(\v2\x17.trialhub.epro.v1.ScoreR\x06scores\x12?\n" +
+	"\ffired_alerts\x18\b \x03(\v2\x1c.trialhub.epro.v1.FiredAlertR\vfiredAlerts\x12;\n" +
 	"\vauthored_at\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"authoredAt\x12;\n" +
 	"\vreceived_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"receivedAt\"\xcf\x05\n" +
+	"receivedAtJ\x04\b\t\x10\n" +
+	"\"\x80\x06\n" +
 	"\x14DeidentifiedResponse\x12\x1f\n" +
 	"\vresponse_id\x18\x01 \x01(\tR\n" +
 	"responseId\x12\x1a\n" +
@@ -772,21 +839,26 @@ const file_trialhub_epro_v1_response_proto_rawDesc = "" +
 	"\x06status\x18\x04 \x01(\x0e2 .trialhub.epro.v1.ResponseStatusR\x06status\x12\x19\n" +
 	"\btrial_id\x18\x05 \x01(\tR\atrialId\x12\x17\n" +
 	"\asite_id\x18\x06 \x01(\tR\x06siteId\x12!\n" +
-	"\fsubject_uuid\x18\a \x01(\tR\vsubjectUuid\x12\x19\n" +
-	"\bvisit_id\x18\b \x01(\tR\avisitId\x12\x1d\n" +
+	"\fsubject_uuid\x18\a \x01(\tR\vsubjectUuid\x12(\n" +
+	"\x10subject_visit_id\x18\b \x01(\tR\x0esubjectVisitId\x12\x1d\n" +
 	"\n" +
 	"visit_code\x18\t \x01(\tR\tvisitCode\x12\x1d\n" +
 	"\n" +
 	"visit_name\x18\n" +
-	" \x01(\tR\tvisitName\x12\x1b\n" +
-	"\tstudy_day\x18\v \x01(\x05R\bstudyDay\x12H\n" +
+	" \x01(\tR\tvisitName\x12,\n" +
+	"\x12authored_study_day\x18\v \x01(\x05R\x10authoredStudyDay\x12H\n" +
 	"\rquestionnaire\x18\f \x01(\v2\".trialhub.epro.v1.QuestionnaireRefR\rquestionnaire\x12/\n" +
-	"\x06scores\x18\r \x03(\v2\x17.trialhub.epro.v1.ScoreR\x06scores\x12.\n" +
-	"\x13safety_alert_raised\x18\x0e \x01(\bR\x11safetyAlertRaised\x12B\n" +
+	"\x06scores\x18\r \x03(\v2\x17.trialhub.epro.v1.ScoreR\x06scores\x12?\n" +
+	"\ffired_alerts\x18\x0e \x03(\v2\x1c.trialhub.epro.v1.FiredAlertR\vfiredAlerts\x12B\n" +
 	"\aanswers\x18\x0f \x03(\v2(.trialhub.epro.v1.DeidentifiedItemAnswerR\aanswers\x128\n" +
 	"\vauthor_role\x18\x10 \x01(\x0e2\x17.trialhub.authz.v1.RoleR\n" +
 	"authorRole\x120\n" +
-	"\x14has_withheld_answers\x18\x11 \x01(\bR\x12hasWithheldAnswers\"\xf7\x01\n" +
+	"\x14has_withheld_answers\x18\x11 \x01(\bR\x12hasWithheldAnswers\"\x9a\x01\n" +
+	"\n" +
+	"FiredAlert\x12&\n" +
+	"\x0falert_rule_name\x18\x01 \x01(\tR\ralertRuleName\x12;\n" +
+	"\bpriority\x18\x02 \x01(\x0e2\x1f.trialhub.epro.v1.AlertPriorityR\bpriority\x12'\n" +
+	"\x0fpatient_message\x18\x03 \x01(\tR\x0epatientMessage\"\xf7\x01\n" +
 	"\x16DeidentifiedItemAnswer\x12\x17\n" +
 	"\alink_id\x18\x01 \x01(\tR\x06linkId\x125\n" +
 	"\x06values\x18\x02 \x03(\v2\x1d.trialhub.epro.v1.AnswerValueR\x06values\x12\x19\n" +
@@ -823,7 +895,7 @@ func file_trialhub_epro_v1_response_proto_rawDescGZIP() []byte {
 }
 
 var file_trialhub_epro_v1_response_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_trialhub_epro_v1_response_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_trialhub_epro_v1_response_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_trialhub_epro_v1_response_proto_goTypes = []any{
 	(ResponseStatus)(0),            // 0: trialhub.epro.v1.ResponseStatus
 	(WithheldReason)(0),            // 1: trialhub.epro.v1.WithheldReason
@@ -831,35 +903,40 @@ var file_trialhub_epro_v1_response_proto_goTypes = []any{
 	(*Score)(nil),                  // 3: trialhub.epro.v1.Score
 	(*ResponseReceipt)(nil),        // 4: trialhub.epro.v1.ResponseReceipt
 	(*DeidentifiedResponse)(nil),   // 5: trialhub.epro.v1.DeidentifiedResponse
-	(*DeidentifiedItemAnswer)(nil), // 6: trialhub.epro.v1.DeidentifiedItemAnswer
-	(*AnswerValue)(nil),            // 7: trialhub.epro.v1.AnswerValue
-	(*Coding)(nil),                 // 8: trialhub.epro.v1.Coding
-	(*SeverityBand)(nil),           // 9: trialhub.epro.v1.SeverityBand
-	(*QuestionnaireRef)(nil),       // 10: trialhub.epro.v1.QuestionnaireRef
-	(*timestamppb.Timestamp)(nil),  // 11: google.protobuf.Timestamp
-	(v1.Role)(0),                   // 12: trialhub.authz.v1.Role
+	(*FiredAlert)(nil),             // 6: trialhub.epro.v1.FiredAlert
+	(*DeidentifiedItemAnswer)(nil), // 7: trialhub.epro.v1.DeidentifiedItemAnswer
+	(*AnswerValue)(nil),            // 8: trialhub.epro.v1.AnswerValue
+	(*Coding)(nil),                 // 9: trialhub.epro.v1.Coding
+	(*SeverityBand)(nil),           // 10: trialhub.epro.v1.SeverityBand
+	(*QuestionnaireRef)(nil),       // 11: trialhub.epro.v1.QuestionnaireRef
+	(*timestamppb.Timestamp)(nil),  // 12: google.protobuf.Timestamp
+	(v1.Role)(0),                   // 13: trialhub.authz.v1.Role
+	(AlertPriority)(0),             // 14: trialhub.epro.v1.AlertPriority
 }
 var file_trialhub_epro_v1_response_proto_depIdxs = []int32{
-	7,  // 0: trialhub.epro.v1.ItemAnswer.values:type_name -> trialhub.epro.v1.AnswerValue
-	8,  // 1: trialhub.epro.v1.Score.code:type_name -> trialhub.epro.v1.Coding
-	9,  // 2: trialhub.epro.v1.Score.band:type_name -> trialhub.epro.v1.SeverityBand
+	8,  // 0: trialhub.epro.v1.ItemAnswer.values:type_name -> trialhub.epro.v1.AnswerValue
+	9,  // 1: trialhub.epro.v1.Score.code:type_name -> trialhub.epro.v1.Coding
+	10, // 2: trialhub.epro.v1.Score.band:type_name -> trialhub.epro.v1.SeverityBand
 	0,  // 3: trialhub.epro.v1.ResponseReceipt.status:type_name -> trialhub.epro.v1.ResponseStatus
-	10, // 4: trialhub.epro.v1.ResponseReceipt.questionnaire:type_name -> trialhub.epro.v1.QuestionnaireRef
+	11, // 4: trialhub.epro.v1.ResponseReceipt.questionnaire:type_name -> trialhub.epro.v1.QuestionnaireRef
 	3,  // 5: trialhub.epro.v1.ResponseReceipt.scores:type_name -> trialhub.epro.v1.Score
-	11, // 6: trialhub.epro.v1.ResponseReceipt.authored_at:type_name -> google.protobuf.Timestamp
-	11, // 7: trialhub.epro.v1.ResponseReceipt.received_at:type_name -> google.protobuf.Timestamp
-	0,  // 8: trialhub.epro.v1.DeidentifiedResponse.status:type_name -> trialhub.epro.v1.ResponseStatus
-	10, // 9: trialhub.epro.v1.DeidentifiedResponse.questionnaire:type_name -> trialhub.epro.v1.QuestionnaireRef
-	3,  // 10: trialhub.epro.v1.DeidentifiedResponse.scores:type_name -> trialhub.epro.v1.Score
-	6,  // 11: trialhub.epro.v1.DeidentifiedResponse.answers:type_name -> trialhub.epro.v1.DeidentifiedItemAnswer
-	12, // 12: trialhub.epro.v1.DeidentifiedResponse.author_role:type_name -> trialhub.authz.v1.Role
-	7,  // 13: trialhub.epro.v1.DeidentifiedItemAnswer.values:type_name -> trialhub.epro.v1.AnswerValue
-	1,  // 14: trialhub.epro.v1.DeidentifiedItemAnswer.withheld_reason:type_name -> trialhub.epro.v1.WithheldReason
-	15, // [15:15] is the sub-list for method output_type
-	15, // [15:15] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	6,  // 6: trialhub.epro.v1.ResponseReceipt.fired_alerts:type_name -> trialhub.epro.v1.FiredAlert
+	12, // 7: trialhub.epro.v1.ResponseReceipt.authored_at:type_name -> google.protobuf.Timestamp
+	12, // 8: trialhub.epro.v1.ResponseReceipt.received_at:type_name -> google.protobuf.Timestamp
+	0,  // 9: trialhub.epro.v1.DeidentifiedResponse.status:type_name -> trialhub.epro.v1.ResponseStatus
+	11, // 10: trialhub.epro.v1.DeidentifiedResponse.questionnaire:type_name -> trialhub.epro.v1.QuestionnaireRef
+	3,  // 11: trialhub.epro.v1.DeidentifiedResponse.scores:type_name -> trialhub.epro.v1.Score
+	6,  // 12: trialhub.epro.v1.DeidentifiedResponse.fired_alerts:type_name -> trialhub.epro.v1.FiredAlert
+	7,  // 13: trialhub.epro.v1.DeidentifiedResponse.answers:type_name -> trialhub.epro.v1.DeidentifiedItemAnswer
+	13, // 14: trialhub.epro.v1.DeidentifiedResponse.author_role:type_name -> trialhub.authz.v1.Role
+	14, // 15: trialhub.epro.v1.FiredAlert.priority:type_name -> trialhub.epro.v1.AlertPriority
+	8,  // 16: trialhub.epro.v1.DeidentifiedItemAnswer.values:type_name -> trialhub.epro.v1.AnswerValue
+	1,  // 17: trialhub.epro.v1.DeidentifiedItemAnswer.withheld_reason:type_name -> trialhub.epro.v1.WithheldReason
+	18, // [18:18] is the sub-list for method output_type
+	18, // [18:18] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_trialhub_epro_v1_response_proto_init() }
@@ -870,14 +947,14 @@ func file_trialhub_epro_v1_response_proto_init() {
 	file_trialhub_epro_v1_questionnaire_proto_init()
 	file_trialhub_epro_v1_types_proto_init()
 	file_trialhub_epro_v1_response_proto_msgTypes[1].OneofWrappers = []any{}
-	file_trialhub_epro_v1_response_proto_msgTypes[4].OneofWrappers = []any{}
+	file_trialhub_epro_v1_response_proto_msgTypes[5].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_trialhub_epro_v1_response_proto_rawDesc), len(file_trialhub_epro_v1_response_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   5,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -417,13 +417,13 @@ const file_trialhub_epro_v1_types_proto_rawDesc = "" +
 	"\x05value\x18\x01 \x01(\tB/\xbaH,r*2(^-?(0|[1-9][0-9]{0,17})(\\.[0-9]{1,18})?$R\x05value\x12\x1b\n" +
 	"\x04unit\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x18@R\x04unit\x12&\n" +
 	"\x06system\x18\x03 \x01(\tB\x0e\xbaH\v\xd8\x01\x01r\x06\x18\x80\x02\x88\x01\x01R\x06system\x12\x1b\n" +
-	"\x04code\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18@R\x04code\"\x99\x05\n" +
+	"\x04code\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18@R\x04code\"\xb0\x05\n" +
 	"\vAnswerValue\x12%\n" +
 	"\rvalue_boolean\x18\x01 \x01(\bH\x00R\fvalueBoolean\x12V\n" +
 	"\rvalue_decimal\x18\x02 \x01(\tB/\xbaH,r*2(^-?(0|[1-9][0-9]{0,17})(\\.[0-9]{1,18})?$H\x00R\fvalueDecimal\x12%\n" +
-	"\rvalue_integer\x18\x03 \x01(\x05H\x00R\fvalueInteger\x12D\n" +
+	"\rvalue_integer\x18\x03 \x01(\x05H\x00R\fvalueInteger\x12[\n" +
 	"\n" +
-	"value_date\x18\x04 \x01(\tB#\xbaH r\x1e2\x1c^[0-9]{4}-[0-9]{2}-[0-9]{2}$H\x00R\tvalueDate\x12Y\n" +
+	"value_date\x18\x04 \x01(\tB:\xbaH7r523^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$H\x00R\tvalueDate\x12Y\n" +
 	"\x0fvalue_date_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampB\x13\xbaH\x10\xb2\x01\r2\v\b\x80\x83\xd6\xe2\xf7\xff\xff\xff\xff\x01H\x00R\rvalueDateTime\x12R\n" +
 	"\n" +
 	"value_time\x18\x06 \x01(\tB1\xbaH.r,2*^([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$H\x00R\tvalueTime\x12/\n" +

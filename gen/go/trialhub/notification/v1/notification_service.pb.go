@@ -261,14 +261,14 @@ func (x *UnregisterDeviceResponse) GetUnregisteredAt() *timestamppb.Timestamp {
 //
 // Nothing in it may be personal data or a questionnaire answer: the rendered message
 // goes through a third-party push vendor. Staff read the details (which answer raised
-// an alert) in TrialHub after signing in, through source_ref.
+// an alert) in TrialHub after signing in, through source_reference.
 type SendNotificationRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A caller-chosen key that makes the request safe to retry: the same key with the same
 	// body returns the same notification again (in its current state) and sends nothing
 	// twice; the same key with a different body is ALREADY_EXISTS. Keys are scoped to
 	// the calling account. Services derive them from the cause, e.g.
-	// "reminder:<visit_id>:window-open", so an outbox relay can replay freely.
+	// "reminder:<subject_visit_id>:window-open", so an outbox relay can replay freely.
 	IdempotencyKey string `protobuf:"bytes,1,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	// Reminder or safety alert.
 	Kind NotificationKind `protobuf:"varint,2,opt,name=kind,proto3,enum=trialhub.notification.v1.NotificationKind" json:"kind,omitempty"`
@@ -278,24 +278,32 @@ type SendNotificationRequest struct {
 	// "safety_alert_phq9_item9". The server knows each template's texts per locale and
 	// the parameters it declares.
 	TemplateCode string `protobuf:"bytes,4,opt,name=template_code,json=templateCode,proto3" json:"template_code,omitempty"`
-	// Values for the template's placeholders, e.g. {"visit_name": "Week 4",
-	// "closes_on": "2025-03-14"}. They are sent to the push vendor, so they must never
-	// contain personal data (names, phone numbers, national IDs, free text a person
-	// wrote) nor questionnaire answers or scores. Use codes, visit names and dates.
+	// Values for the template's placeholders, e.g. {"closes_in_days": "2"} for
+	// "Your questionnaire closes in 2 days". They pass through a third-party push
+	// vendor and appear on the lock screen, so they must never carry calendar dates
+	// (a date is an identifier), names of any kind (people, trials, conditions,
+	// questionnaires such as "PHQ-9": they reveal the illness), phone numbers, IDs,
+	// free text a person wrote, nor answers or scores. Use relative values and counts
+	// such as "closes_in_days" or "due_count", and keep the template's own wording
+	// generic ("your questionnaire", "your study visit").
 	Parameters map[string]string `protobuf:"bytes,5,rep,name=parameters,proto3" json:"parameters,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	// How urgently the vendor delivers it. Alerts are always HIGH.
+	// How urgently the vendor delivers it: NORMAL for reminders and routine alerts,
+	// HIGH for alerts the site must act on at once (e.g. an urgent ePRO alert rule)
+	// and for reminders of a window about to close.
 	Priority NotificationPriority `protobuf:"varint,6,opt,name=priority,proto3,enum=trialhub.notification.v1.NotificationPriority" json:"priority,omitempty"`
 	// Schedules the notification: it is not sent before this time (e.g. the morning a
 	// visit window opens). Unset, or in the past, means as soon as possible.
 	NotBefore *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=not_before,json=notBefore,proto3" json:"not_before,omitempty"`
 	// The notification is never sent after this time and ends EXPIRED; for a reminder,
 	// set it to when the visit window closes so nobody is told to do what they no
-	// longer can. Must be after not_before. Unset means no expiry.
+	// longer can. Must be after not_before. Unset means no expiry. A time already
+	// past is accepted: the notification is stored EXPIRED and never sent.
 	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
 	// The trial it belongs to (the trial service's trial id), if any.
 	TrialId string `protobuf:"bytes,9,opt,name=trial_id,json=trialId,proto3" json:"trial_id,omitempty"`
-	// The visit it is about (the trial service's visit id), if any.
-	VisitId string `protobuf:"bytes,10,opt,name=visit_id,json=visitId,proto3" json:"visit_id,omitempty"`
+	// The subject's planned visit it is about (the trial service's
+	// SubjectVisit.subject_visit_id), if any.
+	SubjectVisitId string `protobuf:"bytes,10,opt,name=subject_visit_id,json=subjectVisitId,proto3" json:"subject_visit_id,omitempty"`
 	// The subject the notification concerns. Required for an alert (which subject staff
 	// must look at); for a patient recipient leave it empty (it is set to the recipient)
 	// or repeat the recipient. Kept in TrialHub for lookup, never sent to the vendor.
@@ -303,9 +311,9 @@ type SendNotificationRequest struct {
 	// The record that caused the notification, as "<service>:<record type>/<id>", e.g.
 	// "epro:response/8f1c2e9a-...". Staff open it in TrialHub; it is not sent to the
 	// vendor.
-	SourceRef     string `protobuf:"bytes,12,opt,name=source_ref,json=sourceRef,proto3" json:"source_ref,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	SourceReference string `protobuf:"bytes,12,opt,name=source_reference,json=sourceReference,proto3" json:"source_reference,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *SendNotificationRequest) Reset() {
@@ -401,9 +409,9 @@ func (x *SendNotificationRequest) GetTrialId() string {
 	return ""
 }
 
-func (x *SendNotificationRequest) GetVisitId() string {
+func (x *SendNotificationRequest) GetSubjectVisitId() string {
 	if x != nil {
-		return x.VisitId
+		return x.SubjectVisitId
 	}
 	return ""
 }
@@ -415,9 +423,9 @@ func (x *SendNotificationRequest) GetAboutSubjectUuid() string {
 	return ""
 }
 
-func (x *SendNotificationRequest) GetSourceRef() string {
+func (x *SendNotificationRequest) GetSourceReference() string {
 	if x != nil {
-		return x.SourceRef
+		return x.SourceReference
 	}
 	return ""
 }
@@ -825,7 +833,7 @@ type CancelNotificationRequest_NotificationId struct {
 
 type CancelNotificationRequest_IdempotencyKey struct {
 	// The idempotency_key the calling account used in SendNotification, for services
-	// that did not keep the id (e.g. "reminder:<visit_id>:window-closing").
+	// that did not keep the id (e.g. "reminder:<subject_visit_id>:window-closing").
 	IdempotencyKey string `protobuf:"bytes,2,opt,name=idempotency_key,json=idempotencyKey,proto3,oneof"`
 }
 
@@ -900,7 +908,7 @@ const file_trialhub_notification_v1_notification_service_proto_rawDesc = "" +
 	"\tdevice_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\bdeviceId\"|\n" +
 	"\x18UnregisterDeviceResponse\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12C\n" +
-	"\x0funregistered_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x0eunregisteredAt\"\x91\x0f\n" +
+	"\x0funregistered_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x0eunregisteredAt\"\xa5\x0e\n" +
 	"\x17SendNotificationRequest\x12G\n" +
 	"\x0fidempotency_key\x18\x01 \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\x0eidempotencyKey\x12J\n" +
 	"\x04kind\x18\x02 \x01(\x0e2*.trialhub.notification.v1.NotificationKindB\n" +
@@ -911,24 +919,21 @@ const file_trialhub_notification_v1_notification_service_proto_rawDesc = "" +
 	"parameters\x18\x05 \x03(\v2A.trialhub.notification.v1.SendNotificationRequest.ParametersEntryB?\xbaH<\x9a\x019\x10\x10\"\x19r\x17\x10\x01\x18 2\x11^[a-z][a-z0-9_]*$*\x1ar\x18\x18\xc8\x012\x13^[^\\x00-\\x1F\\x7F]*$R\n" +
 	"parameters\x12V\n" +
 	"\bpriority\x18\x06 \x01(\x0e2..trialhub.notification.v1.NotificationPriorityB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\bpriority\x12H\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\bpriority\x12I\n" +
 	"\n" +
-	"not_before\x18\a \x01(\v2\x1a.google.protobuf.TimestampB\r\xbaH\n" +
-	"\xb2\x01\aJ\x05\b\x80\x8a\x8a\x0fR\tnotBefore\x12J\n" +
+	"not_before\x18\a \x01(\v2\x1a.google.protobuf.TimestampB\x0e\xbaH\v\xb2\x01\b2\x06\b\x80\x87\xb5\xc3\x03R\tnotBefore\x12I\n" +
 	"\n" +
-	"expires_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampB\x0f\xbaH\f\xb2\x01\tJ\x05\b\x80\x8a\x8a\x0f@\x01R\texpiresAt\x12&\n" +
-	"\btrial_id\x18\t \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\atrialId\x12&\n" +
-	"\bvisit_id\x18\n" +
-	" \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\avisitId\x129\n" +
-	"\x12about_subject_uuid\x18\v \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\x10aboutSubjectUuid\x12^\n" +
-	"\n" +
-	"source_ref\x18\f \x01(\tB?\xbaH<\xd8\x01\x01r7\x18\xc8\x0122^[a-z][a-z0-9_]*:[a-z][a-z0-9_]*/[A-Za-z0-9._:-]+$R\tsourceRef\x1a=\n" +
+	"expires_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampB\x0e\xbaH\v\xb2\x01\b2\x06\b\x80\x87\xb5\xc3\x03R\texpiresAt\x12&\n" +
+	"\btrial_id\x18\t \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\atrialId\x125\n" +
+	"\x10subject_visit_id\x18\n" +
+	" \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\x0esubjectVisitId\x129\n" +
+	"\x12about_subject_uuid\x18\v \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\x10aboutSubjectUuid\x12j\n" +
+	"\x10source_reference\x18\f \x01(\tB?\xbaH<\xd8\x01\x01r7\x18\xc8\x0122^[a-z][a-z0-9_]*:[a-z][a-z0-9_]*/[A-Za-z0-9._:-]+$R\x0fsourceReference\x1a=\n" +
 	"\x0fParametersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01:\x81\a\xbaH\xfd\x06\x1a\xa6\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01:\xfa\x05\xbaH\xf6\x05\x1a\xa6\x01\n" +
 	"*send_notification.expires_after_not_before\x12#expires_at must be after not_before\x1aS!has(this.not_before) || !has(this.expires_at) || this.expires_at > this.not_before\x1a\x9a\x01\n" +
-	" send_notification.alert_to_staff\x120an alert must go to site staff, not to a patient\x1aDthis.kind != 2 || (has(this.recipient) && has(this.recipient.staff))\x1a\x84\x01\n" +
-	"%send_notification.alert_high_priority\x125an alert must be sent with NOTIFICATION_PRIORITY_HIGH\x1a$this.kind != 2 || this.priority == 2\x1a\x9a\x01\n" +
+	" send_notification.alert_to_staff\x120an alert must go to site staff, not to a patient\x1aDthis.kind != 2 || (has(this.recipient) && has(this.recipient.staff))\x1a\x9a\x01\n" +
 	"%send_notification.alert_about_subject\x12@an alert must name the subject it concerns in about_subject_uuid\x1a/this.kind != 2 || this.about_subject_uuid != ''\x1a\x90\x02\n" +
 	"1send_notification.about_subject_matches_recipient\x12Dabout_subject_uuid must be empty or equal the recipient subject_uuid\x1a\x94\x01!has(this.recipient) || !has(this.recipient.subject_uuid) || this.about_subject_uuid == '' || this.about_subject_uuid == this.recipient.subject_uuid\"f\n" +
 	"\x18SendNotificationResponse\x12J\n" +
@@ -952,12 +957,12 @@ const file_trialhub_notification_v1_notification_service_proto_rawDesc = "" +
 	" list_notifications.created_range\x12)created_from must be before created_until\x1a]!has(this.created_from) || !has(this.created_until) || this.created_from < this.created_until\"\x91\x01\n" +
 	"\x19ListNotificationsResponse\x12L\n" +
 	"\rnotifications\x18\x01 \x03(\v2&.trialhub.notification.v1.NotificationR\rnotifications\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xd0\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xdc\x01\n" +
 	"\x19CancelNotificationRequest\x123\n" +
 	"\x0fnotification_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01H\x00R\x0enotificationId\x12I\n" +
-	"\x0fidempotency_key\x18\x02 \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$H\x00R\x0eidempotencyKey\x12\"\n" +
-	"\x06reason\x18\x03 \x01(\tB\n" +
-	"\xbaH\ar\x05\x10\x01\x18\xf4\x03R\x06reasonB\x0f\n" +
+	"\x0fidempotency_key\x18\x02 \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$H\x00R\x0eidempotencyKey\x12.\n" +
+	"\x06reason\x18\x03 \x01(\tB\x16\xbaH\x13r\x11\x10\x05\x18\xe8\a2\n" +
+	"(\\S\\s*){5}R\x06reasonB\x0f\n" +
 	"\x06target\x12\x05\xbaH\x02\b\x01\"h\n" +
 	"\x1aCancelNotificationResponse\x12J\n" +
 	"\fnotification\x18\x01 \x01(\v2&.trialhub.notification.v1.NotificationR\fnotification2\xcb\x06\n" +

@@ -95,8 +95,9 @@ const (
 	// with a questionnaire still due. May also remind site staff of a task.
 	NotificationKind_NOTIFICATION_KIND_REMINDER NotificationKind = 1
 	// A safety alert to site staff, for example PHQ-9 item 9 (thoughts of self-harm)
-	// answered above 0. Always goes to staff, always at high priority, and always names
-	// the subject it concerns (see SendNotificationRequest).
+	// answered above 0. Always goes to staff and always names the subject it concerns
+	// (see SendNotificationRequest). Sent at HIGH priority when the site must act at
+	// once (an urgent ePRO alert rule), at NORMAL priority for a routine one.
 	NotificationKind_NOTIFICATION_KIND_ALERT NotificationKind = 2
 )
 
@@ -150,8 +151,9 @@ const (
 	// Normal delivery: the phone may batch or delay it to save battery (APNs priority 5,
 	// FCM "normal"). Right for reminders.
 	NotificationPriority_NOTIFICATION_PRIORITY_NORMAL NotificationPriority = 1
-	// Immediate delivery that wakes the device (APNs priority 10, FCM "high"). Required
-	// for alerts; use it for reminders only when a window is about to close.
+	// Immediate delivery that wakes the device (APNs priority 10, FCM "high"). Use it
+	// for alerts the site must act on at once, and for reminders only when a window is
+	// about to close.
 	NotificationPriority_NOTIFICATION_PRIORITY_HIGH NotificationPriority = 2
 )
 
@@ -218,7 +220,9 @@ const (
 	// Delivery was given up: see Notification.failure_reason and last_error. Final.
 	NotificationStatus_NOTIFICATION_STATUS_FAILED NotificationStatus = 4
 	// expires_at passed before the message could be delivered (for example the visit
-	// window it reminded about has closed). Final; nothing is sent afterwards.
+	// window it reminded about has closed), including a send, or an idempotent replay
+	// of one, that arrived after its expires_at: it is accepted and stored EXPIRED
+	// rather than rejected. Final; nothing is sent afterwards.
 	NotificationStatus_NOTIFICATION_STATUS_EXPIRED NotificationStatus = 5
 	// Cancelled by CancelNotification before any attempt was in flight. Final.
 	NotificationStatus_NOTIFICATION_STATUS_CANCELLED NotificationStatus = 6
@@ -628,7 +632,8 @@ type Notification struct {
 	Recipient *Recipient `protobuf:"bytes,3,opt,name=recipient,proto3" json:"recipient,omitempty"`
 	// The message template, rendered on delivery in each device's locale.
 	TemplateCode string `protobuf:"bytes,4,opt,name=template_code,json=templateCode,proto3" json:"template_code,omitempty"`
-	// The values filled into the template. Never personal data or answers (see
+	// The values filled into the template: relative values and generic labels only,
+	// never calendar dates, names, conditions, questionnaire names or answers (see
 	// SendNotificationRequest.parameters).
 	Parameters map[string]string `protobuf:"bytes,5,rep,name=parameters,proto3" json:"parameters,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// How urgently the vendor delivers it.
@@ -664,14 +669,15 @@ type Notification struct {
 	DeliveredAt *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=delivered_at,json=deliveredAt,proto3" json:"delivered_at,omitempty"`
 	// The trial the notification belongs to (UUID), when it belongs to one.
 	TrialId string `protobuf:"bytes,19,opt,name=trial_id,json=trialId,proto3" json:"trial_id,omitempty"`
-	// The visit it is about (UUID), when it is about one.
-	VisitId string `protobuf:"bytes,20,opt,name=visit_id,json=visitId,proto3" json:"visit_id,omitempty"`
+	// The subject's planned visit it is about (the trial service's
+	// SubjectVisit.subject_visit_id, UUID), when it is about one.
+	SubjectVisitId string `protobuf:"bytes,20,opt,name=subject_visit_id,json=subjectVisitId,proto3" json:"subject_visit_id,omitempty"`
 	// The subject it concerns (UUID): the recipient for a patient reminder, the subject
 	// an alert to staff is about. Stored in TrialHub only, never sent to the vendor.
 	AboutSubjectUuid string `protobuf:"bytes,21,opt,name=about_subject_uuid,json=aboutSubjectUuid,proto3" json:"about_subject_uuid,omitempty"`
 	// The record that caused it, as "<service>:<record type>/<id>" (e.g.
 	// "epro:response/8f1c..."), so staff can open the source after signing in.
-	SourceRef string `protobuf:"bytes,22,opt,name=source_ref,json=sourceRef,proto3" json:"source_ref,omitempty"`
+	SourceReference string `protobuf:"bytes,22,opt,name=source_reference,json=sourceReference,proto3" json:"source_reference,omitempty"`
 	// The account that requested it (a service account or an administrator), from the
 	// caller's token.
 	RequestedBy string `protobuf:"bytes,23,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
@@ -844,9 +850,9 @@ func (x *Notification) GetTrialId() string {
 	return ""
 }
 
-func (x *Notification) GetVisitId() string {
+func (x *Notification) GetSubjectVisitId() string {
 	if x != nil {
-		return x.VisitId
+		return x.SubjectVisitId
 	}
 	return ""
 }
@@ -858,9 +864,9 @@ func (x *Notification) GetAboutSubjectUuid() string {
 	return ""
 }
 
-func (x *Notification) GetSourceRef() string {
+func (x *Notification) GetSourceReference() string {
 	if x != nil {
-		return x.SourceRef
+		return x.SourceReference
 	}
 	return ""
 }
@@ -900,7 +906,7 @@ const file_trialhub_notification_v1_types_proto_rawDesc = "" +
 	"\x06locale\x18\x04 \x01(\tR\x06locale\x12?\n" +
 	"\rregistered_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\fregisteredAt\x12<\n" +
 	"\flast_seen_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"lastSeenAt\"\xaf\n" +
+	"lastSeenAt\"\xca\n" +
 	"\n" +
 	"\fNotification\x12'\n" +
 	"\x0fnotification_id\x18\x01 \x01(\tR\x0enotificationId\x12>\n" +
@@ -929,11 +935,10 @@ const file_trialhub_notification_v1_types_proto_rawDesc = "" +
 	"\n" +
 	"updated_at\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12=\n" +
 	"\fdelivered_at\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\vdeliveredAt\x12\x19\n" +
-	"\btrial_id\x18\x13 \x01(\tR\atrialId\x12\x19\n" +
-	"\bvisit_id\x18\x14 \x01(\tR\avisitId\x12,\n" +
-	"\x12about_subject_uuid\x18\x15 \x01(\tR\x10aboutSubjectUuid\x12\x1d\n" +
-	"\n" +
-	"source_ref\x18\x16 \x01(\tR\tsourceRef\x12!\n" +
+	"\btrial_id\x18\x13 \x01(\tR\atrialId\x12(\n" +
+	"\x10subject_visit_id\x18\x14 \x01(\tR\x0esubjectVisitId\x12,\n" +
+	"\x12about_subject_uuid\x18\x15 \x01(\tR\x10aboutSubjectUuid\x12)\n" +
+	"\x10source_reference\x18\x16 \x01(\tR\x0fsourceReference\x12!\n" +
 	"\frequested_by\x18\x17 \x01(\tR\vrequestedBy\x12#\n" +
 	"\rcancel_reason\x18\x18 \x01(\tR\fcancelReason\x1a=\n" +
 	"\x0fParametersEntry\x12\x10\n" +

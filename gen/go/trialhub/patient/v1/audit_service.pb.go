@@ -162,7 +162,8 @@ const (
 	AuditRecordType_AUDIT_RECORD_TYPE_SESSION AuditRecordType = 5
 	// A token signing key; record_id is its `kid`.
 	AuditRecordType_AUDIT_RECORD_TYPE_SIGNING_KEY AuditRecordType = 6
-	// An audit event itself (only for redactions); record_id is its event_id.
+	// An audit event itself (only for redactions); record_id is its
+	// audit_event_id.
 	AuditRecordType_AUDIT_RECORD_TYPE_AUDIT_EVENT AuditRecordType = 7
 )
 
@@ -535,8 +536,9 @@ type AuditEvent struct {
 	// type was not chosen because int64 orders and compares numerically in
 	// validation rules, SQL and code.
 	Sequence int64 `protobuf:"varint,1,opt,name=sequence,proto3" json:"sequence,omitempty"`
-	// The event's unique id (random UUID).
-	EventId string `protobuf:"bytes,2,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	// The event's unique id (random UUID); the audit_event_id that other responses
+	// (e.g. GetPatientIdentityResponse) return for the event they caused.
+	AuditEventId string `protobuf:"bytes,2,opt,name=audit_event_id,json=auditEventId,proto3" json:"audit_event_id,omitempty"`
 	// When it happened (UTC, from the patient service's clock, never the client's).
 	OccurredAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
 	// Who did it.
@@ -580,13 +582,18 @@ type AuditEvent struct {
 	// The W3C trace id of the request, to correlate with logs and traces.
 	TraceId string `protobuf:"bytes,18,opt,name=trace_id,json=traceId,proto3" json:"trace_id,omitempty"`
 	// This event's hash: lower-case hex SHA-256 (64 characters) over previous_hash
-	// and the event's content (every field above, with old_value and new_value
-	// entering as keyed digests so that a justified redaction does not break the
-	// chain).
+	// and the event's content, in the format named by hash_version: the fields
+	// above (sequence to trace_id) and hash_version itself, with old_value and
+	// new_value entering as keyed digests so that a justified redaction does not
+	// break the chain.
 	Hash string `protobuf:"bytes,19,opt,name=hash,proto3" json:"hash,omitempty"`
 	// The hash of the event with the previous sequence number, in lower-case hex;
 	// 64 zeros for the first event. Links the events into a tamper-evident chain.
-	PreviousHash  string `protobuf:"bytes,20,opt,name=previous_hash,json=previousHash,proto3" json:"previous_hash,omitempty"`
+	PreviousHash string `protobuf:"bytes,20,opt,name=previous_hash,json=previousHash,proto3" json:"previous_hash,omitempty"`
+	// Which hash-chain format computed hash (1 for the first format). Lets later
+	// fields join the chain without redefining old events' hashes: each event's
+	// hash is recomputed, e.g. by VerifyAuditTrail, in the format it names.
+	HashVersion   int32 `protobuf:"varint,21,opt,name=hash_version,json=hashVersion,proto3" json:"hash_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -628,9 +635,9 @@ func (x *AuditEvent) GetSequence() int64 {
 	return 0
 }
 
-func (x *AuditEvent) GetEventId() string {
+func (x *AuditEvent) GetAuditEventId() string {
 	if x != nil {
-		return x.EventId
+		return x.AuditEventId
 	}
 	return ""
 }
@@ -761,6 +768,13 @@ func (x *AuditEvent) GetPreviousHash() string {
 	return ""
 }
 
+func (x *AuditEvent) GetHashVersion() int32 {
+	if x != nil {
+		return x.HashVersion
+	}
+	return 0
+}
+
 // ListAuditEventsRequest selects audit events. Filters combine with AND; an
 // unset filter matches everything.
 type ListAuditEventsRequest struct {
@@ -775,10 +789,12 @@ type ListAuditEventsRequest struct {
 	RecordType AuditRecordType `protobuf:"varint,4,opt,name=record_type,json=recordType,proto3,enum=trialhub.patient.v1.AuditRecordType" json:"record_type,omitempty"`
 	// Only events about this record (requires record_type).
 	RecordId string `protobuf:"bytes,5,opt,name=record_id,json=recordId,proto3" json:"record_id,omitempty"`
-	// Only events that occurred at or after this instant (inclusive).
-	StartTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
-	// Only events that occurred before this instant (exclusive).
-	EndTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	// Only events whose occurred_at is at or after this instant (inclusive); unset
+	// for no lower bound.
+	OccurredFrom *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=occurred_from,json=occurredFrom,proto3" json:"occurred_from,omitempty"`
+	// Only events whose occurred_at is before this instant (exclusive); unset for
+	// no upper bound. Must be after occurred_from when both are set.
+	OccurredUntil *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=occurred_until,json=occurredUntil,proto3" json:"occurred_until,omitempty"`
 	// The order of the results; oldest first when unspecified.
 	Order AuditEventOrder `protobuf:"varint,8,opt,name=order,proto3,enum=trialhub.patient.v1.AuditEventOrder" json:"order,omitempty"`
 	// The maximum number of events per page; 0 means the server default (50).
@@ -855,16 +871,16 @@ func (x *ListAuditEventsRequest) GetRecordId() string {
 	return ""
 }
 
-func (x *ListAuditEventsRequest) GetStartTime() *timestamppb.Timestamp {
+func (x *ListAuditEventsRequest) GetOccurredFrom() *timestamppb.Timestamp {
 	if x != nil {
-		return x.StartTime
+		return x.OccurredFrom
 	}
 	return nil
 }
 
-func (x *ListAuditEventsRequest) GetEndTime() *timestamppb.Timestamp {
+func (x *ListAuditEventsRequest) GetOccurredUntil() *timestamppb.Timestamp {
 	if x != nil {
-		return x.EndTime
+		return x.OccurredUntil
 	}
 	return nil
 }
@@ -1141,11 +1157,11 @@ const file_trialhub_patient_v1_audit_service_proto_rawDesc = "" +
 	"\n" +
 	"user_agent\x18\x02 \x01(\tR\tuserAgent\x12\x1f\n" +
 	"\vapp_version\x18\x03 \x01(\tR\n" +
-	"appVersion\"\xe9\x05\n" +
+	"appVersion\"\x97\x06\n" +
 	"\n" +
 	"AuditEvent\x12\x1a\n" +
-	"\bsequence\x18\x01 \x01(\x03R\bsequence\x12\x19\n" +
-	"\bevent_id\x18\x02 \x01(\tR\aeventId\x12;\n" +
+	"\bsequence\x18\x01 \x01(\x03R\bsequence\x12$\n" +
+	"\x0eaudit_event_id\x18\x02 \x01(\tR\fauditEventId\x12;\n" +
 	"\voccurred_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"occurredAt\x125\n" +
 	"\x05actor\x18\x04 \x01(\v2\x1f.trialhub.patient.v1.AuditActorR\x05actor\x128\n" +
@@ -1166,25 +1182,25 @@ const file_trialhub_patient_v1_audit_service_proto_rawDesc = "" +
 	"\tprocedure\x18\x11 \x01(\tR\tprocedure\x12\x19\n" +
 	"\btrace_id\x18\x12 \x01(\tR\atraceId\x12\x12\n" +
 	"\x04hash\x18\x13 \x01(\tR\x04hash\x12#\n" +
-	"\rprevious_hash\x18\x14 \x01(\tR\fpreviousHash\"\xa8\a\n" +
+	"\rprevious_hash\x18\x14 \x01(\tR\fpreviousHash\x12!\n" +
+	"\fhash_version\x18\x15 \x01(\x05R\vhashVersion\"\xd5\a\n" +
 	"\x16ListAuditEventsRequest\x12;\n" +
 	"\bactor_id\x18\x01 \x01(\tB \xbaH\x1d\xd8\x01\x01r\x18\x18\x80\x012\x13^[A-Za-z0-9._:@-]+$R\aactorId\x12.\n" +
 	"\fsubject_uuid\x18\x02 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\vsubjectUuid\x12O\n" +
 	"\aactions\x18\x03 \x03(\x0e2 .trialhub.patient.v1.AuditActionB\x13\xbaH\x10\x92\x01\r\x10\x14\x18\x01\"\a\x82\x01\x04\x10\x01 \x00R\aactions\x12O\n" +
 	"\vrecord_type\x18\x04 \x01(\x0e2$.trialhub.patient.v1.AuditRecordTypeB\b\xbaH\x05\x82\x01\x02\x10\x01R\n" +
 	"recordType\x12=\n" +
-	"\trecord_id\x18\x05 \x01(\tB \xbaH\x1d\xd8\x01\x01r\x18\x18\x80\x012\x13^[A-Za-z0-9._:@-]+$R\brecordId\x12K\n" +
-	"\n" +
-	"start_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampB\x10\xbaH\r\xb2\x01\n" +
-	"8\x01*\x06\b\x80\x87\xb5\xc3\x03R\tstartTime\x12E\n" +
-	"\bend_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampB\x0e\xbaH\v\xb2\x01\b*\x06\b\x80\x87\xb5\xc3\x03R\aendTime\x12D\n" +
+	"\trecord_id\x18\x05 \x01(\tB \xbaH\x1d\xd8\x01\x01r\x18\x18\x80\x012\x13^[A-Za-z0-9._:@-]+$R\brecordId\x12Q\n" +
+	"\roccurred_from\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampB\x10\xbaH\r\xb2\x01\n" +
+	"8\x01*\x06\b\x80\x87\xb5\xc3\x03R\foccurredFrom\x12Q\n" +
+	"\x0eoccurred_until\x18\a \x01(\v2\x1a.google.protobuf.TimestampB\x0e\xbaH\v\xb2\x01\b*\x06\b\x80\x87\xb5\xc3\x03R\roccurredUntil\x12D\n" +
 	"\x05order\x18\b \x01(\x0e2$.trialhub.patient.v1.AuditEventOrderB\b\xbaH\x05\x82\x01\x02\x10\x01R\x05order\x12'\n" +
 	"\tpage_size\x18\t \x01(\x05B\n" +
 	"\xbaH\a\x1a\x05\x18\xc8\x01(\x00R\bpageSize\x12'\n" +
 	"\n" +
 	"page_token\x18\n" +
-	" \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken:\x93\x02\xbaH\x8f\x02\x1a\x93\x01\n" +
-	"\x1clist_audit_events.time_range\x12\"start_time must be before end_time\x1aO!has(this.start_time) || !has(this.end_time) || this.start_time < this.end_time\x1aw\n" +
+	" \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken:\xae\x02\xbaH\xaa\x02\x1a\xae\x01\n" +
+	"\x1clist_audit_events.time_range\x12+occurred_from must be before occurred_until\x1aa!has(this.occurred_from) || !has(this.occurred_until) || this.occurred_from < this.occurred_until\x1aw\n" +
 	"&list_audit_events.record_id_needs_type\x12\x1erecord_id requires record_type\x1a-this.record_id == '' || this.record_type != 0\"z\n" +
 	"\x17ListAuditEventsResponse\x127\n" +
 	"\x06events\x18\x01 \x03(\v2\x1f.trialhub.patient.v1.AuditEventR\x06events\x12&\n" +
@@ -1297,8 +1313,8 @@ var file_trialhub_patient_v1_audit_service_proto_depIdxs = []int32{
 	6,  // 6: trialhub.patient.v1.AuditEvent.client:type_name -> trialhub.patient.v1.AuditClient
 	0,  // 7: trialhub.patient.v1.ListAuditEventsRequest.actions:type_name -> trialhub.patient.v1.AuditAction
 	1,  // 8: trialhub.patient.v1.ListAuditEventsRequest.record_type:type_name -> trialhub.patient.v1.AuditRecordType
-	13, // 9: trialhub.patient.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
-	13, // 10: trialhub.patient.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	13, // 9: trialhub.patient.v1.ListAuditEventsRequest.occurred_from:type_name -> google.protobuf.Timestamp
+	13, // 10: trialhub.patient.v1.ListAuditEventsRequest.occurred_until:type_name -> google.protobuf.Timestamp
 	3,  // 11: trialhub.patient.v1.ListAuditEventsRequest.order:type_name -> trialhub.patient.v1.AuditEventOrder
 	7,  // 12: trialhub.patient.v1.ListAuditEventsResponse.events:type_name -> trialhub.patient.v1.AuditEvent
 	4,  // 13: trialhub.patient.v1.VerifyAuditTrailResponse.break_reason:type_name -> trialhub.patient.v1.AuditChainBreak

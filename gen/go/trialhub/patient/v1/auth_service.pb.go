@@ -234,8 +234,14 @@ type RegisterResponse struct {
 	// The patient's new subject identifier: a random UUIDv4, never derived from
 	// identity data. Every other service knows the patient only by this value.
 	SubjectUuid string `protobuf:"bytes,1,opt,name=subject_uuid,json=subjectUuid,proto3" json:"subject_uuid,omitempty"`
-	// Tokens for the new patient (role PATIENT), so the app is signed in at once.
-	Tokens        *TokenPair `protobuf:"bytes,2,opt,name=tokens,proto3" json:"tokens,omitempty"`
+	// What the sign-up led to. Today always tokens; a later version may answer
+	// with a second-factor challenge instead of tokens, so clients must check
+	// which one they got and treat an unknown or unset outcome as "not signed in".
+	//
+	// Types that are valid to be assigned to Outcome:
+	//
+	//	*RegisterResponse_Tokens
+	Outcome       isRegisterResponse_Outcome `protobuf_oneof:"outcome"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -277,12 +283,32 @@ func (x *RegisterResponse) GetSubjectUuid() string {
 	return ""
 }
 
-func (x *RegisterResponse) GetTokens() *TokenPair {
+func (x *RegisterResponse) GetOutcome() isRegisterResponse_Outcome {
 	if x != nil {
-		return x.Tokens
+		return x.Outcome
 	}
 	return nil
 }
+
+func (x *RegisterResponse) GetTokens() *TokenPair {
+	if x != nil {
+		if x, ok := x.Outcome.(*RegisterResponse_Tokens); ok {
+			return x.Tokens
+		}
+	}
+	return nil
+}
+
+type isRegisterResponse_Outcome interface {
+	isRegisterResponse_Outcome()
+}
+
+type RegisterResponse_Tokens struct {
+	// Tokens for the new patient (role PATIENT), so the app is signed in at once.
+	Tokens *TokenPair `protobuf:"bytes,2,opt,name=tokens,proto3,oneof"`
+}
+
+func (*RegisterResponse_Tokens) isRegisterResponse_Outcome() {}
 
 // LoginRequest carries credentials: exactly one identifier (a patient's mobile or
 // a staff member's username) and the password.
@@ -385,8 +411,14 @@ func (*LoginRequest_Username) isLoginRequest_Identifier() {}
 // LoginResponse holds the tokens and who the caller now is. It carries no PII.
 type LoginResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The issued tokens.
-	Tokens *TokenPair `protobuf:"bytes,1,opt,name=tokens,proto3" json:"tokens,omitempty"`
+	// What the sign-in led to. Today always tokens; a later version may answer
+	// with a second-factor challenge instead of tokens, so clients must check
+	// which one they got and treat an unknown or unset outcome as "not signed in".
+	//
+	// Types that are valid to be assigned to Outcome:
+	//
+	//	*LoginResponse_Tokens
+	Outcome isLoginResponse_Outcome `protobuf_oneof:"outcome"`
 	// The role the tokens grant (PATIENT, INVESTIGATOR, ANALYST or ADMIN).
 	Role v1.Role `protobuf:"varint,2,opt,name=role,proto3,enum=trialhub.authz.v1.Role" json:"role,omitempty"`
 	// The signed-in principal: a patient's subject or a staff member's id.
@@ -433,9 +465,18 @@ func (*LoginResponse) Descriptor() ([]byte, []int) {
 	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{4}
 }
 
+func (x *LoginResponse) GetOutcome() isLoginResponse_Outcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return nil
+}
+
 func (x *LoginResponse) GetTokens() *TokenPair {
 	if x != nil {
-		return x.Tokens
+		if x, ok := x.Outcome.(*LoginResponse_Tokens); ok {
+			return x.Tokens
+		}
 	}
 	return nil
 }
@@ -478,6 +519,17 @@ func (x *LoginResponse) GetSiteIds() []string {
 	}
 	return nil
 }
+
+type isLoginResponse_Outcome interface {
+	isLoginResponse_Outcome()
+}
+
+type LoginResponse_Tokens struct {
+	// The issued tokens: the caller is signed in.
+	Tokens *TokenPair `protobuf:"bytes,1,opt,name=tokens,proto3,oneof"`
+}
+
+func (*LoginResponse_Tokens) isLoginResponse_Outcome() {}
 
 type isLoginResponse_Principal interface {
 	isLoginResponse_Principal()
@@ -956,23 +1008,25 @@ const file_trialhub_patient_v1_auth_service_proto_rawDesc = "" +
 	"nationalId\x12A\n" +
 	"\x13national_id_country\x18\x05 \x01(\tB\x11\xbaH\x0er\f2\n" +
 	"^[A-Z]{2}$R\x11nationalIdCountry\x12G\n" +
-	"\x0fidempotency_key\x18\x06 \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\x0eidempotencyKey\"m\n" +
+	"\x0fidempotency_key\x18\x06 \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\x0eidempotencyKey\"z\n" +
 	"\x10RegisterResponse\x12!\n" +
-	"\fsubject_uuid\x18\x01 \x01(\tR\vsubjectUuid\x126\n" +
-	"\x06tokens\x18\x02 \x01(\v2\x1e.trialhub.patient.v1.TokenPairR\x06tokens\"\xc1\x01\n" +
+	"\fsubject_uuid\x18\x01 \x01(\tR\vsubjectUuid\x128\n" +
+	"\x06tokens\x18\x02 \x01(\v2\x1e.trialhub.patient.v1.TokenPairH\x00R\x06tokensB\t\n" +
+	"\aoutcome\"\xc1\x01\n" +
 	"\fLoginRequest\x125\n" +
 	"\x06mobile\x18\x01 \x01(\tB\x1b\xbaH\x18r\x162\x14^\\+[1-9][0-9]{6,14}$H\x00R\x06mobile\x12=\n" +
 	"\busername\x18\x02 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[a-z][a-z0-9._-]{2,63}$H\x00R\busername\x12&\n" +
 	"\bpassword\x18\x03 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\bpasswordB\x13\n" +
 	"\n" +
-	"identifier\x12\x05\xbaH\x02\b\x01\"\xde\x01\n" +
-	"\rLoginResponse\x126\n" +
-	"\x06tokens\x18\x01 \x01(\v2\x1e.trialhub.patient.v1.TokenPairR\x06tokens\x12+\n" +
+	"identifier\x12\x05\xbaH\x02\b\x01\"\xeb\x01\n" +
+	"\rLoginResponse\x128\n" +
+	"\x06tokens\x18\x01 \x01(\v2\x1e.trialhub.patient.v1.TokenPairH\x00R\x06tokens\x12+\n" +
 	"\x04role\x18\x02 \x01(\x0e2\x17.trialhub.authz.v1.RoleR\x04role\x12#\n" +
-	"\fsubject_uuid\x18\x03 \x01(\tH\x00R\vsubjectUuid\x12\x1b\n" +
-	"\bstaff_id\x18\x04 \x01(\tH\x00R\astaffId\x12\x19\n" +
-	"\bsite_ids\x18\x05 \x03(\tR\asiteIdsB\v\n" +
+	"\fsubject_uuid\x18\x03 \x01(\tH\x01R\vsubjectUuid\x12\x1b\n" +
+	"\bstaff_id\x18\x04 \x01(\tH\x01R\astaffId\x12\x19\n" +
+	"\bsite_ids\x18\x05 \x03(\tR\asiteIdsB\t\n" +
+	"\aoutcomeB\v\n" +
 	"\tprincipal\"Z\n" +
 	"\x13RefreshTokenRequest\x12C\n" +
 	"\rrefresh_token\x18\x01 \x01(\tB\x1e\xbaH\x1br\x19\x10 \x18\x80\x042\x12^[A-Za-z0-9._~-]+$R\frefreshToken\"N\n" +
@@ -1076,11 +1130,15 @@ func file_trialhub_patient_v1_auth_service_proto_init() {
 	if File_trialhub_patient_v1_auth_service_proto != nil {
 		return
 	}
+	file_trialhub_patient_v1_auth_service_proto_msgTypes[2].OneofWrappers = []any{
+		(*RegisterResponse_Tokens)(nil),
+	}
 	file_trialhub_patient_v1_auth_service_proto_msgTypes[3].OneofWrappers = []any{
 		(*LoginRequest_Mobile)(nil),
 		(*LoginRequest_Username)(nil),
 	}
 	file_trialhub_patient_v1_auth_service_proto_msgTypes[4].OneofWrappers = []any{
+		(*LoginResponse_Tokens)(nil),
 		(*LoginResponse_SubjectUuid)(nil),
 		(*LoginResponse_StaffId)(nil),
 	}

@@ -397,7 +397,8 @@ type GetPatientIdentityRequest struct {
 	SubjectUuid string `protobuf:"bytes,1,opt,name=subject_uuid,json=subjectUuid,proto3" json:"subject_uuid,omitempty"`
 	// Why the identity is needed (e.g. "PHQ-9 item 9 positive on visit W4: safety
 	// call to participant"). Recorded verbatim in the audit trail. Free text that
-	// may carry identifiers: bounded, and visible only to administrators.
+	// may carry identifiers: at most 1000 characters, and visible only to
+	// administrators.
 	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
 	// The trial (trial service id) in whose context the identity is read, if any.
 	// Recorded in the audit trail; when set, the subject must be enrolled in it.
@@ -727,12 +728,11 @@ const file_trialhub_patient_v1_patient_service_proto_rawDesc = "" +
 	"\fsubject_uuid\x18\x01 \x01(\tR\vsubjectUuid\x126\n" +
 	"\aprofile\x18\x02 \x01(\v2\x1c.trialhub.patient.v1.ProfileR\aprofile\x129\n" +
 	"\n" +
-	"updated_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xba\x01\n" +
+	"updated_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xc7\x01\n" +
 	"\x19GetPatientIdentityRequest\x12+\n" +
-	"\fsubject_uuid\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\vsubjectUuid\x12\"\n" +
-	"\x06reason\x18\x02 \x01(\tB\n" +
-	"\xbaH\ar\x05\x10\n" +
-	"\x18\xf4\x03R\x06reason\x12&\n" +
+	"\fsubject_uuid\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\vsubjectUuid\x12/\n" +
+	"\x06reason\x18\x02 \x01(\tB\x17\xbaH\x14r\x12\x10\n" +
+	"\x18\xe8\a2\v(\\S\\s*){10}R\x06reason\x12&\n" +
 	"\btrial_id\x18\x03 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\atrialId\x12$\n" +
 	"\asite_id\x18\x04 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\x06siteId\"\xa7\x02\n" +
 	"\x1aGetPatientIdentityResponse\x12!\n" +

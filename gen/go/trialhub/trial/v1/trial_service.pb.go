@@ -38,9 +38,10 @@ type CreateTrialRequest struct {
 	// Initial life-cycle status, usually PLANNED or RECRUITING. Subjects can be
 	// enrolled only while RECRUITING.
 	Status TrialStatus `protobuf:"varint,5,opt,name=status,proto3,enum=trialhub.trial.v1.TrialStatus" json:"status,omitempty"`
-	// Public registry number (e.g. "NCT01234567" or "2023-500001-23-00"); leave
-	// empty when the trial is not registered yet.
-	RegistryNumber string `protobuf:"bytes,6,opt,name=registry_number,json=registryNumber,proto3" json:"registry_number,omitempty"`
+	// The study's identifiers in public trial registers, at most one per register
+	// (e.g. {registry: "NCT", id: "NCT01234567"} and {registry: "EUCT", id:
+	// "2023-500001-23-00"}); leave empty when the trial is not registered yet.
+	RegistryIds []*RegistryId `protobuf:"bytes,6,rep,name=registry_ids,json=registryIds,proto3" json:"registry_ids,omitempty"`
 	// Short public description of the study. Free text: must not name or
 	// otherwise identify any person; at most 2000 characters.
 	Description string `protobuf:"bytes,7,opt,name=description,proto3" json:"description,omitempty"`
@@ -117,11 +118,11 @@ func (x *CreateTrialRequest) GetStatus() TrialStatus {
 	return TrialStatus_TRIAL_STATUS_UNSPECIFIED
 }
 
-func (x *CreateTrialRequest) GetRegistryNumber() string {
+func (x *CreateTrialRequest) GetRegistryIds() []*RegistryId {
 	if x != nil {
-		return x.RegistryNumber
+		return x.RegistryIds
 	}
-	return ""
+	return nil
 }
 
 func (x *CreateTrialRequest) GetDescription() string {
@@ -592,8 +593,9 @@ type DefineVisitScheduleRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The trial whose schedule this is (UUID).
 	TrialId string `protobuf:"bytes,1,opt,name=trial_id,json=trialId,proto3" json:"trial_id,omitempty"`
-	// Every visit of the new version (a full replacement, not a patch). Day is
-	// relative to enrollment: day 1 = enrollment day, no day 0.
+	// Every visit of the new version (a full replacement, not a patch). Each
+	// visit's study_day is relative to enrollment: day 1 = enrollment day, no day 0
+	// and, in v1, no visit before day 1.
 	Visits []*Visit `protobuf:"bytes,2,rep,name=visits,proto3" json:"visits,omitempty"`
 	// The version this change was made from: 0 when the trial has no schedule
 	// yet, else the current version. A mismatch (someone defined a version in the
@@ -605,7 +607,8 @@ type DefineVisitScheduleRequest struct {
 	ExistingPlanPolicy ExistingPlanPolicy `protobuf:"varint,4,opt,name=existing_plan_policy,json=existingPlanPolicy,proto3,enum=trialhub.trial.v1.ExistingPlanPolicy" json:"existing_plan_policy,omitempty"`
 	// Why this version is defined (e.g. "Initial schedule, protocol v1.0" or
 	// "Protocol amendment 2: adds week 12"); kept with the version and in the
-	// audit trail. Free text: must not identify any person.
+	// audit trail. Free text: must not identify any person; at most 1000
+	// characters.
 	Reason string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
 	// Client-chosen key that makes a retry safe: the same key with the same body
 	// returns the same result again and creates the version only once. Reusing a
@@ -902,8 +905,8 @@ type WithdrawSubjectRequest struct {
 	// Coded reason for the withdrawal; the de-identified data analysts see.
 	ReasonCode WithdrawalReason `protobuf:"varint,4,opt,name=reason_code,json=reasonCode,proto3,enum=trialhub.trial.v1.WithdrawalReason" json:"reason_code,omitempty"`
 	// Why the subject is withdrawn, in the investigator's words; mandatory (ICH E6
-	// requires the reason to be documented). Free text may carry identifiers: it
-	// is kept out of de-identified views and exports.
+	// requires the reason to be documented). Free text may carry identifiers: at
+	// most 1000 characters, kept out of de-identified views and exports.
 	Reason string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
 	// Withdrawal date, ISO YYYY-MM-DD in the site's time zone; between the
 	// enrollment date and today.
@@ -1330,14 +1333,17 @@ type RecordVisitCompletionRequest struct {
 	SubjectUuid string `protobuf:"bytes,1,opt,name=subject_uuid,json=subjectUuid,proto3" json:"subject_uuid,omitempty"`
 	// The trial (UUID) of the subject's enrollment.
 	TrialId string `protobuf:"bytes,2,opt,name=trial_id,json=trialId,proto3" json:"trial_id,omitempty"`
-	// The planned visit (SubjectVisit.visit_id, UUID); it must belong to this
-	// subject's plan in this trial.
-	VisitId string `protobuf:"bytes,3,opt,name=visit_id,json=visitId,proto3" json:"visit_id,omitempty"`
-	// When the visit was completed (UTC): when the last of its questionnaire
-	// responses was completed. It must lie inside the visit window.
+	// The subject's planned visit (SubjectVisit.subject_visit_id, UUID); it must
+	// belong to this subject's plan in this trial.
+	SubjectVisitId string `protobuf:"bytes,3,opt,name=subject_visit_id,json=subjectVisitId,proto3" json:"subject_visit_id,omitempty"`
+	// When the visit was completed (UTC): the authored_at of the ePRO response that
+	// completed it (the last of its questionnaires the patient answered), i.e. when
+	// the patient answered, not when the server stored the answer. It must lie
+	// inside the visit window.
 	CompletedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=completed_at,json=completedAt,proto3" json:"completed_at,omitempty"`
 	// The records that complete the visit, e.g. the ePRO response ids, one per
-	// assigned questionnaire ("epro:response/<uuid>"). Never personal data.
+	// assigned questionnaire, each "<service>:<record type>/<id>" (e.g.
+	// "epro:response/<uuid>"). Never personal data.
 	SourceReferences []string `protobuf:"bytes,5,rep,name=source_references,json=sourceReferences,proto3" json:"source_references,omitempty"`
 	// Client-chosen key that makes a retry safe: the same key with the same body
 	// returns the same result again and records only once. Reusing a key with a
@@ -1391,9 +1397,9 @@ func (x *RecordVisitCompletionRequest) GetTrialId() string {
 	return ""
 }
 
-func (x *RecordVisitCompletionRequest) GetVisitId() string {
+func (x *RecordVisitCompletionRequest) GetSubjectVisitId() string {
 	if x != nil {
-		return x.VisitId
+		return x.SubjectVisitId
 	}
 	return ""
 }
@@ -1469,7 +1475,7 @@ var File_trialhub_trial_v1_trial_service_proto protoreflect.FileDescriptor
 
 const file_trialhub_trial_v1_trial_service_proto_rawDesc = "" +
 	"\n" +
-	"%trialhub/trial/v1/trial_service.proto\x12\x11trialhub.trial.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dtrialhub/authz/v1/authz.proto\x1a\x1dtrialhub/trial/v1/types.proto\"\xf6\x03\n" +
+	"%trialhub/trial/v1/trial_service.proto\x12\x11trialhub.trial.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dtrialhub/authz/v1/authz.proto\x1a\x1dtrialhub/trial/v1/types.proto\"\xeb\x04\n" +
 	"\x12CreateTrialRequest\x12M\n" +
 	"\rprotocol_code\x18\x01 \x01(\tB(\xbaH%r#\x10\x01\x18@2\x1d^[A-Za-z0-9][A-Za-z0-9._/-]*$R\fprotocolCode\x12 \n" +
 	"\x05title\x18\x02 \x01(\tB\n" +
@@ -1479,8 +1485,10 @@ const file_trialhub_trial_v1_trial_service_proto_rawDesc = "" +
 	"\asponsor\x18\x04 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x02\x18\xc8\x01R\asponsor\x12B\n" +
 	"\x06status\x18\x05 \x01(\x0e2\x1e.trialhub.trial.v1.TrialStatusB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x06status\x12O\n" +
-	"\x0fregistry_number\x18\x06 \x01(\tB&\xbaH#\xd8\x01\x01r\x1e\x18@2\x1a^[A-Za-z0-9][A-Za-z0-9-]*$R\x0eregistryNumber\x12*\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x06status\x12\xc3\x01\n" +
+	"\fregistry_ids\x18\x06 \x03(\v2\x1d.trialhub.trial.v1.RegistryIdB\x80\x01\xbaH}\xba\x01u\n" +
+	"+create_trial.registry_ids.registries_unique\x12$each registry may be given only once\x1a this.map(r, r.registry).unique()\x92\x01\x02\x10\n" +
+	"R\vregistryIds\x12*\n" +
 	"\vdescription\x18\a \x01(\tB\b\xbaH\x05r\x03\x18\xd0\x0fR\vdescription\x12G\n" +
 	"\x0fidempotency_key\x18\b \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\x0eidempotencyKey\"E\n" +
 	"\x13CreateTrialResponse\x12.\n" +
@@ -1513,42 +1521,41 @@ const file_trialhub_trial_v1_trial_service_proto_rawDesc = "" +
 	"\ttime_zone\x18\x05 \x01(\tB7\xbaH4r2\x10\x01\x18@2,^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$R\btimeZone\x12G\n" +
 	"\x0fidempotency_key\x18\x06 \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\x0eidempotencyKey\">\n" +
 	"\x0fAddSiteResponse\x12+\n" +
-	"\x04site\x18\x01 \x01(\v2\x17.trialhub.trial.v1.SiteR\x04site\"\x96\x05\n" +
+	"\x04site\x18\x01 \x01(\v2\x17.trialhub.trial.v1.SiteR\x04site\"\x8e\x04\n" +
 	"\x1aDefineVisitScheduleRequest\x12#\n" +
 	"\btrial_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\atrialId\x12=\n" +
 	"\x06visits\x18\x02 \x03(\v2\x18.trialhub.trial.v1.VisitB\v\xbaH\b\x92\x01\x05\b\x01\x10\xc8\x01R\x06visits\x12.\n" +
 	"\fbase_version\x18\x03 \x01(\x05B\v\xbaH\b\x1a\x06\x18\xa0\x8d\x06(\x00R\vbaseVersion\x12c\n" +
 	"\x14existing_plan_policy\x18\x04 \x01(\x0e2%.trialhub.trial.v1.ExistingPlanPolicyB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x12existingPlanPolicy\x12\"\n" +
-	"\x06reason\x18\x05 \x01(\tB\n" +
-	"\xbaH\ar\x05\x10\x05\x18\xe8\aR\x06reason\x12G\n" +
-	"\x0fidempotency_key\x18\x06 \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\x0eidempotencyKey:\x91\x02\xbaH\x8d\x02\x1ay\n" +
-	"\"define_visit_schedule.codes_unique\x12.visit codes must be unique within the schedule\x1a#this.visits.map(v, v.code).unique()\x1a\x8f\x01\n" +
-	"!define_visit_schedule.no_day_zero\x12Jvisit day must not be 0: day 1 is the enrollment day and there is no day 0\x1a\x1ethis.visits.all(v, v.day != 0)\"\xa4\x01\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x12existingPlanPolicy\x12.\n" +
+	"\x06reason\x18\x05 \x01(\tB\x16\xbaH\x13r\x11\x10\x05\x18\xe8\a2\n" +
+	"(\\S\\s*){5}R\x06reason\x12G\n" +
+	"\x0fidempotency_key\x18\x06 \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\x0eidempotencyKey:~\xbaH{\x1ay\n" +
+	"\"define_visit_schedule.codes_unique\x12.visit codes must be unique within the schedule\x1a#this.visits.map(v, v.code).unique()\"\xa4\x01\n" +
 	"\x1bDefineVisitScheduleResponse\x12G\n" +
 	"\x0evisit_schedule\x18\x01 \x01(\v2 .trialhub.trial.v1.VisitScheduleR\rvisitSchedule\x12<\n" +
-	"\x1areplanned_enrollment_count\x18\x02 \x01(\x05R\x18replannedEnrollmentCount\"\xa2\x02\n" +
+	"\x1areplanned_enrollment_count\x18\x02 \x01(\x05R\x18replannedEnrollmentCount\"\xb9\x02\n" +
 	"\x14EnrollSubjectRequest\x12#\n" +
 	"\btrial_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\atrialId\x12!\n" +
 	"\asite_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x06siteId\x12+\n" +
-	"\fsubject_uuid\x18\x03 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\vsubjectUuid\x12L\n" +
-	"\x0fenrollment_date\x18\x04 \x01(\tB#\xbaH r\x1e2\x1c^[0-9]{4}-[0-9]{2}-[0-9]{2}$R\x0eenrollmentDate\x12G\n" +
+	"\fsubject_uuid\x18\x03 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\vsubjectUuid\x12c\n" +
+	"\x0fenrollment_date\x18\x04 \x01(\tB:\xbaH7r523^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$R\x0eenrollmentDate\x12G\n" +
 	"\x0fidempotency_key\x18\x05 \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\x0eidempotencyKey\"\x8f\x01\n" +
 	"\x15EnrollSubjectResponse\x12=\n" +
 	"\n" +
 	"enrollment\x18\x01 \x01(\v2\x1d.trialhub.trial.v1.EnrollmentR\n" +
 	"enrollment\x127\n" +
-	"\x06visits\x18\x02 \x03(\v2\x1f.trialhub.trial.v1.SubjectVisitR\x06visits\"\x90\x05\n" +
+	"\x06visits\x18\x02 \x03(\v2\x1f.trialhub.trial.v1.SubjectVisitR\x06visits\"\xb3\x05\n" +
 	"\x16WithdrawSubjectRequest\x120\n" +
 	"\renrollment_id\x18\x01 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\fenrollmentId\x12.\n" +
 	"\fsubject_uuid\x18\x02 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\vsubjectUuid\x12&\n" +
 	"\btrial_id\x18\x03 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\atrialId\x12P\n" +
 	"\vreason_code\x18\x04 \x01(\x0e2#.trialhub.trial.v1.WithdrawalReasonB\n" +
 	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\n" +
-	"reasonCode\x12\"\n" +
-	"\x06reason\x18\x05 \x01(\tB\n" +
-	"\xbaH\ar\x05\x10\x05\x18\xe8\aR\x06reason\x12L\n" +
-	"\x0fwithdrawal_date\x18\x06 \x01(\tB#\xbaH r\x1e2\x1c^[0-9]{4}-[0-9]{2}-[0-9]{2}$R\x0ewithdrawalDate\x12G\n" +
+	"reasonCode\x12.\n" +
+	"\x06reason\x18\x05 \x01(\tB\x16\xbaH\x13r\x11\x10\x05\x18\xe8\a2\n" +
+	"(\\S\\s*){5}R\x06reason\x12c\n" +
+	"\x0fwithdrawal_date\x18\x06 \x01(\tB:\xbaH7r523^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$R\x0ewithdrawalDate\x12G\n" +
 	"\x0fidempotency_key\x18\a \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\x0eidempotencyKey:\xde\x01\xbaH\xda\x01\x1a\xd7\x01\n" +
 	"\x17withdraw_subject.target\x12<give either enrollment_id, or both subject_uuid and trial_id\x1a~this.enrollment_id != '' ? (this.subject_uuid == '' && this.trial_id == '') : (this.subject_uuid != '' && this.trial_id != '')\"\x8c\x01\n" +
 	"\x17WithdrawSubjectResponse\x12=\n" +
@@ -1576,14 +1583,14 @@ const file_trialhub_trial_v1_trial_service_proto_rawDesc = "" +
 	"enrollment\x18\x01 \x01(\v2\x1d.trialhub.trial.v1.EnrollmentR\n" +
 	"enrollment\x12\x1b\n" +
 	"\ttime_zone\x18\x02 \x01(\tR\btimeZone\x127\n" +
-	"\x06visits\x18\x03 \x03(\v2\x1f.trialhub.trial.v1.SubjectVisitR\x06visits\"\x87\x04\n" +
+	"\x06visits\x18\x03 \x03(\v2\x1f.trialhub.trial.v1.SubjectVisitR\x06visits\"\xaa\x04\n" +
 	"\x1cRecordVisitCompletionRequest\x12+\n" +
 	"\fsubject_uuid\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\vsubjectUuid\x12#\n" +
-	"\btrial_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\atrialId\x12#\n" +
-	"\bvisit_id\x18\x03 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\avisitId\x12\xc2\x01\n" +
+	"\btrial_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\atrialId\x122\n" +
+	"\x10subject_visit_id\x18\x03 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x0esubjectVisitId\x12\xc2\x01\n" +
 	"\fcompleted_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampB\x82\x01\xbaH\x7f\xba\x01y\n" +
-	"/record_visit_completion.completed_at_not_future\x12&completed_at must not be in the future\x1a\x1ethis <= now + duration('300s')\xc8\x01\x01R\vcompletedAt\x12b\n" +
-	"\x11source_references\x18\x05 \x03(\tB5\xbaH2\x92\x01/\b\x01\x10\x14\x18\x01\"'r%\x10\x01\x18\x80\x022\x1e^[A-Za-z0-9][A-Za-z0-9._:/-]*$R\x10sourceReferences\x12G\n" +
+	"/record_visit_completion.completed_at_not_future\x12&completed_at must not be in the future\x1a\x1ethis <= now + duration('300s')\xc8\x01\x01R\vcompletedAt\x12v\n" +
+	"\x11source_references\x18\x05 \x03(\tBI\xbaHF\x92\x01C\b\x01\x10\x14\x18\x01\";r9\x10\x01\x18\x80\x0222^[a-z][a-z0-9_]*:[a-z][a-z0-9_]*/[A-Za-z0-9._:-]+$R\x10sourceReferences\x12G\n" +
 	"\x0fidempotency_key\x18\x06 \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\x0eidempotencyKey\"V\n" +
 	"\x1dRecordVisitCompletionResponse\x125\n" +
 	"\x05visit\x18\x01 \x01(\v2\x1f.trialhub.trial.v1.SubjectVisitR\x05visit2\x89\t\n" +
@@ -1648,66 +1655,68 @@ var file_trialhub_trial_v1_trial_service_proto_goTypes = []any{
 	(*RecordVisitCompletionResponse)(nil), // 19: trialhub.trial.v1.RecordVisitCompletionResponse
 	(TrialPhase)(0),                       // 20: trialhub.trial.v1.TrialPhase
 	(TrialStatus)(0),                      // 21: trialhub.trial.v1.TrialStatus
-	(*Trial)(nil),                         // 22: trialhub.trial.v1.Trial
-	(*Site)(nil),                          // 23: trialhub.trial.v1.Site
-	(*VisitSchedule)(nil),                 // 24: trialhub.trial.v1.VisitSchedule
-	(*Visit)(nil),                         // 25: trialhub.trial.v1.Visit
-	(ExistingPlanPolicy)(0),               // 26: trialhub.trial.v1.ExistingPlanPolicy
-	(*Enrollment)(nil),                    // 27: trialhub.trial.v1.Enrollment
-	(*SubjectVisit)(nil),                  // 28: trialhub.trial.v1.SubjectVisit
-	(WithdrawalReason)(0),                 // 29: trialhub.trial.v1.WithdrawalReason
-	(EnrollmentStatus)(0),                 // 30: trialhub.trial.v1.EnrollmentStatus
-	(*timestamppb.Timestamp)(nil),         // 31: google.protobuf.Timestamp
+	(*RegistryId)(nil),                    // 22: trialhub.trial.v1.RegistryId
+	(*Trial)(nil),                         // 23: trialhub.trial.v1.Trial
+	(*Site)(nil),                          // 24: trialhub.trial.v1.Site
+	(*VisitSchedule)(nil),                 // 25: trialhub.trial.v1.VisitSchedule
+	(*Visit)(nil),                         // 26: trialhub.trial.v1.Visit
+	(ExistingPlanPolicy)(0),               // 27: trialhub.trial.v1.ExistingPlanPolicy
+	(*Enrollment)(nil),                    // 28: trialhub.trial.v1.Enrollment
+	(*SubjectVisit)(nil),                  // 29: trialhub.trial.v1.SubjectVisit
+	(WithdrawalReason)(0),                 // 30: trialhub.trial.v1.WithdrawalReason
+	(EnrollmentStatus)(0),                 // 31: trialhub.trial.v1.EnrollmentStatus
+	(*timestamppb.Timestamp)(nil),         // 32: google.protobuf.Timestamp
 }
 var file_trialhub_trial_v1_trial_service_proto_depIdxs = []int32{
 	20, // 0: trialhub.trial.v1.CreateTrialRequest.phase:type_name -> trialhub.trial.v1.TrialPhase
 	21, // 1: trialhub.trial.v1.CreateTrialRequest.status:type_name -> trialhub.trial.v1.TrialStatus
-	22, // 2: trialhub.trial.v1.CreateTrialResponse.trial:type_name -> trialhub.trial.v1.Trial
-	22, // 3: trialhub.trial.v1.GetTrialResponse.trial:type_name -> trialhub.trial.v1.Trial
-	23, // 4: trialhub.trial.v1.GetTrialResponse.sites:type_name -> trialhub.trial.v1.Site
-	24, // 5: trialhub.trial.v1.GetTrialResponse.visit_schedule:type_name -> trialhub.trial.v1.VisitSchedule
-	21, // 6: trialhub.trial.v1.ListTrialsRequest.statuses:type_name -> trialhub.trial.v1.TrialStatus
-	20, // 7: trialhub.trial.v1.ListTrialsRequest.phases:type_name -> trialhub.trial.v1.TrialPhase
-	22, // 8: trialhub.trial.v1.ListTrialsResponse.trials:type_name -> trialhub.trial.v1.Trial
-	23, // 9: trialhub.trial.v1.AddSiteResponse.site:type_name -> trialhub.trial.v1.Site
-	25, // 10: trialhub.trial.v1.DefineVisitScheduleRequest.visits:type_name -> trialhub.trial.v1.Visit
-	26, // 11: trialhub.trial.v1.DefineVisitScheduleRequest.existing_plan_policy:type_name -> trialhub.trial.v1.ExistingPlanPolicy
-	24, // 12: trialhub.trial.v1.DefineVisitScheduleResponse.visit_schedule:type_name -> trialhub.trial.v1.VisitSchedule
-	27, // 13: trialhub.trial.v1.EnrollSubjectResponse.enrollment:type_name -> trialhub.trial.v1.Enrollment
-	28, // 14: trialhub.trial.v1.EnrollSubjectResponse.visits:type_name -> trialhub.trial.v1.SubjectVisit
-	29, // 15: trialhub.trial.v1.WithdrawSubjectRequest.reason_code:type_name -> trialhub.trial.v1.WithdrawalReason
-	27, // 16: trialhub.trial.v1.WithdrawSubjectResponse.enrollment:type_name -> trialhub.trial.v1.Enrollment
-	30, // 17: trialhub.trial.v1.ListEnrollmentsRequest.statuses:type_name -> trialhub.trial.v1.EnrollmentStatus
-	27, // 18: trialhub.trial.v1.ListEnrollmentsResponse.enrollments:type_name -> trialhub.trial.v1.Enrollment
-	27, // 19: trialhub.trial.v1.GetSubjectVisitPlanResponse.enrollment:type_name -> trialhub.trial.v1.Enrollment
-	28, // 20: trialhub.trial.v1.GetSubjectVisitPlanResponse.visits:type_name -> trialhub.trial.v1.SubjectVisit
-	31, // 21: trialhub.trial.v1.RecordVisitCompletionRequest.completed_at:type_name -> google.protobuf.Timestamp
-	28, // 22: trialhub.trial.v1.RecordVisitCompletionResponse.visit:type_name -> trialhub.trial.v1.SubjectVisit
-	0,  // 23: trialhub.trial.v1.TrialService.CreateTrial:input_type -> trialhub.trial.v1.CreateTrialRequest
-	2,  // 24: trialhub.trial.v1.TrialService.GetTrial:input_type -> trialhub.trial.v1.GetTrialRequest
-	4,  // 25: trialhub.trial.v1.TrialService.ListTrials:input_type -> trialhub.trial.v1.ListTrialsRequest
-	6,  // 26: trialhub.trial.v1.TrialService.AddSite:input_type -> trialhub.trial.v1.AddSiteRequest
-	8,  // 27: trialhub.trial.v1.TrialService.DefineVisitSchedule:input_type -> trialhub.trial.v1.DefineVisitScheduleRequest
-	10, // 28: trialhub.trial.v1.TrialService.EnrollSubject:input_type -> trialhub.trial.v1.EnrollSubjectRequest
-	12, // 29: trialhub.trial.v1.TrialService.WithdrawSubject:input_type -> trialhub.trial.v1.WithdrawSubjectRequest
-	14, // 30: trialhub.trial.v1.TrialService.ListEnrollments:input_type -> trialhub.trial.v1.ListEnrollmentsRequest
-	16, // 31: trialhub.trial.v1.TrialService.GetSubjectVisitPlan:input_type -> trialhub.trial.v1.GetSubjectVisitPlanRequest
-	18, // 32: trialhub.trial.v1.TrialService.RecordVisitCompletion:input_type -> trialhub.trial.v1.RecordVisitCompletionRequest
-	1,  // 33: trialhub.trial.v1.TrialService.CreateTrial:output_type -> trialhub.trial.v1.CreateTrialResponse
-	3,  // 34: trialhub.trial.v1.TrialService.GetTrial:output_type -> trialhub.trial.v1.GetTrialResponse
-	5,  // 35: trialhub.trial.v1.TrialService.ListTrials:output_type -> trialhub.trial.v1.ListTrialsResponse
-	7,  // 36: trialhub.trial.v1.TrialService.AddSite:output_type -> trialhub.trial.v1.AddSiteResponse
-	9,  // 37: trialhub.trial.v1.TrialService.DefineVisitSchedule:output_type -> trialhub.trial.v1.DefineVisitScheduleResponse
-	11, // 38: trialhub.trial.v1.TrialService.EnrollSubject:output_type -> trialhub.trial.v1.EnrollSubjectResponse
-	13, // 39: trialhub.trial.v1.TrialService.WithdrawSubject:output_type -> trialhub.trial.v1.WithdrawSubjectResponse
-	15, // 40: trialhub.trial.v1.TrialService.ListEnrollments:output_type -> trialhub.trial.v1.ListEnrollmentsResponse
-	17, // 41: trialhub.trial.v1.TrialService.GetSubjectVisitPlan:output_type -> trialhub.trial.v1.GetSubjectVisitPlanResponse
-	19, // 42: trialhub.trial.v1.TrialService.RecordVisitCompletion:output_type -> trialhub.trial.v1.RecordVisitCompletionResponse
-	33, // [33:43] is the sub-list for method output_type
-	23, // [23:33] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	22, // 2: trialhub.trial.v1.CreateTrialRequest.registry_ids:type_name -> trialhub.trial.v1.RegistryId
+	23, // 3: trialhub.trial.v1.CreateTrialResponse.trial:type_name -> trialhub.trial.v1.Trial
+	23, // 4: trialhub.trial.v1.GetTrialResponse.trial:type_name -> trialhub.trial.v1.Trial
+	24, // 5: trialhub.trial.v1.GetTrialResponse.sites:type_name -> trialhub.trial.v1.Site
+	25, // 6: trialhub.trial.v1.GetTrialResponse.visit_schedule:type_name -> trialhub.trial.v1.VisitSchedule
+	21, // 7: trialhub.trial.v1.ListTrialsRequest.statuses:type_name -> trialhub.trial.v1.TrialStatus
+	20, // 8: trialhub.trial.v1.ListTrialsRequest.phases:type_name -> trialhub.trial.v1.TrialPhase
+	23, // 9: trialhub.trial.v1.ListTrialsResponse.trials:type_name -> trialhub.trial.v1.Trial
+	24, // 10: trialhub.trial.v1.AddSiteResponse.site:type_name -> trialhub.trial.v1.Site
+	26, // 11: trialhub.trial.v1.DefineVisitScheduleRequest.visits:type_name -> trialhub.trial.v1.Visit
+	27, // 12: trialhub.trial.v1.DefineVisitScheduleRequest.existing_plan_policy:type_name -> trialhub.trial.v1.ExistingPlanPolicy
+	25, // 13: trialhub.trial.v1.DefineVisitScheduleResponse.visit_schedule:type_name -> trialhub.trial.v1.VisitSchedule
+	28, // 14: trialhub.trial.v1.EnrollSubjectResponse.enrollment:type_name -> trialhub.trial.v1.Enrollment
+	29, // 15: trialhub.trial.v1.EnrollSubjectResponse.visits:type_name -> trialhub.trial.v1.SubjectVisit
+	30, // 16: trialhub.trial.v1.WithdrawSubjectRequest.reason_code:type_name -> trialhub.trial.v1.WithdrawalReason
+	28, // 17: trialhub.trial.v1.WithdrawSubjectResponse.enrollment:type_name -> trialhub.trial.v1.Enrollment
+	31, // 18: trialhub.trial.v1.ListEnrollmentsRequest.statuses:type_name -> trialhub.trial.v1.EnrollmentStatus
+	28, // 19: trialhub.trial.v1.ListEnrollmentsResponse.enrollments:type_name -> trialhub.trial.v1.Enrollment
+	28, // 20: trialhub.trial.v1.GetSubjectVisitPlanResponse.enrollment:type_name -> trialhub.trial.v1.Enrollment
+	29, // 21: trialhub.trial.v1.GetSubjectVisitPlanResponse.visits:type_name -> trialhub.trial.v1.SubjectVisit
+	32, // 22: trialhub.trial.v1.RecordVisitCompletionRequest.completed_at:type_name -> google.protobuf.Timestamp
+	29, // 23: trialhub.trial.v1.RecordVisitCompletionResponse.visit:type_name -> trialhub.trial.v1.SubjectVisit
+	0,  // 24: trialhub.trial.v1.TrialService.CreateTrial:input_type -> trialhub.trial.v1.CreateTrialRequest
+	2,  // 25: trialhub.trial.v1.TrialService.GetTrial:input_type -> trialhub.trial.v1.GetTrialRequest
+	4,  // 26: trialhub.trial.v1.TrialService.ListTrials:input_type -> trialhub.trial.v1.ListTrialsRequest
+	6,  // 27: trialhub.trial.v1.TrialService.AddSite:input_type -> trialhub.trial.v1.AddSiteRequest
+	8,  // 28: trialhub.trial.v1.TrialService.DefineVisitSchedule:input_type -> trialhub.trial.v1.DefineVisitScheduleRequest
+	10, // 29: trialhub.trial.v1.TrialService.EnrollSubject:input_type -> trialhub.trial.v1.EnrollSubjectRequest
+	12, // 30: trialhub.trial.v1.TrialService.WithdrawSubject:input_type -> trialhub.trial.v1.WithdrawSubjectRequest
+	14, // 31: trialhub.trial.v1.TrialService.ListEnrollments:input_type -> trialhub.trial.v1.ListEnrollmentsRequest
+	16, // 32: trialhub.trial.v1.TrialService.GetSubjectVisitPlan:input_type -> trialhub.trial.v1.GetSubjectVisitPlanRequest
+	18, // 33: trialhub.trial.v1.TrialService.RecordVisitCompletion:input_type -> trialhub.trial.v1.RecordVisitCompletionRequest
+	1,  // 34: trialhub.trial.v1.TrialService.CreateTrial:output_type -> trialhub.trial.v1.CreateTrialResponse
+	3,  // 35: trialhub.trial.v1.TrialService.GetTrial:output_type -> trialhub.trial.v1.GetTrialResponse
+	5,  // 36: trialhub.trial.v1.TrialService.ListTrials:output_type -> trialhub.trial.v1.ListTrialsResponse
+	7,  // 37: trialhub.trial.v1.TrialService.AddSite:output_type -> trialhub.trial.v1.AddSiteResponse
+	9,  // 38: trialhub.trial.v1.TrialService.DefineVisitSchedule:output_type -> trialhub.trial.v1.DefineVisitScheduleResponse
+	11, // 39: trialhub.trial.v1.TrialService.EnrollSubject:output_type -> trialhub.trial.v1.EnrollSubjectResponse
+	13, // 40: trialhub.trial.v1.TrialService.WithdrawSubject:output_type -> trialhub.trial.v1.WithdrawSubjectResponse
+	15, // 41: trialhub.trial.v1.TrialService.ListEnrollments:output_type -> trialhub.trial.v1.ListEnrollmentsResponse
+	17, // 42: trialhub.trial.v1.TrialService.GetSubjectVisitPlan:output_type -> trialhub.trial.v1.GetSubjectVisitPlanResponse
+	19, // 43: trialhub.trial.v1.TrialService.RecordVisitCompletion:output_type -> trialhub.trial.v1.RecordVisitCompletionResponse
+	34, // [34:44] is the sub-list for method output_type
+	24, // [24:34] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_trialhub_trial_v1_trial_service_proto_init() }

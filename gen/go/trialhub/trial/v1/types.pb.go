@@ -197,13 +197,14 @@ const (
 	// Every ENROLLED subject moves to the new version (e.g. after a protocol
 	// amendment and re-consent). History is never rewritten: COMPLETED, MISSED and
 	// CANCELLED visits stay exactly as recorded. A PENDING visit whose code is in
-	// the new version keeps its visit_id and takes the new definition (day,
-	// window, questionnaires), dates recomputed from the enrollment date; if its
-	// new window has already closed it becomes CANCELLED (a re-plan never creates
-	// a MISSED visit). A PENDING visit whose code is not in the new version becomes
-	// CANCELLED. A visit of the new version whose code the plan does not hold yet
-	// (or holds only as CANCELLED) is added as PENDING, unless its window has
-	// already closed. WITHDRAWN and COMPLETED enrollments are never re-planned.
+	// the new version keeps its subject_visit_id and takes the new definition
+	// (study day, window, questionnaires), dates recomputed from the enrollment
+	// date; if its new window has already closed it becomes CANCELLED (a re-plan
+	// never creates a MISSED visit). A PENDING visit whose code is not in the new
+	// version becomes CANCELLED. A visit of the new version whose code the plan
+	// does not hold yet (or holds only as CANCELLED) is added as PENDING, unless
+	// its window has already closed. WITHDRAWN and COMPLETED enrollments are never
+	// re-planned.
 	ExistingPlanPolicy_EXISTING_PLAN_POLICY_REPLAN_PENDING ExistingPlanPolicy = 2
 )
 
@@ -400,8 +401,8 @@ const (
 	SubjectVisitStatus_SUBJECT_VISIT_STATUS_PENDING SubjectVisitStatus = 1
 	// Done: every assigned questionnaire was answered inside the window.
 	SubjectVisitStatus_SUBJECT_VISIT_STATUS_COMPLETED SubjectVisitStatus = 2
-	// The window closed (end of window_close in the site's time zone) before the
-	// visit was completed: a protocol deviation. Final.
+	// The window closed (end of window_close_date in the site's time zone) before
+	// the visit was completed: a protocol deviation. Final.
 	SubjectVisitStatus_SUBJECT_VISIT_STATUS_MISSED SubjectVisitStatus = 3
 	// No longer expected, and not a deviation: the subject was withdrawn while the
 	// visit was pending, or a re-plan to a new schedule version dropped it. Final.
@@ -468,9 +469,10 @@ type Trial struct {
 	Sponsor string `protobuf:"bytes,5,opt,name=sponsor,proto3" json:"sponsor,omitempty"`
 	// Current life-cycle status; it decides whether subjects may be enrolled.
 	Status TrialStatus `protobuf:"varint,6,opt,name=status,proto3,enum=trialhub.trial.v1.TrialStatus" json:"status,omitempty"`
-	// Public registry number, e.g. a ClinicalTrials.gov NCT number ("NCT01234567")
-	// or an EU CT number ("2023-500001-23-00"); empty when not registered.
-	RegistryNumber string `protobuf:"bytes,7,opt,name=registry_number,json=registryNumber,proto3" json:"registry_number,omitempty"`
+	// The study's identifiers in public trial registers, at most one per register
+	// (e.g. its ClinicalTrials.gov NCT number and its EU CT number); empty when the
+	// study is not registered yet.
+	RegistryIds []*RegistryId `protobuf:"bytes,7,rep,name=registry_ids,json=registryIds,proto3" json:"registry_ids,omitempty"`
 	// Short public description of the study, at most 2000 characters; empty when
 	// none was given.
 	Description string `protobuf:"bytes,8,opt,name=description,proto3" json:"description,omitempty"`
@@ -557,11 +559,11 @@ func (x *Trial) GetStatus() TrialStatus {
 	return TrialStatus_TRIAL_STATUS_UNSPECIFIED
 }
 
-func (x *Trial) GetRegistryNumber() string {
+func (x *Trial) GetRegistryIds() []*RegistryId {
 	if x != nil {
-		return x.RegistryNumber
+		return x.RegistryIds
 	}
-	return ""
+	return nil
 }
 
 func (x *Trial) GetDescription() string {
@@ -592,6 +594,66 @@ func (x *Trial) GetUpdatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// RegistryId is a study's identifier in one public trial register.
+type RegistryId struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The register's short code: "NCT" for ClinicalTrials.gov, "EUCT" for the EU
+	// Clinical Trials Information System (CTIS), "ISRCTN" for the ISRCTN registry,
+	// "CTRI" for the Clinical Trials Registry - India, or the short code of another
+	// WHO primary register.
+	Registry string `protobuf:"bytes,1,opt,name=registry,proto3" json:"registry,omitempty"`
+	// The study's number in that register, written as the register publishes it
+	// (e.g. "NCT01234567", "2023-500001-23-00", "ISRCTN12345678",
+	// "CTRI/2023/01/012345").
+	Id            string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegistryId) Reset() {
+	*x = RegistryId{}
+	mi := &file_trialhub_trial_v1_types_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegistryId) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegistryId) ProtoMessage() {}
+
+func (x *RegistryId) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_trial_v1_types_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegistryId.ProtoReflect.Descriptor instead.
+func (*RegistryId) Descriptor() ([]byte, []int) {
+	return file_trialhub_trial_v1_types_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *RegistryId) GetRegistry() string {
+	if x != nil {
+		return x.Registry
+	}
+	return ""
+}
+
+func (x *RegistryId) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
 // Site is a hospital or clinic that runs the trial. Investigators are scoped to
 // sites: their token lists the sites they may act on.
 type Site struct {
@@ -618,7 +680,7 @@ type Site struct {
 
 func (x *Site) Reset() {
 	*x = Site{}
-	mi := &file_trialhub_trial_v1_types_proto_msgTypes[1]
+	mi := &file_trialhub_trial_v1_types_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -630,7 +692,7 @@ func (x *Site) String() string {
 func (*Site) ProtoMessage() {}
 
 func (x *Site) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_trial_v1_types_proto_msgTypes[1]
+	mi := &file_trialhub_trial_v1_types_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -643,7 +705,7 @@ func (x *Site) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Site.ProtoReflect.Descriptor instead.
 func (*Site) Descriptor() ([]byte, []int) {
-	return file_trialhub_trial_v1_types_proto_rawDescGZIP(), []int{1}
+	return file_trialhub_trial_v1_types_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Site) GetSiteId() string {
@@ -696,9 +758,10 @@ func (x *Site) GetCreatedAt() *timestamppb.Timestamp {
 }
 
 // QuestionnaireRef points at one version of an ePRO questionnaire, by its
-// TrialHub id or by its FHIR canonical URL. Responses stay pinned to the version
-// named here, so a new questionnaire version only reaches subjects through a new
-// visit schedule version.
+// TrialHub id (questionnaire_id) or by its FHIR canonical URL
+// (questionnaire_url), always with its version. Responses stay pinned to the
+// version named here, so a new questionnaire version only reaches subjects
+// through a new visit schedule version.
 type QuestionnaireRef struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// How the questionnaire is identified; exactly one must be set.
@@ -706,11 +769,12 @@ type QuestionnaireRef struct {
 	// Types that are valid to be assigned to Ref:
 	//
 	//	*QuestionnaireRef_QuestionnaireId
-	//	*QuestionnaireRef_CanonicalUrl
+	//	*QuestionnaireRef_QuestionnaireUrl
 	Ref isQuestionnaireRef_Ref `protobuf_oneof:"ref"`
 	// The questionnaire version, as the ePRO service (FHIR Questionnaire.version)
-	// states it, e.g. "3" or "1.0.0". Required: a schedule always pins a version;
-	// with questionnaire_id it must match that version (INVALID_ARGUMENT otherwise).
+	// states it, e.g. "1", "2.0.0", "2.0.0+b1" or "v2". Required: a schedule always
+	// pins a version; with questionnaire_id it must match that version
+	// (INVALID_ARGUMENT otherwise).
 	Version       string `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -718,7 +782,7 @@ type QuestionnaireRef struct {
 
 func (x *QuestionnaireRef) Reset() {
 	*x = QuestionnaireRef{}
-	mi := &file_trialhub_trial_v1_types_proto_msgTypes[2]
+	mi := &file_trialhub_trial_v1_types_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -730,7 +794,7 @@ func (x *QuestionnaireRef) String() string {
 func (*QuestionnaireRef) ProtoMessage() {}
 
 func (x *QuestionnaireRef) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_trial_v1_types_proto_msgTypes[2]
+	mi := &file_trialhub_trial_v1_types_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -743,7 +807,7 @@ func (x *QuestionnaireRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuestionnaireRef.ProtoReflect.Descriptor instead.
 func (*QuestionnaireRef) Descriptor() ([]byte, []int) {
-	return file_trialhub_trial_v1_types_proto_rawDescGZIP(), []int{2}
+	return file_trialhub_trial_v1_types_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *QuestionnaireRef) GetRef() isQuestionnaireRef_Ref {
@@ -762,10 +826,10 @@ func (x *QuestionnaireRef) GetQuestionnaireId() string {
 	return ""
 }
 
-func (x *QuestionnaireRef) GetCanonicalUrl() string {
+func (x *QuestionnaireRef) GetQuestionnaireUrl() string {
 	if x != nil {
-		if x, ok := x.Ref.(*QuestionnaireRef_CanonicalUrl); ok {
-			return x.CanonicalUrl
+		if x, ok := x.Ref.(*QuestionnaireRef_QuestionnaireUrl); ok {
+			return x.QuestionnaireUrl
 		}
 	}
 	return ""
@@ -789,23 +853,23 @@ type QuestionnaireRef_QuestionnaireId struct {
 	QuestionnaireId string `protobuf:"bytes,1,opt,name=questionnaire_id,json=questionnaireId,proto3,oneof"`
 }
 
-type QuestionnaireRef_CanonicalUrl struct {
-	// The questionnaire's FHIR canonical URL without the "|version" suffix
-	// (e.g. "http://loinc.org/q/44249-1" for PHQ-9).
-	CanonicalUrl string `protobuf:"bytes,2,opt,name=canonical_url,json=canonicalUrl,proto3,oneof"`
+type QuestionnaireRef_QuestionnaireUrl struct {
+	// The questionnaire's FHIR canonical URL (FHIR Questionnaire.url) without the
+	// "|version" suffix (e.g. "http://loinc.org/q/44249-1" for PHQ-9).
+	QuestionnaireUrl string `protobuf:"bytes,2,opt,name=questionnaire_url,json=questionnaireUrl,proto3,oneof"`
 }
 
 func (*QuestionnaireRef_QuestionnaireId) isQuestionnaireRef_Ref() {}
 
-func (*QuestionnaireRef_CanonicalUrl) isQuestionnaireRef_Ref() {}
+func (*QuestionnaireRef_QuestionnaireUrl) isQuestionnaireRef_Ref() {}
 
 // Visit is one visit of a visit schedule: when it falls relative to enrollment,
 // the window in which it may be done, and the questionnaires the subject answers
 // at it.
 //
 // For a subject enrolled on date E (in the site's time zone) the planned date is
-// E + (day - 1) days when day >= 1 and E + day days when day <= -1 (there is no
-// day 0, as in SDTM --DY). The window runs from planned date - window_before_days
+// E + (study_day - 1) days: study day 1 is the enrollment day and there is no
+// day 0, as in SDTM --DY. The window runs from planned date - window_before_days
 // to planned date + window_after_days, both days included, in the site's time
 // zone. ePRO accepts answers only inside the window (no back-filling, no
 // pre-filling); outside it the visit is a protocol deviation.
@@ -818,11 +882,12 @@ type Visit struct {
 	// Display name of the visit, shown to patients and staff (e.g. "Week 4").
 	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	// Target study day relative to enrollment: day 1 is the enrollment day, day 2
-	// the day after; there is no day 0 (SDTM --DY convention), and day -1 is the
-	// day before enrollment. Negative days are for visits done before the
-	// enrollment date; a visit whose window has already closed when the subject is
-	// enrolled is planned and becomes MISSED.
-	Day int32 `protobuf:"varint,3,opt,name=day,proto3" json:"day,omitempty"`
+	// the day after; there is no day 0 (SDTM --DY convention). Visits start on the
+	// enrollment day at the earliest: a subject is not enrolled before day 1, so a
+	// visit planned before it could only ever be missed. A visit whose window has
+	// already closed when the subject is enrolled (an enrollment entered late) is
+	// planned and becomes MISSED.
+	StudyDay int32 `protobuf:"varint,3,opt,name=study_day,json=studyDay,proto3" json:"study_day,omitempty"`
 	// How many days before the planned date the window opens (0 = it opens on the
 	// planned date).
 	WindowBeforeDays int32 `protobuf:"varint,4,opt,name=window_before_days,json=windowBeforeDays,proto3" json:"window_before_days,omitempty"`
@@ -838,7 +903,7 @@ type Visit struct {
 
 func (x *Visit) Reset() {
 	*x = Visit{}
-	mi := &file_trialhub_trial_v1_types_proto_msgTypes[3]
+	mi := &file_trialhub_trial_v1_types_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -850,7 +915,7 @@ func (x *Visit) String() string {
 func (*Visit) ProtoMessage() {}
 
 func (x *Visit) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_trial_v1_types_proto_msgTypes[3]
+	mi := &file_trialhub_trial_v1_types_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -863,7 +928,7 @@ func (x *Visit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Visit.ProtoReflect.Descriptor instead.
 func (*Visit) Descriptor() ([]byte, []int) {
-	return file_trialhub_trial_v1_types_proto_rawDescGZIP(), []int{3}
+	return file_trialhub_trial_v1_types_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Visit) GetCode() string {
@@ -880,9 +945,9 @@ func (x *Visit) GetName() string {
 	return ""
 }
 
-func (x *Visit) GetDay() int32 {
+func (x *Visit) GetStudyDay() int32 {
 	if x != nil {
-		return x.Day
+		return x.StudyDay
 	}
 	return 0
 }
@@ -916,7 +981,7 @@ type VisitSchedule struct {
 	TrialId string `protobuf:"bytes,1,opt,name=trial_id,json=trialId,proto3" json:"trial_id,omitempty"`
 	// Version number, 1 for the first schedule of the trial, then 2, 3, ...
 	Version int32 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
-	// The visits, ordered by day, then code.
+	// The visits, ordered by study day, then code.
 	Visits []*Visit `protobuf:"bytes,3,rep,name=visits,proto3" json:"visits,omitempty"`
 	// Why this version was defined (e.g. "Protocol amendment 2: adds week 12"),
 	// as given by the administrator. Free text, at most 1000 characters.
@@ -931,7 +996,7 @@ type VisitSchedule struct {
 
 func (x *VisitSchedule) Reset() {
 	*x = VisitSchedule{}
-	mi := &file_trialhub_trial_v1_types_proto_msgTypes[4]
+	mi := &file_trialhub_trial_v1_types_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -943,7 +1008,7 @@ func (x *VisitSchedule) String() string {
 func (*VisitSchedule) ProtoMessage() {}
 
 func (x *VisitSchedule) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_trial_v1_types_proto_msgTypes[4]
+	mi := &file_trialhub_trial_v1_types_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -956,7 +1021,7 @@ func (x *VisitSchedule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VisitSchedule.ProtoReflect.Descriptor instead.
 func (*VisitSchedule) Descriptor() ([]byte, []int) {
-	return file_trialhub_trial_v1_types_proto_rawDescGZIP(), []int{4}
+	return file_trialhub_trial_v1_types_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *VisitSchedule) GetTrialId() string {
@@ -1053,7 +1118,7 @@ type Enrollment struct {
 
 func (x *Enrollment) Reset() {
 	*x = Enrollment{}
-	mi := &file_trialhub_trial_v1_types_proto_msgTypes[5]
+	mi := &file_trialhub_trial_v1_types_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1065,7 +1130,7 @@ func (x *Enrollment) String() string {
 func (*Enrollment) ProtoMessage() {}
 
 func (x *Enrollment) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_trial_v1_types_proto_msgTypes[5]
+	mi := &file_trialhub_trial_v1_types_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1078,7 +1143,7 @@ func (x *Enrollment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Enrollment.ProtoReflect.Descriptor instead.
 func (*Enrollment) Descriptor() ([]byte, []int) {
-	return file_trialhub_trial_v1_types_proto_rawDescGZIP(), []int{5}
+	return file_trialhub_trial_v1_types_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Enrollment) GetEnrollmentId() string {
@@ -1183,9 +1248,11 @@ func (x *Enrollment) GetUpdatedAt() *timestamppb.Timestamp {
 // schedule placed on the calendar from the subject's enrollment date.
 type SubjectVisit struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Identifier of this planned visit (UUID), unique across subjects and kept
-	// when a re-plan updates the visit. RecordVisitCompletion names it.
-	VisitId string `protobuf:"bytes,1,opt,name=visit_id,json=visitId,proto3" json:"visit_id,omitempty"`
+	// Identifier of this planned visit of this subject (UUID), unique across
+	// subjects and kept when a re-plan updates the visit. RecordVisitCompletion
+	// names it. Not to be confused with visit_code, which names the schedule's
+	// visit.
+	SubjectVisitId string `protobuf:"bytes,1,opt,name=subject_visit_id,json=subjectVisitId,proto3" json:"subject_visit_id,omitempty"`
 	// The enrollment this visit belongs to (UUID).
 	EnrollmentId string `protobuf:"bytes,2,opt,name=enrollment_id,json=enrollmentId,proto3" json:"enrollment_id,omitempty"`
 	// The trial (UUID).
@@ -1196,24 +1263,27 @@ type SubjectVisit struct {
 	VisitCode string `protobuf:"bytes,5,opt,name=visit_code,json=visitCode,proto3" json:"visit_code,omitempty"`
 	// Display name of the visit (e.g. "Week 4").
 	VisitName string `protobuf:"bytes,6,opt,name=visit_name,json=visitName,proto3" json:"visit_name,omitempty"`
-	// Target study day (day 1 = enrollment day, no day 0).
-	StudyDay int32 `protobuf:"varint,7,opt,name=study_day,json=studyDay,proto3" json:"study_day,omitempty"`
+	// Target study day, the schedule visit's study_day (day 1 = enrollment day, no
+	// day 0).
+	TargetStudyDay int32 `protobuf:"varint,7,opt,name=target_study_day,json=targetStudyDay,proto3" json:"target_study_day,omitempty"`
 	// Planned date, ISO YYYY-MM-DD in the site's time zone.
 	PlannedDate string `protobuf:"bytes,8,opt,name=planned_date,json=plannedDate,proto3" json:"planned_date,omitempty"`
 	// First day of the window, ISO YYYY-MM-DD in the site's time zone (included).
-	WindowOpen string `protobuf:"bytes,9,opt,name=window_open,json=windowOpen,proto3" json:"window_open,omitempty"`
+	WindowOpenDate string `protobuf:"bytes,9,opt,name=window_open_date,json=windowOpenDate,proto3" json:"window_open_date,omitempty"`
 	// Last day of the window, ISO YYYY-MM-DD in the site's time zone (included).
-	WindowClose string `protobuf:"bytes,10,opt,name=window_close,json=windowClose,proto3" json:"window_close,omitempty"`
-	// The instant the window opens: start of window_open in the site's time zone,
-	// in UTC. Reminders are sent from here.
+	WindowCloseDate string `protobuf:"bytes,10,opt,name=window_close_date,json=windowCloseDate,proto3" json:"window_close_date,omitempty"`
+	// The instant the window opens: start of window_open_date in the site's time
+	// zone, in UTC. Reminders are sent from here.
 	WindowOpensAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=window_opens_at,json=windowOpensAt,proto3" json:"window_opens_at,omitempty"`
-	// The instant the window closes: end of window_close (start of the next day)
-	// in the site's time zone, in UTC. Answers are refused from this instant on.
+	// The instant the window closes: end of window_close_date (start of the next
+	// day) in the site's time zone, in UTC. Answers are refused from this instant
+	// on.
 	WindowClosesAt *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=window_closes_at,json=windowClosesAt,proto3" json:"window_closes_at,omitempty"`
 	// State of the visit.
 	Status SubjectVisitStatus `protobuf:"varint,13,opt,name=status,proto3,enum=trialhub.trial.v1.SubjectVisitStatus" json:"status,omitempty"`
-	// When the visit was completed (UTC), as recorded by RecordVisitCompletion;
-	// empty unless COMPLETED.
+	// When the visit was completed (UTC): the authored_at of the ePRO response that
+	// completed it, i.e. when the patient answered, not when the server stored the
+	// answer or recorded the completion. Empty unless COMPLETED.
 	CompletedAt *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=completed_at,json=completedAt,proto3" json:"completed_at,omitempty"`
 	// The records that completed the visit, e.g. the ePRO response ids
 	// ("epro:response/<uuid>"); empty unless COMPLETED.
@@ -1228,7 +1298,7 @@ type SubjectVisit struct {
 
 func (x *SubjectVisit) Reset() {
 	*x = SubjectVisit{}
-	mi := &file_trialhub_trial_v1_types_proto_msgTypes[6]
+	mi := &file_trialhub_trial_v1_types_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1240,7 +1310,7 @@ func (x *SubjectVisit) String() string {
 func (*SubjectVisit) ProtoMessage() {}
 
 func (x *SubjectVisit) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_trial_v1_types_proto_msgTypes[6]
+	mi := &file_trialhub_trial_v1_types_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1253,12 +1323,12 @@ func (x *SubjectVisit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubjectVisit.ProtoReflect.Descriptor instead.
 func (*SubjectVisit) Descriptor() ([]byte, []int) {
-	return file_trialhub_trial_v1_types_proto_rawDescGZIP(), []int{6}
+	return file_trialhub_trial_v1_types_proto_rawDescGZIP(), []int{7}
 }
 
-func (x *SubjectVisit) GetVisitId() string {
+func (x *SubjectVisit) GetSubjectVisitId() string {
 	if x != nil {
-		return x.VisitId
+		return x.SubjectVisitId
 	}
 	return ""
 }
@@ -1298,9 +1368,9 @@ func (x *SubjectVisit) GetVisitName() string {
 	return ""
 }
 
-func (x *SubjectVisit) GetStudyDay() int32 {
+func (x *SubjectVisit) GetTargetStudyDay() int32 {
 	if x != nil {
-		return x.StudyDay
+		return x.TargetStudyDay
 	}
 	return 0
 }
@@ -1312,16 +1382,16 @@ func (x *SubjectVisit) GetPlannedDate() string {
 	return ""
 }
 
-func (x *SubjectVisit) GetWindowOpen() string {
+func (x *SubjectVisit) GetWindowOpenDate() string {
 	if x != nil {
-		return x.WindowOpen
+		return x.WindowOpenDate
 	}
 	return ""
 }
 
-func (x *SubjectVisit) GetWindowClose() string {
+func (x *SubjectVisit) GetWindowCloseDate() string {
 	if x != nil {
-		return x.WindowClose
+		return x.WindowCloseDate
 	}
 	return ""
 }
@@ -1379,22 +1449,26 @@ var File_trialhub_trial_v1_types_proto protoreflect.FileDescriptor
 
 const file_trialhub_trial_v1_types_proto_rawDesc = "" +
 	"\n" +
-	"\x1dtrialhub/trial/v1/types.proto\x12\x11trialhub.trial.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xea\x03\n" +
+	"\x1dtrialhub/trial/v1/types.proto\x12\x11trialhub.trial.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x83\x04\n" +
 	"\x05Trial\x12\x19\n" +
 	"\btrial_id\x18\x01 \x01(\tR\atrialId\x12#\n" +
 	"\rprotocol_code\x18\x02 \x01(\tR\fprotocolCode\x12\x14\n" +
 	"\x05title\x18\x03 \x01(\tR\x05title\x123\n" +
 	"\x05phase\x18\x04 \x01(\x0e2\x1d.trialhub.trial.v1.TrialPhaseR\x05phase\x12\x18\n" +
 	"\asponsor\x18\x05 \x01(\tR\asponsor\x126\n" +
-	"\x06status\x18\x06 \x01(\x0e2\x1e.trialhub.trial.v1.TrialStatusR\x06status\x12'\n" +
-	"\x0fregistry_number\x18\a \x01(\tR\x0eregistryNumber\x12 \n" +
+	"\x06status\x18\x06 \x01(\x0e2\x1e.trialhub.trial.v1.TrialStatusR\x06status\x12@\n" +
+	"\fregistry_ids\x18\a \x03(\v2\x1d.trialhub.trial.v1.RegistryIdR\vregistryIds\x12 \n" +
 	"\vdescription\x18\b \x01(\tR\vdescription\x12C\n" +
 	"\x1ecurrent_visit_schedule_version\x18\t \x01(\x05R\x1bcurrentVisitScheduleVersion\x129\n" +
 	"\n" +
 	"created_at\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xe6\x01\n" +
+	"updated_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"v\n" +
+	"\n" +
+	"RegistryId\x128\n" +
+	"\bregistry\x18\x01 \x01(\tB\x1c\xbaH\x19r\x172\x15^[A-Z][A-Z0-9]{1,15}$R\bregistry\x12.\n" +
+	"\x02id\x18\x02 \x01(\tB\x1e\xbaH\x1br\x19\x10\x01\x18@2\x13^[A-Za-z0-9._/:-]+$R\x02id\"\xe6\x01\n" +
 	"\x04Site\x12\x17\n" +
 	"\asite_id\x18\x01 \x01(\tR\x06siteId\x12\x19\n" +
 	"\btrial_id\x18\x02 \x01(\tR\atrialId\x12\x1b\n" +
@@ -1403,23 +1477,24 @@ const file_trialhub_trial_v1_types_proto_rawDesc = "" +
 	"\fcountry_code\x18\x05 \x01(\tR\vcountryCode\x12\x1b\n" +
 	"\ttime_zone\x18\x06 \x01(\tR\btimeZone\x129\n" +
 	"\n" +
-	"created_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xcf\x01\n" +
+	"created_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xd5\x01\n" +
 	"\x10QuestionnaireRef\x125\n" +
-	"\x10questionnaire_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01H\x00R\x0fquestionnaireId\x122\n" +
-	"\rcanonical_url\x18\x02 \x01(\tB\v\xbaH\br\x06\x18\x80\b\x88\x01\x01H\x00R\fcanonicalUrl\x12B\n" +
-	"\aversion\x18\x03 \x01(\tB(\xbaH%r#\x10\x01\x18@2\x1d^[A-Za-z0-9][A-Za-z0-9._+-]*$R\aversionB\f\n" +
-	"\x03ref\x12\x05\xbaH\x02\b\x01\"\x90\x04\n" +
+	"\x10questionnaire_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01H\x00R\x0fquestionnaireId\x12:\n" +
+	"\x11questionnaire_url\x18\x02 \x01(\tB\v\xbaH\br\x06\x18\x80\b\x88\x01\x01H\x00R\x10questionnaireUrl\x12@\n" +
+	"\aversion\x18\x03 \x01(\tB&\xbaH#r!\x18@2\x1d^[A-Za-z0-9][A-Za-z0-9._+-]*$R\aversionB\f\n" +
+	"\x03ref\x12\x05\xbaH\x02\b\x01\"\x96\x04\n" +
 	"\x05Visit\x124\n" +
 	"\x04code\x18\x01 \x01(\tB \xbaH\x1dr\x1b\x10\x01\x18 2\x15^[A-Z0-9][A-Z0-9_-]*$R\x04code\x12\x1d\n" +
-	"\x04name\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18dR\x04name\x12%\n" +
-	"\x03day\x18\x03 \x01(\x05B\x13\xbaH\x10\x1a\x0e\x18\xc2\x1c(\x93\xfd\xff\xff\xff\xff\xff\xff\xff\x01R\x03day\x128\n" +
+	"\x04name\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18dR\x04name\x12'\n" +
+	"\tstudy_day\x18\x03 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xc2\x1c(\x01R\bstudyDay\x128\n" +
 	"\x12window_before_days\x18\x04 \x01(\x05B\n" +
 	"\xbaH\a\x1a\x05\x18\xed\x02(\x00R\x10windowBeforeDays\x126\n" +
 	"\x11window_after_days\x18\x05 \x01(\x05B\n" +
 	"\xbaH\a\x1a\x05\x18\xed\x02(\x00R\x0fwindowAfterDays\x12W\n" +
 	"\x0equestionnaires\x18\x06 \x03(\v2#.trialhub.trial.v1.QuestionnaireRefB\n" +
-	"\xbaH\a\x92\x01\x04\b\x01\x10\x14R\x0equestionnaires:\xbf\x01\xbaH\xbb\x01\x1a\xb8\x01\n" +
-	"\x1bvisit.questionnaires_unique\x123a questionnaire may be assigned only once per visit\x1adthis.questionnaires.map(q, q.questionnaire_id != '' ? q.questionnaire_id : q.canonical_url).unique()\"\xa2\x02\n" +
+	"\xbaH\a\x92\x01\x04\b\x01\x10\x14R\x0equestionnaires:\xc3\x01\xbaH\xbf\x01\x1a\xbc\x01\n" +
+	"\x1bvisit.questionnaires_unique\x123a questionnaire may be assigned only once per visit\x1ahthis.questionnaires.map(q, q.questionnaire_id != '' ? q.questionnaire_id : q.questionnaire_url).unique()\"\xa2\x02\n" +
 	"\rVisitSchedule\x12\x19\n" +
 	"\btrial_id\x18\x01 \x01(\tR\atrialId\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x05R\aversion\x120\n" +
@@ -1446,22 +1521,21 @@ const file_trialhub_trial_v1_types_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\x86\x06\n" +
-	"\fSubjectVisit\x12\x19\n" +
-	"\bvisit_id\x18\x01 \x01(\tR\avisitId\x12#\n" +
+	"updated_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xb4\x06\n" +
+	"\fSubjectVisit\x12(\n" +
+	"\x10subject_visit_id\x18\x01 \x01(\tR\x0esubjectVisitId\x12#\n" +
 	"\renrollment_id\x18\x02 \x01(\tR\fenrollmentId\x12\x19\n" +
 	"\btrial_id\x18\x03 \x01(\tR\atrialId\x12!\n" +
 	"\fsubject_uuid\x18\x04 \x01(\tR\vsubjectUuid\x12\x1d\n" +
 	"\n" +
 	"visit_code\x18\x05 \x01(\tR\tvisitCode\x12\x1d\n" +
 	"\n" +
-	"visit_name\x18\x06 \x01(\tR\tvisitName\x12\x1b\n" +
-	"\tstudy_day\x18\a \x01(\x05R\bstudyDay\x12!\n" +
-	"\fplanned_date\x18\b \x01(\tR\vplannedDate\x12\x1f\n" +
-	"\vwindow_open\x18\t \x01(\tR\n" +
-	"windowOpen\x12!\n" +
-	"\fwindow_close\x18\n" +
-	" \x01(\tR\vwindowClose\x12B\n" +
+	"visit_name\x18\x06 \x01(\tR\tvisitName\x12(\n" +
+	"\x10target_study_day\x18\a \x01(\x05R\x0etargetStudyDay\x12!\n" +
+	"\fplanned_date\x18\b \x01(\tR\vplannedDate\x12(\n" +
+	"\x10window_open_date\x18\t \x01(\tR\x0ewindowOpenDate\x12*\n" +
+	"\x11window_close_date\x18\n" +
+	" \x01(\tR\x0fwindowCloseDate\x12B\n" +
 	"\x0fwindow_opens_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\rwindowOpensAt\x12D\n" +
 	"\x10window_closes_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x0ewindowClosesAt\x12=\n" +
 	"\x06status\x18\r \x01(\x0e2%.trialhub.trial.v1.SubjectVisitStatusR\x06status\x12=\n" +
@@ -1530,7 +1604,7 @@ func file_trialhub_trial_v1_types_proto_rawDescGZIP() []byte {
 }
 
 var file_trialhub_trial_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_trialhub_trial_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_trialhub_trial_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_trialhub_trial_v1_types_proto_goTypes = []any{
 	(TrialPhase)(0),               // 0: trialhub.trial.v1.TrialPhase
 	(TrialStatus)(0),              // 1: trialhub.trial.v1.TrialStatus
@@ -1539,38 +1613,40 @@ var file_trialhub_trial_v1_types_proto_goTypes = []any{
 	(WithdrawalReason)(0),         // 4: trialhub.trial.v1.WithdrawalReason
 	(SubjectVisitStatus)(0),       // 5: trialhub.trial.v1.SubjectVisitStatus
 	(*Trial)(nil),                 // 6: trialhub.trial.v1.Trial
-	(*Site)(nil),                  // 7: trialhub.trial.v1.Site
-	(*QuestionnaireRef)(nil),      // 8: trialhub.trial.v1.QuestionnaireRef
-	(*Visit)(nil),                 // 9: trialhub.trial.v1.Visit
-	(*VisitSchedule)(nil),         // 10: trialhub.trial.v1.VisitSchedule
-	(*Enrollment)(nil),            // 11: trialhub.trial.v1.Enrollment
-	(*SubjectVisit)(nil),          // 12: trialhub.trial.v1.SubjectVisit
-	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
+	(*RegistryId)(nil),            // 7: trialhub.trial.v1.RegistryId
+	(*Site)(nil),                  // 8: trialhub.trial.v1.Site
+	(*QuestionnaireRef)(nil),      // 9: trialhub.trial.v1.QuestionnaireRef
+	(*Visit)(nil),                 // 10: trialhub.trial.v1.Visit
+	(*VisitSchedule)(nil),         // 11: trialhub.trial.v1.VisitSchedule
+	(*Enrollment)(nil),            // 12: trialhub.trial.v1.Enrollment
+	(*SubjectVisit)(nil),          // 13: trialhub.trial.v1.SubjectVisit
+	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
 }
 var file_trialhub_trial_v1_types_proto_depIdxs = []int32{
 	0,  // 0: trialhub.trial.v1.Trial.phase:type_name -> trialhub.trial.v1.TrialPhase
 	1,  // 1: trialhub.trial.v1.Trial.status:type_name -> trialhub.trial.v1.TrialStatus
-	13, // 2: trialhub.trial.v1.Trial.created_at:type_name -> google.protobuf.Timestamp
-	13, // 3: trialhub.trial.v1.Trial.updated_at:type_name -> google.protobuf.Timestamp
-	13, // 4: trialhub.trial.v1.Site.created_at:type_name -> google.protobuf.Timestamp
-	8,  // 5: trialhub.trial.v1.Visit.questionnaires:type_name -> trialhub.trial.v1.QuestionnaireRef
-	9,  // 6: trialhub.trial.v1.VisitSchedule.visits:type_name -> trialhub.trial.v1.Visit
-	2,  // 7: trialhub.trial.v1.VisitSchedule.existing_plan_policy:type_name -> trialhub.trial.v1.ExistingPlanPolicy
-	13, // 8: trialhub.trial.v1.VisitSchedule.created_at:type_name -> google.protobuf.Timestamp
-	3,  // 9: trialhub.trial.v1.Enrollment.status:type_name -> trialhub.trial.v1.EnrollmentStatus
-	4,  // 10: trialhub.trial.v1.Enrollment.withdrawal_reason:type_name -> trialhub.trial.v1.WithdrawalReason
-	13, // 11: trialhub.trial.v1.Enrollment.created_at:type_name -> google.protobuf.Timestamp
-	13, // 12: trialhub.trial.v1.Enrollment.updated_at:type_name -> google.protobuf.Timestamp
-	13, // 13: trialhub.trial.v1.SubjectVisit.window_opens_at:type_name -> google.protobuf.Timestamp
-	13, // 14: trialhub.trial.v1.SubjectVisit.window_closes_at:type_name -> google.protobuf.Timestamp
-	5,  // 15: trialhub.trial.v1.SubjectVisit.status:type_name -> trialhub.trial.v1.SubjectVisitStatus
-	13, // 16: trialhub.trial.v1.SubjectVisit.completed_at:type_name -> google.protobuf.Timestamp
-	8,  // 17: trialhub.trial.v1.SubjectVisit.questionnaires:type_name -> trialhub.trial.v1.QuestionnaireRef
-	18, // [18:18] is the sub-list for method output_type
-	18, // [18:18] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	7,  // 2: trialhub.trial.v1.Trial.registry_ids:type_name -> trialhub.trial.v1.RegistryId
+	14, // 3: trialhub.trial.v1.Trial.created_at:type_name -> google.protobuf.Timestamp
+	14, // 4: trialhub.trial.v1.Trial.updated_at:type_name -> google.protobuf.Timestamp
+	14, // 5: trialhub.trial.v1.Site.created_at:type_name -> google.protobuf.Timestamp
+	9,  // 6: trialhub.trial.v1.Visit.questionnaires:type_name -> trialhub.trial.v1.QuestionnaireRef
+	10, // 7: trialhub.trial.v1.VisitSchedule.visits:type_name -> trialhub.trial.v1.Visit
+	2,  // 8: trialhub.trial.v1.VisitSchedule.existing_plan_policy:type_name -> trialhub.trial.v1.ExistingPlanPolicy
+	14, // 9: trialhub.trial.v1.VisitSchedule.created_at:type_name -> google.protobuf.Timestamp
+	3,  // 10: trialhub.trial.v1.Enrollment.status:type_name -> trialhub.trial.v1.EnrollmentStatus
+	4,  // 11: trialhub.trial.v1.Enrollment.withdrawal_reason:type_name -> trialhub.trial.v1.WithdrawalReason
+	14, // 12: trialhub.trial.v1.Enrollment.created_at:type_name -> google.protobuf.Timestamp
+	14, // 13: trialhub.trial.v1.Enrollment.updated_at:type_name -> google.protobuf.Timestamp
+	14, // 14: trialhub.trial.v1.SubjectVisit.window_opens_at:type_name -> google.protobuf.Timestamp
+	14, // 15: trialhub.trial.v1.SubjectVisit.window_closes_at:type_name -> google.protobuf.Timestamp
+	5,  // 16: trialhub.trial.v1.SubjectVisit.status:type_name -> trialhub.trial.v1.SubjectVisitStatus
+	14, // 17: trialhub.trial.v1.SubjectVisit.completed_at:type_name -> google.protobuf.Timestamp
+	9,  // 18: trialhub.trial.v1.SubjectVisit.questionnaires:type_name -> trialhub.trial.v1.QuestionnaireRef
+	19, // [19:19] is the sub-list for method output_type
+	19, // [19:19] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_trialhub_trial_v1_types_proto_init() }
@@ -1578,9 +1654,9 @@ func file_trialhub_trial_v1_types_proto_init() {
 	if File_trialhub_trial_v1_types_proto != nil {
 		return
 	}
-	file_trialhub_trial_v1_types_proto_msgTypes[2].OneofWrappers = []any{
+	file_trialhub_trial_v1_types_proto_msgTypes[3].OneofWrappers = []any{
 		(*QuestionnaireRef_QuestionnaireId)(nil),
-		(*QuestionnaireRef_CanonicalUrl)(nil),
+		(*QuestionnaireRef_QuestionnaireUrl)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1588,7 +1664,7 @@ func file_trialhub_trial_v1_types_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_trialhub_trial_v1_types_proto_rawDesc), len(file_trialhub_trial_v1_types_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

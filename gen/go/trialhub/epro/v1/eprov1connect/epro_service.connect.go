@@ -135,9 +135,9 @@ var (
 type EproServiceClient interface {
 	// CreateQuestionnaire stores a new questionnaire version (e.g. PHQ-9 1.0.0) with
 	// its items, scoring rules, severity bands and alert rules, and returns it with
-	// its id. A stored version never changes: a different definition needs a new
-	// version. Errors: ALREADY_EXISTS when the url and version are already stored
-	// (unless this is a retry with the same idempotency key and body);
+	// its questionnaire_id. A stored version never changes: a different definition
+	// needs a new version. Errors: ALREADY_EXISTS when the url and version are
+	// already stored (unless this is a retry with the same idempotency key and body);
 	// INVALID_ARGUMENT for link_ids that repeat across the item tree, or conditions,
 	// scoring or alert rules that name an unknown item.
 	CreateQuestionnaire(context.Context, *v1.CreateQuestionnaireRequest) (*v1.CreateQuestionnaireResponse, error)
@@ -147,26 +147,34 @@ type EproServiceClient interface {
 	// extensions; FHIR has no standard for totals, bands and alerts, so they are
 	// passed beside the document. Whatever cannot be imported (attachment and
 	// reference items, answerValueSet, unknown extensions) is listed in the warnings.
-	// Errors: INVALID_ARGUMENT when the document is not a FHIR R4 Questionnaire or
-	// lacks url or version; ALREADY_EXISTS as for CreateQuestionnaire.
+	// Errors: INVALID_ARGUMENT when the document is not a FHIR R4 Questionnaire,
+	// lacks url or version, or has a version outside the rule of
+	// CreateQuestionnaireRequest.version; ALREADY_EXISTS as for CreateQuestionnaire.
 	ImportFhirQuestionnaire(context.Context, *v1.ImportFhirQuestionnaireRequest) (*v1.ImportFhirQuestionnaireResponse, error)
-	// GetQuestionnaire returns one questionnaire version, by id or by url and
-	// version. Versions stay readable after retirement, so every response can be
-	// shown with the exact questions it answered. Errors: NOT_FOUND.
+	// GetQuestionnaire returns one questionnaire version, by questionnaire_id or by
+	// canonical url and version. Versions stay readable after retirement, so every
+	// response can be shown with the exact questions it answered. Errors: NOT_FOUND.
 	GetQuestionnaire(context.Context, *v1.GetQuestionnaireRequest) (*v1.GetQuestionnaireResponse, error)
-	// ListQuestionnaires lists questionnaire versions, ordered by url and then newest
-	// version first, optionally filtered by url and status.
+	// ListQuestionnaires lists questionnaire versions, ordered by url and then most
+	// recently stored version first (versions are labels and are not sorted),
+	// optionally filtered by url and statuses.
 	ListQuestionnaires(context.Context, *v1.ListQuestionnairesRequest) (*v1.ListQuestionnairesResponse, error)
 	// ListMyTasks lists the calling patient's questionnaire tasks (one per visit and
 	// assigned questionnaire), most urgent first: due tasks by closing window, then
-	// upcoming ones by opening window, then completed and expired ones. The patient is
-	// the token's subject.
+	// upcoming ones by opening window, then completed, missed and cancelled ones. The
+	// patient is the token's subject.
 	ListMyTasks(context.Context, *v1.ListMyTasksRequest) (*v1.ListMyTasksResponse, error)
 	// SubmitResponse stores the calling patient's completed answers to a
 	// questionnaire for one visit, pinned to the questionnaire version answered, and
-	// returns a receipt with the scores, severity bands and whether a safety alert was
-	// raised. The same idempotency key returns the same receipt, so a retry after a
-	// lost connection is safe.
+	// returns a receipt with the scores, severity bands and the alert rules that fired
+	// (with any message for the patient). The same idempotency key returns the same
+	// receipt, so a retry after a lost connection is safe.
+	//
+	// Completion time is what the patient did and when: the task's completed_at is
+	// the response's authored_at, and when this response completes the visit (every
+	// questionnaire of the visit now has a completed response) the ePRO service
+	// records the visit as completed in the trial service with completed_at = this
+	// response's authored_at, never the time the server received it.
 	//
 	// The server enforces the visit window: authored_at must lie within the task's
 	// window [window_opens_at, window_closes_at), and the response must arrive
@@ -188,8 +196,13 @@ type EproServiceClient interface {
 	//
 	// A PATIENT caller may amend only their own responses (the subject comes from the
 	// token; another subject's response is NOT_FOUND) and only while the visit window
-	// is open (FAILED_PRECONDITION after). An INVESTIGATOR may amend responses of
+	// is open (FAILED_PRECONDITION after); a patient may correct the answers or mark
+	// the response entered in error. An INVESTIGATOR may only mark a response entered
+	// in error (e.g. the wrong person answered), with the reason, and only for
 	// subjects at the sites in the token's scopes (PERMISSION_DENIED otherwise).
+	// Correcting a patient's answers is the patient's own act: sites do not overwrite
+	// patient-reported source data, so the server refuses CORRECT_ANSWERS from an
+	// investigator with PERMISSION_DENIED.
 	// Errors: ABORTED when expected_revision is not the current revision (someone
 	// else amended it first); FAILED_PRECONDITION when the response is entered in
 	// error; INVALID_ARGUMENT as for SubmitResponse.
@@ -198,8 +211,8 @@ type EproServiceClient interface {
 	// as subject_uuid, site, visit and study day (day 1 = enrollment, no day 0)
 	// instead of calendar dates, and free-text answers withheld unless reviewed.
 	// Investigators see only the sites in their token's scopes (PERMISSION_DENIED for
-	// a site_id outside them). Ordered by site, subject_uuid, study day, response and
-	// revision.
+	// a site_id outside them). Ordered by site, subject_uuid, authored study day,
+	// response and revision.
 	ListResponses(context.Context, *v1.ListResponsesRequest) (*v1.ListResponsesResponse, error)
 	// ExportResponses streams the de-identified responses of one trial as CSV (one
 	// row per subject x visit x instrument, with a codebook) or as FHIR R4
@@ -207,8 +220,8 @@ type EproServiceClient interface {
 	// codebook, then the rows, then one trailer. Concatenating header.csv_header and
 	// every row.data gives the file.
 	ExportResponses(context.Context, *v1.ExportResponsesRequest) (EproServiceExportResponsesClientStream, error)
-	// GetComplianceReport counts, per site, visit and questionnaire, how many tasks
-	// were expected, completed, missed and still pending as of a date, with the
+	// GetComplianceReport counts, per site, visit code and questionnaire, how many
+	// tasks were expected, completed, missed and still pending as of a date, with the
 	// compliance ratio. Investigators see only the sites in their token's scopes.
 	GetComplianceReport(context.Context, *v1.GetComplianceReportRequest) (*v1.GetComplianceReportResponse, error)
 }
@@ -244,9 +257,9 @@ func (s EproServiceExportResponsesClientStream) Close() error {
 type EproServiceHandler interface {
 	// CreateQuestionnaire stores a new questionnaire version (e.g. PHQ-9 1.0.0) with
 	// its items, scoring rules, severity bands and alert rules, and returns it with
-	// its id. A stored version never changes: a different definition needs a new
-	// version. Errors: ALREADY_EXISTS when the url and version are already stored
-	// (unless this is a retry with the same idempotency key and body);
+	// its questionnaire_id. A stored version never changes: a different definition
+	// needs a new version. Errors: ALREADY_EXISTS when the url and version are
+	// already stored (unless this is a retry with the same idempotency key and body);
 	// INVALID_ARGUMENT for link_ids that repeat across the item tree, or conditions,
 	// scoring or alert rules that name an unknown item.
 	CreateQuestionnaire(context.Context, *v1.CreateQuestionnaireRequest) (*v1.CreateQuestionnaireResponse, error)
@@ -256,26 +269,34 @@ type EproServiceHandler interface {
 	// extensions; FHIR has no standard for totals, bands and alerts, so they are
 	// passed beside the document. Whatever cannot be imported (attachment and
 	// reference items, answerValueSet, unknown extensions) is listed in the warnings.
-	// Errors: INVALID_ARGUMENT when the document is not a FHIR R4 Questionnaire or
-	// lacks url or version; ALREADY_EXISTS as for CreateQuestionnaire.
+	// Errors: INVALID_ARGUMENT when the document is not a FHIR R4 Questionnaire,
+	// lacks url or version, or has a version outside the rule of
+	// CreateQuestionnaireRequest.version; ALREADY_EXISTS as for CreateQuestionnaire.
 	ImportFhirQuestionnaire(context.Context, *v1.ImportFhirQuestionnaireRequest) (*v1.ImportFhirQuestionnaireResponse, error)
-	// GetQuestionnaire returns one questionnaire version, by id or by url and
-	// version. Versions stay readable after retirement, so every response can be
-	// shown with the exact questions it answered. Errors: NOT_FOUND.
+	// GetQuestionnaire returns one questionnaire version, by questionnaire_id or by
+	// canonical url and version. Versions stay readable after retirement, so every
+	// response can be shown with the exact questions it answered. Errors: NOT_FOUND.
 	GetQuestionnaire(context.Context, *v1.GetQuestionnaireRequest) (*v1.GetQuestionnaireResponse, error)
-	// ListQuestionnaires lists questionnaire versions, ordered by url and then newest
-	// version first, optionally filtered by url and status.
+	// ListQuestionnaires lists questionnaire versions, ordered by url and then most
+	// recently stored version first (versions are labels and are not sorted),
+	// optionally filtered by url and statuses.
 	ListQuestionnaires(context.Context, *v1.ListQuestionnairesRequest) (*v1.ListQuestionnairesResponse, error)
 	// ListMyTasks lists the calling patient's questionnaire tasks (one per visit and
 	// assigned questionnaire), most urgent first: due tasks by closing window, then
-	// upcoming ones by opening window, then completed and expired ones. The patient is
-	// the token's subject.
+	// upcoming ones by opening window, then completed, missed and cancelled ones. The
+	// patient is the token's subject.
 	ListMyTasks(context.Context, *v1.ListMyTasksRequest) (*v1.ListMyTasksResponse, error)
 	// SubmitResponse stores the calling patient's completed answers to a
 	// questionnaire for one visit, pinned to the questionnaire version answered, and
-	// returns a receipt with the scores, severity bands and whether a safety alert was
-	// raised. The same idempotency key returns the same receipt, so a retry after a
-	// lost connection is safe.
+	// returns a receipt with the scores, severity bands and the alert rules that fired
+	// (with any message for the patient). The same idempotency key returns the same
+	// receipt, so a retry after a lost connection is safe.
+	//
+	// Completion time is what the patient did and when: the task's completed_at is
+	// the response's authored_at, and when this response completes the visit (every
+	// questionnaire of the visit now has a completed response) the ePRO service
+	// records the visit as completed in the trial service with completed_at = this
+	// response's authored_at, never the time the server received it.
 	//
 	// The server enforces the visit window: authored_at must lie within the task's
 	// window [window_opens_at, window_closes_at), and the response must arrive
@@ -297,8 +318,13 @@ type EproServiceHandler interface {
 	//
 	// A PATIENT caller may amend only their own responses (the subject comes from the
 	// token; another subject's response is NOT_FOUND) and only while the visit window
-	// is open (FAILED_PRECONDITION after). An INVESTIGATOR may amend responses of
+	// is open (FAILED_PRECONDITION after); a patient may correct the answers or mark
+	// the response entered in error. An INVESTIGATOR may only mark a response entered
+	// in error (e.g. the wrong person answered), with the reason, and only for
 	// subjects at the sites in the token's scopes (PERMISSION_DENIED otherwise).
+	// Correcting a patient's answers is the patient's own act: sites do not overwrite
+	// patient-reported source data, so the server refuses CORRECT_ANSWERS from an
+	// investigator with PERMISSION_DENIED.
 	// Errors: ABORTED when expected_revision is not the current revision (someone
 	// else amended it first); FAILED_PRECONDITION when the response is entered in
 	// error; INVALID_ARGUMENT as for SubmitResponse.
@@ -307,8 +333,8 @@ type EproServiceHandler interface {
 	// as subject_uuid, site, visit and study day (day 1 = enrollment, no day 0)
 	// instead of calendar dates, and free-text answers withheld unless reviewed.
 	// Investigators see only the sites in their token's scopes (PERMISSION_DENIED for
-	// a site_id outside them). Ordered by site, subject_uuid, study day, response and
-	// revision.
+	// a site_id outside them). Ordered by site, subject_uuid, authored study day,
+	// response and revision.
 	ListResponses(context.Context, *v1.ListResponsesRequest) (*v1.ListResponsesResponse, error)
 	// ExportResponses streams the de-identified responses of one trial as CSV (one
 	// row per subject x visit x instrument, with a codebook) or as FHIR R4
@@ -316,8 +342,8 @@ type EproServiceHandler interface {
 	// codebook, then the rows, then one trailer. Concatenating header.csv_header and
 	// every row.data gives the file.
 	ExportResponses(context.Context, *v1.ExportResponsesRequest, EproServiceExportResponsesServerStream) error
-	// GetComplianceReport counts, per site, visit and questionnaire, how many tasks
-	// were expected, completed, missed and still pending as of a date, with the
+	// GetComplianceReport counts, per site, visit code and questionnaire, how many
+	// tasks were expected, completed, missed and still pending as of a date, with the
 	// compliance ratio. Investigators see only the sites in their token's scopes.
 	GetComplianceReport(context.Context, *v1.GetComplianceReportRequest) (*v1.GetComplianceReportResponse, error)
 }

@@ -119,6 +119,11 @@ type NotificationServiceClient interface {
 	// further along when the same request is replayed) and delivery, with retries,
 	// happens asynchronously.
 	//
+	// A send that arrives after its expires_at (e.g. an outbox relay replaying it after
+	// an outage) is not rejected: the server accepts it, stores it EXPIRED and sends
+	// nothing, so the replay gets a definite answer and stops. A replay of a send that
+	// was accepted earlier returns that notification in its current state.
+	//
 	// Errors: INVALID_ARGUMENT for an unknown template code or parameters the template
 	// does not declare; ALREADY_EXISTS when the idempotency key was used with a
 	// different body.
@@ -166,6 +171,11 @@ type NotificationServiceHandler interface {
 	// It never waits for the push vendor: the returned notification is QUEUED (or already
 	// further along when the same request is replayed) and delivery, with retries,
 	// happens asynchronously.
+	//
+	// A send that arrives after its expires_at (e.g. an outbox relay replaying it after
+	// an outage) is not rejected: the server accepts it, stores it EXPIRED and sends
+	// nothing, so the replay gets a definite answer and stops. A replay of a send that
+	// was accepted earlier returns that notification in its current state.
 	//
 	// Errors: INVALID_ARGUMENT for an unknown template code or parameters the template
 	// does not declare; ALREADY_EXISTS when the idempotency key was used with a

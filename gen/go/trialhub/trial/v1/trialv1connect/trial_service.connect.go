@@ -191,8 +191,8 @@ type TrialServiceClient interface {
 	// completion time must lie inside the visit's window (window_opens_at <=
 	// completed_at < window_closes_at) and the visit must not be MISSED or
 	// CANCELLED (FAILED_PRECONDITION otherwise): the server enforces windows, no
-	// back-filling and no pre-filling. A visit_id that is not in this subject's
-	// plan for this trial is NOT_FOUND.
+	// back-filling and no pre-filling. A subject_visit_id that is not in this
+	// subject's plan for this trial is NOT_FOUND.
 	RecordVisitCompletion(context.Context, *v1.RecordVisitCompletionRequest) (*v1.RecordVisitCompletionResponse, error)
 }
 
@@ -264,8 +264,8 @@ type TrialServiceHandler interface {
 	// completion time must lie inside the visit's window (window_opens_at <=
 	// completed_at < window_closes_at) and the visit must not be MISSED or
 	// CANCELLED (FAILED_PRECONDITION otherwise): the server enforces windows, no
-	// back-filling and no pre-filling. A visit_id that is not in this subject's
-	// plan for this trial is NOT_FOUND.
+	// back-filling and no pre-filling. A subject_visit_id that is not in this
+	// subject's plan for this trial is NOT_FOUND.
 	RecordVisitCompletion(context.Context, *v1.RecordVisitCompletionRequest) (*v1.RecordVisitCompletionResponse, error)
 }
 

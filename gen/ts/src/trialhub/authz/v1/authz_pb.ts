@@ -21,6 +21,11 @@ export const file_trialhub_authz_v1_authz: GenFile = /*@__PURE__*/
 /**
  * Rule says who may call a method.
  *
+ * A rule allows roles, not particular callers; a handler narrows access further
+ * where the method needs it (e.g. investigators to their sites). SERVICE callers
+ * are told apart by the token's subject, which for them is the calling service's
+ * name (e.g. "epro"), so a handler may restrict which services call it.
+ *
  * @generated from message trialhub.authz.v1.Rule
  */
 export type Rule = Message<"trialhub.authz.v1.Rule"> & {
@@ -41,8 +46,11 @@ export type Rule = Message<"trialhub.authz.v1.Rule"> & {
   public: boolean;
 
   /**
-   * The acting subject is the token's subject: the method acts on the caller's own
-   * records and ignores any subject a request might name.
+   * For PATIENT callers, the acting subject is the token's subject: a patient acts
+   * only on their own records. A request whose subject_uuid names another subject
+   * is refused with PERMISSION_DENIED; an empty subject_uuid is filled in with the
+   * token's subject. Staff and service callers allowed by the same rule are not
+   * affected: they name the subject in the request's subject_uuid as usual.
    *
    * @generated from field: bool subject_from_token = 3;
    */

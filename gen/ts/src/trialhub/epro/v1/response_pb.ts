@@ -9,7 +9,7 @@ import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Role } from "../../authz/v1/authz_pb.js";
 import { file_trialhub_authz_v1_authz } from "../../authz/v1/authz_pb.js";
-import type { QuestionnaireRef, SeverityBand } from "./questionnaire_pb.js";
+import type { AlertPriority, QuestionnaireRef, SeverityBand } from "./questionnaire_pb.js";
 import { file_trialhub_epro_v1_questionnaire } from "./questionnaire_pb.js";
 import type { AnswerValue, Coding } from "./types_pb.js";
 import { file_trialhub_epro_v1_types } from "./types_pb.js";
@@ -19,7 +19,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file trialhub/epro/v1/response.proto.
  */
 export const file_trialhub_epro_v1_response: GenFile = /*@__PURE__*/
-  fileDesc("Ch90cmlhbGh1Yi9lcHJvL3YxL3Jlc3BvbnNlLnByb3RvEhB0cmlhbGh1Yi5lcHJvLnYxInkKCkl0ZW1BbnN3ZXISMAoHbGlua19pZBgBIAEoCUIfukgcchoQARiAATITXltBLVphLXowLTkuXzovLV0rJBI5CgZ2YWx1ZXMYAiADKAsyHS50cmlhbGh1Yi5lcHJvLnYxLkFuc3dlclZhbHVlQgq6SAeSAQQIARAyIqUBCgVTY29yZRIZChFzY29yaW5nX3J1bGVfbmFtZRgBIAEoCRINCgV0aXRsZRgCIAEoCRImCgRjb2RlGAMgASgLMhgudHJpYWxodWIuZXByby52MS5Db2RpbmcSEgoFdmFsdWUYBCABKAFIAIgBARIsCgRiYW5kGAUgASgLMh4udHJpYWxodWIuZXByby52MS5TZXZlcml0eUJhbmRCCAoGX3ZhbHVlIooDCg9SZXNwb25zZVJlY2VpcHQSEwoLcmVzcG9uc2VfaWQYASABKAkSEAoIcmV2aXNpb24YAiABKAUSMAoGc3RhdHVzGAMgASgOMiAudHJpYWxodWIuZXByby52MS5SZXNwb25zZVN0YXR1cxI5Cg1xdWVzdGlvbm5haXJlGAQgASgLMiIudHJpYWxodWIuZXByby52MS5RdWVzdGlvbm5haXJlUmVmEhAKCHRyaWFsX2lkGAUgASgJEhAKCHZpc2l0X2lkGAYgASgJEicKBnNjb3JlcxgHIAMoCzIXLnRyaWFsaHViLmVwcm8udjEuU2NvcmUSGwoTc2FmZXR5X2FsZXJ0X3JhaXNlZBgIIAEoCBIXCg9wYXRpZW50X21lc3NhZ2UYCSABKAkSLwoLYXV0aG9yZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3JlY2VpdmVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKOBAoURGVpZGVudGlmaWVkUmVzcG9uc2USEwoLcmVzcG9uc2VfaWQYASABKAkSEAoIcmV2aXNpb24YAiABKAUSDwoHY3VycmVudBgDIAEoCBIwCgZzdGF0dXMYBCABKA4yIC50cmlhbGh1Yi5lcHJvLnYxLlJlc3BvbnNlU3RhdHVzEhAKCHRyaWFsX2lkGAUgASgJEg8KB3NpdGVfaWQYBiABKAkSFAoMc3ViamVjdF91dWlkGAcgASgJEhAKCHZpc2l0X2lkGAggASgJEhIKCnZpc2l0X2NvZGUYCSABKAkSEgoKdmlzaXRfbmFtZRgKIAEoCRIRCglzdHVkeV9kYXkYCyABKAUSOQoNcXVlc3Rpb25uYWlyZRgMIAEoCzIiLnRyaWFsaHViLmVwcm8udjEuUXVlc3Rpb25uYWlyZVJlZhInCgZzY29yZXMYDSADKAsyFy50cmlhbGh1Yi5lcHJvLnYxLlNjb3JlEhsKE3NhZmV0eV9hbGVydF9yYWlzZWQYDiABKAgSOQoHYW5zd2VycxgPIAMoCzIoLnRyaWFsaHViLmVwcm8udjEuRGVpZGVudGlmaWVkSXRlbUFuc3dlchIsCgthdXRob3Jfcm9sZRgQIAEoDjIXLnRyaWFsaHViLmF1dGh6LnYxLlJvbGUSHAoUaGFzX3dpdGhoZWxkX2Fuc3dlcnMYESABKAgixQEKFkRlaWRlbnRpZmllZEl0ZW1BbnN3ZXISDwoHbGlua19pZBgBIAEoCRItCgZ2YWx1ZXMYAiADKAsyHS50cmlhbGh1Yi5lcHJvLnYxLkFuc3dlclZhbHVlEhIKBXNjb3JlGAMgASgBSACIAQESOQoPd2l0aGhlbGRfcmVhc29uGAQgASgOMiAudHJpYWxodWIuZXByby52MS5XaXRoaGVsZFJlYXNvbhISCgpzdHVkeV9kYXlzGAUgAygFQggKBl9zY29yZSrRAQoOUmVzcG9uc2VTdGF0dXMSHwobUkVTUE9OU0VfU1RBVFVTX1VOU1BFQ0lGSUVEEAASHwobUkVTUE9OU0VfU1RBVFVTX0lOX1BST0dSRVNTEAESHQoZUkVTUE9OU0VfU1RBVFVTX0NPTVBMRVRFRBACEhsKF1JFU1BPTlNFX1NUQVRVU19BTUVOREVEEAMSJAogUkVTUE9OU0VfU1RBVFVTX0VOVEVSRURfSU5fRVJST1IQBBIbChdSRVNQT05TRV9TVEFUVVNfU1RPUFBFRBAFKtMBCg5XaXRoaGVsZFJlYXNvbhIfChtXSVRISEVMRF9SRUFTT05fVU5TUEVDSUZJRUQQABIoCiRXSVRISEVMRF9SRUFTT05fRlJFRV9URVhUX1VOUkVWSUVXRUQQARIrCidXSVRISEVMRF9SRUFTT05fRlJFRV9URVhUX05PVF9SRVFVRVNURUQQAhImCiJXSVRISEVMRF9SRUFTT05fRlJFRV9URVhUX1JFREFDVEVEEAMSIQodV0lUSEhFTERfUkVBU09OX0NBTEVOREFSX0RBVEUQBELEAQoUY29tLnRyaWFsaHViLmVwcm8udjFCDVJlc3BvbnNlUHJvdG9QAVo7Z2l0aHViLmNvbS90cmlhbGh1Yi90cmlhbGh1Yi9nZW4vZ28vdHJpYWxodWIvZXByby92MTtlcHJvdjGiAgNURViqAhBUcmlhbGh1Yi5FcHJvLlYxygIQVHJpYWxodWJcRXByb1xWMeICHFRyaWFsaHViXEVwcm9cVjFcR1BCTWV0YWRhdGHqAhJUcmlhbGh1Yjo6RXBybzo6VjFiBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_timestamp, file_trialhub_authz_v1_authz, file_trialhub_epro_v1_questionnaire, file_trialhub_epro_v1_types]);
+  fileDesc("Ch90cmlhbGh1Yi9lcHJvL3YxL3Jlc3BvbnNlLnByb3RvEhB0cmlhbGh1Yi5lcHJvLnYxInkKCkl0ZW1BbnN3ZXISMAoHbGlua19pZBgBIAEoCUIfukgcchoQARiAATITXltBLVphLXowLTkuXzovLV0rJBI5CgZ2YWx1ZXMYAiADKAsyHS50cmlhbGh1Yi5lcHJvLnYxLkFuc3dlclZhbHVlQgq6SAeSAQQIARAyIqUBCgVTY29yZRIZChFzY29yaW5nX3J1bGVfbmFtZRgBIAEoCRINCgV0aXRsZRgCIAEoCRImCgRjb2RlGAMgASgLMhgudHJpYWxodWIuZXByby52MS5Db2RpbmcSEgoFdmFsdWUYBCABKAFIAIgBARIsCgRiYW5kGAUgASgLMh4udHJpYWxodWIuZXByby52MS5TZXZlcml0eUJhbmRCCAoGX3ZhbHVlIpYDCg9SZXNwb25zZVJlY2VpcHQSEwoLcmVzcG9uc2VfaWQYASABKAkSEAoIcmV2aXNpb24YAiABKAUSMAoGc3RhdHVzGAMgASgOMiAudHJpYWxodWIuZXByby52MS5SZXNwb25zZVN0YXR1cxI5Cg1xdWVzdGlvbm5haXJlGAQgASgLMiIudHJpYWxodWIuZXByby52MS5RdWVzdGlvbm5haXJlUmVmEhAKCHRyaWFsX2lkGAUgASgJEhgKEHN1YmplY3RfdmlzaXRfaWQYBiABKAkSJwoGc2NvcmVzGAcgAygLMhcudHJpYWxodWIuZXByby52MS5TY29yZRIyCgxmaXJlZF9hbGVydHMYCCADKAsyHC50cmlhbGh1Yi5lcHJvLnYxLkZpcmVkQWxlcnQSLwoLYXV0aG9yZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3JlY2VpdmVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEoECAkQCiK2BAoURGVpZGVudGlmaWVkUmVzcG9uc2USEwoLcmVzcG9uc2VfaWQYASABKAkSEAoIcmV2aXNpb24YAiABKAUSDwoHY3VycmVudBgDIAEoCBIwCgZzdGF0dXMYBCABKA4yIC50cmlhbGh1Yi5lcHJvLnYxLlJlc3BvbnNlU3RhdHVzEhAKCHRyaWFsX2lkGAUgASgJEg8KB3NpdGVfaWQYBiABKAkSFAoMc3ViamVjdF91dWlkGAcgASgJEhgKEHN1YmplY3RfdmlzaXRfaWQYCCABKAkSEgoKdmlzaXRfY29kZRgJIAEoCRISCgp2aXNpdF9uYW1lGAogASgJEhoKEmF1dGhvcmVkX3N0dWR5X2RheRgLIAEoBRI5Cg1xdWVzdGlvbm5haXJlGAwgASgLMiIudHJpYWxodWIuZXByby52MS5RdWVzdGlvbm5haXJlUmVmEicKBnNjb3JlcxgNIAMoCzIXLnRyaWFsaHViLmVwcm8udjEuU2NvcmUSMgoMZmlyZWRfYWxlcnRzGA4gAygLMhwudHJpYWxodWIuZXByby52MS5GaXJlZEFsZXJ0EjkKB2Fuc3dlcnMYDyADKAsyKC50cmlhbGh1Yi5lcHJvLnYxLkRlaWRlbnRpZmllZEl0ZW1BbnN3ZXISLAoLYXV0aG9yX3JvbGUYECABKA4yFy50cmlhbGh1Yi5hdXRoei52MS5Sb2xlEhwKFGhhc193aXRoaGVsZF9hbnN3ZXJzGBEgASgIInEKCkZpcmVkQWxlcnQSFwoPYWxlcnRfcnVsZV9uYW1lGAEgASgJEjEKCHByaW9yaXR5GAIgASgOMh8udHJpYWxodWIuZXByby52MS5BbGVydFByaW9yaXR5EhcKD3BhdGllbnRfbWVzc2FnZRgDIAEoCSLFAQoWRGVpZGVudGlmaWVkSXRlbUFuc3dlchIPCgdsaW5rX2lkGAEgASgJEi0KBnZhbHVlcxgCIAMoCzIdLnRyaWFsaHViLmVwcm8udjEuQW5zd2VyVmFsdWUSEgoFc2NvcmUYAyABKAFIAIgBARI5Cg93aXRoaGVsZF9yZWFzb24YBCABKA4yIC50cmlhbGh1Yi5lcHJvLnYxLldpdGhoZWxkUmVhc29uEhIKCnN0dWR5X2RheXMYBSADKAVCCAoGX3Njb3JlKtEBCg5SZXNwb25zZVN0YXR1cxIfChtSRVNQT05TRV9TVEFUVVNfVU5TUEVDSUZJRUQQABIfChtSRVNQT05TRV9TVEFUVVNfSU5fUFJPR1JFU1MQARIdChlSRVNQT05TRV9TVEFUVVNfQ09NUExFVEVEEAISGwoXUkVTUE9OU0VfU1RBVFVTX0FNRU5ERUQQAxIkCiBSRVNQT05TRV9TVEFUVVNfRU5URVJFRF9JTl9FUlJPUhAEEhsKF1JFU1BPTlNFX1NUQVRVU19TVE9QUEVEEAUq0wEKDldpdGhoZWxkUmVhc29uEh8KG1dJVEhIRUxEX1JFQVNPTl9VTlNQRUNJRklFRBAAEigKJFdJVEhIRUxEX1JFQVNPTl9GUkVFX1RFWFRfVU5SRVZJRVdFRBABEisKJ1dJVEhIRUxEX1JFQVNPTl9GUkVFX1RFWFRfTk9UX1JFUVVFU1RFRBACEiYKIldJVEhIRUxEX1JFQVNPTl9GUkVFX1RFWFRfUkVEQUNURUQQAxIhCh1XSVRISEVMRF9SRUFTT05fQ0FMRU5EQVJfREFURRAEQsQBChRjb20udHJpYWxodWIuZXByby52MUINUmVzcG9uc2VQcm90b1ABWjtnaXRodWIuY29tL3RyaWFsaHViL3RyaWFsaHViL2dlbi9nby90cmlhbGh1Yi9lcHJvL3YxO2Vwcm92MaICA1RFWKoCEFRyaWFsaHViLkVwcm8uVjHKAhBUcmlhbGh1YlxFcHJvXFYx4gIcVHJpYWxodWJcRXByb1xWMVxHUEJNZXRhZGF0YeoCElRyaWFsaHViOjpFcHJvOjpWMWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_timestamp, file_trialhub_authz_v1_authz, file_trialhub_epro_v1_questionnaire, file_trialhub_epro_v1_types]);
 
 /**
  * ItemAnswer is the patient's answer to one item, as FHIR R4
@@ -148,11 +148,12 @@ export type ResponseReceipt = Message<"trialhub.epro.v1.ResponseReceipt"> & {
   trialId: string;
 
   /**
-   * The visit the response belongs to (UUID).
+   * The subject's planned visit the response belongs to (the trial service's
+   * SubjectVisit.subject_visit_id, UUID).
    *
-   * @generated from field: string visit_id = 6;
+   * @generated from field: string subject_visit_id = 6;
    */
-  visitId: string;
+  subjectVisitId: string;
 
   /**
    * The totals of the questionnaire's scoring rules, with their severity bands.
@@ -163,20 +164,15 @@ export type ResponseReceipt = Message<"trialhub.epro.v1.ResponseReceipt"> & {
   scores: Score[];
 
   /**
-   * True when an alert rule fired and an alert was queued for the subject's site.
-   * Delivery goes through an outbox: it never delays or fails the receipt.
+   * The alert rules of the questionnaire that fired for this revision, in the
+   * questionnaire's alert rule order; empty when none fired or the response is
+   * entered in error. For each, an alert was queued for the subject's site;
+   * delivery goes through an outbox, so it never delays or fails the receipt. Show
+   * each non-empty patient_message to the patient (e.g. whom to call in a crisis).
    *
-   * @generated from field: bool safety_alert_raised = 8;
+   * @generated from field: repeated trialhub.epro.v1.FiredAlert fired_alerts = 8;
    */
-  safetyAlertRaised: boolean;
-
-  /**
-   * Guidance for the patient from the alert rules that fired (e.g. whom to call in
-   * a crisis). Empty when no rule fired or the rules have none.
-   *
-   * @generated from field: string patient_message = 9;
-   */
-  patientMessage: string;
+  firedAlerts: FiredAlert[];
 
   /**
    * When the patient finished answering, as stated by the device (UTC).
@@ -260,11 +256,12 @@ export type DeidentifiedResponse = Message<"trialhub.epro.v1.DeidentifiedRespons
   subjectUuid: string;
 
   /**
-   * The visit (UUID).
+   * The subject's planned visit (the trial service's SubjectVisit.subject_visit_id,
+   * UUID). To select a visit across subjects, use visit_code.
    *
-   * @generated from field: string visit_id = 8;
+   * @generated from field: string subject_visit_id = 8;
    */
-  visitId: string;
+  subjectVisitId: string;
 
   /**
    * The visit's code in the schedule, e.g. "W04".
@@ -284,10 +281,11 @@ export type DeidentifiedResponse = Message<"trialhub.epro.v1.DeidentifiedRespons
    * The study day on which the response was authored (the calendar day of
    * authored_at in the site's time zone), relative to enrollment as in SDTM --DY:
    * enrollment day is day 1, the day before it is day -1, and there is no day 0.
+   * It is the day the patient answered, not the day the server received it.
    *
-   * @generated from field: int32 study_day = 11;
+   * @generated from field: int32 authored_study_day = 11;
    */
-  studyDay: number;
+  authoredStudyDay: number;
 
   /**
    * The questionnaire version the response answered.
@@ -304,11 +302,13 @@ export type DeidentifiedResponse = Message<"trialhub.epro.v1.DeidentifiedRespons
   scores: Score[];
 
   /**
-   * True when an alert rule fired for this revision.
+   * The alert rules that fired for this revision (rule name and priority), in the
+   * questionnaire's alert rule order; empty when none fired. patient_message is
+   * always empty here: what the patient was shown is never shown to analysts.
    *
-   * @generated from field: bool safety_alert_raised = 14;
+   * @generated from field: repeated trialhub.epro.v1.FiredAlert fired_alerts = 14;
    */
-  safetyAlertRaised: boolean;
+  firedAlerts: FiredAlert[];
 
   /**
    * The answers, in questionnaire order, with identifying values withheld.
@@ -319,8 +319,9 @@ export type DeidentifiedResponse = Message<"trialhub.epro.v1.DeidentifiedRespons
 
   /**
    * The role of whoever wrote this revision: ROLE_PATIENT for the submission and the
-   * patient's own corrections, ROLE_INVESTIGATOR for site corrections. Never a name
-   * or account.
+   * patient's own corrections, ROLE_INVESTIGATOR when site staff marked the response
+   * entered in error (sites never change a patient's answers). Never a name or
+   * account.
    *
    * @generated from field: trialhub.authz.v1.Role author_role = 16;
    */
@@ -340,6 +341,45 @@ export type DeidentifiedResponse = Message<"trialhub.epro.v1.DeidentifiedRespons
  */
 export const DeidentifiedResponseSchema: GenMessage<DeidentifiedResponse> = /*@__PURE__*/
   messageDesc(file_trialhub_epro_v1_response, 3);
+
+/**
+ * FiredAlert is one alert rule of the questionnaire that fired for a response
+ * revision; its alert was queued for the subject's site staff, who receive it
+ * through the notification service.
+ *
+ * @generated from message trialhub.epro.v1.FiredAlert
+ */
+export type FiredAlert = Message<"trialhub.epro.v1.FiredAlert"> & {
+  /**
+   * The name of the AlertRule that fired (AlertRule.name), e.g. "item9_self_harm".
+   *
+   * @generated from field: string alert_rule_name = 1;
+   */
+  alertRuleName: string;
+
+  /**
+   * The rule's priority: how urgently the site must act.
+   *
+   * @generated from field: trialhub.epro.v1.AlertPriority priority = 2;
+   */
+  priority: AlertPriority;
+
+  /**
+   * What the patient is shown on the receipt for this alert (the rule's
+   * AlertRule.patient_message), e.g. whom to call now in a crisis. Empty when the
+   * rule has none. Never shown to analysts: always empty in DeidentifiedResponse.
+   *
+   * @generated from field: string patient_message = 3;
+   */
+  patientMessage: string;
+};
+
+/**
+ * Describes the message trialhub.epro.v1.FiredAlert.
+ * Use `create(FiredAlertSchema)` to create a new message.
+ */
+export const FiredAlertSchema: GenMessage<FiredAlert> = /*@__PURE__*/
+  messageDesc(file_trialhub_epro_v1_response, 4);
 
 /**
  * DeidentifiedItemAnswer is one item's answer in a de-identified view.
@@ -393,7 +433,7 @@ export type DeidentifiedItemAnswer = Message<"trialhub.epro.v1.DeidentifiedItemA
  * Use `create(DeidentifiedItemAnswerSchema)` to create a new message.
  */
 export const DeidentifiedItemAnswerSchema: GenMessage<DeidentifiedItemAnswer> = /*@__PURE__*/
-  messageDesc(file_trialhub_epro_v1_response, 4);
+  messageDesc(file_trialhub_epro_v1_response, 5);
 
 /**
  * ResponseStatus is the state of a questionnaire response, as FHIR R4

@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file trialhub/notification/v1/types.proto.
  */
 export const file_trialhub_notification_v1_types: GenFile = /*@__PURE__*/
-  fileDesc("CiR0cmlhbGh1Yi9ub3RpZmljYXRpb24vdjEvdHlwZXMucHJvdG8SGHRyaWFsaHViLm5vdGlmaWNhdGlvbi52MSJ5CglSZWNpcGllbnQSIAoMc3ViamVjdF91dWlkGAEgASgJQgi6SAVyA7ABAUgAEjkKBXN0YWZmGAIgASgLMigudHJpYWxodWIubm90aWZpY2F0aW9uLnYxLlN0YWZmUmVjaXBpZW50SABCDwoGdGFyZ2V0EgW6SAIIASJcCg5TdGFmZlJlY2lwaWVudBIbCgdzaXRlX2lkGAEgASgJQgi6SAVyA7ABAUgAEhwKCHN0YWZmX2lkGAIgASgJQgi6SAVyA7ABAUgAQg8KBnRhcmdldBIFukgCCAEi4QEKBkRldmljZRIRCglkZXZpY2VfaWQYASABKAkSOgoIcGxhdGZvcm0YAiABKA4yKC50cmlhbGh1Yi5ub3RpZmljYXRpb24udjEuRGV2aWNlUGxhdGZvcm0SEwoLYXBwX3ZlcnNpb24YAyABKAkSDgoGbG9jYWxlGAQgASgJEjEKDXJlZ2lzdGVyZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGxhc3Rfc2Vlbl9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi+QcKDE5vdGlmaWNhdGlvbhIXCg9ub3RpZmljYXRpb25faWQYASABKAkSOAoEa2luZBgCIAEoDjIqLnRyaWFsaHViLm5vdGlmaWNhdGlvbi52MS5Ob3RpZmljYXRpb25LaW5kEjYKCXJlY2lwaWVudBgDIAEoCzIjLnRyaWFsaHViLm5vdGlmaWNhdGlvbi52MS5SZWNpcGllbnQSFQoNdGVtcGxhdGVfY29kZRgEIAEoCRJKCgpwYXJhbWV0ZXJzGAUgAygLMjYudHJpYWxodWIubm90aWZpY2F0aW9uLnYxLk5vdGlmaWNhdGlvbi5QYXJhbWV0ZXJzRW50cnkSQAoIcHJpb3JpdHkYBiABKA4yLi50cmlhbGh1Yi5ub3RpZmljYXRpb24udjEuTm90aWZpY2F0aW9uUHJpb3JpdHkSPAoGc3RhdHVzGAcgASgOMiwudHJpYWxodWIubm90aWZpY2F0aW9uLnYxLk5vdGlmaWNhdGlvblN0YXR1cxI/Cg5mYWlsdXJlX3JlYXNvbhgIIAEoDjInLnRyaWFsaHViLm5vdGlmaWNhdGlvbi52MS5GYWlsdXJlUmVhc29uEhUKDWF0dGVtcHRfY291bnQYCSABKAUSEgoKbGFzdF9lcnJvchgKIAEoCRIUCgxkZXZpY2VfY291bnQYCyABKAUSHgoWZGVsaXZlcmVkX2RldmljZV9jb3VudBgMIAEoBRIuCgpub3RfYmVmb3JlGA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCg9uZXh0X2F0dGVtcHRfYXQYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNyZWF0ZWRfYXQYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYESABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGRlbGl2ZXJlZF9hdBgSIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIdHJpYWxfaWQYEyABKAkSEAoIdmlzaXRfaWQYFCABKAkSGgoSYWJvdXRfc3ViamVjdF91dWlkGBUgASgJEhIKCnNvdXJjZV9yZWYYFiABKAkSFAoMcmVxdWVzdGVkX2J5GBcgASgJEhUKDWNhbmNlbF9yZWFzb24YGCABKAkaMQoPUGFyYW1ldGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEqgAEKDkRldmljZVBsYXRmb3JtEh8KG0RFVklDRV9QTEFURk9STV9VTlNQRUNJRklFRBAAEhcKE0RFVklDRV9QTEFURk9STV9JT1MQARIbChdERVZJQ0VfUExBVEZPUk1fQU5EUk9JRBACEhcKE0RFVklDRV9QTEFURk9STV9XRUIQAypyChBOb3RpZmljYXRpb25LaW5kEiEKHU5PVElGSUNBVElPTl9LSU5EX1VOU1BFQ0lGSUVEEAASHgoaTk9USUZJQ0FUSU9OX0tJTkRfUkVNSU5ERVIQARIbChdOT1RJRklDQVRJT05fS0lORF9BTEVSVBACKn8KFE5vdGlmaWNhdGlvblByaW9yaXR5EiUKIU5PVElGSUNBVElPTl9QUklPUklUWV9VTlNQRUNJRklFRBAAEiAKHE5PVElGSUNBVElPTl9QUklPUklUWV9OT1JNQUwQARIeChpOT1RJRklDQVRJT05fUFJJT1JJVFlfSElHSBACKoECChJOb3RpZmljYXRpb25TdGF0dXMSIwofTk9USUZJQ0FUSU9OX1NUQVRVU19VTlNQRUNJRklFRBAAEh4KGk5PVElGSUNBVElPTl9TVEFUVVNfUVVFVUVEEAESHwobTk9USUZJQ0FUSU9OX1NUQVRVU19TRU5ESU5HEAISIQodTk9USUZJQ0FUSU9OX1NUQVRVU19ERUxJVkVSRUQQAxIeChpOT1RJRklDQVRJT05fU1RBVFVTX0ZBSUxFRBAEEh8KG05PVElGSUNBVElPTl9TVEFUVVNfRVhQSVJFRBAFEiEKHU5PVElGSUNBVElPTl9TVEFUVVNfQ0FOQ0VMTEVEEAYq4AEKDUZhaWx1cmVSZWFzb24SHgoaRkFJTFVSRV9SRUFTT05fVU5TUEVDSUZJRUQQABIcChhGQUlMVVJFX1JFQVNPTl9OT19ERVZJQ0UQARIlCiFGQUlMVVJFX1JFQVNPTl9SRUNJUElFTlRfSU5BQ1RJVkUQAhIgChxGQUlMVVJFX1JFQVNPTl9UT0tFTl9JTlZBTElEEAMSIgoeRkFJTFVSRV9SRUFTT05fVkVORE9SX1JFSkVDVEVEEAQSJAogRkFJTFVSRV9SRUFTT05fUkVUUklFU19FWEhBVVNURUQQBUL5AQocY29tLnRyaWFsaHViLm5vdGlmaWNhdGlvbi52MUIKVHlwZXNQcm90b1ABWktnaXRodWIuY29tL3RyaWFsaHViL3RyaWFsaHViL2dlbi9nby90cmlhbGh1Yi9ub3RpZmljYXRpb24vdjE7bm90aWZpY2F0aW9udjGiAgNUTliqAhhUcmlhbGh1Yi5Ob3RpZmljYXRpb24uVjHKAhhUcmlhbGh1YlxOb3RpZmljYXRpb25cVjHiAiRUcmlhbGh1YlxOb3RpZmljYXRpb25cVjFcR1BCTWV0YWRhdGHqAhpUcmlhbGh1Yjo6Tm90aWZpY2F0aW9uOjpWMWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_timestamp]);
+  fileDesc("CiR0cmlhbGh1Yi9ub3RpZmljYXRpb24vdjEvdHlwZXMucHJvdG8SGHRyaWFsaHViLm5vdGlmaWNhdGlvbi52MSJ5CglSZWNpcGllbnQSIAoMc3ViamVjdF91dWlkGAEgASgJQgi6SAVyA7ABAUgAEjkKBXN0YWZmGAIgASgLMigudHJpYWxodWIubm90aWZpY2F0aW9uLnYxLlN0YWZmUmVjaXBpZW50SABCDwoGdGFyZ2V0EgW6SAIIASJcCg5TdGFmZlJlY2lwaWVudBIbCgdzaXRlX2lkGAEgASgJQgi6SAVyA7ABAUgAEhwKCHN0YWZmX2lkGAIgASgJQgi6SAVyA7ABAUgAQg8KBnRhcmdldBIFukgCCAEi4QEKBkRldmljZRIRCglkZXZpY2VfaWQYASABKAkSOgoIcGxhdGZvcm0YAiABKA4yKC50cmlhbGh1Yi5ub3RpZmljYXRpb24udjEuRGV2aWNlUGxhdGZvcm0SEwoLYXBwX3ZlcnNpb24YAyABKAkSDgoGbG9jYWxlGAQgASgJEjEKDXJlZ2lzdGVyZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGxhc3Rfc2Vlbl9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAihwgKDE5vdGlmaWNhdGlvbhIXCg9ub3RpZmljYXRpb25faWQYASABKAkSOAoEa2luZBgCIAEoDjIqLnRyaWFsaHViLm5vdGlmaWNhdGlvbi52MS5Ob3RpZmljYXRpb25LaW5kEjYKCXJlY2lwaWVudBgDIAEoCzIjLnRyaWFsaHViLm5vdGlmaWNhdGlvbi52MS5SZWNpcGllbnQSFQoNdGVtcGxhdGVfY29kZRgEIAEoCRJKCgpwYXJhbWV0ZXJzGAUgAygLMjYudHJpYWxodWIubm90aWZpY2F0aW9uLnYxLk5vdGlmaWNhdGlvbi5QYXJhbWV0ZXJzRW50cnkSQAoIcHJpb3JpdHkYBiABKA4yLi50cmlhbGh1Yi5ub3RpZmljYXRpb24udjEuTm90aWZpY2F0aW9uUHJpb3JpdHkSPAoGc3RhdHVzGAcgASgOMiwudHJpYWxodWIubm90aWZpY2F0aW9uLnYxLk5vdGlmaWNhdGlvblN0YXR1cxI/Cg5mYWlsdXJlX3JlYXNvbhgIIAEoDjInLnRyaWFsaHViLm5vdGlmaWNhdGlvbi52MS5GYWlsdXJlUmVhc29uEhUKDWF0dGVtcHRfY291bnQYCSABKAUSEgoKbGFzdF9lcnJvchgKIAEoCRIUCgxkZXZpY2VfY291bnQYCyABKAUSHgoWZGVsaXZlcmVkX2RldmljZV9jb3VudBgMIAEoBRIuCgpub3RfYmVmb3JlGA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCg9uZXh0X2F0dGVtcHRfYXQYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNyZWF0ZWRfYXQYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYESABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGRlbGl2ZXJlZF9hdBgSIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIdHJpYWxfaWQYEyABKAkSGAoQc3ViamVjdF92aXNpdF9pZBgUIAEoCRIaChJhYm91dF9zdWJqZWN0X3V1aWQYFSABKAkSGAoQc291cmNlX3JlZmVyZW5jZRgWIAEoCRIUCgxyZXF1ZXN0ZWRfYnkYFyABKAkSFQoNY2FuY2VsX3JlYXNvbhgYIAEoCRoxCg9QYXJhbWV0ZXJzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASqAAQoORGV2aWNlUGxhdGZvcm0SHwobREVWSUNFX1BMQVRGT1JNX1VOU1BFQ0lGSUVEEAASFwoTREVWSUNFX1BMQVRGT1JNX0lPUxABEhsKF0RFVklDRV9QTEFURk9STV9BTkRST0lEEAISFwoTREVWSUNFX1BMQVRGT1JNX1dFQhADKnIKEE5vdGlmaWNhdGlvbktpbmQSIQodTk9USUZJQ0FUSU9OX0tJTkRfVU5TUEVDSUZJRUQQABIeChpOT1RJRklDQVRJT05fS0lORF9SRU1JTkRFUhABEhsKF05PVElGSUNBVElPTl9LSU5EX0FMRVJUEAIqfwoUTm90aWZpY2F0aW9uUHJpb3JpdHkSJQohTk9USUZJQ0FUSU9OX1BSSU9SSVRZX1VOU1BFQ0lGSUVEEAASIAocTk9USUZJQ0FUSU9OX1BSSU9SSVRZX05PUk1BTBABEh4KGk5PVElGSUNBVElPTl9QUklPUklUWV9ISUdIEAIqgQIKEk5vdGlmaWNhdGlvblN0YXR1cxIjCh9OT1RJRklDQVRJT05fU1RBVFVTX1VOU1BFQ0lGSUVEEAASHgoaTk9USUZJQ0FUSU9OX1NUQVRVU19RVUVVRUQQARIfChtOT1RJRklDQVRJT05fU1RBVFVTX1NFTkRJTkcQAhIhCh1OT1RJRklDQVRJT05fU1RBVFVTX0RFTElWRVJFRBADEh4KGk5PVElGSUNBVElPTl9TVEFUVVNfRkFJTEVEEAQSHwobTk9USUZJQ0FUSU9OX1NUQVRVU19FWFBJUkVEEAUSIQodTk9USUZJQ0FUSU9OX1NUQVRVU19DQU5DRUxMRUQQBirgAQoNRmFpbHVyZVJlYXNvbhIeChpGQUlMVVJFX1JFQVNPTl9VTlNQRUNJRklFRBAAEhwKGEZBSUxVUkVfUkVBU09OX05PX0RFVklDRRABEiUKIUZBSUxVUkVfUkVBU09OX1JFQ0lQSUVOVF9JTkFDVElWRRACEiAKHEZBSUxVUkVfUkVBU09OX1RPS0VOX0lOVkFMSUQQAxIiCh5GQUlMVVJFX1JFQVNPTl9WRU5ET1JfUkVKRUNURUQQBBIkCiBGQUlMVVJFX1JFQVNPTl9SRVRSSUVTX0VYSEFVU1RFRBAFQvkBChxjb20udHJpYWxodWIubm90aWZpY2F0aW9uLnYxQgpUeXBlc1Byb3RvUAFaS2dpdGh1Yi5jb20vdHJpYWxodWIvdHJpYWxodWIvZ2VuL2dvL3RyaWFsaHViL25vdGlmaWNhdGlvbi92MTtub3RpZmljYXRpb252MaICA1ROWKoCGFRyaWFsaHViLk5vdGlmaWNhdGlvbi5WMcoCGFRyaWFsaHViXE5vdGlmaWNhdGlvblxWMeICJFRyaWFsaHViXE5vdGlmaWNhdGlvblxWMVxHUEJNZXRhZGF0YeoCGlRyaWFsaHViOjpOb3RpZmljYXRpb246OlYxYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_timestamp]);
 
 /**
  * Recipient is who a notification goes to: one patient, or site staff.
@@ -193,7 +193,8 @@ export type Notification = Message<"trialhub.notification.v1.Notification"> & {
   templateCode: string;
 
   /**
-   * The values filled into the template. Never personal data or answers (see
+   * The values filled into the template: relative values and generic labels only,
+   * never calendar dates, names, conditions, questionnaire names or answers (see
    * SendNotificationRequest.parameters).
    *
    * @generated from field: map<string, string> parameters = 5;
@@ -304,11 +305,12 @@ export type Notification = Message<"trialhub.notification.v1.Notification"> & {
   trialId: string;
 
   /**
-   * The visit it is about (UUID), when it is about one.
+   * The subject's planned visit it is about (the trial service's
+   * SubjectVisit.subject_visit_id, UUID), when it is about one.
    *
-   * @generated from field: string visit_id = 20;
+   * @generated from field: string subject_visit_id = 20;
    */
-  visitId: string;
+  subjectVisitId: string;
 
   /**
    * The subject it concerns (UUID): the recipient for a patient reminder, the subject
@@ -322,9 +324,9 @@ export type Notification = Message<"trialhub.notification.v1.Notification"> & {
    * The record that caused it, as "<service>:<record type>/<id>" (e.g.
    * "epro:response/8f1c..."), so staff can open the source after signing in.
    *
-   * @generated from field: string source_ref = 22;
+   * @generated from field: string source_reference = 22;
    */
-  sourceRef: string;
+  sourceReference: string;
 
   /**
    * The account that requested it (a service account or an administrator), from the
@@ -414,8 +416,9 @@ export enum NotificationKind {
 
   /**
    * A safety alert to site staff, for example PHQ-9 item 9 (thoughts of self-harm)
-   * answered above 0. Always goes to staff, always at high priority, and always names
-   * the subject it concerns (see SendNotificationRequest).
+   * answered above 0. Always goes to staff and always names the subject it concerns
+   * (see SendNotificationRequest). Sent at HIGH priority when the site must act at
+   * once (an urgent ePRO alert rule), at NORMAL priority for a routine one.
    *
    * @generated from enum value: NOTIFICATION_KIND_ALERT = 2;
    */
@@ -450,8 +453,9 @@ export enum NotificationPriority {
   NORMAL = 1,
 
   /**
-   * Immediate delivery that wakes the device (APNs priority 10, FCM "high"). Required
-   * for alerts; use it for reminders only when a window is about to close.
+   * Immediate delivery that wakes the device (APNs priority 10, FCM "high"). Use it
+   * for alerts the site must act on at once, and for reminders only when a window is
+   * about to close.
    *
    * @generated from enum value: NOTIFICATION_PRIORITY_HIGH = 2;
    */
@@ -514,7 +518,9 @@ export enum NotificationStatus {
 
   /**
    * expires_at passed before the message could be delivered (for example the visit
-   * window it reminded about has closed). Final; nothing is sent afterwards.
+   * window it reminded about has closed), including a send, or an idempotent replay
+   * of one, that arrived after its expires_at: it is accepted and stored EXPIRED
+   * rather than rejected. Final; nothing is sent afterwards.
    *
    * @generated from enum value: NOTIFICATION_STATUS_EXPIRED = 5;
    */

@@ -23,7 +23,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file trialhub/trial/v1/types.proto.
  */
 export const file_trialhub_trial_v1_types: GenFile = /*@__PURE__*/
-  fileDesc("Ch10cmlhbGh1Yi90cmlhbC92MS90eXBlcy5wcm90bxIRdHJpYWxodWIudHJpYWwudjEi5AIKBVRyaWFsEhAKCHRyaWFsX2lkGAEgASgJEhUKDXByb3RvY29sX2NvZGUYAiABKAkSDQoFdGl0bGUYAyABKAkSLAoFcGhhc2UYBCABKA4yHS50cmlhbGh1Yi50cmlhbC52MS5UcmlhbFBoYXNlEg8KB3Nwb25zb3IYBSABKAkSLgoGc3RhdHVzGAYgASgOMh4udHJpYWxodWIudHJpYWwudjEuVHJpYWxTdGF0dXMSFwoPcmVnaXN0cnlfbnVtYmVyGAcgASgJEhMKC2Rlc2NyaXB0aW9uGAggASgJEiYKHmN1cnJlbnRfdmlzaXRfc2NoZWR1bGVfdmVyc2lvbhgJIAEoBRIuCgpjcmVhdGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKjAQoEU2l0ZRIPCgdzaXRlX2lkGAEgASgJEhAKCHRyaWFsX2lkGAIgASgJEhEKCXNpdGVfY29kZRgDIAEoCRIMCgRuYW1lGAQgASgJEhQKDGNvdW50cnlfY29kZRgFIAEoCRIRCgl0aW1lX3pvbmUYBiABKAkSLgoKY3JlYXRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAipwEKEFF1ZXN0aW9ubmFpcmVSZWYSJAoQcXVlc3Rpb25uYWlyZV9pZBgBIAEoCUIIukgFcgOwAQFIABIkCg1jYW5vbmljYWxfdXJsGAIgASgJQgu6SAhyBhiACIgBAUgAEjkKB3ZlcnNpb24YAyABKAlCKLpIJXIjEAEYQDIdXltBLVphLXowLTldW0EtWmEtejAtOS5fKy1dKiRCDAoDcmVmEgW6SAIIASLMAwoFVmlzaXQSLgoEY29kZRgBIAEoCUIgukgdchsQARggMhVeW0EtWjAtOV1bQS1aMC05Xy1dKiQSFwoEbmFtZRgCIAEoCUIJukgGcgQQARhkEiAKA2RheRgDIAEoBUITukgQGg4Ywhwok/3/////////ARImChJ3aW5kb3dfYmVmb3JlX2RheXMYBCABKAVCCrpIBxoFGO0CKAASJQoRd2luZG93X2FmdGVyX2RheXMYBSABKAVCCrpIBxoFGO0CKAASRwoOcXVlc3Rpb25uYWlyZXMYBiADKAsyIy50cmlhbGh1Yi50cmlhbC52MS5RdWVzdGlvbm5haXJlUmVmQgq6SAeSAQQIARAUOr8Buki7ARq4AQobdmlzaXQucXVlc3Rpb25uYWlyZXNfdW5pcXVlEjNhIHF1ZXN0aW9ubmFpcmUgbWF5IGJlIGFzc2lnbmVkIG9ubHkgb25jZSBwZXIgdmlzaXQaZHRoaXMucXVlc3Rpb25uYWlyZXMubWFwKHEsIHEucXVlc3Rpb25uYWlyZV9pZCAhPSAnJyA/IHEucXVlc3Rpb25uYWlyZV9pZCA6IHEuY2Fub25pY2FsX3VybCkudW5pcXVlKCki4QEKDVZpc2l0U2NoZWR1bGUSEAoIdHJpYWxfaWQYASABKAkSDwoHdmVyc2lvbhgCIAEoBRIoCgZ2aXNpdHMYAyADKAsyGC50cmlhbGh1Yi50cmlhbC52MS5WaXNpdBIOCgZyZWFzb24YBCABKAkSQwoUZXhpc3RpbmdfcGxhbl9wb2xpY3kYBSABKA4yJS50cmlhbGh1Yi50cmlhbC52MS5FeGlzdGluZ1BsYW5Qb2xpY3kSLgoKY3JlYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAixgMKCkVucm9sbG1lbnQSFQoNZW5yb2xsbWVudF9pZBgBIAEoCRIQCgh0cmlhbF9pZBgCIAEoCRIPCgdzaXRlX2lkGAMgASgJEhEKCXNpdGVfY29kZRgEIAEoCRIUCgxzdWJqZWN0X3V1aWQYBSABKAkSMwoGc3RhdHVzGAYgASgOMiMudHJpYWxodWIudHJpYWwudjEuRW5yb2xsbWVudFN0YXR1cxIXCg9lbnJvbGxtZW50X2RhdGUYByABKAkSEAoIZW5kX2RhdGUYCCABKAkSFQoNZW5kX3N0dWR5X2RheRgJIAEoBRI+ChF3aXRoZHJhd2FsX3JlYXNvbhgKIAEoDjIjLnRyaWFsaHViLnRyaWFsLnYxLldpdGhkcmF3YWxSZWFzb24SHgoWd2l0aGRyYXdhbF9yZWFzb25fdGV4dBgLIAEoCRIeChZ2aXNpdF9zY2hlZHVsZV92ZXJzaW9uGAwgASgFEi4KCmNyZWF0ZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIqcECgxTdWJqZWN0VmlzaXQSEAoIdmlzaXRfaWQYASABKAkSFQoNZW5yb2xsbWVudF9pZBgCIAEoCRIQCgh0cmlhbF9pZBgDIAEoCRIUCgxzdWJqZWN0X3V1aWQYBCABKAkSEgoKdmlzaXRfY29kZRgFIAEoCRISCgp2aXNpdF9uYW1lGAYgASgJEhEKCXN0dWR5X2RheRgHIAEoBRIUCgxwbGFubmVkX2RhdGUYCCABKAkSEwoLd2luZG93X29wZW4YCSABKAkSFAoMd2luZG93X2Nsb3NlGAogASgJEjMKD3dpbmRvd19vcGVuc19hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoQd2luZG93X2Nsb3Nlc19hdBgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoGc3RhdHVzGA0gASgOMiUudHJpYWxodWIudHJpYWwudjEuU3ViamVjdFZpc2l0U3RhdHVzEjAKDGNvbXBsZXRlZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGQoRc291cmNlX3JlZmVyZW5jZXMYDyADKAkSOwoOcXVlc3Rpb25uYWlyZXMYECADKAsyIy50cmlhbGh1Yi50cmlhbC52MS5RdWVzdGlvbm5haXJlUmVmEh4KFnZpc2l0X3NjaGVkdWxlX3ZlcnNpb24YESABKAUq2AEKClRyaWFsUGhhc2USGwoXVFJJQUxfUEhBU0VfVU5TUEVDSUZJRUQQABIXChNUUklBTF9QSEFTRV9FQVJMWV8xEAESEQoNVFJJQUxfUEhBU0VfMRACEhMKD1RSSUFMX1BIQVNFXzFfMhADEhEKDVRSSUFMX1BIQVNFXzIQBBITCg9UUklBTF9QSEFTRV8yXzMQBRIRCg1UUklBTF9QSEFTRV8zEAYSEQoNVFJJQUxfUEhBU0VfNBAHEh4KGlRSSUFMX1BIQVNFX05PVF9BUFBMSUNBQkxFEAgq3wEKC1RyaWFsU3RhdHVzEhwKGFRSSUFMX1NUQVRVU19VTlNQRUNJRklFRBAAEhgKFFRSSUFMX1NUQVRVU19QTEFOTkVEEAESGwoXVFJJQUxfU1RBVFVTX1JFQ1JVSVRJTkcQAhImCiJUUklBTF9TVEFUVVNfQUNUSVZFX05PVF9SRUNSVUlUSU5HEAMSGgoWVFJJQUxfU1RBVFVTX1NVU1BFTkRFRBAEEhoKFlRSSUFMX1NUQVRVU19DT01QTEVURUQQBRIbChdUUklBTF9TVEFUVVNfVEVSTUlOQVRFRBAGKooBChJFeGlzdGluZ1BsYW5Qb2xpY3kSJAogRVhJU1RJTkdfUExBTl9QT0xJQ1lfVU5TUEVDSUZJRUQQABIlCiFFWElTVElOR19QTEFOX1BPTElDWV9LRUVQX1ZFUlNJT04QARInCiNFWElTVElOR19QTEFOX1BPTElDWV9SRVBMQU5fUEVORElORxACKpcBChBFbnJvbGxtZW50U3RhdHVzEiEKHUVOUk9MTE1FTlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASHgoaRU5ST0xMTUVOVF9TVEFUVVNfRU5ST0xMRUQQARIfChtFTlJPTExNRU5UX1NUQVRVU19XSVRIRFJBV04QAhIfChtFTlJPTExNRU5UX1NUQVRVU19DT01QTEVURUQQAyqKAwoQV2l0aGRyYXdhbFJlYXNvbhIhCh1XSVRIRFJBV0FMX1JFQVNPTl9VTlNQRUNJRklFRBAAEiMKH1dJVEhEUkFXQUxfUkVBU09OX0FEVkVSU0VfRVZFTlQQARInCiNXSVRIRFJBV0FMX1JFQVNPTl9DT05TRU5UX1dJVEhEUkFXThACEicKI1dJVEhEUkFXQUxfUkVBU09OX0xPU1RfVE9fRk9MTE9XX1VQEAMSKAokV0lUSERSQVdBTF9SRUFTT05fUEhZU0lDSUFOX0RFQ0lTSU9OEAQSKAokV0lUSERSQVdBTF9SRUFTT05fUFJPVE9DT0xfREVWSUFUSU9OEAUSJgoiV0lUSERSQVdBTF9SRUFTT05fTEFDS19PRl9FRkZJQ0FDWRAGEhsKF1dJVEhEUkFXQUxfUkVBU09OX0RFQVRIEAcSJgoiV0lUSERSQVdBTF9SRUFTT05fU1BPTlNPUl9ERUNJU0lPThAIEhsKF1dJVEhEUkFXQUxfUkVBU09OX09USEVSEAkqxQEKElN1YmplY3RWaXNpdFN0YXR1cxIkCiBTVUJKRUNUX1ZJU0lUX1NUQVRVU19VTlNQRUNJRklFRBAAEiAKHFNVQkpFQ1RfVklTSVRfU1RBVFVTX1BFTkRJTkcQARIiCh5TVUJKRUNUX1ZJU0lUX1NUQVRVU19DT01QTEVURUQQAhIfChtTVUJKRUNUX1ZJU0lUX1NUQVRVU19NSVNTRUQQAxIiCh5TVUJKRUNUX1ZJU0lUX1NUQVRVU19DQU5DRUxMRUQQBELIAQoVY29tLnRyaWFsaHViLnRyaWFsLnYxQgpUeXBlc1Byb3RvUAFaPWdpdGh1Yi5jb20vdHJpYWxodWIvdHJpYWxodWIvZ2VuL2dvL3RyaWFsaHViL3RyaWFsL3YxO3RyaWFsdjGiAgNUVFiqAhFUcmlhbGh1Yi5UcmlhbC5WMcoCEVRyaWFsaHViXFRyaWFsXFYx4gIdVHJpYWxodWJcVHJpYWxcVjFcR1BCTWV0YWRhdGHqAhNUcmlhbGh1Yjo6VHJpYWw6OlYxYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_timestamp]);
+  fileDesc("Ch10cmlhbGh1Yi90cmlhbC92MS90eXBlcy5wcm90bxIRdHJpYWxodWIudHJpYWwudjEigAMKBVRyaWFsEhAKCHRyaWFsX2lkGAEgASgJEhUKDXByb3RvY29sX2NvZGUYAiABKAkSDQoFdGl0bGUYAyABKAkSLAoFcGhhc2UYBCABKA4yHS50cmlhbGh1Yi50cmlhbC52MS5UcmlhbFBoYXNlEg8KB3Nwb25zb3IYBSABKAkSLgoGc3RhdHVzGAYgASgOMh4udHJpYWxodWIudHJpYWwudjEuVHJpYWxTdGF0dXMSMwoMcmVnaXN0cnlfaWRzGAcgAygLMh0udHJpYWxodWIudHJpYWwudjEuUmVnaXN0cnlJZBITCgtkZXNjcmlwdGlvbhgIIAEoCRImCh5jdXJyZW50X3Zpc2l0X3NjaGVkdWxlX3ZlcnNpb24YCSABKAUSLgoKY3JlYXRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiaAoKUmVnaXN0cnlJZBIuCghyZWdpc3RyeRgBIAEoCUIcukgZchcyFV5bQS1aXVtBLVowLTldezEsMTV9JBIqCgJpZBgCIAEoCUIeukgbchkQARhAMhNeW0EtWmEtejAtOS5fLzotXSskIqMBCgRTaXRlEg8KB3NpdGVfaWQYASABKAkSEAoIdHJpYWxfaWQYAiABKAkSEQoJc2l0ZV9jb2RlGAMgASgJEgwKBG5hbWUYBCABKAkSFAoMY291bnRyeV9jb2RlGAUgASgJEhEKCXRpbWVfem9uZRgGIAEoCRIuCgpjcmVhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKpAQoQUXVlc3Rpb25uYWlyZVJlZhIkChBxdWVzdGlvbm5haXJlX2lkGAEgASgJQgi6SAVyA7ABAUgAEigKEXF1ZXN0aW9ubmFpcmVfdXJsGAIgASgJQgu6SAhyBhiACIgBAUgAEjcKB3ZlcnNpb24YAyABKAlCJrpII3IhGEAyHV5bQS1aYS16MC05XVtBLVphLXowLTkuXystXSokQgwKA3JlZhIFukgCCAEizQMKBVZpc2l0Ei4KBGNvZGUYASABKAlCILpIHXIbEAEYIDIVXltBLVowLTldW0EtWjAtOV8tXSokEhcKBG5hbWUYAiABKAlCCbpIBnIEEAEYZBIdCglzdHVkeV9kYXkYAyABKAVCCrpIBxoFGMIcKAESJgoSd2luZG93X2JlZm9yZV9kYXlzGAQgASgFQgq6SAcaBRjtAigAEiUKEXdpbmRvd19hZnRlcl9kYXlzGAUgASgFQgq6SAcaBRjtAigAEkcKDnF1ZXN0aW9ubmFpcmVzGAYgAygLMiMudHJpYWxodWIudHJpYWwudjEuUXVlc3Rpb25uYWlyZVJlZkIKukgHkgEECAEQFDrDAbpIvwEavAEKG3Zpc2l0LnF1ZXN0aW9ubmFpcmVzX3VuaXF1ZRIzYSBxdWVzdGlvbm5haXJlIG1heSBiZSBhc3NpZ25lZCBvbmx5IG9uY2UgcGVyIHZpc2l0Gmh0aGlzLnF1ZXN0aW9ubmFpcmVzLm1hcChxLCBxLnF1ZXN0aW9ubmFpcmVfaWQgIT0gJycgPyBxLnF1ZXN0aW9ubmFpcmVfaWQgOiBxLnF1ZXN0aW9ubmFpcmVfdXJsKS51bmlxdWUoKSLhAQoNVmlzaXRTY2hlZHVsZRIQCgh0cmlhbF9pZBgBIAEoCRIPCgd2ZXJzaW9uGAIgASgFEigKBnZpc2l0cxgDIAMoCzIYLnRyaWFsaHViLnRyaWFsLnYxLlZpc2l0Eg4KBnJlYXNvbhgEIAEoCRJDChRleGlzdGluZ19wbGFuX3BvbGljeRgFIAEoDjIlLnRyaWFsaHViLnRyaWFsLnYxLkV4aXN0aW5nUGxhblBvbGljeRIuCgpjcmVhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLGAwoKRW5yb2xsbWVudBIVCg1lbnJvbGxtZW50X2lkGAEgASgJEhAKCHRyaWFsX2lkGAIgASgJEg8KB3NpdGVfaWQYAyABKAkSEQoJc2l0ZV9jb2RlGAQgASgJEhQKDHN1YmplY3RfdXVpZBgFIAEoCRIzCgZzdGF0dXMYBiABKA4yIy50cmlhbGh1Yi50cmlhbC52MS5FbnJvbGxtZW50U3RhdHVzEhcKD2Vucm9sbG1lbnRfZGF0ZRgHIAEoCRIQCghlbmRfZGF0ZRgIIAEoCRIVCg1lbmRfc3R1ZHlfZGF5GAkgASgFEj4KEXdpdGhkcmF3YWxfcmVhc29uGAogASgOMiMudHJpYWxodWIudHJpYWwudjEuV2l0aGRyYXdhbFJlYXNvbhIeChZ3aXRoZHJhd2FsX3JlYXNvbl90ZXh0GAsgASgJEh4KFnZpc2l0X3NjaGVkdWxlX3ZlcnNpb24YDCABKAUSLgoKY3JlYXRlZF9hdBgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiwAQKDFN1YmplY3RWaXNpdBIYChBzdWJqZWN0X3Zpc2l0X2lkGAEgASgJEhUKDWVucm9sbG1lbnRfaWQYAiABKAkSEAoIdHJpYWxfaWQYAyABKAkSFAoMc3ViamVjdF91dWlkGAQgASgJEhIKCnZpc2l0X2NvZGUYBSABKAkSEgoKdmlzaXRfbmFtZRgGIAEoCRIYChB0YXJnZXRfc3R1ZHlfZGF5GAcgASgFEhQKDHBsYW5uZWRfZGF0ZRgIIAEoCRIYChB3aW5kb3dfb3Blbl9kYXRlGAkgASgJEhkKEXdpbmRvd19jbG9zZV9kYXRlGAogASgJEjMKD3dpbmRvd19vcGVuc19hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoQd2luZG93X2Nsb3Nlc19hdBgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoGc3RhdHVzGA0gASgOMiUudHJpYWxodWIudHJpYWwudjEuU3ViamVjdFZpc2l0U3RhdHVzEjAKDGNvbXBsZXRlZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGQoRc291cmNlX3JlZmVyZW5jZXMYDyADKAkSOwoOcXVlc3Rpb25uYWlyZXMYECADKAsyIy50cmlhbGh1Yi50cmlhbC52MS5RdWVzdGlvbm5haXJlUmVmEh4KFnZpc2l0X3NjaGVkdWxlX3ZlcnNpb24YESABKAUq2AEKClRyaWFsUGhhc2USGwoXVFJJQUxfUEhBU0VfVU5TUEVDSUZJRUQQABIXChNUUklBTF9QSEFTRV9FQVJMWV8xEAESEQoNVFJJQUxfUEhBU0VfMRACEhMKD1RSSUFMX1BIQVNFXzFfMhADEhEKDVRSSUFMX1BIQVNFXzIQBBITCg9UUklBTF9QSEFTRV8yXzMQBRIRCg1UUklBTF9QSEFTRV8zEAYSEQoNVFJJQUxfUEhBU0VfNBAHEh4KGlRSSUFMX1BIQVNFX05PVF9BUFBMSUNBQkxFEAgq3wEKC1RyaWFsU3RhdHVzEhwKGFRSSUFMX1NUQVRVU19VTlNQRUNJRklFRBAAEhgKFFRSSUFMX1NUQVRVU19QTEFOTkVEEAESGwoXVFJJQUxfU1RBVFVTX1JFQ1JVSVRJTkcQAhImCiJUUklBTF9TVEFUVVNfQUNUSVZFX05PVF9SRUNSVUlUSU5HEAMSGgoWVFJJQUxfU1RBVFVTX1NVU1BFTkRFRBAEEhoKFlRSSUFMX1NUQVRVU19DT01QTEVURUQQBRIbChdUUklBTF9TVEFUVVNfVEVSTUlOQVRFRBAGKooBChJFeGlzdGluZ1BsYW5Qb2xpY3kSJAogRVhJU1RJTkdfUExBTl9QT0xJQ1lfVU5TUEVDSUZJRUQQABIlCiFFWElTVElOR19QTEFOX1BPTElDWV9LRUVQX1ZFUlNJT04QARInCiNFWElTVElOR19QTEFOX1BPTElDWV9SRVBMQU5fUEVORElORxACKpcBChBFbnJvbGxtZW50U3RhdHVzEiEKHUVOUk9MTE1FTlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASHgoaRU5ST0xMTUVOVF9TVEFUVVNfRU5ST0xMRUQQARIfChtFTlJPTExNRU5UX1NUQVRVU19XSVRIRFJBV04QAhIfChtFTlJPTExNRU5UX1NUQVRVU19DT01QTEVURUQQAyqKAwoQV2l0aGRyYXdhbFJlYXNvbhIhCh1XSVRIRFJBV0FMX1JFQVNPTl9VTlNQRUNJRklFRBAAEiMKH1dJVEhEUkFXQUxfUkVBU09OX0FEVkVSU0VfRVZFTlQQARInCiNXSVRIRFJBV0FMX1JFQVNPTl9DT05TRU5UX1dJVEhEUkFXThACEicKI1dJVEhEUkFXQUxfUkVBU09OX0xPU1RfVE9fRk9MTE9XX1VQEAMSKAokV0lUSERSQVdBTF9SRUFTT05fUEhZU0lDSUFOX0RFQ0lTSU9OEAQSKAokV0lUSERSQVdBTF9SRUFTT05fUFJPVE9DT0xfREVWSUFUSU9OEAUSJgoiV0lUSERSQVdBTF9SRUFTT05fTEFDS19PRl9FRkZJQ0FDWRAGEhsKF1dJVEhEUkFXQUxfUkVBU09OX0RFQVRIEAcSJgoiV0lUSERSQVdBTF9SRUFTT05fU1BPTlNPUl9ERUNJU0lPThAIEhsKF1dJVEhEUkFXQUxfUkVBU09OX09USEVSEAkqxQEKElN1YmplY3RWaXNpdFN0YXR1cxIkCiBTVUJKRUNUX1ZJU0lUX1NUQVRVU19VTlNQRUNJRklFRBAAEiAKHFNVQkpFQ1RfVklTSVRfU1RBVFVTX1BFTkRJTkcQARIiCh5TVUJKRUNUX1ZJU0lUX1NUQVRVU19DT01QTEVURUQQAhIfChtTVUJKRUNUX1ZJU0lUX1NUQVRVU19NSVNTRUQQAxIiCh5TVUJKRUNUX1ZJU0lUX1NUQVRVU19DQU5DRUxMRUQQBELIAQoVY29tLnRyaWFsaHViLnRyaWFsLnYxQgpUeXBlc1Byb3RvUAFaPWdpdGh1Yi5jb20vdHJpYWxodWIvdHJpYWxodWIvZ2VuL2dvL3RyaWFsaHViL3RyaWFsL3YxO3RyaWFsdjGiAgNUVFiqAhFUcmlhbGh1Yi5UcmlhbC5WMcoCEVRyaWFsaHViXFRyaWFsXFYx4gIdVHJpYWxodWJcVHJpYWxcVjFcR1BCTWV0YWRhdGHqAhNUcmlhbGh1Yjo6VHJpYWw6OlYxYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_timestamp]);
 
 /**
  * Trial is a clinical study run on TrialHub. It holds no personal data.
@@ -74,12 +74,13 @@ export type Trial = Message<"trialhub.trial.v1.Trial"> & {
   status: TrialStatus;
 
   /**
-   * Public registry number, e.g. a ClinicalTrials.gov NCT number ("NCT01234567")
-   * or an EU CT number ("2023-500001-23-00"); empty when not registered.
+   * The study's identifiers in public trial registers, at most one per register
+   * (e.g. its ClinicalTrials.gov NCT number and its EU CT number); empty when the
+   * study is not registered yet.
    *
-   * @generated from field: string registry_number = 7;
+   * @generated from field: repeated trialhub.trial.v1.RegistryId registry_ids = 7;
    */
-  registryNumber: string;
+  registryIds: RegistryId[];
 
   /**
    * Short public description of the study, at most 2000 characters; empty when
@@ -118,6 +119,39 @@ export type Trial = Message<"trialhub.trial.v1.Trial"> & {
  */
 export const TrialSchema: GenMessage<Trial> = /*@__PURE__*/
   messageDesc(file_trialhub_trial_v1_types, 0);
+
+/**
+ * RegistryId is a study's identifier in one public trial register.
+ *
+ * @generated from message trialhub.trial.v1.RegistryId
+ */
+export type RegistryId = Message<"trialhub.trial.v1.RegistryId"> & {
+  /**
+   * The register's short code: "NCT" for ClinicalTrials.gov, "EUCT" for the EU
+   * Clinical Trials Information System (CTIS), "ISRCTN" for the ISRCTN registry,
+   * "CTRI" for the Clinical Trials Registry - India, or the short code of another
+   * WHO primary register.
+   *
+   * @generated from field: string registry = 1;
+   */
+  registry: string;
+
+  /**
+   * The study's number in that register, written as the register publishes it
+   * (e.g. "NCT01234567", "2023-500001-23-00", "ISRCTN12345678",
+   * "CTRI/2023/01/012345").
+   *
+   * @generated from field: string id = 2;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message trialhub.trial.v1.RegistryId.
+ * Use `create(RegistryIdSchema)` to create a new message.
+ */
+export const RegistryIdSchema: GenMessage<RegistryId> = /*@__PURE__*/
+  messageDesc(file_trialhub_trial_v1_types, 1);
 
 /**
  * Site is a hospital or clinic that runs the trial. Investigators are scoped to
@@ -183,13 +217,14 @@ export type Site = Message<"trialhub.trial.v1.Site"> & {
  * Use `create(SiteSchema)` to create a new message.
  */
 export const SiteSchema: GenMessage<Site> = /*@__PURE__*/
-  messageDesc(file_trialhub_trial_v1_types, 1);
+  messageDesc(file_trialhub_trial_v1_types, 2);
 
 /**
  * QuestionnaireRef points at one version of an ePRO questionnaire, by its
- * TrialHub id or by its FHIR canonical URL. Responses stay pinned to the version
- * named here, so a new questionnaire version only reaches subjects through a new
- * visit schedule version.
+ * TrialHub id (questionnaire_id) or by its FHIR canonical URL
+ * (questionnaire_url), always with its version. Responses stay pinned to the
+ * version named here, so a new questionnaire version only reaches subjects
+ * through a new visit schedule version.
  *
  * @generated from message trialhub.trial.v1.QuestionnaireRef
  */
@@ -211,19 +246,20 @@ export type QuestionnaireRef = Message<"trialhub.trial.v1.QuestionnaireRef"> & {
     case: "questionnaireId";
   } | {
     /**
-     * The questionnaire's FHIR canonical URL without the "|version" suffix
-     * (e.g. "http://loinc.org/q/44249-1" for PHQ-9).
+     * The questionnaire's FHIR canonical URL (FHIR Questionnaire.url) without the
+     * "|version" suffix (e.g. "http://loinc.org/q/44249-1" for PHQ-9).
      *
-     * @generated from field: string canonical_url = 2;
+     * @generated from field: string questionnaire_url = 2;
      */
     value: string;
-    case: "canonicalUrl";
+    case: "questionnaireUrl";
   } | { case: undefined; value?: undefined };
 
   /**
    * The questionnaire version, as the ePRO service (FHIR Questionnaire.version)
-   * states it, e.g. "3" or "1.0.0". Required: a schedule always pins a version;
-   * with questionnaire_id it must match that version (INVALID_ARGUMENT otherwise).
+   * states it, e.g. "1", "2.0.0", "2.0.0+b1" or "v2". Required: a schedule always
+   * pins a version; with questionnaire_id it must match that version
+   * (INVALID_ARGUMENT otherwise).
    *
    * @generated from field: string version = 3;
    */
@@ -235,7 +271,7 @@ export type QuestionnaireRef = Message<"trialhub.trial.v1.QuestionnaireRef"> & {
  * Use `create(QuestionnaireRefSchema)` to create a new message.
  */
 export const QuestionnaireRefSchema: GenMessage<QuestionnaireRef> = /*@__PURE__*/
-  messageDesc(file_trialhub_trial_v1_types, 2);
+  messageDesc(file_trialhub_trial_v1_types, 3);
 
 /**
  * Visit is one visit of a visit schedule: when it falls relative to enrollment,
@@ -243,8 +279,8 @@ export const QuestionnaireRefSchema: GenMessage<QuestionnaireRef> = /*@__PURE__*
  * at it.
  *
  * For a subject enrolled on date E (in the site's time zone) the planned date is
- * E + (day - 1) days when day >= 1 and E + day days when day <= -1 (there is no
- * day 0, as in SDTM --DY). The window runs from planned date - window_before_days
+ * E + (study_day - 1) days: study day 1 is the enrollment day and there is no
+ * day 0, as in SDTM --DY. The window runs from planned date - window_before_days
  * to planned date + window_after_days, both days included, in the site's time
  * zone. ePRO accepts answers only inside the window (no back-filling, no
  * pre-filling); outside it the visit is a protocol deviation.
@@ -270,14 +306,15 @@ export type Visit = Message<"trialhub.trial.v1.Visit"> & {
 
   /**
    * Target study day relative to enrollment: day 1 is the enrollment day, day 2
-   * the day after; there is no day 0 (SDTM --DY convention), and day -1 is the
-   * day before enrollment. Negative days are for visits done before the
-   * enrollment date; a visit whose window has already closed when the subject is
-   * enrolled is planned and becomes MISSED.
+   * the day after; there is no day 0 (SDTM --DY convention). Visits start on the
+   * enrollment day at the earliest: a subject is not enrolled before day 1, so a
+   * visit planned before it could only ever be missed. A visit whose window has
+   * already closed when the subject is enrolled (an enrollment entered late) is
+   * planned and becomes MISSED.
    *
-   * @generated from field: int32 day = 3;
+   * @generated from field: int32 study_day = 3;
    */
-  day: number;
+  studyDay: number;
 
   /**
    * How many days before the planned date the window opens (0 = it opens on the
@@ -309,7 +346,7 @@ export type Visit = Message<"trialhub.trial.v1.Visit"> & {
  * Use `create(VisitSchema)` to create a new message.
  */
 export const VisitSchema: GenMessage<Visit> = /*@__PURE__*/
-  messageDesc(file_trialhub_trial_v1_types, 3);
+  messageDesc(file_trialhub_trial_v1_types, 4);
 
 /**
  * VisitSchedule is one version of a trial's visit schedule. Versions are
@@ -333,7 +370,7 @@ export type VisitSchedule = Message<"trialhub.trial.v1.VisitSchedule"> & {
   version: number;
 
   /**
-   * The visits, ordered by day, then code.
+   * The visits, ordered by study day, then code.
    *
    * @generated from field: repeated trialhub.trial.v1.Visit visits = 3;
    */
@@ -367,7 +404,7 @@ export type VisitSchedule = Message<"trialhub.trial.v1.VisitSchedule"> & {
  * Use `create(VisitScheduleSchema)` to create a new message.
  */
 export const VisitScheduleSchema: GenMessage<VisitSchedule> = /*@__PURE__*/
-  messageDesc(file_trialhub_trial_v1_types, 4);
+  messageDesc(file_trialhub_trial_v1_types, 5);
 
 /**
  * Enrollment is one subject taking part in one trial at one site. A subject has
@@ -494,7 +531,7 @@ export type Enrollment = Message<"trialhub.trial.v1.Enrollment"> & {
  * Use `create(EnrollmentSchema)` to create a new message.
  */
 export const EnrollmentSchema: GenMessage<Enrollment> = /*@__PURE__*/
-  messageDesc(file_trialhub_trial_v1_types, 5);
+  messageDesc(file_trialhub_trial_v1_types, 6);
 
 /**
  * SubjectVisit is one planned visit of one enrolled subject: a Visit of the
@@ -504,12 +541,14 @@ export const EnrollmentSchema: GenMessage<Enrollment> = /*@__PURE__*/
  */
 export type SubjectVisit = Message<"trialhub.trial.v1.SubjectVisit"> & {
   /**
-   * Identifier of this planned visit (UUID), unique across subjects and kept
-   * when a re-plan updates the visit. RecordVisitCompletion names it.
+   * Identifier of this planned visit of this subject (UUID), unique across
+   * subjects and kept when a re-plan updates the visit. RecordVisitCompletion
+   * names it. Not to be confused with visit_code, which names the schedule's
+   * visit.
    *
-   * @generated from field: string visit_id = 1;
+   * @generated from field: string subject_visit_id = 1;
    */
-  visitId: string;
+  subjectVisitId: string;
 
   /**
    * The enrollment this visit belongs to (UUID).
@@ -547,11 +586,12 @@ export type SubjectVisit = Message<"trialhub.trial.v1.SubjectVisit"> & {
   visitName: string;
 
   /**
-   * Target study day (day 1 = enrollment day, no day 0).
+   * Target study day, the schedule visit's study_day (day 1 = enrollment day, no
+   * day 0).
    *
-   * @generated from field: int32 study_day = 7;
+   * @generated from field: int32 target_study_day = 7;
    */
-  studyDay: number;
+  targetStudyDay: number;
 
   /**
    * Planned date, ISO YYYY-MM-DD in the site's time zone.
@@ -563,28 +603,29 @@ export type SubjectVisit = Message<"trialhub.trial.v1.SubjectVisit"> & {
   /**
    * First day of the window, ISO YYYY-MM-DD in the site's time zone (included).
    *
-   * @generated from field: string window_open = 9;
+   * @generated from field: string window_open_date = 9;
    */
-  windowOpen: string;
+  windowOpenDate: string;
 
   /**
    * Last day of the window, ISO YYYY-MM-DD in the site's time zone (included).
    *
-   * @generated from field: string window_close = 10;
+   * @generated from field: string window_close_date = 10;
    */
-  windowClose: string;
+  windowCloseDate: string;
 
   /**
-   * The instant the window opens: start of window_open in the site's time zone,
-   * in UTC. Reminders are sent from here.
+   * The instant the window opens: start of window_open_date in the site's time
+   * zone, in UTC. Reminders are sent from here.
    *
    * @generated from field: google.protobuf.Timestamp window_opens_at = 11;
    */
   windowOpensAt?: Timestamp | undefined;
 
   /**
-   * The instant the window closes: end of window_close (start of the next day)
-   * in the site's time zone, in UTC. Answers are refused from this instant on.
+   * The instant the window closes: end of window_close_date (start of the next
+   * day) in the site's time zone, in UTC. Answers are refused from this instant
+   * on.
    *
    * @generated from field: google.protobuf.Timestamp window_closes_at = 12;
    */
@@ -598,8 +639,9 @@ export type SubjectVisit = Message<"trialhub.trial.v1.SubjectVisit"> & {
   status: SubjectVisitStatus;
 
   /**
-   * When the visit was completed (UTC), as recorded by RecordVisitCompletion;
-   * empty unless COMPLETED.
+   * When the visit was completed (UTC): the authored_at of the ePRO response that
+   * completed it, i.e. when the patient answered, not when the server stored the
+   * answer or recorded the completion. Empty unless COMPLETED.
    *
    * @generated from field: google.protobuf.Timestamp completed_at = 14;
    */
@@ -633,7 +675,7 @@ export type SubjectVisit = Message<"trialhub.trial.v1.SubjectVisit"> & {
  * Use `create(SubjectVisitSchema)` to create a new message.
  */
 export const SubjectVisitSchema: GenMessage<SubjectVisit> = /*@__PURE__*/
-  messageDesc(file_trialhub_trial_v1_types, 6);
+  messageDesc(file_trialhub_trial_v1_types, 7);
 
 /**
  * TrialPhase is the development phase of the trial, with the values
@@ -804,13 +846,14 @@ export enum ExistingPlanPolicy {
    * Every ENROLLED subject moves to the new version (e.g. after a protocol
    * amendment and re-consent). History is never rewritten: COMPLETED, MISSED and
    * CANCELLED visits stay exactly as recorded. A PENDING visit whose code is in
-   * the new version keeps its visit_id and takes the new definition (day,
-   * window, questionnaires), dates recomputed from the enrollment date; if its
-   * new window has already closed it becomes CANCELLED (a re-plan never creates
-   * a MISSED visit). A PENDING visit whose code is not in the new version becomes
-   * CANCELLED. A visit of the new version whose code the plan does not hold yet
-   * (or holds only as CANCELLED) is added as PENDING, unless its window has
-   * already closed. WITHDRAWN and COMPLETED enrollments are never re-planned.
+   * the new version keeps its subject_visit_id and takes the new definition
+   * (study day, window, questionnaires), dates recomputed from the enrollment
+   * date; if its new window has already closed it becomes CANCELLED (a re-plan
+   * never creates a MISSED visit). A PENDING visit whose code is not in the new
+   * version becomes CANCELLED. A visit of the new version whose code the plan
+   * does not hold yet (or holds only as CANCELLED) is added as PENDING, unless
+   * its window has already closed. WITHDRAWN and COMPLETED enrollments are never
+   * re-planned.
    *
    * @generated from enum value: EXISTING_PLAN_POLICY_REPLAN_PENDING = 2;
    */
@@ -979,8 +1022,8 @@ export enum SubjectVisitStatus {
   COMPLETED = 2,
 
   /**
-   * The window closed (end of window_close in the site's time zone) before the
-   * visit was completed: a protocol deviation. Final.
+   * The window closed (end of window_close_date in the site's time zone) before
+   * the visit was completed: a protocol deviation. Final.
    *
    * @generated from enum value: SUBJECT_VISIT_STATUS_MISSED = 3;
    */
