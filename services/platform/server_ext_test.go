@@ -1,7 +1,6 @@
 package platform_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -14,7 +13,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -44,6 +42,7 @@ import (
 	"github.com/trialhub/trialhub/gen/go/trialhub/trial/v1/trialv1connect"
 	"github.com/trialhub/trialhub/services/platform"
 	"github.com/trialhub/trialhub/services/platform/auth"
+	"github.com/trialhub/trialhub/services/platform/internal/logbuf"
 )
 
 const issuer = "trialhub-test"
@@ -57,27 +56,10 @@ type fixture struct {
 	key     auth.Key // the key the server trusts, for hand-made tokens
 	signer  *auth.Signer
 	entered chan struct{} // receives when a blocked GetPatientIdentity has started
-	logs    *syncBuffer
+	logs    *logbuf.Buffer
 	release chan struct{} // closes to let a blocked GetPatientIdentity return
 	cancel  context.CancelFunc
 	done    chan error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // patients implements a few PatientService methods the way a real handler would
@@ -168,7 +150,7 @@ func newFixture(t testing.TB, opts ...platform.Option) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, key: key, signer: auth.NewSigner(key, issuer), entered: make(chan struct{}, 1), logs: &syncBuffer{}, release: make(chan struct{}), done: make(chan error, 1)}
+	f := &fixture{t: t, key: key, signer: auth.NewSigner(key, issuer), entered: make(chan struct{}, 1), logs: &logbuf.Buffer{}, release: make(chan struct{}), done: make(chan error, 1)}
 	log := slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	verifier := auth.NewVerifier(auth.StaticKeys{f.signer.PublicKey()}, issuer)
 	opts = append([]platform.Option{

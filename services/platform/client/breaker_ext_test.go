@@ -16,6 +16,7 @@ import (
 	patientv1 "github.com/trialhub/trialhub/gen/go/trialhub/patient/v1"
 	"github.com/trialhub/trialhub/services/platform/auth"
 	"github.com/trialhub/trialhub/services/platform/client"
+	"github.com/trialhub/trialhub/services/platform/internal/logbuf"
 )
 
 var testBreaker = client.Breaker{MinCalls: 5, FailureRatio: 0.5, OpenFor: 300 * time.Millisecond, Window: 10 * time.Second}
@@ -31,7 +32,7 @@ func TestBreakerOpensFailsFastAndRecovers(t *testing.T) {
 	s.serveStatus(failing(connect.CodeUnavailable))
 	dep := s.dependency()
 	dep.Breaker = testBreaker
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	c := s.patients(dep, client.WithLogger(slog.New(slog.NewJSONHandler(logs, nil))))
 	ctx := t.Context()
 
