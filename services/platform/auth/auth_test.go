@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -325,5 +326,21 @@ func TestVerifiedTokensAreCachedWithinTheirLifeAndAMinute(t *testing.T) {
 	}
 	if keys.lookups-before != 3 {
 		t.Fatalf("uncached verifier looked up keys %d times for 3 calls", keys.lookups-before)
+	}
+}
+
+func TestFetchJWKSWithoutAClientUsesItsOwn(t *testing.T) {
+	k := mustKey(t).Public()
+	js := &jwksServer{}
+	js.publish(k)
+	srv := httptest.NewServer(js)
+	defer srv.Close()
+	keys, err := auth.FetchJWKS(nil, srv.URL)(context.Background())
+	if err != nil || len(keys) != 1 || keys[0].ID != k.ID {
+		t.Fatalf("keys %v err %v", keys, err)
+	}
+	js.down.Store(true)
+	if _, err := auth.FetchJWKS(nil, srv.URL)(context.Background()); err == nil || !strings.Contains(err.Error(), "503") {
+		t.Fatalf("issuer down: %v, want an error naming the status", err)
 	}
 }

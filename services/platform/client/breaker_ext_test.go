@@ -13,7 +13,10 @@ import (
 	"github.com/google/uuid"
 
 	authzv1 "github.com/trialhub/trialhub/gen/go/trialhub/authz/v1"
+	eprov1 "github.com/trialhub/trialhub/gen/go/trialhub/epro/v1"
+	"github.com/trialhub/trialhub/gen/go/trialhub/epro/v1/eprov1connect"
 	patientv1 "github.com/trialhub/trialhub/gen/go/trialhub/patient/v1"
+	"github.com/trialhub/trialhub/gen/go/trialhub/patient/v1/patientv1connect"
 	"github.com/trialhub/trialhub/services/platform/auth"
 	"github.com/trialhub/trialhub/services/platform/client"
 	"github.com/trialhub/trialhub/services/platform/internal/logbuf"
@@ -230,4 +233,50 @@ func TestBreakerIgnoresCallersOwnShortDeadlines(t *testing.T) {
 	if !strings.Contains(message(err), "circuit breaker open") {
 		t.Fatalf("after 5 timeouts under the dependency's own timeout: %v, want the breaker open", err)
 	}
+}
+
+// A half-open breaker lets one probe through. When that probe is a stream its
+// caller abandons by cancelling, without reading it to the end or closing it, the
+// breaker must still hear that it ended, or it would wait for the probe forever
+// and refuse every later call.
+func TestBreakerHearsFromAnAbandonedStreamProbe(t *testing.T) {
+	s := newServer(t)
+	s.serveStatus(failing(connect.CodeUnavailable))
+	dep := s.dependency()
+	dep.Breaker = client.Breaker{MinCalls: 2, FailureRatio: 0.5, OpenFor: 200 * time.Millisecond, Window: 10 * time.Second}
+	admin := auth.NewSignerTokens(s.signer, auth.Caller{Subject: "admin-1", Role: authzv1.Role_ROLE_ADMIN}, time.Hour)
+	cc := s.client(dep, client.WithTokens(admin)) // one client: one breaker for both services
+	patients := patientv1connect.NewPatientServiceClient(cc)
+	exports := eprov1connect.NewEproServiceClient(cc)
+
+	for range 2 {
+		if _, err := patients.GetSubjectStatus(t.Context(), statusRequest()); connect.CodeOf(err) != connect.CodeUnavailable {
+			t.Fatalf("failing call: %v", err)
+		}
+	}
+	if _, err := patients.GetSubjectStatus(t.Context(), statusRequest()); !strings.Contains(message(err), "circuit breaker open") {
+		t.Fatalf("breaker did not open: %v", err)
+	}
+	time.Sleep(dep.Breaker.OpenFor + 50*time.Millisecond)
+
+	// The probe: an export stream, read once and then abandoned.
+	ctx, cancel := context.WithCancel(t.Context())
+	stream, err := exports.ExportResponses(ctx, &eprov1.ExportResponsesRequest{
+		Format: eprov1.ExportFormat_EXPORT_FORMAT_CSV, TrialId: uuid.NewString()})
+	if err != nil {
+		t.Fatalf("probe: %v", err)
+	}
+	if _, err := stream.Receive(); err != nil {
+		t.Fatalf("probe's first message: %v", err)
+	}
+	cancel()
+
+	s.serveStatus(healthyStatus)
+	var last error
+	for start := time.Now(); time.Since(start) < 5*time.Second; time.Sleep(20 * time.Millisecond) {
+		if _, last = patients.GetSubjectStatus(t.Context(), statusRequest()); last == nil {
+			return
+		}
+	}
+	t.Fatalf("breaker still refusing 5s after its probe was abandoned: %v", last)
 }

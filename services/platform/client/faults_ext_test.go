@@ -16,6 +16,8 @@ import (
 	"github.com/google/uuid"
 
 	authzv1 "github.com/trialhub/trialhub/gen/go/trialhub/authz/v1"
+	eprov1 "github.com/trialhub/trialhub/gen/go/trialhub/epro/v1"
+	"github.com/trialhub/trialhub/gen/go/trialhub/epro/v1/eprov1connect"
 	patientv1 "github.com/trialhub/trialhub/gen/go/trialhub/patient/v1"
 	"github.com/trialhub/trialhub/gen/go/trialhub/patient/v1/patientv1connect"
 	"github.com/trialhub/trialhub/services/platform"
@@ -89,6 +91,7 @@ func newServer(t *testing.T) *server {
 		platform.WithVerifier(verifier))
 	patientv1connect.RegisterPatientServiceHandler(srv.RPC(), patients{s: s})
 	patientv1connect.RegisterAuthServiceHandler(srv.RPC(), accounts{})
+	eprov1connect.RegisterEproServiceHandler(srv.RPC(), exports{})
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -219,6 +222,21 @@ func (s *server) client(dep client.Dependency, opts ...client.Option) *connect.C
 		client.WithLogger(slog.New(slog.DiscardHandler)),
 	}, opts...)
 	return client.New(dep, opts...)
+}
+
+// exports streams one header, then waits until the caller goes away: a long
+// export whose caller may abandon it.
+type exports struct {
+	eprov1connect.UnimplementedEproServiceHandler
+}
+
+func (exports) ExportResponses(ctx context.Context, _ *eprov1.ExportResponsesRequest, stream eprov1connect.EproServiceExportResponsesServerStream) error {
+	if err := stream.Send(&eprov1.ExportResponsesResponse{Part: &eprov1.ExportResponsesResponse_Header{
+		Header: &eprov1.ExportHeader{}}}); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return ctx.Err()
 }
 
 // trackingListener remembers each accepted connection by its remote address, so
