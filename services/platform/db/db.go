@@ -25,7 +25,7 @@ import (
 //     on, WAL journal, 5 s busy timeout)
 //
 // It pings the database before returning, so a wrong DSN fails at start.
-func Open(ctx context.Context, dsn string) (*entsql.Driver, error) {
+func Open(ctx context.Context, dsn string) (*DB, error) {
 	name, source, dia, err := parse(dsn)
 	if err != nil {
 		return nil, err
@@ -49,8 +49,26 @@ func Open(ctx context.Context, dsn string) (*entsql.Driver, error) {
 		sqlDB.Close()
 		return nil, fmt.Errorf("connect to %s database: %w", dia, err)
 	}
-	return entsql.OpenDB(dia, sqlDB), nil
+	return &DB{dialect: dia, write: sqlDB}, nil
 }
+
+// DB is a service's database: the pool(s) behind it and its dialect.
+type DB struct {
+	dialect string
+	write   *sql.DB
+}
+
+// Dialect is dialect.Postgres or dialect.SQLite.
+func (d *DB) Dialect() string { return d.dialect }
+
+// SQL is the database/sql pool for statements outside a transaction.
+func (d *DB) SQL() *sql.DB { return d.write }
+
+// Driver is an ent driver over the pool, for the service's ent client.
+func (d *DB) Driver() dialect.Driver { return entsql.OpenDB(d.dialect, d.write) }
+
+// Close closes the pool(s).
+func (d *DB) Close() error { return d.write.Close() }
 
 // parse maps a DSN to the database/sql driver name, its source string and the ent
 // dialect.

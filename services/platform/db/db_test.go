@@ -23,7 +23,7 @@ func TestOpenPostgres(t *testing.T) {
 		t.Fatalf("dialect = %q, want postgres", drv.Dialect())
 	}
 	var n int
-	if err := drv.DB().QueryRowContext(ctx, "SELECT 40 + 2").Scan(&n); err != nil || n != 42 {
+	if err := drv.SQL().QueryRowContext(ctx, "SELECT 40 + 2").Scan(&n); err != nil || n != 42 {
 		t.Fatalf("query: n=%d err=%v", n, err)
 	}
 }
@@ -38,7 +38,7 @@ func TestOpenSQLiteSettings(t *testing.T) {
 	defer drv.Close()
 	for pragma, want := range map[string]string{"foreign_keys": "1", "journal_mode": "wal", "busy_timeout": "5000"} {
 		var got string
-		if err := drv.DB().QueryRowContext(ctx, "PRAGMA "+pragma).Scan(&got); err != nil {
+		if err := drv.SQL().QueryRowContext(ctx, "PRAGMA "+pragma).Scan(&got); err != nil {
 			t.Fatalf("PRAGMA %s: %v", pragma, err)
 		}
 		if got != want {
@@ -46,11 +46,11 @@ func TestOpenSQLiteSettings(t *testing.T) {
 		}
 	}
 	// Foreign keys are enforced, not just declared.
-	if _, err := drv.DB().ExecContext(ctx, `CREATE TABLE parent (id INTEGER PRIMARY KEY);
+	if _, err := drv.SQL().ExecContext(ctx, `CREATE TABLE parent (id INTEGER PRIMARY KEY);
 		CREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER NOT NULL REFERENCES parent(id))`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := drv.DB().ExecContext(ctx, `INSERT INTO child (id, parent_id) VALUES (1, 99)`); err == nil {
+	if _, err := drv.SQL().ExecContext(ctx, `INSERT INTO child (id, parent_id) VALUES (1, 99)`); err == nil {
 		t.Fatal("insert with a dangling foreign key succeeded")
 	}
 }
