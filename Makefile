@@ -76,7 +76,7 @@ test: deps tools lint breaking check-generated ## Every check and test: lint, br
 
 .PHONY: test-go
 test-go: ## Go tests of every module (expects TRIALHUB_TEST_POSTGRES_URL, or starts PostgreSQL per package)
-	@failed=; for m in $(MODULES); do echo "go test ./$$m/..."; (cd $$m && go test -count=1 ./...) || failed="$$failed $$m"; done; \
+	@failed=; for m in $(MODULES); do echo "go test ./$$m/..."; (cd $$m && go test -race -count=1 ./...) || failed="$$failed $$m"; done; \
 	if [ -n "$$failed" ]; then echo "go test failed in:$$failed"; exit 1; fi
 
 .PHONY: test-ts

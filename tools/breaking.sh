@@ -81,7 +81,24 @@ check() {
 # (and its successor, whose parent would not build either) let a break made together
 # with a typo, and the typo fixed in the next commit, pass unchecked. The commit after
 # it is checked against the last contract that built.
-commits=$(git rev-list --reverse --first-parent HEAD -- proto buf.yaml 2>/dev/null || true)
+# The walk needs the whole history: in a shallow clone the oldest commit present looks
+# like the one that wrote the contract, and everything before it would pass unchecked.
+# So a shallow clone fetches the rest from its remote, or fails loudly.
+if [ "$(git rev-parse --is-shallow-repository)" = true ]; then
+  if git remote get-url origin >/dev/null 2>&1 && git fetch -q --unshallow origin; then
+    echo "breaking: the clone was shallow; fetched the whole history from origin"
+  else
+    echo "breaking: this clone is shallow and the rest of its history cannot be fetched," \
+         "so the commits that touched the contract cannot all be checked; clone the whole" \
+         "history (git fetch --unshallow) and run again" >&2
+    exit 2
+  fi
+fi
+commits=""
+if git rev-parse -q --verify HEAD >/dev/null; then
+  commits=$(git rev-list --reverse --first-parent HEAD -- proto buf.yaml) ||
+    { echo "breaking: git rev-list failed; cannot list the commits to check" >&2; exit 2; }
+fi
 checked=0
 prev=""
 for c in $commits; do
@@ -112,6 +129,14 @@ if git rev-parse -q --verify HEAD >/dev/null && image HEAD "$work/head.binpb"; t
   image WORKTREE "$work/tree.binpb"
   check "$work/tree.binpb" "$work/head.binpb" "uncommitted changes against HEAD"
   branch=$(git rev-parse --abbrev-ref HEAD)
+  if [ "$branch" != main ] && ! git rev-parse -q --verify origin/main >/dev/null &&
+     ! git rev-parse -q --verify main >/dev/null; then
+    # Without main the branch cannot be compared with where it started; passing
+    # anyway would hide a break the branch makes.
+    echo "breaking: ${branch/#HEAD/a detached HEAD} is not main and neither main nor origin/main" \
+         "is present, so it cannot be checked against its merge base; fetch main and run again" >&2
+    exit 2
+  fi
   for main in origin/main main; do
     if [ "$branch" != main ] && git rev-parse -q --verify "$main" >/dev/null; then
       base=$(git merge-base HEAD "$main") against="its merge base with $main"

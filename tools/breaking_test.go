@@ -148,6 +148,26 @@ func TestBreakingGuard(t *testing.T) {
 			later := r.commit("trial: ListTrialsRequest.query as searchText")
 			r.wantBreak(r.label(later), "breaking change in branch feature against the break accepted in")
 		}},
+		{"shallow clone without its history fails loudly", func(r *tempRepo) {
+			r.edit(trialService, "message GetTrialRequest {\n", newOptionalField)
+			r.commit("trial: GetTrialRequest.include_closed_sites")
+			clone := r.shallowClone()
+			r.git("-C", clone.dir, "remote", "remove", "origin")
+			clone.wantGuard(2, []string{"this clone is shallow"})
+		}},
+		{"shallow clone fetches its history and checks every commit", func(r *tempRepo) {
+			r.cut(trialService, "  rpc RecordVisitCompletion(", "\n  }\n")
+			sha := r.commit("trial: drop RecordVisitCompletion")
+			r.edit(trialService, "message GetTrialRequest {\n", newOptionalField)
+			r.commit("trial: GetTrialRequest.include_closed_sites")
+			clone := r.shallowClone()
+			clone.wantBreak("fetched the whole history", r.label(sha))
+		}},
+		{"branch without main fails loudly", func(r *tempRepo) {
+			r.git("checkout", "-q", "-b", "feature")
+			r.git("branch", "-D", "main")
+			r.wantGuard(2, []string{"neither main nor origin/main is present"})
+		}},
 	} {
 		t.Run(s.name, func(t *testing.T) {
 			t.Parallel()
@@ -237,6 +257,20 @@ func newTempRepo(t *testing.T, root string) *tempRepo {
 	r.git("config", "user.email", "breaking-guard@trialhub.invalid")
 	r.commit("The v1 contract")
 	return r
+}
+
+// shallowClone clones the repository with only its newest commit, as a CI checkout
+// with a depth limit does, and returns the clone (its origin is the repository).
+func (r *tempRepo) shallowClone() *tempRepo {
+	r.t.Helper()
+	c := &tempRepo{t: r.t, dir: filepath.Join(r.t.TempDir(), "clone"), env: r.env}
+	r.git("clone", "-q", "--depth", "1", "file://"+r.dir, c.dir)
+	for _, d := range []string{".buf-deps", "node_modules"} {
+		if err := os.Symlink(filepath.Join(r.dir, d), filepath.Join(c.dir, d)); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+	return c
 }
 
 // git runs git in the repository and returns its trimmed output.
