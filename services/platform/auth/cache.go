@@ -39,7 +39,7 @@ func (v *verified) get(token string, now time.Time) (Caller, bool) {
 		return Caller{}, false
 	}
 	c := e.caller
-	c.Sites = slices.Clone(c.Sites) // a handler may not change the cached entry
+	c.Sites, c.Trials = slices.Clone(c.Sites), slices.Clone(c.Trials) // a handler may not change the cached entry
 	return c, true
 }
 
@@ -62,6 +62,6 @@ func (v *verified) put(token string, c Caller, expires, now time.Time) {
 			clear(v.entries)
 		}
 	}
-	c.Sites = slices.Clone(c.Sites)
+	c.Sites, c.Trials = slices.Clone(c.Sites), slices.Clone(c.Trials)
 	v.entries[token] = cacheEntry{caller: c, until: until}
 }

@@ -128,8 +128,9 @@ func (s *Signer) Sign(c Caller, ttl time.Duration) (token string, expires time.T
 			IssuedAt:  jwt.NewNumericDate(now),
 			ID:        base64.RawURLEncoding.EncodeToString(id),
 		},
-		Role:  RoleName(c.Role),
-		Sites: c.Sites,
+		Role:   RoleName(c.Role),
+		Sites:  c.Sites,
+		Trials: c.Trials,
 	}
 	s.mu.RLock()
 	key := s.current

@@ -33,6 +33,8 @@ type Claims struct {
 	Role string `json:"role"`
 	// Sites are the site ids an investigator is scoped to.
 	Sites []string `json:"sites,omitempty"`
+	// Trials are the trial ids an investigator or analyst is scoped to.
+	Trials []string `json:"trials,omitempty"`
 }
 
 // RoleName is the claim form of a role: ROLE_ANALYST becomes "ANALYST".

@@ -95,8 +95,12 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Caller, error) {
 		return Caller{}, fmt.Errorf("%w: bad role or subject", ErrInvalidToken)
 	}
 	c := Caller{Subject: claims.Subject, Role: role, TokenID: claims.ID}
-	if role == authzv1.Role_ROLE_INVESTIGATOR {
-		c.Sites = claims.Sites
+	// Only the scopes the role has: a PATIENT token listing sites gains nothing.
+	switch role {
+	case authzv1.Role_ROLE_INVESTIGATOR:
+		c.Sites, c.Trials = claims.Sites, claims.Trials
+	case authzv1.Role_ROLE_ANALYST:
+		c.Trials = claims.Trials
 	}
 	if v.cache != nil {
 		v.cache.put(token, c, claims.ExpiresAt.Time, now)
