@@ -25,9 +25,6 @@ type Caller struct {
 	TokenID string
 }
 
-// Anonymous reports whether the call carried no token (only public methods).
-func (c Caller) Anonymous() bool { return c.Subject == "" }
-
 // CanAccessSite reports whether the caller may act on the site: investigators only
 // on the sites their token lists, admins and services on all, everybody else
 // (analysts included) on none. An empty siteID names no site and is always refused.

@@ -58,9 +58,6 @@ func NewSigner(key Key, issuer string, previous ...PublicKey) *Signer {
 	return &Signer{current: key, issuer: issuer, now: time.Now, previous: previous}
 }
 
-// Issuer is the iss claim of the tokens the signer issues.
-func (s *Signer) Issuer() string { return s.issuer }
-
 // PublicKey is the public half of the current key, the one new tokens carry.
 func (s *Signer) PublicKey() PublicKey {
 	s.mu.RLock()

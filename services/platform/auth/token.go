@@ -1,7 +1,9 @@
-// Package auth issues and verifies TrialHub access tokens: short-lived JWTs signed
-// with Ed25519 (EdDSA), published as a JWKS with a key id (kid) per key so keys can
-// rotate without restarts. The patient service signs; every other service only
-// verifies. No symmetric secret is ever shared between services.
+// Package auth issues and verifies TrialHub access tokens: short-lived JWTs typed
+// at+jwt (RFC 9068), signed with Ed25519 (EdDSA), published as a JWKS with a key id
+// (kid, the RFC 7638 thumbprint) per key so keys rotate without restarts and
+// without logging anyone out (Signer.Rotate; verifiers follow with RemoteKeys).
+// The patient service signs; every other service only verifies. No symmetric
+// secret is ever shared between services.
 package auth
 
 import (
