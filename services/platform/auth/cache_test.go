@@ -2,6 +2,7 @@ package auth_test
 
 import (
 	"context"
+	"runtime"
 	"testing"
 	"time"
 
@@ -43,5 +44,17 @@ func TestFullTokenCacheDropsTheLeastRecentlyUsedToken(t *testing.T) {
 	verify("b")
 	if keys.lookups != 4 {
 		t.Fatalf("%d key look-ups after b again, want 4 (b was evicted)", keys.lookups)
+	}
+}
+
+func TestVerifierWithoutCacheStartsNoCacheGoroutine(t *testing.T) {
+	// Each cache owns a cleanup goroutine that never ends; a Verifier built with
+	// the cache off, or with another size, must not leave the default one behind.
+	before := runtime.NumGoroutine()
+	for range 50 {
+		auth.NewVerifier(auth.StaticKeys{}, "iss", auth.WithCache(0))
+	}
+	if grown := runtime.NumGoroutine() - before; grown >= 50 {
+		t.Fatalf("50 verifiers without a cache left %d goroutines", grown)
 	}
 }

@@ -26,7 +26,9 @@ type Verifier struct {
 	issuer string
 	leeway time.Duration
 	now    func() time.Time
-	cache  *verified
+
+	cacheSize int
+	cache     *verified // nil when off
 }
 
 // VerifierOption configures a Verifier.
@@ -39,12 +41,7 @@ func WithLeeway(d time.Duration) VerifierOption { return func(v *Verifier) { v.l
 // and for at most a minute, so that a client sending the same token on every call
 // is verified once. Default 10000; 0 turns the cache off.
 func WithCache(size int) VerifierOption {
-	return func(v *Verifier) {
-		v.cache = nil
-		if size > 0 {
-			v.cache = newVerified(size, time.Minute)
-		}
-	}
+	return func(v *Verifier) { v.cacheSize = size }
 }
 
 // WithClock sets the time source, for tests. Default time.Now.
@@ -52,9 +49,12 @@ func WithClock(now func() time.Time) VerifierOption { return func(v *Verifier) {
 
 // NewVerifier returns a Verifier for tokens issued by issuer with keys from keys.
 func NewVerifier(keys KeySource, issuer string, opts ...VerifierOption) *Verifier {
-	v := &Verifier{keys: keys, issuer: issuer, leeway: 30 * time.Second, now: time.Now, cache: newVerified(10000, time.Minute)}
+	v := &Verifier{keys: keys, issuer: issuer, leeway: 30 * time.Second, now: time.Now, cacheSize: 10000}
 	for _, o := range opts {
 		o(v)
+	}
+	if v.cacheSize > 0 { // built once, after the options: each cache owns a goroutine
+		v.cache = newVerified(v.cacheSize, time.Minute)
 	}
 	return v
 }
