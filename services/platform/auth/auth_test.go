@@ -123,7 +123,8 @@ func TestRemoteKeysFollowRotationWithoutRestart(t *testing.T) {
 	srv := httptest.NewServer(js)
 	defer srv.Close()
 	remote := auth.NewRemoteKeys(auth.FetchJWKS(srv.Client(), srv.URL), time.Hour, time.Nanosecond)
-	verifier := auth.NewVerifier(remote, "iss")
+	// The verified-token cache is off, so every Verify below asks the key set.
+	verifier := auth.NewVerifier(remote, "iss", auth.WithCache(0))
 	ctx := context.Background()
 
 	tokOld, _, _ := old.Sign(auth.Caller{Subject: "a", Role: authzv1.Role_ROLE_ADMIN}, time.Hour)
@@ -133,7 +134,7 @@ func TestRemoteKeysFollowRotationWithoutRestart(t *testing.T) {
 		}
 	}
 	if n := js.fetches.Load(); n != 1 {
-		t.Fatalf("%d fetches for one known key, want 1 (cached)", n)
+		t.Fatalf("%d fetches for one known key, want 1 (the key set caches)", n)
 	}
 	// The issuer rotates: publishes the new key beside the old one.
 	js.publish(old.PublicKey(), next.PublicKey())
@@ -141,10 +142,44 @@ func TestRemoteKeysFollowRotationWithoutRestart(t *testing.T) {
 	if _, err := verifier.Verify(ctx, tokNew); err != nil {
 		t.Fatalf("token of the rotated-in key: %v", err)
 	}
-	// The issuer is briefly down: known keys keep working.
+	if n := js.fetches.Load(); n != 2 {
+		t.Fatalf("%d fetches after one new kid, want 2", n)
+	}
+}
+
+func TestRemoteKeysKnownKeyWhileTheIssuerIsDown(t *testing.T) {
+	signer, stranger := auth.NewSigner(mustKey(t), "iss"), auth.NewSigner(mustKey(t), "iss")
+	js := &jwksServer{}
+	js.publish(signer.PublicKey())
+	srv := httptest.NewServer(js)
+	defer srv.Close()
+	// maxAge and minRefresh of 1ns: the set is stale at every look-up, so each one
+	// tries the issuer; the cache is off and every token distinct, so the answers
+	// below come from the key set alone.
+	remote := auth.NewRemoteKeys(auth.FetchJWKS(srv.Client(), srv.URL), time.Nanosecond, time.Nanosecond)
+	verifier := auth.NewVerifier(remote, "iss", auth.WithCache(0))
+	ctx := context.Background()
+	sign := func(s *auth.Signer) string {
+		tok, _, err := s.Sign(auth.Caller{Subject: "a", Role: authzv1.Role_ROLE_ADMIN}, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	if _, err := verifier.Verify(ctx, sign(signer)); err != nil {
+		t.Fatal(err)
+	}
 	js.down.Store(true)
-	if _, err := verifier.Verify(ctx, tokOld); err != nil {
-		t.Fatalf("known key while the issuer is down: %v", err)
+	for i := range 5 {
+		if _, err := verifier.Verify(ctx, sign(signer)); err != nil {
+			t.Fatalf("token %d of a known key while the issuer is down: %v", i, err)
+		}
+		if _, err := remote.PublicKey(ctx, signer.PublicKey().ID); err != nil {
+			t.Fatalf("known kid while the issuer is down: %v", err)
+		}
+	}
+	if _, err := verifier.Verify(ctx, sign(stranger)); !errors.Is(err, auth.ErrInvalidToken) {
+		t.Fatalf("token of a key never published, issuer down: %v", err)
 	}
 }
 

@@ -11,27 +11,47 @@ import (
 // Handlers read it with CallerFrom; it is never taken from the request body.
 type Caller struct {
 	// Subject is the token's subject: a patient's subject_uuid, a staff account id,
-	// or a service name for role SERVICE.
+	// or, for role SERVICE, the name of the calling service ("epro", "trial").
 	Subject string
 	// Role is the single role the token grants.
 	Role authzv1.Role
-	// Sites lists the site ids an INVESTIGATOR may act on; empty for other roles.
+	// Sites lists the site ids an INVESTIGATOR may act on (claim "sites"); empty
+	// for other roles. Empty means no site, never every site.
 	Sites []string
+	// Trials lists the trial ids an INVESTIGATOR or ANALYST may act on (claim
+	// "trials"); empty for other roles. Empty means no trial, never every trial.
+	Trials []string
 	// TokenID is the token's jti, for audit records.
 	TokenID string
 }
 
-// Anonymous reports whether the call carried no token (only public methods).
-func (c Caller) Anonymous() bool { return c.Subject == "" }
-
-// CanAccessSite reports whether the caller may act on the site: investigators only on
-// their own sites, admins and services on all, everybody else on none.
+// CanAccessSite reports whether the caller may act on the site: investigators only
+// on the sites their token lists, admins and services on all, everybody else
+// (analysts included) on none. An empty siteID names no site and is always refused.
 func (c Caller) CanAccessSite(siteID string) bool {
-	switch c.Role {
-	case authzv1.Role_ROLE_ADMIN, authzv1.Role_ROLE_SERVICE:
+	switch {
+	case siteID == "":
+		return false
+	case c.Role == authzv1.Role_ROLE_ADMIN, c.Role == authzv1.Role_ROLE_SERVICE:
 		return true
-	case authzv1.Role_ROLE_INVESTIGATOR:
+	case c.Role == authzv1.Role_ROLE_INVESTIGATOR:
 		return slices.Contains(c.Sites, siteID)
+	default:
+		return false
+	}
+}
+
+// CanAccessTrial reports whether the caller may act on the trial: investigators and
+// analysts only on the trials their token lists, admins and services on all,
+// everybody else on none. An empty trialID names no trial and is always refused.
+func (c Caller) CanAccessTrial(trialID string) bool {
+	switch {
+	case trialID == "":
+		return false
+	case c.Role == authzv1.Role_ROLE_ADMIN, c.Role == authzv1.Role_ROLE_SERVICE:
+		return true
+	case c.Role == authzv1.Role_ROLE_INVESTIGATOR, c.Role == authzv1.Role_ROLE_ANALYST:
+		return slices.Contains(c.Trials, trialID)
 	default:
 		return false
 	}

@@ -79,7 +79,7 @@ func (s StaticKeys) PublicKey(_ context.Context, kid string) (ed25519.PublicKey,
 			return k.Key, nil
 		}
 	}
-	return nil, fmt.Errorf("unknown kid %q", kid)
+	return nil, fmt.Errorf("%w %q", errUnknownKid, kid)
 }
 
 // FetchFunc loads the issuer's current public keys.
@@ -112,19 +112,42 @@ func FetchJWKS(client *http.Client, url string) FetchFunc {
 	}
 }
 
-// RemoteKeys caches the issuer's keys and refreshes them: after MaxAge, and when a
-// token names a kid it has not seen (a rotation), at most once per MinRefresh so a
-// flood of tokens with made-up kids cannot hammer the issuer.
+// RemoteKeys caches the issuer's keys and refreshes them: after maxAge, and when a
+// token names a kid it has not seen (a rotation). Every fetch, failed or not, is
+// at most one per minRefresh, so neither a flood of tokens with made-up kids nor an
+// issuer that is down can make it hammer the issuer. One fetch runs at a time and
+// every look-up that needs it shares it (single flight); it runs on a context
+// detached from the request that started it, bounded by fetchTimeout, so a
+// cancelled request neither aborts it for the others nor holds anyone up: a
+// look-up waits only as long as its own context allows. A known kid is answered
+// at once, from a stale set too (refreshing it in the background): the issuer
+// being down must not log everybody out. A key leaves the set only when a
+// successful fetch no longer lists it.
+//
+// It is written by hand rather than with lestrrat-go/jwx/v3's jwk.Cache: the kit
+// verifies with golang-jwt and needs Ed25519 only, and jwx's cache (httprc) would
+// add a second JOSE library and a background refresher whose failure and rate
+// limits we would have to configure and test to get the same three rules
+// (minRefresh on every attempt, single flight, stale keys while down).
 type RemoteKeys struct {
 	fetch      FetchFunc
 	maxAge     time.Duration
 	minRefresh time.Duration
 	now        func() time.Time
 
-	mu      sync.Mutex
-	keys    map[string]ed25519.PublicKey
-	fetched time.Time
+	mu        sync.Mutex
+	keys      map[string]ed25519.PublicKey
+	fetched   time.Time     // start of the last successful fetch
+	attempted time.Time     // start of the last fetch, successful or not
+	inflight  chan struct{} // closed when the running fetch ends; nil when none runs
+	err       error         // the last fetch's error, nil after a success
 }
+
+// fetchTimeout bounds a fetch, which no request's context does.
+const fetchTimeout = 10 * time.Second
+
+// errUnknownKid is wrapped by every error for a kid the key set does not hold.
+var errUnknownKid = errors.New("unknown kid")
 
 // NewRemoteKeys returns a cached key source over fetch. maxAge defaults to 10
 // minutes and minRefresh to 10 seconds when zero.
@@ -141,30 +164,68 @@ func NewRemoteKeys(fetch FetchFunc, maxAge, minRefresh time.Duration) *RemoteKey
 // PublicKey implements KeySource.
 func (r *RemoteKeys) PublicKey(ctx context.Context, kid string) (ed25519.PublicKey, error) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	now := r.now()
 	key, known := r.keys[kid]
-	stale := now.Sub(r.fetched) > r.maxAge
-	if known && !stale {
+	if known && now.Sub(r.fetched) <= r.maxAge {
+		r.mu.Unlock()
 		return key, nil
 	}
-	if r.fetched.IsZero() || stale || now.Sub(r.fetched) >= r.minRefresh {
-		keys, err := r.fetch(ctx)
+	done := r.refreshLocked(ctx, now)
+	r.mu.Unlock()
+	if known {
+		return key, nil // stale: answered now, refreshed in the background
+	}
+	if done == nil {
+		return nil, fmt.Errorf("%w %q", errUnknownKid, kid)
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("look up kid %q: %w", kid, ctx.Err())
+	}
+	r.mu.Lock()
+	key, known = r.keys[kid]
+	err := r.err
+	r.mu.Unlock()
+	switch {
+	case known:
+		return key, nil
+	case err != nil:
+		return nil, fmt.Errorf("%w %q: %w", errUnknownKid, kid, err)
+	default:
+		return nil, fmt.Errorf("%w %q", errUnknownKid, kid)
+	}
+}
+
+// refreshLocked starts a fetch unless one runs or the last began less than
+// minRefresh ago, and returns the channel closed when the running fetch ends
+// (nil when none runs). r.mu must be held.
+func (r *RemoteKeys) refreshLocked(ctx context.Context, now time.Time) <-chan struct{} {
+	if r.inflight != nil {
+		return r.inflight
+	}
+	if !r.attempted.IsZero() && now.Sub(r.attempted) < r.minRefresh {
+		return nil
+	}
+	r.attempted = now
+	done := make(chan struct{})
+	r.inflight = done
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
+	go func() {
+		defer cancel()
+		keys, err := r.fetch(fctx)
+		r.mu.Lock()
 		if err == nil {
 			r.keys = make(map[string]ed25519.PublicKey, len(keys))
 			for _, k := range keys {
 				r.keys[k.ID] = k.Key
 			}
 			r.fetched = now
-		} else if !known {
-			return nil, err
 		}
-		// A failed refresh keeps serving known keys: the issuer being briefly down
-		// must not log everybody out.
-		key, known = r.keys[kid]
-	}
-	if !known {
-		return nil, errors.New("unknown kid")
-	}
-	return key, nil
+		r.err = err
+		r.inflight = nil
+		r.mu.Unlock()
+		close(done)
+	}()
+	return done
 }
