@@ -75,6 +75,7 @@ func (l *Log) List(ctx context.Context, d *db.DB, f Filter, pageSize int, pageTo
 
 // Each calls fn with every entry matching f, in f's order, streaming from the
 // database (for exports such as CSV). It stops at fn's first error and returns it.
+// fn must not use d: on SQLite the one connection is busy until Each returns.
 func (l *Log) Each(ctx context.Context, d *db.DB, f Filter, fn func(Entry) error) error {
 	return f.query(ctx, d, 0, 0, fn)
 }
