@@ -417,6 +417,9 @@ func TestVerifyRange(t *testing.T) {
 			if _, err := l.Verify(ctx, d, audit.Range{From: 6}); !errors.Is(err, audit.ErrOutOfRange) {
 				t.Errorf("from 6: err = %v, want ErrOutOfRange", err)
 			}
+			if _, err := l.Verify(ctx, d, audit.Range{From: 4, To: 2}); err == nil {
+				t.Error("range 4..2: no error")
+			}
 			// The first entry of a range must link to the stored one before it.
 			tamper(t, d, `UPDATE audit_events SET previous_hash = hash WHERE sequence = 3`)
 			rep, err = l.Verify(ctx, d, audit.Range{From: 3})

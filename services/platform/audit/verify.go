@@ -27,7 +27,7 @@ const (
 )
 
 // Range limits Verify to sequences From to To, both inclusive; zero From means the
-// first entry, zero To the newest.
+// first entry, zero To the newest; a To beyond the newest entry means the newest.
 type Range struct{ From, To int64 }
 
 // ErrOutOfRange is returned by Verify when Range.From is beyond the newest entry
@@ -66,6 +66,9 @@ type Report struct {
 // values and content match their digests and hash (else HASH_MISMATCH). Values
 // equal to Redacted are not checked against their digests.
 func (l *Log) Verify(ctx context.Context, d *db.DB, r Range) (Report, error) {
+	if r.From < 0 || r.To < 0 || (r.To > 0 && r.To < r.From) {
+		return Report{}, fmt.Errorf("audit: verify: invalid range %d..%d", r.From, r.To)
+	}
 	rep := Report{VerifiedAt: l.clock().UTC()}
 	from := max(r.From, 1)
 	prev := genesis
