@@ -106,10 +106,10 @@ type TokenVerifier interface {
 // not say what was wrong with it. Public methods accept anonymous calls; on them an
 // invalid token is ignored rather than refused, so a stale token in a browser cannot
 // lock a patient out of logging in again.
-func authenticate(log *slog.Logger, verifier TokenVerifier, policy func() *Policy) connect.ServerInterceptor {
+func authenticate(log *slog.Logger, verifier TokenVerifier, rules *ruleCache) connect.ServerInterceptor {
 	return func(next connect.ServerFunc) connect.ServerFunc {
 		return func(ctx context.Context, spec connect.Spec, stream connect.ServerStream) error {
-			public := policy().Rule(spec.Procedure).GetPublic()
+			public := rules.rule(spec).GetPublic()
 			var header string
 			if info, ok := connect.CallInfoForServerContext(ctx); ok {
 				header = info.RequestHeader().Get("Authorization")
@@ -148,10 +148,10 @@ func authenticate(log *slog.Logger, verifier TokenVerifier, policy func() *Polic
 // methods, and otherwise require one of the rule's roles. For a PATIENT calling a
 // method whose rule takes the subject from the token, a request's subject_uuid field
 // is set to the token's subject, and naming another subject is refused.
-func authorize(policy func() *Policy) connect.ServerInterceptor {
+func authorize(rules *ruleCache) connect.ServerInterceptor {
 	return func(next connect.ServerFunc) connect.ServerFunc {
 		return func(ctx context.Context, spec connect.Spec, stream connect.ServerStream) error {
-			rule := policy().Rule(spec.Procedure)
+			rule := rules.rule(spec)
 			if rule == nil {
 				return connect.NewError(connect.CodePermissionDenied, "method has no authorization rule")
 			}

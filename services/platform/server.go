@@ -39,8 +39,8 @@ type Server struct {
 	health *Health
 	mux    *http.ServeMux
 
+	rules   ruleCache
 	once    sync.Once
-	policy  *Policy
 	handler http.Handler
 }
 
@@ -109,23 +109,28 @@ func NewServer(name string, opts ...Option) *Server {
 		// protovalidate.New only fails on invalid options, and we pass none.
 		panic(fmt.Sprintf("protovalidate: %v", err))
 	}
-	policy := func() *Policy { return s.policy }
 	chain := []connect.ServerInterceptor{recoverer(o.log)}
 	if o.telemetry != nil {
 		chain = append(chain, o.telemetry)
 	}
 	chain = append(chain,
 		logging(o.log, name),
-		authenticate(o.log, o.verifier, policy),
-		authorize(policy),
+		authenticate(o.log, o.verifier, &s.rules),
+		authorize(&s.rules),
 		validation(validator),
 	)
 	s.rpc = connect.NewServer(chain...)
+	// Health and reflection are there from the start, for in-process callers too;
+	// reflection lists whatever is registered when it is asked.
+	s.health.register(s.rpc)
+	grpcreflect.Register(s.rpc)
 	return s
 }
 
 // RPC is the connect server to register generated handlers on, before Handler,
-// Serve or ListenAndServe is first called.
+// Serve or ListenAndServe is first called. Calls through it in-process (for
+// example with connectinprocess, to seed data) run the whole interceptor chain
+// with each method's rule, whether or not Handler was called yet.
 func (s *Server) RPC() *connect.Server { return s.rpc }
 
 // Health is the server's health service; services mark themselves serving or not.
@@ -134,19 +139,17 @@ func (s *Server) Health() *Health { return s.health }
 // Handle adds a plain HTTP route (the web app, /metrics) beside the RPC routes.
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
-// Policy is the authorization table built from the registered methods; nil before
-// Handler is first called.
-func (s *Server) Policy() *Policy { return s.policy }
+// Policy is the authorization table of the methods registered so far, read from
+// their descriptors as the chain reads them. Like Register, call it during setup,
+// not concurrently with registration.
+func (s *Server) Policy() *Policy { return NewPolicy(s.rpc.Specs()) }
 
-// Handler returns the server's HTTP handler. The first call mounts health and
-// reflection, reads every registered method's authorization rule and mounts the
-// routes; methods registered later are not served.
+// Handler returns the server's HTTP handler. The first call logs every registered
+// method that has no authorization rule (it is denied) and mounts the routes of the
+// methods registered so far; methods registered later are not served over HTTP.
 func (s *Server) Handler() http.Handler {
 	s.once.Do(func() {
-		s.health.register(s.rpc)
-		grpcreflect.Register(s.rpc)
-		s.policy = NewPolicy(s.rpc.Specs())
-		for _, p := range s.policy.Unruled() {
+		for _, p := range s.Policy().Unruled() {
 			s.opts.log.Warn("method has no authorization rule; every call is denied", "procedure", p)
 		}
 		// JSON responses carry every scalar and list, defaults included: proto3 JSON

@@ -18,6 +18,7 @@ import (
 
 	"connectrpc.com/connect/v2"
 	"connectrpc.com/connect/v2/connecthttp"
+	"connectrpc.com/connect/v2/connectinprocess"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 	"google.golang.org/grpc"
@@ -726,4 +727,48 @@ func TestGracefulShutdownDrainsInFlightCalls(t *testing.T) {
 		t.Fatalf("Serve: %v", err)
 	}
 	f.done <- nil // for the cleanup
+}
+
+func TestInProcessCallBeforeHandler(t *testing.T) {
+	key, err := auth.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer := auth.NewSigner(key, issuer)
+	srv := platform.NewServer("test",
+		platform.WithLogger(slog.New(slog.DiscardHandler)),
+		platform.WithVerifier(auth.NewVerifier(auth.StaticKeys{signer.PublicKey()}, issuer)))
+	patientv1connect.RegisterPatientServiceHandler(srv.RPC(), patients{})
+	registerUnruled(t, srv.RPC())
+	// Handler, Serve and ListenAndServe are never called: a seed runs first.
+	tok, _, err := signer.Sign(auth.Caller{Subject: "seed", Role: authzv1.Role_ROLE_SERVICE}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := patientv1connect.NewPatientServiceClient(connect.NewClient(connectinprocess.New(srv.RPC()), withToken(tok)))
+	subject := uuid.NewString()
+	res, err := c.GetSubjectStatus(context.Background(), &patientv1.GetSubjectStatusRequest{SubjectUuid: subject})
+	if err != nil || res.GetSubjectUuid() != subject {
+		t.Fatalf("in-process call before Handler: %v %v", res, err)
+	}
+	// The chain still runs: no token is refused, a patient is refused, a method
+	// without a rule is denied.
+	_, err = patientv1connect.NewPatientServiceClient(connect.NewClient(connectinprocess.New(srv.RPC()))).
+		GetSubjectStatus(context.Background(), &patientv1.GetSubjectStatusRequest{SubjectUuid: subject})
+	if connect.CodeOf(err) != connect.CodeUnauthenticated {
+		t.Fatalf("in-process call without a token: %v, want unauthenticated", err)
+	}
+	if rule := srv.Policy().Rule(patientv1connect.PatientServiceGetSubjectStatusProcedure); rule == nil || rule.GetPublic() {
+		t.Fatalf("Policy before Handler: rule %v", rule)
+	}
+	if got := srv.Policy().Unruled(); len(got) != 1 || got[0] != unruledProcedure {
+		t.Fatalf("Policy().Unruled() = %v, want [%s]", got, unruledProcedure)
+	}
+	// Health is mounted from the start too.
+	var hc healthv1.HealthCheckResponse
+	if err := connect.NewClient(connectinprocess.New(srv.RPC())).CallUnary(context.Background(), connect.Spec{
+		Procedure: "/grpc.health.v1.Health/Check", Schema: healthv1.File_grpc_health_v1_health_proto.Services().ByName("Health").Methods().ByName("Check"),
+	}, &healthv1.HealthCheckRequest{}, &hc); err != nil || hc.GetStatus() != healthv1.HealthCheckResponse_SERVING {
+		t.Fatalf("in-process health check: %v %v", &hc, err)
+	}
 }
