@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"strings"
-	"time"
 
 	"buf.build/go/protovalidate"
 	"connectrpc.com/connect/v2"
@@ -40,58 +39,6 @@ func recoverer(log *slog.Logger) connect.ServerInterceptor {
 				}
 			}()
 			return next(ctx, spec, stream)
-		}
-	}
-}
-
-// callRecord collects what inner interceptors learn about a call (the caller) for the
-// log line the outer logging interceptor writes when the call ends.
-type callRecord struct {
-	caller auth.Caller
-}
-
-type callRecordKey struct{}
-
-// logging writes one structured line per RPC: procedure, code, duration, protocol and
-// the caller's pseudonymous subject and role. It never logs messages, so no PII or
-// answers reach the logs.
-func logging(log *slog.Logger, service string) connect.ServerInterceptor {
-	return func(next connect.ServerFunc) connect.ServerFunc {
-		return func(ctx context.Context, spec connect.Spec, stream connect.ServerStream) error {
-			start := time.Now()
-			rec := &callRecord{}
-			err := next(context.WithValue(ctx, callRecordKey{}, rec), spec, stream)
-			code := "ok"
-			level := slog.LevelInfo
-			if err != nil {
-				c := connect.CodeOf(err)
-				code = c.String()
-				if c == connect.CodeInternal || c == connect.CodeUnknown || c == connect.CodeDataLoss {
-					level = slog.LevelError
-				}
-			}
-			attrs := []slog.Attr{
-				slog.String("service", service),
-				slog.String("procedure", spec.Procedure),
-				slog.String("code", code),
-				slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
-			}
-			if info, ok := connect.CallInfoForServerContext(ctx); ok {
-				attrs = append(attrs, slog.String("protocol", info.Protocol))
-			}
-			if rec.caller.Subject != "" {
-				attrs = append(attrs, slog.String("role", auth.RoleName(rec.caller.Role)))
-				if rec.caller.Role == authzv1.Role_ROLE_PATIENT {
-					attrs = append(attrs, slog.String("subject_uuid", rec.caller.Subject))
-				} else {
-					attrs = append(attrs, slog.String("actor", rec.caller.Subject))
-				}
-			}
-			if err != nil && level == slog.LevelError {
-				attrs = append(attrs, slog.String("error", err.Error()))
-			}
-			log.LogAttrs(ctx, level, "rpc", attrs...)
-			return err
 		}
 	}
 }

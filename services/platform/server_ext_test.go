@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -84,6 +85,18 @@ func (p patients) GetPatientIdentity(ctx context.Context, req *patientv1.GetPati
 	switch req.GetReason() {
 	case "trigger a panic please":
 		panic("secret internal state")
+	case "fail with a plain error":
+		return nil, fmt.Errorf("load identity: %w", errors.New("dial tcp 10.0.0.5:5432: connection refused"))
+	case "fail with a cause":
+		return nil, connect.NewError(connect.CodeInternal, "could not load the identity").
+			WithCause(errors.New(`pq: relation "vault" does not exist`))
+	case "fail with a remote verdict":
+		// What a generated client returns when another service answered not_found.
+		return nil, fmt.Errorf("ask trial: %w", connect.NewError(connect.CodeNotFound, "no such trial").WithRemote())
+	case "fail with the context":
+		return nil, fmt.Errorf("query: %w", context.DeadlineExceeded)
+	case "refuse as not found":
+		return nil, connect.NewError(connect.CodeNotFound, "no such subject")
 	case "block until released":
 		p.entered <- struct{}{}
 		<-p.release
@@ -212,6 +225,15 @@ func withToken(token string) connect.ClientInterceptor {
 			return next(ctx, spec)
 		}
 	}
+}
+
+// grpcClient returns a gRPC-protocol client over HTTP/2 without TLS, with the token.
+func (f *fixture) grpcClient(token string) *connect.Client {
+	h2c := new(http.Protocols)
+	h2c.SetUnencryptedHTTP2(true)
+	hc := &http.Client{Transport: &http.Transport{Protocols: h2c}}
+	f.t.Cleanup(hc.CloseIdleConnections)
+	return connect.NewClient(connecthttp.NewTransport(hc, f.url, connecthttp.WithGRPC()), withToken(token))
 }
 
 func (f *fixture) grpcConn() *grpc.ClientConn {
@@ -770,5 +792,68 @@ func TestInProcessCallBeforeHandler(t *testing.T) {
 		Procedure: "/grpc.health.v1.Health/Check", Schema: healthv1.File_grpc_health_v1_health_proto.Services().ByName("Health").Methods().ByName("Check"),
 	}, &healthv1.HealthCheckRequest{}, &hc); err != nil || hc.GetStatus() != healthv1.HealthCheckResponse_SERVING {
 		t.Fatalf("in-process health check: %v %v", &hc, err)
+	}
+}
+
+// rpcLines returns the "rpc" log lines of a procedure, in order.
+func (f *fixture) rpcLines(procedure string) []map[string]any {
+	f.t.Helper()
+	var lines []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(f.logs.String()), "\n") {
+		var entry map[string]any
+		if err := json.Unmarshal([]byte(line), &entry); err != nil {
+			f.t.Fatalf("log line is not JSON: %s", line)
+		}
+		if entry["msg"] == "rpc" && entry["procedure"] == procedure {
+			lines = append(lines, entry)
+		}
+	}
+	return lines
+}
+
+func TestLogShowsTheCodeTheClientGotAndTheCause(t *testing.T) {
+	cases := []struct {
+		reason  string
+		code    connect.Code // what the client receives, and the log line says
+		level   string
+		cause   string // must be in the log line, never in what the client sees
+		message string // the client's whole message
+	}{
+		{"fail with a plain error", connect.CodeUnknown, "ERROR", "10.0.0.5:5432: connection refused", ""},
+		{"fail with a cause", connect.CodeInternal, "ERROR", `relation "vault" does not exist`, "could not load the identity"},
+		{"fail with a remote verdict", connect.CodeInternal, "ERROR", "no such trial", ""},
+		{"fail with the context", connect.CodeDeadlineExceeded, "WARN", "query: context deadline exceeded", ""},
+		{"refuse as not found", connect.CodeNotFound, "INFO", "", "no such subject"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.reason, func(t *testing.T) {
+			f := newFixture(t)
+			for name, c := range map[string]*connect.Client{
+				"connect": f.client(f.token(authzv1.Role_ROLE_ADMIN, "admin-1")),
+				"grpc":    f.grpcClient(f.token(authzv1.Role_ROLE_ADMIN, "admin-1")),
+			} {
+				_, err := patientv1connect.NewPatientServiceClient(c).GetPatientIdentity(context.Background(),
+					&patientv1.GetPatientIdentityRequest{SubjectUuid: uuid.NewString(), Reason: tc.reason})
+				var cerr *connect.Error
+				if !errors.As(err, &cerr) || cerr.Code() != tc.code || cerr.Message() != tc.message {
+					t.Fatalf("%s client got %v, want %s %q", name, err, tc.code, tc.message)
+				}
+				if tc.cause != "" && strings.Contains(err.Error(), tc.cause) {
+					t.Fatalf("%s client sees the cause: %v", name, err)
+				}
+			}
+			lines := f.rpcLines(patientv1connect.PatientServiceGetPatientIdentityProcedure)
+			if len(lines) != 2 {
+				t.Fatalf("%d rpc log lines, want 2:\n%s", len(lines), f.logs.String())
+			}
+			for _, line := range lines {
+				if line["code"] != tc.code.String() || line["level"] != tc.level {
+					t.Errorf("log line code=%v level=%v, want %s at %s: %v", line["code"], line["level"], tc.code, tc.level, line)
+				}
+				if errText, _ := line["error"].(string); !strings.Contains(errText, tc.cause) {
+					t.Errorf("log line error %q lacks the cause %q", errText, tc.cause)
+				}
+			}
+		})
 	}
 }
