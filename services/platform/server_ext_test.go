@@ -60,7 +60,11 @@ type fixture struct {
 	entered chan struct{} // receives when a blocked GetPatientIdentity has started
 	logs    *logbuf.Buffer
 	release chan struct{} // closes to let a blocked GetPatientIdentity return
-	cancel  context.CancelFunc
+	// cancelled receives the cause when a GetPatientIdentity waiting for its
+	// context to end sees it end.
+	cancelled chan error
+	srv       *platform.Server
+	cancel    context.CancelFunc
 	done    chan error
 }
 
@@ -68,8 +72,9 @@ type fixture struct {
 // use the platform: the caller from the context, the request already validated.
 type patients struct {
 	patientv1connect.UnimplementedPatientServiceHandler
-	release chan struct{}
-	entered chan struct{}
+	release   chan struct{}
+	entered   chan struct{}
+	cancelled chan error
 }
 
 func (patients) GetProfile(ctx context.Context, _ *patientv1.GetProfileRequest) (*patientv1.GetProfileResponse, error) {
@@ -97,6 +102,11 @@ func (p patients) GetPatientIdentity(ctx context.Context, req *patientv1.GetPati
 		return nil, fmt.Errorf("query: %w", context.DeadlineExceeded)
 	case "refuse as not found":
 		return nil, connect.NewError(connect.CodeNotFound, "no such subject")
+	case "block until cancelled":
+		p.entered <- struct{}{}
+		<-ctx.Done()
+		p.cancelled <- context.Cause(ctx)
+		return nil, ctx.Err()
 	case "block until released":
 		p.entered <- struct{}{}
 		<-p.release
@@ -164,7 +174,7 @@ func newFixture(t testing.TB, opts ...platform.Option) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, key: key, signer: auth.NewSigner(key, issuer), entered: make(chan struct{}, 1), logs: &logbuf.Buffer{}, release: make(chan struct{}), done: make(chan error, 1)}
+	f := &fixture{t: t, key: key, signer: auth.NewSigner(key, issuer), entered: make(chan struct{}, 1), logs: &logbuf.Buffer{}, release: make(chan struct{}), cancelled: make(chan error, 1), done: make(chan error, 1)}
 	log := slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	verifier := auth.NewVerifier(auth.StaticKeys{f.signer.PublicKey()}, issuer)
 	opts = append([]platform.Option{
@@ -172,9 +182,11 @@ func newFixture(t testing.TB, opts ...platform.Option) *fixture {
 		platform.WithVerifier(verifier),
 		platform.WithCORSOrigins("https://app.example"),
 		platform.WithShutdownTimeout(5 * time.Second),
+		platform.WithDrainDelay(0),
 	}, opts...)
 	srv := platform.NewServer("test", opts...)
-	p := patients{release: f.release, entered: f.entered}
+	f.srv = srv
+	p := patients{release: f.release, entered: f.entered, cancelled: f.cancelled}
 	patientv1connect.RegisterPatientServiceHandler(srv.RPC(), p)
 	patientv1connect.RegisterAuthServiceHandler(srv.RPC(), keys{})
 	trialv1connect.RegisterTrialServiceHandler(srv.RPC(), plans{})
@@ -855,5 +867,106 @@ func TestLogShowsTheCodeTheClientGotAndTheCause(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// stopped waits for Serve to return after f.cancel and returns its error.
+func (f *fixture) stopped(within time.Duration) error {
+	f.t.Helper()
+	select {
+	case err := <-f.done:
+		f.done <- nil // for the cleanup
+		return err
+	case <-time.After(within):
+		f.t.Fatalf("Serve did not return within %s of shutdown", within)
+		return nil
+	}
+}
+
+func TestShutdownDrainsThenEndsStreams(t *testing.T) {
+	// The shutdown timeout is far longer than the test waits: an open stream must
+	// not hold the stop until it passes.
+	f := newFixture(t, platform.WithDrainDelay(3*time.Second), platform.WithShutdownTimeout(time.Minute))
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	defer stopWatch()
+	watch, err := healthv1.NewHealthClient(f.grpcConn()).Watch(watchCtx, &healthv1.HealthCheckRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recv := make(chan any, 4)
+	go func() {
+		for {
+			res, err := watch.Recv()
+			if err != nil {
+				recv <- err
+				return
+			}
+			recv <- res.GetStatus()
+		}
+	}()
+	next := func() any {
+		t.Helper()
+		select {
+		case v := <-recv:
+			return v
+		case <-time.After(20 * time.Second):
+			t.Fatal("health watch: nothing within 20s")
+			return nil
+		}
+	}
+	if got := next(); got != healthv1.HealthCheckResponse_SERVING {
+		t.Fatalf("watch first sent %v, want SERVING", got)
+	}
+	f.cancel() // SIGTERM
+	if got := next(); got != healthv1.HealthCheckResponse_NOT_SERVING {
+		t.Fatalf("watch sent %v at shutdown, want NOT_SERVING", got)
+	}
+	// During the drain delay the port still answers, so a probe sees NOT_SERVING.
+	probe := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	req, _ := http.NewRequest(http.MethodGet, f.url+"/grpc.health.v1.Health/Check?encoding=json&message=%7B%7D", nil)
+	res, err := probe.Do(req)
+	if err != nil {
+		t.Fatalf("probe during the drain delay: %v", err)
+	}
+	out, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if !strings.Contains(string(out), `"NOT_SERVING"`) {
+		t.Fatalf("probe during the drain delay: %s %s, want NOT_SERVING", res.Status, out)
+	}
+	// Then the stream is ended (unavailable: try another replica) and Serve returns.
+	if got, ok := next().(error); !ok || status.Code(got) != codes.Unavailable {
+		t.Fatalf("watch ended with %v, want unavailable", got)
+	}
+	if err := f.stopped(20 * time.Second); err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+}
+
+func TestShutdownTimeoutCancelsAndCloses(t *testing.T) {
+	f := newFixture(t, platform.WithShutdownTimeout(200*time.Millisecond))
+	c := patientv1connect.NewPatientServiceClient(f.client(f.token(authzv1.Role_ROLE_ADMIN, "admin-1")))
+	result := make(chan error, 1)
+	go func() {
+		_, err := c.GetPatientIdentity(context.Background(), &patientv1.GetPatientIdentityRequest{
+			SubjectUuid: uuid.NewString(), Reason: "block until cancelled"})
+		result <- err
+	}()
+	<-f.entered
+	f.cancel()
+	select {
+	case <-f.cancelled:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the call's context was not cancelled when the shutdown timeout passed")
+	}
+	if err := f.stopped(20 * time.Second); err == nil || !strings.Contains(err.Error(), "shutdown") {
+		t.Fatalf("Serve after the shutdown timeout: %v, want an error saying so", err)
+	}
+	select {
+	case err := <-result:
+		if err == nil {
+			t.Fatal("the call cut by the shutdown timeout succeeded")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the call cut by the shutdown timeout is still running")
 	}
 }
