@@ -65,7 +65,7 @@ type fixture struct {
 	cancelled chan error
 	srv       *platform.Server
 	cancel    context.CancelFunc
-	done    chan error
+	done      chan error
 }
 
 // patients implements a few PatientService methods the way a real handler would
