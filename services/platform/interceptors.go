@@ -16,15 +16,23 @@ import (
 
 	authzv1 "github.com/trialhub/trialhub/gen/go/trialhub/authz/v1"
 	"github.com/trialhub/trialhub/services/platform/auth"
+	"github.com/trialhub/trialhub/services/platform/request"
 )
 
 // The server interceptor chain, outermost first:
 //
-//	recover -> telemetry (optional) -> logging -> authentication -> authorization -> validation -> handler
+//	request info -> recover -> telemetry (WithTelemetry) -> logging -> recover ->
+//	lifetime -> authentication -> authorization -> validation ->
+//	WithInterceptors... -> handler
 //
-// Authentication and authorization read only headers and the method's descriptor, so
-// an unauthenticated or unauthorized caller is refused before its request body is
-// read, decompressed or decoded.
+// Request info (requestinfo.go) comes first so that everything after it, the logs
+// included, has request.Info. Recover appears twice: the inner one turns a panic
+// below logging into internal, so the call still gets its rpc log line; the outer
+// one catches panics in telemetry or logging. Lifetime (limits.go) bounds the call
+// before authentication, which may fetch keys. Authentication and authorization
+// read only headers and the method's descriptor, so an unauthenticated or
+// unauthorized caller is refused before its request body is read, decompressed or
+// decoded. Before the chain, HTTP middleware runs (see WithMiddleware).
 
 // recoverer turns a handler panic into CodeInternal with a fixed message. The panic
 // value and stack go to the server log, never to the client.
@@ -33,7 +41,7 @@ func recoverer(log *slog.Logger) connect.ServerInterceptor {
 		return func(ctx context.Context, spec connect.Spec, stream connect.ServerStream) (err error) {
 			defer func() {
 				if r := recover(); r != nil {
-					log.ErrorContext(ctx, "handler panic",
+					log.ErrorContext(ctx, "handler panic", "request_id", request.From(ctx).ID,
 						"procedure", spec.Procedure, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 					err = connect.NewError(connect.CodeInternal, "internal error")
 				}

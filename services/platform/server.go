@@ -1,7 +1,8 @@
 // Package platform is the kit every TrialHub service is served with: one port that
 // answers gRPC, gRPC-Web and Connect (JSON and binary, POST and GET), the standard
-// interceptor chain (recover, telemetry, logging, authentication, authorization from
-// the contract, validation), health, reflection, CORS and graceful shutdown.
+// interceptor chain (request info, recover, telemetry, logging, per-call deadlines,
+// authentication, authorization from the contract, validation), health,
+// reflection, CORS and graceful shutdown.
 //
 // A service registers its generated handlers on Server.RPC and the platform does the
 // rest:
@@ -75,7 +76,7 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 func WithVerifier(v TokenVerifier) Option { return func(o *options) { o.verifier = v } }
 
 // WithTelemetry puts an interceptor (OpenTelemetry tracing and metrics) right inside
-// recover and request info, so it sees every call, including refused ones, with
+// request info and recover, outside logging, so it sees every call, including refused ones, with
 // request.Info in its context. Default: none.
 func WithTelemetry(i connect.ServerInterceptor) Option { return func(o *options) { o.telemetry = i } }
 
@@ -183,12 +184,13 @@ func NewServer(name string, opts ...Option) *Server {
 		panic(fmt.Sprintf("protovalidate: %v", err))
 	}
 	// The chain; see the comment at the top of interceptors.go.
-	chain := []connect.ServerInterceptor{recoverer(o.log), requestInfo(o.trustedProxies)}
+	chain := []connect.ServerInterceptor{requestInfo(o.trustedProxies), recoverer(o.log)}
 	if o.telemetry != nil {
 		chain = append(chain, o.telemetry)
 	}
 	chain = append(chain,
 		logging(o.log, name),
+		recoverer(o.log),
 		lifetime(o.unaryDefault, o.unaryMax),
 		authenticate(o.log, o.verifier, &s.rules),
 		authorize(&s.rules),

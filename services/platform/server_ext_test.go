@@ -658,6 +658,9 @@ func TestPanicBecomesInternalWithoutLeaking(t *testing.T) {
 	if logs := f.logs.String(); !strings.Contains(logs, "handler panic") || !strings.Contains(logs, "secret internal state") {
 		t.Fatalf("panic not logged on the server:\n%s", logs)
 	}
+	if lines := f.rpcLines(patientv1connect.PatientServiceGetPatientIdentityProcedure); len(lines) != 1 || lines[0]["code"] != "internal" || lines[0]["level"] != "ERROR" {
+		t.Fatalf("rpc log lines of the panicking call: %v, want one internal at ERROR", lines)
+	}
 	// The server survives.
 	if _, err := c.GetSubjectStatus(context.Background(), &patientv1.GetSubjectStatusRequest{SubjectUuid: uuid.NewString()}); err != nil {
 		t.Fatalf("after panic: %v", err)
