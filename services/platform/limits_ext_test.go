@@ -2,6 +2,7 @@ package platform_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"io"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"connectrpc.com/connect/v2"
 	"github.com/google/uuid"
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 	healthv1 "google.golang.org/grpc/health/grpc_health_v1"
 
 	authzv1 "github.com/trialhub/trialhub/gen/go/trialhub/authz/v1"
@@ -216,5 +218,69 @@ func TestPlainRouteBodyReadTimeout(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("a plain route waited 20s for a body")
+	}
+}
+
+func TestTrickledGRPCBodyIsCutOff(t *testing.T) {
+	f := newFixture(t, platform.WithUnaryTimeouts(300*time.Millisecond, time.Second))
+	conn, err := net.Dial("tcp", f.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(conn, conn)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	var block bytes.Buffer
+	enc := hpack.NewEncoder(&block)
+	for _, hf := range [][2]string{
+		{":method", "POST"}, {":scheme", "http"}, {":authority", f.addr},
+		{":path", patientv1connect.PatientServiceGetSubjectStatusProcedure},
+		{"content-type", "application/grpc"}, {"te", "trailers"},
+		{"authorization", "Bearer " + f.token(authzv1.Role_ROLE_SERVICE, "epro")},
+	} {
+		_ = enc.WriteField(hpack.HeaderField{Name: hf[0], Value: hf[1]})
+	}
+	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block.Bytes(), EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+	// A gRPC message announcing 1000 bytes, of which 10 arrive, then nothing.
+	if err := fr.WriteData(1, false, append([]byte{0, 0, 0, 3, 232}, make([]byte, 10)...)); err != nil {
+		t.Fatal(err)
+	}
+	dec := hpack.NewDecoder(4096, nil)
+	for {
+		frame, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("no end of the trickled gRPC call: %v", err)
+		}
+		switch frame := frame.(type) {
+		case *http2.RSTStreamFrame:
+			t.Logf("stream reset: %v", frame.ErrCode)
+			return // the stream was reset: cut off
+		case *http2.HeadersFrame:
+			fields, err := dec.DecodeFull(frame.HeaderBlockFragment())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, hf := range fields {
+				if hf.Name == "grpc-status" {
+					t.Logf("grpc-status %s", hf.Value)
+					if hf.Value != "4" { // DEADLINE_EXCEEDED
+						t.Fatalf("grpc-status %s, want 4 (deadline exceeded)", hf.Value)
+					}
+					return
+				}
+			}
+		case *http2.SettingsFrame:
+			if !frame.IsAck() {
+				_ = fr.WriteSettingsAck()
+			}
+		}
 	}
 }
