@@ -32,12 +32,14 @@ type streamsKey struct{}
 // controllerKey is the context key of the request's *http.ResponseController.
 type controllerKey struct{}
 
-// readDeadlines is the outermost HTTP middleware: it gives every request the body
-// read timeout and passes the ResponseController on for lifetime to adjust.
+// readDeadlines is the outermost HTTP middleware: it gives every request that has
+// a body the body read timeout and passes the ResponseController on for lifetime
+// to adjust. A request without a body gets none: there is nothing to trickle, and
+// over HTTP/1.1 a read deadline would cancel a long-running GET's context.
 func readDeadlines(timeout time.Duration, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rc := http.NewResponseController(w)
-		if timeout > 0 {
+		if timeout > 0 && r.ContentLength != 0 {
 			_ = rc.SetReadDeadline(time.Now().Add(timeout))
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), controllerKey{}, rc)))
@@ -53,11 +55,14 @@ func setReadDeadline(ctx context.Context, deadline time.Time) {
 
 // lifetime applies the unary deadlines, the read deadlines and the end of streams
 // at shutdown described above.
-func lifetime(unaryDefault, unaryMax time.Duration) connect.ServerInterceptor {
+func lifetime(unaryDefault, unaryLimit time.Duration) connect.ServerInterceptor {
+	if unaryLimit > 0 && (unaryDefault <= 0 || unaryDefault > unaryLimit) {
+		unaryDefault = unaryLimit
+	}
 	return func(next connect.ServerFunc) connect.ServerFunc {
 		return func(ctx context.Context, spec connect.Spec, stream connect.ServerStream) error {
 			if spec.StreamType == connect.StreamTypeUnary {
-				return unary(ctx, spec, stream, next, unaryDefault, unaryMax)
+				return unary(ctx, spec, stream, next, unaryDefault, unaryLimit)
 			}
 			if spec.StreamType == connect.StreamTypeServer {
 				stream = &clearOnReceive{ServerStream: stream, ctx: ctx}
@@ -81,8 +86,8 @@ func lifetime(unaryDefault, unaryMax time.Duration) connect.ServerInterceptor {
 	}
 }
 
-func unary(ctx context.Context, spec connect.Spec, stream connect.ServerStream, next connect.ServerFunc, def, max time.Duration) error {
-	timeout := max
+func unary(ctx context.Context, spec connect.Spec, stream connect.ServerStream, next connect.ServerFunc, def, limit time.Duration) error {
+	timeout := limit
 	if _, ok := ctx.Deadline(); !ok {
 		timeout = def
 	}

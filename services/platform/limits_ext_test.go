@@ -129,22 +129,36 @@ func TestStreamsAreNotCutByTheUnaryDeadline(t *testing.T) {
 	rec := &deadlines{got: map[string][]time.Duration{}}
 	f := newFixture(t, platform.WithUnaryTimeouts(50*time.Millisecond, 50*time.Millisecond),
 		platform.WithBodyReadTimeout(50*time.Millisecond), platform.WithInterceptors(rec.interceptor))
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	watch, err := healthv1.NewHealthClient(f.grpcConn()).Watch(ctx, &healthv1.HealthCheckRequest{Service: "svc"})
-	if err != nil {
-		t.Fatal(err)
+	watchSpec := connect.Spec{
+		StreamType: connect.StreamTypeServer,
+		Procedure:  "/grpc.health.v1.Health/Watch",
+		Schema:     healthv1.File_grpc_health_v1_health_proto.Services().ByName("Health").Methods().ByName("Watch"),
 	}
-	if res, err := watch.Recv(); err != nil || res.GetStatus() != healthv1.HealthCheckResponse_SERVICE_UNKNOWN {
-		t.Fatalf("first: %v %v", res, err)
-	}
-	if got := rec.last("/grpc.health.v1.Health/Watch"); got != -1 {
-		t.Fatalf("stream handler has a deadline (%v left), want none", got)
-	}
-	time.Sleep(300 * time.Millisecond) // six times the unary deadline and the body read timeout
-	f.srv.Health().SetServing("svc", true)
-	if res, err := watch.Recv(); err != nil || res.GetStatus() != healthv1.HealthCheckResponse_SERVING {
-		t.Fatalf("after the unary deadline: %v %v, want the stream still open", res, err)
+	for name, c := range map[string]*connect.Client{
+		"grpc over HTTP/2":      f.grpcClient(""),
+		"connect over HTTP/1.1": f.client(""),
+	} {
+		t.Run(name, func(t *testing.T) {
+			service := "svc-" + uuid.NewString()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			watch, err := c.CallServerStream(ctx, watchSpec, &healthv1.HealthCheckRequest{Service: service})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var res healthv1.HealthCheckResponse
+			if err := watch.Receive(&res); err != nil || res.GetStatus() != healthv1.HealthCheckResponse_SERVICE_UNKNOWN {
+				t.Fatalf("first: %v %v", &res, err)
+			}
+			if got := rec.last(watchSpec.Procedure); got != -1 {
+				t.Fatalf("stream handler has a deadline (%v left), want none", got)
+			}
+			time.Sleep(300 * time.Millisecond) // six times the unary deadline and the body read timeout
+			f.srv.Health().SetServing(service, true)
+			if err := watch.Receive(&res); err != nil || res.GetStatus() != healthv1.HealthCheckResponse_SERVING {
+				t.Fatalf("after the unary deadline: %v %v, want the stream still open", &res, err)
+			}
+		})
 	}
 }
 

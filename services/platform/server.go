@@ -125,17 +125,17 @@ func WithReadHeaderTimeout(d time.Duration) Option {
 }
 
 // WithUnaryTimeouts sets the server-side deadline of unary calls: def for a call
-// whose caller sent no deadline, max as the latest any caller may ask for (a
+// whose caller sent no deadline, limit as the latest any caller may ask for (a
 // shorter deadline of the caller's wins). Reading a unary request's body ends at the
-// same deadline. Streams are not affected. Zero disables one. Default 30s and 2m.
-func WithUnaryTimeouts(def, max time.Duration) Option {
-	return func(o *options) { o.unaryDefault, o.unaryMax = def, max }
+// same deadline. Streams are not affected. A def of zero or above limit means limit;
+// both zero means no server-side deadline. Default 30s and 2m.
+func WithUnaryTimeouts(def, limit time.Duration) Option {
+	return func(o *options) { o.unaryDefault, o.unaryMax = def, limit }
 }
 
 // WithBodyReadTimeout bounds reading the body of a plain HTTP route (Handle) and
 // the request message of a server-streaming call, from when the headers arrived.
-// Over HTTP/1.1 a plain route's context is also cancelled when it passes. Unary
-// calls use their deadline instead, client and bidi streams have none. Zero
+// Unary calls use their deadline instead, client and bidi streams have none. Zero
 // disables it. Default 30s.
 func WithBodyReadTimeout(d time.Duration) Option { return func(o *options) { o.bodyReadTimeout = d } }
 
