@@ -19,6 +19,7 @@ type Health struct {
 	mu       sync.Mutex
 	statuses map[string]healthv1.HealthCheckResponse_ServingStatus
 	changed  chan struct{} // closed and replaced on every change, to wake watchers
+	stopping bool          // set by shutdown: every status stays NOT_SERVING
 }
 
 // NewHealth returns a Health reporting the process ("" service) as SERVING.
@@ -30,7 +31,8 @@ func NewHealth() *Health {
 }
 
 // SetServing marks a service (by its full name; "" for the whole process) serving
-// or not serving.
+// or not serving. Once the server shuts down, every service stays NOT_SERVING and
+// SetServing has no effect.
 func (h *Health) SetServing(service string, serving bool) {
 	status := healthv1.HealthCheckResponse_NOT_SERVING
 	if serving {
@@ -38,7 +40,25 @@ func (h *Health) SetServing(service string, serving bool) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.stopping {
+		return
+	}
 	h.statuses[service] = status
+	h.notifyLocked()
+}
+
+// shutdown marks every service NOT_SERVING for good.
+func (h *Health) shutdown() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.stopping = true
+	for service := range h.statuses {
+		h.statuses[service] = healthv1.HealthCheckResponse_NOT_SERVING
+	}
+	h.notifyLocked()
+}
+
+func (h *Health) notifyLocked() {
 	close(h.changed)
 	h.changed = make(chan struct{})
 }

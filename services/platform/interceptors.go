@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"strings"
-	"time"
 
 	"buf.build/go/protovalidate"
 	"connectrpc.com/connect/v2"
@@ -17,15 +16,23 @@ import (
 
 	authzv1 "github.com/trialhub/trialhub/gen/go/trialhub/authz/v1"
 	"github.com/trialhub/trialhub/services/platform/auth"
+	"github.com/trialhub/trialhub/services/platform/request"
 )
 
 // The server interceptor chain, outermost first:
 //
-//	recover -> telemetry (optional) -> logging -> authentication -> authorization -> validation -> handler
+//	request info -> recover -> telemetry (WithTelemetry) -> logging -> recover ->
+//	lifetime -> authentication -> authorization -> validation ->
+//	WithInterceptors... -> handler
 //
-// Authentication and authorization read only headers and the method's descriptor, so
-// an unauthenticated or unauthorized caller is refused before its request body is
-// read, decompressed or decoded.
+// Request info (requestinfo.go) comes first so that everything after it, the logs
+// included, has request.Info. Recover appears twice: the inner one turns a panic
+// below logging into internal, so the call still gets its rpc log line; the outer
+// one catches panics in telemetry or logging. Lifetime (limits.go) bounds the call
+// before authentication, which may fetch keys. Authentication and authorization
+// read only headers and the method's descriptor, so an unauthenticated or
+// unauthorized caller is refused before its request body is read, decompressed or
+// decoded. Before the chain, HTTP middleware runs (see WithMiddleware).
 
 // recoverer turns a handler panic into CodeInternal with a fixed message. The panic
 // value and stack go to the server log, never to the client.
@@ -34,64 +41,12 @@ func recoverer(log *slog.Logger) connect.ServerInterceptor {
 		return func(ctx context.Context, spec connect.Spec, stream connect.ServerStream) (err error) {
 			defer func() {
 				if r := recover(); r != nil {
-					log.ErrorContext(ctx, "handler panic",
+					log.ErrorContext(ctx, "handler panic", "request_id", request.From(ctx).ID,
 						"procedure", spec.Procedure, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 					err = connect.NewError(connect.CodeInternal, "internal error")
 				}
 			}()
 			return next(ctx, spec, stream)
-		}
-	}
-}
-
-// callRecord collects what inner interceptors learn about a call (the caller) for the
-// log line the outer logging interceptor writes when the call ends.
-type callRecord struct {
-	caller auth.Caller
-}
-
-type callRecordKey struct{}
-
-// logging writes one structured line per RPC: procedure, code, duration, protocol and
-// the caller's pseudonymous subject and role. It never logs messages, so no PII or
-// answers reach the logs.
-func logging(log *slog.Logger, service string) connect.ServerInterceptor {
-	return func(next connect.ServerFunc) connect.ServerFunc {
-		return func(ctx context.Context, spec connect.Spec, stream connect.ServerStream) error {
-			start := time.Now()
-			rec := &callRecord{}
-			err := next(context.WithValue(ctx, callRecordKey{}, rec), spec, stream)
-			code := "ok"
-			level := slog.LevelInfo
-			if err != nil {
-				c := connect.CodeOf(err)
-				code = c.String()
-				if c == connect.CodeInternal || c == connect.CodeUnknown || c == connect.CodeDataLoss {
-					level = slog.LevelError
-				}
-			}
-			attrs := []slog.Attr{
-				slog.String("service", service),
-				slog.String("procedure", spec.Procedure),
-				slog.String("code", code),
-				slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
-			}
-			if info, ok := connect.CallInfoForServerContext(ctx); ok {
-				attrs = append(attrs, slog.String("protocol", info.Protocol))
-			}
-			if rec.caller.Subject != "" {
-				attrs = append(attrs, slog.String("role", auth.RoleName(rec.caller.Role)))
-				if rec.caller.Role == authzv1.Role_ROLE_PATIENT {
-					attrs = append(attrs, slog.String("subject_uuid", rec.caller.Subject))
-				} else {
-					attrs = append(attrs, slog.String("actor", rec.caller.Subject))
-				}
-			}
-			if err != nil && level == slog.LevelError {
-				attrs = append(attrs, slog.String("error", err.Error()))
-			}
-			log.LogAttrs(ctx, level, "rpc", attrs...)
-			return err
 		}
 	}
 }
@@ -106,10 +61,10 @@ type TokenVerifier interface {
 // not say what was wrong with it. Public methods accept anonymous calls; on them an
 // invalid token is ignored rather than refused, so a stale token in a browser cannot
 // lock a patient out of logging in again.
-func authenticate(log *slog.Logger, verifier TokenVerifier, policy func() *Policy) connect.ServerInterceptor {
+func authenticate(log *slog.Logger, verifier TokenVerifier, rules *ruleCache) connect.ServerInterceptor {
 	return func(next connect.ServerFunc) connect.ServerFunc {
 		return func(ctx context.Context, spec connect.Spec, stream connect.ServerStream) error {
-			public := policy().Rule(spec.Procedure).GetPublic()
+			public := rules.rule(spec).GetPublic()
 			var header string
 			if info, ok := connect.CallInfoForServerContext(ctx); ok {
 				header = info.RequestHeader().Get("Authorization")
@@ -148,10 +103,10 @@ func authenticate(log *slog.Logger, verifier TokenVerifier, policy func() *Polic
 // methods, and otherwise require one of the rule's roles. For a PATIENT calling a
 // method whose rule takes the subject from the token, a request's subject_uuid field
 // is set to the token's subject, and naming another subject is refused.
-func authorize(policy func() *Policy) connect.ServerInterceptor {
+func authorize(rules *ruleCache) connect.ServerInterceptor {
 	return func(next connect.ServerFunc) connect.ServerFunc {
 		return func(ctx context.Context, spec connect.Spec, stream connect.ServerStream) error {
-			rule := policy().Rule(spec.Procedure)
+			rule := rules.rule(spec)
 			if rule == nil {
 				return connect.NewError(connect.CodePermissionDenied, "method has no authorization rule")
 			}

@@ -3,6 +3,7 @@ package platform
 import (
 	"iter"
 	"strings"
+	"sync"
 
 	"connectrpc.com/connect/v2"
 	"google.golang.org/protobuf/proto"
@@ -39,6 +40,24 @@ func NewPolicy(specs iter.Seq[connect.Spec]) *Policy {
 		}
 	}
 	return p
+}
+
+// ruleCache holds each registered method's rule, read from the spec the connect
+// server hands the chain on the method's first call. The chain therefore applies
+// the right rule to every registered method, however early it is called (an
+// in-process seed before Handler) and whenever it was registered. Specs without a
+// method descriptor (unknown procedures) are not cached, so a caller cannot grow it.
+type ruleCache struct{ m sync.Map }
+
+func (c *ruleCache) rule(spec connect.Spec) *authzv1.Rule {
+	if v, ok := c.m.Load(spec.Procedure); ok {
+		return v.(*authzv1.Rule)
+	}
+	rule := RuleOf(spec)
+	if _, ok := spec.Schema.(protoreflect.MethodDescriptor); ok {
+		c.m.Store(spec.Procedure, rule)
+	}
+	return rule
 }
 
 // Rule returns the procedure's rule, or nil when it has none (deny).

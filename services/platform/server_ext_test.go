@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -18,6 +19,7 @@ import (
 
 	"connectrpc.com/connect/v2"
 	"connectrpc.com/connect/v2/connecthttp"
+	"connectrpc.com/connect/v2/connectinprocess"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 	"google.golang.org/grpc"
@@ -58,16 +60,21 @@ type fixture struct {
 	entered chan struct{} // receives when a blocked GetPatientIdentity has started
 	logs    *logbuf.Buffer
 	release chan struct{} // closes to let a blocked GetPatientIdentity return
-	cancel  context.CancelFunc
-	done    chan error
+	// cancelled receives the cause when a GetPatientIdentity waiting for its
+	// context to end sees it end.
+	cancelled chan error
+	srv       *platform.Server
+	cancel    context.CancelFunc
+	done      chan error
 }
 
 // patients implements a few PatientService methods the way a real handler would
 // use the platform: the caller from the context, the request already validated.
 type patients struct {
 	patientv1connect.UnimplementedPatientServiceHandler
-	release chan struct{}
-	entered chan struct{}
+	release   chan struct{}
+	entered   chan struct{}
+	cancelled chan error
 }
 
 func (patients) GetProfile(ctx context.Context, _ *patientv1.GetProfileRequest) (*patientv1.GetProfileResponse, error) {
@@ -83,6 +90,23 @@ func (p patients) GetPatientIdentity(ctx context.Context, req *patientv1.GetPati
 	switch req.GetReason() {
 	case "trigger a panic please":
 		panic("secret internal state")
+	case "fail with a plain error":
+		return nil, fmt.Errorf("load identity: %w", errors.New("dial tcp 10.0.0.5:5432: connection refused"))
+	case "fail with a cause":
+		return nil, connect.NewError(connect.CodeInternal, "could not load the identity").
+			WithCause(errors.New(`pq: relation "vault" does not exist`))
+	case "fail with a remote verdict":
+		// What a generated client returns when another service answered not_found.
+		return nil, fmt.Errorf("ask trial: %w", connect.NewError(connect.CodeNotFound, "no such trial").WithRemote())
+	case "fail with the context":
+		return nil, fmt.Errorf("query: %w", context.DeadlineExceeded)
+	case "refuse as not found":
+		return nil, connect.NewError(connect.CodeNotFound, "no such subject")
+	case "block until cancelled":
+		p.entered <- struct{}{}
+		<-ctx.Done()
+		p.cancelled <- context.Cause(ctx)
+		return nil, ctx.Err()
 	case "block until released":
 		p.entered <- struct{}{}
 		<-p.release
@@ -150,7 +174,7 @@ func newFixture(t testing.TB, opts ...platform.Option) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, key: key, signer: auth.NewSigner(key, issuer), entered: make(chan struct{}, 1), logs: &logbuf.Buffer{}, release: make(chan struct{}), done: make(chan error, 1)}
+	f := &fixture{t: t, key: key, signer: auth.NewSigner(key, issuer), entered: make(chan struct{}, 1), logs: &logbuf.Buffer{}, release: make(chan struct{}), cancelled: make(chan error, 1), done: make(chan error, 1)}
 	log := slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	verifier := auth.NewVerifier(auth.StaticKeys{f.signer.PublicKey()}, issuer)
 	opts = append([]platform.Option{
@@ -158,9 +182,11 @@ func newFixture(t testing.TB, opts ...platform.Option) *fixture {
 		platform.WithVerifier(verifier),
 		platform.WithCORSOrigins("https://app.example"),
 		platform.WithShutdownTimeout(5 * time.Second),
+		platform.WithDrainDelay(0),
 	}, opts...)
 	srv := platform.NewServer("test", opts...)
-	p := patients{release: f.release, entered: f.entered}
+	f.srv = srv
+	p := patients{release: f.release, entered: f.entered, cancelled: f.cancelled}
 	patientv1connect.RegisterPatientServiceHandler(srv.RPC(), p)
 	patientv1connect.RegisterAuthServiceHandler(srv.RPC(), keys{})
 	trialv1connect.RegisterTrialServiceHandler(srv.RPC(), plans{})
@@ -211,6 +237,15 @@ func withToken(token string) connect.ClientInterceptor {
 			return next(ctx, spec)
 		}
 	}
+}
+
+// grpcClient returns a gRPC-protocol client over HTTP/2 without TLS, with the token.
+func (f *fixture) grpcClient(token string) *connect.Client {
+	h2c := new(http.Protocols)
+	h2c.SetUnencryptedHTTP2(true)
+	hc := &http.Client{Transport: &http.Transport{Protocols: h2c}}
+	f.t.Cleanup(hc.CloseIdleConnections)
+	return connect.NewClient(connecthttp.NewTransport(hc, f.url, connecthttp.WithGRPC()), withToken(token))
 }
 
 func (f *fixture) grpcConn() *grpc.ClientConn {
@@ -387,7 +422,6 @@ func TestRejectedTokens(t *testing.T) {
 	cases := map[string]string{
 		"alg none":              mustJSON(map[string]string{"alg": "none", "typ": "JWT", "kid": kid}) + "." + parts[1] + ".",
 		"HS256 with public key": hsToken,
-		"expired":               signEd(forged, kid, claims(func(c *auth.Claims) { c.ExpiresAt = jwt.NewNumericDate(now.Add(-time.Hour)) })),
 		"wrong signature":       signEd(forged, kid, claims(nil)),
 		"unknown kid":           signEd(other, other.ID, claims(nil)),
 		"malformed":             "not.a.jwt",
@@ -401,7 +435,7 @@ func TestRejectedTokens(t *testing.T) {
 	cases["not yet valid"] = trusted(func(c *auth.Claims) { c.NotBefore = jwt.NewNumericDate(now.Add(time.Hour)) })
 	cases["wrong issuer"] = trusted(func(c *auth.Claims) { c.Issuer = "someone-else" })
 	cases["wrong audience"] = trusted(func(c *auth.Claims) { c.Audience = jwt.ClaimStrings{"another-api"} })
-	cases["expired (real key)"] = trusted(func(c *auth.Claims) { c.ExpiresAt = jwt.NewNumericDate(now.Add(-time.Hour)) })
+	cases["expired"] = trusted(func(c *auth.Claims) { c.ExpiresAt = jwt.NewNumericDate(now.Add(-time.Hour)) })
 	cases["no expiry"] = trusted(func(c *auth.Claims) { c.ExpiresAt = nil })
 
 	// The baseline passes, so each failure below is the token's fault.
@@ -624,6 +658,9 @@ func TestPanicBecomesInternalWithoutLeaking(t *testing.T) {
 	if logs := f.logs.String(); !strings.Contains(logs, "handler panic") || !strings.Contains(logs, "secret internal state") {
 		t.Fatalf("panic not logged on the server:\n%s", logs)
 	}
+	if lines := f.rpcLines(patientv1connect.PatientServiceGetPatientIdentityProcedure); len(lines) != 1 || lines[0]["code"] != "internal" || lines[0]["level"] != "ERROR" {
+		t.Fatalf("rpc log lines of the panicking call: %v, want one internal at ERROR", lines)
+	}
 	// The server survives.
 	if _, err := c.GetSubjectStatus(context.Background(), &patientv1.GetSubjectStatusRequest{SubjectUuid: uuid.NewString()}); err != nil {
 		t.Fatalf("after panic: %v", err)
@@ -727,4 +764,212 @@ func TestGracefulShutdownDrainsInFlightCalls(t *testing.T) {
 		t.Fatalf("Serve: %v", err)
 	}
 	f.done <- nil // for the cleanup
+}
+
+func TestInProcessCallBeforeHandler(t *testing.T) {
+	key, err := auth.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer := auth.NewSigner(key, issuer)
+	srv := platform.NewServer("test",
+		platform.WithLogger(slog.New(slog.DiscardHandler)),
+		platform.WithVerifier(auth.NewVerifier(auth.StaticKeys{signer.PublicKey()}, issuer)))
+	patientv1connect.RegisterPatientServiceHandler(srv.RPC(), patients{})
+	registerUnruled(t, srv.RPC())
+	// Handler, Serve and ListenAndServe are never called: a seed runs first.
+	tok, _, err := signer.Sign(auth.Caller{Subject: "seed", Role: authzv1.Role_ROLE_SERVICE}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := patientv1connect.NewPatientServiceClient(connect.NewClient(connectinprocess.New(srv.RPC()), withToken(tok)))
+	subject := uuid.NewString()
+	res, err := c.GetSubjectStatus(context.Background(), &patientv1.GetSubjectStatusRequest{SubjectUuid: subject})
+	if err != nil || res.GetSubjectUuid() != subject {
+		t.Fatalf("in-process call before Handler: %v %v", res, err)
+	}
+	// The chain still runs: no token is refused, a patient is refused, a method
+	// without a rule is denied.
+	_, err = patientv1connect.NewPatientServiceClient(connect.NewClient(connectinprocess.New(srv.RPC()))).
+		GetSubjectStatus(context.Background(), &patientv1.GetSubjectStatusRequest{SubjectUuid: subject})
+	if connect.CodeOf(err) != connect.CodeUnauthenticated {
+		t.Fatalf("in-process call without a token: %v, want unauthenticated", err)
+	}
+	if rule := srv.Policy().Rule(patientv1connect.PatientServiceGetSubjectStatusProcedure); rule == nil || rule.GetPublic() {
+		t.Fatalf("Policy before Handler: rule %v", rule)
+	}
+	if got := srv.Policy().Unruled(); len(got) != 1 || got[0] != unruledProcedure {
+		t.Fatalf("Policy().Unruled() = %v, want [%s]", got, unruledProcedure)
+	}
+	// Health is mounted from the start too.
+	var hc healthv1.HealthCheckResponse
+	if err := connect.NewClient(connectinprocess.New(srv.RPC())).CallUnary(context.Background(), connect.Spec{
+		Procedure: "/grpc.health.v1.Health/Check", Schema: healthv1.File_grpc_health_v1_health_proto.Services().ByName("Health").Methods().ByName("Check"),
+	}, &healthv1.HealthCheckRequest{}, &hc); err != nil || hc.GetStatus() != healthv1.HealthCheckResponse_SERVING {
+		t.Fatalf("in-process health check: %v %v", &hc, err)
+	}
+}
+
+// rpcLines returns the "rpc" log lines of a procedure, in order.
+func (f *fixture) rpcLines(procedure string) []map[string]any {
+	f.t.Helper()
+	var lines []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(f.logs.String()), "\n") {
+		var entry map[string]any
+		if err := json.Unmarshal([]byte(line), &entry); err != nil {
+			f.t.Fatalf("log line is not JSON: %s", line)
+		}
+		if entry["msg"] == "rpc" && entry["procedure"] == procedure {
+			lines = append(lines, entry)
+		}
+	}
+	return lines
+}
+
+func TestLogShowsTheCodeTheClientGotAndTheCause(t *testing.T) {
+	cases := []struct {
+		reason  string
+		code    connect.Code // what the client receives, and the log line says
+		level   string
+		cause   string // must be in the log line, never in what the client sees
+		message string // the client's whole message
+	}{
+		{"fail with a plain error", connect.CodeUnknown, "ERROR", "10.0.0.5:5432: connection refused", ""},
+		{"fail with a cause", connect.CodeInternal, "ERROR", `relation "vault" does not exist`, "could not load the identity"},
+		{"fail with a remote verdict", connect.CodeInternal, "ERROR", "no such trial", ""},
+		{"fail with the context", connect.CodeDeadlineExceeded, "WARN", "query: context deadline exceeded", ""},
+		{"refuse as not found", connect.CodeNotFound, "INFO", "", "no such subject"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.reason, func(t *testing.T) {
+			f := newFixture(t)
+			for name, c := range map[string]*connect.Client{
+				"connect": f.client(f.token(authzv1.Role_ROLE_ADMIN, "admin-1")),
+				"grpc":    f.grpcClient(f.token(authzv1.Role_ROLE_ADMIN, "admin-1")),
+			} {
+				_, err := patientv1connect.NewPatientServiceClient(c).GetPatientIdentity(context.Background(),
+					&patientv1.GetPatientIdentityRequest{SubjectUuid: uuid.NewString(), Reason: tc.reason})
+				var cerr *connect.Error
+				if !errors.As(err, &cerr) || cerr.Code() != tc.code || cerr.Message() != tc.message {
+					t.Fatalf("%s client got %v, want %s %q", name, err, tc.code, tc.message)
+				}
+				if tc.cause != "" && strings.Contains(err.Error(), tc.cause) {
+					t.Fatalf("%s client sees the cause: %v", name, err)
+				}
+			}
+			lines := f.rpcLines(patientv1connect.PatientServiceGetPatientIdentityProcedure)
+			if len(lines) != 2 {
+				t.Fatalf("%d rpc log lines, want 2:\n%s", len(lines), f.logs.String())
+			}
+			for _, line := range lines {
+				if line["code"] != tc.code.String() || line["level"] != tc.level {
+					t.Errorf("log line code=%v level=%v, want %s at %s: %v", line["code"], line["level"], tc.code, tc.level, line)
+				}
+				if errText, _ := line["error"].(string); !strings.Contains(errText, tc.cause) {
+					t.Errorf("log line error %q lacks the cause %q", errText, tc.cause)
+				}
+			}
+		})
+	}
+}
+
+// stopped waits for Serve to return after f.cancel and returns its error.
+func (f *fixture) stopped(within time.Duration) error {
+	f.t.Helper()
+	select {
+	case err := <-f.done:
+		f.done <- nil // for the cleanup
+		return err
+	case <-time.After(within):
+		f.t.Fatalf("Serve did not return within %s of shutdown", within)
+		return nil
+	}
+}
+
+func TestShutdownDrainsThenEndsStreams(t *testing.T) {
+	// The shutdown timeout is far longer than the test waits: an open stream must
+	// not hold the stop until it passes.
+	f := newFixture(t, platform.WithDrainDelay(3*time.Second), platform.WithShutdownTimeout(time.Minute))
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	defer stopWatch()
+	watch, err := healthv1.NewHealthClient(f.grpcConn()).Watch(watchCtx, &healthv1.HealthCheckRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recv := make(chan any, 4)
+	go func() {
+		for {
+			res, err := watch.Recv()
+			if err != nil {
+				recv <- err
+				return
+			}
+			recv <- res.GetStatus()
+		}
+	}()
+	next := func() any {
+		t.Helper()
+		select {
+		case v := <-recv:
+			return v
+		case <-time.After(20 * time.Second):
+			t.Fatal("health watch: nothing within 20s")
+			return nil
+		}
+	}
+	if got := next(); got != healthv1.HealthCheckResponse_SERVING {
+		t.Fatalf("watch first sent %v, want SERVING", got)
+	}
+	f.cancel() // SIGTERM
+	if got := next(); got != healthv1.HealthCheckResponse_NOT_SERVING {
+		t.Fatalf("watch sent %v at shutdown, want NOT_SERVING", got)
+	}
+	// During the drain delay the port still answers, so a probe sees NOT_SERVING.
+	probe := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	req, _ := http.NewRequest(http.MethodGet, f.url+"/grpc.health.v1.Health/Check?encoding=json&message=%7B%7D", nil)
+	res, err := probe.Do(req)
+	if err != nil {
+		t.Fatalf("probe during the drain delay: %v", err)
+	}
+	out, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if !strings.Contains(string(out), `"NOT_SERVING"`) {
+		t.Fatalf("probe during the drain delay: %s %s, want NOT_SERVING", res.Status, out)
+	}
+	// Then the stream is ended (unavailable: try another replica) and Serve returns.
+	if got, ok := next().(error); !ok || status.Code(got) != codes.Unavailable {
+		t.Fatalf("watch ended with %v, want unavailable", got)
+	}
+	if err := f.stopped(20 * time.Second); err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+}
+
+func TestShutdownTimeoutCancelsAndCloses(t *testing.T) {
+	f := newFixture(t, platform.WithShutdownTimeout(200*time.Millisecond))
+	c := patientv1connect.NewPatientServiceClient(f.client(f.token(authzv1.Role_ROLE_ADMIN, "admin-1")))
+	result := make(chan error, 1)
+	go func() {
+		_, err := c.GetPatientIdentity(context.Background(), &patientv1.GetPatientIdentityRequest{
+			SubjectUuid: uuid.NewString(), Reason: "block until cancelled"})
+		result <- err
+	}()
+	<-f.entered
+	f.cancel()
+	select {
+	case <-f.cancelled:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the call's context was not cancelled when the shutdown timeout passed")
+	}
+	if err := f.stopped(20 * time.Second); err == nil || !strings.Contains(err.Error(), "shutdown") {
+		t.Fatalf("Serve after the shutdown timeout: %v, want an error saying so", err)
+	}
+	select {
+	case err := <-result:
+		if err == nil {
+			t.Fatal("the call cut by the shutdown timeout succeeded")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the call cut by the shutdown timeout is still running")
+	}
 }
