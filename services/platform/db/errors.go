@@ -30,6 +30,11 @@ import (
 //   - an error that already is a *connect.Error: its code
 //   - anything else, and nil: internal (nil is not an error to map; callers check)
 //
+// lib/pq reports a statement stopped by its context only as query canceled (57014),
+// so a deadline met in a raw lib/pq query reads canceled; InTx and Driver add the
+// context's own error, so through them a deadline is deadline_exceeded on every
+// driver.
+//
 // It looks through wrapping (fmt.Errorf %w, errors.Join, ent's ConstraintError) and
 // works for lib/pq and pgx alike: both errors report SQLSTATE through a
 // SQLState() string method, so this package imports neither's error type.

@@ -26,9 +26,14 @@ func newRouter(d *DB) *router {
 // writer.
 func (r *router) Query(ctx context.Context, query string, args, v any) error {
 	if isSelect(query) {
-		return r.reader.Query(ctx, query, args, v)
+		return withContext(ctx, r.reader.Query(ctx, query, args, v))
 	}
-	return r.Driver.Query(ctx, query, args, v)
+	return withContext(ctx, r.Driver.Query(ctx, query, args, v))
+}
+
+// Exec runs a statement on the writer.
+func (r *router) Exec(ctx context.Context, query string, args, v any) error {
+	return withContext(ctx, r.Driver.Exec(ctx, query, args, v))
 }
 
 // Close leaves the pools open: they belong to DB, which closes them.

@@ -82,13 +82,24 @@ func (d *DB) runTx(ctx context.Context, opts *sql.TxOptions, fn func(ctx context
 		}
 	}()
 	if err := fn(ctx, tx); err != nil {
+		err = withContext(ctx, err)
 		if rbErr := sqlTx.Rollback(); rbErr != nil && !errors.Is(rbErr, sql.ErrTxDone) {
 			return errors.Join(err, fmt.Errorf("roll back: %w", rbErr))
 		}
 		return err
 	}
 	if err := sqlTx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
+		return withContext(ctx, fmt.Errorf("commit: %w", err))
 	}
 	return nil
+}
+
+// withContext adds ctx's error to err when ctx ended: lib/pq reports a statement
+// stopped by a context deadline as "query canceled" (57014) only, and Code should
+// still say deadline_exceeded.
+func withContext(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); err != nil && cerr != nil && !errors.Is(err, cerr) {
+		return errors.Join(err, cerr)
+	}
+	return err
 }
