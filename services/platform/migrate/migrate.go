@@ -20,8 +20,8 @@ package migrate
 import (
 	"context"
 	"database/sql"
-	"io/fs"
 	"fmt"
+	"io/fs"
 	"time"
 
 	"entgo.io/ent/dialect"
