@@ -126,3 +126,15 @@ func TestSQLitePoolOptions(t *testing.T) {
 		t.Errorf("reader MaxOpenConnections = %d, want 3", got)
 	}
 }
+
+// The read pool is read-only: a write sent to it fails instead of racing the writer.
+func TestSQLiteReadPoolRefusesWrites(t *testing.T) {
+	d := openSQLite(t)
+	if _, err := d.ReadSQL().Exec(`INSERT INTO item (name) VALUES ('x')`); err == nil {
+		t.Fatal("write through ReadSQL succeeded")
+	}
+	// The ent driver sends it to the writer instead.
+	if err := d.Driver().Exec(context.Background(), `INSERT INTO item (name) VALUES ('x')`, []any{}, nil); err != nil {
+		t.Fatal(err)
+	}
+}
