@@ -171,7 +171,8 @@ func (d *DB) ReadSQL() *sql.DB { return d.read }
 
 // Driver is an ent driver for the service's ent client outside a transaction. On
 // SQLite, Query calls whose statement is a SELECT go to the read pool and every
-// other statement, and every transaction it opens, goes to the writer.
+// other statement, and every transaction it opens, goes to the writer. Closing it
+// (ent's client.Close) leaves the pools open: Close the DB.
 func (d *DB) Driver() dialect.Driver { return newRouter(d) }
 
 // Close closes the pool(s).

@@ -69,8 +69,8 @@ func WithReadConns(n int) Option {
 
 // WithTxAttempts bounds how many times InTx runs a transaction whose fn failed with
 // a serialization failure or deadlock (SQLSTATE 40001, 40P01) or SQLITE_BUSY
-// (default 3: the first run and two retries, after about 5 ms and 10 ms with
-// jitter). 1 turns retries off.
+// (default 3: the first run and two retries, after a jittered 2.5-5 ms and then
+// 5-10 ms pause). 1 turns retries off.
 func WithTxAttempts(n int) Option {
 	return func(o *options) {
 		if n > 0 {
