@@ -12,7 +12,7 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-func TestOpenPostgres(t *testing.T) {
+func TestOpenPostgresDefault(t *testing.T) {
 	ctx := context.Background()
 	drv, err := db.Open(ctx, pgtest.New(t))
 	if err != nil {
