@@ -35,9 +35,9 @@ type env struct {
 // pgx LISTEN connection), and SQLite (db.Open).
 var backends = []struct {
 	name string
-	open func(t *testing.T) *env
+	open func(t testing.TB) *env
 }{
-	{"postgres-libpq", func(t *testing.T) *env {
+	{"postgres-libpq", func(t testing.TB) *env {
 		dsn := pgtest.New(t)
 		d, err := db.Open(t.Context(), dsn)
 		if err != nil {
@@ -46,7 +46,7 @@ var backends = []struct {
 		t.Cleanup(func() { d.Close() })
 		return &env{name: "postgres-libpq", dialect: d.Dialect(), dsn: dsn, pool: d.SQL(), inTx: d.InTx}
 	}},
-	{"postgres-pgx", func(t *testing.T) *env {
+	{"postgres-pgx", func(t testing.TB) *env {
 		dsn := pgtest.New(t)
 		pool, err := sql.Open("pgx", dsn)
 		if err != nil {
@@ -57,7 +57,7 @@ var backends = []struct {
 		return &env{name: "postgres-pgx", dialect: dialect.Postgres, dsn: dsn, pool: pool,
 			inTx: sqlInTx(pool), opts: []Option{WithListener(dsn)}}
 	}},
-	{"sqlite", func(t *testing.T) *env {
+	{"sqlite", func(t testing.TB) *env {
 		d, err := db.Open(t.Context(), "sqlite:"+filepath.Join(t.TempDir(), "svc.db"))
 		if err != nil {
 			t.Fatal(err)
@@ -90,7 +90,7 @@ func sqlInTx(pool *sql.DB) func(ctx context.Context, fn func(ctx context.Context
 
 // queue builds a Queue on e (nil workers: insert-only) and stops it after the
 // test.
-func (e *env) queue(t *testing.T, workers *river.Workers, opts ...Option) *Queue {
+func (e *env) queue(t testing.TB, workers *river.Workers, opts ...Option) *Queue {
 	t.Helper()
 	opts = append(append([]Option{withTestOnly(), WithLogger(testLogger(t))}, e.opts...), opts...)
 	q, err := newQueue(e.dialect, e.pool, workers, opts...)
@@ -108,7 +108,7 @@ func (e *env) queue(t *testing.T, workers *river.Workers, opts ...Option) *Queue
 }
 
 // migrated is e.queue after River's migrations and the test's own table.
-func (e *env) migrated(t *testing.T, workers *river.Workers, opts ...Option) *Queue {
+func (e *env) migrated(t testing.TB, workers *river.Workers, opts ...Option) *Queue {
 	t.Helper()
 	q := e.queue(t, workers, opts...)
 	if err := q.Migrate(t.Context()); err != nil {
@@ -121,7 +121,7 @@ func (e *env) migrated(t *testing.T, workers *river.Workers, opts ...Option) *Qu
 }
 
 // count runs a SELECT count(*) query.
-func (e *env) count(t *testing.T, query string, args ...any) int {
+func (e *env) count(t testing.TB, query string, args ...any) int {
 	t.Helper()
 	var n int
 	if err := e.pool.QueryRowContext(t.Context(), query, args...).Scan(&n); err != nil {
@@ -140,7 +140,7 @@ func (e *env) ph(n int) string {
 
 // waitFor polls cond until it holds or a generous bound passes: a bound on a hang,
 // not a timing assertion.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for !cond() {

@@ -16,8 +16,11 @@ const (
 	// DefaultFetchCooldown is the shortest time between two fetches of a queue.
 	DefaultFetchCooldown = 5 * time.Millisecond
 	// DefaultFetchPollInterval is how often a queue looks for new jobs when no
-	// notification tells it (always, on PostgreSQL without WithListener).
+	// notification tells it: on PostgreSQL without WithListener, and on SQLite.
 	DefaultFetchPollInterval = 50 * time.Millisecond
+	// DefaultListenerPollInterval is the poll interval with WithListener, where
+	// polling is only the fallback for a lost notification (River's default).
+	DefaultListenerPollInterval = time.Second
 	// DefaultHardStopWait is how long Stop waits for jobs to return once their
 	// contexts are cancelled.
 	DefaultHardStopWait = 10 * time.Second
@@ -30,6 +33,7 @@ type config struct {
 	queues       map[string]int
 	cooldown     time.Duration
 	poll         time.Duration
+	pollSet      bool
 	maxAttempts  int
 	rescueAfter  time.Duration
 	jobTimeout   time.Duration
@@ -54,6 +58,9 @@ func newConfig(opts []Option) *config {
 	for _, o := range opts {
 		o(c)
 	}
+	if c.listenDSN != "" && !c.pollSet {
+		c.poll = DefaultListenerPollInterval
+	}
 	return c
 }
 
@@ -68,11 +75,12 @@ func WithQueues(workers map[string]int) Option {
 // WithFetch sets how soon a committed job is picked up: cooldown is the shortest
 // time between two fetches (default DefaultFetchCooldown, 5 ms; River's is 100 ms),
 // poll the interval of fetches when nothing signals new jobs (default
-// DefaultFetchPollInterval, 50 ms; River's is 1 s). poll must be at least cooldown.
-// Shorter polls mean lower latency and more idle queries (one per queue and poll
-// per process).
+// DefaultFetchPollInterval, 50 ms, or DefaultListenerPollInterval, 1 s, with
+// WithListener). poll must be at least cooldown. Without a listener a job starts on
+// average half a poll after commit; shorter polls mean lower latency and more idle
+// queries (one per queue and poll per process).
 func WithFetch(cooldown, poll time.Duration) Option {
-	return func(c *config) { c.cooldown, c.poll = cooldown, poll }
+	return func(c *config) { c.cooldown, c.poll, c.pollSet = cooldown, poll, true }
 }
 
 // WithMaxAttempts sets how many times a job runs before it is discarded (a dead
@@ -124,8 +132,10 @@ func WithClock(clock rivertype.TimeGenerator) Option {
 // WithListener makes a PostgreSQL Queue hear of new jobs by LISTEN/NOTIFY on one
 // dedicated pgx connection to dsn (the same database as the db.DB), so a job
 // starts a few milliseconds after its transaction commits instead of at the next
-// poll. Default none: PostgreSQL queues poll (WithFetch). Ignored on SQLite, which
-// River notifies through a table it polls every 50 ms.
+// poll, and polling slows to a 1 s fallback (DefaultListenerPollInterval). Default
+// none: PostgreSQL queues poll every 50 ms (WithFetch), since the Queue does not
+// know the DSN. Ignored on SQLite, which River notifies through a table it polls
+// every 50 ms.
 func WithListener(dsn string) Option {
 	return func(c *config) { c.listenDSN = dsn }
 }
