@@ -134,6 +134,17 @@ func newQueue(dia string, pool *sql.DB, workers *river.Workers, opts ...Option) 
 		return nil, fmt.Errorf("jobs: unsupported dialect %q", dia)
 	}
 
+	for _, p := range cfg.plugins {
+		_, hook := p.(rivertype.Hook)
+		_, mw := p.(rivertype.Middleware)
+		if !hook && !mw {
+			// River would skip it without a word (say, a value whose IsHook has a
+			// pointer receiver).
+			q.close()
+			return nil, fmt.Errorf("jobs: plugin %T is neither a River hook nor middleware", p)
+		}
+	}
+
 	rc := &river.Config{
 		FetchCooldown:        cfg.cooldown,
 		FetchPollInterval:    cfg.poll,
@@ -214,26 +225,28 @@ func (q *Queue) Start(ctx context.Context) error {
 
 // Stop stops fetching and waits for running jobs to finish until ctx is done;
 // then it cancels their contexts and waits up to the hard-stop wait (default 10 s)
-// for them to return. It closes the connections the Queue opened itself. A job
-// cut off by the hard stop is retried later (it keeps its key). Call it once, also
-// on an insert-only Queue.
+// for them to return. A job cut off by the hard stop is retried later, with the
+// same key. Once River has stopped, Stop closes the connections the Queue opened
+// itself; if jobs still run after the hard-stop wait it returns an error and
+// leaves them open. Call it once, also on an insert-only Queue.
 func (q *Queue) Stop(ctx context.Context) error {
-	defer q.close()
 	if !q.works {
+		q.close()
 		return nil
 	}
 	err := q.client.Stop(ctx)
-	if err == nil || !(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
-		if err != nil {
-			return fmt.Errorf("jobs: stop: %w", err)
+	if err != nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
+		hardCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), q.hardStopWait)
+		defer cancel()
+		if err := q.client.StopAndCancel(hardCtx); err != nil {
+			return fmt.Errorf("jobs: hard stop: jobs still running after %s: %w", q.hardStopWait, err)
 		}
-		return nil
+		err = nil
 	}
-	hardCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), q.hardStopWait)
-	defer cancel()
-	if err := q.client.StopAndCancel(hardCtx); err != nil {
-		return fmt.Errorf("jobs: hard stop: jobs still running after %s: %w", q.hardStopWait, err)
+	if err != nil {
+		return fmt.Errorf("jobs: stop: %w", err)
 	}
+	q.close()
 	return nil
 }
 
