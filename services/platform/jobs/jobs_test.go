@@ -481,3 +481,52 @@ func TestKeyKeepsACallersKey(t *testing.T) {
 		}
 	})
 }
+
+type followUpArgs struct {
+	Item int `json:"item"`
+}
+
+func (followUpArgs) Kind() string { return "test_follow_up" }
+
+// A worker that holds its Queue writes a row and enqueues a follow-up job in one
+// transaction of the service's own, while River works on beside it (on SQLite: the
+// service's single connection and River's own, on one file).
+func TestWorkerEnqueuesAFollowUpInItsTransaction(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		ctx := t.Context()
+		workers := river.NewWorkers()
+		q := e.migrated(t, workers)
+		f := newEffects()
+		river.AddWorker(workers, river.WorkFunc(func(ctx context.Context, job *river.Job[notifyArgs]) error {
+			return e.inTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+				if _, err := tx.ExecContext(ctx, "INSERT INTO items (id, name) VALUES ("+e.ph(1)+", 'scored')", job.Args.Item); err != nil {
+					return err
+				}
+				_, err := q.InsertTx(ctx, tx, followUpArgs{Item: job.Args.Item}, nil)
+				return err
+			})
+		}))
+		river.AddWorker(workers, river.WorkFunc(func(ctx context.Context, job *river.Job[followUpArgs]) error {
+			f.add(int64(job.Args.Item), Key(job.JobRow))
+			return nil
+		}))
+		if err := q.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		const n = 20
+		for i := range n {
+			if err := e.inTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+				_, err := q.InsertTx(ctx, tx, notifyArgs{Item: i}, nil)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		waitFor(t, "every follow-up to complete", func() bool {
+			return e.count(t, "SELECT count(*) FROM river_job WHERE state = 'completed' AND kind = 'test_follow_up'") == n
+		})
+		if got := e.count(t, "SELECT count(*) FROM items"); got != n || f.total() != n {
+			t.Fatalf("items %d, follow-ups worked %d; want %d and %d", got, f.total(), n, n)
+		}
+	})
+}
