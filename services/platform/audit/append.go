@@ -83,7 +83,7 @@ func (l *Log) Append(ctx context.Context, tx *db.Tx, e Event) (Entry, error) {
 // actorFrom is the RPC's caller as an actor.
 func actorFrom(ctx context.Context) Actor {
 	c, ok := auth.CallerFrom(ctx)
-	if !ok || c.Anonymous() {
+	if !ok || c.Subject == "" {
 		return Actor{Kind: ActorAnonymous}
 	}
 	kind := ActorUser

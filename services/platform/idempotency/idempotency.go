@@ -101,7 +101,7 @@ type Key struct {
 // token), and the client's key.
 func KeyFor(ctx context.Context, key string) Key {
 	caller := "anonymous"
-	if c, ok := auth.CallerFrom(ctx); ok && !c.Anonymous() {
+	if c, ok := auth.CallerFrom(ctx); ok && c.Subject != "" {
 		caller = c.Role.String() + ":" + c.Subject
 	}
 	return Key{Method: request.From(ctx).Procedure, Caller: caller, Key: key}
