@@ -34,7 +34,7 @@ func ExampleNew() {
 // A dependency is tuned field by field; zero fields keep their defaults.
 func ExampleDependency() {
 	dep := client.Vendor("push-vendor", "https://push.example.com")
-	dep.Protocol = "connect" // the vendor does not speak gRPC
+	dep.Protocol = client.ProtocolConnect // the vendor does not speak gRPC
 	dep.MaxAttempts = 2
 	dep.Breaker = client.Breaker{OpenFor: 30 * time.Second}
 	_ = client.New(dep, client.WithTokens(auth.StaticToken("vendor-api-key")))

@@ -43,8 +43,8 @@ type fault struct {
 	// contentType and body of the status answer; default text/plain and the
 	// status text
 	contentType, body string
-	drop       bool   // close the connection before any response: a transport error
-	reset      bool   // with drop: reset it (RST) rather than close it
+	drop              bool // close the connection before any response: a transport error
+	reset             bool // with drop: reset it (RST) rather than close it
 }
 
 var (
