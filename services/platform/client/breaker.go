@@ -3,7 +3,6 @@ package client
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -135,7 +134,7 @@ func (b *breaker) allow(ctx context.Context, unary bool) (*call, error) {
 	}
 	done, err := b.cb.Allow()
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w (%w)", b.name, ErrOpen, err)
+		return nil, &openError{name: b.name, reason: err}
 	}
 	c := &call{b: b, done: done, start: time.Now(), allowed: 1<<63 - 1, unary: unary}
 	if d, ok := ctx.Deadline(); ok {
@@ -143,6 +142,16 @@ func (b *breaker) allow(ctx context.Context, unary bool) (*call, error) {
 	}
 	return c, nil
 }
+
+// openError is the refusal of an open breaker: it reads "name: circuit breaker
+// open" and wraps both ErrOpen and gobreaker's reason.
+type openError struct {
+	name   string
+	reason error
+}
+
+func (e *openError) Error() string   { return e.name + ": " + ErrOpen.Error() }
+func (e *openError) Unwrap() []error { return []error{ErrOpen, e.reason} }
 
 // end judges the call by how it ended; only the first report counts.
 func (c *call) end(o outcome) {
@@ -198,7 +207,7 @@ func (b *breaker) interceptor() connect.ClientInterceptor {
 			}
 			c, err := b.allow(ctx, spec.StreamType == connect.StreamTypeUnary)
 			if err != nil {
-				return nil, connect.NewError(connect.CodeUnavailable, b.name+": "+ErrOpen.Error()).WithCause(err)
+				return nil, connect.NewError(connect.CodeUnavailable, err.Error()).WithCause(err)
 			}
 			stream, err := next(ctx, spec)
 			if err != nil {
