@@ -351,14 +351,11 @@ func TestBreakerJudgesCancelledCallsByHowLongTheyWaited(t *testing.T) {
 		_, err := c.GetSubjectStatus(ctx, statusRequest())
 		return err
 	}
-	calls := 2 * int(testBreaker.MinCalls)
-	for i := range calls {
+	// An open breaker would answer unavailable at once instead.
+	for i := range 2 * int(testBreaker.MinCalls) {
 		if err := callCancelledAfter(20 * time.Millisecond); connect.CodeOf(err) != connect.CodeCanceled {
-			t.Fatalf("call %d cancelled soon: %v, want canceled", i, err)
+			t.Fatalf("call %d cancelled soon: %v, want canceled: calls cancelled soon opened the breaker", i, err)
 		}
-	}
-	if n := s.attempts(getStatus); n != calls {
-		t.Fatalf("server saw %d attempts, want %d: calls cancelled soon opened the breaker", n, calls)
 	}
 	for i := range int(testBreaker.MinCalls) {
 		if err := callCancelledAfter(dep.Timeout * 3 / 4); connect.CodeOf(err) != connect.CodeCanceled {

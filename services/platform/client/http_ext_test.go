@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -129,7 +130,7 @@ func TestHTTPRetriesSafeRequests(t *testing.T) {
 			t.Run(tc.name+"/"+name, func(t *testing.T) {
 				v := newVendor(t, false)
 				v.answer(fault, fault)
-				status, body, err := send(t, client.HTTP(v.dependency()), tc.method, v.URL+"/messages", `{"to":"+49151"}`, tc.header)
+				status, body, err := send(t, quietHTTP(v.dependency()), tc.method, v.URL+"/messages", `{"to":"+49151"}`, tc.header)
 				if err != nil || status != http.StatusOK || body != "answer OK" {
 					t.Fatalf("after two %s: %d %q %v, want the third attempt's 200", name, status, body, err)
 				}
@@ -152,7 +153,7 @@ func TestHTTPNeverResendsAnUnsafeRequest(t *testing.T) {
 		t.Run("POST/"+name, func(t *testing.T) {
 			v := newVendor(t, false)
 			v.answerAlways(fault)
-			status, _, err := send(t, client.HTTP(v.dependency()), http.MethodPost, v.URL+"/messages", "hello", nil)
+			status, _, err := send(t, quietHTTP(v.dependency()), http.MethodPost, v.URL+"/messages", "hello", nil)
 			if fault == dropConnection {
 				if err == nil {
 					t.Fatalf("dropped connection: status %d, want an error", status)
@@ -168,7 +169,7 @@ func TestHTTPNeverResendsAnUnsafeRequest(t *testing.T) {
 	t.Run("4xx and 500 are not retried", func(t *testing.T) {
 		v := newVendor(t, false)
 		v.answer(400, 404, 500)
-		c := client.HTTP(v.dependency())
+		c := quietHTTP(v.dependency())
 		for _, want := range []int{400, 404, 500} {
 			if status, _, err := send(t, c, http.MethodGet, v.URL, "", nil); err != nil || status != want {
 				t.Fatalf("got %d %v, want %d", status, err, want)
@@ -187,7 +188,7 @@ func TestHTTPBreaker(t *testing.T) {
 			v.answerAlways(fault)
 			dep := v.dependency()
 			dep.MaxAttempts = 1
-			c := client.HTTP(dep)
+			c := quietHTTP(dep)
 			for range testBreaker.MinCalls {
 				_, _, _ = send(t, c, http.MethodGet, v.URL, "", nil)
 			}
@@ -209,7 +210,7 @@ func TestHTTPBreaker(t *testing.T) {
 	t.Run("stays closed on 4xx", func(t *testing.T) {
 		v := newVendor(t, false)
 		v.answerAlways(http.StatusBadRequest)
-		c := client.HTTP(v.dependency())
+		c := quietHTTP(v.dependency())
 		calls := 2 * int(testBreaker.MinCalls)
 		for i := range calls {
 			if status, _, err := send(t, c, http.MethodGet, v.URL, "", nil); err != nil || status != 400 {
@@ -227,7 +228,7 @@ func TestHTTPTimeout(t *testing.T) {
 	v.answerAlways(hangForever)
 	dep := v.dependency()
 	dep.Timeout = 200 * time.Millisecond
-	c := client.HTTP(dep)
+	c := quietHTTP(dep)
 	// Callers that allow much less than the timeout learn nothing about the vendor.
 	for i := range 2 * testBreaker.MinCalls {
 		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
@@ -261,7 +262,7 @@ func TestHTTPTimeout(t *testing.T) {
 func TestHTTPTokens(t *testing.T) {
 	v := newVendor(t, true)
 	dep := v.dependency()
-	c := client.HTTP(dep, client.WithTokens(auth.StaticToken("vendor-api-key")), client.WithRoundTripper(v.Client().Transport))
+	c := quietHTTP(dep, client.WithTokens(auth.StaticToken("vendor-api-key")), client.WithRoundTripper(v.Client().Transport))
 	if status, _, err := send(t, c, http.MethodGet, v.URL, "", nil); err != nil || status != 200 {
 		t.Fatalf("over TLS: %d %v", status, err)
 	}
@@ -272,11 +273,16 @@ func TestHTTPTokens(t *testing.T) {
 	if len(got) != 2 || got[0].authorization != "Bearer vendor-api-key" || got[1].authorization != "Basic dXNlcjpwYXNz" {
 		t.Fatalf("vendor saw %+v, want the token, then the caller's own Authorization kept", got)
 	}
-	broken := client.HTTP(dep, client.WithTokens(brokenTokens{errors.New("vault sealed")}), client.WithRoundTripper(v.Client().Transport))
+	broken := quietHTTP(dep, client.WithTokens(brokenTokens{errors.New("vault sealed")}), client.WithRoundTripper(v.Client().Transport))
 	if _, _, err := send(t, broken, http.MethodGet, v.URL, "", nil); err == nil || !strings.Contains(err.Error(), "vault sealed") {
 		t.Fatalf("without a token: %v, want the token source's error", err)
 	}
 	if n := len(v.requests()); n != 2 {
 		t.Errorf("vendor saw %d requests, want none without a token", n)
 	}
+}
+
+// quietHTTP is client.HTTP with the breaker's log discarded.
+func quietHTTP(dep client.Dependency, opts ...client.Option) *http.Client {
+	return client.HTTP(dep, append([]client.Option{client.WithLogger(slog.New(slog.DiscardHandler))}, opts...)...)
 }
