@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
 	"sync"
 	"testing"
@@ -119,7 +120,8 @@ func TestConnectTransportKeepsTheKit(t *testing.T) {
 	dep.Breaker = testBreaker
 	c := patientv1connect.NewPatientServiceClient(client.New(dep,
 		client.WithConnectTransport(connectinprocess.New(rpc)),
-		client.WithTokens(auth.StaticToken("svc-token"))))
+		client.WithTokens(auth.StaticToken("svc-token")),
+		client.WithLogger(slog.New(slog.DiscardHandler))))
 	for i := range testBreaker.MinCalls {
 		_, err := c.GetSubjectStatus(t.Context(), statusRequest())
 		if connect.CodeOf(err) != connect.CodeUnavailable || message(err) != "in-process failure" {
