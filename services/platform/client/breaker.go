@@ -3,7 +3,6 @@ package client
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -14,10 +13,23 @@ import (
 )
 
 // Breaker configures a dependency's circuit breaker (github.com/sony/gobreaker).
-// It opens when, within Window, at least MinCalls calls were made and at least
-// FailureRatio of them failed; while open every call fails at once with
-// CodeUnavailable without touching the network; after OpenFor it lets Probes calls
-// through and closes when they succeed.
+// It opens when, within Window, at least MinCalls calls were judged and at least
+// FailureRatio of them failed; while open every call fails at once, with an error
+// wrapping ErrOpen, without touching the network; after OpenFor it lets Probes
+// calls through and closes when they succeed.
+//
+// A call fails when the dependency answered that it is unwell (unavailable,
+// internal, unknown, resource_exhausted, data_loss; for HTTP: a transport error,
+// 429 or 5xx) or did not answer in time. A call that ran out of time counts as a
+// failure unless its caller allowed it less than half the dependency's Timeout:
+// inside a handler the context carries the upstream's deadline, always a little
+// shorter than the next hop's timeout, and a hung dependency must still open the
+// breaker. A unary call its caller cancelled counts as a failure only when it was
+// slow, having waited at least half the Timeout without an answer (an upstream
+// that gave up on its deadline reaches us as a cancellation); cancelled sooner, it
+// is no evidence either way and is not counted. Errors that say our request was
+// wrong (invalid_argument, not_found, permission_denied ...; HTTP 4xx) are
+// successes: the dependency is working.
 type Breaker struct {
 	// FailureRatio that opens the breaker. Default 0.5.
 	FailureRatio float64
@@ -29,9 +41,14 @@ type Breaker struct {
 	OpenFor time.Duration
 	// Probes is how many calls a half-open breaker lets through. Default 1.
 	Probes uint32
-	// Disabled turns the breaker off.
+	// Disabled turns the breaker off. Default false.
 	Disabled bool
 }
+
+// ErrOpen is wrapped by the error of every call an open (or fully probing
+// half-open) breaker refuses, from New's clients (as CodeUnavailable) and from
+// HTTP's: errors.Is(err, client.ErrOpen).
+var ErrOpen = errors.New("circuit breaker open")
 
 func (b Breaker) withDefaults() Breaker {
 	if b.FailureRatio <= 0 {
@@ -52,6 +69,22 @@ func (b Breaker) withDefaults() Breaker {
 	return b
 }
 
+// outcome is how a call ended, before the breaker judges it.
+type outcome int
+
+const (
+	succeeded outcome = iota // an answer that says the dependency works
+	failed                   // an answer (or transport failure) that says it does not
+	timedOut                 // no answer before the deadline
+	cancelled                // no answer before the caller gave up
+)
+
+// Sentinels handed to gobreaker: nil is a success.
+var (
+	errFailed  = errors.New("dependency failed")
+	errIgnored = errors.New("no verdict on the dependency")
+)
+
 type breaker struct {
 	name    string
 	cb      *gobreaker.TwoStepCircuitBreaker[struct{}]
@@ -70,119 +103,144 @@ func newBreaker(dep Dependency, log *slog.Logger) *breaker {
 		BucketPeriod: cfg.Window / 10,
 		Timeout:      cfg.OpenFor,
 		ReadyToTrip: func(c gobreaker.Counts) bool {
-			// Excluded calls (callers giving up) are no evidence either way.
 			n := c.Requests - c.TotalExclusions
 			return n >= cfg.MinCalls && float64(c.TotalFailures) >= cfg.FailureRatio*float64(n)
 		},
 		OnStateChange: func(name string, from, to gobreaker.State) {
 			log.Warn("circuit breaker", "dependency", name, "from", from.String(), "to", to.String())
 		},
-		IsSuccessful: func(err error) bool { return !dependencyFailure(err) },
-		// A caller giving up, or running out of its own (shorter) time, is no
-		// verdict on the dependency.
-		IsExcluded: func(err error) bool {
-			return connect.CodeOf(err) == connect.CodeCanceled || errors.Is(err, errCallerDeadline)
-		},
+		IsSuccessful: func(err error) bool { return err == nil },
+		IsExcluded:   func(err error) bool { return errors.Is(err, errIgnored) },
 	})
 	return &breaker{name: dep.Name, cb: cb, timeout: dep.Timeout}
 }
 
-// errCallerDeadline marks a call that ran out of time because its caller allowed
-// less than the dependency's timeout: a hasty caller must not open the breaker for
-// everyone.
-var errCallerDeadline = errors.New("deadline set by the caller")
-
-// dependencyFailure reports whether an error says the dependency is unwell, as
-// opposed to our request being wrong (invalid argument, not found, denied ...).
-func dependencyFailure(err error) bool {
-	if err == nil || errors.Is(err, context.Canceled) {
-		return false
-	}
-	switch connect.CodeOf(err) {
-	case connect.CodeUnavailable, connect.CodeDeadlineExceeded, connect.CodeInternal,
-		connect.CodeUnknown, connect.CodeResourceExhausted, connect.CodeDataLoss:
-		return true
-	}
-	return false
+// call is one call the breaker let through; end reports how it ended, once.
+type call struct {
+	b       *breaker
+	done    func(error)
+	start   time.Time
+	allowed time.Duration // until the caller's deadline at the start; long without one
+	unary   bool
+	once    sync.Once
 }
 
+// allow asks the breaker for a call under ctx. It fails with an error wrapping
+// ErrOpen (and gobreaker's reason) while the breaker refuses calls. A disabled
+// breaker allows every call and judges none.
+func (b *breaker) allow(ctx context.Context, unary bool) (*call, error) {
+	if b.cb == nil {
+		return &call{b: b, done: func(error) {}}, nil
+	}
+	done, err := b.cb.Allow()
+	if err != nil {
+		return nil, &openError{name: b.name, reason: err}
+	}
+	c := &call{b: b, done: done, start: time.Now(), allowed: 1<<63 - 1, unary: unary}
+	if d, ok := ctx.Deadline(); ok {
+		c.allowed = time.Until(d)
+	}
+	return c, nil
+}
+
+// openError is the refusal of an open breaker: it reads "name: circuit breaker
+// open" and wraps both ErrOpen and gobreaker's reason.
+type openError struct {
+	name   string
+	reason error
+}
+
+func (e *openError) Error() string   { return e.name + ": " + ErrOpen.Error() }
+func (e *openError) Unwrap() []error { return []error{ErrOpen, e.reason} }
+
+// end judges the call by how it ended; only the first report counts.
+func (c *call) end(o outcome) {
+	c.once.Do(func() { c.done(c.verdict(o)) })
+}
+
+func (c *call) verdict(o outcome) error {
+	half := c.b.timeout / 2
+	switch o {
+	case failed:
+		return errFailed
+	case timedOut:
+		// A caller that allowed clearly less than the dependency's timeout and ran
+		// out of it has learnt nothing about the dependency.
+		if c.allowed < half {
+			return errIgnored
+		}
+		return errFailed
+	case cancelled:
+		// Waited half the timeout without an answer: a slow call, whoever gave up.
+		if c.unary && time.Since(c.start) >= half {
+			return errFailed
+		}
+		return errIgnored
+	}
+	return nil
+}
+
+// rpcOutcome classifies a Connect call's error.
+func rpcOutcome(err error) outcome {
+	switch {
+	case err == nil, errors.Is(err, io.EOF):
+		return succeeded
+	case errors.Is(err, context.Canceled), connect.CodeOf(err) == connect.CodeCanceled:
+		return cancelled
+	case errors.Is(err, context.DeadlineExceeded), connect.CodeOf(err) == connect.CodeDeadlineExceeded:
+		return timedOut
+	}
+	switch connect.CodeOf(err) {
+	case connect.CodeUnavailable, connect.CodeInternal, connect.CodeUnknown,
+		connect.CodeResourceExhausted, connect.CodeDataLoss:
+		return failed
+	}
+	return succeeded // the dependency answered: our request was wrong
+}
+
+// interceptor guards each whole call (all its attempts) of a connect client.
 func (b *breaker) interceptor() connect.ClientInterceptor {
 	return func(next connect.ClientFunc) connect.ClientFunc {
 		return func(ctx context.Context, spec connect.Spec) (connect.ClientStream, error) {
 			if b.cb == nil {
 				return next(ctx, spec)
 			}
-			done, err := b.cb.Allow()
+			c, err := b.allow(ctx, spec.StreamType == connect.StreamTypeUnary)
 			if err != nil {
-				return nil, connect.Errorf(connect.CodeUnavailable, "%s: circuit breaker open", b.name).WithCause(err)
-			}
-			hasty := false
-			if d, ok := ctx.Deadline(); ok && time.Until(d) < b.timeout {
-				hasty = true
-			}
-			report := func(err error) {
-				if hasty && connect.CodeOf(err) == connect.CodeDeadlineExceeded {
-					err = fmt.Errorf("%w: %w", errCallerDeadline, err)
-				}
-				done(err)
+				return nil, connect.NewError(connect.CodeUnavailable, err.Error()).WithCause(err)
 			}
 			stream, err := next(ctx, spec)
 			if err != nil {
-				report(err)
+				c.end(rpcOutcome(err))
 				return nil, err
 			}
-			s := &outcomeStream{ClientStream: stream, done: report}
+			s := &outcomeStream{ClientStream: stream, call: c}
 			// A stream its caller abandons by cancelling, without Close or another
 			// Receive, must still report, or a half-open breaker would wait for its
 			// probe forever.
-			stop := context.AfterFunc(ctx, func() { s.report(ctx.Err()) })
-			s.mu.Lock()
-			if s.finished {
-				stop()
-			} else {
-				s.stop = stop
-			}
-			s.mu.Unlock()
+			stop := context.AfterFunc(ctx, func() { c.end(rpcOutcome(ctx.Err())) })
+			s.stop = stop
 			return s, nil
 		}
 	}
 }
 
 // outcomeStream reports a call's outcome to the breaker once, when the call ends:
-// on the first receive error (io.EOF is success) or on Close.
+// on the first receive error (io.EOF is success), on a failing send, or on Close.
 type outcomeStream struct {
 	connect.ClientStream
-	done func(error)
-
-	mu       sync.Mutex
-	finished bool
-	stop     func() bool // unregisters the context watch
+	call *call
+	stop func() bool // unregisters the context watch
 }
 
 func (s *outcomeStream) report(err error) {
-	s.mu.Lock()
-	if s.finished {
-		s.mu.Unlock()
-		return
-	}
-	s.finished = true
-	stop := s.stop
-	s.mu.Unlock()
-	if stop != nil {
-		stop()
-	}
-	switch {
-	case errors.Is(err, context.Canceled):
-		err = connect.NewError(connect.CodeCanceled, "call abandoned").WithCause(err)
-	case errors.Is(err, context.DeadlineExceeded):
-		err = connect.NewError(connect.CodeDeadlineExceeded, "call timed out").WithCause(err)
-	}
-	s.done(err)
+	s.stop()
+	s.call.end(rpcOutcome(err))
 }
 
 func (s *outcomeStream) Send(msg any) error {
 	err := s.ClientStream.Send(msg)
-	if err != nil && dependencyFailure(err) {
+	if err != nil && rpcOutcome(err) != succeeded {
 		s.report(err)
 	}
 	return err
@@ -191,11 +249,7 @@ func (s *outcomeStream) Send(msg any) error {
 func (s *outcomeStream) Receive(msg any) error {
 	err := s.ClientStream.Receive(msg)
 	if err != nil {
-		if isEOF(err) {
-			s.report(nil)
-		} else {
-			s.report(err)
-		}
+		s.report(err)
 	}
 	return err
 }
@@ -205,5 +259,3 @@ func (s *outcomeStream) Close() error {
 	s.report(err)
 	return err
 }
-
-func isEOF(err error) bool { return errors.Is(err, io.EOF) }

@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"slices"
 	"strings"
@@ -279,4 +280,90 @@ func TestBreakerHearsFromAnAbandonedStreamProbe(t *testing.T) {
 		}
 	}
 	t.Fatalf("breaker still refusing 5s after its probe was abandoned: %v", last)
+}
+
+// TestBreakerSeesAHungDependencyTwoHopsDown: inside a handler the context carries
+// the upstream's deadline, a little shorter than the next hop's timeout. A
+// dependency that hangs on every call must still open the breaker of the service
+// in the middle; counting every such timeout as the caller's own haste, it never
+// opened.
+func TestBreakerSeesAHungDependencyTwoHopsDown(t *testing.T) {
+	back := newServer(t)
+	hang(back)
+	backDep := back.dependency()
+	backDep.Timeout = 300 * time.Millisecond
+	backDep.Breaker = testBreaker
+	backDep.MaxAttempts = 1
+	toBack := back.patients(backDep)
+
+	// The service in the middle asks the hung one, under its own caller's deadline.
+	front := newServer(t)
+	answered := make(chan error, 1)
+	front.serveStatus(func(ctx context.Context, req *patientv1.GetSubjectStatusRequest) (*patientv1.GetSubjectStatusResponse, error) {
+		res, err := toBack.GetSubjectStatus(ctx, req)
+		answered <- err
+		return res, err
+	})
+	frontDep := front.dependency()
+	frontDep.Timeout = backDep.Timeout // the upstream allows the same, so the middle has a little less
+	frontDep.Breaker.Disabled = true
+	frontDep.MaxAttempts = 1
+	toFront := front.patients(frontDep)
+
+	for i := range int(testBreaker.MinCalls) {
+		_, err := toFront.GetSubjectStatus(t.Context(), statusRequest())
+		if connect.CodeOf(err) != connect.CodeDeadlineExceeded {
+			t.Fatalf("call %d through the middle: %v, want deadline_exceeded", i, err)
+		}
+		// The middle sees its deadline pass or, as often, its upstream give up on
+		// the same deadline first: a cancellation after waiting the whole time.
+		if err := <-answered; connect.CodeOf(err) != connect.CodeDeadlineExceeded && connect.CodeOf(err) != connect.CodeCanceled {
+			t.Fatalf("call %d, the middle's call to the hung service: %v, want deadline_exceeded or canceled", i, err)
+		}
+	}
+	_, err := toFront.GetSubjectStatus(t.Context(), statusRequest())
+	if connect.CodeOf(err) != connect.CodeUnavailable || message(err) != "patient: circuit breaker open" {
+		t.Fatalf("after %d timeouts of the hung service: %v, want the middle's breaker open", testBreaker.MinCalls, err)
+	}
+	if err := <-answered; !errors.Is(err, client.ErrOpen) {
+		t.Errorf("the middle's call: %v, want an error wrapping client.ErrOpen", err)
+	}
+	if n := back.attempts(getStatus); n != int(testBreaker.MinCalls) {
+		t.Errorf("hung service saw %d attempts, want %d: none once the breaker opened", n, testBreaker.MinCalls)
+	}
+}
+
+// TestBreakerJudgesCancelledCallsByHowLongTheyWaited: a caller that gives up soon
+// says nothing about the dependency; one that waited half the dependency's timeout
+// without an answer met a slow dependency, and that counts.
+func TestBreakerJudgesCancelledCallsByHowLongTheyWaited(t *testing.T) {
+	s := newServer(t)
+	hang(s)
+	dep := s.dependency()
+	dep.Timeout = 400 * time.Millisecond
+	dep.Breaker = testBreaker
+	c := s.patients(dep)
+	callCancelledAfter := func(wait time.Duration) error {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		stop := time.AfterFunc(wait, cancel)
+		defer stop.Stop()
+		_, err := c.GetSubjectStatus(ctx, statusRequest())
+		return err
+	}
+	// An open breaker would answer unavailable at once instead.
+	for i := range 2 * int(testBreaker.MinCalls) {
+		if err := callCancelledAfter(20 * time.Millisecond); connect.CodeOf(err) != connect.CodeCanceled {
+			t.Fatalf("call %d cancelled soon: %v, want canceled: calls cancelled soon opened the breaker", i, err)
+		}
+	}
+	for i := range int(testBreaker.MinCalls) {
+		if err := callCancelledAfter(dep.Timeout * 3 / 4); connect.CodeOf(err) != connect.CodeCanceled {
+			t.Fatalf("slow call %d: %v, want canceled", i, err)
+		}
+	}
+	err := callCancelledAfter(dep.Timeout * 3 / 4)
+	if !errors.Is(err, client.ErrOpen) || message(err) != "patient: circuit breaker open" {
+		t.Fatalf("after %d slow calls: %v, want the breaker open", testBreaker.MinCalls, err)
+	}
 }

@@ -1,44 +1,73 @@
 // Package client builds the clients TrialHub services call each other (and outside
-// vendors) with: generated Connect clients over gRPC, with a per-dependency timeout,
-// safe retries, a retry budget, a circuit breaker and a SERVICE token on every call.
+// vendors) with: generated Connect clients (New) and plain HTTP clients for vendors
+// that do not speak Connect (HTTP), each with a per-dependency timeout, safe
+// retries, a retry budget, a circuit breaker and, where set, a bearer token.
 //
 //	dep := client.Service("trial", "http://trial:8080")
 //	trials := trialv1connect.NewTrialServiceClient(client.New(dep, client.WithTokens(tokens)))
+//	sms := client.HTTP(client.Vendor("sms-vendor", "https://sms.example"))
 //
 // # Which layer retries
 //
 // Exactly one layer decides retries: the HTTP layer, through
 // github.com/hashicorp/go-retryablehttp. It sees what is safe to judge there:
 // transport errors (connection refused or reset, no response) and HTTP 429, 502, 503
-// and 504 (proxies, load balancers, a server that is shedding load), with Retry-After
-// honoured. A gRPC error status arrives in trailers behind HTTP 200, so the HTTP layer
-// cannot see it, and the Connect layer above deliberately does not retry it: a server
-// that answered with a status has run the handler, and two layers retrying the same
-// call would multiply attempts (3 x 3). The Connect layer only marks which calls may
-// be retried at all: methods marked NO_SIDE_EFFECTS or IDEMPOTENT in the contract,
-// and requests that carry an idempotency_key; anything else is sent exactly once.
+// and 504 from proxies, load balancers or a server that is shedding load, with
+// Retry-After honoured. It never retries the RPC server's own answer: a gRPC status
+// in trailers behind HTTP 200, a gRPC-Web grpc-status header, or a Connect unary
+// error (HTTP 503/429/504 with a JSON body naming a Connect code). A server that
+// answered with a status has run the handler, and two layers retrying the same
+// call would multiply attempts (3 x 3), across hops too. The Connect layer only
+// marks which calls may be retried at all: methods marked NO_SIDE_EFFECTS or
+// IDEMPOTENT in the contract, and requests that carry an idempotency_key; anything
+// else is sent exactly once. HTTP's clients retry GET, HEAD, OPTIONS, PUT and
+// DELETE, and requests carrying an Idempotency-Key header.
 //
 // Every attempt runs under one deadline, set by the dependency's timeout (or an
 // earlier deadline of the caller) and propagated on the wire (grpc-timeout), and a
 // retry budget caps retries at a fraction of calls so a struggling dependency is not
 // hit by a retry storm. The circuit breaker sits above the retries and counts whole
-// calls.
+// calls; interceptors given with WithInterceptors sit above the breaker and see each
+// call once, as its caller does.
 package client
 
 import (
 	"context"
-	"log/slog"
+	"errors"
+	"fmt"
 	"net"
 	"net/http"
+	"syscall"
 	"time"
 
 	"connectrpc.com/connect/v2"
 	"connectrpc.com/connect/v2/connecthttp"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/trialhub/trialhub/services/platform/auth"
 )
+
+// Protocol is the wire protocol a client speaks to a dependency.
+type Protocol string
+
+// The protocols a TrialHub server answers on one port.
+const (
+	// ProtocolGRPC is gRPC over HTTP/2 without TLS (h2c): service to service.
+	ProtocolGRPC Protocol = "grpc"
+	// ProtocolConnect is the Connect protocol over HTTP/1.1 or HTTP/2.
+	ProtocolConnect Protocol = "connect"
+	// ProtocolGRPCWeb is gRPC-Web over HTTP/1.1 or HTTP/2.
+	ProtocolGRPCWeb Protocol = "grpcweb"
+)
+
+// parseProtocol returns the protocol named s ("grpc", "connect" or "grpcweb"), or
+// an error naming the ones there are.
+func parseProtocol(s string) (Protocol, error) {
+	switch p := Protocol(s); p {
+	case ProtocolGRPC, ProtocolConnect, ProtocolGRPCWeb:
+		return p, nil
+	}
+	return "", fmt.Errorf("unknown protocol %q: want %s, %s or %s", s, ProtocolGRPC, ProtocolConnect, ProtocolGRPCWeb)
+}
 
 // Dependency is everything about calling one dependency. Zero fields take the
 // defaults documented on each; Service and Vendor fill in the rest.
@@ -64,9 +93,9 @@ type Dependency struct {
 	RetryBudget float64
 	// Breaker configures the circuit breaker.
 	Breaker Breaker
-	// Protocol is the wire protocol: "grpc" (default, for service-to-service),
-	// "connect" or "grpcweb".
-	Protocol string
+	// Protocol is the wire protocol of New's clients. Default ProtocolGRPC.
+	// HTTP's clients speak plain HTTP and ignore it.
+	Protocol Protocol
 }
 
 // Service returns the defaults for another TrialHub service.
@@ -97,76 +126,54 @@ func (d Dependency) withDefaults() Dependency {
 		d.RetryBudget = 0.2
 	}
 	if d.Protocol == "" {
-		d.Protocol = "grpc"
+		d.Protocol = ProtocolGRPC
 	}
 	d.Breaker = d.Breaker.withDefaults()
 	return d
 }
 
-type options struct {
-	tokens     auth.TokenSource
-	transport  http.RoundTripper
-	connection connect.Transport
-	log        *slog.Logger
-}
-
-// Option configures New.
-type Option func(*options)
-
-// WithTokens sets where the SERVICE bearer token for each call comes from.
-// Default: no token (only public methods can be called).
-func WithTokens(ts auth.TokenSource) Option { return func(o *options) { o.tokens = ts } }
-
-// WithRoundTripper replaces the HTTP transport under the retry layer (tests use it
-// to inject faults). Default: an HTTP/2-without-TLS transport for gRPC, HTTP/1.1 and
-// HTTP/2 otherwise.
-func WithRoundTripper(rt http.RoundTripper) Option { return func(o *options) { o.transport = rt } }
-
-// WithConnectTransport sends calls through a connect transport instead of HTTP,
-// such as connectinprocess in the single-process dev stack. The timeout, breaker
-// and token still apply; HTTP retries do not (there is no network to fail).
-func WithConnectTransport(t connect.Transport) Option {
-	return func(o *options) { o.connection = t }
-}
-
-// WithLogger sets the logger for breaker state changes. Default slog.Default().
-func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
-
 // New returns a connect client for dep, to hand to a generated NewXServiceClient.
+// Build one per dependency at start and share it: the breaker and the retry budget
+// belong to the client. New panics when dep.Protocol is not one of the Protocol
+// constants (FromEnv refuses such config with an error).
+//
+// Around each call, outermost first: the interceptors of WithInterceptors, the
+// circuit breaker, the dependency's timeout, the bearer token, the marking of
+// calls safe to retry; under them the HTTP layer's retries.
 func New(dep Dependency, opts ...Option) *connect.Client {
 	dep = dep.withDefaults()
-	o := options{log: slog.Default()}
-	for _, opt := range opts {
-		opt(&o)
+	if _, err := parseProtocol(string(dep.Protocol)); err != nil {
+		panic(fmt.Sprintf("client: dependency %s: %v", dep.Name, err))
 	}
+	o := newOptions(opts)
 	transport := o.connection
 	if transport == nil {
 		base := o.transport
 		if base == nil {
 			base = defaultTransport(dep.Protocol)
 		}
-		httpClient := &http.Client{Transport: newRetrier(dep, base)}
+		httpClient := &http.Client{Transport: peerFailures{newRetrier(dep, base, safeRPC, rpcAnswer)}}
 		var protocol []connecthttp.Option
 		switch dep.Protocol {
-		case "grpc":
+		case ProtocolGRPC:
 			protocol = append(protocol, connecthttp.WithGRPC())
-		case "grpcweb":
+		case ProtocolGRPCWeb:
 			protocol = append(protocol, connecthttp.WithGRPCWeb())
 		}
 		transport = connecthttp.NewTransport(httpClient, dep.BaseURL, protocol...)
 	}
-	breaker := newBreaker(dep, o.log)
-	return connect.NewClient(transport,
-		breaker.interceptor(),
+	chain := append(o.interceptors[:len(o.interceptors):len(o.interceptors)],
+		newBreaker(dep, o.log).interceptor(),
 		deadline(dep.Timeout),
 		bearer(o.tokens),
 		markRetryable(),
 	)
+	return connect.NewClient(transport, chain...)
 }
 
-func defaultTransport(protocol string) *http.Transport {
+func defaultTransport(protocol Protocol) *http.Transport {
 	protocols := new(http.Protocols)
-	if protocol == "grpc" {
+	if protocol == ProtocolGRPC {
 		// gRPC needs HTTP/2; inside the cluster it runs without TLS (h2c prior knowledge).
 		protocols.SetUnencryptedHTTP2(true)
 	} else {
@@ -176,11 +183,28 @@ func defaultTransport(protocol string) *http.Transport {
 	}
 	return &http.Transport{
 		Protocols:           protocols,
+		Proxy:               http.ProxyFromEnvironment,
 		DialContext:         (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConnsPerHost: 64,
 		IdleConnTimeout:     90 * time.Second,
 		ForceAttemptHTTP2:   true,
 	}
+}
+
+// peerFailures makes a connection the dependency reset or broke read as its
+// failure. Connect maps ECONNRESET and EPIPE to CodeCanceled, as if our caller had
+// given up, which would hide them from the breaker (it excludes cancellations).
+type peerFailures struct{ next http.RoundTripper }
+
+func (p peerFailures) RoundTrip(req *http.Request) (*http.Response, error) {
+	res, err := p.next.RoundTrip(req)
+	if err == nil || req.Context().Err() != nil {
+		return res, err
+	}
+	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+		return res, connect.NewError(connect.CodeUnavailable, err.Error()).WithCause(err)
+	}
+	return res, err
 }
 
 // deadline bounds every call by timeout unless the caller's deadline is earlier.
@@ -245,57 +269,4 @@ func bearer(tokens auth.TokenSource) connect.ClientInterceptor {
 			return next(ctx, spec)
 		}
 	}
-}
-
-// retryState tells the HTTP layer whether the call in flight may be retried. It is
-// set by the Connect layer, which knows the method and sees the request message,
-// before the HTTP request is made (unary and server-streaming requests are sent
-// when their one message is). The HTTP layer counts the call's attempts in it.
-type retryState struct {
-	safe     bool
-	attempts int
-}
-
-type retryStateKey struct{}
-
-// idempotencyKeyField is the request field that makes a write safe to retry.
-const idempotencyKeyField = "idempotency_key"
-
-func markRetryable() connect.ClientInterceptor {
-	return func(next connect.ClientFunc) connect.ClientFunc {
-		return func(ctx context.Context, spec connect.Spec) (connect.ClientStream, error) {
-			if spec.StreamType&connect.StreamTypeClient != 0 {
-				// Client and bidi streams send a body that cannot be replayed.
-				return next(ctx, spec)
-			}
-			state := &retryState{safe: spec.IdempotencyLevel != connect.IdempotencyUnknown}
-			stream, err := next(context.WithValue(ctx, retryStateKey{}, state), spec)
-			if err != nil || state.safe {
-				return stream, err
-			}
-			return &keyWatcher{ClientStream: stream, state: state}, nil
-		}
-	}
-}
-
-// keyWatcher marks a call retryable when its request carries an idempotency key.
-type keyWatcher struct {
-	connect.ClientStream
-	state *retryState
-}
-
-func (s *keyWatcher) Send(msg any) error {
-	if m, ok := msg.(proto.Message); ok && m != nil {
-		r := m.ProtoReflect()
-		fd := r.Descriptor().Fields().ByName(idempotencyKeyField)
-		if fd != nil && fd.Kind() == protoreflect.StringKind && !fd.IsList() && r.Get(fd).String() != "" {
-			s.state.safe = true
-		}
-	}
-	return s.ClientStream.Send(msg)
-}
-
-func retryable(ctx context.Context) bool {
-	s, ok := ctx.Value(retryStateKey{}).(*retryState)
-	return ok && s.safe
 }

@@ -55,3 +55,63 @@ func TestFromEnvRejectsBadValues(t *testing.T) {
 		}
 	}
 }
+
+func TestFromEnvProtocol(t *testing.T) {
+	for v, want := range map[string]client.Protocol{
+		"grpc":    client.ProtocolGRPC,
+		"connect": client.ProtocolConnect,
+		"grpcweb": client.ProtocolGRPCWeb,
+	} {
+		dep, err := client.FromEnv(client.Service("trial", "http://trial"), lookup(map[string]string{"TRIALHUB_TRIAL_PROTOCOL": v}))
+		if err != nil || dep.Protocol != want {
+			t.Errorf("PROTOCOL=%s: %q, %v; want %q", v, dep.Protocol, err, want)
+		}
+	}
+	for _, v := range []string{"http", "GRPC", "grpc-web", "json"} {
+		_, err := client.FromEnv(client.Service("trial", "http://trial"), lookup(map[string]string{"TRIALHUB_TRIAL_PROTOCOL": v}))
+		if err == nil {
+			t.Errorf("PROTOCOL=%s accepted", v)
+			continue
+		}
+		want := `TRIALHUB_TRIAL_PROTOCOL="` + v + `": unknown protocol "` + v + `": want grpc, connect or grpcweb`
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("PROTOCOL=%s: error %q, want it to say %q", v, err, want)
+		}
+	}
+}
+
+func TestFromEnvBackoffAndBreaker(t *testing.T) {
+	env := map[string]string{
+		"TRIALHUB_TRIAL_BACKOFF_BASE":   "10ms",
+		"TRIALHUB_TRIAL_BACKOFF_MAX":    "2s",
+		"TRIALHUB_TRIAL_BREAKER_WINDOW": "1m",
+		"TRIALHUB_TRIAL_BREAKER_PROBES": "3",
+	}
+	dep, err := client.FromEnv(client.Service("trial", "http://trial"), lookup(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dep.BackoffBase != 10*time.Millisecond || dep.BackoffMax != 2*time.Second ||
+		dep.Breaker.Window != time.Minute || dep.Breaker.Probes != 3 {
+		t.Fatalf("dep %+v", dep)
+	}
+	bad := map[string]string{"TRIALHUB_TRIAL_BREAKER_PROBES": "0", "TRIALHUB_TRIAL_BACKOFF_MAX": "-1s"}
+	_, err = client.FromEnv(client.Service("trial", "http://trial"), lookup(bad))
+	for _, want := range []string{"TRIALHUB_TRIAL_BREAKER_PROBES", "TRIALHUB_TRIAL_BACKOFF_MAX"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not name %s", err, want)
+		}
+	}
+}
+
+func TestNewRefusesAnUnknownProtocol(t *testing.T) {
+	defer func() {
+		r := recover()
+		if msg, _ := r.(string); !strings.Contains(msg, `dependency trial: unknown protocol "http"`) {
+			t.Fatalf("New with protocol http: recovered %v, want a panic naming the dependency and protocol", r)
+		}
+	}()
+	dep := client.Service("trial", "http://trial")
+	dep.Protocol = "http"
+	client.New(dep)
+}

@@ -2,8 +2,11 @@ package client_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
+	"net/http"
+	"strings"
 	"time"
 
 	patientv1 "github.com/trialhub/trialhub/gen/go/trialhub/patient/v1"
@@ -34,10 +37,36 @@ func ExampleNew() {
 // A dependency is tuned field by field; zero fields keep their defaults.
 func ExampleDependency() {
 	dep := client.Vendor("push-vendor", "https://push.example.com")
-	dep.Protocol = "connect" // the vendor does not speak gRPC
+	dep.Protocol = client.ProtocolConnect // the vendor does not speak gRPC
 	dep.MaxAttempts = 2
 	dep.Breaker = client.Breaker{OpenFor: 30 * time.Second}
 	_ = client.New(dep, client.WithTokens(auth.StaticToken("vendor-api-key")))
+}
+
+// A vendor that does not speak Connect gets a plain *http.Client with the same
+// timeout, safe retries and breaker.
+func ExampleHTTP() {
+	dep := client.Vendor("sms-vendor", "https://sms.example.com")
+	sms := client.HTTP(dep, client.WithTokens(auth.StaticToken("vendor-api-key")))
+
+	req, err := http.NewRequest(http.MethodPost, dep.BaseURL+"/v1/messages",
+		strings.NewReader(`{"to":"+4915112345678","text":"Your code is 123456"}`))
+	if err != nil {
+		log.Fatal(err)
+	}
+	// A POST is sent once unless it carries an Idempotency-Key the vendor honours.
+	req.Header.Set("Idempotency-Key", "activation-0f8e3a55")
+	res, err := sms.Do(req)
+	if errors.Is(err, client.ErrOpen) {
+		log.Print("sms vendor is failing; the outbox job will retry later")
+		return
+	}
+	if err != nil {
+		log.Printf("sms vendor: %v", err)
+		return
+	}
+	defer res.Body.Close()
+	fmt.Println(res.Status)
 }
 
 func ExampleService() {

@@ -40,8 +40,11 @@ const (
 type fault struct {
 	status     int    // answer with this HTTP status, as a proxy or load balancer would
 	retryAfter string // with this Retry-After header
-	drop       bool   // close the connection before any response: a transport error
-	reset      bool   // with drop: reset it (RST) rather than close it
+	// contentType and body of the status answer; default text/plain and the
+	// status text
+	contentType, body string
+	drop              bool // close the connection before any response: a transport error
+	reset             bool // with drop: reset it (RST) rather than close it
 }
 
 var (
@@ -133,9 +136,13 @@ func (s *server) faults(next http.Handler) http.Handler {
 			if f.retryAfter != "" {
 				w.Header().Set("Retry-After", f.retryAfter)
 			}
-			w.Header().Set("Content-Type", "text/plain")
+			contentType, body := "text/plain", http.StatusText(f.status)
+			if f.contentType != "" {
+				contentType, body = f.contentType, f.body
+			}
+			w.Header().Set("Content-Type", contentType)
 			w.WriteHeader(f.status)
-			_, _ = io.WriteString(w, http.StatusText(f.status))
+			_, _ = io.WriteString(w, body)
 		default:
 			next.ServeHTTP(w, r)
 		}

@@ -2,32 +2,39 @@ package client
 
 import (
 	"context"
-	"errors"
 	"math"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
-	"connectrpc.com/connect/v2"
 	"github.com/hashicorp/go-retryablehttp"
 )
 
-// retrier is the HTTP round tripper under every client: calls the Connect layer
-// marked safe go through go-retryablehttp, all others straight to the network, sent
-// exactly once.
+// retrier is the HTTP round tripper under every client: requests that safe allows
+// go through go-retryablehttp, all others straight to the network, sent exactly
+// once.
 type retrier struct {
 	once  http.RoundTripper
 	retry http.RoundTripper
 	spend *budget
+	safe  func(*http.Request) bool
 }
 
-func newRetrier(dep Dependency, base http.RoundTripper) *retrier {
+// attemptsKey holds the attempt count of the request in flight.
+type attemptsKey struct{}
+
+// newRetrier retries the requests safe allows, on transport errors and on
+// 429/502/503/504 answers that answered does not claim as the server's own.
+func newRetrier(dep Dependency, base http.RoundTripper, safe func(*http.Request) bool, answered func(*http.Response) bool) *retrier {
 	b := newBudget(dep.RetryBudget, 10)
 	rc := retryablehttp.NewClient()
-	rc.HTTPClient = &http.Client{Transport: base}
+	rc.HTTPClient = &http.Client{
+		Transport: base,
+		// Redirects are the outer http.Client's to follow, under its policy.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 	rc.Logger = nil
 	rc.RetryMax = dep.MaxAttempts - 1
 	rc.RetryWaitMin = dep.BackoffBase
@@ -39,51 +46,41 @@ func newRetrier(dep Dependency, base http.RoundTripper) *retrier {
 		if !retryableOutcome(res, err) || ctx.Err() != nil {
 			return false, nil
 		}
+		if err == nil && answered != nil && answered(res) {
+			return false, nil
+		}
 		// go-retryablehttp asks before it checks RetryMax, so count attempts here:
 		// after the last one no retry follows, and none must be paid for.
-		if s, ok := ctx.Value(retryStateKey{}).(*retryState); ok {
-			s.attempts++
-			if s.attempts >= dep.MaxAttempts {
+		if n, ok := ctx.Value(attemptsKey{}).(*int); ok {
+			*n++
+			if *n >= dep.MaxAttempts {
 				return false, nil
 			}
 		}
 		return b.withdraw(), nil
 	}
 	rc.Backoff = backoff
-	// Hand the last response or error to connect unchanged, so a 503 still becomes
-	// CodeUnavailable rather than an opaque "giving up" error.
+	// Hand the last response or error to the caller unchanged, so a 503 still
+	// becomes CodeUnavailable rather than an opaque "giving up" error.
 	rc.ErrorHandler = retryablehttp.PassthroughErrorHandler
-	return &retrier{once: base, retry: &retryablehttp.RoundTripper{Client: rc}, spend: b}
+	return &retrier{once: base, retry: &retryablehttp.RoundTripper{Client: rc}, spend: b, safe: safe}
 }
 
 // RoundTrip implements http.RoundTripper.
 func (r *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 	r.spend.deposit()
-	rt := r.once
-	if retryable(req.Context()) && (req.GetBody != nil || req.Body == nil) {
-		rt = r.retry
+	if !r.safe(req) || (req.GetBody == nil && req.Body != nil && req.Body != http.NoBody) {
+		return r.once.RoundTrip(req)
 	}
-	res, err := rt.RoundTrip(req)
-	return res, peerFailure(req.Context(), err)
+	attempts := 0
+	return r.retry.RoundTrip(req.WithContext(context.WithValue(req.Context(), attemptsKey{}, &attempts)))
 }
 
-// peerFailure makes a connection the dependency reset or broke read as its
-// failure. Connect maps ECONNRESET and EPIPE to CodeCanceled, as if our caller had
-// given up, which would hide them from the breaker (it excludes cancellations).
-func peerFailure(ctx context.Context, err error) error {
-	if err == nil || ctx.Err() != nil {
-		return err
-	}
-	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
-		return connect.NewError(connect.CodeUnavailable, err.Error()).WithCause(err)
-	}
-	return err
-}
-
-// retryableOutcome reports whether an attempt's outcome is worth another attempt:
-// no response at all (connection refused, reset, timed out at the transport), or a
-// status that means the request was not processed (429 Too Many Requests, 502 Bad
-// Gateway, 503 Service Unavailable, 504 Gateway Timeout).
+// retryableOutcome reports whether an attempt's outcome may be worth another
+// attempt: no response at all (connection refused, reset, timed out at the
+// transport), or a status that, from a proxy or load balancer, means the request
+// was not processed (429 Too Many Requests, 502 Bad Gateway, 503 Service
+// Unavailable, 504 Gateway Timeout).
 func retryableOutcome(res *http.Response, err error) bool {
 	if err != nil {
 		return true

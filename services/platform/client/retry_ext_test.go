@@ -265,3 +265,70 @@ func TestRetryBudget(t *testing.T) {
 		}
 	})
 }
+
+// protocols are the wire protocols a dependency may speak.
+var protocols = []string{"grpc", "connect", "grpcweb"}
+
+// TestHandlerAnswerIsNotRetried: the Connect protocol sends a unary error as an
+// HTTP status (unavailable 503, resource_exhausted 429, deadline_exceeded 504) with
+// a JSON body, and gRPC-Web as grpc-status in the headers. Either way the handler
+// ran and answered: resending would run it again, and across hops the attempts
+// would multiply.
+func TestHandlerAnswerIsNotRetried(t *testing.T) {
+	codes := []connect.Code{connect.CodeUnavailable, connect.CodeResourceExhausted, connect.CodeDeadlineExceeded}
+	for _, protocol := range protocols {
+		for _, code := range codes {
+			t.Run(protocol+"/"+code.String(), func(t *testing.T) {
+				s := newServer(t)
+				s.serveStatus(func(context.Context, *patientv1.GetSubjectStatusRequest) (*patientv1.GetSubjectStatusResponse, error) {
+					return nil, connect.NewError(code, "the handler says so")
+				})
+				dep := s.dependency()
+				dep.Protocol = client.Protocol(protocol)
+				_, err := s.patients(dep).GetSubjectStatus(t.Context(), statusRequest())
+				if connect.CodeOf(err) != code || message(err) != "the handler says so" {
+					t.Fatalf("error %v, want the handler's %v unchanged", err, code)
+				}
+				if n := s.attempts(getStatus); n != 1 {
+					t.Fatalf("server saw %d attempts, want exactly 1: the handler's answer was retried", n)
+				}
+			})
+		}
+	}
+}
+
+// TestProxyErrorIsRetried: a 503 from a proxy or load balancer in front of the
+// dependency is no answer of the handler, whatever protocol the call speaks, even
+// when the proxy answers in JSON.
+func TestProxyErrorIsRetried(t *testing.T) {
+	proxyFaults := map[string]fault{
+		"plain text": unavailable,
+		"html": {status: http.StatusServiceUnavailable, contentType: "text/html; charset=utf-8",
+			body: "<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>"},
+		"json without a code": {status: http.StatusServiceUnavailable, contentType: "application/json",
+			body: `{"error": "no healthy upstream"}`},
+		"json with a numeric code": {status: http.StatusTooManyRequests, contentType: "application/json",
+			body: `{"code": 429, "message": "rate limited"}`},
+		"json with an unknown code": {status: http.StatusBadGateway, contentType: "application/json",
+			body: `{"code": "bad_gateway"}`},
+		"not json": {status: http.StatusGatewayTimeout, contentType: "application/json", body: "upstream timed out"},
+	}
+	for _, protocol := range protocols {
+		for name, f := range proxyFaults {
+			t.Run(protocol+"/"+name, func(t *testing.T) {
+				s := newServer(t)
+				s.fail(getStatus, f, f)
+				dep := s.dependency()
+				dep.Protocol = client.Protocol(protocol)
+				req := statusRequest()
+				res, err := s.patients(dep).GetSubjectStatus(t.Context(), req)
+				if err != nil || res.GetSubjectUuid() != req.GetSubjectUuid() {
+					t.Fatalf("after two proxy errors: %v, %v; want the third attempt served", res, err)
+				}
+				if n := s.attempts(getStatus); n != 3 {
+					t.Errorf("server saw %d attempts, want 3", n)
+				}
+			})
+		}
+	}
+}
