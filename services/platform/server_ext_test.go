@@ -398,6 +398,7 @@ func TestRejectedTokens(t *testing.T) {
 	signEd := func(key auth.Key, kid string, c auth.Claims) string {
 		tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, c)
 		tok.Header["kid"] = kid
+		tok.Header["typ"] = auth.TokenType
 		s, err := tok.SignedString(key.Private)
 		if err != nil {
 			t.Fatal(err)
@@ -437,6 +438,13 @@ func TestRejectedTokens(t *testing.T) {
 	cases["wrong audience"] = trusted(func(c *auth.Claims) { c.Audience = jwt.ClaimStrings{"another-api"} })
 	cases["expired"] = trusted(func(c *auth.Claims) { c.ExpiresAt = jwt.NewNumericDate(now.Add(-time.Hour)) })
 	cases["no expiry"] = trusted(func(c *auth.Claims) { c.ExpiresAt = nil })
+	// A token of another type (a refresh, invitation or reset token signed with the
+	// same key) never passes as an access token (RFC 9068).
+	untyped := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims(nil))
+	untyped.Header["kid"], untyped.Header["typ"] = kid, "JWT"
+	if cases["typ JWT"], err = untyped.SignedString(f.key.Private); err != nil {
+		t.Fatal(err)
+	}
 
 	// The baseline passes, so each failure below is the token's fault.
 	c := patientv1connect.NewPatientServiceClient(f.client(signWithFixtureKey(t, f, claims(nil))))
@@ -501,6 +509,7 @@ func signWithFixtureKey(t *testing.T, f *fixture, c auth.Claims) string {
 	t.Helper()
 	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, c)
 	tok.Header["kid"] = f.key.ID
+	tok.Header["typ"] = auth.TokenType
 	s, err := tok.SignedString(f.key.Private)
 	if err != nil {
 		t.Fatal(err)
