@@ -1,0 +1,65 @@
+package platform
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/trialhub/trialhub/services/platform/auth"
+	"github.com/trialhub/trialhub/services/platform/client"
+)
+
+// Main runs svc as its own process, the whole body of services/<name>/cmd/<name>:
+// configuration from flags, TRIALHUB_* environment variables and an optional YAML
+// file (see Config), JSON logs on stdout, and a graceful stop on SIGINT or SIGTERM.
+// It exits the process with status 1 when the service cannot start.
+func Main(svc Service) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := Run(ctx, svc, os.Args[1:], os.LookupEnv); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", svc.Name, err)
+		stop()
+		os.Exit(1)
+	}
+}
+
+// Run is Main without the process: it serves svc until ctx is done.
+func Run(ctx context.Context, svc Service, args []string, lookup func(string) (string, bool)) error {
+	cfg, err := LoadConfig(svc.Name, args, lookup)
+	if err != nil {
+		return err
+	}
+	level, _ := cfg.Level()
+	log := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: level}))
+	p := Process{
+		Name:     svc.Name,
+		Services: []Service{svc},
+		DSN:      func(string) string { return cfg.DatabaseURL },
+		Log:      log,
+		Dependency: func(_ string, dep client.Dependency) (client.Dependency, error) {
+			return cfg.Dependency(dep, lookup)
+		},
+	}
+	if cfg.JWKSURL != "" {
+		// Keys are re-fetched every 10 minutes, and on an unknown kid at most every
+		// 30 s, so a rotation is picked up without a restart.
+		keys := auth.NewRemoteKeys(auth.FetchJWKS(nil, cfg.JWKSURL), 10*time.Minute, 30*time.Second)
+		p.Verifier = auth.NewVerifier(keys, cfg.Issuer)
+	}
+	if cfg.ServiceTokenFile != "" {
+		p.Tokens = func(string) auth.TokenSource { return auth.FileToken(cfg.ServiceTokenFile) }
+	}
+	if len(cfg.CORSOrigins) > 0 {
+		p.ServerOptions = append(p.ServerOptions, WithCORSOrigins(cfg.CORSOrigins...))
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Addr, err)
+	}
+	return p.Serve(ctx, ln)
+}
