@@ -11,7 +11,7 @@ BUF      := node_modules/.bin/buf
 MODULES  := $(shell sed -n 's/^[[:space:]]*\.\/\([^[:space:]]*\)$$/\1/p' go.work)
 DEPS_DIR := .buf-deps/protovalidate
 DATA     ?= data
-ADDR     ?= :8080
+ADDR     ?= 127.0.0.1:8080
 
 .PHONY: help
 help: ## Show this help

@@ -16,8 +16,10 @@ import (
 	"strings"
 	"time"
 
+	authzv1 "github.com/trialhub/trialhub/gen/go/trialhub/authz/v1"
 	"github.com/trialhub/trialhub/services/platform"
 	"github.com/trialhub/trialhub/services/platform/auth"
+	"github.com/trialhub/trialhub/services/platform/client"
 )
 
 // Issuer is the iss claim of development tokens.
@@ -27,20 +29,32 @@ const Issuer = "trialhub-dev"
 // processes (a service run on its own, a script) can verify dev tokens.
 const JWKSPath = "/.well-known/jwks.json"
 
+// Services is the table of services the dev stack mounts, in order: each one's
+// database is data/<name>.db, its handlers share the one port, its workers run in
+// the process, and its seed runs once all of them serve.
+func Services() []platform.Service {
+	return nil
+}
+
 // Config is what `trialhub dev` runs with.
 type Config struct {
-	// Addr is the listen address, host:port. Default ":8080".
+	// Addr is the listen address, host:port. Default "127.0.0.1:8080": the stack
+	// prints an admin token, so listening beyond this machine is opt-in.
 	Addr string
 	// Data is the folder for databases and the dev key. Default "data".
 	Data string
 	// Web is the folder of the built browser app, served at /. When it does not
 	// exist, / says how to build it. Default "web-client/dist".
 	Web string
+	// Services replaces the table the stack mounts (tests mount their own).
+	// Default Services().
+	Services []platform.Service
 	// Log receives the server's logs. Default JSON on stderr.
 	Log *slog.Logger
 	// Out receives the start-up banner for a newcomer. Default io.Discard.
 	Out io.Writer
-	// Ready, when set, is called with the bound address once the stack serves.
+	// Ready, when set, is called with the bound address once the stack serves and
+	// the demo data is seeded.
 	Ready func(addr string)
 }
 
@@ -61,7 +75,7 @@ func Signer(data string) (*auth.Signer, error) {
 // Dev runs the stack until ctx is done.
 func Dev(ctx context.Context, cfg Config) error {
 	if cfg.Addr == "" {
-		cfg.Addr = ":8080"
+		cfg.Addr = "127.0.0.1:8080"
 	}
 	if cfg.Data == "" {
 		cfg.Data = "data"
@@ -72,42 +86,70 @@ func Dev(ctx context.Context, cfg Config) error {
 	if cfg.Web == "" {
 		cfg.Web = filepath.Join("web-client", "dist")
 	}
+	if cfg.Services == nil {
+		cfg.Services = Services()
+	}
 	signer, err := Signer(cfg.Data)
 	if err != nil {
 		return err
 	}
-	verifier := auth.NewVerifier(auth.StaticKeys{signer.PublicKey()}, Issuer)
-	opts := []platform.Option{
-		platform.WithVerifier(verifier),
-		// The dev stack serves the browser app and local tools from any origin.
-		platform.WithCORSOrigins("*"),
-	}
-	if cfg.Log != nil {
-		opts = append(opts, platform.WithLogger(cfg.Log))
-	}
-	srv := platform.NewServer("trialhub", opts...)
-	srv.Handle("GET "+JWKSPath, jwksHandler(signer))
-	srv.Handle("/", webHandler(cfg.Web))
-
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Addr, err)
 	}
-	if err := banner(cfg, ln.Addr().String(), signer); err != nil {
-		ln.Close()
-		return err
+	self := "http://" + ln.Addr().String()
+	mint := func(c auth.Caller) (string, error) {
+		token, _, err := signer.Sign(c, 12*time.Hour)
+		return token, err
 	}
-	if cfg.Ready != nil {
-		cfg.Ready(ln.Addr().String())
+	var seeded strings.Builder // what the seeds print goes into the banner
+	p := platform.Process{
+		Name:     "trialhub",
+		Services: cfg.Services,
+		DSN:      cfg.DSN,
+		Verifier: auth.NewVerifier(signer.Keys(), Issuer),
+		Log:      cfg.Log,
+		// Each service calls the others as itself, with a SERVICE token.
+		Tokens: func(service string) auth.TokenSource {
+			return auth.NewSignerTokens(signer, auth.Caller{Subject: service, Role: authzv1.Role_ROLE_SERVICE}, time.Hour)
+		},
+		// Calls between services go over the network to the stack's own port,
+		// through the same client kit (timeouts, retries, breakers) and the whole
+		// server chain as in production; TRIALHUB_<NAME>_* still tunes each.
+		Dependency: func(_ string, dep client.Dependency) (client.Dependency, error) {
+			if dep.BaseURL == "" {
+				dep.BaseURL = self
+			}
+			return client.FromEnv(dep, os.LookupEnv)
+		},
+		ServerOptions: []platform.Option{
+			// The dev stack serves the browser app and local tools from any origin.
+			platform.WithCORSOrigins("*"),
+			// Nothing balances load in front of the dev stack: stop at once.
+			platform.WithDrainDelay(0),
+		},
+		Routes: map[string]http.Handler{
+			"GET " + JWKSPath: jwksHandler(signer),
+			"/":               webHandler(cfg.Web),
+		},
+		Seed: &platform.SeedConfig{Mint: mint, Out: &seeded},
+		Ready: func(addr string) {
+			if err := banner(cfg, addr, signer, seeded.String()); err != nil && cfg.Log != nil {
+				cfg.Log.Warn("banner", "error", err.Error())
+			}
+			if cfg.Ready != nil {
+				cfg.Ready(addr)
+			}
+		},
 	}
-	return srv.Serve(ctx, ln)
+	return p.Serve(ctx, ln)
 }
 
 func jwksHandler(signer *auth.Signer) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/jwk-set+json")
 		w.Header().Set("Cache-Control", "max-age=300")
-		_ = json.NewEncoder(w).Encode(auth.JWKS{Keys: []auth.JWK{signer.PublicKey().ToJWK()}})
+		_ = json.NewEncoder(w).Encode(signer.JWKS())
 	})
 }
 
@@ -124,7 +166,7 @@ func webHandler(dir string) http.Handler {
 }
 
 // banner prints what a newcomer needs: where it runs, how to check it, and tokens.
-func banner(cfg Config, addr string, signer *auth.Signer) error {
+func banner(cfg Config, addr string, signer *auth.Signer, seeded string) error {
 	host, port, _ := net.SplitHostPort(addr)
 	if host == "" || host == "::" || host == "0.0.0.0" {
 		host = "localhost"
@@ -144,11 +186,16 @@ func banner(cfg Config, addr string, signer *auth.Signer) error {
 		`              printf '\x00\x00\x00\x00\x13{"listServices":""}' | curl -s --http2-prior-knowledge -H 'Content-Type: application/connect+json' --data-binary @- ` +
 			base + "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
 		"  keys:       curl -s " + base + JWKSPath,
+	}
+	if seeded != "" {
+		lines = append(lines, strings.TrimRight(seeded, "\n"))
+	}
+	lines = append(lines,
 		"  tokens:     go run ./services/stack/cmd/trialhub token --data " + cfg.Data + " --role analyst   (patient|investigator --site ID|analyst|admin|service)",
 		"  admin token (12 h):",
 		"    " + admin,
 		"",
-	}
+	)
 	_, err = io.WriteString(cfg.Out, strings.Join(lines, "\n")+"\n")
 	return err
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/riverqueue/river"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	authzv1 "github.com/trialhub/trialhub/gen/go/trialhub/authz/v1"
 	"github.com/trialhub/trialhub/services/platform"
 	"github.com/trialhub/trialhub/services/platform/audit"
 	"github.com/trialhub/trialhub/services/platform/auth"
@@ -49,7 +50,26 @@ func Service(worker string) platform.Service {
 			river.AddWorker(m.Workers, &noteAddedWorker{db: m.DB, worker: worker})
 			return nil
 		},
+		Seed: seed,
 	}
+}
+
+// seed adds a demo note through the API, as every service seeds the dev stack.
+// The idempotency key makes a restart within the key's lifetime add nothing.
+func seed(ctx context.Context, s *platform.Seeder) error {
+	c, err := s.Client(auth.Caller{Subject: "seed", Role: authzv1.Role_ROLE_ADMIN})
+	if err != nil {
+		return err
+	}
+	req, err := structpb.NewStruct(map[string]any{"text": "a note from the seed", "idempotency_key": "seed-note-1"})
+	if err != nil {
+		return err
+	}
+	if err := c.CallUnary(ctx, Spec(AddNoteProcedure), req, &structpb.Struct{}); err != nil {
+		return fmt.Errorf("add the demo note: %w", err)
+	}
+	_, err = fmt.Fprintln(s.Out, "  notes:      a demo note")
+	return err
 }
 
 type service struct {

@@ -62,7 +62,7 @@ func env(name, def string) string {
 
 func dev(args []string) error {
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
-	addr := fs.String("addr", env("TRIALHUB_ADDR", ":8080"), "listen address `host:port` (env TRIALHUB_ADDR)")
+	addr := fs.String("addr", env("TRIALHUB_ADDR", "127.0.0.1:8080"), "listen address `host:port` (env TRIALHUB_ADDR)")
 	data := fs.String("data", env("TRIALHUB_DATA", "data"), "data `folder` for databases and the dev key (env TRIALHUB_DATA)")
 	web := fs.String("web", env("TRIALHUB_WEB", "web-client/dist"), "`folder` of the built browser app, served at / (env TRIALHUB_WEB)")
 	if err := fs.Parse(args); err != nil {
