@@ -191,9 +191,9 @@ func banner(cfg Config, addr string, signer *auth.Signer, seeded string) error {
 		lines = append(lines, strings.TrimRight(seeded, "\n"))
 	}
 	lines = append(lines,
-		"  tokens:     go run ./services/stack/cmd/trialhub token --data " + cfg.Data + " --role analyst   (patient|investigator --site ID|analyst|admin|service)",
+		"  tokens:     go run ./services/stack/cmd/trialhub token --data "+cfg.Data+" --role analyst   (patient|investigator --site ID|analyst|admin|service)",
 		"  admin token (12 h):",
-		"    " + admin,
+		"    "+admin,
 		"",
 	)
 	_, err = io.WriteString(cfg.Out, strings.Join(lines, "\n")+"\n")
