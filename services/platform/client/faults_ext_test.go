@@ -312,8 +312,10 @@ func (accounts) Login(context.Context, *patientv1.LoginRequest) (*patientv1.Logi
 }
 
 func (accounts) Register(_ context.Context, req *patientv1.RegisterRequest) (*patientv1.RegisterResponse, error) {
-	// The same key returns the same account, as the contract promises.
-	return &patientv1.RegisterResponse{SubjectUuid: uuid.NewSHA1(uuid.NameSpaceOID, []byte(req.GetIdempotencyKey())).String()}, nil
+	// The same key returns the same registration, as the contract promises.
+	return &patientv1.RegisterResponse{Outcome: &patientv1.RegisterResponse_CodeSent{CodeSent: &patientv1.RegistrationPending{
+		RegistrationId: uuid.NewSHA1(uuid.NameSpaceOID, []byte(req.GetIdempotencyKey())).String(),
+	}}}, nil
 }
 
 // Requests that pass the contract's validation.

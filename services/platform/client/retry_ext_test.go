@@ -150,8 +150,8 @@ func TestRetriesAWriteThatCarriesAnIdempotencyKey(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Register after a %s: %v", name, err)
 			}
-			if want := uuid.NewSHA1(uuid.NameSpaceOID, []byte(key)).String(); res.GetSubjectUuid() != want {
-				t.Errorf("subject %q, want the account of key %q", res.GetSubjectUuid(), key)
+			if want := uuid.NewSHA1(uuid.NameSpaceOID, []byte(key)).String(); res.GetCodeSent().GetRegistrationId() != want {
+				t.Errorf("registration %q, want the registration of key %q", res.GetCodeSent().GetRegistrationId(), key)
 			}
 			if n := s.attempts(register); n != 2 {
 				t.Errorf("server saw %d attempts, want 2", n)

@@ -57,8 +57,20 @@ var ruleCases = []ruleCase{
 	celCase("", "create_staff_account.investigator_needs_sites", "", func(m *patientv1.CreateStaffAccountRequest) {
 		m.SiteIds = nil
 	}),
-	celCase("", "create_staff_account.admin_has_no_sites", "", func(m *patientv1.CreateStaffAccountRequest) {
-		m.Role = authzv1.Role_ROLE_ADMIN
+	celCase("", "create_staff_account.investigator_needs_trials", "", func(m *patientv1.CreateStaffAccountRequest) {
+		m.TrialIds = nil
+	}),
+	celCase("analyst", "create_staff_account.analyst_needs_trials", "", func(m *patientv1.CreateStaffAccountRequest) {
+		m.TrialIds = nil
+	}),
+	celCase("analyst", "create_staff_account.analyst_has_no_sites", "", func(m *patientv1.CreateStaffAccountRequest) {
+		m.SiteIds = []string{siteID}
+	}),
+	celCase("admin", "create_staff_account.admin_has_no_sites", "", func(m *patientv1.CreateStaffAccountRequest) {
+		m.SiteIds = []string{siteID}
+	}),
+	celCase("admin", "create_staff_account.admin_has_no_trials", "", func(m *patientv1.CreateStaffAccountRequest) {
+		m.TrialIds = []string{trialID}
 	}),
 	celCase("", "create_staff_account.role.staff_only", "role", func(m *patientv1.CreateStaffAccountRequest) {
 		m.Role = authzv1.Role_ROLE_PATIENT

@@ -51,8 +51,15 @@ var examples = []example{
 	{typ: "trialhub.patient.v1.RefreshTokenRequest", json: `{"refreshToken": "rt_4f9c2a7d1e8b6f3a0c5d9e2b7a4f1c8d6e3b0a9f"}`},
 	{typ: "trialhub.patient.v1.CreateStaffAccountRequest", json: `{
 		"username": "j.moreau", "displayName": "Dr. Julie Moreau", "password": "an initial secret",
-		"role": "ROLE_INVESTIGATOR", "siteIds": ["` + siteID + `"],
+		"role": "ROLE_INVESTIGATOR", "siteIds": ["` + siteID + `"], "trialIds": ["` + trialID + `"],
 		"idempotencyKey": "staff-3e5a7c9b1d2f"}`},
+	{typ: "trialhub.patient.v1.CreateStaffAccountRequest", variant: "analyst", json: `{
+		"username": "a.okafor", "displayName": "Ada Okafor", "password": "an initial secret",
+		"role": "ROLE_ANALYST", "trialIds": ["` + trialID + `"],
+		"idempotencyKey": "staff-8b6d4f2a0c1e"}`},
+	{typ: "trialhub.patient.v1.CreateStaffAccountRequest", variant: "admin", json: `{
+		"username": "admin", "displayName": "Platform Administrator", "password": "an initial secret",
+		"role": "ROLE_ADMIN", "idempotencyKey": "staff-0a2c4e6f8b1d"}`},
 	{typ: "trialhub.patient.v1.GetSigningKeysRequest", json: `{}`},
 
 	// trialhub.patient.v1.PatientService

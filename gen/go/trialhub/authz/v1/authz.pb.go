@@ -37,9 +37,13 @@ const (
 	// A person enrolled (or registering to enrol) in a trial. Acts only on their own
 	// subject, which is always taken from the token.
 	Role_ROLE_PATIENT Role = 1
-	// Site staff running a trial; limited to the sites listed in the token's scopes.
+	// Site staff running a trial; limited to the sites and the trials listed in the
+	// token's scopes (both must match). An empty scope means nothing, never
+	// everything.
 	Role_ROLE_INVESTIGATOR Role = 2
-	// A data analyst; sees de-identified data only, never personal data.
+	// A data analyst; sees de-identified data only, never personal data, and only of
+	// the trials listed in the token's trial scopes. An empty scope means nothing,
+	// never everything.
 	Role_ROLE_ANALYST Role = 3
 	// A platform administrator: accounts, trials, the audit trail.
 	Role_ROLE_ADMIN Role = 4
@@ -97,7 +101,8 @@ func (Role) EnumDescriptor() ([]byte, []int) {
 // Rule says who may call a method.
 //
 // A rule allows roles, not particular callers; a handler narrows access further
-// where the method needs it (e.g. investigators to their sites). SERVICE callers
+// where the method needs it (e.g. investigators to their sites and trials,
+// analysts to their trials; an empty scope allows nothing). SERVICE callers
 // are told apart by the token's subject, which for them is the calling service's
 // name (e.g. "epro"), so a handler may restrict which services call it.
 type Rule struct {

@@ -33,8 +33,9 @@ const (
 type TokenPair struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The access token: a compact JWT signed with EdDSA (Ed25519). Send it as
-	// `Authorization: Bearer <token>`. Its claims carry the subject (subject_uuid or
-	// staff id), the role and, for investigators, the site scopes; never PII.
+	// `Authorization: Bearer <token>`. Its claims carry the subject (subject_uuid,
+	// staff id or service name), the role and, for staff, the site and trial scopes
+	// (an empty scope grants nothing); never PII.
 	AccessToken string `protobuf:"bytes,1,opt,name=access_token,json=accessToken,proto3" json:"access_token,omitempty"`
 	// Always "Bearer": how to present the access token.
 	TokenType string `protobuf:"bytes,2,opt,name=token_type,json=tokenType,proto3" json:"token_type,omitempty"`
@@ -130,11 +131,16 @@ func (x *TokenPair) GetRefreshTokenExpiresAt() *timestamppb.Timestamp {
 // here is stored only in the patient service's encrypted vault.
 type RegisterRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The patient's mobile number in E.164 form, e.g. "+4915112345678". It becomes
-	// the patient's sign-in identifier and must not be registered already.
+	// The patient's mobile number in E.164 form, e.g. "+4915112345678". The
+	// verification code (or, for a number that already has an account, a notice
+	// saying so) is sent to it by SMS; after verification it is the patient's
+	// sign-in identifier.
 	Mobile string `protobuf:"bytes,1,opt,name=mobile,proto3" json:"mobile,omitempty"`
-	// The password the patient chooses. Never stored or logged in clear; the server
-	// keeps a slow salted hash only and also rejects well-known breached passwords.
+	// The password the patient chooses, taking effect once the code is verified.
+	// Never stored or logged in clear; the server keeps a slow salted hash only (and
+	// discards it when the mobile already has an account). A password that is too
+	// weak or well known from breaches fails with INVALID_ARGUMENT, for known and
+	// unknown numbers alike.
 	Password string `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
 	// The patient's full legal name as on their identity document. PII: only
 	// GetPatientIdentity ever returns it.
@@ -147,9 +153,10 @@ type RegisterRequest struct {
 	// "US"). National IDs are only unique within their country.
 	NationalIdCountry string `protobuf:"bytes,5,opt,name=national_id_country,json=nationalIdCountry,proto3" json:"national_id_country,omitempty"`
 	// A client-chosen key that makes a retried registration safe: the same key with
-	// the same body returns the same account (the same subject_uuid) again, with a
-	// freshly issued token pair, since tokens are never stored in clear; the same key
-	// with a different body is rejected. Generate a new random key per sign-up.
+	// the same body returns the same answer (the same registration_id) again and
+	// sends no second SMS; the same key with a different body is rejected with
+	// FAILED_PRECONDITION. Generate a new random key per sign-up attempt; a new key
+	// sends a new code, throttled.
 	IdempotencyKey string `protobuf:"bytes,6,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
@@ -227,20 +234,19 @@ func (x *RegisterRequest) GetIdempotencyKey() string {
 	return ""
 }
 
-// RegisterResponse identifies the new patient by pseudonym only and signs them in.
-// It deliberately echoes none of the personal data that was sent.
+// RegisterResponse tells the client what to do next. It is the same for a mobile
+// or national ID that is new and for one that already has an account, so it
+// reveals nothing about who takes part in a trial. It echoes none of the personal
+// data that was sent.
 type RegisterResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The patient's new subject identifier: a random UUIDv4, never derived from
-	// identity data. Every other service knows the patient only by this value.
-	SubjectUuid string `protobuf:"bytes,1,opt,name=subject_uuid,json=subjectUuid,proto3" json:"subject_uuid,omitempty"`
-	// What the sign-up led to. Today always tokens; a later version may answer
-	// with a second-factor challenge instead of tokens, so clients must check
-	// which one they got and treat an unknown or unset outcome as "not signed in".
+	// What the sign-up led to. Today always code_sent; a later version may add
+	// other outcomes, so clients must check which one they got and treat an
+	// unknown or unset outcome as "not registered".
 	//
 	// Types that are valid to be assigned to Outcome:
 	//
-	//	*RegisterResponse_Tokens
+	//	*RegisterResponse_CodeSent
 	Outcome       isRegisterResponse_Outcome `protobuf_oneof:"outcome"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -276,13 +282,6 @@ func (*RegisterResponse) Descriptor() ([]byte, []int) {
 	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{2}
 }
 
-func (x *RegisterResponse) GetSubjectUuid() string {
-	if x != nil {
-		return x.SubjectUuid
-	}
-	return ""
-}
-
 func (x *RegisterResponse) GetOutcome() isRegisterResponse_Outcome {
 	if x != nil {
 		return x.Outcome
@@ -290,10 +289,10 @@ func (x *RegisterResponse) GetOutcome() isRegisterResponse_Outcome {
 	return nil
 }
 
-func (x *RegisterResponse) GetTokens() *TokenPair {
+func (x *RegisterResponse) GetCodeSent() *RegistrationPending {
 	if x != nil {
-		if x, ok := x.Outcome.(*RegisterResponse_Tokens); ok {
-			return x.Tokens
+		if x, ok := x.Outcome.(*RegisterResponse_CodeSent); ok {
+			return x.CodeSent
 		}
 	}
 	return nil
@@ -303,12 +302,80 @@ type isRegisterResponse_Outcome interface {
 	isRegisterResponse_Outcome()
 }
 
-type RegisterResponse_Tokens struct {
-	// Tokens for the new patient (role PATIENT), so the app is signed in at once.
-	Tokens *TokenPair `protobuf:"bytes,2,opt,name=tokens,proto3,oneof"`
+type RegisterResponse_CodeSent struct {
+	// A message was sent to the mobile: enter the code from it in
+	// ConfirmRegistration.
+	CodeSent *RegistrationPending `protobuf:"bytes,3,opt,name=code_sent,json=codeSent,proto3,oneof"`
 }
 
-func (*RegisterResponse_Tokens) isRegisterResponse_Outcome() {}
+func (*RegisterResponse_CodeSent) isRegisterResponse_Outcome() {}
+
+// RegistrationPending is the answer to every accepted self-registration.
+type RegistrationPending struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Names this registration attempt in ConfirmRegistration (random UUID). Issued
+	// for every accepted request, whether or not the mobile already has an account;
+	// it carries no information about the person.
+	RegistrationId string `protobuf:"bytes,1,opt,name=registration_id,json=registrationId,proto3" json:"registration_id,omitempty"`
+	// When the verification code stops being accepted (UTC, server clock).
+	CodeExpiresAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=code_expires_at,json=codeExpiresAt,proto3" json:"code_expires_at,omitempty"`
+	// The code's lifetime in seconds from the moment of this response. Use it
+	// instead of code_expires_at on devices whose clock may be wrong.
+	CodeTtlSeconds int32 `protobuf:"varint,3,opt,name=code_ttl_seconds,json=codeTtlSeconds,proto3" json:"code_ttl_seconds,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *RegistrationPending) Reset() {
+	*x = RegistrationPending{}
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegistrationPending) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegistrationPending) ProtoMessage() {}
+
+func (x *RegistrationPending) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegistrationPending.ProtoReflect.Descriptor instead.
+func (*RegistrationPending) Descriptor() ([]byte, []int) {
+	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *RegistrationPending) GetRegistrationId() string {
+	if x != nil {
+		return x.RegistrationId
+	}
+	return ""
+}
+
+func (x *RegistrationPending) GetCodeExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CodeExpiresAt
+	}
+	return nil
+}
+
+func (x *RegistrationPending) GetCodeTtlSeconds() int32 {
+	if x != nil {
+		return x.CodeTtlSeconds
+	}
+	return 0
+}
 
 // LoginRequest carries credentials: exactly one identifier (a patient's mobile or
 // a staff member's username) and the password.
@@ -330,7 +397,7 @@ type LoginRequest struct {
 
 func (x *LoginRequest) Reset() {
 	*x = LoginRequest{}
-	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[3]
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -342,7 +409,7 @@ func (x *LoginRequest) String() string {
 func (*LoginRequest) ProtoMessage() {}
 
 func (x *LoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[3]
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -355,7 +422,7 @@ func (x *LoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginRequest.ProtoReflect.Descriptor instead.
 func (*LoginRequest) Descriptor() ([]byte, []int) {
-	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{3}
+	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *LoginRequest) GetIdentifier() isLoginRequest_Identifier {
@@ -428,16 +495,20 @@ type LoginResponse struct {
 	//	*LoginResponse_SubjectUuid
 	//	*LoginResponse_StaffId
 	Principal isLoginResponse_Principal `protobuf_oneof:"principal"`
-	// For investigators (and site-scoped analysts): the ids of the sites the tokens
-	// are scoped to. Empty for patients and administrators.
-	SiteIds       []string `protobuf:"bytes,5,rep,name=site_ids,json=siteIds,proto3" json:"site_ids,omitempty"`
+	// For investigators: the ids of the sites the tokens are scoped to. Empty for
+	// everyone else. An empty scope means no site, never every site.
+	SiteIds []string `protobuf:"bytes,5,rep,name=site_ids,json=siteIds,proto3" json:"site_ids,omitempty"`
+	// For investigators and analysts: the ids of the trials the tokens are scoped
+	// to. Empty for patients and administrators. An empty scope means no trial,
+	// never every trial.
+	TrialIds      []string `protobuf:"bytes,6,rep,name=trial_ids,json=trialIds,proto3" json:"trial_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LoginResponse) Reset() {
 	*x = LoginResponse{}
-	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[4]
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -449,7 +520,7 @@ func (x *LoginResponse) String() string {
 func (*LoginResponse) ProtoMessage() {}
 
 func (x *LoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[4]
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -462,7 +533,7 @@ func (x *LoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginResponse.ProtoReflect.Descriptor instead.
 func (*LoginResponse) Descriptor() ([]byte, []int) {
-	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{4}
+	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *LoginResponse) GetOutcome() isLoginResponse_Outcome {
@@ -520,6 +591,13 @@ func (x *LoginResponse) GetSiteIds() []string {
 	return nil
 }
 
+func (x *LoginResponse) GetTrialIds() []string {
+	if x != nil {
+		return x.TrialIds
+	}
+	return nil
+}
+
 type isLoginResponse_Outcome interface {
 	isLoginResponse_Outcome()
 }
@@ -561,7 +639,7 @@ type RefreshTokenRequest struct {
 
 func (x *RefreshTokenRequest) Reset() {
 	*x = RefreshTokenRequest{}
-	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[5]
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -573,7 +651,7 @@ func (x *RefreshTokenRequest) String() string {
 func (*RefreshTokenRequest) ProtoMessage() {}
 
 func (x *RefreshTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[5]
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -586,7 +664,7 @@ func (x *RefreshTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshTokenRequest.ProtoReflect.Descriptor instead.
 func (*RefreshTokenRequest) Descriptor() ([]byte, []int) {
-	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{5}
+	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RefreshTokenRequest) GetRefreshToken() string {
@@ -609,7 +687,7 @@ type RefreshTokenResponse struct {
 
 func (x *RefreshTokenResponse) Reset() {
 	*x = RefreshTokenResponse{}
-	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[6]
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -621,7 +699,7 @@ func (x *RefreshTokenResponse) String() string {
 func (*RefreshTokenResponse) ProtoMessage() {}
 
 func (x *RefreshTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[6]
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -634,7 +712,7 @@ func (x *RefreshTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshTokenResponse.ProtoReflect.Descriptor instead.
 func (*RefreshTokenResponse) Descriptor() ([]byte, []int) {
-	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{6}
+	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RefreshTokenResponse) GetTokens() *TokenPair {
@@ -644,7 +722,10 @@ func (x *RefreshTokenResponse) GetTokens() *TokenPair {
 	return nil
 }
 
-// CreateStaffAccountRequest describes a new staff sign-in.
+// CreateStaffAccountRequest describes a new staff sign-in. Scopes are checked per
+// role: an investigator takes sites and trials, an analyst trials only, an
+// administrator neither. An empty scope grants nothing, so it is refused where it
+// would make the account useless.
 type CreateStaffAccountRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The sign-in name, unique across staff, lower case (e.g. "j.moreau").
@@ -659,20 +740,25 @@ type CreateStaffAccountRequest struct {
 	// SERVICE are never granted through this method.
 	Role v1.Role `protobuf:"varint,4,opt,name=role,proto3,enum=trialhub.authz.v1.Role" json:"role,omitempty"`
 	// The ids (trial service site ids, UUIDs) of the sites this account may act on.
-	// Required for investigators; optional for analysts (limits which sites'
-	// de-identified data they see; empty means all); must be empty for admins.
+	// Required for investigators; must be empty for analysts and administrators.
+	// An empty scope means no site, never every site.
 	SiteIds []string `protobuf:"bytes,5,rep,name=site_ids,json=siteIds,proto3" json:"site_ids,omitempty"`
 	// A client-chosen key that makes a retried creation safe: the same key with the
 	// same body returns the same result (the same staff_id) again; the same key with
 	// a different body is rejected.
 	IdempotencyKey string `protobuf:"bytes,6,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The ids (trial service trial ids, UUIDs) of the trials this account may act
+	// on. Required for investigators (who act on a site only within these trials)
+	// and analysts (who see de-identified data of these trials only); must be empty
+	// for administrators. An empty scope means no trial, never every trial.
+	TrialIds      []string `protobuf:"bytes,7,rep,name=trial_ids,json=trialIds,proto3" json:"trial_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateStaffAccountRequest) Reset() {
 	*x = CreateStaffAccountRequest{}
-	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[7]
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -684,7 +770,7 @@ func (x *CreateStaffAccountRequest) String() string {
 func (*CreateStaffAccountRequest) ProtoMessage() {}
 
 func (x *CreateStaffAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[7]
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -697,7 +783,7 @@ func (x *CreateStaffAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateStaffAccountRequest.ProtoReflect.Descriptor instead.
 func (*CreateStaffAccountRequest) Descriptor() ([]byte, []int) {
-	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{7}
+	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CreateStaffAccountRequest) GetUsername() string {
@@ -742,6 +828,13 @@ func (x *CreateStaffAccountRequest) GetIdempotencyKey() string {
 	return ""
 }
 
+func (x *CreateStaffAccountRequest) GetTrialIds() []string {
+	if x != nil {
+		return x.TrialIds
+	}
+	return nil
+}
+
 // CreateStaffAccountResponse identifies the created staff account.
 type CreateStaffAccountResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -756,7 +849,7 @@ type CreateStaffAccountResponse struct {
 
 func (x *CreateStaffAccountResponse) Reset() {
 	*x = CreateStaffAccountResponse{}
-	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[8]
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -768,7 +861,7 @@ func (x *CreateStaffAccountResponse) String() string {
 func (*CreateStaffAccountResponse) ProtoMessage() {}
 
 func (x *CreateStaffAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[8]
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -781,7 +874,7 @@ func (x *CreateStaffAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateStaffAccountResponse.ProtoReflect.Descriptor instead.
 func (*CreateStaffAccountResponse) Descriptor() ([]byte, []int) {
-	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{8}
+	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CreateStaffAccountResponse) GetStaffId() string {
@@ -807,7 +900,7 @@ type GetSigningKeysRequest struct {
 
 func (x *GetSigningKeysRequest) Reset() {
 	*x = GetSigningKeysRequest{}
-	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[9]
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -819,7 +912,7 @@ func (x *GetSigningKeysRequest) String() string {
 func (*GetSigningKeysRequest) ProtoMessage() {}
 
 func (x *GetSigningKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[9]
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -832,7 +925,7 @@ func (x *GetSigningKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSigningKeysRequest.ProtoReflect.Descriptor instead.
 func (*GetSigningKeysRequest) Descriptor() ([]byte, []int) {
-	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{9}
+	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{10}
 }
 
 // GetSigningKeysResponse is a JSON Web Key Set: in Connect JSON it has the JWKS
@@ -851,7 +944,7 @@ type GetSigningKeysResponse struct {
 
 func (x *GetSigningKeysResponse) Reset() {
 	*x = GetSigningKeysResponse{}
-	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[10]
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -863,7 +956,7 @@ func (x *GetSigningKeysResponse) String() string {
 func (*GetSigningKeysResponse) ProtoMessage() {}
 
 func (x *GetSigningKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[10]
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -876,7 +969,7 @@ func (x *GetSigningKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSigningKeysResponse.ProtoReflect.Descriptor instead.
 func (*GetSigningKeysResponse) Descriptor() ([]byte, []int) {
-	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{10}
+	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetSigningKeysResponse) GetKeys() []*SigningKey {
@@ -915,7 +1008,7 @@ type SigningKey struct {
 
 func (x *SigningKey) Reset() {
 	*x = SigningKey{}
-	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[11]
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -927,7 +1020,7 @@ func (x *SigningKey) String() string {
 func (*SigningKey) ProtoMessage() {}
 
 func (x *SigningKey) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[11]
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -940,7 +1033,7 @@ func (x *SigningKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SigningKey.ProtoReflect.Descriptor instead.
 func (*SigningKey) Descriptor() ([]byte, []int) {
-	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{11}
+	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SigningKey) GetKid() string {
@@ -1008,30 +1101,34 @@ const file_trialhub_patient_v1_auth_service_proto_rawDesc = "" +
 	"nationalId\x12A\n" +
 	"\x13national_id_country\x18\x05 \x01(\tB\x11\xbaH\x0er\f2\n" +
 	"^[A-Z]{2}$R\x11nationalIdCountry\x12G\n" +
-	"\x0fidempotency_key\x18\x06 \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\x0eidempotencyKey\"z\n" +
-	"\x10RegisterResponse\x12!\n" +
-	"\fsubject_uuid\x18\x01 \x01(\tR\vsubjectUuid\x128\n" +
-	"\x06tokens\x18\x02 \x01(\v2\x1e.trialhub.patient.v1.TokenPairH\x00R\x06tokensB\t\n" +
-	"\aoutcome\"\xc1\x01\n" +
+	"\x0fidempotency_key\x18\x06 \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\x0eidempotencyKey\"\x88\x01\n" +
+	"\x10RegisterResponse\x12G\n" +
+	"\tcode_sent\x18\x03 \x01(\v2(.trialhub.patient.v1.RegistrationPendingH\x00R\bcodeSentB\t\n" +
+	"\aoutcomeJ\x04\b\x01\x10\x02J\x04\b\x02\x10\x03R\fsubject_uuidR\x06tokens\"\xac\x01\n" +
+	"\x13RegistrationPending\x12'\n" +
+	"\x0fregistration_id\x18\x01 \x01(\tR\x0eregistrationId\x12B\n" +
+	"\x0fcode_expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\rcodeExpiresAt\x12(\n" +
+	"\x10code_ttl_seconds\x18\x03 \x01(\x05R\x0ecodeTtlSeconds\"\xc1\x01\n" +
 	"\fLoginRequest\x125\n" +
 	"\x06mobile\x18\x01 \x01(\tB\x1b\xbaH\x18r\x162\x14^\\+[1-9][0-9]{6,14}$H\x00R\x06mobile\x12=\n" +
 	"\busername\x18\x02 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[a-z][a-z0-9._-]{2,63}$H\x00R\busername\x12&\n" +
 	"\bpassword\x18\x03 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\bpasswordB\x13\n" +
 	"\n" +
-	"identifier\x12\x05\xbaH\x02\b\x01\"\xeb\x01\n" +
+	"identifier\x12\x05\xbaH\x02\b\x01\"\x88\x02\n" +
 	"\rLoginResponse\x128\n" +
 	"\x06tokens\x18\x01 \x01(\v2\x1e.trialhub.patient.v1.TokenPairH\x00R\x06tokens\x12+\n" +
 	"\x04role\x18\x02 \x01(\x0e2\x17.trialhub.authz.v1.RoleR\x04role\x12#\n" +
 	"\fsubject_uuid\x18\x03 \x01(\tH\x01R\vsubjectUuid\x12\x1b\n" +
 	"\bstaff_id\x18\x04 \x01(\tH\x01R\astaffId\x12\x19\n" +
-	"\bsite_ids\x18\x05 \x03(\tR\asiteIdsB\t\n" +
+	"\bsite_ids\x18\x05 \x03(\tR\asiteIds\x12\x1b\n" +
+	"\ttrial_ids\x18\x06 \x03(\tR\btrialIdsB\t\n" +
 	"\aoutcomeB\v\n" +
 	"\tprincipal\"Z\n" +
 	"\x13RefreshTokenRequest\x12C\n" +
 	"\rrefresh_token\x18\x01 \x01(\tB\x1e\xbaH\x1br\x19\x10 \x18\x80\x042\x12^[A-Za-z0-9._~-]+$R\frefreshToken\"N\n" +
 	"\x14RefreshTokenResponse\x126\n" +
-	"\x06tokens\x18\x01 \x01(\v2\x1e.trialhub.patient.v1.TokenPairR\x06tokens\"\xa2\x06\n" +
+	"\x06tokens\x18\x01 \x01(\v2\x1e.trialhub.patient.v1.TokenPairR\x06tokens\"\xa2\v\n" +
 	"\x19CreateStaffAccountRequest\x12;\n" +
 	"\busername\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[a-z][a-z0-9._-]{2,63}$R\busername\x12H\n" +
 	"\fdisplay_name\x18\x02 \x01(\tB%\xbaH\"r \x10\x01\x18\xc8\x012\x19^[^\\s](?:[^\\r\\n]*[^\\s])?$R\vdisplayName\x12&\n" +
@@ -1041,9 +1138,14 @@ const file_trialhub_patient_v1_auth_service_proto_rawDesc = "" +
 	"\x04role\x18\x04 \x01(\x0e2\x17.trialhub.authz.v1.RoleB\x82\x01\xbaH\x7f\xba\x01u\n" +
 	"$create_staff_account.role.staff_only\x12:role must be ROLE_INVESTIGATOR, ROLE_ANALYST or ROLE_ADMIN\x1a\x11this in [2, 3, 4]\x82\x01\x04\x10\x01 \x00R\x04role\x12-\n" +
 	"\bsite_ids\x18\x05 \x03(\tB\x12\xbaH\x0f\x92\x01\f\x10\xc8\x01\x18\x01\"\x05r\x03\xb0\x01\x01R\asiteIds\x12G\n" +
-	"\x0fidempotency_key\x18\x06 \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\x0eidempotencyKey:\xaa\x02\xbaH\xa6\x02\x1a\x8f\x01\n" +
-	"-create_staff_account.investigator_needs_sites\x123an investigator must be scoped to at least one site\x1a)this.role != 2 || size(this.site_ids) > 0\x1a\x91\x01\n" +
-	"'create_staff_account.admin_has_no_sites\x12:an administrator is platform-wide and takes no site scopes\x1a*this.role != 4 || size(this.site_ids) == 0\"r\n" +
+	"\x0fidempotency_key\x18\x06 \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\x0eidempotencyKey\x12/\n" +
+	"\ttrial_ids\x18\a \x03(\tB\x12\xbaH\x0f\x92\x01\f\x10\xc8\x01\x18\x01\"\x05r\x03\xb0\x01\x01R\btrialIds:\xf9\x06\xbaH\xf5\x06\x1a\x8f\x01\n" +
+	"-create_staff_account.investigator_needs_sites\x123an investigator must be scoped to at least one site\x1a)this.role != 2 || size(this.site_ids) > 0\x1a\x92\x01\n" +
+	".create_staff_account.investigator_needs_trials\x124an investigator must be scoped to at least one trial\x1a*this.role != 2 || size(this.trial_ids) > 0\x1a\x88\x01\n" +
+	")create_staff_account.analyst_needs_trials\x12/an analyst must be scoped to at least one trial\x1a*this.role != 3 || size(this.trial_ids) > 0\x1a\x95\x01\n" +
+	")create_staff_account.analyst_has_no_sites\x12<an analyst is scoped to trials only and takes no site scopes\x1a*this.role != 3 || size(this.site_ids) == 0\x1a\x91\x01\n" +
+	"'create_staff_account.admin_has_no_sites\x12:an administrator is platform-wide and takes no site scopes\x1a*this.role != 4 || size(this.site_ids) == 0\x1a\x94\x01\n" +
+	"(create_staff_account.admin_has_no_trials\x12;an administrator is platform-wide and takes no trial scopes\x1a+this.role != 4 || size(this.trial_ids) == 0\"r\n" +
 	"\x1aCreateStaffAccountResponse\x12\x19\n" +
 	"\bstaff_id\x18\x01 \x01(\tR\astaffId\x129\n" +
 	"\n" +
@@ -1081,48 +1183,50 @@ func file_trialhub_patient_v1_auth_service_proto_rawDescGZIP() []byte {
 	return file_trialhub_patient_v1_auth_service_proto_rawDescData
 }
 
-var file_trialhub_patient_v1_auth_service_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_trialhub_patient_v1_auth_service_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_trialhub_patient_v1_auth_service_proto_goTypes = []any{
 	(*TokenPair)(nil),                  // 0: trialhub.patient.v1.TokenPair
 	(*RegisterRequest)(nil),            // 1: trialhub.patient.v1.RegisterRequest
 	(*RegisterResponse)(nil),           // 2: trialhub.patient.v1.RegisterResponse
-	(*LoginRequest)(nil),               // 3: trialhub.patient.v1.LoginRequest
-	(*LoginResponse)(nil),              // 4: trialhub.patient.v1.LoginResponse
-	(*RefreshTokenRequest)(nil),        // 5: trialhub.patient.v1.RefreshTokenRequest
-	(*RefreshTokenResponse)(nil),       // 6: trialhub.patient.v1.RefreshTokenResponse
-	(*CreateStaffAccountRequest)(nil),  // 7: trialhub.patient.v1.CreateStaffAccountRequest
-	(*CreateStaffAccountResponse)(nil), // 8: trialhub.patient.v1.CreateStaffAccountResponse
-	(*GetSigningKeysRequest)(nil),      // 9: trialhub.patient.v1.GetSigningKeysRequest
-	(*GetSigningKeysResponse)(nil),     // 10: trialhub.patient.v1.GetSigningKeysResponse
-	(*SigningKey)(nil),                 // 11: trialhub.patient.v1.SigningKey
-	(*timestamppb.Timestamp)(nil),      // 12: google.protobuf.Timestamp
-	(v1.Role)(0),                       // 13: trialhub.authz.v1.Role
+	(*RegistrationPending)(nil),        // 3: trialhub.patient.v1.RegistrationPending
+	(*LoginRequest)(nil),               // 4: trialhub.patient.v1.LoginRequest
+	(*LoginResponse)(nil),              // 5: trialhub.patient.v1.LoginResponse
+	(*RefreshTokenRequest)(nil),        // 6: trialhub.patient.v1.RefreshTokenRequest
+	(*RefreshTokenResponse)(nil),       // 7: trialhub.patient.v1.RefreshTokenResponse
+	(*CreateStaffAccountRequest)(nil),  // 8: trialhub.patient.v1.CreateStaffAccountRequest
+	(*CreateStaffAccountResponse)(nil), // 9: trialhub.patient.v1.CreateStaffAccountResponse
+	(*GetSigningKeysRequest)(nil),      // 10: trialhub.patient.v1.GetSigningKeysRequest
+	(*GetSigningKeysResponse)(nil),     // 11: trialhub.patient.v1.GetSigningKeysResponse
+	(*SigningKey)(nil),                 // 12: trialhub.patient.v1.SigningKey
+	(*timestamppb.Timestamp)(nil),      // 13: google.protobuf.Timestamp
+	(v1.Role)(0),                       // 14: trialhub.authz.v1.Role
 }
 var file_trialhub_patient_v1_auth_service_proto_depIdxs = []int32{
-	12, // 0: trialhub.patient.v1.TokenPair.access_token_expires_at:type_name -> google.protobuf.Timestamp
-	12, // 1: trialhub.patient.v1.TokenPair.refresh_token_expires_at:type_name -> google.protobuf.Timestamp
-	0,  // 2: trialhub.patient.v1.RegisterResponse.tokens:type_name -> trialhub.patient.v1.TokenPair
-	0,  // 3: trialhub.patient.v1.LoginResponse.tokens:type_name -> trialhub.patient.v1.TokenPair
-	13, // 4: trialhub.patient.v1.LoginResponse.role:type_name -> trialhub.authz.v1.Role
-	0,  // 5: trialhub.patient.v1.RefreshTokenResponse.tokens:type_name -> trialhub.patient.v1.TokenPair
-	13, // 6: trialhub.patient.v1.CreateStaffAccountRequest.role:type_name -> trialhub.authz.v1.Role
-	12, // 7: trialhub.patient.v1.CreateStaffAccountResponse.created_at:type_name -> google.protobuf.Timestamp
-	11, // 8: trialhub.patient.v1.GetSigningKeysResponse.keys:type_name -> trialhub.patient.v1.SigningKey
-	1,  // 9: trialhub.patient.v1.AuthService.Register:input_type -> trialhub.patient.v1.RegisterRequest
-	3,  // 10: trialhub.patient.v1.AuthService.Login:input_type -> trialhub.patient.v1.LoginRequest
-	5,  // 11: trialhub.patient.v1.AuthService.RefreshToken:input_type -> trialhub.patient.v1.RefreshTokenRequest
-	7,  // 12: trialhub.patient.v1.AuthService.CreateStaffAccount:input_type -> trialhub.patient.v1.CreateStaffAccountRequest
-	9,  // 13: trialhub.patient.v1.AuthService.GetSigningKeys:input_type -> trialhub.patient.v1.GetSigningKeysRequest
-	2,  // 14: trialhub.patient.v1.AuthService.Register:output_type -> trialhub.patient.v1.RegisterResponse
-	4,  // 15: trialhub.patient.v1.AuthService.Login:output_type -> trialhub.patient.v1.LoginResponse
-	6,  // 16: trialhub.patient.v1.AuthService.RefreshToken:output_type -> trialhub.patient.v1.RefreshTokenResponse
-	8,  // 17: trialhub.patient.v1.AuthService.CreateStaffAccount:output_type -> trialhub.patient.v1.CreateStaffAccountResponse
-	10, // 18: trialhub.patient.v1.AuthService.GetSigningKeys:output_type -> trialhub.patient.v1.GetSigningKeysResponse
-	14, // [14:19] is the sub-list for method output_type
-	9,  // [9:14] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	13, // 0: trialhub.patient.v1.TokenPair.access_token_expires_at:type_name -> google.protobuf.Timestamp
+	13, // 1: trialhub.patient.v1.TokenPair.refresh_token_expires_at:type_name -> google.protobuf.Timestamp
+	3,  // 2: trialhub.patient.v1.RegisterResponse.code_sent:type_name -> trialhub.patient.v1.RegistrationPending
+	13, // 3: trialhub.patient.v1.RegistrationPending.code_expires_at:type_name -> google.protobuf.Timestamp
+	0,  // 4: trialhub.patient.v1.LoginResponse.tokens:type_name -> trialhub.patient.v1.TokenPair
+	14, // 5: trialhub.patient.v1.LoginResponse.role:type_name -> trialhub.authz.v1.Role
+	0,  // 6: trialhub.patient.v1.RefreshTokenResponse.tokens:type_name -> trialhub.patient.v1.TokenPair
+	14, // 7: trialhub.patient.v1.CreateStaffAccountRequest.role:type_name -> trialhub.authz.v1.Role
+	13, // 8: trialhub.patient.v1.CreateStaffAccountResponse.created_at:type_name -> google.protobuf.Timestamp
+	12, // 9: trialhub.patient.v1.GetSigningKeysResponse.keys:type_name -> trialhub.patient.v1.SigningKey
+	1,  // 10: trialhub.patient.v1.AuthService.Register:input_type -> trialhub.patient.v1.RegisterRequest
+	4,  // 11: trialhub.patient.v1.AuthService.Login:input_type -> trialhub.patient.v1.LoginRequest
+	6,  // 12: trialhub.patient.v1.AuthService.RefreshToken:input_type -> trialhub.patient.v1.RefreshTokenRequest
+	8,  // 13: trialhub.patient.v1.AuthService.CreateStaffAccount:input_type -> trialhub.patient.v1.CreateStaffAccountRequest
+	10, // 14: trialhub.patient.v1.AuthService.GetSigningKeys:input_type -> trialhub.patient.v1.GetSigningKeysRequest
+	2,  // 15: trialhub.patient.v1.AuthService.Register:output_type -> trialhub.patient.v1.RegisterResponse
+	5,  // 16: trialhub.patient.v1.AuthService.Login:output_type -> trialhub.patient.v1.LoginResponse
+	7,  // 17: trialhub.patient.v1.AuthService.RefreshToken:output_type -> trialhub.patient.v1.RefreshTokenResponse
+	9,  // 18: trialhub.patient.v1.AuthService.CreateStaffAccount:output_type -> trialhub.patient.v1.CreateStaffAccountResponse
+	11, // 19: trialhub.patient.v1.AuthService.GetSigningKeys:output_type -> trialhub.patient.v1.GetSigningKeysResponse
+	15, // [15:20] is the sub-list for method output_type
+	10, // [10:15] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_trialhub_patient_v1_auth_service_proto_init() }
@@ -1131,13 +1235,13 @@ func file_trialhub_patient_v1_auth_service_proto_init() {
 		return
 	}
 	file_trialhub_patient_v1_auth_service_proto_msgTypes[2].OneofWrappers = []any{
-		(*RegisterResponse_Tokens)(nil),
+		(*RegisterResponse_CodeSent)(nil),
 	}
-	file_trialhub_patient_v1_auth_service_proto_msgTypes[3].OneofWrappers = []any{
+	file_trialhub_patient_v1_auth_service_proto_msgTypes[4].OneofWrappers = []any{
 		(*LoginRequest_Mobile)(nil),
 		(*LoginRequest_Username)(nil),
 	}
-	file_trialhub_patient_v1_auth_service_proto_msgTypes[4].OneofWrappers = []any{
+	file_trialhub_patient_v1_auth_service_proto_msgTypes[5].OneofWrappers = []any{
 		(*LoginResponse_Tokens)(nil),
 		(*LoginResponse_SubjectUuid)(nil),
 		(*LoginResponse_StaffId)(nil),
@@ -1148,7 +1252,7 @@ func file_trialhub_patient_v1_auth_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_trialhub_patient_v1_auth_service_proto_rawDesc), len(file_trialhub_patient_v1_auth_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

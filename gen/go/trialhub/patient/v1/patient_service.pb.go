@@ -401,7 +401,8 @@ type GetPatientIdentityRequest struct {
 	// administrators.
 	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
 	// The trial (trial service id) in whose context the identity is read, if any.
-	// Recorded in the audit trail; when set, the subject must be enrolled in it.
+	// Recorded in the audit trail; when set, the subject must be enrolled in it
+	// and, for an investigator, it must be one of their trials.
 	TrialId string `protobuf:"bytes,3,opt,name=trial_id,json=trialId,proto3" json:"trial_id,omitempty"`
 	// The site (trial service id) in whose context the identity is read, if any.
 	// Recorded in the audit trail; when set, it must be one of an investigator's
@@ -765,7 +766,7 @@ const file_trialhub_patient_v1_patient_service_proto_rawDesc = "" +
 	"\rUpdateProfile\x12).trialhub.patient.v1.UpdateProfileRequest\x1a*.trialhub.patient.v1.UpdateProfileResponse\"\f\x92\x82\x19\x05\n" +
 	"\x01\x01\x18\x01\x90\x02\x02\x12\x82\x01\n" +
 	"\x12GetPatientIdentity\x12..trialhub.patient.v1.GetPatientIdentityRequest\x1a/.trialhub.patient.v1.GetPatientIdentityResponse\"\v\x92\x82\x19\x04\n" +
-	"\x02\x02\x04\x90\x02\x01\x12|\n" +
+	"\x02\x02\x04\x90\x02\x02\x12|\n" +
 	"\x10GetSubjectStatus\x12,.trialhub.patient.v1.GetSubjectStatusRequest\x1a-.trialhub.patient.v1.GetSubjectStatusResponse\"\v\x92\x82\x19\x04\n" +
 	"\x02\x05\x04\x90\x02\x01B\xdf\x01\n" +
 	"\x17com.trialhub.patient.v1B\x13PatientServiceProtoP\x01ZAgithub.com/trialhub/trialhub/gen/go/trialhub/patient/v1;patientv1\xa2\x02\x03TPX\xaa\x02\x13Trialhub.Patient.V1\xca\x02\x13Trialhub\\Patient\\V1\xe2\x02\x1fTrialhub\\Patient\\V1\\GPBMetadata\xea\x02\x15Trialhub::Patient::V1b\x06proto3"

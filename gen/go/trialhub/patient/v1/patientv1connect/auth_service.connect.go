@@ -81,11 +81,18 @@ var (
 
 // AuthServiceClient is a client for the trialhub.patient.v1.AuthService service.
 type AuthServiceClient interface {
-	// Register creates a patient account (self-registration) and signs the patient
-	// in. The name, national ID and mobile go into the encrypted PII vault; the
-	// response carries only the new random subject_uuid and the tokens, nothing
-	// personal. A mobile or national ID that is already registered fails with
-	// ALREADY_EXISTS.
+	// Register starts a patient's self-registration for an open study. It never
+	// says whether the mobile or national ID is already known: every valid request
+	// answers the same way, with `code_sent`, in about the same time. The patient
+	// service then sends an SMS to the mobile itself (the number never leaves the
+	// service): a one-time verification code when the person has no account yet, or
+	// a message saying that this number already has an account (and how to sign in
+	// or reset access) when it has one. No account and no subject exist until the
+	// code is confirmed with ConfirmRegistration, which mints the subject_uuid and
+	// signs the patient in. The name, national ID and mobile go only into the
+	// encrypted PII vault. Throttled per mobile and per client address
+	// (RESOURCE_EXHAUSTED, with the same answer for known and unknown numbers).
+	// Audited as REGISTRATION_REQUESTED, without the personal data.
 	Register(context.Context, *v1.RegisterRequest) (*v1.RegisterResponse, error)
 	// Login exchanges credentials for tokens: patients sign in with their mobile
 	// number, staff with their username. Wrong credentials fail with
@@ -101,8 +108,12 @@ type AuthServiceClient interface {
 	// UNAUTHENTICATED.
 	RefreshToken(context.Context, *v1.RefreshTokenRequest) (*v1.RefreshTokenResponse, error)
 	// CreateStaffAccount creates a sign-in for site or platform staff: an
-	// investigator (scoped to sites), an analyst or an administrator. Patients never
-	// get accounts this way (they use Register). The creation, its role and its site
+	// investigator (scoped to sites and trials), an analyst (scoped to trials) or an
+	// administrator. Scopes list what an account may act on; an empty scope means
+	// nothing, never everything, so an investigator needs at least one site and one
+	// trial and an analyst at least one trial. Patients never get accounts this way
+	// (they are invited by their site or register themselves). A username already
+	// taken fails with ALREADY_EXISTS. The creation, its role and its site and trial
 	// scopes are audited with the creating administrator as actor.
 	CreateStaffAccount(context.Context, *v1.CreateStaffAccountRequest) (*v1.CreateStaffAccountResponse, error)
 	// GetSigningKeys publishes the public keys that verify TrialHub access tokens,
@@ -121,11 +132,18 @@ func NewAuthServiceClient(client *connect.Client) AuthServiceClient {
 
 // AuthServiceHandler is an implementation of the trialhub.patient.v1.AuthService service.
 type AuthServiceHandler interface {
-	// Register creates a patient account (self-registration) and signs the patient
-	// in. The name, national ID and mobile go into the encrypted PII vault; the
-	// response carries only the new random subject_uuid and the tokens, nothing
-	// personal. A mobile or national ID that is already registered fails with
-	// ALREADY_EXISTS.
+	// Register starts a patient's self-registration for an open study. It never
+	// says whether the mobile or national ID is already known: every valid request
+	// answers the same way, with `code_sent`, in about the same time. The patient
+	// service then sends an SMS to the mobile itself (the number never leaves the
+	// service): a one-time verification code when the person has no account yet, or
+	// a message saying that this number already has an account (and how to sign in
+	// or reset access) when it has one. No account and no subject exist until the
+	// code is confirmed with ConfirmRegistration, which mints the subject_uuid and
+	// signs the patient in. The name, national ID and mobile go only into the
+	// encrypted PII vault. Throttled per mobile and per client address
+	// (RESOURCE_EXHAUSTED, with the same answer for known and unknown numbers).
+	// Audited as REGISTRATION_REQUESTED, without the personal data.
 	Register(context.Context, *v1.RegisterRequest) (*v1.RegisterResponse, error)
 	// Login exchanges credentials for tokens: patients sign in with their mobile
 	// number, staff with their username. Wrong credentials fail with
@@ -141,8 +159,12 @@ type AuthServiceHandler interface {
 	// UNAUTHENTICATED.
 	RefreshToken(context.Context, *v1.RefreshTokenRequest) (*v1.RefreshTokenResponse, error)
 	// CreateStaffAccount creates a sign-in for site or platform staff: an
-	// investigator (scoped to sites), an analyst or an administrator. Patients never
-	// get accounts this way (they use Register). The creation, its role and its site
+	// investigator (scoped to sites and trials), an analyst (scoped to trials) or an
+	// administrator. Scopes list what an account may act on; an empty scope means
+	// nothing, never everything, so an investigator needs at least one site and one
+	// trial and an analyst at least one trial. Patients never get accounts this way
+	// (they are invited by their site or register themselves). A username already
+	// taken fails with ALREADY_EXISTS. The creation, its role and its site and trial
 	// scopes are audited with the creating administrator as actor.
 	CreateStaffAccount(context.Context, *v1.CreateStaffAccountRequest) (*v1.CreateStaffAccountResponse, error)
 	// GetSigningKeys publishes the public keys that verify TrialHub access tokens,

@@ -59,7 +59,7 @@ var (
 			StreamType:       connect.StreamTypeUnary,
 			Schema:           v1.File_trialhub_patient_v1_patient_service_proto.Services().ByName("PatientService").Methods().ByName("GetPatientIdentity"),
 			Procedure:        PatientServiceGetPatientIdentityProcedure,
-			IdempotencyLevel: connect.IdempotencyNoSideEffects,
+			IdempotencyLevel: connect.IdempotencyIdempotent,
 		}
 	})
 	patientServiceGetSubjectStatusSpec = sync.OnceValue(func() connect.Spec {
@@ -84,16 +84,26 @@ type PatientServiceClient interface {
 	UpdateProfile(context.Context, *v1.UpdateProfileRequest) (*v1.UpdateProfileResponse, error)
 	// GetPatientIdentity reveals who a subject is (name, national ID, mobile), for
 	// staff who must contact or identify the participant (e.g. a safety follow-up).
-	// Every call is written to the audit trail as PII_READ with the caller, the
-	// reason, the trial/site context and the client, before any data is returned
-	// (21 CFR 11.10(e)); if the audit entry cannot be written, the call fails and
-	// nothing is revealed. Investigators may read only subjects enrolled at one of
-	// their sites: a refused attempt fails with PERMISSION_DENIED and is audited
-	// too.
-	// It is NO_SIDE_EFFECTS as the contract requires of Get methods: the audit
-	// entry records the read, it changes no data (RFC 9110 9.2.1). Responses are
-	// sent with `Cache-Control: no-store` so no cache can serve PII or skip the audit
-	// entry; prefer POST so the reason stays out of URLs and access logs.
+	// Administrators may read any subject. Investigators may read only a subject
+	// enrolled at one of their sites in one of their trials: the patient service
+	// asks the trial service, which owns enrollments (including transfers between
+	// sites), through the client kit with its own SERVICE token; it fails with
+	// UNAVAILABLE and reveals nothing when that answer cannot be had. The inviting
+	// site alone is not enough (self-registered subjects have none, and subjects
+	// move), and token claims cannot know enrollments. Analysts, patients and
+	// services fail with PERMISSION_DENIED, as does an investigator outside their
+	// scopes; a refused attempt is audited as PII_READ_DENIED. An unknown subject
+	// fails with NOT_FOUND for administrators and with PERMISSION_DENIED for
+	// investigators (who learn nothing about subjects outside their sites).
+	// Every release is written to the audit trail as PII_READ with the caller, the
+	// reason, the trial/site context and the client, in the same transaction as
+	// the read (21 CFR 11.10(e)); if the audit entry cannot be written, the call
+	// fails and nothing is revealed.
+	// It is IDEMPOTENT, not NO_SIDE_EFFECTS: each call writes an audit event, and
+	// it must never be reachable with HTTP GET, which would put the subject and the
+	// reason into URLs, access logs and browser history. The server refuses GET for
+	// it; responses are sent with `Cache-Control: no-store`. Repeating a call is
+	// safe and audits each release.
 	GetPatientIdentity(context.Context, *v1.GetPatientIdentityRequest) (*v1.GetPatientIdentityResponse, error)
 	// GetSubjectStatus tells another service (or an administrator) whether a
 	// subject_uuid exists and whether its account is active, e.g. before enrolling
@@ -120,16 +130,26 @@ type PatientServiceHandler interface {
 	UpdateProfile(context.Context, *v1.UpdateProfileRequest) (*v1.UpdateProfileResponse, error)
 	// GetPatientIdentity reveals who a subject is (name, national ID, mobile), for
 	// staff who must contact or identify the participant (e.g. a safety follow-up).
-	// Every call is written to the audit trail as PII_READ with the caller, the
-	// reason, the trial/site context and the client, before any data is returned
-	// (21 CFR 11.10(e)); if the audit entry cannot be written, the call fails and
-	// nothing is revealed. Investigators may read only subjects enrolled at one of
-	// their sites: a refused attempt fails with PERMISSION_DENIED and is audited
-	// too.
-	// It is NO_SIDE_EFFECTS as the contract requires of Get methods: the audit
-	// entry records the read, it changes no data (RFC 9110 9.2.1). Responses are
-	// sent with `Cache-Control: no-store` so no cache can serve PII or skip the audit
-	// entry; prefer POST so the reason stays out of URLs and access logs.
+	// Administrators may read any subject. Investigators may read only a subject
+	// enrolled at one of their sites in one of their trials: the patient service
+	// asks the trial service, which owns enrollments (including transfers between
+	// sites), through the client kit with its own SERVICE token; it fails with
+	// UNAVAILABLE and reveals nothing when that answer cannot be had. The inviting
+	// site alone is not enough (self-registered subjects have none, and subjects
+	// move), and token claims cannot know enrollments. Analysts, patients and
+	// services fail with PERMISSION_DENIED, as does an investigator outside their
+	// scopes; a refused attempt is audited as PII_READ_DENIED. An unknown subject
+	// fails with NOT_FOUND for administrators and with PERMISSION_DENIED for
+	// investigators (who learn nothing about subjects outside their sites).
+	// Every release is written to the audit trail as PII_READ with the caller, the
+	// reason, the trial/site context and the client, in the same transaction as
+	// the read (21 CFR 11.10(e)); if the audit entry cannot be written, the call
+	// fails and nothing is revealed.
+	// It is IDEMPOTENT, not NO_SIDE_EFFECTS: each call writes an audit event, and
+	// it must never be reachable with HTTP GET, which would put the subject and the
+	// reason into URLs, access logs and browser history. The server refuses GET for
+	// it; responses are sent with `Cache-Control: no-store`. Repeating a call is
+	// safe and audits each release.
 	GetPatientIdentity(context.Context, *v1.GetPatientIdentityRequest) (*v1.GetPatientIdentityResponse, error)
 	// GetSubjectStatus tells another service (or an administrator) whether a
 	// subject_uuid exists and whether its account is active, e.g. before enrolling

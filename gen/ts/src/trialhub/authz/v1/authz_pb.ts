@@ -22,7 +22,8 @@ export const file_trialhub_authz_v1_authz: GenFile = /*@__PURE__*/
  * Rule says who may call a method.
  *
  * A rule allows roles, not particular callers; a handler narrows access further
- * where the method needs it (e.g. investigators to their sites). SERVICE callers
+ * where the method needs it (e.g. investigators to their sites and trials,
+ * analysts to their trials; an empty scope allows nothing). SERVICE callers
  * are told apart by the token's subject, which for them is the calling service's
  * name (e.g. "epro"), so a handler may restrict which services call it.
  *
@@ -88,14 +89,18 @@ export enum Role {
   PATIENT = 1,
 
   /**
-   * Site staff running a trial; limited to the sites listed in the token's scopes.
+   * Site staff running a trial; limited to the sites and the trials listed in the
+   * token's scopes (both must match). An empty scope means nothing, never
+   * everything.
    *
    * @generated from enum value: ROLE_INVESTIGATOR = 2;
    */
   INVESTIGATOR = 2,
 
   /**
-   * A data analyst; sees de-identified data only, never personal data.
+   * A data analyst; sees de-identified data only, never personal data, and only of
+   * the trials listed in the token's trial scopes. An empty scope means nothing,
+   * never everything.
    *
    * @generated from enum value: ROLE_ANALYST = 3;
    */

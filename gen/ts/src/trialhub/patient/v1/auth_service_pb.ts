@@ -19,7 +19,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file trialhub/patient/v1/auth_service.proto.
  */
 export const file_trialhub_patient_v1_auth_service: GenFile = /*@__PURE__*/
-  fileDesc("CiZ0cmlhbGh1Yi9wYXRpZW50L3YxL2F1dGhfc2VydmljZS5wcm90bxITdHJpYWxodWIucGF0aWVudC52MSLpAQoJVG9rZW5QYWlyEhQKDGFjY2Vzc190b2tlbhgBIAEoCRISCgp0b2tlbl90eXBlGAIgASgJEjsKF2FjY2Vzc190b2tlbl9leHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIgChhhY2Nlc3NfdG9rZW5fdHRsX3NlY29uZHMYBCABKAUSFQoNcmVmcmVzaF90b2tlbhgFIAEoCRI8ChhyZWZyZXNoX3Rva2VuX2V4cGlyZXNfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIskCCg9SZWdpc3RlclJlcXVlc3QSKwoGbW9iaWxlGAEgASgJQhu6SBhyFjIUXlwrWzEtOV1bMC05XXs2LDE0fSQSHAoIcGFzc3dvcmQYAiABKAlCCrpIB3IFEAoYgAESOAoJZnVsbF9uYW1lGAMgASgJQiW6SCJyIBABGMgBMhleW15cc10oPzpbXlxyXG5dKlteXHNdKT8kEkgKC25hdGlvbmFsX2lkGAQgASgJQjO6SDByLhAEGCAyKF5bQS1aYS16MC05XVtBLVphLXowLTkgLi8tXSpbQS1aYS16MC05XSQSLgoTbmF0aW9uYWxfaWRfY291bnRyeRgFIAEoCUIRukgOcgwyCl5bQS1aXXsyfSQSNwoPaWRlbXBvdGVuY3lfa2V5GAYgASgJQh66SBtyGRAQGIABMhJeW0EtWmEtejAtOS5fOi1dKyQiZQoQUmVnaXN0ZXJSZXNwb25zZRIUCgxzdWJqZWN0X3V1aWQYASABKAkSMAoGdG9rZW5zGAIgASgLMh4udHJpYWxodWIucGF0aWVudC52MS5Ub2tlblBhaXJIAEIJCgdvdXRjb21lIqUBCgxMb2dpblJlcXVlc3QSLQoGbW9iaWxlGAEgASgJQhu6SBhyFjIUXlwrWzEtOV1bMC05XXs2LDE0fSRIABIzCgh1c2VybmFtZRgCIAEoCUIfukgcchoyGF5bYS16XVthLXowLTkuXy1dezIsNjN9JEgAEhwKCHBhc3N3b3JkGAMgASgJQgq6SAdyBRABGIABQhMKCmlkZW50aWZpZXISBbpIAggBIr4BCg1Mb2dpblJlc3BvbnNlEjAKBnRva2VucxgBIAEoCzIeLnRyaWFsaHViLnBhdGllbnQudjEuVG9rZW5QYWlySAASJQoEcm9sZRgCIAEoDjIXLnRyaWFsaHViLmF1dGh6LnYxLlJvbGUSFgoMc3ViamVjdF91dWlkGAMgASgJSAESEgoIc3RhZmZfaWQYBCABKAlIARIQCghzaXRlX2lkcxgFIAMoCUIJCgdvdXRjb21lQgsKCXByaW5jaXBhbCJMChNSZWZyZXNoVG9rZW5SZXF1ZXN0EjUKDXJlZnJlc2hfdG9rZW4YASABKAlCHrpIG3IZECAYgAQyEl5bQS1aYS16MC05Ll9+LV0rJCJGChRSZWZyZXNoVG9rZW5SZXNwb25zZRIuCgZ0b2tlbnMYASABKAsyHi50cmlhbGh1Yi5wYXRpZW50LnYxLlRva2VuUGFpciLiBQoZQ3JlYXRlU3RhZmZBY2NvdW50UmVxdWVzdBIxCgh1c2VybmFtZRgBIAEoCUIfukgcchoyGF5bYS16XVthLXowLTkuXy1dezIsNjN9JBI7CgxkaXNwbGF5X25hbWUYAiABKAlCJbpIInIgEAEYyAEyGV5bXlxzXSg/OlteXHJcbl0qW15cc10pPyQSHAoIcGFzc3dvcmQYAyABKAlCCrpIB3IFEAoYgAESqgEKBHJvbGUYBCABKA4yFy50cmlhbGh1Yi5hdXRoei52MS5Sb2xlQoIBukh/ugF1CiRjcmVhdGVfc3RhZmZfYWNjb3VudC5yb2xlLnN0YWZmX29ubHkSOnJvbGUgbXVzdCBiZSBST0xFX0lOVkVTVElHQVRPUiwgUk9MRV9BTkFMWVNUIG9yIFJPTEVfQURNSU4aEXRoaXMgaW4gWzIsIDMsIDRdggEEEAEgABIkCghzaXRlX2lkcxgFIAMoCUISukgPkgEMEMgBGAEiBXIDsAEBEjcKD2lkZW1wb3RlbmN5X2tleRgGIAEoCUIeukgbchkQEBiAATISXltBLVphLXowLTkuXzotXSskOqoCukimAhqPAQotY3JlYXRlX3N0YWZmX2FjY291bnQuaW52ZXN0aWdhdG9yX25lZWRzX3NpdGVzEjNhbiBpbnZlc3RpZ2F0b3IgbXVzdCBiZSBzY29wZWQgdG8gYXQgbGVhc3Qgb25lIHNpdGUaKXRoaXMucm9sZSAhPSAyIHx8IHNpemUodGhpcy5zaXRlX2lkcykgPiAwGpEBCidjcmVhdGVfc3RhZmZfYWNjb3VudC5hZG1pbl9oYXNfbm9fc2l0ZXMSOmFuIGFkbWluaXN0cmF0b3IgaXMgcGxhdGZvcm0td2lkZSBhbmQgdGFrZXMgbm8gc2l0ZSBzY29wZXMaKnRoaXMucm9sZSAhPSA0IHx8IHNpemUodGhpcy5zaXRlX2lkcykgPT0gMCJeChpDcmVhdGVTdGFmZkFjY291bnRSZXNwb25zZRIQCghzdGFmZl9pZBgBIAEoCRIuCgpjcmVhdGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIXChVHZXRTaWduaW5nS2V5c1JlcXVlc3QiVwoWR2V0U2lnbmluZ0tleXNSZXNwb25zZRItCgRrZXlzGAEgAygLMh8udHJpYWxodWIucGF0aWVudC52MS5TaWduaW5nS2V5Eg4KBmlzc3VlchgCIAEoCSJYCgpTaWduaW5nS2V5EgsKA2tpZBgBIAEoCRILCgNrdHkYAiABKAkSCwoDY3J2GAMgASgJEgkKAXgYBCABKAkSCwoDYWxnGAUgASgJEgsKA3VzZRgGIAEoCTKpBAoLQXV0aFNlcnZpY2USXwoIUmVnaXN0ZXISJC50cmlhbGh1Yi5wYXRpZW50LnYxLlJlZ2lzdGVyUmVxdWVzdBolLnRyaWFsaHViLnBhdGllbnQudjEuUmVnaXN0ZXJSZXNwb25zZSIGkoIZAhABElYKBUxvZ2luEiEudHJpYWxodWIucGF0aWVudC52MS5Mb2dpblJlcXVlc3QaIi50cmlhbGh1Yi5wYXRpZW50LnYxLkxvZ2luUmVzcG9uc2UiBpKCGQIQARJrCgxSZWZyZXNoVG9rZW4SKC50cmlhbGh1Yi5wYXRpZW50LnYxLlJlZnJlc2hUb2tlblJlcXVlc3QaKS50cmlhbGh1Yi5wYXRpZW50LnYxLlJlZnJlc2hUb2tlblJlc3BvbnNlIgaSghkCEAESfgoSQ3JlYXRlU3RhZmZBY2NvdW50Ei4udHJpYWxodWIucGF0aWVudC52MS5DcmVhdGVTdGFmZkFjY291bnRSZXF1ZXN0Gi8udHJpYWxodWIucGF0aWVudC52MS5DcmVhdGVTdGFmZkFjY291bnRSZXNwb25zZSIHkoIZAwoBBBJ0Cg5HZXRTaWduaW5nS2V5cxIqLnRyaWFsaHViLnBhdGllbnQudjEuR2V0U2lnbmluZ0tleXNSZXF1ZXN0GisudHJpYWxodWIucGF0aWVudC52MS5HZXRTaWduaW5nS2V5c1Jlc3BvbnNlIgmQAgGSghkCEAFC3AEKF2NvbS50cmlhbGh1Yi5wYXRpZW50LnYxQhBBdXRoU2VydmljZVByb3RvUAFaQWdpdGh1Yi5jb20vdHJpYWxodWIvdHJpYWxodWIvZ2VuL2dvL3RyaWFsaHViL3BhdGllbnQvdjE7cGF0aWVudHYxogIDVFBYqgITVHJpYWxodWIuUGF0aWVudC5WMcoCE1RyaWFsaHViXFBhdGllbnRcVjHiAh9UcmlhbGh1YlxQYXRpZW50XFYxXEdQQk1ldGFkYXRh6gIVVHJpYWxodWI6OlBhdGllbnQ6OlYxYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_timestamp, file_trialhub_authz_v1_authz]);
+  fileDesc("CiZ0cmlhbGh1Yi9wYXRpZW50L3YxL2F1dGhfc2VydmljZS5wcm90bxITdHJpYWxodWIucGF0aWVudC52MSLpAQoJVG9rZW5QYWlyEhQKDGFjY2Vzc190b2tlbhgBIAEoCRISCgp0b2tlbl90eXBlGAIgASgJEjsKF2FjY2Vzc190b2tlbl9leHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIgChhhY2Nlc3NfdG9rZW5fdHRsX3NlY29uZHMYBCABKAUSFQoNcmVmcmVzaF90b2tlbhgFIAEoCRI8ChhyZWZyZXNoX3Rva2VuX2V4cGlyZXNfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIskCCg9SZWdpc3RlclJlcXVlc3QSKwoGbW9iaWxlGAEgASgJQhu6SBhyFjIUXlwrWzEtOV1bMC05XXs2LDE0fSQSHAoIcGFzc3dvcmQYAiABKAlCCrpIB3IFEAoYgAESOAoJZnVsbF9uYW1lGAMgASgJQiW6SCJyIBABGMgBMhleW15cc10oPzpbXlxyXG5dKlteXHNdKT8kEkgKC25hdGlvbmFsX2lkGAQgASgJQjO6SDByLhAEGCAyKF5bQS1aYS16MC05XVtBLVphLXowLTkgLi8tXSpbQS1aYS16MC05XSQSLgoTbmF0aW9uYWxfaWRfY291bnRyeRgFIAEoCUIRukgOcgwyCl5bQS1aXXsyfSQSNwoPaWRlbXBvdGVuY3lfa2V5GAYgASgJQh66SBtyGRAQGIABMhJeW0EtWmEtejAtOS5fOi1dKyQifgoQUmVnaXN0ZXJSZXNwb25zZRI9Cgljb2RlX3NlbnQYAyABKAsyKC50cmlhbGh1Yi5wYXRpZW50LnYxLlJlZ2lzdHJhdGlvblBlbmRpbmdIAEIJCgdvdXRjb21lSgQIARACSgQIAhADUgxzdWJqZWN0X3V1aWRSBnRva2VucyJ9ChNSZWdpc3RyYXRpb25QZW5kaW5nEhcKD3JlZ2lzdHJhdGlvbl9pZBgBIAEoCRIzCg9jb2RlX2V4cGlyZXNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhgKEGNvZGVfdHRsX3NlY29uZHMYAyABKAUipQEKDExvZ2luUmVxdWVzdBItCgZtb2JpbGUYASABKAlCG7pIGHIWMhReXCtbMS05XVswLTldezYsMTR9JEgAEjMKCHVzZXJuYW1lGAIgASgJQh+6SBxyGjIYXlthLXpdW2EtejAtOS5fLV17Miw2M30kSAASHAoIcGFzc3dvcmQYAyABKAlCCrpIB3IFEAEYgAFCEwoKaWRlbnRpZmllchIFukgCCAEi0QEKDUxvZ2luUmVzcG9uc2USMAoGdG9rZW5zGAEgASgLMh4udHJpYWxodWIucGF0aWVudC52MS5Ub2tlblBhaXJIABIlCgRyb2xlGAIgASgOMhcudHJpYWxodWIuYXV0aHoudjEuUm9sZRIWCgxzdWJqZWN0X3V1aWQYAyABKAlIARISCghzdGFmZl9pZBgEIAEoCUgBEhAKCHNpdGVfaWRzGAUgAygJEhEKCXRyaWFsX2lkcxgGIAMoCUIJCgdvdXRjb21lQgsKCXByaW5jaXBhbCJMChNSZWZyZXNoVG9rZW5SZXF1ZXN0EjUKDXJlZnJlc2hfdG9rZW4YASABKAlCHrpIG3IZECAYgAQyEl5bQS1aYS16MC05Ll9+LV0rJCJGChRSZWZyZXNoVG9rZW5SZXNwb25zZRIuCgZ0b2tlbnMYASABKAsyHi50cmlhbGh1Yi5wYXRpZW50LnYxLlRva2VuUGFpciLYCgoZQ3JlYXRlU3RhZmZBY2NvdW50UmVxdWVzdBIxCgh1c2VybmFtZRgBIAEoCUIfukgcchoyGF5bYS16XVthLXowLTkuXy1dezIsNjN9JBI7CgxkaXNwbGF5X25hbWUYAiABKAlCJbpIInIgEAEYyAEyGV5bXlxzXSg/OlteXHJcbl0qW15cc10pPyQSHAoIcGFzc3dvcmQYAyABKAlCCrpIB3IFEAoYgAESqgEKBHJvbGUYBCABKA4yFy50cmlhbGh1Yi5hdXRoei52MS5Sb2xlQoIBukh/ugF1CiRjcmVhdGVfc3RhZmZfYWNjb3VudC5yb2xlLnN0YWZmX29ubHkSOnJvbGUgbXVzdCBiZSBST0xFX0lOVkVTVElHQVRPUiwgUk9MRV9BTkFMWVNUIG9yIFJPTEVfQURNSU4aEXRoaXMgaW4gWzIsIDMsIDRdggEEEAEgABIkCghzaXRlX2lkcxgFIAMoCUISukgPkgEMEMgBGAEiBXIDsAEBEjcKD2lkZW1wb3RlbmN5X2tleRgGIAEoCUIeukgbchkQEBiAATISXltBLVphLXowLTkuXzotXSskEiUKCXRyaWFsX2lkcxgHIAMoCUISukgPkgEMEMgBGAEiBXIDsAEBOvkGukj1BhqPAQotY3JlYXRlX3N0YWZmX2FjY291bnQuaW52ZXN0aWdhdG9yX25lZWRzX3NpdGVzEjNhbiBpbnZlc3RpZ2F0b3IgbXVzdCBiZSBzY29wZWQgdG8gYXQgbGVhc3Qgb25lIHNpdGUaKXRoaXMucm9sZSAhPSAyIHx8IHNpemUodGhpcy5zaXRlX2lkcykgPiAwGpIBCi5jcmVhdGVfc3RhZmZfYWNjb3VudC5pbnZlc3RpZ2F0b3JfbmVlZHNfdHJpYWxzEjRhbiBpbnZlc3RpZ2F0b3IgbXVzdCBiZSBzY29wZWQgdG8gYXQgbGVhc3Qgb25lIHRyaWFsGip0aGlzLnJvbGUgIT0gMiB8fCBzaXplKHRoaXMudHJpYWxfaWRzKSA+IDAaiAEKKWNyZWF0ZV9zdGFmZl9hY2NvdW50LmFuYWx5c3RfbmVlZHNfdHJpYWxzEi9hbiBhbmFseXN0IG11c3QgYmUgc2NvcGVkIHRvIGF0IGxlYXN0IG9uZSB0cmlhbBoqdGhpcy5yb2xlICE9IDMgfHwgc2l6ZSh0aGlzLnRyaWFsX2lkcykgPiAwGpUBCiljcmVhdGVfc3RhZmZfYWNjb3VudC5hbmFseXN0X2hhc19ub19zaXRlcxI8YW4gYW5hbHlzdCBpcyBzY29wZWQgdG8gdHJpYWxzIG9ubHkgYW5kIHRha2VzIG5vIHNpdGUgc2NvcGVzGip0aGlzLnJvbGUgIT0gMyB8fCBzaXplKHRoaXMuc2l0ZV9pZHMpID09IDAakQEKJ2NyZWF0ZV9zdGFmZl9hY2NvdW50LmFkbWluX2hhc19ub19zaXRlcxI6YW4gYWRtaW5pc3RyYXRvciBpcyBwbGF0Zm9ybS13aWRlIGFuZCB0YWtlcyBubyBzaXRlIHNjb3BlcxoqdGhpcy5yb2xlICE9IDQgfHwgc2l6ZSh0aGlzLnNpdGVfaWRzKSA9PSAwGpQBCihjcmVhdGVfc3RhZmZfYWNjb3VudC5hZG1pbl9oYXNfbm9fdHJpYWxzEjthbiBhZG1pbmlzdHJhdG9yIGlzIHBsYXRmb3JtLXdpZGUgYW5kIHRha2VzIG5vIHRyaWFsIHNjb3BlcxordGhpcy5yb2xlICE9IDQgfHwgc2l6ZSh0aGlzLnRyaWFsX2lkcykgPT0gMCJeChpDcmVhdGVTdGFmZkFjY291bnRSZXNwb25zZRIQCghzdGFmZl9pZBgBIAEoCRIuCgpjcmVhdGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIXChVHZXRTaWduaW5nS2V5c1JlcXVlc3QiVwoWR2V0U2lnbmluZ0tleXNSZXNwb25zZRItCgRrZXlzGAEgAygLMh8udHJpYWxodWIucGF0aWVudC52MS5TaWduaW5nS2V5Eg4KBmlzc3VlchgCIAEoCSJYCgpTaWduaW5nS2V5EgsKA2tpZBgBIAEoCRILCgNrdHkYAiABKAkSCwoDY3J2GAMgASgJEgkKAXgYBCABKAkSCwoDYWxnGAUgASgJEgsKA3VzZRgGIAEoCTKpBAoLQXV0aFNlcnZpY2USXwoIUmVnaXN0ZXISJC50cmlhbGh1Yi5wYXRpZW50LnYxLlJlZ2lzdGVyUmVxdWVzdBolLnRyaWFsaHViLnBhdGllbnQudjEuUmVnaXN0ZXJSZXNwb25zZSIGkoIZAhABElYKBUxvZ2luEiEudHJpYWxodWIucGF0aWVudC52MS5Mb2dpblJlcXVlc3QaIi50cmlhbGh1Yi5wYXRpZW50LnYxLkxvZ2luUmVzcG9uc2UiBpKCGQIQARJrCgxSZWZyZXNoVG9rZW4SKC50cmlhbGh1Yi5wYXRpZW50LnYxLlJlZnJlc2hUb2tlblJlcXVlc3QaKS50cmlhbGh1Yi5wYXRpZW50LnYxLlJlZnJlc2hUb2tlblJlc3BvbnNlIgaSghkCEAESfgoSQ3JlYXRlU3RhZmZBY2NvdW50Ei4udHJpYWxodWIucGF0aWVudC52MS5DcmVhdGVTdGFmZkFjY291bnRSZXF1ZXN0Gi8udHJpYWxodWIucGF0aWVudC52MS5DcmVhdGVTdGFmZkFjY291bnRSZXNwb25zZSIHkoIZAwoBBBJ0Cg5HZXRTaWduaW5nS2V5cxIqLnRyaWFsaHViLnBhdGllbnQudjEuR2V0U2lnbmluZ0tleXNSZXF1ZXN0GisudHJpYWxodWIucGF0aWVudC52MS5HZXRTaWduaW5nS2V5c1Jlc3BvbnNlIgmQAgGSghkCEAFC3AEKF2NvbS50cmlhbGh1Yi5wYXRpZW50LnYxQhBBdXRoU2VydmljZVByb3RvUAFaQWdpdGh1Yi5jb20vdHJpYWxodWIvdHJpYWxodWIvZ2VuL2dvL3RyaWFsaHViL3BhdGllbnQvdjE7cGF0aWVudHYxogIDVFBYqgITVHJpYWxodWIuUGF0aWVudC5WMcoCE1RyaWFsaHViXFBhdGllbnRcVjHiAh9UcmlhbGh1YlxQYXRpZW50XFYxXEdQQk1ldGFkYXRh6gIVVHJpYWxodWI6OlBhdGllbnQ6OlYxYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_timestamp, file_trialhub_authz_v1_authz]);
 
 /**
  * TokenPair is what a successful sign-in or refresh returns: a short-lived access
@@ -30,8 +30,9 @@ export const file_trialhub_patient_v1_auth_service: GenFile = /*@__PURE__*/
 export type TokenPair = Message<"trialhub.patient.v1.TokenPair"> & {
   /**
    * The access token: a compact JWT signed with EdDSA (Ed25519). Send it as
-   * `Authorization: Bearer <token>`. Its claims carry the subject (subject_uuid or
-   * staff id), the role and, for investigators, the site scopes; never PII.
+   * `Authorization: Bearer <token>`. Its claims carry the subject (subject_uuid,
+   * staff id or service name), the role and, for staff, the site and trial scopes
+   * (an empty scope grants nothing); never PII.
    *
    * @generated from field: string access_token = 1;
    */
@@ -92,16 +93,21 @@ export const TokenPairSchema: GenMessage<TokenPair> = /*@__PURE__*/
  */
 export type RegisterRequest = Message<"trialhub.patient.v1.RegisterRequest"> & {
   /**
-   * The patient's mobile number in E.164 form, e.g. "+4915112345678". It becomes
-   * the patient's sign-in identifier and must not be registered already.
+   * The patient's mobile number in E.164 form, e.g. "+4915112345678". The
+   * verification code (or, for a number that already has an account, a notice
+   * saying so) is sent to it by SMS; after verification it is the patient's
+   * sign-in identifier.
    *
    * @generated from field: string mobile = 1;
    */
   mobile: string;
 
   /**
-   * The password the patient chooses. Never stored or logged in clear; the server
-   * keeps a slow salted hash only and also rejects well-known breached passwords.
+   * The password the patient chooses, taking effect once the code is verified.
+   * Never stored or logged in clear; the server keeps a slow salted hash only (and
+   * discards it when the mobile already has an account). A password that is too
+   * weak or well known from breaches fails with INVALID_ARGUMENT, for known and
+   * unknown numbers alike.
    *
    * @generated from field: string password = 2;
    */
@@ -134,9 +140,10 @@ export type RegisterRequest = Message<"trialhub.patient.v1.RegisterRequest"> & {
 
   /**
    * A client-chosen key that makes a retried registration safe: the same key with
-   * the same body returns the same account (the same subject_uuid) again, with a
-   * freshly issued token pair, since tokens are never stored in clear; the same key
-   * with a different body is rejected. Generate a new random key per sign-up.
+   * the same body returns the same answer (the same registration_id) again and
+   * sends no second SMS; the same key with a different body is rejected with
+   * FAILED_PRECONDITION. Generate a new random key per sign-up attempt; a new key
+   * sends a new code, throttled.
    *
    * @generated from field: string idempotency_key = 6;
    */
@@ -151,35 +158,30 @@ export const RegisterRequestSchema: GenMessage<RegisterRequest> = /*@__PURE__*/
   messageDesc(file_trialhub_patient_v1_auth_service, 1);
 
 /**
- * RegisterResponse identifies the new patient by pseudonym only and signs them in.
- * It deliberately echoes none of the personal data that was sent.
+ * RegisterResponse tells the client what to do next. It is the same for a mobile
+ * or national ID that is new and for one that already has an account, so it
+ * reveals nothing about who takes part in a trial. It echoes none of the personal
+ * data that was sent.
  *
  * @generated from message trialhub.patient.v1.RegisterResponse
  */
 export type RegisterResponse = Message<"trialhub.patient.v1.RegisterResponse"> & {
   /**
-   * The patient's new subject identifier: a random UUIDv4, never derived from
-   * identity data. Every other service knows the patient only by this value.
-   *
-   * @generated from field: string subject_uuid = 1;
-   */
-  subjectUuid: string;
-
-  /**
-   * What the sign-up led to. Today always tokens; a later version may answer
-   * with a second-factor challenge instead of tokens, so clients must check
-   * which one they got and treat an unknown or unset outcome as "not signed in".
+   * What the sign-up led to. Today always code_sent; a later version may add
+   * other outcomes, so clients must check which one they got and treat an
+   * unknown or unset outcome as "not registered".
    *
    * @generated from oneof trialhub.patient.v1.RegisterResponse.outcome
    */
   outcome: {
     /**
-     * Tokens for the new patient (role PATIENT), so the app is signed in at once.
+     * A message was sent to the mobile: enter the code from it in
+     * ConfirmRegistration.
      *
-     * @generated from field: trialhub.patient.v1.TokenPair tokens = 2;
+     * @generated from field: trialhub.patient.v1.RegistrationPending code_sent = 3;
      */
-    value: TokenPair;
-    case: "tokens";
+    value: RegistrationPending;
+    case: "codeSent";
   } | { case: undefined; value?: undefined };
 };
 
@@ -189,6 +191,44 @@ export type RegisterResponse = Message<"trialhub.patient.v1.RegisterResponse"> &
  */
 export const RegisterResponseSchema: GenMessage<RegisterResponse> = /*@__PURE__*/
   messageDesc(file_trialhub_patient_v1_auth_service, 2);
+
+/**
+ * RegistrationPending is the answer to every accepted self-registration.
+ *
+ * @generated from message trialhub.patient.v1.RegistrationPending
+ */
+export type RegistrationPending = Message<"trialhub.patient.v1.RegistrationPending"> & {
+  /**
+   * Names this registration attempt in ConfirmRegistration (random UUID). Issued
+   * for every accepted request, whether or not the mobile already has an account;
+   * it carries no information about the person.
+   *
+   * @generated from field: string registration_id = 1;
+   */
+  registrationId: string;
+
+  /**
+   * When the verification code stops being accepted (UTC, server clock).
+   *
+   * @generated from field: google.protobuf.Timestamp code_expires_at = 2;
+   */
+  codeExpiresAt?: Timestamp | undefined;
+
+  /**
+   * The code's lifetime in seconds from the moment of this response. Use it
+   * instead of code_expires_at on devices whose clock may be wrong.
+   *
+   * @generated from field: int32 code_ttl_seconds = 3;
+   */
+  codeTtlSeconds: number;
+};
+
+/**
+ * Describes the message trialhub.patient.v1.RegistrationPending.
+ * Use `create(RegistrationPendingSchema)` to create a new message.
+ */
+export const RegistrationPendingSchema: GenMessage<RegistrationPending> = /*@__PURE__*/
+  messageDesc(file_trialhub_patient_v1_auth_service, 3);
 
 /**
  * LoginRequest carries credentials: exactly one identifier (a patient's mobile or
@@ -234,7 +274,7 @@ export type LoginRequest = Message<"trialhub.patient.v1.LoginRequest"> & {
  * Use `create(LoginRequestSchema)` to create a new message.
  */
 export const LoginRequestSchema: GenMessage<LoginRequest> = /*@__PURE__*/
-  messageDesc(file_trialhub_patient_v1_auth_service, 3);
+  messageDesc(file_trialhub_patient_v1_auth_service, 4);
 
 /**
  * LoginResponse holds the tokens and who the caller now is. It carries no PII.
@@ -290,12 +330,21 @@ export type LoginResponse = Message<"trialhub.patient.v1.LoginResponse"> & {
   } | { case: undefined; value?: undefined };
 
   /**
-   * For investigators (and site-scoped analysts): the ids of the sites the tokens
-   * are scoped to. Empty for patients and administrators.
+   * For investigators: the ids of the sites the tokens are scoped to. Empty for
+   * everyone else. An empty scope means no site, never every site.
    *
    * @generated from field: repeated string site_ids = 5;
    */
   siteIds: string[];
+
+  /**
+   * For investigators and analysts: the ids of the trials the tokens are scoped
+   * to. Empty for patients and administrators. An empty scope means no trial,
+   * never every trial.
+   *
+   * @generated from field: repeated string trial_ids = 6;
+   */
+  trialIds: string[];
 };
 
 /**
@@ -303,7 +352,7 @@ export type LoginResponse = Message<"trialhub.patient.v1.LoginResponse"> & {
  * Use `create(LoginResponseSchema)` to create a new message.
  */
 export const LoginResponseSchema: GenMessage<LoginResponse> = /*@__PURE__*/
-  messageDesc(file_trialhub_patient_v1_auth_service, 4);
+  messageDesc(file_trialhub_patient_v1_auth_service, 5);
 
 /**
  * RefreshTokenRequest presents a refresh token to obtain a new token pair.
@@ -325,7 +374,7 @@ export type RefreshTokenRequest = Message<"trialhub.patient.v1.RefreshTokenReque
  * Use `create(RefreshTokenRequestSchema)` to create a new message.
  */
 export const RefreshTokenRequestSchema: GenMessage<RefreshTokenRequest> = /*@__PURE__*/
-  messageDesc(file_trialhub_patient_v1_auth_service, 5);
+  messageDesc(file_trialhub_patient_v1_auth_service, 6);
 
 /**
  * RefreshTokenResponse carries the replacement tokens. The old refresh token no
@@ -348,10 +397,13 @@ export type RefreshTokenResponse = Message<"trialhub.patient.v1.RefreshTokenResp
  * Use `create(RefreshTokenResponseSchema)` to create a new message.
  */
 export const RefreshTokenResponseSchema: GenMessage<RefreshTokenResponse> = /*@__PURE__*/
-  messageDesc(file_trialhub_patient_v1_auth_service, 6);
+  messageDesc(file_trialhub_patient_v1_auth_service, 7);
 
 /**
- * CreateStaffAccountRequest describes a new staff sign-in.
+ * CreateStaffAccountRequest describes a new staff sign-in. Scopes are checked per
+ * role: an investigator takes sites and trials, an analyst trials only, an
+ * administrator neither. An empty scope grants nothing, so it is refused where it
+ * would make the account useless.
  *
  * @generated from message trialhub.patient.v1.CreateStaffAccountRequest
  */
@@ -389,8 +441,8 @@ export type CreateStaffAccountRequest = Message<"trialhub.patient.v1.CreateStaff
 
   /**
    * The ids (trial service site ids, UUIDs) of the sites this account may act on.
-   * Required for investigators; optional for analysts (limits which sites'
-   * de-identified data they see; empty means all); must be empty for admins.
+   * Required for investigators; must be empty for analysts and administrators.
+   * An empty scope means no site, never every site.
    *
    * @generated from field: repeated string site_ids = 5;
    */
@@ -404,6 +456,16 @@ export type CreateStaffAccountRequest = Message<"trialhub.patient.v1.CreateStaff
    * @generated from field: string idempotency_key = 6;
    */
   idempotencyKey: string;
+
+  /**
+   * The ids (trial service trial ids, UUIDs) of the trials this account may act
+   * on. Required for investigators (who act on a site only within these trials)
+   * and analysts (who see de-identified data of these trials only); must be empty
+   * for administrators. An empty scope means no trial, never every trial.
+   *
+   * @generated from field: repeated string trial_ids = 7;
+   */
+  trialIds: string[];
 };
 
 /**
@@ -411,7 +473,7 @@ export type CreateStaffAccountRequest = Message<"trialhub.patient.v1.CreateStaff
  * Use `create(CreateStaffAccountRequestSchema)` to create a new message.
  */
 export const CreateStaffAccountRequestSchema: GenMessage<CreateStaffAccountRequest> = /*@__PURE__*/
-  messageDesc(file_trialhub_patient_v1_auth_service, 7);
+  messageDesc(file_trialhub_patient_v1_auth_service, 8);
 
 /**
  * CreateStaffAccountResponse identifies the created staff account.
@@ -440,7 +502,7 @@ export type CreateStaffAccountResponse = Message<"trialhub.patient.v1.CreateStaf
  * Use `create(CreateStaffAccountResponseSchema)` to create a new message.
  */
 export const CreateStaffAccountResponseSchema: GenMessage<CreateStaffAccountResponse> = /*@__PURE__*/
-  messageDesc(file_trialhub_patient_v1_auth_service, 8);
+  messageDesc(file_trialhub_patient_v1_auth_service, 9);
 
 /**
  * GetSigningKeysRequest takes no parameters: the key set is public.
@@ -455,7 +517,7 @@ export type GetSigningKeysRequest = Message<"trialhub.patient.v1.GetSigningKeysR
  * Use `create(GetSigningKeysRequestSchema)` to create a new message.
  */
 export const GetSigningKeysRequestSchema: GenMessage<GetSigningKeysRequest> = /*@__PURE__*/
-  messageDesc(file_trialhub_patient_v1_auth_service, 9);
+  messageDesc(file_trialhub_patient_v1_auth_service, 10);
 
 /**
  * GetSigningKeysResponse is a JSON Web Key Set: in Connect JSON it has the JWKS
@@ -486,7 +548,7 @@ export type GetSigningKeysResponse = Message<"trialhub.patient.v1.GetSigningKeys
  * Use `create(GetSigningKeysResponseSchema)` to create a new message.
  */
 export const GetSigningKeysResponseSchema: GenMessage<GetSigningKeysResponse> = /*@__PURE__*/
-  messageDesc(file_trialhub_patient_v1_auth_service, 10);
+  messageDesc(file_trialhub_patient_v1_auth_service, 11);
 
 /**
  * SigningKey is one public Ed25519 key as a JSON Web Key (RFC 7517 / RFC 8037
@@ -543,7 +605,7 @@ export type SigningKey = Message<"trialhub.patient.v1.SigningKey"> & {
  * Use `create(SigningKeySchema)` to create a new message.
  */
 export const SigningKeySchema: GenMessage<SigningKey> = /*@__PURE__*/
-  messageDesc(file_trialhub_patient_v1_auth_service, 11);
+  messageDesc(file_trialhub_patient_v1_auth_service, 12);
 
 /**
  * AuthService creates accounts and issues the tokens every TrialHub service
@@ -555,11 +617,18 @@ export const SigningKeySchema: GenMessage<SigningKey> = /*@__PURE__*/
  */
 export const AuthService: GenService<{
   /**
-   * Register creates a patient account (self-registration) and signs the patient
-   * in. The name, national ID and mobile go into the encrypted PII vault; the
-   * response carries only the new random subject_uuid and the tokens, nothing
-   * personal. A mobile or national ID that is already registered fails with
-   * ALREADY_EXISTS.
+   * Register starts a patient's self-registration for an open study. It never
+   * says whether the mobile or national ID is already known: every valid request
+   * answers the same way, with `code_sent`, in about the same time. The patient
+   * service then sends an SMS to the mobile itself (the number never leaves the
+   * service): a one-time verification code when the person has no account yet, or
+   * a message saying that this number already has an account (and how to sign in
+   * or reset access) when it has one. No account and no subject exist until the
+   * code is confirmed with ConfirmRegistration, which mints the subject_uuid and
+   * signs the patient in. The name, national ID and mobile go only into the
+   * encrypted PII vault. Throttled per mobile and per client address
+   * (RESOURCE_EXHAUSTED, with the same answer for known and unknown numbers).
+   * Audited as REGISTRATION_REQUESTED, without the personal data.
    *
    * @generated from rpc trialhub.patient.v1.AuthService.Register
    */
@@ -599,8 +668,12 @@ export const AuthService: GenService<{
   },
   /**
    * CreateStaffAccount creates a sign-in for site or platform staff: an
-   * investigator (scoped to sites), an analyst or an administrator. Patients never
-   * get accounts this way (they use Register). The creation, its role and its site
+   * investigator (scoped to sites and trials), an analyst (scoped to trials) or an
+   * administrator. Scopes list what an account may act on; an empty scope means
+   * nothing, never everything, so an investigator needs at least one site and one
+   * trial and an analyst at least one trial. Patients never get accounts this way
+   * (they are invited by their site or register themselves). A username already
+   * taken fails with ALREADY_EXISTS. The creation, its role and its site and trial
    * scopes are audited with the creating administrator as actor.
    *
    * @generated from rpc trialhub.patient.v1.AuthService.CreateStaffAccount
