@@ -78,6 +78,9 @@ var ruleCases = []ruleCase{
 	oneofCase("mobile", "trialhub.patient.v1.LoginRequest.identifier", "identifier", func(m *patientv1.LoginRequest) {
 		m.Identifier = nil
 	}),
+	oneofCase("mobile", "trialhub.patient.v1.ActivateAccountRequest.identifier", "identifier", func(m *patientv1.ActivateAccountRequest) {
+		m.Identifier = nil
+	}),
 	celCase("", "update_profile.update_mask.non_empty", "update_mask", func(m *patientv1.UpdateProfileRequest) {
 		m.UpdateMask = &fieldmaskpb.FieldMask{}
 	}),

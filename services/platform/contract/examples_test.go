@@ -24,6 +24,7 @@ const (
 	deviceID        = "c0ffee00-1234-4abc-8def-0123456789ab"
 	notificationID  = "1e2d3c4b-5a69-4788-97a6-b5c4d3e2f100"
 	staffID         = "2a4c6e8f-1b3d-4f5a-8c7e-9d0b1a2c3e4f"
+	registrationID  = "8e7d6c5b-4a39-4827-9615-0f4e3d2c1b0a"
 )
 
 // example is a valid request as a client sends it in Connect JSON. Every request
@@ -46,6 +47,17 @@ var examples = []example{
 		"mobile": "+4915112345678", "password": "correct horse battery",
 		"fullName": "Anna Maria Schmidt", "nationalId": "T22000129", "nationalIdCountry": "DE",
 		"idempotencyKey": "register-7f3c9a1e2b4d"}`},
+	{typ: "trialhub.patient.v1.ConfirmRegistrationRequest", json: `{
+		"registrationId": "` + registrationID + `", "code": "042917", "idempotencyKey": "verify-5d7f9b1c3e2a"}`},
+	{typ: "trialhub.patient.v1.ActivateAccountRequest", variant: "mobile", json: `{
+		"mobile": "+4915112345678", "activationCode": "K7QM4XPA", "password": "correct horse battery",
+		"idempotencyKey": "activate-1b3d5f7a9c2e"}`},
+	{typ: "trialhub.patient.v1.ActivateAccountRequest", variant: "username", json: `{
+		"username": "j.moreau", "activationCode": "K7QM4XPA", "password": "a chosen secret",
+		"idempotencyKey": "activate-2c4e6a8b0d1f"}`},
+	{typ: "trialhub.patient.v1.ActivateAccountRequest", variant: "subject", json: `{
+		"subjectUuid": "` + subjectID + `", "activationCode": "K7QM4XPA", "password": "correct horse battery",
+		"idempotencyKey": "activate-3d5f7b9c1e2a"}`},
 	{typ: "trialhub.patient.v1.LoginRequest", variant: "mobile", json: `{"mobile": "+4915112345678", "password": "correct horse battery"}`},
 	{typ: "trialhub.patient.v1.LoginRequest", variant: "username", json: `{"username": "j.moreau", "password": "an initial secret"}`},
 	{typ: "trialhub.patient.v1.RefreshTokenRequest", json: `{"refreshToken": "rt_4f9c2a7d1e8b6f3a0c5d9e2b7a4f1c8d6e3b0a9f"}`},
@@ -72,6 +84,10 @@ var examples = []example{
 		"subjectUuid": "` + subjectID + `",
 		"reason": "PHQ-9 item 9 positive on visit W4: safety call to participant",
 		"trialId": "` + trialID + `", "siteId": "` + siteID + `"}`},
+	{typ: "trialhub.patient.v1.InviteParticipantRequest", json: `{
+		"fullName": "Anna Maria Schmidt", "nationalId": "T22000129", "nationalIdCountry": "DE",
+		"mobile": "+4915112345678", "siteId": "` + siteID + `", "trialId": "` + trialID + `",
+		"idempotencyKey": "invite-6e8a0c2d4f1b"}`},
 	{typ: "trialhub.patient.v1.GetSubjectStatusRequest", json: `{"subjectUuid": "` + subjectID + `"}`},
 
 	// trialhub.patient.v1.AuditService

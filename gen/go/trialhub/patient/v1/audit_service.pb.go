@@ -31,8 +31,9 @@ type AuditAction int32
 const (
 	// Not set; never recorded. As a filter value it is rejected.
 	AuditAction_AUDIT_ACTION_UNSPECIFIED AuditAction = 0
-	// An account was created: a patient registered (actor: the new patient) or an
-	// administrator created a staff account (actor: the administrator).
+	// An account was created: a patient's self-registration was verified (actor:
+	// the new patient) or an administrator created a staff account (actor: the
+	// administrator). An invitation is PARTICIPANT_INVITED instead.
 	AuditAction_AUDIT_ACTION_ACCOUNT_CREATED AuditAction = 1
 	// An account was suspended, reactivated or closed; field "status" with old and
 	// new status names and a reason.
@@ -73,6 +74,25 @@ const (
 	// redaction marker. record_id is the affected event's id and the reason is
 	// mandatory; the affected event keeps its place and hash in the chain.
 	AuditAction_AUDIT_ACTION_AUDIT_VALUE_REDACTED AuditAction = 15
+	// A self-registration was requested and a message sent to the mobile (actor:
+	// anonymous). record_id is the registration_id; no subject and no personal
+	// data. Field "outcome" has new value "code_sent" or "already_registered",
+	// which only administrators see.
+	AuditAction_AUDIT_ACTION_REGISTRATION_REQUESTED AuditAction = 16
+	// An investigator invited a participant (InviteParticipant): the account was
+	// created waiting for activation, with the site and trial as context; the
+	// identity values appear as redaction markers.
+	AuditAction_AUDIT_ACTION_PARTICIPANT_INVITED AuditAction = 17
+	// An invitation was refused because the mobile or national ID already has an
+	// account; subject_uuid is the existing subject, so administrators see who
+	// asked about whom. Nothing was revealed to the caller.
+	AuditAction_AUDIT_ACTION_INVITATION_REFUSED AuditAction = 18
+	// An account was activated with its activation code and its password set.
+	AuditAction_AUDIT_ACTION_ACCOUNT_ACTIVATED AuditAction = 19
+	// A one-time code (an activation code or a registration verification code) was
+	// not accepted; field "attempts" has the number of failed attempts so far. The
+	// code itself is never recorded.
+	AuditAction_AUDIT_ACTION_CODE_REJECTED AuditAction = 20
 )
 
 // Enum value maps for AuditAction.
@@ -94,6 +114,11 @@ var (
 		13: "AUDIT_ACTION_PASSWORD_CHANGED",
 		14: "AUDIT_ACTION_SIGNING_KEY_ROTATED",
 		15: "AUDIT_ACTION_AUDIT_VALUE_REDACTED",
+		16: "AUDIT_ACTION_REGISTRATION_REQUESTED",
+		17: "AUDIT_ACTION_PARTICIPANT_INVITED",
+		18: "AUDIT_ACTION_INVITATION_REFUSED",
+		19: "AUDIT_ACTION_ACCOUNT_ACTIVATED",
+		20: "AUDIT_ACTION_CODE_REJECTED",
 	}
 	AuditAction_value = map[string]int32{
 		"AUDIT_ACTION_UNSPECIFIED":            0,
@@ -112,6 +137,11 @@ var (
 		"AUDIT_ACTION_PASSWORD_CHANGED":       13,
 		"AUDIT_ACTION_SIGNING_KEY_ROTATED":    14,
 		"AUDIT_ACTION_AUDIT_VALUE_REDACTED":   15,
+		"AUDIT_ACTION_REGISTRATION_REQUESTED": 16,
+		"AUDIT_ACTION_PARTICIPANT_INVITED":    17,
+		"AUDIT_ACTION_INVITATION_REFUSED":     18,
+		"AUDIT_ACTION_ACCOUNT_ACTIVATED":      19,
+		"AUDIT_ACTION_CODE_REJECTED":          20,
 	}
 )
 
@@ -165,6 +195,9 @@ const (
 	// An audit event itself (only for redactions); record_id is its
 	// audit_event_id.
 	AuditRecordType_AUDIT_RECORD_TYPE_AUDIT_EVENT AuditRecordType = 7
+	// A pending self-registration (before its code is verified); record_id is the
+	// registration_id.
+	AuditRecordType_AUDIT_RECORD_TYPE_REGISTRATION AuditRecordType = 8
 )
 
 // Enum value maps for AuditRecordType.
@@ -178,6 +211,7 @@ var (
 		5: "AUDIT_RECORD_TYPE_SESSION",
 		6: "AUDIT_RECORD_TYPE_SIGNING_KEY",
 		7: "AUDIT_RECORD_TYPE_AUDIT_EVENT",
+		8: "AUDIT_RECORD_TYPE_REGISTRATION",
 	}
 	AuditRecordType_value = map[string]int32{
 		"AUDIT_RECORD_TYPE_UNSPECIFIED":      0,
@@ -188,6 +222,7 @@ var (
 		"AUDIT_RECORD_TYPE_SESSION":          5,
 		"AUDIT_RECORD_TYPE_SIGNING_KEY":      6,
 		"AUDIT_RECORD_TYPE_AUDIT_EVENT":      7,
+		"AUDIT_RECORD_TYPE_REGISTRATION":     8,
 	}
 )
 
@@ -1222,7 +1257,7 @@ const file_trialhub_patient_v1_audit_service_proto_rawDesc = "" +
 	"\fbreak_detail\x18\a \x01(\tR\vbreakDetail\x12\x1b\n" +
 	"\thead_hash\x18\b \x01(\tR\bheadHash\x12;\n" +
 	"\vverified_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"verifiedAt*\xb7\x04\n" +
+	"verifiedAt*\xef\x05\n" +
 	"\vAuditAction\x12\x1c\n" +
 	"\x18AUDIT_ACTION_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cAUDIT_ACTION_ACCOUNT_CREATED\x10\x01\x12'\n" +
@@ -1240,7 +1275,12 @@ const file_trialhub_patient_v1_audit_service_proto_rawDesc = "" +
 	"\x1dAUDIT_ACTION_IDENTITY_UPDATED\x10\f\x12!\n" +
 	"\x1dAUDIT_ACTION_PASSWORD_CHANGED\x10\r\x12$\n" +
 	" AUDIT_ACTION_SIGNING_KEY_ROTATED\x10\x0e\x12%\n" +
-	"!AUDIT_ACTION_AUDIT_VALUE_REDACTED\x10\x0f*\xb4\x02\n" +
+	"!AUDIT_ACTION_AUDIT_VALUE_REDACTED\x10\x0f\x12'\n" +
+	"#AUDIT_ACTION_REGISTRATION_REQUESTED\x10\x10\x12$\n" +
+	" AUDIT_ACTION_PARTICIPANT_INVITED\x10\x11\x12#\n" +
+	"\x1fAUDIT_ACTION_INVITATION_REFUSED\x10\x12\x12\"\n" +
+	"\x1eAUDIT_ACTION_ACCOUNT_ACTIVATED\x10\x13\x12\x1e\n" +
+	"\x1aAUDIT_ACTION_CODE_REJECTED\x10\x14*\xd8\x02\n" +
 	"\x0fAuditRecordType\x12!\n" +
 	"\x1dAUDIT_RECORD_TYPE_UNSPECIFIED\x10\x00\x12%\n" +
 	"!AUDIT_RECORD_TYPE_PATIENT_ACCOUNT\x10\x01\x12&\n" +
@@ -1249,7 +1289,8 @@ const file_trialhub_patient_v1_audit_service_proto_rawDesc = "" +
 	"\x1fAUDIT_RECORD_TYPE_STAFF_ACCOUNT\x10\x04\x12\x1d\n" +
 	"\x19AUDIT_RECORD_TYPE_SESSION\x10\x05\x12!\n" +
 	"\x1dAUDIT_RECORD_TYPE_SIGNING_KEY\x10\x06\x12!\n" +
-	"\x1dAUDIT_RECORD_TYPE_AUDIT_EVENT\x10\a*\x8b\x01\n" +
+	"\x1dAUDIT_RECORD_TYPE_AUDIT_EVENT\x10\a\x12\"\n" +
+	"\x1eAUDIT_RECORD_TYPE_REGISTRATION\x10\b*\x8b\x01\n" +
 	"\x0eAuditActorKind\x12 \n" +
 	"\x1cAUDIT_ACTOR_KIND_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15AUDIT_ACTOR_KIND_USER\x10\x01\x12\x1c\n" +

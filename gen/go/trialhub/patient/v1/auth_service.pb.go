@@ -377,6 +377,485 @@ func (x *RegistrationPending) GetCodeTtlSeconds() int32 {
 	return 0
 }
 
+// Session is a successful sign-in: the tokens and who they make the caller. It
+// carries no PII.
+type Session struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The issued tokens.
+	Tokens *TokenPair `protobuf:"bytes,1,opt,name=tokens,proto3" json:"tokens,omitempty"`
+	// The role the tokens grant (PATIENT, INVESTIGATOR, ANALYST or ADMIN).
+	Role v1.Role `protobuf:"varint,2,opt,name=role,proto3,enum=trialhub.authz.v1.Role" json:"role,omitempty"`
+	// The signed-in principal: a patient's subject or a staff member's id.
+	//
+	// Types that are valid to be assigned to Principal:
+	//
+	//	*Session_SubjectUuid
+	//	*Session_StaffId
+	Principal isSession_Principal `protobuf_oneof:"principal"`
+	// For investigators: the ids of the sites the tokens are scoped to. Empty for
+	// everyone else. An empty scope means no site, never every site.
+	SiteIds []string `protobuf:"bytes,5,rep,name=site_ids,json=siteIds,proto3" json:"site_ids,omitempty"`
+	// For investigators and analysts: the ids of the trials the tokens are scoped
+	// to. Empty for patients and administrators. An empty scope means no trial,
+	// never every trial.
+	TrialIds      []string `protobuf:"bytes,6,rep,name=trial_ids,json=trialIds,proto3" json:"trial_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Session) Reset() {
+	*x = Session{}
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Session) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Session) ProtoMessage() {}
+
+func (x *Session) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Session.ProtoReflect.Descriptor instead.
+func (*Session) Descriptor() ([]byte, []int) {
+	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Session) GetTokens() *TokenPair {
+	if x != nil {
+		return x.Tokens
+	}
+	return nil
+}
+
+func (x *Session) GetRole() v1.Role {
+	if x != nil {
+		return x.Role
+	}
+	return v1.Role(0)
+}
+
+func (x *Session) GetPrincipal() isSession_Principal {
+	if x != nil {
+		return x.Principal
+	}
+	return nil
+}
+
+func (x *Session) GetSubjectUuid() string {
+	if x != nil {
+		if x, ok := x.Principal.(*Session_SubjectUuid); ok {
+			return x.SubjectUuid
+		}
+	}
+	return ""
+}
+
+func (x *Session) GetStaffId() string {
+	if x != nil {
+		if x, ok := x.Principal.(*Session_StaffId); ok {
+			return x.StaffId
+		}
+	}
+	return ""
+}
+
+func (x *Session) GetSiteIds() []string {
+	if x != nil {
+		return x.SiteIds
+	}
+	return nil
+}
+
+func (x *Session) GetTrialIds() []string {
+	if x != nil {
+		return x.TrialIds
+	}
+	return nil
+}
+
+type isSession_Principal interface {
+	isSession_Principal()
+}
+
+type Session_SubjectUuid struct {
+	// Set for patients: their subject_uuid (random UUIDv4 pseudonym).
+	SubjectUuid string `protobuf:"bytes,3,opt,name=subject_uuid,json=subjectUuid,proto3,oneof"`
+}
+
+type Session_StaffId struct {
+	// Set for staff: their staff account id (UUID).
+	StaffId string `protobuf:"bytes,4,opt,name=staff_id,json=staffId,proto3,oneof"`
+}
+
+func (*Session_SubjectUuid) isSession_Principal() {}
+
+func (*Session_StaffId) isSession_Principal() {}
+
+// ConfirmRegistrationRequest confirms a self-registration with the code the SMS
+// brought.
+type ConfirmRegistrationRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The registration_id from Register's code_sent answer.
+	RegistrationId string `protobuf:"bytes,1,opt,name=registration_id,json=registrationId,proto3" json:"registration_id,omitempty"`
+	// The verification code from the SMS: six digits, e.g. "042917".
+	Code string `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
+	// A client-chosen key that makes a retried verification safe: the same key with
+	// the same body returns the same subject_uuid again with a freshly issued token
+	// pair (tokens are never stored in clear); the same key with a different body
+	// is rejected with FAILED_PRECONDITION.
+	IdempotencyKey string `protobuf:"bytes,3,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ConfirmRegistrationRequest) Reset() {
+	*x = ConfirmRegistrationRequest{}
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfirmRegistrationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfirmRegistrationRequest) ProtoMessage() {}
+
+func (x *ConfirmRegistrationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfirmRegistrationRequest.ProtoReflect.Descriptor instead.
+func (*ConfirmRegistrationRequest) Descriptor() ([]byte, []int) {
+	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ConfirmRegistrationRequest) GetRegistrationId() string {
+	if x != nil {
+		return x.RegistrationId
+	}
+	return ""
+}
+
+func (x *ConfirmRegistrationRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *ConfirmRegistrationRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+// ConfirmRegistrationResponse signs the newly registered patient in.
+type ConfirmRegistrationResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What the verification led to. Today always a session; a later version may
+	// answer with a second-factor challenge instead, so clients must check which
+	// one they got and treat an unknown or unset outcome as "not signed in".
+	//
+	// Types that are valid to be assigned to Outcome:
+	//
+	//	*ConfirmRegistrationResponse_Session
+	Outcome       isConfirmRegistrationResponse_Outcome `protobuf_oneof:"outcome"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfirmRegistrationResponse) Reset() {
+	*x = ConfirmRegistrationResponse{}
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfirmRegistrationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfirmRegistrationResponse) ProtoMessage() {}
+
+func (x *ConfirmRegistrationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfirmRegistrationResponse.ProtoReflect.Descriptor instead.
+func (*ConfirmRegistrationResponse) Descriptor() ([]byte, []int) {
+	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ConfirmRegistrationResponse) GetOutcome() isConfirmRegistrationResponse_Outcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return nil
+}
+
+func (x *ConfirmRegistrationResponse) GetSession() *Session {
+	if x != nil {
+		if x, ok := x.Outcome.(*ConfirmRegistrationResponse_Session); ok {
+			return x.Session
+		}
+	}
+	return nil
+}
+
+type isConfirmRegistrationResponse_Outcome interface {
+	isConfirmRegistrationResponse_Outcome()
+}
+
+type ConfirmRegistrationResponse_Session struct {
+	// The new patient's session: role PATIENT, the new subject_uuid and tokens.
+	Session *Session `protobuf:"bytes,1,opt,name=session,proto3,oneof"`
+}
+
+func (*ConfirmRegistrationResponse_Session) isConfirmRegistrationResponse_Outcome() {}
+
+// ActivateAccountRequest names the account, proves the activation code and sets
+// the password.
+type ActivateAccountRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Which account to activate. Exactly one must be set.
+	//
+	// Types that are valid to be assigned to Identifier:
+	//
+	//	*ActivateAccountRequest_Mobile
+	//	*ActivateAccountRequest_Username
+	//	*ActivateAccountRequest_SubjectUuid
+	Identifier isActivateAccountRequest_Identifier `protobuf_oneof:"identifier"`
+	// The one-time activation code the site (or the administrator) handed over:
+	// eight characters of Crockford base32, e.g. "K7QM4XPA". Clients may show it
+	// as two groups of four; send it without separators, upper case.
+	ActivationCode string `protobuf:"bytes,4,opt,name=activation_code,json=activationCode,proto3" json:"activation_code,omitempty"`
+	// The password the account holder chooses. Never stored or logged in clear;
+	// the server keeps a slow salted hash only.
+	Password string `protobuf:"bytes,5,opt,name=password,proto3" json:"password,omitempty"`
+	// A client-chosen key that makes a retried activation safe: the same key with
+	// the same body returns the same account again with a freshly issued token
+	// pair; the same key with a different body is rejected with
+	// FAILED_PRECONDITION.
+	IdempotencyKey string `protobuf:"bytes,6,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ActivateAccountRequest) Reset() {
+	*x = ActivateAccountRequest{}
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ActivateAccountRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ActivateAccountRequest) ProtoMessage() {}
+
+func (x *ActivateAccountRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ActivateAccountRequest.ProtoReflect.Descriptor instead.
+func (*ActivateAccountRequest) Descriptor() ([]byte, []int) {
+	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ActivateAccountRequest) GetIdentifier() isActivateAccountRequest_Identifier {
+	if x != nil {
+		return x.Identifier
+	}
+	return nil
+}
+
+func (x *ActivateAccountRequest) GetMobile() string {
+	if x != nil {
+		if x, ok := x.Identifier.(*ActivateAccountRequest_Mobile); ok {
+			return x.Mobile
+		}
+	}
+	return ""
+}
+
+func (x *ActivateAccountRequest) GetUsername() string {
+	if x != nil {
+		if x, ok := x.Identifier.(*ActivateAccountRequest_Username); ok {
+			return x.Username
+		}
+	}
+	return ""
+}
+
+func (x *ActivateAccountRequest) GetSubjectUuid() string {
+	if x != nil {
+		if x, ok := x.Identifier.(*ActivateAccountRequest_SubjectUuid); ok {
+			return x.SubjectUuid
+		}
+	}
+	return ""
+}
+
+func (x *ActivateAccountRequest) GetActivationCode() string {
+	if x != nil {
+		return x.ActivationCode
+	}
+	return ""
+}
+
+func (x *ActivateAccountRequest) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+func (x *ActivateAccountRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+type isActivateAccountRequest_Identifier interface {
+	isActivateAccountRequest_Identifier()
+}
+
+type ActivateAccountRequest_Mobile struct {
+	// A patient's mobile number in E.164 form, e.g. "+4915112345678", as the site
+	// entered it in the invitation.
+	Mobile string `protobuf:"bytes,1,opt,name=mobile,proto3,oneof"`
+}
+
+type ActivateAccountRequest_Username struct {
+	// A staff member's username (after ResetAccess).
+	Username string `protobuf:"bytes,2,opt,name=username,proto3,oneof"`
+}
+
+type ActivateAccountRequest_SubjectUuid struct {
+	// A patient's subject_uuid, e.g. from a QR code the site printed with the
+	// activation code.
+	SubjectUuid string `protobuf:"bytes,3,opt,name=subject_uuid,json=subjectUuid,proto3,oneof"`
+}
+
+func (*ActivateAccountRequest_Mobile) isActivateAccountRequest_Identifier() {}
+
+func (*ActivateAccountRequest_Username) isActivateAccountRequest_Identifier() {}
+
+func (*ActivateAccountRequest_SubjectUuid) isActivateAccountRequest_Identifier() {}
+
+// ActivateAccountResponse signs the activated account in.
+type ActivateAccountResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What the activation led to. Today always a session; a later version may
+	// answer with a second-factor challenge instead, so clients must check which
+	// one they got and treat an unknown or unset outcome as "not signed in".
+	//
+	// Types that are valid to be assigned to Outcome:
+	//
+	//	*ActivateAccountResponse_Session
+	Outcome       isActivateAccountResponse_Outcome `protobuf_oneof:"outcome"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ActivateAccountResponse) Reset() {
+	*x = ActivateAccountResponse{}
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ActivateAccountResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ActivateAccountResponse) ProtoMessage() {}
+
+func (x *ActivateAccountResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ActivateAccountResponse.ProtoReflect.Descriptor instead.
+func (*ActivateAccountResponse) Descriptor() ([]byte, []int) {
+	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ActivateAccountResponse) GetOutcome() isActivateAccountResponse_Outcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return nil
+}
+
+func (x *ActivateAccountResponse) GetSession() *Session {
+	if x != nil {
+		if x, ok := x.Outcome.(*ActivateAccountResponse_Session); ok {
+			return x.Session
+		}
+	}
+	return nil
+}
+
+type isActivateAccountResponse_Outcome interface {
+	isActivateAccountResponse_Outcome()
+}
+
+type ActivateAccountResponse_Session struct {
+	// The account's session: its role, principal, scopes and tokens.
+	Session *Session `protobuf:"bytes,1,opt,name=session,proto3,oneof"`
+}
+
+func (*ActivateAccountResponse_Session) isActivateAccountResponse_Outcome() {}
+
 // LoginRequest carries credentials: exactly one identifier (a patient's mobile or
 // a staff member's username) and the password.
 type LoginRequest struct {
@@ -397,7 +876,7 @@ type LoginRequest struct {
 
 func (x *LoginRequest) Reset() {
 	*x = LoginRequest{}
-	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[4]
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -409,7 +888,7 @@ func (x *LoginRequest) String() string {
 func (*LoginRequest) ProtoMessage() {}
 
 func (x *LoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[4]
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -422,7 +901,7 @@ func (x *LoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginRequest.ProtoReflect.Descriptor instead.
 func (*LoginRequest) Descriptor() ([]byte, []int) {
-	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{4}
+	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *LoginRequest) GetIdentifier() isLoginRequest_Identifier {
@@ -508,7 +987,7 @@ type LoginResponse struct {
 
 func (x *LoginResponse) Reset() {
 	*x = LoginResponse{}
-	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[5]
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -520,7 +999,7 @@ func (x *LoginResponse) String() string {
 func (*LoginResponse) ProtoMessage() {}
 
 func (x *LoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[5]
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -533,7 +1012,7 @@ func (x *LoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginResponse.ProtoReflect.Descriptor instead.
 func (*LoginResponse) Descriptor() ([]byte, []int) {
-	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{5}
+	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *LoginResponse) GetOutcome() isLoginResponse_Outcome {
@@ -639,7 +1118,7 @@ type RefreshTokenRequest struct {
 
 func (x *RefreshTokenRequest) Reset() {
 	*x = RefreshTokenRequest{}
-	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[6]
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -651,7 +1130,7 @@ func (x *RefreshTokenRequest) String() string {
 func (*RefreshTokenRequest) ProtoMessage() {}
 
 func (x *RefreshTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[6]
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -664,7 +1143,7 @@ func (x *RefreshTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshTokenRequest.ProtoReflect.Descriptor instead.
 func (*RefreshTokenRequest) Descriptor() ([]byte, []int) {
-	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{6}
+	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RefreshTokenRequest) GetRefreshToken() string {
@@ -687,7 +1166,7 @@ type RefreshTokenResponse struct {
 
 func (x *RefreshTokenResponse) Reset() {
 	*x = RefreshTokenResponse{}
-	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[7]
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -699,7 +1178,7 @@ func (x *RefreshTokenResponse) String() string {
 func (*RefreshTokenResponse) ProtoMessage() {}
 
 func (x *RefreshTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[7]
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -712,7 +1191,7 @@ func (x *RefreshTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshTokenResponse.ProtoReflect.Descriptor instead.
 func (*RefreshTokenResponse) Descriptor() ([]byte, []int) {
-	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{7}
+	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RefreshTokenResponse) GetTokens() *TokenPair {
@@ -758,7 +1237,7 @@ type CreateStaffAccountRequest struct {
 
 func (x *CreateStaffAccountRequest) Reset() {
 	*x = CreateStaffAccountRequest{}
-	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[8]
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -770,7 +1249,7 @@ func (x *CreateStaffAccountRequest) String() string {
 func (*CreateStaffAccountRequest) ProtoMessage() {}
 
 func (x *CreateStaffAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[8]
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -783,7 +1262,7 @@ func (x *CreateStaffAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateStaffAccountRequest.ProtoReflect.Descriptor instead.
 func (*CreateStaffAccountRequest) Descriptor() ([]byte, []int) {
-	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{8}
+	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CreateStaffAccountRequest) GetUsername() string {
@@ -849,7 +1328,7 @@ type CreateStaffAccountResponse struct {
 
 func (x *CreateStaffAccountResponse) Reset() {
 	*x = CreateStaffAccountResponse{}
-	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[9]
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -861,7 +1340,7 @@ func (x *CreateStaffAccountResponse) String() string {
 func (*CreateStaffAccountResponse) ProtoMessage() {}
 
 func (x *CreateStaffAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[9]
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -874,7 +1353,7 @@ func (x *CreateStaffAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateStaffAccountResponse.ProtoReflect.Descriptor instead.
 func (*CreateStaffAccountResponse) Descriptor() ([]byte, []int) {
-	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{9}
+	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CreateStaffAccountResponse) GetStaffId() string {
@@ -900,7 +1379,7 @@ type GetSigningKeysRequest struct {
 
 func (x *GetSigningKeysRequest) Reset() {
 	*x = GetSigningKeysRequest{}
-	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[10]
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -912,7 +1391,7 @@ func (x *GetSigningKeysRequest) String() string {
 func (*GetSigningKeysRequest) ProtoMessage() {}
 
 func (x *GetSigningKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[10]
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -925,7 +1404,7 @@ func (x *GetSigningKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSigningKeysRequest.ProtoReflect.Descriptor instead.
 func (*GetSigningKeysRequest) Descriptor() ([]byte, []int) {
-	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{10}
+	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{15}
 }
 
 // GetSigningKeysResponse is a JSON Web Key Set: in Connect JSON it has the JWKS
@@ -944,7 +1423,7 @@ type GetSigningKeysResponse struct {
 
 func (x *GetSigningKeysResponse) Reset() {
 	*x = GetSigningKeysResponse{}
-	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[11]
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -956,7 +1435,7 @@ func (x *GetSigningKeysResponse) String() string {
 func (*GetSigningKeysResponse) ProtoMessage() {}
 
 func (x *GetSigningKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[11]
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -969,7 +1448,7 @@ func (x *GetSigningKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSigningKeysResponse.ProtoReflect.Descriptor instead.
 func (*GetSigningKeysResponse) Descriptor() ([]byte, []int) {
-	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{11}
+	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetSigningKeysResponse) GetKeys() []*SigningKey {
@@ -1008,7 +1487,7 @@ type SigningKey struct {
 
 func (x *SigningKey) Reset() {
 	*x = SigningKey{}
-	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[12]
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1020,7 +1499,7 @@ func (x *SigningKey) String() string {
 func (*SigningKey) ProtoMessage() {}
 
 func (x *SigningKey) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[12]
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1033,7 +1512,7 @@ func (x *SigningKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SigningKey.ProtoReflect.Descriptor instead.
 func (*SigningKey) Descriptor() ([]byte, []int) {
-	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{12}
+	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SigningKey) GetKid() string {
@@ -1108,7 +1587,37 @@ const file_trialhub_patient_v1_auth_service_proto_rawDesc = "" +
 	"\x13RegistrationPending\x12'\n" +
 	"\x0fregistration_id\x18\x01 \x01(\tR\x0eregistrationId\x12B\n" +
 	"\x0fcode_expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\rcodeExpiresAt\x12(\n" +
-	"\x10code_ttl_seconds\x18\x03 \x01(\x05R\x0ecodeTtlSeconds\"\xc1\x01\n" +
+	"\x10code_ttl_seconds\x18\x03 \x01(\x05R\x0ecodeTtlSeconds\"\xf5\x01\n" +
+	"\aSession\x126\n" +
+	"\x06tokens\x18\x01 \x01(\v2\x1e.trialhub.patient.v1.TokenPairR\x06tokens\x12+\n" +
+	"\x04role\x18\x02 \x01(\x0e2\x17.trialhub.authz.v1.RoleR\x04role\x12#\n" +
+	"\fsubject_uuid\x18\x03 \x01(\tH\x00R\vsubjectUuid\x12\x1b\n" +
+	"\bstaff_id\x18\x04 \x01(\tH\x00R\astaffId\x12\x19\n" +
+	"\bsite_ids\x18\x05 \x03(\tR\asiteIds\x12\x1b\n" +
+	"\ttrial_ids\x18\x06 \x03(\tR\btrialIdsB\v\n" +
+	"\tprincipal\"\xbf\x01\n" +
+	"\x1aConfirmRegistrationRequest\x121\n" +
+	"\x0fregistration_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x0eregistrationId\x12%\n" +
+	"\x04code\x18\x02 \x01(\tB\x11\xbaH\x0er\f2\n" +
+	"^[0-9]{6}$R\x04code\x12G\n" +
+	"\x0fidempotency_key\x18\x03 \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\x0eidempotencyKey\"b\n" +
+	"\x1bConfirmRegistrationResponse\x128\n" +
+	"\asession\x18\x01 \x01(\v2\x1c.trialhub.patient.v1.SessionH\x00R\asessionB\t\n" +
+	"\aoutcome\"\x8c\x03\n" +
+	"\x16ActivateAccountRequest\x125\n" +
+	"\x06mobile\x18\x01 \x01(\tB\x1b\xbaH\x18r\x162\x14^\\+[1-9][0-9]{6,14}$H\x00R\x06mobile\x12=\n" +
+	"\busername\x18\x02 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[a-z][a-z0-9._-]{2,63}$H\x00R\busername\x12-\n" +
+	"\fsubject_uuid\x18\x03 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01H\x00R\vsubjectUuid\x12G\n" +
+	"\x0factivation_code\x18\x04 \x01(\tB\x1e\xbaH\x1br\x192\x17^[0-9A-HJKMNP-TV-Z]{8}$R\x0eactivationCode\x12&\n" +
+	"\bpassword\x18\x05 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\n" +
+	"\x18\x80\x01R\bpassword\x12G\n" +
+	"\x0fidempotency_key\x18\x06 \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\x0eidempotencyKeyB\x13\n" +
+	"\n" +
+	"identifier\x12\x05\xbaH\x02\b\x01\"^\n" +
+	"\x17ActivateAccountResponse\x128\n" +
+	"\asession\x18\x01 \x01(\v2\x1c.trialhub.patient.v1.SessionH\x00R\asessionB\t\n" +
+	"\aoutcome\"\xc1\x01\n" +
 	"\fLoginRequest\x125\n" +
 	"\x06mobile\x18\x01 \x01(\tB\x1b\xbaH\x18r\x162\x14^\\+[1-9][0-9]{6,14}$H\x00R\x06mobile\x12=\n" +
 	"\busername\x18\x02 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[a-z][a-z0-9._-]{2,63}$H\x00R\busername\x12&\n" +
@@ -1161,9 +1670,11 @@ const file_trialhub_patient_v1_auth_service_proto_rawDesc = "" +
 	"\x03crv\x18\x03 \x01(\tR\x03crv\x12\f\n" +
 	"\x01x\x18\x04 \x01(\tR\x01x\x12\x10\n" +
 	"\x03alg\x18\x05 \x01(\tR\x03alg\x12\x10\n" +
-	"\x03use\x18\x06 \x01(\tR\x03use2\xa9\x04\n" +
+	"\x03use\x18\x06 \x01(\tR\x03use2\xa2\x06\n" +
 	"\vAuthService\x12_\n" +
-	"\bRegister\x12$.trialhub.patient.v1.RegisterRequest\x1a%.trialhub.patient.v1.RegisterResponse\"\x06\x92\x82\x19\x02\x10\x01\x12V\n" +
+	"\bRegister\x12$.trialhub.patient.v1.RegisterRequest\x1a%.trialhub.patient.v1.RegisterResponse\"\x06\x92\x82\x19\x02\x10\x01\x12\x80\x01\n" +
+	"\x13ConfirmRegistration\x12/.trialhub.patient.v1.ConfirmRegistrationRequest\x1a0.trialhub.patient.v1.ConfirmRegistrationResponse\"\x06\x92\x82\x19\x02\x10\x01\x12t\n" +
+	"\x0fActivateAccount\x12+.trialhub.patient.v1.ActivateAccountRequest\x1a,.trialhub.patient.v1.ActivateAccountResponse\"\x06\x92\x82\x19\x02\x10\x01\x12V\n" +
 	"\x05Login\x12!.trialhub.patient.v1.LoginRequest\x1a\".trialhub.patient.v1.LoginResponse\"\x06\x92\x82\x19\x02\x10\x01\x12k\n" +
 	"\fRefreshToken\x12(.trialhub.patient.v1.RefreshTokenRequest\x1a).trialhub.patient.v1.RefreshTokenResponse\"\x06\x92\x82\x19\x02\x10\x01\x12~\n" +
 	"\x12CreateStaffAccount\x12..trialhub.patient.v1.CreateStaffAccountRequest\x1a/.trialhub.patient.v1.CreateStaffAccountResponse\"\a\x92\x82\x19\x03\n" +
@@ -1183,50 +1694,63 @@ func file_trialhub_patient_v1_auth_service_proto_rawDescGZIP() []byte {
 	return file_trialhub_patient_v1_auth_service_proto_rawDescData
 }
 
-var file_trialhub_patient_v1_auth_service_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_trialhub_patient_v1_auth_service_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_trialhub_patient_v1_auth_service_proto_goTypes = []any{
-	(*TokenPair)(nil),                  // 0: trialhub.patient.v1.TokenPair
-	(*RegisterRequest)(nil),            // 1: trialhub.patient.v1.RegisterRequest
-	(*RegisterResponse)(nil),           // 2: trialhub.patient.v1.RegisterResponse
-	(*RegistrationPending)(nil),        // 3: trialhub.patient.v1.RegistrationPending
-	(*LoginRequest)(nil),               // 4: trialhub.patient.v1.LoginRequest
-	(*LoginResponse)(nil),              // 5: trialhub.patient.v1.LoginResponse
-	(*RefreshTokenRequest)(nil),        // 6: trialhub.patient.v1.RefreshTokenRequest
-	(*RefreshTokenResponse)(nil),       // 7: trialhub.patient.v1.RefreshTokenResponse
-	(*CreateStaffAccountRequest)(nil),  // 8: trialhub.patient.v1.CreateStaffAccountRequest
-	(*CreateStaffAccountResponse)(nil), // 9: trialhub.patient.v1.CreateStaffAccountResponse
-	(*GetSigningKeysRequest)(nil),      // 10: trialhub.patient.v1.GetSigningKeysRequest
-	(*GetSigningKeysResponse)(nil),     // 11: trialhub.patient.v1.GetSigningKeysResponse
-	(*SigningKey)(nil),                 // 12: trialhub.patient.v1.SigningKey
-	(*timestamppb.Timestamp)(nil),      // 13: google.protobuf.Timestamp
-	(v1.Role)(0),                       // 14: trialhub.authz.v1.Role
+	(*TokenPair)(nil),                   // 0: trialhub.patient.v1.TokenPair
+	(*RegisterRequest)(nil),             // 1: trialhub.patient.v1.RegisterRequest
+	(*RegisterResponse)(nil),            // 2: trialhub.patient.v1.RegisterResponse
+	(*RegistrationPending)(nil),         // 3: trialhub.patient.v1.RegistrationPending
+	(*Session)(nil),                     // 4: trialhub.patient.v1.Session
+	(*ConfirmRegistrationRequest)(nil),  // 5: trialhub.patient.v1.ConfirmRegistrationRequest
+	(*ConfirmRegistrationResponse)(nil), // 6: trialhub.patient.v1.ConfirmRegistrationResponse
+	(*ActivateAccountRequest)(nil),      // 7: trialhub.patient.v1.ActivateAccountRequest
+	(*ActivateAccountResponse)(nil),     // 8: trialhub.patient.v1.ActivateAccountResponse
+	(*LoginRequest)(nil),                // 9: trialhub.patient.v1.LoginRequest
+	(*LoginResponse)(nil),               // 10: trialhub.patient.v1.LoginResponse
+	(*RefreshTokenRequest)(nil),         // 11: trialhub.patient.v1.RefreshTokenRequest
+	(*RefreshTokenResponse)(nil),        // 12: trialhub.patient.v1.RefreshTokenResponse
+	(*CreateStaffAccountRequest)(nil),   // 13: trialhub.patient.v1.CreateStaffAccountRequest
+	(*CreateStaffAccountResponse)(nil),  // 14: trialhub.patient.v1.CreateStaffAccountResponse
+	(*GetSigningKeysRequest)(nil),       // 15: trialhub.patient.v1.GetSigningKeysRequest
+	(*GetSigningKeysResponse)(nil),      // 16: trialhub.patient.v1.GetSigningKeysResponse
+	(*SigningKey)(nil),                  // 17: trialhub.patient.v1.SigningKey
+	(*timestamppb.Timestamp)(nil),       // 18: google.protobuf.Timestamp
+	(v1.Role)(0),                        // 19: trialhub.authz.v1.Role
 }
 var file_trialhub_patient_v1_auth_service_proto_depIdxs = []int32{
-	13, // 0: trialhub.patient.v1.TokenPair.access_token_expires_at:type_name -> google.protobuf.Timestamp
-	13, // 1: trialhub.patient.v1.TokenPair.refresh_token_expires_at:type_name -> google.protobuf.Timestamp
+	18, // 0: trialhub.patient.v1.TokenPair.access_token_expires_at:type_name -> google.protobuf.Timestamp
+	18, // 1: trialhub.patient.v1.TokenPair.refresh_token_expires_at:type_name -> google.protobuf.Timestamp
 	3,  // 2: trialhub.patient.v1.RegisterResponse.code_sent:type_name -> trialhub.patient.v1.RegistrationPending
-	13, // 3: trialhub.patient.v1.RegistrationPending.code_expires_at:type_name -> google.protobuf.Timestamp
-	0,  // 4: trialhub.patient.v1.LoginResponse.tokens:type_name -> trialhub.patient.v1.TokenPair
-	14, // 5: trialhub.patient.v1.LoginResponse.role:type_name -> trialhub.authz.v1.Role
-	0,  // 6: trialhub.patient.v1.RefreshTokenResponse.tokens:type_name -> trialhub.patient.v1.TokenPair
-	14, // 7: trialhub.patient.v1.CreateStaffAccountRequest.role:type_name -> trialhub.authz.v1.Role
-	13, // 8: trialhub.patient.v1.CreateStaffAccountResponse.created_at:type_name -> google.protobuf.Timestamp
-	12, // 9: trialhub.patient.v1.GetSigningKeysResponse.keys:type_name -> trialhub.patient.v1.SigningKey
-	1,  // 10: trialhub.patient.v1.AuthService.Register:input_type -> trialhub.patient.v1.RegisterRequest
-	4,  // 11: trialhub.patient.v1.AuthService.Login:input_type -> trialhub.patient.v1.LoginRequest
-	6,  // 12: trialhub.patient.v1.AuthService.RefreshToken:input_type -> trialhub.patient.v1.RefreshTokenRequest
-	8,  // 13: trialhub.patient.v1.AuthService.CreateStaffAccount:input_type -> trialhub.patient.v1.CreateStaffAccountRequest
-	10, // 14: trialhub.patient.v1.AuthService.GetSigningKeys:input_type -> trialhub.patient.v1.GetSigningKeysRequest
-	2,  // 15: trialhub.patient.v1.AuthService.Register:output_type -> trialhub.patient.v1.RegisterResponse
-	5,  // 16: trialhub.patient.v1.AuthService.Login:output_type -> trialhub.patient.v1.LoginResponse
-	7,  // 17: trialhub.patient.v1.AuthService.RefreshToken:output_type -> trialhub.patient.v1.RefreshTokenResponse
-	9,  // 18: trialhub.patient.v1.AuthService.CreateStaffAccount:output_type -> trialhub.patient.v1.CreateStaffAccountResponse
-	11, // 19: trialhub.patient.v1.AuthService.GetSigningKeys:output_type -> trialhub.patient.v1.GetSigningKeysResponse
-	15, // [15:20] is the sub-list for method output_type
-	10, // [10:15] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	18, // 3: trialhub.patient.v1.RegistrationPending.code_expires_at:type_name -> google.protobuf.Timestamp
+	0,  // 4: trialhub.patient.v1.Session.tokens:type_name -> trialhub.patient.v1.TokenPair
+	19, // 5: trialhub.patient.v1.Session.role:type_name -> trialhub.authz.v1.Role
+	4,  // 6: trialhub.patient.v1.ConfirmRegistrationResponse.session:type_name -> trialhub.patient.v1.Session
+	4,  // 7: trialhub.patient.v1.ActivateAccountResponse.session:type_name -> trialhub.patient.v1.Session
+	0,  // 8: trialhub.patient.v1.LoginResponse.tokens:type_name -> trialhub.patient.v1.TokenPair
+	19, // 9: trialhub.patient.v1.LoginResponse.role:type_name -> trialhub.authz.v1.Role
+	0,  // 10: trialhub.patient.v1.RefreshTokenResponse.tokens:type_name -> trialhub.patient.v1.TokenPair
+	19, // 11: trialhub.patient.v1.CreateStaffAccountRequest.role:type_name -> trialhub.authz.v1.Role
+	18, // 12: trialhub.patient.v1.CreateStaffAccountResponse.created_at:type_name -> google.protobuf.Timestamp
+	17, // 13: trialhub.patient.v1.GetSigningKeysResponse.keys:type_name -> trialhub.patient.v1.SigningKey
+	1,  // 14: trialhub.patient.v1.AuthService.Register:input_type -> trialhub.patient.v1.RegisterRequest
+	5,  // 15: trialhub.patient.v1.AuthService.ConfirmRegistration:input_type -> trialhub.patient.v1.ConfirmRegistrationRequest
+	7,  // 16: trialhub.patient.v1.AuthService.ActivateAccount:input_type -> trialhub.patient.v1.ActivateAccountRequest
+	9,  // 17: trialhub.patient.v1.AuthService.Login:input_type -> trialhub.patient.v1.LoginRequest
+	11, // 18: trialhub.patient.v1.AuthService.RefreshToken:input_type -> trialhub.patient.v1.RefreshTokenRequest
+	13, // 19: trialhub.patient.v1.AuthService.CreateStaffAccount:input_type -> trialhub.patient.v1.CreateStaffAccountRequest
+	15, // 20: trialhub.patient.v1.AuthService.GetSigningKeys:input_type -> trialhub.patient.v1.GetSigningKeysRequest
+	2,  // 21: trialhub.patient.v1.AuthService.Register:output_type -> trialhub.patient.v1.RegisterResponse
+	6,  // 22: trialhub.patient.v1.AuthService.ConfirmRegistration:output_type -> trialhub.patient.v1.ConfirmRegistrationResponse
+	8,  // 23: trialhub.patient.v1.AuthService.ActivateAccount:output_type -> trialhub.patient.v1.ActivateAccountResponse
+	10, // 24: trialhub.patient.v1.AuthService.Login:output_type -> trialhub.patient.v1.LoginResponse
+	12, // 25: trialhub.patient.v1.AuthService.RefreshToken:output_type -> trialhub.patient.v1.RefreshTokenResponse
+	14, // 26: trialhub.patient.v1.AuthService.CreateStaffAccount:output_type -> trialhub.patient.v1.CreateStaffAccountResponse
+	16, // 27: trialhub.patient.v1.AuthService.GetSigningKeys:output_type -> trialhub.patient.v1.GetSigningKeysResponse
+	21, // [21:28] is the sub-list for method output_type
+	14, // [14:21] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_trialhub_patient_v1_auth_service_proto_init() }
@@ -1238,10 +1762,25 @@ func file_trialhub_patient_v1_auth_service_proto_init() {
 		(*RegisterResponse_CodeSent)(nil),
 	}
 	file_trialhub_patient_v1_auth_service_proto_msgTypes[4].OneofWrappers = []any{
+		(*Session_SubjectUuid)(nil),
+		(*Session_StaffId)(nil),
+	}
+	file_trialhub_patient_v1_auth_service_proto_msgTypes[6].OneofWrappers = []any{
+		(*ConfirmRegistrationResponse_Session)(nil),
+	}
+	file_trialhub_patient_v1_auth_service_proto_msgTypes[7].OneofWrappers = []any{
+		(*ActivateAccountRequest_Mobile)(nil),
+		(*ActivateAccountRequest_Username)(nil),
+		(*ActivateAccountRequest_SubjectUuid)(nil),
+	}
+	file_trialhub_patient_v1_auth_service_proto_msgTypes[8].OneofWrappers = []any{
+		(*ActivateAccountResponse_Session)(nil),
+	}
+	file_trialhub_patient_v1_auth_service_proto_msgTypes[9].OneofWrappers = []any{
 		(*LoginRequest_Mobile)(nil),
 		(*LoginRequest_Username)(nil),
 	}
-	file_trialhub_patient_v1_auth_service_proto_msgTypes[5].OneofWrappers = []any{
+	file_trialhub_patient_v1_auth_service_proto_msgTypes[10].OneofWrappers = []any{
 		(*LoginResponse_Tokens)(nil),
 		(*LoginResponse_SubjectUuid)(nil),
 		(*LoginResponse_StaffId)(nil),
@@ -1252,7 +1791,7 @@ func file_trialhub_patient_v1_auth_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_trialhub_patient_v1_auth_service_proto_rawDesc), len(file_trialhub_patient_v1_auth_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -25,7 +25,7 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// AccountStatus is the lifecycle state of a patient account.
+// AccountStatus is the lifecycle state of a patient or staff account.
 type AccountStatus int32
 
 const (
@@ -33,13 +33,16 @@ const (
 	AccountStatus_ACCOUNT_STATUS_UNSPECIFIED AccountStatus = 0
 	// The account can sign in and take part in trials.
 	AccountStatus_ACCOUNT_STATUS_ACTIVE AccountStatus = 1
-	// Temporarily blocked (e.g. by an administrator or after repeated failed
-	// sign-ins): no sign-in, no new tasks or notifications; data is kept. Can be
-	// reactivated.
+	// Blocked by an administrator (SuspendAccount): no sign-in, no refresh, no new
+	// tasks or notifications; data is kept. Can be reactivated (ReactivateAccount).
+	// A lockout after repeated failed sign-ins is temporary and not a status.
 	AccountStatus_ACCOUNT_STATUS_SUSPENDED AccountStatus = 2
 	// Closed for good (e.g. the participant left the platform): no sign-in ever
 	// again. Records and the audit trail are retained as regulations require.
 	AccountStatus_ACCOUNT_STATUS_CLOSED AccountStatus = 3
+	// Created by an invitation, or reset by an administrator, and not activated
+	// yet: no sign-in until ActivateAccount with the activation code.
+	AccountStatus_ACCOUNT_STATUS_PENDING_ACTIVATION AccountStatus = 4
 )
 
 // Enum value maps for AccountStatus.
@@ -49,12 +52,14 @@ var (
 		1: "ACCOUNT_STATUS_ACTIVE",
 		2: "ACCOUNT_STATUS_SUSPENDED",
 		3: "ACCOUNT_STATUS_CLOSED",
+		4: "ACCOUNT_STATUS_PENDING_ACTIVATION",
 	}
 	AccountStatus_value = map[string]int32{
-		"ACCOUNT_STATUS_UNSPECIFIED": 0,
-		"ACCOUNT_STATUS_ACTIVE":      1,
-		"ACCOUNT_STATUS_SUSPENDED":   2,
-		"ACCOUNT_STATUS_CLOSED":      3,
+		"ACCOUNT_STATUS_UNSPECIFIED":        0,
+		"ACCOUNT_STATUS_ACTIVE":             1,
+		"ACCOUNT_STATUS_SUSPENDED":          2,
+		"ACCOUNT_STATUS_CLOSED":             3,
+		"ACCOUNT_STATUS_PENDING_ACTIVATION": 4,
 	}
 )
 
@@ -573,6 +578,185 @@ func (x *GetPatientIdentityResponse) GetAuditEventId() string {
 	return ""
 }
 
+// InviteParticipantRequest carries what the site enters for a new participant.
+// The personal data here is stored only in the patient service's encrypted vault.
+type InviteParticipantRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The participant's full legal name as on their identity document. PII: only
+	// GetPatientIdentity ever returns it.
+	FullName string `protobuf:"bytes,1,opt,name=full_name,json=fullName,proto3" json:"full_name,omitempty"`
+	// The participant's national identity number as issued by
+	// national_id_country. PII: only GetPatientIdentity ever returns it.
+	NationalId string `protobuf:"bytes,2,opt,name=national_id,json=nationalId,proto3" json:"national_id,omitempty"`
+	// The country that issued national_id, as an ISO 3166-1 alpha-2 code ("DE").
+	NationalIdCountry string `protobuf:"bytes,3,opt,name=national_id_country,json=nationalIdCountry,proto3" json:"national_id_country,omitempty"`
+	// The participant's mobile number in E.164 form, e.g. "+4915112345678": their
+	// sign-in identifier after activation.
+	Mobile string `protobuf:"bytes,4,opt,name=mobile,proto3" json:"mobile,omitempty"`
+	// The inviting site (trial service site id): one of the caller's site scopes.
+	// Recorded with the account and in the audit trail.
+	SiteId string `protobuf:"bytes,5,opt,name=site_id,json=siteId,proto3" json:"site_id,omitempty"`
+	// The trial (trial service id) the participant is invited to: one of the
+	// caller's trial scopes. Recorded with the account and in the audit trail.
+	TrialId string `protobuf:"bytes,6,opt,name=trial_id,json=trialId,proto3" json:"trial_id,omitempty"`
+	// A client-chosen key that makes a retried invitation safe: the same key with
+	// the same body returns the same subject_uuid again with a new activation code
+	// (codes are stored only hashed; the earlier code stops working); the same key
+	// with a different body is rejected with FAILED_PRECONDITION.
+	IdempotencyKey string `protobuf:"bytes,7,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *InviteParticipantRequest) Reset() {
+	*x = InviteParticipantRequest{}
+	mi := &file_trialhub_patient_v1_patient_service_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InviteParticipantRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InviteParticipantRequest) ProtoMessage() {}
+
+func (x *InviteParticipantRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_patient_v1_patient_service_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InviteParticipantRequest.ProtoReflect.Descriptor instead.
+func (*InviteParticipantRequest) Descriptor() ([]byte, []int) {
+	return file_trialhub_patient_v1_patient_service_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *InviteParticipantRequest) GetFullName() string {
+	if x != nil {
+		return x.FullName
+	}
+	return ""
+}
+
+func (x *InviteParticipantRequest) GetNationalId() string {
+	if x != nil {
+		return x.NationalId
+	}
+	return ""
+}
+
+func (x *InviteParticipantRequest) GetNationalIdCountry() string {
+	if x != nil {
+		return x.NationalIdCountry
+	}
+	return ""
+}
+
+func (x *InviteParticipantRequest) GetMobile() string {
+	if x != nil {
+		return x.Mobile
+	}
+	return ""
+}
+
+func (x *InviteParticipantRequest) GetSiteId() string {
+	if x != nil {
+		return x.SiteId
+	}
+	return ""
+}
+
+func (x *InviteParticipantRequest) GetTrialId() string {
+	if x != nil {
+		return x.TrialId
+	}
+	return ""
+}
+
+func (x *InviteParticipantRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+// InviteParticipantResponse identifies the new participant by pseudonym and
+// carries the activation code, which the service never shows again. It echoes
+// none of the personal data that was sent.
+type InviteParticipantResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The participant's new subject identifier: a random UUIDv4, never derived
+	// from identity data. Use it to enrol the subject in the trial service.
+	SubjectUuid string `protobuf:"bytes,1,opt,name=subject_uuid,json=subjectUuid,proto3" json:"subject_uuid,omitempty"`
+	// The one-time activation code to hand to the participant (printed or read
+	// out; never sent by e-mail): eight characters of Crockford base32, e.g.
+	// "K7QM4XPA". Kept only hashed; shown this once.
+	ActivationCode string `protobuf:"bytes,2,opt,name=activation_code,json=activationCode,proto3" json:"activation_code,omitempty"`
+	// When the activation code stops being accepted (UTC, server clock); after
+	// that an administrator issues a new one with ResetAccess.
+	ActivationCodeExpiresAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=activation_code_expires_at,json=activationCodeExpiresAt,proto3" json:"activation_code_expires_at,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
+}
+
+func (x *InviteParticipantResponse) Reset() {
+	*x = InviteParticipantResponse{}
+	mi := &file_trialhub_patient_v1_patient_service_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InviteParticipantResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InviteParticipantResponse) ProtoMessage() {}
+
+func (x *InviteParticipantResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_patient_v1_patient_service_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InviteParticipantResponse.ProtoReflect.Descriptor instead.
+func (*InviteParticipantResponse) Descriptor() ([]byte, []int) {
+	return file_trialhub_patient_v1_patient_service_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *InviteParticipantResponse) GetSubjectUuid() string {
+	if x != nil {
+		return x.SubjectUuid
+	}
+	return ""
+}
+
+func (x *InviteParticipantResponse) GetActivationCode() string {
+	if x != nil {
+		return x.ActivationCode
+	}
+	return ""
+}
+
+func (x *InviteParticipantResponse) GetActivationCodeExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ActivationCodeExpiresAt
+	}
+	return nil
+}
+
 // GetSubjectStatusRequest names the subject to look up.
 type GetSubjectStatusRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -584,7 +768,7 @@ type GetSubjectStatusRequest struct {
 
 func (x *GetSubjectStatusRequest) Reset() {
 	*x = GetSubjectStatusRequest{}
-	mi := &file_trialhub_patient_v1_patient_service_proto_msgTypes[7]
+	mi := &file_trialhub_patient_v1_patient_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -596,7 +780,7 @@ func (x *GetSubjectStatusRequest) String() string {
 func (*GetSubjectStatusRequest) ProtoMessage() {}
 
 func (x *GetSubjectStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_patient_v1_patient_service_proto_msgTypes[7]
+	mi := &file_trialhub_patient_v1_patient_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -609,7 +793,7 @@ func (x *GetSubjectStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSubjectStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetSubjectStatusRequest) Descriptor() ([]byte, []int) {
-	return file_trialhub_patient_v1_patient_service_proto_rawDescGZIP(), []int{7}
+	return file_trialhub_patient_v1_patient_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetSubjectStatusRequest) GetSubjectUuid() string {
@@ -639,7 +823,7 @@ type GetSubjectStatusResponse struct {
 
 func (x *GetSubjectStatusResponse) Reset() {
 	*x = GetSubjectStatusResponse{}
-	mi := &file_trialhub_patient_v1_patient_service_proto_msgTypes[8]
+	mi := &file_trialhub_patient_v1_patient_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -651,7 +835,7 @@ func (x *GetSubjectStatusResponse) String() string {
 func (*GetSubjectStatusResponse) ProtoMessage() {}
 
 func (x *GetSubjectStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_patient_v1_patient_service_proto_msgTypes[8]
+	mi := &file_trialhub_patient_v1_patient_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -664,7 +848,7 @@ func (x *GetSubjectStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSubjectStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetSubjectStatusResponse) Descriptor() ([]byte, []int) {
-	return file_trialhub_patient_v1_patient_service_proto_rawDescGZIP(), []int{8}
+	return file_trialhub_patient_v1_patient_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetSubjectStatusResponse) GetSubjectUuid() string {
@@ -744,7 +928,21 @@ const file_trialhub_patient_v1_patient_service_proto_rawDesc = "" +
 	"\x13national_id_country\x18\x04 \x01(\tR\x11nationalIdCountry\x12\x16\n" +
 	"\x06mobile\x18\x05 \x01(\tR\x06mobile\x12:\n" +
 	"\x06status\x18\x06 \x01(\x0e2\".trialhub.patient.v1.AccountStatusR\x06status\x12$\n" +
-	"\x0eaudit_event_id\x18\a \x01(\tR\fauditEventId\"F\n" +
+	"\x0eaudit_event_id\x18\a \x01(\tR\fauditEventId\"\xbd\x03\n" +
+	"\x18InviteParticipantRequest\x12B\n" +
+	"\tfull_name\x18\x01 \x01(\tB%\xbaH\"r \x10\x01\x18\xc8\x012\x19^[^\\s](?:[^\\r\\n]*[^\\s])?$R\bfullName\x12T\n" +
+	"\vnational_id\x18\x02 \x01(\tB3\xbaH0r.\x10\x04\x18 2(^[A-Za-z0-9][A-Za-z0-9 ./-]*[A-Za-z0-9]$R\n" +
+	"nationalId\x12A\n" +
+	"\x13national_id_country\x18\x03 \x01(\tB\x11\xbaH\x0er\f2\n" +
+	"^[A-Z]{2}$R\x11nationalIdCountry\x123\n" +
+	"\x06mobile\x18\x04 \x01(\tB\x1b\xbaH\x18r\x162\x14^\\+[1-9][0-9]{6,14}$R\x06mobile\x12!\n" +
+	"\asite_id\x18\x05 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x06siteId\x12#\n" +
+	"\btrial_id\x18\x06 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\atrialId\x12G\n" +
+	"\x0fidempotency_key\x18\a \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\x0eidempotencyKey\"\xc0\x01\n" +
+	"\x19InviteParticipantResponse\x12!\n" +
+	"\fsubject_uuid\x18\x01 \x01(\tR\vsubjectUuid\x12'\n" +
+	"\x0factivation_code\x18\x02 \x01(\tR\x0eactivationCode\x12W\n" +
+	"\x1aactivation_code_expires_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x17activationCodeExpiresAt\"F\n" +
 	"\x17GetSubjectStatusRequest\x12+\n" +
 	"\fsubject_uuid\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\vsubjectUuid\"\x94\x02\n" +
 	"\x18GetSubjectStatusResponse\x12!\n" +
@@ -753,12 +951,13 @@ const file_trialhub_patient_v1_patient_service_proto_rawDesc = "" +
 	"\x06status\x18\x03 \x01(\x0e2\".trialhub.patient.v1.AccountStatusR\x06status\x129\n" +
 	"\n" +
 	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12F\n" +
-	"\x11status_updated_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x0fstatusUpdatedAt*\x83\x01\n" +
+	"\x11status_updated_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x0fstatusUpdatedAt*\xaa\x01\n" +
 	"\rAccountStatus\x12\x1e\n" +
 	"\x1aACCOUNT_STATUS_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15ACCOUNT_STATUS_ACTIVE\x10\x01\x12\x1c\n" +
 	"\x18ACCOUNT_STATUS_SUSPENDED\x10\x02\x12\x19\n" +
-	"\x15ACCOUNT_STATUS_CLOSED\x10\x032\xf6\x03\n" +
+	"\x15ACCOUNT_STATUS_CLOSED\x10\x03\x12%\n" +
+	"!ACCOUNT_STATUS_PENDING_ACTIVATION\x10\x042\xf3\x04\n" +
 	"\x0ePatientService\x12k\n" +
 	"\n" +
 	"GetProfile\x12&.trialhub.patient.v1.GetProfileRequest\x1a'.trialhub.patient.v1.GetProfileResponse\"\f\x92\x82\x19\x05\n" +
@@ -766,7 +965,9 @@ const file_trialhub_patient_v1_patient_service_proto_rawDesc = "" +
 	"\rUpdateProfile\x12).trialhub.patient.v1.UpdateProfileRequest\x1a*.trialhub.patient.v1.UpdateProfileResponse\"\f\x92\x82\x19\x05\n" +
 	"\x01\x01\x18\x01\x90\x02\x02\x12\x82\x01\n" +
 	"\x12GetPatientIdentity\x12..trialhub.patient.v1.GetPatientIdentityRequest\x1a/.trialhub.patient.v1.GetPatientIdentityResponse\"\v\x92\x82\x19\x04\n" +
-	"\x02\x02\x04\x90\x02\x02\x12|\n" +
+	"\x02\x02\x04\x90\x02\x02\x12{\n" +
+	"\x11InviteParticipant\x12-.trialhub.patient.v1.InviteParticipantRequest\x1a..trialhub.patient.v1.InviteParticipantResponse\"\a\x92\x82\x19\x03\n" +
+	"\x01\x02\x12|\n" +
 	"\x10GetSubjectStatus\x12,.trialhub.patient.v1.GetSubjectStatusRequest\x1a-.trialhub.patient.v1.GetSubjectStatusResponse\"\v\x92\x82\x19\x04\n" +
 	"\x02\x05\x04\x90\x02\x01B\xdf\x01\n" +
 	"\x17com.trialhub.patient.v1B\x13PatientServiceProtoP\x01ZAgithub.com/trialhub/trialhub/gen/go/trialhub/patient/v1;patientv1\xa2\x02\x03TPX\xaa\x02\x13Trialhub.Patient.V1\xca\x02\x13Trialhub\\Patient\\V1\xe2\x02\x1fTrialhub\\Patient\\V1\\GPBMetadata\xea\x02\x15Trialhub::Patient::V1b\x06proto3"
@@ -784,7 +985,7 @@ func file_trialhub_patient_v1_patient_service_proto_rawDescGZIP() []byte {
 }
 
 var file_trialhub_patient_v1_patient_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_trialhub_patient_v1_patient_service_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_trialhub_patient_v1_patient_service_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_trialhub_patient_v1_patient_service_proto_goTypes = []any{
 	(AccountStatus)(0),                 // 0: trialhub.patient.v1.AccountStatus
 	(*Profile)(nil),                    // 1: trialhub.patient.v1.Profile
@@ -794,35 +995,40 @@ var file_trialhub_patient_v1_patient_service_proto_goTypes = []any{
 	(*UpdateProfileResponse)(nil),      // 5: trialhub.patient.v1.UpdateProfileResponse
 	(*GetPatientIdentityRequest)(nil),  // 6: trialhub.patient.v1.GetPatientIdentityRequest
 	(*GetPatientIdentityResponse)(nil), // 7: trialhub.patient.v1.GetPatientIdentityResponse
-	(*GetSubjectStatusRequest)(nil),    // 8: trialhub.patient.v1.GetSubjectStatusRequest
-	(*GetSubjectStatusResponse)(nil),   // 9: trialhub.patient.v1.GetSubjectStatusResponse
-	(*timestamppb.Timestamp)(nil),      // 10: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),      // 11: google.protobuf.FieldMask
+	(*InviteParticipantRequest)(nil),   // 8: trialhub.patient.v1.InviteParticipantRequest
+	(*InviteParticipantResponse)(nil),  // 9: trialhub.patient.v1.InviteParticipantResponse
+	(*GetSubjectStatusRequest)(nil),    // 10: trialhub.patient.v1.GetSubjectStatusRequest
+	(*GetSubjectStatusResponse)(nil),   // 11: trialhub.patient.v1.GetSubjectStatusResponse
+	(*timestamppb.Timestamp)(nil),      // 12: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),      // 13: google.protobuf.FieldMask
 }
 var file_trialhub_patient_v1_patient_service_proto_depIdxs = []int32{
 	1,  // 0: trialhub.patient.v1.GetProfileResponse.profile:type_name -> trialhub.patient.v1.Profile
-	10, // 1: trialhub.patient.v1.GetProfileResponse.updated_at:type_name -> google.protobuf.Timestamp
+	12, // 1: trialhub.patient.v1.GetProfileResponse.updated_at:type_name -> google.protobuf.Timestamp
 	1,  // 2: trialhub.patient.v1.UpdateProfileRequest.profile:type_name -> trialhub.patient.v1.Profile
-	11, // 3: trialhub.patient.v1.UpdateProfileRequest.update_mask:type_name -> google.protobuf.FieldMask
+	13, // 3: trialhub.patient.v1.UpdateProfileRequest.update_mask:type_name -> google.protobuf.FieldMask
 	1,  // 4: trialhub.patient.v1.UpdateProfileResponse.profile:type_name -> trialhub.patient.v1.Profile
-	10, // 5: trialhub.patient.v1.UpdateProfileResponse.updated_at:type_name -> google.protobuf.Timestamp
+	12, // 5: trialhub.patient.v1.UpdateProfileResponse.updated_at:type_name -> google.protobuf.Timestamp
 	0,  // 6: trialhub.patient.v1.GetPatientIdentityResponse.status:type_name -> trialhub.patient.v1.AccountStatus
-	0,  // 7: trialhub.patient.v1.GetSubjectStatusResponse.status:type_name -> trialhub.patient.v1.AccountStatus
-	10, // 8: trialhub.patient.v1.GetSubjectStatusResponse.created_at:type_name -> google.protobuf.Timestamp
-	10, // 9: trialhub.patient.v1.GetSubjectStatusResponse.status_updated_at:type_name -> google.protobuf.Timestamp
-	2,  // 10: trialhub.patient.v1.PatientService.GetProfile:input_type -> trialhub.patient.v1.GetProfileRequest
-	4,  // 11: trialhub.patient.v1.PatientService.UpdateProfile:input_type -> trialhub.patient.v1.UpdateProfileRequest
-	6,  // 12: trialhub.patient.v1.PatientService.GetPatientIdentity:input_type -> trialhub.patient.v1.GetPatientIdentityRequest
-	8,  // 13: trialhub.patient.v1.PatientService.GetSubjectStatus:input_type -> trialhub.patient.v1.GetSubjectStatusRequest
-	3,  // 14: trialhub.patient.v1.PatientService.GetProfile:output_type -> trialhub.patient.v1.GetProfileResponse
-	5,  // 15: trialhub.patient.v1.PatientService.UpdateProfile:output_type -> trialhub.patient.v1.UpdateProfileResponse
-	7,  // 16: trialhub.patient.v1.PatientService.GetPatientIdentity:output_type -> trialhub.patient.v1.GetPatientIdentityResponse
-	9,  // 17: trialhub.patient.v1.PatientService.GetSubjectStatus:output_type -> trialhub.patient.v1.GetSubjectStatusResponse
-	14, // [14:18] is the sub-list for method output_type
-	10, // [10:14] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	12, // 7: trialhub.patient.v1.InviteParticipantResponse.activation_code_expires_at:type_name -> google.protobuf.Timestamp
+	0,  // 8: trialhub.patient.v1.GetSubjectStatusResponse.status:type_name -> trialhub.patient.v1.AccountStatus
+	12, // 9: trialhub.patient.v1.GetSubjectStatusResponse.created_at:type_name -> google.protobuf.Timestamp
+	12, // 10: trialhub.patient.v1.GetSubjectStatusResponse.status_updated_at:type_name -> google.protobuf.Timestamp
+	2,  // 11: trialhub.patient.v1.PatientService.GetProfile:input_type -> trialhub.patient.v1.GetProfileRequest
+	4,  // 12: trialhub.patient.v1.PatientService.UpdateProfile:input_type -> trialhub.patient.v1.UpdateProfileRequest
+	6,  // 13: trialhub.patient.v1.PatientService.GetPatientIdentity:input_type -> trialhub.patient.v1.GetPatientIdentityRequest
+	8,  // 14: trialhub.patient.v1.PatientService.InviteParticipant:input_type -> trialhub.patient.v1.InviteParticipantRequest
+	10, // 15: trialhub.patient.v1.PatientService.GetSubjectStatus:input_type -> trialhub.patient.v1.GetSubjectStatusRequest
+	3,  // 16: trialhub.patient.v1.PatientService.GetProfile:output_type -> trialhub.patient.v1.GetProfileResponse
+	5,  // 17: trialhub.patient.v1.PatientService.UpdateProfile:output_type -> trialhub.patient.v1.UpdateProfileResponse
+	7,  // 18: trialhub.patient.v1.PatientService.GetPatientIdentity:output_type -> trialhub.patient.v1.GetPatientIdentityResponse
+	9,  // 19: trialhub.patient.v1.PatientService.InviteParticipant:output_type -> trialhub.patient.v1.InviteParticipantResponse
+	11, // 20: trialhub.patient.v1.PatientService.GetSubjectStatus:output_type -> trialhub.patient.v1.GetSubjectStatusResponse
+	16, // [16:21] is the sub-list for method output_type
+	11, // [11:16] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_trialhub_patient_v1_patient_service_proto_init() }
@@ -836,7 +1042,7 @@ func file_trialhub_patient_v1_patient_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_trialhub_patient_v1_patient_service_proto_rawDesc), len(file_trialhub_patient_v1_patient_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   9,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

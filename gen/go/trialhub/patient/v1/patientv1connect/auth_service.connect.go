@@ -29,6 +29,12 @@ const (
 const (
 	// AuthServiceRegisterProcedure is the procedure name of the AuthService's Register RPC.
 	AuthServiceRegisterProcedure = "/trialhub.patient.v1.AuthService/Register"
+	// AuthServiceConfirmRegistrationProcedure is the procedure name of the AuthService's
+	// ConfirmRegistration RPC.
+	AuthServiceConfirmRegistrationProcedure = "/trialhub.patient.v1.AuthService/ConfirmRegistration"
+	// AuthServiceActivateAccountProcedure is the procedure name of the AuthService's ActivateAccount
+	// RPC.
+	AuthServiceActivateAccountProcedure = "/trialhub.patient.v1.AuthService/ActivateAccount"
 	// AuthServiceLoginProcedure is the procedure name of the AuthService's Login RPC.
 	AuthServiceLoginProcedure = "/trialhub.patient.v1.AuthService/Login"
 	// AuthServiceRefreshTokenProcedure is the procedure name of the AuthService's RefreshToken RPC.
@@ -46,6 +52,20 @@ var (
 			StreamType: connect.StreamTypeUnary,
 			Schema:     v1.File_trialhub_patient_v1_auth_service_proto.Services().ByName("AuthService").Methods().ByName("Register"),
 			Procedure:  AuthServiceRegisterProcedure,
+		}
+	})
+	authServiceConfirmRegistrationSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType: connect.StreamTypeUnary,
+			Schema:     v1.File_trialhub_patient_v1_auth_service_proto.Services().ByName("AuthService").Methods().ByName("ConfirmRegistration"),
+			Procedure:  AuthServiceConfirmRegistrationProcedure,
+		}
+	})
+	authServiceActivateAccountSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType: connect.StreamTypeUnary,
+			Schema:     v1.File_trialhub_patient_v1_auth_service_proto.Services().ByName("AuthService").Methods().ByName("ActivateAccount"),
+			Procedure:  AuthServiceActivateAccountProcedure,
 		}
 	})
 	authServiceLoginSpec = sync.OnceValue(func() connect.Spec {
@@ -94,9 +114,34 @@ type AuthServiceClient interface {
 	// (RESOURCE_EXHAUSTED, with the same answer for known and unknown numbers).
 	// Audited as REGISTRATION_REQUESTED, without the personal data.
 	Register(context.Context, *v1.RegisterRequest) (*v1.RegisterResponse, error)
+	// ConfirmRegistration completes a self-registration with the code from the SMS:
+	// it creates the patient account with the password given to Register, mints
+	// the new random subject_uuid (UUIDv4, never derived from identity data) and
+	// signs the patient in. A wrong, expired or already used code, an unknown
+	// registration_id, and a registration whose number already had an account all
+	// fail alike with UNAUTHENTICATED ("the code was not accepted"), so the answer
+	// reveals nothing either; five wrong codes void the registration. Throttled per
+	// registration, per mobile and per client address (RESOURCE_EXHAUSTED).
+	// Audited as ACCOUNT_CREATED (actor: the new patient), a refused code as
+	// CODE_REJECTED.
+	ConfirmRegistration(context.Context, *v1.ConfirmRegistrationRequest) (*v1.ConfirmRegistrationResponse, error)
+	// ActivateAccount sets the password of an account that waits for activation
+	// (ACCOUNT_STATUS_PENDING_ACTIVATION: a participant invited by their site with
+	// InviteParticipant, or a patient or staff member whose access an administrator
+	// reset with ResetAccess) using its one-time activation code, and signs the
+	// account in. The code works once, expires (72 hours after it was issued by
+	// default) and is void after five wrong attempts; then only a new code from
+	// ResetAccess helps. A wrong, expired or used code, an unknown identifier and
+	// an account that does not wait for activation all fail alike with
+	// UNAUTHENTICATED. A password that is too weak or well known from breaches fails
+	// with INVALID_ARGUMENT and does not use up the code. Throttled per identifier
+	// and per client address (RESOURCE_EXHAUSTED). Audited as ACCOUNT_ACTIVATED, a
+	// refused code as CODE_REJECTED.
+	ActivateAccount(context.Context, *v1.ActivateAccountRequest) (*v1.ActivateAccountResponse, error)
 	// Login exchanges credentials for tokens: patients sign in with their mobile
-	// number, staff with their username. Wrong credentials fail with
-	// UNAUTHENTICATED without saying which part was wrong; a suspended or closed
+	// number, staff with their username. Wrong credentials, an unknown account and
+	// an account still waiting for activation fail alike with UNAUTHENTICATED
+	// (same message, similar time) without saying which part was wrong; a suspended or closed
 	// account fails with PERMISSION_DENIED. Repeated failures are throttled
 	// (RESOURCE_EXHAUSTED). Success and failure are both audited.
 	Login(context.Context, *v1.LoginRequest) (*v1.LoginResponse, error)
@@ -145,9 +190,34 @@ type AuthServiceHandler interface {
 	// (RESOURCE_EXHAUSTED, with the same answer for known and unknown numbers).
 	// Audited as REGISTRATION_REQUESTED, without the personal data.
 	Register(context.Context, *v1.RegisterRequest) (*v1.RegisterResponse, error)
+	// ConfirmRegistration completes a self-registration with the code from the SMS:
+	// it creates the patient account with the password given to Register, mints
+	// the new random subject_uuid (UUIDv4, never derived from identity data) and
+	// signs the patient in. A wrong, expired or already used code, an unknown
+	// registration_id, and a registration whose number already had an account all
+	// fail alike with UNAUTHENTICATED ("the code was not accepted"), so the answer
+	// reveals nothing either; five wrong codes void the registration. Throttled per
+	// registration, per mobile and per client address (RESOURCE_EXHAUSTED).
+	// Audited as ACCOUNT_CREATED (actor: the new patient), a refused code as
+	// CODE_REJECTED.
+	ConfirmRegistration(context.Context, *v1.ConfirmRegistrationRequest) (*v1.ConfirmRegistrationResponse, error)
+	// ActivateAccount sets the password of an account that waits for activation
+	// (ACCOUNT_STATUS_PENDING_ACTIVATION: a participant invited by their site with
+	// InviteParticipant, or a patient or staff member whose access an administrator
+	// reset with ResetAccess) using its one-time activation code, and signs the
+	// account in. The code works once, expires (72 hours after it was issued by
+	// default) and is void after five wrong attempts; then only a new code from
+	// ResetAccess helps. A wrong, expired or used code, an unknown identifier and
+	// an account that does not wait for activation all fail alike with
+	// UNAUTHENTICATED. A password that is too weak or well known from breaches fails
+	// with INVALID_ARGUMENT and does not use up the code. Throttled per identifier
+	// and per client address (RESOURCE_EXHAUSTED). Audited as ACCOUNT_ACTIVATED, a
+	// refused code as CODE_REJECTED.
+	ActivateAccount(context.Context, *v1.ActivateAccountRequest) (*v1.ActivateAccountResponse, error)
 	// Login exchanges credentials for tokens: patients sign in with their mobile
-	// number, staff with their username. Wrong credentials fail with
-	// UNAUTHENTICATED without saying which part was wrong; a suspended or closed
+	// number, staff with their username. Wrong credentials, an unknown account and
+	// an account still waiting for activation fail alike with UNAUTHENTICATED
+	// (same message, similar time) without saying which part was wrong; a suspended or closed
 	// account fails with PERMISSION_DENIED. Repeated failures are throttled
 	// (RESOURCE_EXHAUSTED). Success and failure are both audited.
 	Login(context.Context, *v1.LoginRequest) (*v1.LoginResponse, error)
@@ -181,6 +251,8 @@ func RegisterAuthServiceHandler(server *connect.Server, svc AuthServiceHandler) 
 	adapter := authServiceHandler{svc: svc}
 	server.Register(
 		connect.Method{Spec: authServiceRegisterSpec(), Handler: adapter.register},
+		connect.Method{Spec: authServiceConfirmRegistrationSpec(), Handler: adapter.confirmRegistration},
+		connect.Method{Spec: authServiceActivateAccountSpec(), Handler: adapter.activateAccount},
 		connect.Method{Spec: authServiceLoginSpec(), Handler: adapter.login},
 		connect.Method{Spec: authServiceRefreshTokenSpec(), Handler: adapter.refreshToken},
 		connect.Method{Spec: authServiceCreateStaffAccountSpec(), Handler: adapter.createStaffAccount},
@@ -193,6 +265,14 @@ type UnimplementedAuthServiceHandler struct{}
 
 func (UnimplementedAuthServiceHandler) Register(context.Context, *v1.RegisterRequest) (*v1.RegisterResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, "trialhub.patient.v1.AuthService.Register is not implemented")
+}
+
+func (UnimplementedAuthServiceHandler) ConfirmRegistration(context.Context, *v1.ConfirmRegistrationRequest) (*v1.ConfirmRegistrationResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "trialhub.patient.v1.AuthService.ConfirmRegistration is not implemented")
+}
+
+func (UnimplementedAuthServiceHandler) ActivateAccount(context.Context, *v1.ActivateAccountRequest) (*v1.ActivateAccountResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "trialhub.patient.v1.AuthService.ActivateAccount is not implemented")
 }
 
 func (UnimplementedAuthServiceHandler) Login(context.Context, *v1.LoginRequest) (*v1.LoginResponse, error) {
@@ -218,6 +298,22 @@ type authServiceClient struct {
 func (c *authServiceClient) Register(ctx context.Context, req *v1.RegisterRequest) (*v1.RegisterResponse, error) {
 	var res v1.RegisterResponse
 	if err := c.client.CallUnary(ctx, authServiceRegisterSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *authServiceClient) ConfirmRegistration(ctx context.Context, req *v1.ConfirmRegistrationRequest) (*v1.ConfirmRegistrationResponse, error) {
+	var res v1.ConfirmRegistrationResponse
+	if err := c.client.CallUnary(ctx, authServiceConfirmRegistrationSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *authServiceClient) ActivateAccount(ctx context.Context, req *v1.ActivateAccountRequest) (*v1.ActivateAccountResponse, error) {
+	var res v1.ActivateAccountResponse
+	if err := c.client.CallUnary(ctx, authServiceActivateAccountSpec(), req, &res); err != nil {
 		return nil, err
 	}
 	return &res, nil
@@ -263,6 +359,30 @@ func (h authServiceHandler) register(ctx context.Context, _ connect.Spec, stream
 		return err
 	}
 	res, err := h.svc.Register(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h authServiceHandler) confirmRegistration(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.ConfirmRegistrationRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.ConfirmRegistration(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h authServiceHandler) activateAccount(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.ActivateAccountRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.ActivateAccount(ctx, &req)
 	if err != nil {
 		return err
 	}

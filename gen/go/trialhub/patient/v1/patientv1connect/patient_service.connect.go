@@ -32,6 +32,9 @@ const (
 	// PatientServiceGetPatientIdentityProcedure is the procedure name of the PatientService's
 	// GetPatientIdentity RPC.
 	PatientServiceGetPatientIdentityProcedure = "/trialhub.patient.v1.PatientService/GetPatientIdentity"
+	// PatientServiceInviteParticipantProcedure is the procedure name of the PatientService's
+	// InviteParticipant RPC.
+	PatientServiceInviteParticipantProcedure = "/trialhub.patient.v1.PatientService/InviteParticipant"
 	// PatientServiceGetSubjectStatusProcedure is the procedure name of the PatientService's
 	// GetSubjectStatus RPC.
 	PatientServiceGetSubjectStatusProcedure = "/trialhub.patient.v1.PatientService/GetSubjectStatus"
@@ -60,6 +63,13 @@ var (
 			Schema:           v1.File_trialhub_patient_v1_patient_service_proto.Services().ByName("PatientService").Methods().ByName("GetPatientIdentity"),
 			Procedure:        PatientServiceGetPatientIdentityProcedure,
 			IdempotencyLevel: connect.IdempotencyIdempotent,
+		}
+	})
+	patientServiceInviteParticipantSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType: connect.StreamTypeUnary,
+			Schema:     v1.File_trialhub_patient_v1_patient_service_proto.Services().ByName("PatientService").Methods().ByName("InviteParticipant"),
+			Procedure:  PatientServiceInviteParticipantProcedure,
 		}
 	})
 	patientServiceGetSubjectStatusSpec = sync.OnceValue(func() connect.Spec {
@@ -105,6 +115,21 @@ type PatientServiceClient interface {
 	// it; responses are sent with `Cache-Control: no-store`. Repeating a call is
 	// safe and audits each release.
 	GetPatientIdentity(context.Context, *v1.GetPatientIdentityRequest) (*v1.GetPatientIdentityResponse, error)
+	// InviteParticipant is how a site enrols a participant on the platform (the
+	// usual path; self-registration is for open studies): an investigator enters
+	// the participant's name, national ID and mobile, which go straight into the
+	// encrypted PII vault, and receives the new random subject_uuid (UUIDv4, never
+	// derived from identity data) and a one-time activation code, shown once, to
+	// hand to the participant, who activates with ActivateAccount. The account is
+	// ACCOUNT_STATUS_PENDING_ACTIVATION until then. The investigator then enrols
+	// the subject in the trial service. The site_id must be one of the caller's
+	// site scopes and the trial_id one of their trial scopes (PERMISSION_DENIED
+	// otherwise). A mobile or national ID that already has an account fails with
+	// ALREADY_EXISTS, without saying which of the two matched and without the
+	// existing subject; the refusal is audited as INVITATION_REFUSED so that an
+	// administrator can resolve it (e.g. a participant moving sites) and can see
+	// who asked. Audited as PARTICIPANT_INVITED with the site and trial.
+	InviteParticipant(context.Context, *v1.InviteParticipantRequest) (*v1.InviteParticipantResponse, error)
 	// GetSubjectStatus tells another service (or an administrator) whether a
 	// subject_uuid exists and whether its account is active, e.g. before enrolling
 	// it in a trial or sending it a notification. An unknown subject is not an
@@ -151,6 +176,21 @@ type PatientServiceHandler interface {
 	// it; responses are sent with `Cache-Control: no-store`. Repeating a call is
 	// safe and audits each release.
 	GetPatientIdentity(context.Context, *v1.GetPatientIdentityRequest) (*v1.GetPatientIdentityResponse, error)
+	// InviteParticipant is how a site enrols a participant on the platform (the
+	// usual path; self-registration is for open studies): an investigator enters
+	// the participant's name, national ID and mobile, which go straight into the
+	// encrypted PII vault, and receives the new random subject_uuid (UUIDv4, never
+	// derived from identity data) and a one-time activation code, shown once, to
+	// hand to the participant, who activates with ActivateAccount. The account is
+	// ACCOUNT_STATUS_PENDING_ACTIVATION until then. The investigator then enrols
+	// the subject in the trial service. The site_id must be one of the caller's
+	// site scopes and the trial_id one of their trial scopes (PERMISSION_DENIED
+	// otherwise). A mobile or national ID that already has an account fails with
+	// ALREADY_EXISTS, without saying which of the two matched and without the
+	// existing subject; the refusal is audited as INVITATION_REFUSED so that an
+	// administrator can resolve it (e.g. a participant moving sites) and can see
+	// who asked. Audited as PARTICIPANT_INVITED with the site and trial.
+	InviteParticipant(context.Context, *v1.InviteParticipantRequest) (*v1.InviteParticipantResponse, error)
 	// GetSubjectStatus tells another service (or an administrator) whether a
 	// subject_uuid exists and whether its account is active, e.g. before enrolling
 	// it in a trial or sending it a notification. An unknown subject is not an
@@ -166,6 +206,7 @@ func RegisterPatientServiceHandler(server *connect.Server, svc PatientServiceHan
 		connect.Method{Spec: patientServiceGetProfileSpec(), Handler: adapter.getProfile},
 		connect.Method{Spec: patientServiceUpdateProfileSpec(), Handler: adapter.updateProfile},
 		connect.Method{Spec: patientServiceGetPatientIdentitySpec(), Handler: adapter.getPatientIdentity},
+		connect.Method{Spec: patientServiceInviteParticipantSpec(), Handler: adapter.inviteParticipant},
 		connect.Method{Spec: patientServiceGetSubjectStatusSpec(), Handler: adapter.getSubjectStatus},
 	)
 }
@@ -183,6 +224,10 @@ func (UnimplementedPatientServiceHandler) UpdateProfile(context.Context, *v1.Upd
 
 func (UnimplementedPatientServiceHandler) GetPatientIdentity(context.Context, *v1.GetPatientIdentityRequest) (*v1.GetPatientIdentityResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, "trialhub.patient.v1.PatientService.GetPatientIdentity is not implemented")
+}
+
+func (UnimplementedPatientServiceHandler) InviteParticipant(context.Context, *v1.InviteParticipantRequest) (*v1.InviteParticipantResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "trialhub.patient.v1.PatientService.InviteParticipant is not implemented")
 }
 
 func (UnimplementedPatientServiceHandler) GetSubjectStatus(context.Context, *v1.GetSubjectStatusRequest) (*v1.GetSubjectStatusResponse, error) {
@@ -212,6 +257,14 @@ func (c *patientServiceClient) UpdateProfile(ctx context.Context, req *v1.Update
 func (c *patientServiceClient) GetPatientIdentity(ctx context.Context, req *v1.GetPatientIdentityRequest) (*v1.GetPatientIdentityResponse, error) {
 	var res v1.GetPatientIdentityResponse
 	if err := c.client.CallUnary(ctx, patientServiceGetPatientIdentitySpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *patientServiceClient) InviteParticipant(ctx context.Context, req *v1.InviteParticipantRequest) (*v1.InviteParticipantResponse, error) {
+	var res v1.InviteParticipantResponse
+	if err := c.client.CallUnary(ctx, patientServiceInviteParticipantSpec(), req, &res); err != nil {
 		return nil, err
 	}
 	return &res, nil
@@ -257,6 +310,18 @@ func (h patientServiceHandler) getPatientIdentity(ctx context.Context, _ connect
 		return err
 	}
 	res, err := h.svc.GetPatientIdentity(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h patientServiceHandler) inviteParticipant(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.InviteParticipantRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.InviteParticipant(ctx, &req)
 	if err != nil {
 		return err
 	}

@@ -19,7 +19,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file trialhub/patient/v1/auth_service.proto.
  */
 export const file_trialhub_patient_v1_auth_service: GenFile = /*@__PURE__*/
-  fileDesc("CiZ0cmlhbGh1Yi9wYXRpZW50L3YxL2F1dGhfc2VydmljZS5wcm90bxITdHJpYWxodWIucGF0aWVudC52MSLpAQoJVG9rZW5QYWlyEhQKDGFjY2Vzc190b2tlbhgBIAEoCRISCgp0b2tlbl90eXBlGAIgASgJEjsKF2FjY2Vzc190b2tlbl9leHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIgChhhY2Nlc3NfdG9rZW5fdHRsX3NlY29uZHMYBCABKAUSFQoNcmVmcmVzaF90b2tlbhgFIAEoCRI8ChhyZWZyZXNoX3Rva2VuX2V4cGlyZXNfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIskCCg9SZWdpc3RlclJlcXVlc3QSKwoGbW9iaWxlGAEgASgJQhu6SBhyFjIUXlwrWzEtOV1bMC05XXs2LDE0fSQSHAoIcGFzc3dvcmQYAiABKAlCCrpIB3IFEAoYgAESOAoJZnVsbF9uYW1lGAMgASgJQiW6SCJyIBABGMgBMhleW15cc10oPzpbXlxyXG5dKlteXHNdKT8kEkgKC25hdGlvbmFsX2lkGAQgASgJQjO6SDByLhAEGCAyKF5bQS1aYS16MC05XVtBLVphLXowLTkgLi8tXSpbQS1aYS16MC05XSQSLgoTbmF0aW9uYWxfaWRfY291bnRyeRgFIAEoCUIRukgOcgwyCl5bQS1aXXsyfSQSNwoPaWRlbXBvdGVuY3lfa2V5GAYgASgJQh66SBtyGRAQGIABMhJeW0EtWmEtejAtOS5fOi1dKyQifgoQUmVnaXN0ZXJSZXNwb25zZRI9Cgljb2RlX3NlbnQYAyABKAsyKC50cmlhbGh1Yi5wYXRpZW50LnYxLlJlZ2lzdHJhdGlvblBlbmRpbmdIAEIJCgdvdXRjb21lSgQIARACSgQIAhADUgxzdWJqZWN0X3V1aWRSBnRva2VucyJ9ChNSZWdpc3RyYXRpb25QZW5kaW5nEhcKD3JlZ2lzdHJhdGlvbl9pZBgBIAEoCRIzCg9jb2RlX2V4cGlyZXNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhgKEGNvZGVfdHRsX3NlY29uZHMYAyABKAUipQEKDExvZ2luUmVxdWVzdBItCgZtb2JpbGUYASABKAlCG7pIGHIWMhReXCtbMS05XVswLTldezYsMTR9JEgAEjMKCHVzZXJuYW1lGAIgASgJQh+6SBxyGjIYXlthLXpdW2EtejAtOS5fLV17Miw2M30kSAASHAoIcGFzc3dvcmQYAyABKAlCCrpIB3IFEAEYgAFCEwoKaWRlbnRpZmllchIFukgCCAEi0QEKDUxvZ2luUmVzcG9uc2USMAoGdG9rZW5zGAEgASgLMh4udHJpYWxodWIucGF0aWVudC52MS5Ub2tlblBhaXJIABIlCgRyb2xlGAIgASgOMhcudHJpYWxodWIuYXV0aHoudjEuUm9sZRIWCgxzdWJqZWN0X3V1aWQYAyABKAlIARISCghzdGFmZl9pZBgEIAEoCUgBEhAKCHNpdGVfaWRzGAUgAygJEhEKCXRyaWFsX2lkcxgGIAMoCUIJCgdvdXRjb21lQgsKCXByaW5jaXBhbCJMChNSZWZyZXNoVG9rZW5SZXF1ZXN0EjUKDXJlZnJlc2hfdG9rZW4YASABKAlCHrpIG3IZECAYgAQyEl5bQS1aYS16MC05Ll9+LV0rJCJGChRSZWZyZXNoVG9rZW5SZXNwb25zZRIuCgZ0b2tlbnMYASABKAsyHi50cmlhbGh1Yi5wYXRpZW50LnYxLlRva2VuUGFpciLYCgoZQ3JlYXRlU3RhZmZBY2NvdW50UmVxdWVzdBIxCgh1c2VybmFtZRgBIAEoCUIfukgcchoyGF5bYS16XVthLXowLTkuXy1dezIsNjN9JBI7CgxkaXNwbGF5X25hbWUYAiABKAlCJbpIInIgEAEYyAEyGV5bXlxzXSg/OlteXHJcbl0qW15cc10pPyQSHAoIcGFzc3dvcmQYAyABKAlCCrpIB3IFEAoYgAESqgEKBHJvbGUYBCABKA4yFy50cmlhbGh1Yi5hdXRoei52MS5Sb2xlQoIBukh/ugF1CiRjcmVhdGVfc3RhZmZfYWNjb3VudC5yb2xlLnN0YWZmX29ubHkSOnJvbGUgbXVzdCBiZSBST0xFX0lOVkVTVElHQVRPUiwgUk9MRV9BTkFMWVNUIG9yIFJPTEVfQURNSU4aEXRoaXMgaW4gWzIsIDMsIDRdggEEEAEgABIkCghzaXRlX2lkcxgFIAMoCUISukgPkgEMEMgBGAEiBXIDsAEBEjcKD2lkZW1wb3RlbmN5X2tleRgGIAEoCUIeukgbchkQEBiAATISXltBLVphLXowLTkuXzotXSskEiUKCXRyaWFsX2lkcxgHIAMoCUISukgPkgEMEMgBGAEiBXIDsAEBOvkGukj1BhqPAQotY3JlYXRlX3N0YWZmX2FjY291bnQuaW52ZXN0aWdhdG9yX25lZWRzX3NpdGVzEjNhbiBpbnZlc3RpZ2F0b3IgbXVzdCBiZSBzY29wZWQgdG8gYXQgbGVhc3Qgb25lIHNpdGUaKXRoaXMucm9sZSAhPSAyIHx8IHNpemUodGhpcy5zaXRlX2lkcykgPiAwGpIBCi5jcmVhdGVfc3RhZmZfYWNjb3VudC5pbnZlc3RpZ2F0b3JfbmVlZHNfdHJpYWxzEjRhbiBpbnZlc3RpZ2F0b3IgbXVzdCBiZSBzY29wZWQgdG8gYXQgbGVhc3Qgb25lIHRyaWFsGip0aGlzLnJvbGUgIT0gMiB8fCBzaXplKHRoaXMudHJpYWxfaWRzKSA+IDAaiAEKKWNyZWF0ZV9zdGFmZl9hY2NvdW50LmFuYWx5c3RfbmVlZHNfdHJpYWxzEi9hbiBhbmFseXN0IG11c3QgYmUgc2NvcGVkIHRvIGF0IGxlYXN0IG9uZSB0cmlhbBoqdGhpcy5yb2xlICE9IDMgfHwgc2l6ZSh0aGlzLnRyaWFsX2lkcykgPiAwGpUBCiljcmVhdGVfc3RhZmZfYWNjb3VudC5hbmFseXN0X2hhc19ub19zaXRlcxI8YW4gYW5hbHlzdCBpcyBzY29wZWQgdG8gdHJpYWxzIG9ubHkgYW5kIHRha2VzIG5vIHNpdGUgc2NvcGVzGip0aGlzLnJvbGUgIT0gMyB8fCBzaXplKHRoaXMuc2l0ZV9pZHMpID09IDAakQEKJ2NyZWF0ZV9zdGFmZl9hY2NvdW50LmFkbWluX2hhc19ub19zaXRlcxI6YW4gYWRtaW5pc3RyYXRvciBpcyBwbGF0Zm9ybS13aWRlIGFuZCB0YWtlcyBubyBzaXRlIHNjb3BlcxoqdGhpcy5yb2xlICE9IDQgfHwgc2l6ZSh0aGlzLnNpdGVfaWRzKSA9PSAwGpQBCihjcmVhdGVfc3RhZmZfYWNjb3VudC5hZG1pbl9oYXNfbm9fdHJpYWxzEjthbiBhZG1pbmlzdHJhdG9yIGlzIHBsYXRmb3JtLXdpZGUgYW5kIHRha2VzIG5vIHRyaWFsIHNjb3BlcxordGhpcy5yb2xlICE9IDQgfHwgc2l6ZSh0aGlzLnRyaWFsX2lkcykgPT0gMCJeChpDcmVhdGVTdGFmZkFjY291bnRSZXNwb25zZRIQCghzdGFmZl9pZBgBIAEoCRIuCgpjcmVhdGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIXChVHZXRTaWduaW5nS2V5c1JlcXVlc3QiVwoWR2V0U2lnbmluZ0tleXNSZXNwb25zZRItCgRrZXlzGAEgAygLMh8udHJpYWxodWIucGF0aWVudC52MS5TaWduaW5nS2V5Eg4KBmlzc3VlchgCIAEoCSJYCgpTaWduaW5nS2V5EgsKA2tpZBgBIAEoCRILCgNrdHkYAiABKAkSCwoDY3J2GAMgASgJEgkKAXgYBCABKAkSCwoDYWxnGAUgASgJEgsKA3VzZRgGIAEoCTKpBAoLQXV0aFNlcnZpY2USXwoIUmVnaXN0ZXISJC50cmlhbGh1Yi5wYXRpZW50LnYxLlJlZ2lzdGVyUmVxdWVzdBolLnRyaWFsaHViLnBhdGllbnQudjEuUmVnaXN0ZXJSZXNwb25zZSIGkoIZAhABElYKBUxvZ2luEiEudHJpYWxodWIucGF0aWVudC52MS5Mb2dpblJlcXVlc3QaIi50cmlhbGh1Yi5wYXRpZW50LnYxLkxvZ2luUmVzcG9uc2UiBpKCGQIQARJrCgxSZWZyZXNoVG9rZW4SKC50cmlhbGh1Yi5wYXRpZW50LnYxLlJlZnJlc2hUb2tlblJlcXVlc3QaKS50cmlhbGh1Yi5wYXRpZW50LnYxLlJlZnJlc2hUb2tlblJlc3BvbnNlIgaSghkCEAESfgoSQ3JlYXRlU3RhZmZBY2NvdW50Ei4udHJpYWxodWIucGF0aWVudC52MS5DcmVhdGVTdGFmZkFjY291bnRSZXF1ZXN0Gi8udHJpYWxodWIucGF0aWVudC52MS5DcmVhdGVTdGFmZkFjY291bnRSZXNwb25zZSIHkoIZAwoBBBJ0Cg5HZXRTaWduaW5nS2V5cxIqLnRyaWFsaHViLnBhdGllbnQudjEuR2V0U2lnbmluZ0tleXNSZXF1ZXN0GisudHJpYWxodWIucGF0aWVudC52MS5HZXRTaWduaW5nS2V5c1Jlc3BvbnNlIgmQAgGSghkCEAFC3AEKF2NvbS50cmlhbGh1Yi5wYXRpZW50LnYxQhBBdXRoU2VydmljZVByb3RvUAFaQWdpdGh1Yi5jb20vdHJpYWxodWIvdHJpYWxodWIvZ2VuL2dvL3RyaWFsaHViL3BhdGllbnQvdjE7cGF0aWVudHYxogIDVFBYqgITVHJpYWxodWIuUGF0aWVudC5WMcoCE1RyaWFsaHViXFBhdGllbnRcVjHiAh9UcmlhbGh1YlxQYXRpZW50XFYxXEdQQk1ldGFkYXRh6gIVVHJpYWxodWI6OlBhdGllbnQ6OlYxYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_timestamp, file_trialhub_authz_v1_authz]);
+  fileDesc("CiZ0cmlhbGh1Yi9wYXRpZW50L3YxL2F1dGhfc2VydmljZS5wcm90bxITdHJpYWxodWIucGF0aWVudC52MSLpAQoJVG9rZW5QYWlyEhQKDGFjY2Vzc190b2tlbhgBIAEoCRISCgp0b2tlbl90eXBlGAIgASgJEjsKF2FjY2Vzc190b2tlbl9leHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIgChhhY2Nlc3NfdG9rZW5fdHRsX3NlY29uZHMYBCABKAUSFQoNcmVmcmVzaF90b2tlbhgFIAEoCRI8ChhyZWZyZXNoX3Rva2VuX2V4cGlyZXNfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIskCCg9SZWdpc3RlclJlcXVlc3QSKwoGbW9iaWxlGAEgASgJQhu6SBhyFjIUXlwrWzEtOV1bMC05XXs2LDE0fSQSHAoIcGFzc3dvcmQYAiABKAlCCrpIB3IFEAoYgAESOAoJZnVsbF9uYW1lGAMgASgJQiW6SCJyIBABGMgBMhleW15cc10oPzpbXlxyXG5dKlteXHNdKT8kEkgKC25hdGlvbmFsX2lkGAQgASgJQjO6SDByLhAEGCAyKF5bQS1aYS16MC05XVtBLVphLXowLTkgLi8tXSpbQS1aYS16MC05XSQSLgoTbmF0aW9uYWxfaWRfY291bnRyeRgFIAEoCUIRukgOcgwyCl5bQS1aXXsyfSQSNwoPaWRlbXBvdGVuY3lfa2V5GAYgASgJQh66SBtyGRAQGIABMhJeW0EtWmEtejAtOS5fOi1dKyQifgoQUmVnaXN0ZXJSZXNwb25zZRI9Cgljb2RlX3NlbnQYAyABKAsyKC50cmlhbGh1Yi5wYXRpZW50LnYxLlJlZ2lzdHJhdGlvblBlbmRpbmdIAEIJCgdvdXRjb21lSgQIARACSgQIAhADUgxzdWJqZWN0X3V1aWRSBnRva2VucyJ9ChNSZWdpc3RyYXRpb25QZW5kaW5nEhcKD3JlZ2lzdHJhdGlvbl9pZBgBIAEoCRIzCg9jb2RlX2V4cGlyZXNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhgKEGNvZGVfdHRsX3NlY29uZHMYAyABKAUivgEKB1Nlc3Npb24SLgoGdG9rZW5zGAEgASgLMh4udHJpYWxodWIucGF0aWVudC52MS5Ub2tlblBhaXISJQoEcm9sZRgCIAEoDjIXLnRyaWFsaHViLmF1dGh6LnYxLlJvbGUSFgoMc3ViamVjdF91dWlkGAMgASgJSAASEgoIc3RhZmZfaWQYBCABKAlIABIQCghzaXRlX2lkcxgFIAMoCRIRCgl0cmlhbF9pZHMYBiADKAlCCwoJcHJpbmNpcGFsIpkBChpDb25maXJtUmVnaXN0cmF0aW9uUmVxdWVzdBIhCg9yZWdpc3RyYXRpb25faWQYASABKAlCCLpIBXIDsAEBEh8KBGNvZGUYAiABKAlCEbpIDnIMMgpeWzAtOV17Nn0kEjcKD2lkZW1wb3RlbmN5X2tleRgDIAEoCUIeukgbchkQEBiAATISXltBLVphLXowLTkuXzotXSskIlkKG0NvbmZpcm1SZWdpc3RyYXRpb25SZXNwb25zZRIvCgdzZXNzaW9uGAEgASgLMhwudHJpYWxodWIucGF0aWVudC52MS5TZXNzaW9uSABCCQoHb3V0Y29tZSLDAgoWQWN0aXZhdGVBY2NvdW50UmVxdWVzdBItCgZtb2JpbGUYASABKAlCG7pIGHIWMhReXCtbMS05XVswLTldezYsMTR9JEgAEjMKCHVzZXJuYW1lGAIgASgJQh+6SBxyGjIYXlthLXpdW2EtejAtOS5fLV17Miw2M30kSAASIAoMc3ViamVjdF91dWlkGAMgASgJQgi6SAVyA7ABAUgAEjcKD2FjdGl2YXRpb25fY29kZRgEIAEoCUIeukgbchkyF15bMC05QS1ISktNTlAtVFYtWl17OH0kEhwKCHBhc3N3b3JkGAUgASgJQgq6SAdyBRAKGIABEjcKD2lkZW1wb3RlbmN5X2tleRgGIAEoCUIeukgbchkQEBiAATISXltBLVphLXowLTkuXzotXSskQhMKCmlkZW50aWZpZXISBbpIAggBIlUKF0FjdGl2YXRlQWNjb3VudFJlc3BvbnNlEi8KB3Nlc3Npb24YASABKAsyHC50cmlhbGh1Yi5wYXRpZW50LnYxLlNlc3Npb25IAEIJCgdvdXRjb21lIqUBCgxMb2dpblJlcXVlc3QSLQoGbW9iaWxlGAEgASgJQhu6SBhyFjIUXlwrWzEtOV1bMC05XXs2LDE0fSRIABIzCgh1c2VybmFtZRgCIAEoCUIfukgcchoyGF5bYS16XVthLXowLTkuXy1dezIsNjN9JEgAEhwKCHBhc3N3b3JkGAMgASgJQgq6SAdyBRABGIABQhMKCmlkZW50aWZpZXISBbpIAggBItEBCg1Mb2dpblJlc3BvbnNlEjAKBnRva2VucxgBIAEoCzIeLnRyaWFsaHViLnBhdGllbnQudjEuVG9rZW5QYWlySAASJQoEcm9sZRgCIAEoDjIXLnRyaWFsaHViLmF1dGh6LnYxLlJvbGUSFgoMc3ViamVjdF91dWlkGAMgASgJSAESEgoIc3RhZmZfaWQYBCABKAlIARIQCghzaXRlX2lkcxgFIAMoCRIRCgl0cmlhbF9pZHMYBiADKAlCCQoHb3V0Y29tZUILCglwcmluY2lwYWwiTAoTUmVmcmVzaFRva2VuUmVxdWVzdBI1Cg1yZWZyZXNoX3Rva2VuGAEgASgJQh66SBtyGRAgGIAEMhJeW0EtWmEtejAtOS5ffi1dKyQiRgoUUmVmcmVzaFRva2VuUmVzcG9uc2USLgoGdG9rZW5zGAEgASgLMh4udHJpYWxodWIucGF0aWVudC52MS5Ub2tlblBhaXIi2AoKGUNyZWF0ZVN0YWZmQWNjb3VudFJlcXVlc3QSMQoIdXNlcm5hbWUYASABKAlCH7pIHHIaMhheW2Etel1bYS16MC05Ll8tXXsyLDYzfSQSOwoMZGlzcGxheV9uYW1lGAIgASgJQiW6SCJyIBABGMgBMhleW15cc10oPzpbXlxyXG5dKlteXHNdKT8kEhwKCHBhc3N3b3JkGAMgASgJQgq6SAdyBRAKGIABEqoBCgRyb2xlGAQgASgOMhcudHJpYWxodWIuYXV0aHoudjEuUm9sZUKCAbpIf7oBdQokY3JlYXRlX3N0YWZmX2FjY291bnQucm9sZS5zdGFmZl9vbmx5Ejpyb2xlIG11c3QgYmUgUk9MRV9JTlZFU1RJR0FUT1IsIFJPTEVfQU5BTFlTVCBvciBST0xFX0FETUlOGhF0aGlzIGluIFsyLCAzLCA0XYIBBBABIAASJAoIc2l0ZV9pZHMYBSADKAlCErpID5IBDBDIARgBIgVyA7ABARI3Cg9pZGVtcG90ZW5jeV9rZXkYBiABKAlCHrpIG3IZEBAYgAEyEl5bQS1aYS16MC05Ll86LV0rJBIlCgl0cmlhbF9pZHMYByADKAlCErpID5IBDBDIARgBIgVyA7ABATr5BrpI9QYajwEKLWNyZWF0ZV9zdGFmZl9hY2NvdW50LmludmVzdGlnYXRvcl9uZWVkc19zaXRlcxIzYW4gaW52ZXN0aWdhdG9yIG11c3QgYmUgc2NvcGVkIHRvIGF0IGxlYXN0IG9uZSBzaXRlGil0aGlzLnJvbGUgIT0gMiB8fCBzaXplKHRoaXMuc2l0ZV9pZHMpID4gMBqSAQouY3JlYXRlX3N0YWZmX2FjY291bnQuaW52ZXN0aWdhdG9yX25lZWRzX3RyaWFscxI0YW4gaW52ZXN0aWdhdG9yIG11c3QgYmUgc2NvcGVkIHRvIGF0IGxlYXN0IG9uZSB0cmlhbBoqdGhpcy5yb2xlICE9IDIgfHwgc2l6ZSh0aGlzLnRyaWFsX2lkcykgPiAwGogBCiljcmVhdGVfc3RhZmZfYWNjb3VudC5hbmFseXN0X25lZWRzX3RyaWFscxIvYW4gYW5hbHlzdCBtdXN0IGJlIHNjb3BlZCB0byBhdCBsZWFzdCBvbmUgdHJpYWwaKnRoaXMucm9sZSAhPSAzIHx8IHNpemUodGhpcy50cmlhbF9pZHMpID4gMBqVAQopY3JlYXRlX3N0YWZmX2FjY291bnQuYW5hbHlzdF9oYXNfbm9fc2l0ZXMSPGFuIGFuYWx5c3QgaXMgc2NvcGVkIHRvIHRyaWFscyBvbmx5IGFuZCB0YWtlcyBubyBzaXRlIHNjb3BlcxoqdGhpcy5yb2xlICE9IDMgfHwgc2l6ZSh0aGlzLnNpdGVfaWRzKSA9PSAwGpEBCidjcmVhdGVfc3RhZmZfYWNjb3VudC5hZG1pbl9oYXNfbm9fc2l0ZXMSOmFuIGFkbWluaXN0cmF0b3IgaXMgcGxhdGZvcm0td2lkZSBhbmQgdGFrZXMgbm8gc2l0ZSBzY29wZXMaKnRoaXMucm9sZSAhPSA0IHx8IHNpemUodGhpcy5zaXRlX2lkcykgPT0gMBqUAQooY3JlYXRlX3N0YWZmX2FjY291bnQuYWRtaW5faGFzX25vX3RyaWFscxI7YW4gYWRtaW5pc3RyYXRvciBpcyBwbGF0Zm9ybS13aWRlIGFuZCB0YWtlcyBubyB0cmlhbCBzY29wZXMaK3RoaXMucm9sZSAhPSA0IHx8IHNpemUodGhpcy50cmlhbF9pZHMpID09IDAiXgoaQ3JlYXRlU3RhZmZBY2NvdW50UmVzcG9uc2USEAoIc3RhZmZfaWQYASABKAkSLgoKY3JlYXRlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiFwoVR2V0U2lnbmluZ0tleXNSZXF1ZXN0IlcKFkdldFNpZ25pbmdLZXlzUmVzcG9uc2USLQoEa2V5cxgBIAMoCzIfLnRyaWFsaHViLnBhdGllbnQudjEuU2lnbmluZ0tleRIOCgZpc3N1ZXIYAiABKAkiWAoKU2lnbmluZ0tleRILCgNraWQYASABKAkSCwoDa3R5GAIgASgJEgsKA2NydhgDIAEoCRIJCgF4GAQgASgJEgsKA2FsZxgFIAEoCRILCgN1c2UYBiABKAkyogYKC0F1dGhTZXJ2aWNlEl8KCFJlZ2lzdGVyEiQudHJpYWxodWIucGF0aWVudC52MS5SZWdpc3RlclJlcXVlc3QaJS50cmlhbGh1Yi5wYXRpZW50LnYxLlJlZ2lzdGVyUmVzcG9uc2UiBpKCGQIQARKAAQoTQ29uZmlybVJlZ2lzdHJhdGlvbhIvLnRyaWFsaHViLnBhdGllbnQudjEuQ29uZmlybVJlZ2lzdHJhdGlvblJlcXVlc3QaMC50cmlhbGh1Yi5wYXRpZW50LnYxLkNvbmZpcm1SZWdpc3RyYXRpb25SZXNwb25zZSIGkoIZAhABEnQKD0FjdGl2YXRlQWNjb3VudBIrLnRyaWFsaHViLnBhdGllbnQudjEuQWN0aXZhdGVBY2NvdW50UmVxdWVzdBosLnRyaWFsaHViLnBhdGllbnQudjEuQWN0aXZhdGVBY2NvdW50UmVzcG9uc2UiBpKCGQIQARJWCgVMb2dpbhIhLnRyaWFsaHViLnBhdGllbnQudjEuTG9naW5SZXF1ZXN0GiIudHJpYWxodWIucGF0aWVudC52MS5Mb2dpblJlc3BvbnNlIgaSghkCEAESawoMUmVmcmVzaFRva2VuEigudHJpYWxodWIucGF0aWVudC52MS5SZWZyZXNoVG9rZW5SZXF1ZXN0GikudHJpYWxodWIucGF0aWVudC52MS5SZWZyZXNoVG9rZW5SZXNwb25zZSIGkoIZAhABEn4KEkNyZWF0ZVN0YWZmQWNjb3VudBIuLnRyaWFsaHViLnBhdGllbnQudjEuQ3JlYXRlU3RhZmZBY2NvdW50UmVxdWVzdBovLnRyaWFsaHViLnBhdGllbnQudjEuQ3JlYXRlU3RhZmZBY2NvdW50UmVzcG9uc2UiB5KCGQMKAQQSdAoOR2V0U2lnbmluZ0tleXMSKi50cmlhbGh1Yi5wYXRpZW50LnYxLkdldFNpZ25pbmdLZXlzUmVxdWVzdBorLnRyaWFsaHViLnBhdGllbnQudjEuR2V0U2lnbmluZ0tleXNSZXNwb25zZSIJkAIBkoIZAhABQtwBChdjb20udHJpYWxodWIucGF0aWVudC52MUIQQXV0aFNlcnZpY2VQcm90b1ABWkFnaXRodWIuY29tL3RyaWFsaHViL3RyaWFsaHViL2dlbi9nby90cmlhbGh1Yi9wYXRpZW50L3YxO3BhdGllbnR2MaICA1RQWKoCE1RyaWFsaHViLlBhdGllbnQuVjHKAhNUcmlhbGh1YlxQYXRpZW50XFYx4gIfVHJpYWxodWJcUGF0aWVudFxWMVxHUEJNZXRhZGF0YeoCFVRyaWFsaHViOjpQYXRpZW50OjpWMWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_timestamp, file_trialhub_authz_v1_authz]);
 
 /**
  * TokenPair is what a successful sign-in or refresh returns: a short-lived access
@@ -231,6 +231,251 @@ export const RegistrationPendingSchema: GenMessage<RegistrationPending> = /*@__P
   messageDesc(file_trialhub_patient_v1_auth_service, 3);
 
 /**
+ * Session is a successful sign-in: the tokens and who they make the caller. It
+ * carries no PII.
+ *
+ * @generated from message trialhub.patient.v1.Session
+ */
+export type Session = Message<"trialhub.patient.v1.Session"> & {
+  /**
+   * The issued tokens.
+   *
+   * @generated from field: trialhub.patient.v1.TokenPair tokens = 1;
+   */
+  tokens?: TokenPair | undefined;
+
+  /**
+   * The role the tokens grant (PATIENT, INVESTIGATOR, ANALYST or ADMIN).
+   *
+   * @generated from field: trialhub.authz.v1.Role role = 2;
+   */
+  role: Role;
+
+  /**
+   * The signed-in principal: a patient's subject or a staff member's id.
+   *
+   * @generated from oneof trialhub.patient.v1.Session.principal
+   */
+  principal: {
+    /**
+     * Set for patients: their subject_uuid (random UUIDv4 pseudonym).
+     *
+     * @generated from field: string subject_uuid = 3;
+     */
+    value: string;
+    case: "subjectUuid";
+  } | {
+    /**
+     * Set for staff: their staff account id (UUID).
+     *
+     * @generated from field: string staff_id = 4;
+     */
+    value: string;
+    case: "staffId";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * For investigators: the ids of the sites the tokens are scoped to. Empty for
+   * everyone else. An empty scope means no site, never every site.
+   *
+   * @generated from field: repeated string site_ids = 5;
+   */
+  siteIds: string[];
+
+  /**
+   * For investigators and analysts: the ids of the trials the tokens are scoped
+   * to. Empty for patients and administrators. An empty scope means no trial,
+   * never every trial.
+   *
+   * @generated from field: repeated string trial_ids = 6;
+   */
+  trialIds: string[];
+};
+
+/**
+ * Describes the message trialhub.patient.v1.Session.
+ * Use `create(SessionSchema)` to create a new message.
+ */
+export const SessionSchema: GenMessage<Session> = /*@__PURE__*/
+  messageDesc(file_trialhub_patient_v1_auth_service, 4);
+
+/**
+ * ConfirmRegistrationRequest confirms a self-registration with the code the SMS
+ * brought.
+ *
+ * @generated from message trialhub.patient.v1.ConfirmRegistrationRequest
+ */
+export type ConfirmRegistrationRequest = Message<"trialhub.patient.v1.ConfirmRegistrationRequest"> & {
+  /**
+   * The registration_id from Register's code_sent answer.
+   *
+   * @generated from field: string registration_id = 1;
+   */
+  registrationId: string;
+
+  /**
+   * The verification code from the SMS: six digits, e.g. "042917".
+   *
+   * @generated from field: string code = 2;
+   */
+  code: string;
+
+  /**
+   * A client-chosen key that makes a retried verification safe: the same key with
+   * the same body returns the same subject_uuid again with a freshly issued token
+   * pair (tokens are never stored in clear); the same key with a different body
+   * is rejected with FAILED_PRECONDITION.
+   *
+   * @generated from field: string idempotency_key = 3;
+   */
+  idempotencyKey: string;
+};
+
+/**
+ * Describes the message trialhub.patient.v1.ConfirmRegistrationRequest.
+ * Use `create(ConfirmRegistrationRequestSchema)` to create a new message.
+ */
+export const ConfirmRegistrationRequestSchema: GenMessage<ConfirmRegistrationRequest> = /*@__PURE__*/
+  messageDesc(file_trialhub_patient_v1_auth_service, 5);
+
+/**
+ * ConfirmRegistrationResponse signs the newly registered patient in.
+ *
+ * @generated from message trialhub.patient.v1.ConfirmRegistrationResponse
+ */
+export type ConfirmRegistrationResponse = Message<"trialhub.patient.v1.ConfirmRegistrationResponse"> & {
+  /**
+   * What the verification led to. Today always a session; a later version may
+   * answer with a second-factor challenge instead, so clients must check which
+   * one they got and treat an unknown or unset outcome as "not signed in".
+   *
+   * @generated from oneof trialhub.patient.v1.ConfirmRegistrationResponse.outcome
+   */
+  outcome: {
+    /**
+     * The new patient's session: role PATIENT, the new subject_uuid and tokens.
+     *
+     * @generated from field: trialhub.patient.v1.Session session = 1;
+     */
+    value: Session;
+    case: "session";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message trialhub.patient.v1.ConfirmRegistrationResponse.
+ * Use `create(ConfirmRegistrationResponseSchema)` to create a new message.
+ */
+export const ConfirmRegistrationResponseSchema: GenMessage<ConfirmRegistrationResponse> = /*@__PURE__*/
+  messageDesc(file_trialhub_patient_v1_auth_service, 6);
+
+/**
+ * ActivateAccountRequest names the account, proves the activation code and sets
+ * the password.
+ *
+ * @generated from message trialhub.patient.v1.ActivateAccountRequest
+ */
+export type ActivateAccountRequest = Message<"trialhub.patient.v1.ActivateAccountRequest"> & {
+  /**
+   * Which account to activate. Exactly one must be set.
+   *
+   * @generated from oneof trialhub.patient.v1.ActivateAccountRequest.identifier
+   */
+  identifier: {
+    /**
+     * A patient's mobile number in E.164 form, e.g. "+4915112345678", as the site
+     * entered it in the invitation.
+     *
+     * @generated from field: string mobile = 1;
+     */
+    value: string;
+    case: "mobile";
+  } | {
+    /**
+     * A staff member's username (after ResetAccess).
+     *
+     * @generated from field: string username = 2;
+     */
+    value: string;
+    case: "username";
+  } | {
+    /**
+     * A patient's subject_uuid, e.g. from a QR code the site printed with the
+     * activation code.
+     *
+     * @generated from field: string subject_uuid = 3;
+     */
+    value: string;
+    case: "subjectUuid";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * The one-time activation code the site (or the administrator) handed over:
+   * eight characters of Crockford base32, e.g. "K7QM4XPA". Clients may show it
+   * as two groups of four; send it without separators, upper case.
+   *
+   * @generated from field: string activation_code = 4;
+   */
+  activationCode: string;
+
+  /**
+   * The password the account holder chooses. Never stored or logged in clear;
+   * the server keeps a slow salted hash only.
+   *
+   * @generated from field: string password = 5;
+   */
+  password: string;
+
+  /**
+   * A client-chosen key that makes a retried activation safe: the same key with
+   * the same body returns the same account again with a freshly issued token
+   * pair; the same key with a different body is rejected with
+   * FAILED_PRECONDITION.
+   *
+   * @generated from field: string idempotency_key = 6;
+   */
+  idempotencyKey: string;
+};
+
+/**
+ * Describes the message trialhub.patient.v1.ActivateAccountRequest.
+ * Use `create(ActivateAccountRequestSchema)` to create a new message.
+ */
+export const ActivateAccountRequestSchema: GenMessage<ActivateAccountRequest> = /*@__PURE__*/
+  messageDesc(file_trialhub_patient_v1_auth_service, 7);
+
+/**
+ * ActivateAccountResponse signs the activated account in.
+ *
+ * @generated from message trialhub.patient.v1.ActivateAccountResponse
+ */
+export type ActivateAccountResponse = Message<"trialhub.patient.v1.ActivateAccountResponse"> & {
+  /**
+   * What the activation led to. Today always a session; a later version may
+   * answer with a second-factor challenge instead, so clients must check which
+   * one they got and treat an unknown or unset outcome as "not signed in".
+   *
+   * @generated from oneof trialhub.patient.v1.ActivateAccountResponse.outcome
+   */
+  outcome: {
+    /**
+     * The account's session: its role, principal, scopes and tokens.
+     *
+     * @generated from field: trialhub.patient.v1.Session session = 1;
+     */
+    value: Session;
+    case: "session";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message trialhub.patient.v1.ActivateAccountResponse.
+ * Use `create(ActivateAccountResponseSchema)` to create a new message.
+ */
+export const ActivateAccountResponseSchema: GenMessage<ActivateAccountResponse> = /*@__PURE__*/
+  messageDesc(file_trialhub_patient_v1_auth_service, 8);
+
+/**
  * LoginRequest carries credentials: exactly one identifier (a patient's mobile or
  * a staff member's username) and the password.
  *
@@ -274,7 +519,7 @@ export type LoginRequest = Message<"trialhub.patient.v1.LoginRequest"> & {
  * Use `create(LoginRequestSchema)` to create a new message.
  */
 export const LoginRequestSchema: GenMessage<LoginRequest> = /*@__PURE__*/
-  messageDesc(file_trialhub_patient_v1_auth_service, 4);
+  messageDesc(file_trialhub_patient_v1_auth_service, 9);
 
 /**
  * LoginResponse holds the tokens and who the caller now is. It carries no PII.
@@ -352,7 +597,7 @@ export type LoginResponse = Message<"trialhub.patient.v1.LoginResponse"> & {
  * Use `create(LoginResponseSchema)` to create a new message.
  */
 export const LoginResponseSchema: GenMessage<LoginResponse> = /*@__PURE__*/
-  messageDesc(file_trialhub_patient_v1_auth_service, 5);
+  messageDesc(file_trialhub_patient_v1_auth_service, 10);
 
 /**
  * RefreshTokenRequest presents a refresh token to obtain a new token pair.
@@ -374,7 +619,7 @@ export type RefreshTokenRequest = Message<"trialhub.patient.v1.RefreshTokenReque
  * Use `create(RefreshTokenRequestSchema)` to create a new message.
  */
 export const RefreshTokenRequestSchema: GenMessage<RefreshTokenRequest> = /*@__PURE__*/
-  messageDesc(file_trialhub_patient_v1_auth_service, 6);
+  messageDesc(file_trialhub_patient_v1_auth_service, 11);
 
 /**
  * RefreshTokenResponse carries the replacement tokens. The old refresh token no
@@ -397,7 +642,7 @@ export type RefreshTokenResponse = Message<"trialhub.patient.v1.RefreshTokenResp
  * Use `create(RefreshTokenResponseSchema)` to create a new message.
  */
 export const RefreshTokenResponseSchema: GenMessage<RefreshTokenResponse> = /*@__PURE__*/
-  messageDesc(file_trialhub_patient_v1_auth_service, 7);
+  messageDesc(file_trialhub_patient_v1_auth_service, 12);
 
 /**
  * CreateStaffAccountRequest describes a new staff sign-in. Scopes are checked per
@@ -473,7 +718,7 @@ export type CreateStaffAccountRequest = Message<"trialhub.patient.v1.CreateStaff
  * Use `create(CreateStaffAccountRequestSchema)` to create a new message.
  */
 export const CreateStaffAccountRequestSchema: GenMessage<CreateStaffAccountRequest> = /*@__PURE__*/
-  messageDesc(file_trialhub_patient_v1_auth_service, 8);
+  messageDesc(file_trialhub_patient_v1_auth_service, 13);
 
 /**
  * CreateStaffAccountResponse identifies the created staff account.
@@ -502,7 +747,7 @@ export type CreateStaffAccountResponse = Message<"trialhub.patient.v1.CreateStaf
  * Use `create(CreateStaffAccountResponseSchema)` to create a new message.
  */
 export const CreateStaffAccountResponseSchema: GenMessage<CreateStaffAccountResponse> = /*@__PURE__*/
-  messageDesc(file_trialhub_patient_v1_auth_service, 9);
+  messageDesc(file_trialhub_patient_v1_auth_service, 14);
 
 /**
  * GetSigningKeysRequest takes no parameters: the key set is public.
@@ -517,7 +762,7 @@ export type GetSigningKeysRequest = Message<"trialhub.patient.v1.GetSigningKeysR
  * Use `create(GetSigningKeysRequestSchema)` to create a new message.
  */
 export const GetSigningKeysRequestSchema: GenMessage<GetSigningKeysRequest> = /*@__PURE__*/
-  messageDesc(file_trialhub_patient_v1_auth_service, 10);
+  messageDesc(file_trialhub_patient_v1_auth_service, 15);
 
 /**
  * GetSigningKeysResponse is a JSON Web Key Set: in Connect JSON it has the JWKS
@@ -548,7 +793,7 @@ export type GetSigningKeysResponse = Message<"trialhub.patient.v1.GetSigningKeys
  * Use `create(GetSigningKeysResponseSchema)` to create a new message.
  */
 export const GetSigningKeysResponseSchema: GenMessage<GetSigningKeysResponse> = /*@__PURE__*/
-  messageDesc(file_trialhub_patient_v1_auth_service, 11);
+  messageDesc(file_trialhub_patient_v1_auth_service, 16);
 
 /**
  * SigningKey is one public Ed25519 key as a JSON Web Key (RFC 7517 / RFC 8037
@@ -605,7 +850,7 @@ export type SigningKey = Message<"trialhub.patient.v1.SigningKey"> & {
  * Use `create(SigningKeySchema)` to create a new message.
  */
 export const SigningKeySchema: GenMessage<SigningKey> = /*@__PURE__*/
-  messageDesc(file_trialhub_patient_v1_auth_service, 12);
+  messageDesc(file_trialhub_patient_v1_auth_service, 17);
 
 /**
  * AuthService creates accounts and issues the tokens every TrialHub service
@@ -638,9 +883,50 @@ export const AuthService: GenService<{
     output: typeof RegisterResponseSchema;
   },
   /**
+   * ConfirmRegistration completes a self-registration with the code from the SMS:
+   * it creates the patient account with the password given to Register, mints
+   * the new random subject_uuid (UUIDv4, never derived from identity data) and
+   * signs the patient in. A wrong, expired or already used code, an unknown
+   * registration_id, and a registration whose number already had an account all
+   * fail alike with UNAUTHENTICATED ("the code was not accepted"), so the answer
+   * reveals nothing either; five wrong codes void the registration. Throttled per
+   * registration, per mobile and per client address (RESOURCE_EXHAUSTED).
+   * Audited as ACCOUNT_CREATED (actor: the new patient), a refused code as
+   * CODE_REJECTED.
+   *
+   * @generated from rpc trialhub.patient.v1.AuthService.ConfirmRegistration
+   */
+  confirmRegistration: {
+    methodKind: "unary";
+    input: typeof ConfirmRegistrationRequestSchema;
+    output: typeof ConfirmRegistrationResponseSchema;
+  },
+  /**
+   * ActivateAccount sets the password of an account that waits for activation
+   * (ACCOUNT_STATUS_PENDING_ACTIVATION: a participant invited by their site with
+   * InviteParticipant, or a patient or staff member whose access an administrator
+   * reset with ResetAccess) using its one-time activation code, and signs the
+   * account in. The code works once, expires (72 hours after it was issued by
+   * default) and is void after five wrong attempts; then only a new code from
+   * ResetAccess helps. A wrong, expired or used code, an unknown identifier and
+   * an account that does not wait for activation all fail alike with
+   * UNAUTHENTICATED. A password that is too weak or well known from breaches fails
+   * with INVALID_ARGUMENT and does not use up the code. Throttled per identifier
+   * and per client address (RESOURCE_EXHAUSTED). Audited as ACCOUNT_ACTIVATED, a
+   * refused code as CODE_REJECTED.
+   *
+   * @generated from rpc trialhub.patient.v1.AuthService.ActivateAccount
+   */
+  activateAccount: {
+    methodKind: "unary";
+    input: typeof ActivateAccountRequestSchema;
+    output: typeof ActivateAccountResponseSchema;
+  },
+  /**
    * Login exchanges credentials for tokens: patients sign in with their mobile
-   * number, staff with their username. Wrong credentials fail with
-   * UNAUTHENTICATED without saying which part was wrong; a suspended or closed
+   * number, staff with their username. Wrong credentials, an unknown account and
+   * an account still waiting for activation fail alike with UNAUTHENTICATED
+   * (same message, similar time) without saying which part was wrong; a suspended or closed
    * account fails with PERMISSION_DENIED. Repeated failures are throttled
    * (RESOURCE_EXHAUSTED). Success and failure are both audited.
    *

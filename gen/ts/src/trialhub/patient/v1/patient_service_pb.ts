@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file trialhub/patient/v1/patient_service.proto.
  */
 export const file_trialhub_patient_v1_patient_service: GenFile = /*@__PURE__*/
-  fileDesc("Cil0cmlhbGh1Yi9wYXRpZW50L3YxL3BhdGllbnRfc2VydmljZS5wcm90bxITdHJpYWxodWIucGF0aWVudC52MSKAAgoHUHJvZmlsZRI3CghuaWNrbmFtZRgBIAEoCUIlukgi2AEBch0YKDIZXlteXHNdKD86W15cclxuXSpbXlxzXSk/JBIsCgphdmF0YXJfdXJsGAIgASgJQhi6SBXYAQFyEBiAEDoIaHR0cHM6Ly+IAQESQQoIbGFuZ3VhZ2UYAyABKAlCL7pILNgBAXInGCMyI15bQS1aYS16XXsyLDN9KC1bQS1aYS16MC05XXsxLDh9KSokEksKCXRpbWVfem9uZRgEIAEoCUI4ukg12AEBcjAYQDIsXltBLVphLXpdW0EtWmEtejAtOV8rLV0qKC9bQS1aYS16MC05XystXSspKiQiEwoRR2V0UHJvZmlsZVJlcXVlc3QiiQEKEkdldFByb2ZpbGVSZXNwb25zZRIUCgxzdWJqZWN0X3V1aWQYASABKAkSLQoHcHJvZmlsZRgCIAEoCzIcLnRyaWFsaHViLnBhdGllbnQudjEuUHJvZmlsZRIuCgp1cGRhdGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKgAgoUVXBkYXRlUHJvZmlsZVJlcXVlc3QSNQoHcHJvZmlsZRgBIAEoCzIcLnRyaWFsaHViLnBhdGllbnQudjEuUHJvZmlsZUIGukgDyAEBEtABCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2tCngG6SJoBugFmCiR1cGRhdGVfcHJvZmlsZS51cGRhdGVfbWFzay5ub25fZW1wdHkSKHVwZGF0ZV9tYXNrIG11c3QgbmFtZSBhdCBsZWFzdCBvbmUgZmllbGQaFHNpemUodGhpcy5wYXRocykgPiAwyAEB4gErEghuaWNrbmFtZRIKYXZhdGFyX3VybBIIbGFuZ3VhZ2USCXRpbWVfem9uZSKMAQoVVXBkYXRlUHJvZmlsZVJlc3BvbnNlEhQKDHN1YmplY3RfdXVpZBgBIAEoCRItCgdwcm9maWxlGAIgASgLMhwudHJpYWxodWIucGF0aWVudC52MS5Qcm9maWxlEi4KCnVwZGF0ZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIqEBChlHZXRQYXRpZW50SWRlbnRpdHlSZXF1ZXN0Eh4KDHN1YmplY3RfdXVpZBgBIAEoCUIIukgFcgOwAQESJwoGcmVhc29uGAIgASgJQhe6SBRyEhAKGOgHMgsoXFNccyopezEwfRIdCgh0cmlhbF9pZBgDIAEoCUILukgI2AEBcgOwAQESHAoHc2l0ZV9pZBgEIAEoCUILukgI2AEBcgOwAQEi0wEKGkdldFBhdGllbnRJZGVudGl0eVJlc3BvbnNlEhQKDHN1YmplY3RfdXVpZBgBIAEoCRIRCglmdWxsX25hbWUYAiABKAkSEwoLbmF0aW9uYWxfaWQYAyABKAkSGwoTbmF0aW9uYWxfaWRfY291bnRyeRgEIAEoCRIOCgZtb2JpbGUYBSABKAkSMgoGc3RhdHVzGAYgASgOMiIudHJpYWxodWIucGF0aWVudC52MS5BY2NvdW50U3RhdHVzEhYKDmF1ZGl0X2V2ZW50X2lkGAcgASgJIjkKF0dldFN1YmplY3RTdGF0dXNSZXF1ZXN0Eh4KDHN1YmplY3RfdXVpZBgBIAEoCUIIukgFcgOwAQEi2wEKGEdldFN1YmplY3RTdGF0dXNSZXNwb25zZRIUCgxzdWJqZWN0X3V1aWQYASABKAkSDgoGZXhpc3RzGAIgASgIEjIKBnN0YXR1cxgDIAEoDjIiLnRyaWFsaHViLnBhdGllbnQudjEuQWNjb3VudFN0YXR1cxIuCgpjcmVhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI1ChFzdGF0dXNfdXBkYXRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqgwEKDUFjY291bnRTdGF0dXMSHgoaQUNDT1VOVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIZChVBQ0NPVU5UX1NUQVRVU19BQ1RJVkUQARIcChhBQ0NPVU5UX1NUQVRVU19TVVNQRU5ERUQQAhIZChVBQ0NPVU5UX1NUQVRVU19DTE9TRUQQAzL2AwoOUGF0aWVudFNlcnZpY2USawoKR2V0UHJvZmlsZRImLnRyaWFsaHViLnBhdGllbnQudjEuR2V0UHJvZmlsZVJlcXVlc3QaJy50cmlhbGh1Yi5wYXRpZW50LnYxLkdldFByb2ZpbGVSZXNwb25zZSIMkAIBkoIZBQoBARgBEnQKDVVwZGF0ZVByb2ZpbGUSKS50cmlhbGh1Yi5wYXRpZW50LnYxLlVwZGF0ZVByb2ZpbGVSZXF1ZXN0GioudHJpYWxodWIucGF0aWVudC52MS5VcGRhdGVQcm9maWxlUmVzcG9uc2UiDJACApKCGQUKAQEYARKCAQoSR2V0UGF0aWVudElkZW50aXR5Ei4udHJpYWxodWIucGF0aWVudC52MS5HZXRQYXRpZW50SWRlbnRpdHlSZXF1ZXN0Gi8udHJpYWxodWIucGF0aWVudC52MS5HZXRQYXRpZW50SWRlbnRpdHlSZXNwb25zZSILkAICkoIZBAoCAgQSfAoQR2V0U3ViamVjdFN0YXR1cxIsLnRyaWFsaHViLnBhdGllbnQudjEuR2V0U3ViamVjdFN0YXR1c1JlcXVlc3QaLS50cmlhbGh1Yi5wYXRpZW50LnYxLkdldFN1YmplY3RTdGF0dXNSZXNwb25zZSILkAIBkoIZBAoCBQRC3wEKF2NvbS50cmlhbGh1Yi5wYXRpZW50LnYxQhNQYXRpZW50U2VydmljZVByb3RvUAFaQWdpdGh1Yi5jb20vdHJpYWxodWIvdHJpYWxodWIvZ2VuL2dvL3RyaWFsaHViL3BhdGllbnQvdjE7cGF0aWVudHYxogIDVFBYqgITVHJpYWxodWIuUGF0aWVudC5WMcoCE1RyaWFsaHViXFBhdGllbnRcVjHiAh9UcmlhbGh1YlxQYXRpZW50XFYxXEdQQk1ldGFkYXRh6gIVVHJpYWxodWI6OlBhdGllbnQ6OlYxYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_trialhub_authz_v1_authz]);
+  fileDesc("Cil0cmlhbGh1Yi9wYXRpZW50L3YxL3BhdGllbnRfc2VydmljZS5wcm90bxITdHJpYWxodWIucGF0aWVudC52MSKAAgoHUHJvZmlsZRI3CghuaWNrbmFtZRgBIAEoCUIlukgi2AEBch0YKDIZXlteXHNdKD86W15cclxuXSpbXlxzXSk/JBIsCgphdmF0YXJfdXJsGAIgASgJQhi6SBXYAQFyEBiAEDoIaHR0cHM6Ly+IAQESQQoIbGFuZ3VhZ2UYAyABKAlCL7pILNgBAXInGCMyI15bQS1aYS16XXsyLDN9KC1bQS1aYS16MC05XXsxLDh9KSokEksKCXRpbWVfem9uZRgEIAEoCUI4ukg12AEBcjAYQDIsXltBLVphLXpdW0EtWmEtejAtOV8rLV0qKC9bQS1aYS16MC05XystXSspKiQiEwoRR2V0UHJvZmlsZVJlcXVlc3QiiQEKEkdldFByb2ZpbGVSZXNwb25zZRIUCgxzdWJqZWN0X3V1aWQYASABKAkSLQoHcHJvZmlsZRgCIAEoCzIcLnRyaWFsaHViLnBhdGllbnQudjEuUHJvZmlsZRIuCgp1cGRhdGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKgAgoUVXBkYXRlUHJvZmlsZVJlcXVlc3QSNQoHcHJvZmlsZRgBIAEoCzIcLnRyaWFsaHViLnBhdGllbnQudjEuUHJvZmlsZUIGukgDyAEBEtABCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2tCngG6SJoBugFmCiR1cGRhdGVfcHJvZmlsZS51cGRhdGVfbWFzay5ub25fZW1wdHkSKHVwZGF0ZV9tYXNrIG11c3QgbmFtZSBhdCBsZWFzdCBvbmUgZmllbGQaFHNpemUodGhpcy5wYXRocykgPiAwyAEB4gErEghuaWNrbmFtZRIKYXZhdGFyX3VybBIIbGFuZ3VhZ2USCXRpbWVfem9uZSKMAQoVVXBkYXRlUHJvZmlsZVJlc3BvbnNlEhQKDHN1YmplY3RfdXVpZBgBIAEoCRItCgdwcm9maWxlGAIgASgLMhwudHJpYWxodWIucGF0aWVudC52MS5Qcm9maWxlEi4KCnVwZGF0ZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIqEBChlHZXRQYXRpZW50SWRlbnRpdHlSZXF1ZXN0Eh4KDHN1YmplY3RfdXVpZBgBIAEoCUIIukgFcgOwAQESJwoGcmVhc29uGAIgASgJQhe6SBRyEhAKGOgHMgsoXFNccyopezEwfRIdCgh0cmlhbF9pZBgDIAEoCUILukgI2AEBcgOwAQESHAoHc2l0ZV9pZBgEIAEoCUILukgI2AEBcgOwAQEi0wEKGkdldFBhdGllbnRJZGVudGl0eVJlc3BvbnNlEhQKDHN1YmplY3RfdXVpZBgBIAEoCRIRCglmdWxsX25hbWUYAiABKAkSEwoLbmF0aW9uYWxfaWQYAyABKAkSGwoTbmF0aW9uYWxfaWRfY291bnRyeRgEIAEoCRIOCgZtb2JpbGUYBSABKAkSMgoGc3RhdHVzGAYgASgOMiIudHJpYWxodWIucGF0aWVudC52MS5BY2NvdW50U3RhdHVzEhYKDmF1ZGl0X2V2ZW50X2lkGAcgASgJIusCChhJbnZpdGVQYXJ0aWNpcGFudFJlcXVlc3QSOAoJZnVsbF9uYW1lGAEgASgJQiW6SCJyIBABGMgBMhleW15cc10oPzpbXlxyXG5dKlteXHNdKT8kEkgKC25hdGlvbmFsX2lkGAIgASgJQjO6SDByLhAEGCAyKF5bQS1aYS16MC05XVtBLVphLXowLTkgLi8tXSpbQS1aYS16MC05XSQSLgoTbmF0aW9uYWxfaWRfY291bnRyeRgDIAEoCUIRukgOcgwyCl5bQS1aXXsyfSQSKwoGbW9iaWxlGAQgASgJQhu6SBhyFjIUXlwrWzEtOV1bMC05XXs2LDE0fSQSGQoHc2l0ZV9pZBgFIAEoCUIIukgFcgOwAQESGgoIdHJpYWxfaWQYBiABKAlCCLpIBXIDsAEBEjcKD2lkZW1wb3RlbmN5X2tleRgHIAEoCUIeukgbchkQEBiAATISXltBLVphLXowLTkuXzotXSskIooBChlJbnZpdGVQYXJ0aWNpcGFudFJlc3BvbnNlEhQKDHN1YmplY3RfdXVpZBgBIAEoCRIXCg9hY3RpdmF0aW9uX2NvZGUYAiABKAkSPgoaYWN0aXZhdGlvbl9jb2RlX2V4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjkKF0dldFN1YmplY3RTdGF0dXNSZXF1ZXN0Eh4KDHN1YmplY3RfdXVpZBgBIAEoCUIIukgFcgOwAQEi2wEKGEdldFN1YmplY3RTdGF0dXNSZXNwb25zZRIUCgxzdWJqZWN0X3V1aWQYASABKAkSDgoGZXhpc3RzGAIgASgIEjIKBnN0YXR1cxgDIAEoDjIiLnRyaWFsaHViLnBhdGllbnQudjEuQWNjb3VudFN0YXR1cxIuCgpjcmVhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI1ChFzdGF0dXNfdXBkYXRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqqgEKDUFjY291bnRTdGF0dXMSHgoaQUNDT1VOVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIZChVBQ0NPVU5UX1NUQVRVU19BQ1RJVkUQARIcChhBQ0NPVU5UX1NUQVRVU19TVVNQRU5ERUQQAhIZChVBQ0NPVU5UX1NUQVRVU19DTE9TRUQQAxIlCiFBQ0NPVU5UX1NUQVRVU19QRU5ESU5HX0FDVElWQVRJT04QBDLzBAoOUGF0aWVudFNlcnZpY2USawoKR2V0UHJvZmlsZRImLnRyaWFsaHViLnBhdGllbnQudjEuR2V0UHJvZmlsZVJlcXVlc3QaJy50cmlhbGh1Yi5wYXRpZW50LnYxLkdldFByb2ZpbGVSZXNwb25zZSIMkAIBkoIZBQoBARgBEnQKDVVwZGF0ZVByb2ZpbGUSKS50cmlhbGh1Yi5wYXRpZW50LnYxLlVwZGF0ZVByb2ZpbGVSZXF1ZXN0GioudHJpYWxodWIucGF0aWVudC52MS5VcGRhdGVQcm9maWxlUmVzcG9uc2UiDJACApKCGQUKAQEYARKCAQoSR2V0UGF0aWVudElkZW50aXR5Ei4udHJpYWxodWIucGF0aWVudC52MS5HZXRQYXRpZW50SWRlbnRpdHlSZXF1ZXN0Gi8udHJpYWxodWIucGF0aWVudC52MS5HZXRQYXRpZW50SWRlbnRpdHlSZXNwb25zZSILkAICkoIZBAoCAgQSewoRSW52aXRlUGFydGljaXBhbnQSLS50cmlhbGh1Yi5wYXRpZW50LnYxLkludml0ZVBhcnRpY2lwYW50UmVxdWVzdBouLnRyaWFsaHViLnBhdGllbnQudjEuSW52aXRlUGFydGljaXBhbnRSZXNwb25zZSIHkoIZAwoBAhJ8ChBHZXRTdWJqZWN0U3RhdHVzEiwudHJpYWxodWIucGF0aWVudC52MS5HZXRTdWJqZWN0U3RhdHVzUmVxdWVzdBotLnRyaWFsaHViLnBhdGllbnQudjEuR2V0U3ViamVjdFN0YXR1c1Jlc3BvbnNlIguQAgGSghkECgIFBELfAQoXY29tLnRyaWFsaHViLnBhdGllbnQudjFCE1BhdGllbnRTZXJ2aWNlUHJvdG9QAVpBZ2l0aHViLmNvbS90cmlhbGh1Yi90cmlhbGh1Yi9nZW4vZ28vdHJpYWxodWIvcGF0aWVudC92MTtwYXRpZW50djGiAgNUUFiqAhNUcmlhbGh1Yi5QYXRpZW50LlYxygITVHJpYWxodWJcUGF0aWVudFxWMeICH1RyaWFsaHViXFBhdGllbnRcVjFcR1BCTWV0YWRhdGHqAhVUcmlhbGh1Yjo6UGF0aWVudDo6VjFiBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_trialhub_authz_v1_authz]);
 
 /**
  * Profile is the patient's own, non-identifying settings. It never holds the
@@ -299,6 +299,119 @@ export const GetPatientIdentityResponseSchema: GenMessage<GetPatientIdentityResp
   messageDesc(file_trialhub_patient_v1_patient_service, 6);
 
 /**
+ * InviteParticipantRequest carries what the site enters for a new participant.
+ * The personal data here is stored only in the patient service's encrypted vault.
+ *
+ * @generated from message trialhub.patient.v1.InviteParticipantRequest
+ */
+export type InviteParticipantRequest = Message<"trialhub.patient.v1.InviteParticipantRequest"> & {
+  /**
+   * The participant's full legal name as on their identity document. PII: only
+   * GetPatientIdentity ever returns it.
+   *
+   * @generated from field: string full_name = 1;
+   */
+  fullName: string;
+
+  /**
+   * The participant's national identity number as issued by
+   * national_id_country. PII: only GetPatientIdentity ever returns it.
+   *
+   * @generated from field: string national_id = 2;
+   */
+  nationalId: string;
+
+  /**
+   * The country that issued national_id, as an ISO 3166-1 alpha-2 code ("DE").
+   *
+   * @generated from field: string national_id_country = 3;
+   */
+  nationalIdCountry: string;
+
+  /**
+   * The participant's mobile number in E.164 form, e.g. "+4915112345678": their
+   * sign-in identifier after activation.
+   *
+   * @generated from field: string mobile = 4;
+   */
+  mobile: string;
+
+  /**
+   * The inviting site (trial service site id): one of the caller's site scopes.
+   * Recorded with the account and in the audit trail.
+   *
+   * @generated from field: string site_id = 5;
+   */
+  siteId: string;
+
+  /**
+   * The trial (trial service id) the participant is invited to: one of the
+   * caller's trial scopes. Recorded with the account and in the audit trail.
+   *
+   * @generated from field: string trial_id = 6;
+   */
+  trialId: string;
+
+  /**
+   * A client-chosen key that makes a retried invitation safe: the same key with
+   * the same body returns the same subject_uuid again with a new activation code
+   * (codes are stored only hashed; the earlier code stops working); the same key
+   * with a different body is rejected with FAILED_PRECONDITION.
+   *
+   * @generated from field: string idempotency_key = 7;
+   */
+  idempotencyKey: string;
+};
+
+/**
+ * Describes the message trialhub.patient.v1.InviteParticipantRequest.
+ * Use `create(InviteParticipantRequestSchema)` to create a new message.
+ */
+export const InviteParticipantRequestSchema: GenMessage<InviteParticipantRequest> = /*@__PURE__*/
+  messageDesc(file_trialhub_patient_v1_patient_service, 7);
+
+/**
+ * InviteParticipantResponse identifies the new participant by pseudonym and
+ * carries the activation code, which the service never shows again. It echoes
+ * none of the personal data that was sent.
+ *
+ * @generated from message trialhub.patient.v1.InviteParticipantResponse
+ */
+export type InviteParticipantResponse = Message<"trialhub.patient.v1.InviteParticipantResponse"> & {
+  /**
+   * The participant's new subject identifier: a random UUIDv4, never derived
+   * from identity data. Use it to enrol the subject in the trial service.
+   *
+   * @generated from field: string subject_uuid = 1;
+   */
+  subjectUuid: string;
+
+  /**
+   * The one-time activation code to hand to the participant (printed or read
+   * out; never sent by e-mail): eight characters of Crockford base32, e.g.
+   * "K7QM4XPA". Kept only hashed; shown this once.
+   *
+   * @generated from field: string activation_code = 2;
+   */
+  activationCode: string;
+
+  /**
+   * When the activation code stops being accepted (UTC, server clock); after
+   * that an administrator issues a new one with ResetAccess.
+   *
+   * @generated from field: google.protobuf.Timestamp activation_code_expires_at = 3;
+   */
+  activationCodeExpiresAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message trialhub.patient.v1.InviteParticipantResponse.
+ * Use `create(InviteParticipantResponseSchema)` to create a new message.
+ */
+export const InviteParticipantResponseSchema: GenMessage<InviteParticipantResponse> = /*@__PURE__*/
+  messageDesc(file_trialhub_patient_v1_patient_service, 8);
+
+/**
  * GetSubjectStatusRequest names the subject to look up.
  *
  * @generated from message trialhub.patient.v1.GetSubjectStatusRequest
@@ -317,7 +430,7 @@ export type GetSubjectStatusRequest = Message<"trialhub.patient.v1.GetSubjectSta
  * Use `create(GetSubjectStatusRequestSchema)` to create a new message.
  */
 export const GetSubjectStatusRequestSchema: GenMessage<GetSubjectStatusRequest> = /*@__PURE__*/
-  messageDesc(file_trialhub_patient_v1_patient_service, 7);
+  messageDesc(file_trialhub_patient_v1_patient_service, 9);
 
 /**
  * GetSubjectStatusResponse says whether the subject exists and can take part.
@@ -367,10 +480,10 @@ export type GetSubjectStatusResponse = Message<"trialhub.patient.v1.GetSubjectSt
  * Use `create(GetSubjectStatusResponseSchema)` to create a new message.
  */
 export const GetSubjectStatusResponseSchema: GenMessage<GetSubjectStatusResponse> = /*@__PURE__*/
-  messageDesc(file_trialhub_patient_v1_patient_service, 8);
+  messageDesc(file_trialhub_patient_v1_patient_service, 10);
 
 /**
- * AccountStatus is the lifecycle state of a patient account.
+ * AccountStatus is the lifecycle state of a patient or staff account.
  *
  * @generated from enum trialhub.patient.v1.AccountStatus
  */
@@ -390,9 +503,9 @@ export enum AccountStatus {
   ACTIVE = 1,
 
   /**
-   * Temporarily blocked (e.g. by an administrator or after repeated failed
-   * sign-ins): no sign-in, no new tasks or notifications; data is kept. Can be
-   * reactivated.
+   * Blocked by an administrator (SuspendAccount): no sign-in, no refresh, no new
+   * tasks or notifications; data is kept. Can be reactivated (ReactivateAccount).
+   * A lockout after repeated failed sign-ins is temporary and not a status.
    *
    * @generated from enum value: ACCOUNT_STATUS_SUSPENDED = 2;
    */
@@ -405,6 +518,14 @@ export enum AccountStatus {
    * @generated from enum value: ACCOUNT_STATUS_CLOSED = 3;
    */
   CLOSED = 3,
+
+  /**
+   * Created by an invitation, or reset by an administrator, and not activated
+   * yet: no sign-in until ActivateAccount with the activation code.
+   *
+   * @generated from enum value: ACCOUNT_STATUS_PENDING_ACTIVATION = 4;
+   */
+  PENDING_ACTIVATION = 4,
 }
 
 /**
@@ -476,6 +597,29 @@ export const PatientService: GenService<{
     methodKind: "unary";
     input: typeof GetPatientIdentityRequestSchema;
     output: typeof GetPatientIdentityResponseSchema;
+  },
+  /**
+   * InviteParticipant is how a site enrols a participant on the platform (the
+   * usual path; self-registration is for open studies): an investigator enters
+   * the participant's name, national ID and mobile, which go straight into the
+   * encrypted PII vault, and receives the new random subject_uuid (UUIDv4, never
+   * derived from identity data) and a one-time activation code, shown once, to
+   * hand to the participant, who activates with ActivateAccount. The account is
+   * ACCOUNT_STATUS_PENDING_ACTIVATION until then. The investigator then enrols
+   * the subject in the trial service. The site_id must be one of the caller's
+   * site scopes and the trial_id one of their trial scopes (PERMISSION_DENIED
+   * otherwise). A mobile or national ID that already has an account fails with
+   * ALREADY_EXISTS, without saying which of the two matched and without the
+   * existing subject; the refusal is audited as INVITATION_REFUSED so that an
+   * administrator can resolve it (e.g. a participant moving sites) and can see
+   * who asked. Audited as PARTICIPANT_INVITED with the site and trial.
+   *
+   * @generated from rpc trialhub.patient.v1.PatientService.InviteParticipant
+   */
+  inviteParticipant: {
+    methodKind: "unary";
+    input: typeof InviteParticipantRequestSchema;
+    output: typeof InviteParticipantResponseSchema;
   },
   /**
    * GetSubjectStatus tells another service (or an administrator) whether a
