@@ -81,6 +81,33 @@ var ruleCases = []ruleCase{
 	oneofCase("mobile", "trialhub.patient.v1.ActivateAccountRequest.identifier", "identifier", func(m *patientv1.ActivateAccountRequest) {
 		m.Identifier = nil
 	}),
+	celCase("", "update_staff_account.investigator_needs_sites", "", func(m *patientv1.UpdateStaffAccountRequest) {
+		m.SiteIds = nil
+	}),
+	celCase("", "update_staff_account.investigator_needs_trials", "", func(m *patientv1.UpdateStaffAccountRequest) {
+		m.TrialIds = nil
+	}),
+	celCase("analyst", "update_staff_account.analyst_needs_trials", "", func(m *patientv1.UpdateStaffAccountRequest) {
+		m.TrialIds = nil
+	}),
+	celCase("analyst", "update_staff_account.analyst_has_no_sites", "", func(m *patientv1.UpdateStaffAccountRequest) {
+		m.SiteIds = []string{siteID}
+	}),
+	celCase("admin", "update_staff_account.admin_has_no_scopes", "", func(m *patientv1.UpdateStaffAccountRequest) {
+		m.TrialIds = []string{trialID}
+	}),
+	celCase("", "update_staff_account.role.staff_only", "role", func(m *patientv1.UpdateStaffAccountRequest) {
+		m.Role = authzv1.Role_ROLE_SERVICE
+	}),
+	oneofCase("patient", "trialhub.patient.v1.ResetAccessRequest.account", "account", func(m *patientv1.ResetAccessRequest) {
+		m.Account = nil
+	}),
+	oneofCase("staff", "trialhub.patient.v1.SuspendAccountRequest.account", "account", func(m *patientv1.SuspendAccountRequest) {
+		m.Account = nil
+	}),
+	oneofCase("patient", "trialhub.patient.v1.ReactivateAccountRequest.account", "account", func(m *patientv1.ReactivateAccountRequest) {
+		m.Account = nil
+	}),
 	celCase("", "update_profile.update_mask.non_empty", "update_mask", func(m *patientv1.UpdateProfileRequest) {
 		m.UpdateMask = &fieldmaskpb.FieldMask{}
 	}),

@@ -72,6 +72,33 @@ var examples = []example{
 	{typ: "trialhub.patient.v1.CreateStaffAccountRequest", variant: "admin", json: `{
 		"username": "admin", "displayName": "Platform Administrator", "password": "an initial secret",
 		"role": "ROLE_ADMIN", "idempotencyKey": "staff-0a2c4e6f8b1d"}`},
+	{typ: "trialhub.patient.v1.LogoutRequest", json: `{"refreshToken": "rt_4f9c2a7d1e8b6f3a0c5d9e2b7a4f1c8d6e3b0a9f"}`},
+	{typ: "trialhub.patient.v1.ChangePasswordRequest", json: `{
+		"currentPassword": "correct horse battery", "newPassword": "staple battery horse correct",
+		"idempotencyKey": "password-4a6c8e0b2d1f"}`},
+	{typ: "trialhub.patient.v1.ResetAccessRequest", variant: "patient", json: `{
+		"subjectUuid": "` + subjectID + `", "reason": "Lost phone, reported at visit W6", "idempotencyKey": "reset-patient-7b9d1f3a5c"}`},
+	{typ: "trialhub.patient.v1.ResetAccessRequest", variant: "staff", json: `{
+		"staffId": "` + staffID + `", "reason": "Lost phone, reported at visit W6", "idempotencyKey": "reset-staff-7b9d1f3a5c"}`},
+	{typ: "trialhub.patient.v1.SuspendAccountRequest", variant: "patient", json: `{
+		"subjectUuid": "` + subjectID + `", "reason": "Participant withdrew consent"}`},
+	{typ: "trialhub.patient.v1.SuspendAccountRequest", variant: "staff", json: `{
+		"staffId": "` + staffID + `", "reason": "Participant withdrew consent"}`},
+	{typ: "trialhub.patient.v1.ReactivateAccountRequest", variant: "patient", json: `{
+		"subjectUuid": "` + subjectID + `", "reason": "Consent re-confirmed at visit W8"}`},
+	{typ: "trialhub.patient.v1.ReactivateAccountRequest", variant: "staff", json: `{
+		"staffId": "` + staffID + `", "reason": "Consent re-confirmed at visit W8"}`},
+	{typ: "trialhub.patient.v1.UpdateStaffAccountRequest", json: `{
+		"staffId": "` + staffID + `", "role": "ROLE_INVESTIGATOR", "siteIds": ["` + siteID + `"],
+		"trialIds": ["` + trialID + `"], "reason": "Moved to the Lyon site for TH-DEP-001"}`},
+	{typ: "trialhub.patient.v1.UpdateStaffAccountRequest", variant: "analyst", json: `{
+		"staffId": "` + staffID + `", "role": "ROLE_ANALYST", "trialIds": ["` + trialID + `"],
+		"reason": "Now analyses TH-DEP-001 only"}`},
+	{typ: "trialhub.patient.v1.UpdateStaffAccountRequest", variant: "admin", json: `{
+		"staffId": "` + staffID + `", "role": "ROLE_ADMIN", "reason": "Promoted to platform administrator"}`},
+	{typ: "trialhub.patient.v1.ListStaffAccountsRequest", json: `{
+		"roles": ["ROLE_INVESTIGATOR", "ROLE_ANALYST"], "statuses": ["ACCOUNT_STATUS_ACTIVE", "ACCOUNT_STATUS_SUSPENDED"],
+		"siteId": "` + siteID + `", "trialId": "` + trialID + `", "pageSize": 50, "pageToken": "page-2"}`},
 	{typ: "trialhub.patient.v1.GetSigningKeysRequest", json: `{}`},
 
 	// trialhub.patient.v1.PatientService

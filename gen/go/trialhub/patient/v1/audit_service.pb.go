@@ -93,6 +93,23 @@ const (
 	// not accepted; field "attempts" has the number of failed attempts so far. The
 	// code itself is never recorded.
 	AuditAction_AUDIT_ACTION_CODE_REJECTED AuditAction = 20
+	// A session was ended by Logout (its refresh-token family revoked); record_id
+	// is the session id.
+	AuditAction_AUDIT_ACTION_LOGGED_OUT AuditAction = 21
+	// An account's sessions were revoked because of a password change, an access
+	// reset, a suspension or a role or scope change; field "sessions" has the
+	// number revoked.
+	AuditAction_AUDIT_ACTION_SESSIONS_REVOKED AuditAction = 22
+	// An administrator reset an account's access (ResetAccess): the password
+	// stopped working and a new activation code was issued (never recorded). The
+	// reason is mandatory.
+	AuditAction_AUDIT_ACTION_ACCESS_RESET AuditAction = 23
+	// Repeated failed sign-ins locked an account for a while; field "locked_until"
+	// has the end of the lockout (RFC 3339, UTC).
+	AuditAction_AUDIT_ACTION_ACCOUNT_LOCKED AuditAction = 24
+	// A staff account's trial scopes were changed; field "trial_ids" with old and
+	// new lists.
+	AuditAction_AUDIT_ACTION_TRIAL_SCOPES_CHANGED AuditAction = 25
 )
 
 // Enum value maps for AuditAction.
@@ -119,6 +136,11 @@ var (
 		18: "AUDIT_ACTION_INVITATION_REFUSED",
 		19: "AUDIT_ACTION_ACCOUNT_ACTIVATED",
 		20: "AUDIT_ACTION_CODE_REJECTED",
+		21: "AUDIT_ACTION_LOGGED_OUT",
+		22: "AUDIT_ACTION_SESSIONS_REVOKED",
+		23: "AUDIT_ACTION_ACCESS_RESET",
+		24: "AUDIT_ACTION_ACCOUNT_LOCKED",
+		25: "AUDIT_ACTION_TRIAL_SCOPES_CHANGED",
 	}
 	AuditAction_value = map[string]int32{
 		"AUDIT_ACTION_UNSPECIFIED":            0,
@@ -142,6 +164,11 @@ var (
 		"AUDIT_ACTION_INVITATION_REFUSED":     18,
 		"AUDIT_ACTION_ACCOUNT_ACTIVATED":      19,
 		"AUDIT_ACTION_CODE_REJECTED":          20,
+		"AUDIT_ACTION_LOGGED_OUT":             21,
+		"AUDIT_ACTION_SESSIONS_REVOKED":       22,
+		"AUDIT_ACTION_ACCESS_RESET":           23,
+		"AUDIT_ACTION_ACCOUNT_LOCKED":         24,
+		"AUDIT_ACTION_TRIAL_SCOPES_CHANGED":   25,
 	}
 )
 
@@ -1257,7 +1284,7 @@ const file_trialhub_patient_v1_audit_service_proto_rawDesc = "" +
 	"\fbreak_detail\x18\a \x01(\tR\vbreakDetail\x12\x1b\n" +
 	"\thead_hash\x18\b \x01(\tR\bheadHash\x12;\n" +
 	"\vverified_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"verifiedAt*\xef\x05\n" +
+	"verifiedAt*\x96\a\n" +
 	"\vAuditAction\x12\x1c\n" +
 	"\x18AUDIT_ACTION_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cAUDIT_ACTION_ACCOUNT_CREATED\x10\x01\x12'\n" +
@@ -1280,7 +1307,12 @@ const file_trialhub_patient_v1_audit_service_proto_rawDesc = "" +
 	" AUDIT_ACTION_PARTICIPANT_INVITED\x10\x11\x12#\n" +
 	"\x1fAUDIT_ACTION_INVITATION_REFUSED\x10\x12\x12\"\n" +
 	"\x1eAUDIT_ACTION_ACCOUNT_ACTIVATED\x10\x13\x12\x1e\n" +
-	"\x1aAUDIT_ACTION_CODE_REJECTED\x10\x14*\xd8\x02\n" +
+	"\x1aAUDIT_ACTION_CODE_REJECTED\x10\x14\x12\x1b\n" +
+	"\x17AUDIT_ACTION_LOGGED_OUT\x10\x15\x12!\n" +
+	"\x1dAUDIT_ACTION_SESSIONS_REVOKED\x10\x16\x12\x1d\n" +
+	"\x19AUDIT_ACTION_ACCESS_RESET\x10\x17\x12\x1f\n" +
+	"\x1bAUDIT_ACTION_ACCOUNT_LOCKED\x10\x18\x12%\n" +
+	"!AUDIT_ACTION_TRIAL_SCOPES_CHANGED\x10\x19*\xd8\x02\n" +
 	"\x0fAuditRecordType\x12!\n" +
 	"\x1dAUDIT_RECORD_TYPE_UNSPECIFIED\x10\x00\x12%\n" +
 	"!AUDIT_RECORD_TYPE_PATIENT_ACCOUNT\x10\x01\x12&\n" +

@@ -1370,6 +1370,1114 @@ func (x *CreateStaffAccountResponse) GetCreatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// LogoutRequest names the session to end by its refresh token.
+type LogoutRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The refresh token of the session to end (the latest one received).
+	RefreshToken  string `protobuf:"bytes,1,opt,name=refresh_token,json=refreshToken,proto3" json:"refresh_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogoutRequest) Reset() {
+	*x = LogoutRequest{}
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogoutRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogoutRequest) ProtoMessage() {}
+
+func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogoutRequest.ProtoReflect.Descriptor instead.
+func (*LogoutRequest) Descriptor() ([]byte, []int) {
+	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *LogoutRequest) GetRefreshToken() string {
+	if x != nil {
+		return x.RefreshToken
+	}
+	return ""
+}
+
+// LogoutResponse is empty: the session, if there was one, is ended.
+type LogoutResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogoutResponse) Reset() {
+	*x = LogoutResponse{}
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogoutResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogoutResponse) ProtoMessage() {}
+
+func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogoutResponse.ProtoReflect.Descriptor instead.
+func (*LogoutResponse) Descriptor() ([]byte, []int) {
+	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{16}
+}
+
+// ChangePasswordRequest proves the current password and sets a new one.
+type ChangePasswordRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account's current password. Never logged; a wrong one is audited as
+	// LOGIN_FAILED without the value.
+	CurrentPassword string `protobuf:"bytes,1,opt,name=current_password,json=currentPassword,proto3" json:"current_password,omitempty"`
+	// The new password. Never stored or logged in clear; the server keeps a slow
+	// salted hash only.
+	NewPassword string `protobuf:"bytes,2,opt,name=new_password,json=newPassword,proto3" json:"new_password,omitempty"`
+	// A client-chosen key that makes a retried change safe (after the first
+	// attempt the current password no longer matches): the same key with the same
+	// body returns the same result again; the same key with a different body is
+	// rejected with FAILED_PRECONDITION.
+	IdempotencyKey string `protobuf:"bytes,3,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ChangePasswordRequest) Reset() {
+	*x = ChangePasswordRequest{}
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangePasswordRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangePasswordRequest) ProtoMessage() {}
+
+func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangePasswordRequest.ProtoReflect.Descriptor instead.
+func (*ChangePasswordRequest) Descriptor() ([]byte, []int) {
+	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ChangePasswordRequest) GetCurrentPassword() string {
+	if x != nil {
+		return x.CurrentPassword
+	}
+	return ""
+}
+
+func (x *ChangePasswordRequest) GetNewPassword() string {
+	if x != nil {
+		return x.NewPassword
+	}
+	return ""
+}
+
+func (x *ChangePasswordRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+// ChangePasswordResponse says what the change did.
+type ChangePasswordResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// When the password was changed (UTC, server clock).
+	ChangedAt *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=changed_at,json=changedAt,proto3" json:"changed_at,omitempty"`
+	// How many other sessions were revoked.
+	SessionsRevoked int32 `protobuf:"varint,2,opt,name=sessions_revoked,json=sessionsRevoked,proto3" json:"sessions_revoked,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ChangePasswordResponse) Reset() {
+	*x = ChangePasswordResponse{}
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangePasswordResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangePasswordResponse) ProtoMessage() {}
+
+func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangePasswordResponse.ProtoReflect.Descriptor instead.
+func (*ChangePasswordResponse) Descriptor() ([]byte, []int) {
+	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ChangePasswordResponse) GetChangedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ChangedAt
+	}
+	return nil
+}
+
+func (x *ChangePasswordResponse) GetSessionsRevoked() int32 {
+	if x != nil {
+		return x.SessionsRevoked
+	}
+	return 0
+}
+
+// ResetAccessRequest names the account whose access to reset and why.
+type ResetAccessRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Which account. Exactly one must be set.
+	//
+	// Types that are valid to be assigned to Account:
+	//
+	//	*ResetAccessRequest_SubjectUuid
+	//	*ResetAccessRequest_StaffId
+	Account isResetAccessRequest_Account `protobuf_oneof:"account"`
+	// Why access is reset (e.g. "lost phone, reported at visit W6"). Recorded verbatim
+	// in the audit trail; free text that may carry identifiers, visible to
+	// administrators only.
+	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// A client-chosen key that makes a retried reset safe: the same key with the
+	// same body returns the same result again; the same key with a different body
+	// is rejected with FAILED_PRECONDITION.
+	IdempotencyKey string `protobuf:"bytes,4,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ResetAccessRequest) Reset() {
+	*x = ResetAccessRequest{}
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetAccessRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetAccessRequest) ProtoMessage() {}
+
+func (x *ResetAccessRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetAccessRequest.ProtoReflect.Descriptor instead.
+func (*ResetAccessRequest) Descriptor() ([]byte, []int) {
+	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ResetAccessRequest) GetAccount() isResetAccessRequest_Account {
+	if x != nil {
+		return x.Account
+	}
+	return nil
+}
+
+func (x *ResetAccessRequest) GetSubjectUuid() string {
+	if x != nil {
+		if x, ok := x.Account.(*ResetAccessRequest_SubjectUuid); ok {
+			return x.SubjectUuid
+		}
+	}
+	return ""
+}
+
+func (x *ResetAccessRequest) GetStaffId() string {
+	if x != nil {
+		if x, ok := x.Account.(*ResetAccessRequest_StaffId); ok {
+			return x.StaffId
+		}
+	}
+	return ""
+}
+
+func (x *ResetAccessRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ResetAccessRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+type isResetAccessRequest_Account interface {
+	isResetAccessRequest_Account()
+}
+
+type ResetAccessRequest_SubjectUuid struct {
+	// A patient account, by its subject_uuid.
+	SubjectUuid string `protobuf:"bytes,1,opt,name=subject_uuid,json=subjectUuid,proto3,oneof"`
+}
+
+type ResetAccessRequest_StaffId struct {
+	// A staff account, by its staff id.
+	StaffId string `protobuf:"bytes,2,opt,name=staff_id,json=staffId,proto3,oneof"`
+}
+
+func (*ResetAccessRequest_SubjectUuid) isResetAccessRequest_Account() {}
+
+func (*ResetAccessRequest_StaffId) isResetAccessRequest_Account() {}
+
+// ResetAccessResponse carries the new activation code, which the service never
+// shows again.
+type ResetAccessResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The one-time activation code for ActivateAccount: eight characters of
+	// Crockford base32, e.g. "K7QM4XPA". Kept only hashed; a retry with the same
+	// idempotency key returns a new code and voids this one.
+	ActivationCode string `protobuf:"bytes,1,opt,name=activation_code,json=activationCode,proto3" json:"activation_code,omitempty"`
+	// When the activation code stops being accepted (UTC, server clock).
+	ActivationCodeExpiresAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=activation_code_expires_at,json=activationCodeExpiresAt,proto3" json:"activation_code_expires_at,omitempty"`
+	// How many sessions were revoked.
+	SessionsRevoked int32 `protobuf:"varint,3,opt,name=sessions_revoked,json=sessionsRevoked,proto3" json:"sessions_revoked,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ResetAccessResponse) Reset() {
+	*x = ResetAccessResponse{}
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetAccessResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetAccessResponse) ProtoMessage() {}
+
+func (x *ResetAccessResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetAccessResponse.ProtoReflect.Descriptor instead.
+func (*ResetAccessResponse) Descriptor() ([]byte, []int) {
+	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ResetAccessResponse) GetActivationCode() string {
+	if x != nil {
+		return x.ActivationCode
+	}
+	return ""
+}
+
+func (x *ResetAccessResponse) GetActivationCodeExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ActivationCodeExpiresAt
+	}
+	return nil
+}
+
+func (x *ResetAccessResponse) GetSessionsRevoked() int32 {
+	if x != nil {
+		return x.SessionsRevoked
+	}
+	return 0
+}
+
+// SuspendAccountRequest names the account to suspend and why.
+type SuspendAccountRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Which account. Exactly one must be set.
+	//
+	// Types that are valid to be assigned to Account:
+	//
+	//	*SuspendAccountRequest_SubjectUuid
+	//	*SuspendAccountRequest_StaffId
+	Account isSuspendAccountRequest_Account `protobuf_oneof:"account"`
+	// Why the account is suspended (e.g. "participant withdrew consent"). Recorded
+	// verbatim in the audit trail; free text that may carry identifiers, visible to
+	// administrators only.
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SuspendAccountRequest) Reset() {
+	*x = SuspendAccountRequest{}
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SuspendAccountRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SuspendAccountRequest) ProtoMessage() {}
+
+func (x *SuspendAccountRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SuspendAccountRequest.ProtoReflect.Descriptor instead.
+func (*SuspendAccountRequest) Descriptor() ([]byte, []int) {
+	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *SuspendAccountRequest) GetAccount() isSuspendAccountRequest_Account {
+	if x != nil {
+		return x.Account
+	}
+	return nil
+}
+
+func (x *SuspendAccountRequest) GetSubjectUuid() string {
+	if x != nil {
+		if x, ok := x.Account.(*SuspendAccountRequest_SubjectUuid); ok {
+			return x.SubjectUuid
+		}
+	}
+	return ""
+}
+
+func (x *SuspendAccountRequest) GetStaffId() string {
+	if x != nil {
+		if x, ok := x.Account.(*SuspendAccountRequest_StaffId); ok {
+			return x.StaffId
+		}
+	}
+	return ""
+}
+
+func (x *SuspendAccountRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type isSuspendAccountRequest_Account interface {
+	isSuspendAccountRequest_Account()
+}
+
+type SuspendAccountRequest_SubjectUuid struct {
+	// A patient account, by its subject_uuid.
+	SubjectUuid string `protobuf:"bytes,1,opt,name=subject_uuid,json=subjectUuid,proto3,oneof"`
+}
+
+type SuspendAccountRequest_StaffId struct {
+	// A staff account, by its staff id.
+	StaffId string `protobuf:"bytes,2,opt,name=staff_id,json=staffId,proto3,oneof"`
+}
+
+func (*SuspendAccountRequest_SubjectUuid) isSuspendAccountRequest_Account() {}
+
+func (*SuspendAccountRequest_StaffId) isSuspendAccountRequest_Account() {}
+
+// SuspendAccountResponse is the account's state after the suspension.
+type SuspendAccountResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account's status after the call.
+	Status AccountStatus `protobuf:"varint,1,opt,name=status,proto3,enum=trialhub.patient.v1.AccountStatus" json:"status,omitempty"`
+	// When the status last changed (UTC, server clock).
+	StatusUpdatedAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=status_updated_at,json=statusUpdatedAt,proto3" json:"status_updated_at,omitempty"`
+	// How many sessions were revoked (0 when it was already suspended).
+	SessionsRevoked int32 `protobuf:"varint,3,opt,name=sessions_revoked,json=sessionsRevoked,proto3" json:"sessions_revoked,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *SuspendAccountResponse) Reset() {
+	*x = SuspendAccountResponse{}
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SuspendAccountResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SuspendAccountResponse) ProtoMessage() {}
+
+func (x *SuspendAccountResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SuspendAccountResponse.ProtoReflect.Descriptor instead.
+func (*SuspendAccountResponse) Descriptor() ([]byte, []int) {
+	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *SuspendAccountResponse) GetStatus() AccountStatus {
+	if x != nil {
+		return x.Status
+	}
+	return AccountStatus_ACCOUNT_STATUS_UNSPECIFIED
+}
+
+func (x *SuspendAccountResponse) GetStatusUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StatusUpdatedAt
+	}
+	return nil
+}
+
+func (x *SuspendAccountResponse) GetSessionsRevoked() int32 {
+	if x != nil {
+		return x.SessionsRevoked
+	}
+	return 0
+}
+
+// ReactivateAccountRequest names the account to reactivate and why.
+type ReactivateAccountRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Which account. Exactly one must be set.
+	//
+	// Types that are valid to be assigned to Account:
+	//
+	//	*ReactivateAccountRequest_SubjectUuid
+	//	*ReactivateAccountRequest_StaffId
+	Account isReactivateAccountRequest_Account `protobuf_oneof:"account"`
+	// Why the account is reactivated (e.g. "consent re-confirmed at visit W8").
+	// Recorded verbatim in the audit trail; free text that may carry identifiers,
+	// visible to administrators only.
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReactivateAccountRequest) Reset() {
+	*x = ReactivateAccountRequest{}
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReactivateAccountRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReactivateAccountRequest) ProtoMessage() {}
+
+func (x *ReactivateAccountRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReactivateAccountRequest.ProtoReflect.Descriptor instead.
+func (*ReactivateAccountRequest) Descriptor() ([]byte, []int) {
+	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ReactivateAccountRequest) GetAccount() isReactivateAccountRequest_Account {
+	if x != nil {
+		return x.Account
+	}
+	return nil
+}
+
+func (x *ReactivateAccountRequest) GetSubjectUuid() string {
+	if x != nil {
+		if x, ok := x.Account.(*ReactivateAccountRequest_SubjectUuid); ok {
+			return x.SubjectUuid
+		}
+	}
+	return ""
+}
+
+func (x *ReactivateAccountRequest) GetStaffId() string {
+	if x != nil {
+		if x, ok := x.Account.(*ReactivateAccountRequest_StaffId); ok {
+			return x.StaffId
+		}
+	}
+	return ""
+}
+
+func (x *ReactivateAccountRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type isReactivateAccountRequest_Account interface {
+	isReactivateAccountRequest_Account()
+}
+
+type ReactivateAccountRequest_SubjectUuid struct {
+	// A patient account, by its subject_uuid.
+	SubjectUuid string `protobuf:"bytes,1,opt,name=subject_uuid,json=subjectUuid,proto3,oneof"`
+}
+
+type ReactivateAccountRequest_StaffId struct {
+	// A staff account, by its staff id.
+	StaffId string `protobuf:"bytes,2,opt,name=staff_id,json=staffId,proto3,oneof"`
+}
+
+func (*ReactivateAccountRequest_SubjectUuid) isReactivateAccountRequest_Account() {}
+
+func (*ReactivateAccountRequest_StaffId) isReactivateAccountRequest_Account() {}
+
+// ReactivateAccountResponse is the account's state after the reactivation.
+type ReactivateAccountResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account's status after the call.
+	Status AccountStatus `protobuf:"varint,1,opt,name=status,proto3,enum=trialhub.patient.v1.AccountStatus" json:"status,omitempty"`
+	// When the status last changed (UTC, server clock).
+	StatusUpdatedAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=status_updated_at,json=statusUpdatedAt,proto3" json:"status_updated_at,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ReactivateAccountResponse) Reset() {
+	*x = ReactivateAccountResponse{}
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReactivateAccountResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReactivateAccountResponse) ProtoMessage() {}
+
+func (x *ReactivateAccountResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReactivateAccountResponse.ProtoReflect.Descriptor instead.
+func (*ReactivateAccountResponse) Descriptor() ([]byte, []int) {
+	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ReactivateAccountResponse) GetStatus() AccountStatus {
+	if x != nil {
+		return x.Status
+	}
+	return AccountStatus_ACCOUNT_STATUS_UNSPECIFIED
+}
+
+func (x *ReactivateAccountResponse) GetStatusUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StatusUpdatedAt
+	}
+	return nil
+}
+
+// StaffAccount is a staff sign-in as administrators see it. It holds the display
+// name (staff are not trial participants) but no password or secret.
+type StaffAccount struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The staff account's id (UUID): the `sub` of its tokens.
+	StaffId string `protobuf:"bytes,1,opt,name=staff_id,json=staffId,proto3" json:"staff_id,omitempty"`
+	// The sign-in name (lower case).
+	Username string `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
+	// The name shown in the staff UI and in signature manifestations.
+	DisplayName string `protobuf:"bytes,3,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	// The staff role: INVESTIGATOR, ANALYST or ADMIN.
+	Role v1.Role `protobuf:"varint,4,opt,name=role,proto3,enum=trialhub.authz.v1.Role" json:"role,omitempty"`
+	// The sites the account may act on (investigators). Empty means no site.
+	SiteIds []string `protobuf:"bytes,5,rep,name=site_ids,json=siteIds,proto3" json:"site_ids,omitempty"`
+	// The trials the account may act on (investigators, analysts). Empty means no
+	// trial.
+	TrialIds []string `protobuf:"bytes,6,rep,name=trial_ids,json=trialIds,proto3" json:"trial_ids,omitempty"`
+	// The account's status.
+	Status AccountStatus `protobuf:"varint,7,opt,name=status,proto3,enum=trialhub.patient.v1.AccountStatus" json:"status,omitempty"`
+	// When the account was created (UTC, server clock).
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// When the role, scopes or status last changed (UTC, server clock).
+	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StaffAccount) Reset() {
+	*x = StaffAccount{}
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StaffAccount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StaffAccount) ProtoMessage() {}
+
+func (x *StaffAccount) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StaffAccount.ProtoReflect.Descriptor instead.
+func (*StaffAccount) Descriptor() ([]byte, []int) {
+	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *StaffAccount) GetStaffId() string {
+	if x != nil {
+		return x.StaffId
+	}
+	return ""
+}
+
+func (x *StaffAccount) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *StaffAccount) GetDisplayName() string {
+	if x != nil {
+		return x.DisplayName
+	}
+	return ""
+}
+
+func (x *StaffAccount) GetRole() v1.Role {
+	if x != nil {
+		return x.Role
+	}
+	return v1.Role(0)
+}
+
+func (x *StaffAccount) GetSiteIds() []string {
+	if x != nil {
+		return x.SiteIds
+	}
+	return nil
+}
+
+func (x *StaffAccount) GetTrialIds() []string {
+	if x != nil {
+		return x.TrialIds
+	}
+	return nil
+}
+
+func (x *StaffAccount) GetStatus() AccountStatus {
+	if x != nil {
+		return x.Status
+	}
+	return AccountStatus_ACCOUNT_STATUS_UNSPECIFIED
+}
+
+func (x *StaffAccount) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *StaffAccount) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+// UpdateStaffAccountRequest sets a staff account's role and scopes. The same
+// per-role rules as for CreateStaffAccountRequest apply.
+type UpdateStaffAccountRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The staff account to change.
+	StaffId string `protobuf:"bytes,1,opt,name=staff_id,json=staffId,proto3" json:"staff_id,omitempty"`
+	// The new role: ROLE_INVESTIGATOR, ROLE_ANALYST or ROLE_ADMIN.
+	Role v1.Role `protobuf:"varint,2,opt,name=role,proto3,enum=trialhub.authz.v1.Role" json:"role,omitempty"`
+	// The new site scopes (trial service site ids), replacing the old ones.
+	// Required for investigators, empty for everyone else. Empty means no site.
+	SiteIds []string `protobuf:"bytes,3,rep,name=site_ids,json=siteIds,proto3" json:"site_ids,omitempty"`
+	// The new trial scopes (trial service trial ids), replacing the old ones.
+	// Required for investigators and analysts, empty for administrators. Empty
+	// means no trial.
+	TrialIds []string `protobuf:"bytes,4,rep,name=trial_ids,json=trialIds,proto3" json:"trial_ids,omitempty"`
+	// Why the role or scopes change (e.g. "moved to the Lyon site for TH-DEP-001").
+	// Recorded verbatim in the audit trail; free text that may carry identifiers,
+	// visible to administrators only.
+	Reason        string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateStaffAccountRequest) Reset() {
+	*x = UpdateStaffAccountRequest{}
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateStaffAccountRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateStaffAccountRequest) ProtoMessage() {}
+
+func (x *UpdateStaffAccountRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateStaffAccountRequest.ProtoReflect.Descriptor instead.
+func (*UpdateStaffAccountRequest) Descriptor() ([]byte, []int) {
+	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *UpdateStaffAccountRequest) GetStaffId() string {
+	if x != nil {
+		return x.StaffId
+	}
+	return ""
+}
+
+func (x *UpdateStaffAccountRequest) GetRole() v1.Role {
+	if x != nil {
+		return x.Role
+	}
+	return v1.Role(0)
+}
+
+func (x *UpdateStaffAccountRequest) GetSiteIds() []string {
+	if x != nil {
+		return x.SiteIds
+	}
+	return nil
+}
+
+func (x *UpdateStaffAccountRequest) GetTrialIds() []string {
+	if x != nil {
+		return x.TrialIds
+	}
+	return nil
+}
+
+func (x *UpdateStaffAccountRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// UpdateStaffAccountResponse is the account after the change.
+type UpdateStaffAccountResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The staff account as stored after the change.
+	Account *StaffAccount `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	// How many sessions were revoked (0 when nothing changed).
+	SessionsRevoked int32 `protobuf:"varint,2,opt,name=sessions_revoked,json=sessionsRevoked,proto3" json:"sessions_revoked,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *UpdateStaffAccountResponse) Reset() {
+	*x = UpdateStaffAccountResponse{}
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateStaffAccountResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateStaffAccountResponse) ProtoMessage() {}
+
+func (x *UpdateStaffAccountResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateStaffAccountResponse.ProtoReflect.Descriptor instead.
+func (*UpdateStaffAccountResponse) Descriptor() ([]byte, []int) {
+	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *UpdateStaffAccountResponse) GetAccount() *StaffAccount {
+	if x != nil {
+		return x.Account
+	}
+	return nil
+}
+
+func (x *UpdateStaffAccountResponse) GetSessionsRevoked() int32 {
+	if x != nil {
+		return x.SessionsRevoked
+	}
+	return 0
+}
+
+// ListStaffAccountsRequest selects staff accounts.
+type ListStaffAccountsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only accounts with one of these roles; empty means every staff role.
+	Roles []v1.Role `protobuf:"varint,1,rep,packed,name=roles,proto3,enum=trialhub.authz.v1.Role" json:"roles,omitempty"`
+	// Only accounts with one of these statuses; empty means every status.
+	Statuses []AccountStatus `protobuf:"varint,2,rep,packed,name=statuses,proto3,enum=trialhub.patient.v1.AccountStatus" json:"statuses,omitempty"`
+	// Only accounts whose site scopes include this site.
+	SiteId string `protobuf:"bytes,3,opt,name=site_id,json=siteId,proto3" json:"site_id,omitempty"`
+	// Only accounts whose trial scopes include this trial.
+	TrialId string `protobuf:"bytes,4,opt,name=trial_id,json=trialId,proto3" json:"trial_id,omitempty"`
+	// The maximum number of accounts per page; 0 means the server default (50).
+	PageSize int32 `protobuf:"varint,5,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page, empty for the first page. It is
+	// only valid with the same filters.
+	PageToken     string `protobuf:"bytes,6,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListStaffAccountsRequest) Reset() {
+	*x = ListStaffAccountsRequest{}
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListStaffAccountsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListStaffAccountsRequest) ProtoMessage() {}
+
+func (x *ListStaffAccountsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListStaffAccountsRequest.ProtoReflect.Descriptor instead.
+func (*ListStaffAccountsRequest) Descriptor() ([]byte, []int) {
+	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ListStaffAccountsRequest) GetRoles() []v1.Role {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
+func (x *ListStaffAccountsRequest) GetStatuses() []AccountStatus {
+	if x != nil {
+		return x.Statuses
+	}
+	return nil
+}
+
+func (x *ListStaffAccountsRequest) GetSiteId() string {
+	if x != nil {
+		return x.SiteId
+	}
+	return ""
+}
+
+func (x *ListStaffAccountsRequest) GetTrialId() string {
+	if x != nil {
+		return x.TrialId
+	}
+	return ""
+}
+
+func (x *ListStaffAccountsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListStaffAccountsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListStaffAccountsResponse is one page of matching staff accounts.
+type ListStaffAccountsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The accounts on this page, ordered by username.
+	Accounts []*StaffAccount `protobuf:"bytes,1,rep,name=accounts,proto3" json:"accounts,omitempty"`
+	// The token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListStaffAccountsResponse) Reset() {
+	*x = ListStaffAccountsResponse{}
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListStaffAccountsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListStaffAccountsResponse) ProtoMessage() {}
+
+func (x *ListStaffAccountsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListStaffAccountsResponse.ProtoReflect.Descriptor instead.
+func (*ListStaffAccountsResponse) Descriptor() ([]byte, []int) {
+	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ListStaffAccountsResponse) GetAccounts() []*StaffAccount {
+	if x != nil {
+		return x.Accounts
+	}
+	return nil
+}
+
+func (x *ListStaffAccountsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 // GetSigningKeysRequest takes no parameters: the key set is public.
 type GetSigningKeysRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1379,7 +2487,7 @@ type GetSigningKeysRequest struct {
 
 func (x *GetSigningKeysRequest) Reset() {
 	*x = GetSigningKeysRequest{}
-	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[15]
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1391,7 +2499,7 @@ func (x *GetSigningKeysRequest) String() string {
 func (*GetSigningKeysRequest) ProtoMessage() {}
 
 func (x *GetSigningKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[15]
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1404,7 +2512,7 @@ func (x *GetSigningKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSigningKeysRequest.ProtoReflect.Descriptor instead.
 func (*GetSigningKeysRequest) Descriptor() ([]byte, []int) {
-	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{15}
+	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{30}
 }
 
 // GetSigningKeysResponse is a JSON Web Key Set: in Connect JSON it has the JWKS
@@ -1423,7 +2531,7 @@ type GetSigningKeysResponse struct {
 
 func (x *GetSigningKeysResponse) Reset() {
 	*x = GetSigningKeysResponse{}
-	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[16]
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1435,7 +2543,7 @@ func (x *GetSigningKeysResponse) String() string {
 func (*GetSigningKeysResponse) ProtoMessage() {}
 
 func (x *GetSigningKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[16]
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1448,7 +2556,7 @@ func (x *GetSigningKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSigningKeysResponse.ProtoReflect.Descriptor instead.
 func (*GetSigningKeysResponse) Descriptor() ([]byte, []int) {
-	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{16}
+	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetSigningKeysResponse) GetKeys() []*SigningKey {
@@ -1487,7 +2595,7 @@ type SigningKey struct {
 
 func (x *SigningKey) Reset() {
 	*x = SigningKey{}
-	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[17]
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1499,7 +2607,7 @@ func (x *SigningKey) String() string {
 func (*SigningKey) ProtoMessage() {}
 
 func (x *SigningKey) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[17]
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1512,7 +2620,7 @@ func (x *SigningKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SigningKey.ProtoReflect.Descriptor instead.
 func (*SigningKey) Descriptor() ([]byte, []int) {
-	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{17}
+	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *SigningKey) GetKid() string {
@@ -1561,7 +2669,7 @@ var File_trialhub_patient_v1_auth_service_proto protoreflect.FileDescriptor
 
 const file_trialhub_patient_v1_auth_service_proto_rawDesc = "" +
 	"\n" +
-	"&trialhub/patient/v1/auth_service.proto\x12\x13trialhub.patient.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dtrialhub/authz/v1/authz.proto\"\xd3\x02\n" +
+	"&trialhub/patient/v1/auth_service.proto\x12\x13trialhub.patient.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dtrialhub/authz/v1/authz.proto\x1a)trialhub/patient/v1/patient_service.proto\"\xd3\x02\n" +
 	"\tTokenPair\x12!\n" +
 	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12\x1d\n" +
 	"\n" +
@@ -1658,7 +2766,91 @@ const file_trialhub_patient_v1_auth_service_proto_rawDesc = "" +
 	"\x1aCreateStaffAccountResponse\x12\x19\n" +
 	"\bstaff_id\x18\x01 \x01(\tR\astaffId\x129\n" +
 	"\n" +
-	"created_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\x17\n" +
+	"created_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"T\n" +
+	"\rLogoutRequest\x12C\n" +
+	"\rrefresh_token\x18\x01 \x01(\tB\x1e\xbaH\x1br\x19\x10 \x18\x80\x042\x12^[A-Za-z0-9._~-]+$R\frefreshToken\"\x10\n" +
+	"\x0eLogoutResponse\"\xc6\x01\n" +
+	"\x15ChangePasswordRequest\x125\n" +
+	"\x10current_password\x18\x01 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\x0fcurrentPassword\x12-\n" +
+	"\fnew_password\x18\x02 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\n" +
+	"\x18\x80\x01R\vnewPassword\x12G\n" +
+	"\x0fidempotency_key\x18\x03 \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\x0eidempotencyKey\"~\n" +
+	"\x16ChangePasswordResponse\x129\n" +
+	"\n" +
+	"changed_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\tchangedAt\x12)\n" +
+	"\x10sessions_revoked\x18\x02 \x01(\x05R\x0fsessionsRevoked\"\xf6\x01\n" +
+	"\x12ResetAccessRequest\x12-\n" +
+	"\fsubject_uuid\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01H\x00R\vsubjectUuid\x12%\n" +
+	"\bstaff_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01H\x00R\astaffId\x12/\n" +
+	"\x06reason\x18\x03 \x01(\tB\x17\xbaH\x14r\x12\x10\n" +
+	"\x18\xe8\a2\v(\\S\\s*){10}R\x06reason\x12G\n" +
+	"\x0fidempotency_key\x18\x04 \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\x0eidempotencyKeyB\x10\n" +
+	"\aaccount\x12\x05\xbaH\x02\b\x01\"\xc2\x01\n" +
+	"\x13ResetAccessResponse\x12'\n" +
+	"\x0factivation_code\x18\x01 \x01(\tR\x0eactivationCode\x12W\n" +
+	"\x1aactivation_code_expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x17activationCodeExpiresAt\x12)\n" +
+	"\x10sessions_revoked\x18\x03 \x01(\x05R\x0fsessionsRevoked\"\xb0\x01\n" +
+	"\x15SuspendAccountRequest\x12-\n" +
+	"\fsubject_uuid\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01H\x00R\vsubjectUuid\x12%\n" +
+	"\bstaff_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01H\x00R\astaffId\x12/\n" +
+	"\x06reason\x18\x03 \x01(\tB\x17\xbaH\x14r\x12\x10\n" +
+	"\x18\xe8\a2\v(\\S\\s*){10}R\x06reasonB\x10\n" +
+	"\aaccount\x12\x05\xbaH\x02\b\x01\"\xc7\x01\n" +
+	"\x16SuspendAccountResponse\x12:\n" +
+	"\x06status\x18\x01 \x01(\x0e2\".trialhub.patient.v1.AccountStatusR\x06status\x12F\n" +
+	"\x11status_updated_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x0fstatusUpdatedAt\x12)\n" +
+	"\x10sessions_revoked\x18\x03 \x01(\x05R\x0fsessionsRevoked\"\xb3\x01\n" +
+	"\x18ReactivateAccountRequest\x12-\n" +
+	"\fsubject_uuid\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01H\x00R\vsubjectUuid\x12%\n" +
+	"\bstaff_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01H\x00R\astaffId\x12/\n" +
+	"\x06reason\x18\x03 \x01(\tB\x17\xbaH\x14r\x12\x10\n" +
+	"\x18\xe8\a2\v(\\S\\s*){10}R\x06reasonB\x10\n" +
+	"\aaccount\x12\x05\xbaH\x02\b\x01\"\x9f\x01\n" +
+	"\x19ReactivateAccountResponse\x12:\n" +
+	"\x06status\x18\x01 \x01(\x0e2\".trialhub.patient.v1.AccountStatusR\x06status\x12F\n" +
+	"\x11status_updated_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x0fstatusUpdatedAt\"\xff\x02\n" +
+	"\fStaffAccount\x12\x19\n" +
+	"\bstaff_id\x18\x01 \x01(\tR\astaffId\x12\x1a\n" +
+	"\busername\x18\x02 \x01(\tR\busername\x12!\n" +
+	"\fdisplay_name\x18\x03 \x01(\tR\vdisplayName\x12+\n" +
+	"\x04role\x18\x04 \x01(\x0e2\x17.trialhub.authz.v1.RoleR\x04role\x12\x19\n" +
+	"\bsite_ids\x18\x05 \x03(\tR\asiteIds\x12\x1b\n" +
+	"\ttrial_ids\x18\x06 \x03(\tR\btrialIds\x12:\n" +
+	"\x06status\x18\a \x01(\x0e2\".trialhub.patient.v1.AccountStatusR\x06status\x129\n" +
+	"\n" +
+	"created_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
+	"\n" +
+	"updated_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\x92\t\n" +
+	"\x19UpdateStaffAccountRequest\x12#\n" +
+	"\bstaff_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\astaffId\x12\xb0\x01\n" +
+	"\x04role\x18\x02 \x01(\x0e2\x17.trialhub.authz.v1.RoleB\x82\x01\xbaH\x7f\xba\x01u\n" +
+	"$update_staff_account.role.staff_only\x12:role must be ROLE_INVESTIGATOR, ROLE_ANALYST or ROLE_ADMIN\x1a\x11this in [2, 3, 4]\x82\x01\x04\x10\x01 \x00R\x04role\x12-\n" +
+	"\bsite_ids\x18\x03 \x03(\tB\x12\xbaH\x0f\x92\x01\f\x10\xc8\x01\x18\x01\"\x05r\x03\xb0\x01\x01R\asiteIds\x12/\n" +
+	"\ttrial_ids\x18\x04 \x03(\tB\x12\xbaH\x0f\x92\x01\f\x10\xc8\x01\x18\x01\"\x05r\x03\xb0\x01\x01R\btrialIds\x12/\n" +
+	"\x06reason\x18\x05 \x01(\tB\x17\xbaH\x14r\x12\x10\n" +
+	"\x18\xe8\a2\v(\\S\\s*){10}R\x06reason:\x8b\x06\xbaH\x87\x06\x1a\x8f\x01\n" +
+	"-update_staff_account.investigator_needs_sites\x123an investigator must be scoped to at least one site\x1a)this.role != 2 || size(this.site_ids) > 0\x1a\x92\x01\n" +
+	".update_staff_account.investigator_needs_trials\x124an investigator must be scoped to at least one trial\x1a*this.role != 2 || size(this.trial_ids) > 0\x1a\x88\x01\n" +
+	")update_staff_account.analyst_needs_trials\x12/an analyst must be scoped to at least one trial\x1a*this.role != 3 || size(this.trial_ids) > 0\x1a\x95\x01\n" +
+	")update_staff_account.analyst_has_no_sites\x12<an analyst is scoped to trials only and takes no site scopes\x1a*this.role != 3 || size(this.site_ids) == 0\x1a\xba\x01\n" +
+	"(update_staff_account.admin_has_no_scopes\x12Can administrator is platform-wide and takes no site or trial scopes\x1aIthis.role != 4 || (size(this.site_ids) == 0 && size(this.trial_ids) == 0)\"\x84\x01\n" +
+	"\x1aUpdateStaffAccountResponse\x12;\n" +
+	"\aaccount\x18\x01 \x01(\v2!.trialhub.patient.v1.StaffAccountR\aaccount\x12)\n" +
+	"\x10sessions_revoked\x18\x02 \x01(\x05R\x0fsessionsRevoked\"\xd5\x02\n" +
+	"\x18ListStaffAccountsRequest\x12D\n" +
+	"\x05roles\x18\x01 \x03(\x0e2\x17.trialhub.authz.v1.RoleB\x15\xbaH\x12\x92\x01\x0f\x10\x03\x18\x01\"\t\x82\x01\x06\x18\x02\x18\x03\x18\x04R\x05roles\x12S\n" +
+	"\bstatuses\x18\x02 \x03(\x0e2\".trialhub.patient.v1.AccountStatusB\x13\xbaH\x10\x92\x01\r\x10\x04\x18\x01\"\a\x82\x01\x04\x10\x01 \x00R\bstatuses\x12$\n" +
+	"\asite_id\x18\x03 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\x06siteId\x12&\n" +
+	"\btrial_id\x18\x04 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\atrialId\x12'\n" +
+	"\tpage_size\x18\x05 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xc8\x01(\x00R\bpageSize\x12'\n" +
+	"\n" +
+	"page_token\x18\x06 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"\x82\x01\n" +
+	"\x19ListStaffAccountsResponse\x12=\n" +
+	"\baccounts\x18\x01 \x03(\v2!.trialhub.patient.v1.StaffAccountR\baccounts\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x17\n" +
 	"\x15GetSigningKeysRequest\"e\n" +
 	"\x16GetSigningKeysResponse\x123\n" +
 	"\x04keys\x18\x01 \x03(\v2\x1f.trialhub.patient.v1.SigningKeyR\x04keys\x12\x16\n" +
@@ -1670,13 +2862,30 @@ const file_trialhub_patient_v1_auth_service_proto_rawDesc = "" +
 	"\x03crv\x18\x03 \x01(\tR\x03crv\x12\f\n" +
 	"\x01x\x18\x04 \x01(\tR\x01x\x12\x10\n" +
 	"\x03alg\x18\x05 \x01(\tR\x03alg\x12\x10\n" +
-	"\x03use\x18\x06 \x01(\tR\x03use2\xa2\x06\n" +
+	"\x03use\x18\x06 \x01(\tR\x03use2\xdf\f\n" +
 	"\vAuthService\x12_\n" +
 	"\bRegister\x12$.trialhub.patient.v1.RegisterRequest\x1a%.trialhub.patient.v1.RegisterResponse\"\x06\x92\x82\x19\x02\x10\x01\x12\x80\x01\n" +
 	"\x13ConfirmRegistration\x12/.trialhub.patient.v1.ConfirmRegistrationRequest\x1a0.trialhub.patient.v1.ConfirmRegistrationResponse\"\x06\x92\x82\x19\x02\x10\x01\x12t\n" +
 	"\x0fActivateAccount\x12+.trialhub.patient.v1.ActivateAccountRequest\x1a,.trialhub.patient.v1.ActivateAccountResponse\"\x06\x92\x82\x19\x02\x10\x01\x12V\n" +
 	"\x05Login\x12!.trialhub.patient.v1.LoginRequest\x1a\".trialhub.patient.v1.LoginResponse\"\x06\x92\x82\x19\x02\x10\x01\x12k\n" +
-	"\fRefreshToken\x12(.trialhub.patient.v1.RefreshTokenRequest\x1a).trialhub.patient.v1.RefreshTokenResponse\"\x06\x92\x82\x19\x02\x10\x01\x12~\n" +
+	"\fRefreshToken\x12(.trialhub.patient.v1.RefreshTokenRequest\x1a).trialhub.patient.v1.RefreshTokenResponse\"\x06\x92\x82\x19\x02\x10\x01\x12\\\n" +
+	"\x06Logout\x12\".trialhub.patient.v1.LogoutRequest\x1a#.trialhub.patient.v1.LogoutResponse\"\t\x92\x82\x19\x02\x10\x01\x90\x02\x02\x12w\n" +
+	"\x0eChangePassword\x12*.trialhub.patient.v1.ChangePasswordRequest\x1a+.trialhub.patient.v1.ChangePasswordResponse\"\f\x92\x82\x19\b\n" +
+	"\x04\x01\x02\x03\x04\x18\x01\x12i\n" +
+	"\vResetAccess\x12'.trialhub.patient.v1.ResetAccessRequest\x1a(.trialhub.patient.v1.ResetAccessResponse\"\a\x92\x82\x19\x03\n" +
+	"\x01\x04\x12u\n" +
+	"\x0eSuspendAccount\x12*.trialhub.patient.v1.SuspendAccountRequest\x1a+.trialhub.patient.v1.SuspendAccountResponse\"\n" +
+	"\x92\x82\x19\x03\n" +
+	"\x01\x04\x90\x02\x02\x12~\n" +
+	"\x11ReactivateAccount\x12-.trialhub.patient.v1.ReactivateAccountRequest\x1a..trialhub.patient.v1.ReactivateAccountResponse\"\n" +
+	"\x92\x82\x19\x03\n" +
+	"\x01\x04\x90\x02\x02\x12\x81\x01\n" +
+	"\x12UpdateStaffAccount\x12..trialhub.patient.v1.UpdateStaffAccountRequest\x1a/.trialhub.patient.v1.UpdateStaffAccountResponse\"\n" +
+	"\x92\x82\x19\x03\n" +
+	"\x01\x04\x90\x02\x02\x12~\n" +
+	"\x11ListStaffAccounts\x12-.trialhub.patient.v1.ListStaffAccountsRequest\x1a..trialhub.patient.v1.ListStaffAccountsResponse\"\n" +
+	"\x92\x82\x19\x03\n" +
+	"\x01\x04\x90\x02\x01\x12~\n" +
 	"\x12CreateStaffAccount\x12..trialhub.patient.v1.CreateStaffAccountRequest\x1a/.trialhub.patient.v1.CreateStaffAccountResponse\"\a\x92\x82\x19\x03\n" +
 	"\x01\x04\x12t\n" +
 	"\x0eGetSigningKeys\x12*.trialhub.patient.v1.GetSigningKeysRequest\x1a+.trialhub.patient.v1.GetSigningKeysResponse\"\t\x92\x82\x19\x02\x10\x01\x90\x02\x01B\xdc\x01\n" +
@@ -1694,7 +2903,7 @@ func file_trialhub_patient_v1_auth_service_proto_rawDescGZIP() []byte {
 	return file_trialhub_patient_v1_auth_service_proto_rawDescData
 }
 
-var file_trialhub_patient_v1_auth_service_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_trialhub_patient_v1_auth_service_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_trialhub_patient_v1_auth_service_proto_goTypes = []any{
 	(*TokenPair)(nil),                   // 0: trialhub.patient.v1.TokenPair
 	(*RegisterRequest)(nil),             // 1: trialhub.patient.v1.RegisterRequest
@@ -1711,46 +2920,91 @@ var file_trialhub_patient_v1_auth_service_proto_goTypes = []any{
 	(*RefreshTokenResponse)(nil),        // 12: trialhub.patient.v1.RefreshTokenResponse
 	(*CreateStaffAccountRequest)(nil),   // 13: trialhub.patient.v1.CreateStaffAccountRequest
 	(*CreateStaffAccountResponse)(nil),  // 14: trialhub.patient.v1.CreateStaffAccountResponse
-	(*GetSigningKeysRequest)(nil),       // 15: trialhub.patient.v1.GetSigningKeysRequest
-	(*GetSigningKeysResponse)(nil),      // 16: trialhub.patient.v1.GetSigningKeysResponse
-	(*SigningKey)(nil),                  // 17: trialhub.patient.v1.SigningKey
-	(*timestamppb.Timestamp)(nil),       // 18: google.protobuf.Timestamp
-	(v1.Role)(0),                        // 19: trialhub.authz.v1.Role
+	(*LogoutRequest)(nil),               // 15: trialhub.patient.v1.LogoutRequest
+	(*LogoutResponse)(nil),              // 16: trialhub.patient.v1.LogoutResponse
+	(*ChangePasswordRequest)(nil),       // 17: trialhub.patient.v1.ChangePasswordRequest
+	(*ChangePasswordResponse)(nil),      // 18: trialhub.patient.v1.ChangePasswordResponse
+	(*ResetAccessRequest)(nil),          // 19: trialhub.patient.v1.ResetAccessRequest
+	(*ResetAccessResponse)(nil),         // 20: trialhub.patient.v1.ResetAccessResponse
+	(*SuspendAccountRequest)(nil),       // 21: trialhub.patient.v1.SuspendAccountRequest
+	(*SuspendAccountResponse)(nil),      // 22: trialhub.patient.v1.SuspendAccountResponse
+	(*ReactivateAccountRequest)(nil),    // 23: trialhub.patient.v1.ReactivateAccountRequest
+	(*ReactivateAccountResponse)(nil),   // 24: trialhub.patient.v1.ReactivateAccountResponse
+	(*StaffAccount)(nil),                // 25: trialhub.patient.v1.StaffAccount
+	(*UpdateStaffAccountRequest)(nil),   // 26: trialhub.patient.v1.UpdateStaffAccountRequest
+	(*UpdateStaffAccountResponse)(nil),  // 27: trialhub.patient.v1.UpdateStaffAccountResponse
+	(*ListStaffAccountsRequest)(nil),    // 28: trialhub.patient.v1.ListStaffAccountsRequest
+	(*ListStaffAccountsResponse)(nil),   // 29: trialhub.patient.v1.ListStaffAccountsResponse
+	(*GetSigningKeysRequest)(nil),       // 30: trialhub.patient.v1.GetSigningKeysRequest
+	(*GetSigningKeysResponse)(nil),      // 31: trialhub.patient.v1.GetSigningKeysResponse
+	(*SigningKey)(nil),                  // 32: trialhub.patient.v1.SigningKey
+	(*timestamppb.Timestamp)(nil),       // 33: google.protobuf.Timestamp
+	(v1.Role)(0),                        // 34: trialhub.authz.v1.Role
+	(AccountStatus)(0),                  // 35: trialhub.patient.v1.AccountStatus
 }
 var file_trialhub_patient_v1_auth_service_proto_depIdxs = []int32{
-	18, // 0: trialhub.patient.v1.TokenPair.access_token_expires_at:type_name -> google.protobuf.Timestamp
-	18, // 1: trialhub.patient.v1.TokenPair.refresh_token_expires_at:type_name -> google.protobuf.Timestamp
+	33, // 0: trialhub.patient.v1.TokenPair.access_token_expires_at:type_name -> google.protobuf.Timestamp
+	33, // 1: trialhub.patient.v1.TokenPair.refresh_token_expires_at:type_name -> google.protobuf.Timestamp
 	3,  // 2: trialhub.patient.v1.RegisterResponse.code_sent:type_name -> trialhub.patient.v1.RegistrationPending
-	18, // 3: trialhub.patient.v1.RegistrationPending.code_expires_at:type_name -> google.protobuf.Timestamp
+	33, // 3: trialhub.patient.v1.RegistrationPending.code_expires_at:type_name -> google.protobuf.Timestamp
 	0,  // 4: trialhub.patient.v1.Session.tokens:type_name -> trialhub.patient.v1.TokenPair
-	19, // 5: trialhub.patient.v1.Session.role:type_name -> trialhub.authz.v1.Role
+	34, // 5: trialhub.patient.v1.Session.role:type_name -> trialhub.authz.v1.Role
 	4,  // 6: trialhub.patient.v1.ConfirmRegistrationResponse.session:type_name -> trialhub.patient.v1.Session
 	4,  // 7: trialhub.patient.v1.ActivateAccountResponse.session:type_name -> trialhub.patient.v1.Session
 	0,  // 8: trialhub.patient.v1.LoginResponse.tokens:type_name -> trialhub.patient.v1.TokenPair
-	19, // 9: trialhub.patient.v1.LoginResponse.role:type_name -> trialhub.authz.v1.Role
+	34, // 9: trialhub.patient.v1.LoginResponse.role:type_name -> trialhub.authz.v1.Role
 	0,  // 10: trialhub.patient.v1.RefreshTokenResponse.tokens:type_name -> trialhub.patient.v1.TokenPair
-	19, // 11: trialhub.patient.v1.CreateStaffAccountRequest.role:type_name -> trialhub.authz.v1.Role
-	18, // 12: trialhub.patient.v1.CreateStaffAccountResponse.created_at:type_name -> google.protobuf.Timestamp
-	17, // 13: trialhub.patient.v1.GetSigningKeysResponse.keys:type_name -> trialhub.patient.v1.SigningKey
-	1,  // 14: trialhub.patient.v1.AuthService.Register:input_type -> trialhub.patient.v1.RegisterRequest
-	5,  // 15: trialhub.patient.v1.AuthService.ConfirmRegistration:input_type -> trialhub.patient.v1.ConfirmRegistrationRequest
-	7,  // 16: trialhub.patient.v1.AuthService.ActivateAccount:input_type -> trialhub.patient.v1.ActivateAccountRequest
-	9,  // 17: trialhub.patient.v1.AuthService.Login:input_type -> trialhub.patient.v1.LoginRequest
-	11, // 18: trialhub.patient.v1.AuthService.RefreshToken:input_type -> trialhub.patient.v1.RefreshTokenRequest
-	13, // 19: trialhub.patient.v1.AuthService.CreateStaffAccount:input_type -> trialhub.patient.v1.CreateStaffAccountRequest
-	15, // 20: trialhub.patient.v1.AuthService.GetSigningKeys:input_type -> trialhub.patient.v1.GetSigningKeysRequest
-	2,  // 21: trialhub.patient.v1.AuthService.Register:output_type -> trialhub.patient.v1.RegisterResponse
-	6,  // 22: trialhub.patient.v1.AuthService.ConfirmRegistration:output_type -> trialhub.patient.v1.ConfirmRegistrationResponse
-	8,  // 23: trialhub.patient.v1.AuthService.ActivateAccount:output_type -> trialhub.patient.v1.ActivateAccountResponse
-	10, // 24: trialhub.patient.v1.AuthService.Login:output_type -> trialhub.patient.v1.LoginResponse
-	12, // 25: trialhub.patient.v1.AuthService.RefreshToken:output_type -> trialhub.patient.v1.RefreshTokenResponse
-	14, // 26: trialhub.patient.v1.AuthService.CreateStaffAccount:output_type -> trialhub.patient.v1.CreateStaffAccountResponse
-	16, // 27: trialhub.patient.v1.AuthService.GetSigningKeys:output_type -> trialhub.patient.v1.GetSigningKeysResponse
-	21, // [21:28] is the sub-list for method output_type
-	14, // [14:21] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	34, // 11: trialhub.patient.v1.CreateStaffAccountRequest.role:type_name -> trialhub.authz.v1.Role
+	33, // 12: trialhub.patient.v1.CreateStaffAccountResponse.created_at:type_name -> google.protobuf.Timestamp
+	33, // 13: trialhub.patient.v1.ChangePasswordResponse.changed_at:type_name -> google.protobuf.Timestamp
+	33, // 14: trialhub.patient.v1.ResetAccessResponse.activation_code_expires_at:type_name -> google.protobuf.Timestamp
+	35, // 15: trialhub.patient.v1.SuspendAccountResponse.status:type_name -> trialhub.patient.v1.AccountStatus
+	33, // 16: trialhub.patient.v1.SuspendAccountResponse.status_updated_at:type_name -> google.protobuf.Timestamp
+	35, // 17: trialhub.patient.v1.ReactivateAccountResponse.status:type_name -> trialhub.patient.v1.AccountStatus
+	33, // 18: trialhub.patient.v1.ReactivateAccountResponse.status_updated_at:type_name -> google.protobuf.Timestamp
+	34, // 19: trialhub.patient.v1.StaffAccount.role:type_name -> trialhub.authz.v1.Role
+	35, // 20: trialhub.patient.v1.StaffAccount.status:type_name -> trialhub.patient.v1.AccountStatus
+	33, // 21: trialhub.patient.v1.StaffAccount.created_at:type_name -> google.protobuf.Timestamp
+	33, // 22: trialhub.patient.v1.StaffAccount.updated_at:type_name -> google.protobuf.Timestamp
+	34, // 23: trialhub.patient.v1.UpdateStaffAccountRequest.role:type_name -> trialhub.authz.v1.Role
+	25, // 24: trialhub.patient.v1.UpdateStaffAccountResponse.account:type_name -> trialhub.patient.v1.StaffAccount
+	34, // 25: trialhub.patient.v1.ListStaffAccountsRequest.roles:type_name -> trialhub.authz.v1.Role
+	35, // 26: trialhub.patient.v1.ListStaffAccountsRequest.statuses:type_name -> trialhub.patient.v1.AccountStatus
+	25, // 27: trialhub.patient.v1.ListStaffAccountsResponse.accounts:type_name -> trialhub.patient.v1.StaffAccount
+	32, // 28: trialhub.patient.v1.GetSigningKeysResponse.keys:type_name -> trialhub.patient.v1.SigningKey
+	1,  // 29: trialhub.patient.v1.AuthService.Register:input_type -> trialhub.patient.v1.RegisterRequest
+	5,  // 30: trialhub.patient.v1.AuthService.ConfirmRegistration:input_type -> trialhub.patient.v1.ConfirmRegistrationRequest
+	7,  // 31: trialhub.patient.v1.AuthService.ActivateAccount:input_type -> trialhub.patient.v1.ActivateAccountRequest
+	9,  // 32: trialhub.patient.v1.AuthService.Login:input_type -> trialhub.patient.v1.LoginRequest
+	11, // 33: trialhub.patient.v1.AuthService.RefreshToken:input_type -> trialhub.patient.v1.RefreshTokenRequest
+	15, // 34: trialhub.patient.v1.AuthService.Logout:input_type -> trialhub.patient.v1.LogoutRequest
+	17, // 35: trialhub.patient.v1.AuthService.ChangePassword:input_type -> trialhub.patient.v1.ChangePasswordRequest
+	19, // 36: trialhub.patient.v1.AuthService.ResetAccess:input_type -> trialhub.patient.v1.ResetAccessRequest
+	21, // 37: trialhub.patient.v1.AuthService.SuspendAccount:input_type -> trialhub.patient.v1.SuspendAccountRequest
+	23, // 38: trialhub.patient.v1.AuthService.ReactivateAccount:input_type -> trialhub.patient.v1.ReactivateAccountRequest
+	26, // 39: trialhub.patient.v1.AuthService.UpdateStaffAccount:input_type -> trialhub.patient.v1.UpdateStaffAccountRequest
+	28, // 40: trialhub.patient.v1.AuthService.ListStaffAccounts:input_type -> trialhub.patient.v1.ListStaffAccountsRequest
+	13, // 41: trialhub.patient.v1.AuthService.CreateStaffAccount:input_type -> trialhub.patient.v1.CreateStaffAccountRequest
+	30, // 42: trialhub.patient.v1.AuthService.GetSigningKeys:input_type -> trialhub.patient.v1.GetSigningKeysRequest
+	2,  // 43: trialhub.patient.v1.AuthService.Register:output_type -> trialhub.patient.v1.RegisterResponse
+	6,  // 44: trialhub.patient.v1.AuthService.ConfirmRegistration:output_type -> trialhub.patient.v1.ConfirmRegistrationResponse
+	8,  // 45: trialhub.patient.v1.AuthService.ActivateAccount:output_type -> trialhub.patient.v1.ActivateAccountResponse
+	10, // 46: trialhub.patient.v1.AuthService.Login:output_type -> trialhub.patient.v1.LoginResponse
+	12, // 47: trialhub.patient.v1.AuthService.RefreshToken:output_type -> trialhub.patient.v1.RefreshTokenResponse
+	16, // 48: trialhub.patient.v1.AuthService.Logout:output_type -> trialhub.patient.v1.LogoutResponse
+	18, // 49: trialhub.patient.v1.AuthService.ChangePassword:output_type -> trialhub.patient.v1.ChangePasswordResponse
+	20, // 50: trialhub.patient.v1.AuthService.ResetAccess:output_type -> trialhub.patient.v1.ResetAccessResponse
+	22, // 51: trialhub.patient.v1.AuthService.SuspendAccount:output_type -> trialhub.patient.v1.SuspendAccountResponse
+	24, // 52: trialhub.patient.v1.AuthService.ReactivateAccount:output_type -> trialhub.patient.v1.ReactivateAccountResponse
+	27, // 53: trialhub.patient.v1.AuthService.UpdateStaffAccount:output_type -> trialhub.patient.v1.UpdateStaffAccountResponse
+	29, // 54: trialhub.patient.v1.AuthService.ListStaffAccounts:output_type -> trialhub.patient.v1.ListStaffAccountsResponse
+	14, // 55: trialhub.patient.v1.AuthService.CreateStaffAccount:output_type -> trialhub.patient.v1.CreateStaffAccountResponse
+	31, // 56: trialhub.patient.v1.AuthService.GetSigningKeys:output_type -> trialhub.patient.v1.GetSigningKeysResponse
+	43, // [43:57] is the sub-list for method output_type
+	29, // [29:43] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_trialhub_patient_v1_auth_service_proto_init() }
@@ -1758,6 +3012,7 @@ func file_trialhub_patient_v1_auth_service_proto_init() {
 	if File_trialhub_patient_v1_auth_service_proto != nil {
 		return
 	}
+	file_trialhub_patient_v1_patient_service_proto_init()
 	file_trialhub_patient_v1_auth_service_proto_msgTypes[2].OneofWrappers = []any{
 		(*RegisterResponse_CodeSent)(nil),
 	}
@@ -1785,13 +3040,25 @@ func file_trialhub_patient_v1_auth_service_proto_init() {
 		(*LoginResponse_SubjectUuid)(nil),
 		(*LoginResponse_StaffId)(nil),
 	}
+	file_trialhub_patient_v1_auth_service_proto_msgTypes[19].OneofWrappers = []any{
+		(*ResetAccessRequest_SubjectUuid)(nil),
+		(*ResetAccessRequest_StaffId)(nil),
+	}
+	file_trialhub_patient_v1_auth_service_proto_msgTypes[21].OneofWrappers = []any{
+		(*SuspendAccountRequest_SubjectUuid)(nil),
+		(*SuspendAccountRequest_StaffId)(nil),
+	}
+	file_trialhub_patient_v1_auth_service_proto_msgTypes[23].OneofWrappers = []any{
+		(*ReactivateAccountRequest_SubjectUuid)(nil),
+		(*ReactivateAccountRequest_StaffId)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_trialhub_patient_v1_auth_service_proto_rawDesc), len(file_trialhub_patient_v1_auth_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -39,6 +39,23 @@ const (
 	AuthServiceLoginProcedure = "/trialhub.patient.v1.AuthService/Login"
 	// AuthServiceRefreshTokenProcedure is the procedure name of the AuthService's RefreshToken RPC.
 	AuthServiceRefreshTokenProcedure = "/trialhub.patient.v1.AuthService/RefreshToken"
+	// AuthServiceLogoutProcedure is the procedure name of the AuthService's Logout RPC.
+	AuthServiceLogoutProcedure = "/trialhub.patient.v1.AuthService/Logout"
+	// AuthServiceChangePasswordProcedure is the procedure name of the AuthService's ChangePassword RPC.
+	AuthServiceChangePasswordProcedure = "/trialhub.patient.v1.AuthService/ChangePassword"
+	// AuthServiceResetAccessProcedure is the procedure name of the AuthService's ResetAccess RPC.
+	AuthServiceResetAccessProcedure = "/trialhub.patient.v1.AuthService/ResetAccess"
+	// AuthServiceSuspendAccountProcedure is the procedure name of the AuthService's SuspendAccount RPC.
+	AuthServiceSuspendAccountProcedure = "/trialhub.patient.v1.AuthService/SuspendAccount"
+	// AuthServiceReactivateAccountProcedure is the procedure name of the AuthService's
+	// ReactivateAccount RPC.
+	AuthServiceReactivateAccountProcedure = "/trialhub.patient.v1.AuthService/ReactivateAccount"
+	// AuthServiceUpdateStaffAccountProcedure is the procedure name of the AuthService's
+	// UpdateStaffAccount RPC.
+	AuthServiceUpdateStaffAccountProcedure = "/trialhub.patient.v1.AuthService/UpdateStaffAccount"
+	// AuthServiceListStaffAccountsProcedure is the procedure name of the AuthService's
+	// ListStaffAccounts RPC.
+	AuthServiceListStaffAccountsProcedure = "/trialhub.patient.v1.AuthService/ListStaffAccounts"
 	// AuthServiceCreateStaffAccountProcedure is the procedure name of the AuthService's
 	// CreateStaffAccount RPC.
 	AuthServiceCreateStaffAccountProcedure = "/trialhub.patient.v1.AuthService/CreateStaffAccount"
@@ -80,6 +97,60 @@ var (
 			StreamType: connect.StreamTypeUnary,
 			Schema:     v1.File_trialhub_patient_v1_auth_service_proto.Services().ByName("AuthService").Methods().ByName("RefreshToken"),
 			Procedure:  AuthServiceRefreshTokenProcedure,
+		}
+	})
+	authServiceLogoutSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType:       connect.StreamTypeUnary,
+			Schema:           v1.File_trialhub_patient_v1_auth_service_proto.Services().ByName("AuthService").Methods().ByName("Logout"),
+			Procedure:        AuthServiceLogoutProcedure,
+			IdempotencyLevel: connect.IdempotencyIdempotent,
+		}
+	})
+	authServiceChangePasswordSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType: connect.StreamTypeUnary,
+			Schema:     v1.File_trialhub_patient_v1_auth_service_proto.Services().ByName("AuthService").Methods().ByName("ChangePassword"),
+			Procedure:  AuthServiceChangePasswordProcedure,
+		}
+	})
+	authServiceResetAccessSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType: connect.StreamTypeUnary,
+			Schema:     v1.File_trialhub_patient_v1_auth_service_proto.Services().ByName("AuthService").Methods().ByName("ResetAccess"),
+			Procedure:  AuthServiceResetAccessProcedure,
+		}
+	})
+	authServiceSuspendAccountSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType:       connect.StreamTypeUnary,
+			Schema:           v1.File_trialhub_patient_v1_auth_service_proto.Services().ByName("AuthService").Methods().ByName("SuspendAccount"),
+			Procedure:        AuthServiceSuspendAccountProcedure,
+			IdempotencyLevel: connect.IdempotencyIdempotent,
+		}
+	})
+	authServiceReactivateAccountSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType:       connect.StreamTypeUnary,
+			Schema:           v1.File_trialhub_patient_v1_auth_service_proto.Services().ByName("AuthService").Methods().ByName("ReactivateAccount"),
+			Procedure:        AuthServiceReactivateAccountProcedure,
+			IdempotencyLevel: connect.IdempotencyIdempotent,
+		}
+	})
+	authServiceUpdateStaffAccountSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType:       connect.StreamTypeUnary,
+			Schema:           v1.File_trialhub_patient_v1_auth_service_proto.Services().ByName("AuthService").Methods().ByName("UpdateStaffAccount"),
+			Procedure:        AuthServiceUpdateStaffAccountProcedure,
+			IdempotencyLevel: connect.IdempotencyIdempotent,
+		}
+	})
+	authServiceListStaffAccountsSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType:       connect.StreamTypeUnary,
+			Schema:           v1.File_trialhub_patient_v1_auth_service_proto.Services().ByName("AuthService").Methods().ByName("ListStaffAccounts"),
+			Procedure:        AuthServiceListStaffAccountsProcedure,
+			IdempotencyLevel: connect.IdempotencyNoSideEffects,
 		}
 	})
 	authServiceCreateStaffAccountSpec = sync.OnceValue(func() connect.Spec {
@@ -141,9 +212,13 @@ type AuthServiceClient interface {
 	// Login exchanges credentials for tokens: patients sign in with their mobile
 	// number, staff with their username. Wrong credentials, an unknown account and
 	// an account still waiting for activation fail alike with UNAUTHENTICATED
-	// (same message, similar time) without saying which part was wrong; a suspended or closed
-	// account fails with PERMISSION_DENIED. Repeated failures are throttled
-	// (RESOURCE_EXHAUSTED). Success and failure are both audited.
+	// (same message, similar time) without saying which part was wrong; a
+	// suspended or closed account fails with PERMISSION_DENIED, and only after the
+	// right password. Repeated failures for one identifier first slow the answers
+	// and then lock the identifier for a configurable window: RESOURCE_EXHAUSTED,
+	// for unknown identifiers exactly as for accounts (a lockout of an account is
+	// audited as ACCOUNT_LOCKED). Also throttled per client address. Success and
+	// failure are both audited.
 	Login(context.Context, *v1.LoginRequest) (*v1.LoginResponse, error)
 	// RefreshToken exchanges a refresh token for a new access token and a new
 	// refresh token. Refresh tokens rotate: each one works once. Presenting the same
@@ -152,6 +227,63 @@ type AuthServiceClient interface {
 	// session is revoked, the reuse is audited and the call fails with
 	// UNAUTHENTICATED.
 	RefreshToken(context.Context, *v1.RefreshTokenRequest) (*v1.RefreshTokenResponse, error)
+	// Logout ends the session the refresh token belongs to: the whole family of
+	// rotated refresh tokens is revoked, so no refresh works any more; access
+	// tokens already issued stay valid until they expire (at most the access-token
+	// lifetime, 5 minutes by default). Public, because the refresh token is itself
+	// the credential and a client must be able to log out with an expired access
+	// token. An unknown, expired or already revoked refresh token also succeeds:
+	// logging out twice is harmless, so retries are safe. Audited as LOGGED_OUT.
+	Logout(context.Context, *v1.LogoutRequest) (*v1.LogoutResponse, error)
+	// ChangePassword changes the calling person's own password (patients and
+	// staff; the account is taken from the token). Every other session of the
+	// account is revoked at once; the session of the calling access token (its
+	// `sid` claim) stays signed in. A wrong current password fails with
+	// UNAUTHENTICATED and counts towards the lockout; a new password that is too
+	// weak, well known from breaches or equal to the current one fails with
+	// INVALID_ARGUMENT. Audited as PASSWORD_CHANGED and SESSIONS_REVOKED.
+	ChangePassword(context.Context, *v1.ChangePasswordRequest) (*v1.ChangePasswordResponse, error)
+	// ResetAccess lets an administrator restore a patient's or staff member's
+	// access (a lost password or phone): the password stops working, every session
+	// is revoked at once, the account waits for activation and a new one-time
+	// activation code is returned, shown once, to hand over out of band (for a
+	// patient, through their site). Any earlier activation code stops working. An
+	// unknown account fails with NOT_FOUND, a closed one with FAILED_PRECONDITION.
+	// Audited as ACCESS_RESET and SESSIONS_REVOKED, with the reason.
+	ResetAccess(context.Context, *v1.ResetAccessRequest) (*v1.ResetAccessResponse, error)
+	// SuspendAccount blocks a patient or staff account: no sign-in, every session
+	// revoked at once (refresh is refused immediately; access tokens already issued
+	// expire within the access-token lifetime), no new tasks or notifications.
+	// Suspending a suspended account changes nothing and writes no event, so
+	// retries are safe. An unknown account fails with NOT_FOUND, a closed one with
+	// FAILED_PRECONDITION, and an administrator suspending their own account with
+	// FAILED_PRECONDITION. Audited as ACCOUNT_STATUS_CHANGED (with the reason) and
+	// SESSIONS_REVOKED.
+	SuspendAccount(context.Context, *v1.SuspendAccountRequest) (*v1.SuspendAccountResponse, error)
+	// ReactivateAccount lifts a suspension: the account returns to the status it
+	// had before (active, or waiting for activation); the holder signs in again.
+	// Reactivating an account that is not suspended changes nothing and writes no
+	// event, so retries are safe. An unknown account fails with NOT_FOUND, a closed
+	// one with FAILED_PRECONDITION. Audited as ACCOUNT_STATUS_CHANGED with the
+	// reason.
+	ReactivateAccount(context.Context, *v1.ReactivateAccountRequest) (*v1.ReactivateAccountResponse, error)
+	// UpdateStaffAccount sets a staff account's role and its site and trial scopes,
+	// all three at once, with the same rules as CreateStaffAccount (an empty scope
+	// grants nothing). Every session of the account is revoked at once, so the new
+	// role and scopes hold from the next sign-in and refresh is refused
+	// immediately; access tokens already issued expire within the access-token
+	// lifetime. Setting the values the account already has changes nothing and
+	// writes no event, so retries are safe. An unknown staff_id fails with
+	// NOT_FOUND; an administrator changing their own account fails with
+	// FAILED_PRECONDITION (another administrator must do it, so the platform never
+	// loses its last administrator by mistake). Audited as ROLE_CHANGED,
+	// SITE_SCOPES_CHANGED and TRIAL_SCOPES_CHANGED (one event per changed field,
+	// old and new values, the reason) and SESSIONS_REVOKED.
+	UpdateStaffAccount(context.Context, *v1.UpdateStaffAccountRequest) (*v1.UpdateStaffAccountResponse, error)
+	// ListStaffAccounts returns staff accounts matching the filters, ordered by
+	// username, a page at a time. Filters combine with AND; an unset filter
+	// matches everything. Reading does not change anything.
+	ListStaffAccounts(context.Context, *v1.ListStaffAccountsRequest) (*v1.ListStaffAccountsResponse, error)
 	// CreateStaffAccount creates a sign-in for site or platform staff: an
 	// investigator (scoped to sites and trials), an analyst (scoped to trials) or an
 	// administrator. Scopes list what an account may act on; an empty scope means
@@ -217,9 +349,13 @@ type AuthServiceHandler interface {
 	// Login exchanges credentials for tokens: patients sign in with their mobile
 	// number, staff with their username. Wrong credentials, an unknown account and
 	// an account still waiting for activation fail alike with UNAUTHENTICATED
-	// (same message, similar time) without saying which part was wrong; a suspended or closed
-	// account fails with PERMISSION_DENIED. Repeated failures are throttled
-	// (RESOURCE_EXHAUSTED). Success and failure are both audited.
+	// (same message, similar time) without saying which part was wrong; a
+	// suspended or closed account fails with PERMISSION_DENIED, and only after the
+	// right password. Repeated failures for one identifier first slow the answers
+	// and then lock the identifier for a configurable window: RESOURCE_EXHAUSTED,
+	// for unknown identifiers exactly as for accounts (a lockout of an account is
+	// audited as ACCOUNT_LOCKED). Also throttled per client address. Success and
+	// failure are both audited.
 	Login(context.Context, *v1.LoginRequest) (*v1.LoginResponse, error)
 	// RefreshToken exchanges a refresh token for a new access token and a new
 	// refresh token. Refresh tokens rotate: each one works once. Presenting the same
@@ -228,6 +364,63 @@ type AuthServiceHandler interface {
 	// session is revoked, the reuse is audited and the call fails with
 	// UNAUTHENTICATED.
 	RefreshToken(context.Context, *v1.RefreshTokenRequest) (*v1.RefreshTokenResponse, error)
+	// Logout ends the session the refresh token belongs to: the whole family of
+	// rotated refresh tokens is revoked, so no refresh works any more; access
+	// tokens already issued stay valid until they expire (at most the access-token
+	// lifetime, 5 minutes by default). Public, because the refresh token is itself
+	// the credential and a client must be able to log out with an expired access
+	// token. An unknown, expired or already revoked refresh token also succeeds:
+	// logging out twice is harmless, so retries are safe. Audited as LOGGED_OUT.
+	Logout(context.Context, *v1.LogoutRequest) (*v1.LogoutResponse, error)
+	// ChangePassword changes the calling person's own password (patients and
+	// staff; the account is taken from the token). Every other session of the
+	// account is revoked at once; the session of the calling access token (its
+	// `sid` claim) stays signed in. A wrong current password fails with
+	// UNAUTHENTICATED and counts towards the lockout; a new password that is too
+	// weak, well known from breaches or equal to the current one fails with
+	// INVALID_ARGUMENT. Audited as PASSWORD_CHANGED and SESSIONS_REVOKED.
+	ChangePassword(context.Context, *v1.ChangePasswordRequest) (*v1.ChangePasswordResponse, error)
+	// ResetAccess lets an administrator restore a patient's or staff member's
+	// access (a lost password or phone): the password stops working, every session
+	// is revoked at once, the account waits for activation and a new one-time
+	// activation code is returned, shown once, to hand over out of band (for a
+	// patient, through their site). Any earlier activation code stops working. An
+	// unknown account fails with NOT_FOUND, a closed one with FAILED_PRECONDITION.
+	// Audited as ACCESS_RESET and SESSIONS_REVOKED, with the reason.
+	ResetAccess(context.Context, *v1.ResetAccessRequest) (*v1.ResetAccessResponse, error)
+	// SuspendAccount blocks a patient or staff account: no sign-in, every session
+	// revoked at once (refresh is refused immediately; access tokens already issued
+	// expire within the access-token lifetime), no new tasks or notifications.
+	// Suspending a suspended account changes nothing and writes no event, so
+	// retries are safe. An unknown account fails with NOT_FOUND, a closed one with
+	// FAILED_PRECONDITION, and an administrator suspending their own account with
+	// FAILED_PRECONDITION. Audited as ACCOUNT_STATUS_CHANGED (with the reason) and
+	// SESSIONS_REVOKED.
+	SuspendAccount(context.Context, *v1.SuspendAccountRequest) (*v1.SuspendAccountResponse, error)
+	// ReactivateAccount lifts a suspension: the account returns to the status it
+	// had before (active, or waiting for activation); the holder signs in again.
+	// Reactivating an account that is not suspended changes nothing and writes no
+	// event, so retries are safe. An unknown account fails with NOT_FOUND, a closed
+	// one with FAILED_PRECONDITION. Audited as ACCOUNT_STATUS_CHANGED with the
+	// reason.
+	ReactivateAccount(context.Context, *v1.ReactivateAccountRequest) (*v1.ReactivateAccountResponse, error)
+	// UpdateStaffAccount sets a staff account's role and its site and trial scopes,
+	// all three at once, with the same rules as CreateStaffAccount (an empty scope
+	// grants nothing). Every session of the account is revoked at once, so the new
+	// role and scopes hold from the next sign-in and refresh is refused
+	// immediately; access tokens already issued expire within the access-token
+	// lifetime. Setting the values the account already has changes nothing and
+	// writes no event, so retries are safe. An unknown staff_id fails with
+	// NOT_FOUND; an administrator changing their own account fails with
+	// FAILED_PRECONDITION (another administrator must do it, so the platform never
+	// loses its last administrator by mistake). Audited as ROLE_CHANGED,
+	// SITE_SCOPES_CHANGED and TRIAL_SCOPES_CHANGED (one event per changed field,
+	// old and new values, the reason) and SESSIONS_REVOKED.
+	UpdateStaffAccount(context.Context, *v1.UpdateStaffAccountRequest) (*v1.UpdateStaffAccountResponse, error)
+	// ListStaffAccounts returns staff accounts matching the filters, ordered by
+	// username, a page at a time. Filters combine with AND; an unset filter
+	// matches everything. Reading does not change anything.
+	ListStaffAccounts(context.Context, *v1.ListStaffAccountsRequest) (*v1.ListStaffAccountsResponse, error)
 	// CreateStaffAccount creates a sign-in for site or platform staff: an
 	// investigator (scoped to sites and trials), an analyst (scoped to trials) or an
 	// administrator. Scopes list what an account may act on; an empty scope means
@@ -255,6 +448,13 @@ func RegisterAuthServiceHandler(server *connect.Server, svc AuthServiceHandler) 
 		connect.Method{Spec: authServiceActivateAccountSpec(), Handler: adapter.activateAccount},
 		connect.Method{Spec: authServiceLoginSpec(), Handler: adapter.login},
 		connect.Method{Spec: authServiceRefreshTokenSpec(), Handler: adapter.refreshToken},
+		connect.Method{Spec: authServiceLogoutSpec(), Handler: adapter.logout},
+		connect.Method{Spec: authServiceChangePasswordSpec(), Handler: adapter.changePassword},
+		connect.Method{Spec: authServiceResetAccessSpec(), Handler: adapter.resetAccess},
+		connect.Method{Spec: authServiceSuspendAccountSpec(), Handler: adapter.suspendAccount},
+		connect.Method{Spec: authServiceReactivateAccountSpec(), Handler: adapter.reactivateAccount},
+		connect.Method{Spec: authServiceUpdateStaffAccountSpec(), Handler: adapter.updateStaffAccount},
+		connect.Method{Spec: authServiceListStaffAccountsSpec(), Handler: adapter.listStaffAccounts},
 		connect.Method{Spec: authServiceCreateStaffAccountSpec(), Handler: adapter.createStaffAccount},
 		connect.Method{Spec: authServiceGetSigningKeysSpec(), Handler: adapter.getSigningKeys},
 	)
@@ -281,6 +481,34 @@ func (UnimplementedAuthServiceHandler) Login(context.Context, *v1.LoginRequest) 
 
 func (UnimplementedAuthServiceHandler) RefreshToken(context.Context, *v1.RefreshTokenRequest) (*v1.RefreshTokenResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, "trialhub.patient.v1.AuthService.RefreshToken is not implemented")
+}
+
+func (UnimplementedAuthServiceHandler) Logout(context.Context, *v1.LogoutRequest) (*v1.LogoutResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "trialhub.patient.v1.AuthService.Logout is not implemented")
+}
+
+func (UnimplementedAuthServiceHandler) ChangePassword(context.Context, *v1.ChangePasswordRequest) (*v1.ChangePasswordResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "trialhub.patient.v1.AuthService.ChangePassword is not implemented")
+}
+
+func (UnimplementedAuthServiceHandler) ResetAccess(context.Context, *v1.ResetAccessRequest) (*v1.ResetAccessResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "trialhub.patient.v1.AuthService.ResetAccess is not implemented")
+}
+
+func (UnimplementedAuthServiceHandler) SuspendAccount(context.Context, *v1.SuspendAccountRequest) (*v1.SuspendAccountResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "trialhub.patient.v1.AuthService.SuspendAccount is not implemented")
+}
+
+func (UnimplementedAuthServiceHandler) ReactivateAccount(context.Context, *v1.ReactivateAccountRequest) (*v1.ReactivateAccountResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "trialhub.patient.v1.AuthService.ReactivateAccount is not implemented")
+}
+
+func (UnimplementedAuthServiceHandler) UpdateStaffAccount(context.Context, *v1.UpdateStaffAccountRequest) (*v1.UpdateStaffAccountResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "trialhub.patient.v1.AuthService.UpdateStaffAccount is not implemented")
+}
+
+func (UnimplementedAuthServiceHandler) ListStaffAccounts(context.Context, *v1.ListStaffAccountsRequest) (*v1.ListStaffAccountsResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "trialhub.patient.v1.AuthService.ListStaffAccounts is not implemented")
 }
 
 func (UnimplementedAuthServiceHandler) CreateStaffAccount(context.Context, *v1.CreateStaffAccountRequest) (*v1.CreateStaffAccountResponse, error) {
@@ -330,6 +558,62 @@ func (c *authServiceClient) Login(ctx context.Context, req *v1.LoginRequest) (*v
 func (c *authServiceClient) RefreshToken(ctx context.Context, req *v1.RefreshTokenRequest) (*v1.RefreshTokenResponse, error) {
 	var res v1.RefreshTokenResponse
 	if err := c.client.CallUnary(ctx, authServiceRefreshTokenSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *authServiceClient) Logout(ctx context.Context, req *v1.LogoutRequest) (*v1.LogoutResponse, error) {
+	var res v1.LogoutResponse
+	if err := c.client.CallUnary(ctx, authServiceLogoutSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *authServiceClient) ChangePassword(ctx context.Context, req *v1.ChangePasswordRequest) (*v1.ChangePasswordResponse, error) {
+	var res v1.ChangePasswordResponse
+	if err := c.client.CallUnary(ctx, authServiceChangePasswordSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *authServiceClient) ResetAccess(ctx context.Context, req *v1.ResetAccessRequest) (*v1.ResetAccessResponse, error) {
+	var res v1.ResetAccessResponse
+	if err := c.client.CallUnary(ctx, authServiceResetAccessSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *authServiceClient) SuspendAccount(ctx context.Context, req *v1.SuspendAccountRequest) (*v1.SuspendAccountResponse, error) {
+	var res v1.SuspendAccountResponse
+	if err := c.client.CallUnary(ctx, authServiceSuspendAccountSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *authServiceClient) ReactivateAccount(ctx context.Context, req *v1.ReactivateAccountRequest) (*v1.ReactivateAccountResponse, error) {
+	var res v1.ReactivateAccountResponse
+	if err := c.client.CallUnary(ctx, authServiceReactivateAccountSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *authServiceClient) UpdateStaffAccount(ctx context.Context, req *v1.UpdateStaffAccountRequest) (*v1.UpdateStaffAccountResponse, error) {
+	var res v1.UpdateStaffAccountResponse
+	if err := c.client.CallUnary(ctx, authServiceUpdateStaffAccountSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *authServiceClient) ListStaffAccounts(ctx context.Context, req *v1.ListStaffAccountsRequest) (*v1.ListStaffAccountsResponse, error) {
+	var res v1.ListStaffAccountsResponse
+	if err := c.client.CallUnary(ctx, authServiceListStaffAccountsSpec(), req, &res); err != nil {
 		return nil, err
 	}
 	return &res, nil
@@ -407,6 +691,90 @@ func (h authServiceHandler) refreshToken(ctx context.Context, _ connect.Spec, st
 		return err
 	}
 	res, err := h.svc.RefreshToken(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h authServiceHandler) logout(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.LogoutRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.Logout(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h authServiceHandler) changePassword(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.ChangePasswordRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.ChangePassword(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h authServiceHandler) resetAccess(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.ResetAccessRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.ResetAccess(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h authServiceHandler) suspendAccount(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.SuspendAccountRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.SuspendAccount(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h authServiceHandler) reactivateAccount(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.ReactivateAccountRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.ReactivateAccount(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h authServiceHandler) updateStaffAccount(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.UpdateStaffAccountRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.UpdateStaffAccount(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h authServiceHandler) listStaffAccounts(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.ListStaffAccountsRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.ListStaffAccounts(ctx, &req)
 	if err != nil {
 		return err
 	}

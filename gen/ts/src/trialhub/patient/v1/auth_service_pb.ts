@@ -13,13 +13,15 @@ import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Role } from "../../authz/v1/authz_pb.js";
 import { file_trialhub_authz_v1_authz } from "../../authz/v1/authz_pb.js";
+import type { AccountStatus } from "./patient_service_pb.js";
+import { file_trialhub_patient_v1_patient_service } from "./patient_service_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file trialhub/patient/v1/auth_service.proto.
  */
 export const file_trialhub_patient_v1_auth_service: GenFile = /*@__PURE__*/
-  fileDesc("CiZ0cmlhbGh1Yi9wYXRpZW50L3YxL2F1dGhfc2VydmljZS5wcm90bxITdHJpYWxodWIucGF0aWVudC52MSLpAQoJVG9rZW5QYWlyEhQKDGFjY2Vzc190b2tlbhgBIAEoCRISCgp0b2tlbl90eXBlGAIgASgJEjsKF2FjY2Vzc190b2tlbl9leHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIgChhhY2Nlc3NfdG9rZW5fdHRsX3NlY29uZHMYBCABKAUSFQoNcmVmcmVzaF90b2tlbhgFIAEoCRI8ChhyZWZyZXNoX3Rva2VuX2V4cGlyZXNfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIskCCg9SZWdpc3RlclJlcXVlc3QSKwoGbW9iaWxlGAEgASgJQhu6SBhyFjIUXlwrWzEtOV1bMC05XXs2LDE0fSQSHAoIcGFzc3dvcmQYAiABKAlCCrpIB3IFEAoYgAESOAoJZnVsbF9uYW1lGAMgASgJQiW6SCJyIBABGMgBMhleW15cc10oPzpbXlxyXG5dKlteXHNdKT8kEkgKC25hdGlvbmFsX2lkGAQgASgJQjO6SDByLhAEGCAyKF5bQS1aYS16MC05XVtBLVphLXowLTkgLi8tXSpbQS1aYS16MC05XSQSLgoTbmF0aW9uYWxfaWRfY291bnRyeRgFIAEoCUIRukgOcgwyCl5bQS1aXXsyfSQSNwoPaWRlbXBvdGVuY3lfa2V5GAYgASgJQh66SBtyGRAQGIABMhJeW0EtWmEtejAtOS5fOi1dKyQifgoQUmVnaXN0ZXJSZXNwb25zZRI9Cgljb2RlX3NlbnQYAyABKAsyKC50cmlhbGh1Yi5wYXRpZW50LnYxLlJlZ2lzdHJhdGlvblBlbmRpbmdIAEIJCgdvdXRjb21lSgQIARACSgQIAhADUgxzdWJqZWN0X3V1aWRSBnRva2VucyJ9ChNSZWdpc3RyYXRpb25QZW5kaW5nEhcKD3JlZ2lzdHJhdGlvbl9pZBgBIAEoCRIzCg9jb2RlX2V4cGlyZXNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhgKEGNvZGVfdHRsX3NlY29uZHMYAyABKAUivgEKB1Nlc3Npb24SLgoGdG9rZW5zGAEgASgLMh4udHJpYWxodWIucGF0aWVudC52MS5Ub2tlblBhaXISJQoEcm9sZRgCIAEoDjIXLnRyaWFsaHViLmF1dGh6LnYxLlJvbGUSFgoMc3ViamVjdF91dWlkGAMgASgJSAASEgoIc3RhZmZfaWQYBCABKAlIABIQCghzaXRlX2lkcxgFIAMoCRIRCgl0cmlhbF9pZHMYBiADKAlCCwoJcHJpbmNpcGFsIpkBChpDb25maXJtUmVnaXN0cmF0aW9uUmVxdWVzdBIhCg9yZWdpc3RyYXRpb25faWQYASABKAlCCLpIBXIDsAEBEh8KBGNvZGUYAiABKAlCEbpIDnIMMgpeWzAtOV17Nn0kEjcKD2lkZW1wb3RlbmN5X2tleRgDIAEoCUIeukgbchkQEBiAATISXltBLVphLXowLTkuXzotXSskIlkKG0NvbmZpcm1SZWdpc3RyYXRpb25SZXNwb25zZRIvCgdzZXNzaW9uGAEgASgLMhwudHJpYWxodWIucGF0aWVudC52MS5TZXNzaW9uSABCCQoHb3V0Y29tZSLDAgoWQWN0aXZhdGVBY2NvdW50UmVxdWVzdBItCgZtb2JpbGUYASABKAlCG7pIGHIWMhReXCtbMS05XVswLTldezYsMTR9JEgAEjMKCHVzZXJuYW1lGAIgASgJQh+6SBxyGjIYXlthLXpdW2EtejAtOS5fLV17Miw2M30kSAASIAoMc3ViamVjdF91dWlkGAMgASgJQgi6SAVyA7ABAUgAEjcKD2FjdGl2YXRpb25fY29kZRgEIAEoCUIeukgbchkyF15bMC05QS1ISktNTlAtVFYtWl17OH0kEhwKCHBhc3N3b3JkGAUgASgJQgq6SAdyBRAKGIABEjcKD2lkZW1wb3RlbmN5X2tleRgGIAEoCUIeukgbchkQEBiAATISXltBLVphLXowLTkuXzotXSskQhMKCmlkZW50aWZpZXISBbpIAggBIlUKF0FjdGl2YXRlQWNjb3VudFJlc3BvbnNlEi8KB3Nlc3Npb24YASABKAsyHC50cmlhbGh1Yi5wYXRpZW50LnYxLlNlc3Npb25IAEIJCgdvdXRjb21lIqUBCgxMb2dpblJlcXVlc3QSLQoGbW9iaWxlGAEgASgJQhu6SBhyFjIUXlwrWzEtOV1bMC05XXs2LDE0fSRIABIzCgh1c2VybmFtZRgCIAEoCUIfukgcchoyGF5bYS16XVthLXowLTkuXy1dezIsNjN9JEgAEhwKCHBhc3N3b3JkGAMgASgJQgq6SAdyBRABGIABQhMKCmlkZW50aWZpZXISBbpIAggBItEBCg1Mb2dpblJlc3BvbnNlEjAKBnRva2VucxgBIAEoCzIeLnRyaWFsaHViLnBhdGllbnQudjEuVG9rZW5QYWlySAASJQoEcm9sZRgCIAEoDjIXLnRyaWFsaHViLmF1dGh6LnYxLlJvbGUSFgoMc3ViamVjdF91dWlkGAMgASgJSAESEgoIc3RhZmZfaWQYBCABKAlIARIQCghzaXRlX2lkcxgFIAMoCRIRCgl0cmlhbF9pZHMYBiADKAlCCQoHb3V0Y29tZUILCglwcmluY2lwYWwiTAoTUmVmcmVzaFRva2VuUmVxdWVzdBI1Cg1yZWZyZXNoX3Rva2VuGAEgASgJQh66SBtyGRAgGIAEMhJeW0EtWmEtejAtOS5ffi1dKyQiRgoUUmVmcmVzaFRva2VuUmVzcG9uc2USLgoGdG9rZW5zGAEgASgLMh4udHJpYWxodWIucGF0aWVudC52MS5Ub2tlblBhaXIi2AoKGUNyZWF0ZVN0YWZmQWNjb3VudFJlcXVlc3QSMQoIdXNlcm5hbWUYASABKAlCH7pIHHIaMhheW2Etel1bYS16MC05Ll8tXXsyLDYzfSQSOwoMZGlzcGxheV9uYW1lGAIgASgJQiW6SCJyIBABGMgBMhleW15cc10oPzpbXlxyXG5dKlteXHNdKT8kEhwKCHBhc3N3b3JkGAMgASgJQgq6SAdyBRAKGIABEqoBCgRyb2xlGAQgASgOMhcudHJpYWxodWIuYXV0aHoudjEuUm9sZUKCAbpIf7oBdQokY3JlYXRlX3N0YWZmX2FjY291bnQucm9sZS5zdGFmZl9vbmx5Ejpyb2xlIG11c3QgYmUgUk9MRV9JTlZFU1RJR0FUT1IsIFJPTEVfQU5BTFlTVCBvciBST0xFX0FETUlOGhF0aGlzIGluIFsyLCAzLCA0XYIBBBABIAASJAoIc2l0ZV9pZHMYBSADKAlCErpID5IBDBDIARgBIgVyA7ABARI3Cg9pZGVtcG90ZW5jeV9rZXkYBiABKAlCHrpIG3IZEBAYgAEyEl5bQS1aYS16MC05Ll86LV0rJBIlCgl0cmlhbF9pZHMYByADKAlCErpID5IBDBDIARgBIgVyA7ABATr5BrpI9QYajwEKLWNyZWF0ZV9zdGFmZl9hY2NvdW50LmludmVzdGlnYXRvcl9uZWVkc19zaXRlcxIzYW4gaW52ZXN0aWdhdG9yIG11c3QgYmUgc2NvcGVkIHRvIGF0IGxlYXN0IG9uZSBzaXRlGil0aGlzLnJvbGUgIT0gMiB8fCBzaXplKHRoaXMuc2l0ZV9pZHMpID4gMBqSAQouY3JlYXRlX3N0YWZmX2FjY291bnQuaW52ZXN0aWdhdG9yX25lZWRzX3RyaWFscxI0YW4gaW52ZXN0aWdhdG9yIG11c3QgYmUgc2NvcGVkIHRvIGF0IGxlYXN0IG9uZSB0cmlhbBoqdGhpcy5yb2xlICE9IDIgfHwgc2l6ZSh0aGlzLnRyaWFsX2lkcykgPiAwGogBCiljcmVhdGVfc3RhZmZfYWNjb3VudC5hbmFseXN0X25lZWRzX3RyaWFscxIvYW4gYW5hbHlzdCBtdXN0IGJlIHNjb3BlZCB0byBhdCBsZWFzdCBvbmUgdHJpYWwaKnRoaXMucm9sZSAhPSAzIHx8IHNpemUodGhpcy50cmlhbF9pZHMpID4gMBqVAQopY3JlYXRlX3N0YWZmX2FjY291bnQuYW5hbHlzdF9oYXNfbm9fc2l0ZXMSPGFuIGFuYWx5c3QgaXMgc2NvcGVkIHRvIHRyaWFscyBvbmx5IGFuZCB0YWtlcyBubyBzaXRlIHNjb3BlcxoqdGhpcy5yb2xlICE9IDMgfHwgc2l6ZSh0aGlzLnNpdGVfaWRzKSA9PSAwGpEBCidjcmVhdGVfc3RhZmZfYWNjb3VudC5hZG1pbl9oYXNfbm9fc2l0ZXMSOmFuIGFkbWluaXN0cmF0b3IgaXMgcGxhdGZvcm0td2lkZSBhbmQgdGFrZXMgbm8gc2l0ZSBzY29wZXMaKnRoaXMucm9sZSAhPSA0IHx8IHNpemUodGhpcy5zaXRlX2lkcykgPT0gMBqUAQooY3JlYXRlX3N0YWZmX2FjY291bnQuYWRtaW5faGFzX25vX3RyaWFscxI7YW4gYWRtaW5pc3RyYXRvciBpcyBwbGF0Zm9ybS13aWRlIGFuZCB0YWtlcyBubyB0cmlhbCBzY29wZXMaK3RoaXMucm9sZSAhPSA0IHx8IHNpemUodGhpcy50cmlhbF9pZHMpID09IDAiXgoaQ3JlYXRlU3RhZmZBY2NvdW50UmVzcG9uc2USEAoIc3RhZmZfaWQYASABKAkSLgoKY3JlYXRlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiFwoVR2V0U2lnbmluZ0tleXNSZXF1ZXN0IlcKFkdldFNpZ25pbmdLZXlzUmVzcG9uc2USLQoEa2V5cxgBIAMoCzIfLnRyaWFsaHViLnBhdGllbnQudjEuU2lnbmluZ0tleRIOCgZpc3N1ZXIYAiABKAkiWAoKU2lnbmluZ0tleRILCgNraWQYASABKAkSCwoDa3R5GAIgASgJEgsKA2NydhgDIAEoCRIJCgF4GAQgASgJEgsKA2FsZxgFIAEoCRILCgN1c2UYBiABKAkyogYKC0F1dGhTZXJ2aWNlEl8KCFJlZ2lzdGVyEiQudHJpYWxodWIucGF0aWVudC52MS5SZWdpc3RlclJlcXVlc3QaJS50cmlhbGh1Yi5wYXRpZW50LnYxLlJlZ2lzdGVyUmVzcG9uc2UiBpKCGQIQARKAAQoTQ29uZmlybVJlZ2lzdHJhdGlvbhIvLnRyaWFsaHViLnBhdGllbnQudjEuQ29uZmlybVJlZ2lzdHJhdGlvblJlcXVlc3QaMC50cmlhbGh1Yi5wYXRpZW50LnYxLkNvbmZpcm1SZWdpc3RyYXRpb25SZXNwb25zZSIGkoIZAhABEnQKD0FjdGl2YXRlQWNjb3VudBIrLnRyaWFsaHViLnBhdGllbnQudjEuQWN0aXZhdGVBY2NvdW50UmVxdWVzdBosLnRyaWFsaHViLnBhdGllbnQudjEuQWN0aXZhdGVBY2NvdW50UmVzcG9uc2UiBpKCGQIQARJWCgVMb2dpbhIhLnRyaWFsaHViLnBhdGllbnQudjEuTG9naW5SZXF1ZXN0GiIudHJpYWxodWIucGF0aWVudC52MS5Mb2dpblJlc3BvbnNlIgaSghkCEAESawoMUmVmcmVzaFRva2VuEigudHJpYWxodWIucGF0aWVudC52MS5SZWZyZXNoVG9rZW5SZXF1ZXN0GikudHJpYWxodWIucGF0aWVudC52MS5SZWZyZXNoVG9rZW5SZXNwb25zZSIGkoIZAhABEn4KEkNyZWF0ZVN0YWZmQWNjb3VudBIuLnRyaWFsaHViLnBhdGllbnQudjEuQ3JlYXRlU3RhZmZBY2NvdW50UmVxdWVzdBovLnRyaWFsaHViLnBhdGllbnQudjEuQ3JlYXRlU3RhZmZBY2NvdW50UmVzcG9uc2UiB5KCGQMKAQQSdAoOR2V0U2lnbmluZ0tleXMSKi50cmlhbGh1Yi5wYXRpZW50LnYxLkdldFNpZ25pbmdLZXlzUmVxdWVzdBorLnRyaWFsaHViLnBhdGllbnQudjEuR2V0U2lnbmluZ0tleXNSZXNwb25zZSIJkAIBkoIZAhABQtwBChdjb20udHJpYWxodWIucGF0aWVudC52MUIQQXV0aFNlcnZpY2VQcm90b1ABWkFnaXRodWIuY29tL3RyaWFsaHViL3RyaWFsaHViL2dlbi9nby90cmlhbGh1Yi9wYXRpZW50L3YxO3BhdGllbnR2MaICA1RQWKoCE1RyaWFsaHViLlBhdGllbnQuVjHKAhNUcmlhbGh1YlxQYXRpZW50XFYx4gIfVHJpYWxodWJcUGF0aWVudFxWMVxHUEJNZXRhZGF0YeoCFVRyaWFsaHViOjpQYXRpZW50OjpWMWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_timestamp, file_trialhub_authz_v1_authz]);
+  fileDesc("CiZ0cmlhbGh1Yi9wYXRpZW50L3YxL2F1dGhfc2VydmljZS5wcm90bxITdHJpYWxodWIucGF0aWVudC52MSLpAQoJVG9rZW5QYWlyEhQKDGFjY2Vzc190b2tlbhgBIAEoCRISCgp0b2tlbl90eXBlGAIgASgJEjsKF2FjY2Vzc190b2tlbl9leHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIgChhhY2Nlc3NfdG9rZW5fdHRsX3NlY29uZHMYBCABKAUSFQoNcmVmcmVzaF90b2tlbhgFIAEoCRI8ChhyZWZyZXNoX3Rva2VuX2V4cGlyZXNfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIskCCg9SZWdpc3RlclJlcXVlc3QSKwoGbW9iaWxlGAEgASgJQhu6SBhyFjIUXlwrWzEtOV1bMC05XXs2LDE0fSQSHAoIcGFzc3dvcmQYAiABKAlCCrpIB3IFEAoYgAESOAoJZnVsbF9uYW1lGAMgASgJQiW6SCJyIBABGMgBMhleW15cc10oPzpbXlxyXG5dKlteXHNdKT8kEkgKC25hdGlvbmFsX2lkGAQgASgJQjO6SDByLhAEGCAyKF5bQS1aYS16MC05XVtBLVphLXowLTkgLi8tXSpbQS1aYS16MC05XSQSLgoTbmF0aW9uYWxfaWRfY291bnRyeRgFIAEoCUIRukgOcgwyCl5bQS1aXXsyfSQSNwoPaWRlbXBvdGVuY3lfa2V5GAYgASgJQh66SBtyGRAQGIABMhJeW0EtWmEtejAtOS5fOi1dKyQifgoQUmVnaXN0ZXJSZXNwb25zZRI9Cgljb2RlX3NlbnQYAyABKAsyKC50cmlhbGh1Yi5wYXRpZW50LnYxLlJlZ2lzdHJhdGlvblBlbmRpbmdIAEIJCgdvdXRjb21lSgQIARACSgQIAhADUgxzdWJqZWN0X3V1aWRSBnRva2VucyJ9ChNSZWdpc3RyYXRpb25QZW5kaW5nEhcKD3JlZ2lzdHJhdGlvbl9pZBgBIAEoCRIzCg9jb2RlX2V4cGlyZXNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhgKEGNvZGVfdHRsX3NlY29uZHMYAyABKAUivgEKB1Nlc3Npb24SLgoGdG9rZW5zGAEgASgLMh4udHJpYWxodWIucGF0aWVudC52MS5Ub2tlblBhaXISJQoEcm9sZRgCIAEoDjIXLnRyaWFsaHViLmF1dGh6LnYxLlJvbGUSFgoMc3ViamVjdF91dWlkGAMgASgJSAASEgoIc3RhZmZfaWQYBCABKAlIABIQCghzaXRlX2lkcxgFIAMoCRIRCgl0cmlhbF9pZHMYBiADKAlCCwoJcHJpbmNpcGFsIpkBChpDb25maXJtUmVnaXN0cmF0aW9uUmVxdWVzdBIhCg9yZWdpc3RyYXRpb25faWQYASABKAlCCLpIBXIDsAEBEh8KBGNvZGUYAiABKAlCEbpIDnIMMgpeWzAtOV17Nn0kEjcKD2lkZW1wb3RlbmN5X2tleRgDIAEoCUIeukgbchkQEBiAATISXltBLVphLXowLTkuXzotXSskIlkKG0NvbmZpcm1SZWdpc3RyYXRpb25SZXNwb25zZRIvCgdzZXNzaW9uGAEgASgLMhwudHJpYWxodWIucGF0aWVudC52MS5TZXNzaW9uSABCCQoHb3V0Y29tZSLDAgoWQWN0aXZhdGVBY2NvdW50UmVxdWVzdBItCgZtb2JpbGUYASABKAlCG7pIGHIWMhReXCtbMS05XVswLTldezYsMTR9JEgAEjMKCHVzZXJuYW1lGAIgASgJQh+6SBxyGjIYXlthLXpdW2EtejAtOS5fLV17Miw2M30kSAASIAoMc3ViamVjdF91dWlkGAMgASgJQgi6SAVyA7ABAUgAEjcKD2FjdGl2YXRpb25fY29kZRgEIAEoCUIeukgbchkyF15bMC05QS1ISktNTlAtVFYtWl17OH0kEhwKCHBhc3N3b3JkGAUgASgJQgq6SAdyBRAKGIABEjcKD2lkZW1wb3RlbmN5X2tleRgGIAEoCUIeukgbchkQEBiAATISXltBLVphLXowLTkuXzotXSskQhMKCmlkZW50aWZpZXISBbpIAggBIlUKF0FjdGl2YXRlQWNjb3VudFJlc3BvbnNlEi8KB3Nlc3Npb24YASABKAsyHC50cmlhbGh1Yi5wYXRpZW50LnYxLlNlc3Npb25IAEIJCgdvdXRjb21lIqUBCgxMb2dpblJlcXVlc3QSLQoGbW9iaWxlGAEgASgJQhu6SBhyFjIUXlwrWzEtOV1bMC05XXs2LDE0fSRIABIzCgh1c2VybmFtZRgCIAEoCUIfukgcchoyGF5bYS16XVthLXowLTkuXy1dezIsNjN9JEgAEhwKCHBhc3N3b3JkGAMgASgJQgq6SAdyBRABGIABQhMKCmlkZW50aWZpZXISBbpIAggBItEBCg1Mb2dpblJlc3BvbnNlEjAKBnRva2VucxgBIAEoCzIeLnRyaWFsaHViLnBhdGllbnQudjEuVG9rZW5QYWlySAASJQoEcm9sZRgCIAEoDjIXLnRyaWFsaHViLmF1dGh6LnYxLlJvbGUSFgoMc3ViamVjdF91dWlkGAMgASgJSAESEgoIc3RhZmZfaWQYBCABKAlIARIQCghzaXRlX2lkcxgFIAMoCRIRCgl0cmlhbF9pZHMYBiADKAlCCQoHb3V0Y29tZUILCglwcmluY2lwYWwiTAoTUmVmcmVzaFRva2VuUmVxdWVzdBI1Cg1yZWZyZXNoX3Rva2VuGAEgASgJQh66SBtyGRAgGIAEMhJeW0EtWmEtejAtOS5ffi1dKyQiRgoUUmVmcmVzaFRva2VuUmVzcG9uc2USLgoGdG9rZW5zGAEgASgLMh4udHJpYWxodWIucGF0aWVudC52MS5Ub2tlblBhaXIi2AoKGUNyZWF0ZVN0YWZmQWNjb3VudFJlcXVlc3QSMQoIdXNlcm5hbWUYASABKAlCH7pIHHIaMhheW2Etel1bYS16MC05Ll8tXXsyLDYzfSQSOwoMZGlzcGxheV9uYW1lGAIgASgJQiW6SCJyIBABGMgBMhleW15cc10oPzpbXlxyXG5dKlteXHNdKT8kEhwKCHBhc3N3b3JkGAMgASgJQgq6SAdyBRAKGIABEqoBCgRyb2xlGAQgASgOMhcudHJpYWxodWIuYXV0aHoudjEuUm9sZUKCAbpIf7oBdQokY3JlYXRlX3N0YWZmX2FjY291bnQucm9sZS5zdGFmZl9vbmx5Ejpyb2xlIG11c3QgYmUgUk9MRV9JTlZFU1RJR0FUT1IsIFJPTEVfQU5BTFlTVCBvciBST0xFX0FETUlOGhF0aGlzIGluIFsyLCAzLCA0XYIBBBABIAASJAoIc2l0ZV9pZHMYBSADKAlCErpID5IBDBDIARgBIgVyA7ABARI3Cg9pZGVtcG90ZW5jeV9rZXkYBiABKAlCHrpIG3IZEBAYgAEyEl5bQS1aYS16MC05Ll86LV0rJBIlCgl0cmlhbF9pZHMYByADKAlCErpID5IBDBDIARgBIgVyA7ABATr5BrpI9QYajwEKLWNyZWF0ZV9zdGFmZl9hY2NvdW50LmludmVzdGlnYXRvcl9uZWVkc19zaXRlcxIzYW4gaW52ZXN0aWdhdG9yIG11c3QgYmUgc2NvcGVkIHRvIGF0IGxlYXN0IG9uZSBzaXRlGil0aGlzLnJvbGUgIT0gMiB8fCBzaXplKHRoaXMuc2l0ZV9pZHMpID4gMBqSAQouY3JlYXRlX3N0YWZmX2FjY291bnQuaW52ZXN0aWdhdG9yX25lZWRzX3RyaWFscxI0YW4gaW52ZXN0aWdhdG9yIG11c3QgYmUgc2NvcGVkIHRvIGF0IGxlYXN0IG9uZSB0cmlhbBoqdGhpcy5yb2xlICE9IDIgfHwgc2l6ZSh0aGlzLnRyaWFsX2lkcykgPiAwGogBCiljcmVhdGVfc3RhZmZfYWNjb3VudC5hbmFseXN0X25lZWRzX3RyaWFscxIvYW4gYW5hbHlzdCBtdXN0IGJlIHNjb3BlZCB0byBhdCBsZWFzdCBvbmUgdHJpYWwaKnRoaXMucm9sZSAhPSAzIHx8IHNpemUodGhpcy50cmlhbF9pZHMpID4gMBqVAQopY3JlYXRlX3N0YWZmX2FjY291bnQuYW5hbHlzdF9oYXNfbm9fc2l0ZXMSPGFuIGFuYWx5c3QgaXMgc2NvcGVkIHRvIHRyaWFscyBvbmx5IGFuZCB0YWtlcyBubyBzaXRlIHNjb3BlcxoqdGhpcy5yb2xlICE9IDMgfHwgc2l6ZSh0aGlzLnNpdGVfaWRzKSA9PSAwGpEBCidjcmVhdGVfc3RhZmZfYWNjb3VudC5hZG1pbl9oYXNfbm9fc2l0ZXMSOmFuIGFkbWluaXN0cmF0b3IgaXMgcGxhdGZvcm0td2lkZSBhbmQgdGFrZXMgbm8gc2l0ZSBzY29wZXMaKnRoaXMucm9sZSAhPSA0IHx8IHNpemUodGhpcy5zaXRlX2lkcykgPT0gMBqUAQooY3JlYXRlX3N0YWZmX2FjY291bnQuYWRtaW5faGFzX25vX3RyaWFscxI7YW4gYWRtaW5pc3RyYXRvciBpcyBwbGF0Zm9ybS13aWRlIGFuZCB0YWtlcyBubyB0cmlhbCBzY29wZXMaK3RoaXMucm9sZSAhPSA0IHx8IHNpemUodGhpcy50cmlhbF9pZHMpID09IDAiXgoaQ3JlYXRlU3RhZmZBY2NvdW50UmVzcG9uc2USEAoIc3RhZmZfaWQYASABKAkSLgoKY3JlYXRlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiRgoNTG9nb3V0UmVxdWVzdBI1Cg1yZWZyZXNoX3Rva2VuGAEgASgJQh66SBtyGRAgGIAEMhJeW0EtWmEtejAtOS5ffi1dKyQiEAoOTG9nb3V0UmVzcG9uc2UimAEKFUNoYW5nZVBhc3N3b3JkUmVxdWVzdBIkChBjdXJyZW50X3Bhc3N3b3JkGAEgASgJQgq6SAdyBRABGIABEiAKDG5ld19wYXNzd29yZBgCIAEoCUIKukgHcgUQChiAARI3Cg9pZGVtcG90ZW5jeV9rZXkYAyABKAlCHrpIG3IZEBAYgAEyEl5bQS1aYS16MC05Ll86LV0rJCJiChZDaGFuZ2VQYXNzd29yZFJlc3BvbnNlEi4KCmNoYW5nZWRfYXQYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhgKEHNlc3Npb25zX3Jldm9rZWQYAiABKAUiyAEKElJlc2V0QWNjZXNzUmVxdWVzdBIgCgxzdWJqZWN0X3V1aWQYASABKAlCCLpIBXIDsAEBSAASHAoIc3RhZmZfaWQYAiABKAlCCLpIBXIDsAEBSAASJwoGcmVhc29uGAMgASgJQhe6SBRyEhAKGOgHMgsoXFNccyopezEwfRI3Cg9pZGVtcG90ZW5jeV9rZXkYBCABKAlCHrpIG3IZEBAYgAEyEl5bQS1aYS16MC05Ll86LV0rJEIQCgdhY2NvdW50EgW6SAIIASKIAQoTUmVzZXRBY2Nlc3NSZXNwb25zZRIXCg9hY3RpdmF0aW9uX2NvZGUYASABKAkSPgoaYWN0aXZhdGlvbl9jb2RlX2V4cGlyZXNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhgKEHNlc3Npb25zX3Jldm9rZWQYAyABKAUikgEKFVN1c3BlbmRBY2NvdW50UmVxdWVzdBIgCgxzdWJqZWN0X3V1aWQYASABKAlCCLpIBXIDsAEBSAASHAoIc3RhZmZfaWQYAiABKAlCCLpIBXIDsAEBSAASJwoGcmVhc29uGAMgASgJQhe6SBRyEhAKGOgHMgsoXFNccyopezEwfUIQCgdhY2NvdW50EgW6SAIIASKdAQoWU3VzcGVuZEFjY291bnRSZXNwb25zZRIyCgZzdGF0dXMYASABKA4yIi50cmlhbGh1Yi5wYXRpZW50LnYxLkFjY291bnRTdGF0dXMSNQoRc3RhdHVzX3VwZGF0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhgKEHNlc3Npb25zX3Jldm9rZWQYAyABKAUilQEKGFJlYWN0aXZhdGVBY2NvdW50UmVxdWVzdBIgCgxzdWJqZWN0X3V1aWQYASABKAlCCLpIBXIDsAEBSAASHAoIc3RhZmZfaWQYAiABKAlCCLpIBXIDsAEBSAASJwoGcmVhc29uGAMgASgJQhe6SBRyEhAKGOgHMgsoXFNccyopezEwfUIQCgdhY2NvdW50EgW6SAIIASKGAQoZUmVhY3RpdmF0ZUFjY291bnRSZXNwb25zZRIyCgZzdGF0dXMYASABKA4yIi50cmlhbGh1Yi5wYXRpZW50LnYxLkFjY291bnRTdGF0dXMSNQoRc3RhdHVzX3VwZGF0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIqgCCgxTdGFmZkFjY291bnQSEAoIc3RhZmZfaWQYASABKAkSEAoIdXNlcm5hbWUYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJEiUKBHJvbGUYBCABKA4yFy50cmlhbGh1Yi5hdXRoei52MS5Sb2xlEhAKCHNpdGVfaWRzGAUgAygJEhEKCXRyaWFsX2lkcxgGIAMoCRIyCgZzdGF0dXMYByABKA4yIi50cmlhbGh1Yi5wYXRpZW50LnYxLkFjY291bnRTdGF0dXMSLgoKY3JlYXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi6AgKGVVwZGF0ZVN0YWZmQWNjb3VudFJlcXVlc3QSGgoIc3RhZmZfaWQYASABKAlCCLpIBXIDsAEBEqoBCgRyb2xlGAIgASgOMhcudHJpYWxodWIuYXV0aHoudjEuUm9sZUKCAbpIf7oBdQokdXBkYXRlX3N0YWZmX2FjY291bnQucm9sZS5zdGFmZl9vbmx5Ejpyb2xlIG11c3QgYmUgUk9MRV9JTlZFU1RJR0FUT1IsIFJPTEVfQU5BTFlTVCBvciBST0xFX0FETUlOGhF0aGlzIGluIFsyLCAzLCA0XYIBBBABIAASJAoIc2l0ZV9pZHMYAyADKAlCErpID5IBDBDIARgBIgVyA7ABARIlCgl0cmlhbF9pZHMYBCADKAlCErpID5IBDBDIARgBIgVyA7ABARInCgZyZWFzb24YBSABKAlCF7pIFHISEAoY6AcyCyhcU1xzKil7MTB9OosGukiHBhqPAQotdXBkYXRlX3N0YWZmX2FjY291bnQuaW52ZXN0aWdhdG9yX25lZWRzX3NpdGVzEjNhbiBpbnZlc3RpZ2F0b3IgbXVzdCBiZSBzY29wZWQgdG8gYXQgbGVhc3Qgb25lIHNpdGUaKXRoaXMucm9sZSAhPSAyIHx8IHNpemUodGhpcy5zaXRlX2lkcykgPiAwGpIBCi51cGRhdGVfc3RhZmZfYWNjb3VudC5pbnZlc3RpZ2F0b3JfbmVlZHNfdHJpYWxzEjRhbiBpbnZlc3RpZ2F0b3IgbXVzdCBiZSBzY29wZWQgdG8gYXQgbGVhc3Qgb25lIHRyaWFsGip0aGlzLnJvbGUgIT0gMiB8fCBzaXplKHRoaXMudHJpYWxfaWRzKSA+IDAaiAEKKXVwZGF0ZV9zdGFmZl9hY2NvdW50LmFuYWx5c3RfbmVlZHNfdHJpYWxzEi9hbiBhbmFseXN0IG11c3QgYmUgc2NvcGVkIHRvIGF0IGxlYXN0IG9uZSB0cmlhbBoqdGhpcy5yb2xlICE9IDMgfHwgc2l6ZSh0aGlzLnRyaWFsX2lkcykgPiAwGpUBCil1cGRhdGVfc3RhZmZfYWNjb3VudC5hbmFseXN0X2hhc19ub19zaXRlcxI8YW4gYW5hbHlzdCBpcyBzY29wZWQgdG8gdHJpYWxzIG9ubHkgYW5kIHRha2VzIG5vIHNpdGUgc2NvcGVzGip0aGlzLnJvbGUgIT0gMyB8fCBzaXplKHRoaXMuc2l0ZV9pZHMpID09IDAaugEKKHVwZGF0ZV9zdGFmZl9hY2NvdW50LmFkbWluX2hhc19ub19zY29wZXMSQ2FuIGFkbWluaXN0cmF0b3IgaXMgcGxhdGZvcm0td2lkZSBhbmQgdGFrZXMgbm8gc2l0ZSBvciB0cmlhbCBzY29wZXMaSXRoaXMucm9sZSAhPSA0IHx8IChzaXplKHRoaXMuc2l0ZV9pZHMpID09IDAgJiYgc2l6ZSh0aGlzLnRyaWFsX2lkcykgPT0gMCkiagoaVXBkYXRlU3RhZmZBY2NvdW50UmVzcG9uc2USMgoHYWNjb3VudBgBIAEoCzIhLnRyaWFsaHViLnBhdGllbnQudjEuU3RhZmZBY2NvdW50EhgKEHNlc3Npb25zX3Jldm9rZWQYAiABKAUingIKGExpc3RTdGFmZkFjY291bnRzUmVxdWVzdBI9CgVyb2xlcxgBIAMoDjIXLnRyaWFsaHViLmF1dGh6LnYxLlJvbGVCFbpIEpIBDxADGAEiCYIBBhgCGAMYBBJJCghzdGF0dXNlcxgCIAMoDjIiLnRyaWFsaHViLnBhdGllbnQudjEuQWNjb3VudFN0YXR1c0ITukgQkgENEAQYASIHggEEEAEgABIcCgdzaXRlX2lkGAMgASgJQgu6SAjYAQFyA7ABARIdCgh0cmlhbF9pZBgEIAEoCUILukgI2AEBcgOwAQESHQoJcGFnZV9zaXplGAUgASgFQgq6SAcaBRjIASgAEhwKCnBhZ2VfdG9rZW4YBiABKAlCCLpIBXIDGIAEImkKGUxpc3RTdGFmZkFjY291bnRzUmVzcG9uc2USMwoIYWNjb3VudHMYASADKAsyIS50cmlhbGh1Yi5wYXRpZW50LnYxLlN0YWZmQWNjb3VudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiFwoVR2V0U2lnbmluZ0tleXNSZXF1ZXN0IlcKFkdldFNpZ25pbmdLZXlzUmVzcG9uc2USLQoEa2V5cxgBIAMoCzIfLnRyaWFsaHViLnBhdGllbnQudjEuU2lnbmluZ0tleRIOCgZpc3N1ZXIYAiABKAkiWAoKU2lnbmluZ0tleRILCgNraWQYASABKAkSCwoDa3R5GAIgASgJEgsKA2NydhgDIAEoCRIJCgF4GAQgASgJEgsKA2FsZxgFIAEoCRILCgN1c2UYBiABKAky3wwKC0F1dGhTZXJ2aWNlEl8KCFJlZ2lzdGVyEiQudHJpYWxodWIucGF0aWVudC52MS5SZWdpc3RlclJlcXVlc3QaJS50cmlhbGh1Yi5wYXRpZW50LnYxLlJlZ2lzdGVyUmVzcG9uc2UiBpKCGQIQARKAAQoTQ29uZmlybVJlZ2lzdHJhdGlvbhIvLnRyaWFsaHViLnBhdGllbnQudjEuQ29uZmlybVJlZ2lzdHJhdGlvblJlcXVlc3QaMC50cmlhbGh1Yi5wYXRpZW50LnYxLkNvbmZpcm1SZWdpc3RyYXRpb25SZXNwb25zZSIGkoIZAhABEnQKD0FjdGl2YXRlQWNjb3VudBIrLnRyaWFsaHViLnBhdGllbnQudjEuQWN0aXZhdGVBY2NvdW50UmVxdWVzdBosLnRyaWFsaHViLnBhdGllbnQudjEuQWN0aXZhdGVBY2NvdW50UmVzcG9uc2UiBpKCGQIQARJWCgVMb2dpbhIhLnRyaWFsaHViLnBhdGllbnQudjEuTG9naW5SZXF1ZXN0GiIudHJpYWxodWIucGF0aWVudC52MS5Mb2dpblJlc3BvbnNlIgaSghkCEAESawoMUmVmcmVzaFRva2VuEigudHJpYWxodWIucGF0aWVudC52MS5SZWZyZXNoVG9rZW5SZXF1ZXN0GikudHJpYWxodWIucGF0aWVudC52MS5SZWZyZXNoVG9rZW5SZXNwb25zZSIGkoIZAhABElwKBkxvZ291dBIiLnRyaWFsaHViLnBhdGllbnQudjEuTG9nb3V0UmVxdWVzdBojLnRyaWFsaHViLnBhdGllbnQudjEuTG9nb3V0UmVzcG9uc2UiCZACApKCGQIQARJ3Cg5DaGFuZ2VQYXNzd29yZBIqLnRyaWFsaHViLnBhdGllbnQudjEuQ2hhbmdlUGFzc3dvcmRSZXF1ZXN0GisudHJpYWxodWIucGF0aWVudC52MS5DaGFuZ2VQYXNzd29yZFJlc3BvbnNlIgySghkICgQBAgMEGAESaQoLUmVzZXRBY2Nlc3MSJy50cmlhbGh1Yi5wYXRpZW50LnYxLlJlc2V0QWNjZXNzUmVxdWVzdBooLnRyaWFsaHViLnBhdGllbnQudjEuUmVzZXRBY2Nlc3NSZXNwb25zZSIHkoIZAwoBBBJ1Cg5TdXNwZW5kQWNjb3VudBIqLnRyaWFsaHViLnBhdGllbnQudjEuU3VzcGVuZEFjY291bnRSZXF1ZXN0GisudHJpYWxodWIucGF0aWVudC52MS5TdXNwZW5kQWNjb3VudFJlc3BvbnNlIgqQAgKSghkDCgEEEn4KEVJlYWN0aXZhdGVBY2NvdW50Ei0udHJpYWxodWIucGF0aWVudC52MS5SZWFjdGl2YXRlQWNjb3VudFJlcXVlc3QaLi50cmlhbGh1Yi5wYXRpZW50LnYxLlJlYWN0aXZhdGVBY2NvdW50UmVzcG9uc2UiCpACApKCGQMKAQQSgQEKElVwZGF0ZVN0YWZmQWNjb3VudBIuLnRyaWFsaHViLnBhdGllbnQudjEuVXBkYXRlU3RhZmZBY2NvdW50UmVxdWVzdBovLnRyaWFsaHViLnBhdGllbnQudjEuVXBkYXRlU3RhZmZBY2NvdW50UmVzcG9uc2UiCpACApKCGQMKAQQSfgoRTGlzdFN0YWZmQWNjb3VudHMSLS50cmlhbGh1Yi5wYXRpZW50LnYxLkxpc3RTdGFmZkFjY291bnRzUmVxdWVzdBouLnRyaWFsaHViLnBhdGllbnQudjEuTGlzdFN0YWZmQWNjb3VudHNSZXNwb25zZSIKkAIBkoIZAwoBBBJ+ChJDcmVhdGVTdGFmZkFjY291bnQSLi50cmlhbGh1Yi5wYXRpZW50LnYxLkNyZWF0ZVN0YWZmQWNjb3VudFJlcXVlc3QaLy50cmlhbGh1Yi5wYXRpZW50LnYxLkNyZWF0ZVN0YWZmQWNjb3VudFJlc3BvbnNlIgeSghkDCgEEEnQKDkdldFNpZ25pbmdLZXlzEioudHJpYWxodWIucGF0aWVudC52MS5HZXRTaWduaW5nS2V5c1JlcXVlc3QaKy50cmlhbGh1Yi5wYXRpZW50LnYxLkdldFNpZ25pbmdLZXlzUmVzcG9uc2UiCZACAZKCGQIQAULcAQoXY29tLnRyaWFsaHViLnBhdGllbnQudjFCEEF1dGhTZXJ2aWNlUHJvdG9QAVpBZ2l0aHViLmNvbS90cmlhbGh1Yi90cmlhbGh1Yi9nZW4vZ28vdHJpYWxodWIvcGF0aWVudC92MTtwYXRpZW50djGiAgNUUFiqAhNUcmlhbGh1Yi5QYXRpZW50LlYxygITVHJpYWxodWJcUGF0aWVudFxWMeICH1RyaWFsaHViXFBhdGllbnRcVjFcR1BCTWV0YWRhdGHqAhVUcmlhbGh1Yjo6UGF0aWVudDo6VjFiBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_timestamp, file_trialhub_authz_v1_authz, file_trialhub_patient_v1_patient_service]);
 
 /**
  * TokenPair is what a successful sign-in or refresh returns: a short-lived access
@@ -750,6 +752,605 @@ export const CreateStaffAccountResponseSchema: GenMessage<CreateStaffAccountResp
   messageDesc(file_trialhub_patient_v1_auth_service, 14);
 
 /**
+ * LogoutRequest names the session to end by its refresh token.
+ *
+ * @generated from message trialhub.patient.v1.LogoutRequest
+ */
+export type LogoutRequest = Message<"trialhub.patient.v1.LogoutRequest"> & {
+  /**
+   * The refresh token of the session to end (the latest one received).
+   *
+   * @generated from field: string refresh_token = 1;
+   */
+  refreshToken: string;
+};
+
+/**
+ * Describes the message trialhub.patient.v1.LogoutRequest.
+ * Use `create(LogoutRequestSchema)` to create a new message.
+ */
+export const LogoutRequestSchema: GenMessage<LogoutRequest> = /*@__PURE__*/
+  messageDesc(file_trialhub_patient_v1_auth_service, 15);
+
+/**
+ * LogoutResponse is empty: the session, if there was one, is ended.
+ *
+ * @generated from message trialhub.patient.v1.LogoutResponse
+ */
+export type LogoutResponse = Message<"trialhub.patient.v1.LogoutResponse"> & {
+};
+
+/**
+ * Describes the message trialhub.patient.v1.LogoutResponse.
+ * Use `create(LogoutResponseSchema)` to create a new message.
+ */
+export const LogoutResponseSchema: GenMessage<LogoutResponse> = /*@__PURE__*/
+  messageDesc(file_trialhub_patient_v1_auth_service, 16);
+
+/**
+ * ChangePasswordRequest proves the current password and sets a new one.
+ *
+ * @generated from message trialhub.patient.v1.ChangePasswordRequest
+ */
+export type ChangePasswordRequest = Message<"trialhub.patient.v1.ChangePasswordRequest"> & {
+  /**
+   * The account's current password. Never logged; a wrong one is audited as
+   * LOGIN_FAILED without the value.
+   *
+   * @generated from field: string current_password = 1;
+   */
+  currentPassword: string;
+
+  /**
+   * The new password. Never stored or logged in clear; the server keeps a slow
+   * salted hash only.
+   *
+   * @generated from field: string new_password = 2;
+   */
+  newPassword: string;
+
+  /**
+   * A client-chosen key that makes a retried change safe (after the first
+   * attempt the current password no longer matches): the same key with the same
+   * body returns the same result again; the same key with a different body is
+   * rejected with FAILED_PRECONDITION.
+   *
+   * @generated from field: string idempotency_key = 3;
+   */
+  idempotencyKey: string;
+};
+
+/**
+ * Describes the message trialhub.patient.v1.ChangePasswordRequest.
+ * Use `create(ChangePasswordRequestSchema)` to create a new message.
+ */
+export const ChangePasswordRequestSchema: GenMessage<ChangePasswordRequest> = /*@__PURE__*/
+  messageDesc(file_trialhub_patient_v1_auth_service, 17);
+
+/**
+ * ChangePasswordResponse says what the change did.
+ *
+ * @generated from message trialhub.patient.v1.ChangePasswordResponse
+ */
+export type ChangePasswordResponse = Message<"trialhub.patient.v1.ChangePasswordResponse"> & {
+  /**
+   * When the password was changed (UTC, server clock).
+   *
+   * @generated from field: google.protobuf.Timestamp changed_at = 1;
+   */
+  changedAt?: Timestamp | undefined;
+
+  /**
+   * How many other sessions were revoked.
+   *
+   * @generated from field: int32 sessions_revoked = 2;
+   */
+  sessionsRevoked: number;
+};
+
+/**
+ * Describes the message trialhub.patient.v1.ChangePasswordResponse.
+ * Use `create(ChangePasswordResponseSchema)` to create a new message.
+ */
+export const ChangePasswordResponseSchema: GenMessage<ChangePasswordResponse> = /*@__PURE__*/
+  messageDesc(file_trialhub_patient_v1_auth_service, 18);
+
+/**
+ * ResetAccessRequest names the account whose access to reset and why.
+ *
+ * @generated from message trialhub.patient.v1.ResetAccessRequest
+ */
+export type ResetAccessRequest = Message<"trialhub.patient.v1.ResetAccessRequest"> & {
+  /**
+   * Which account. Exactly one must be set.
+   *
+   * @generated from oneof trialhub.patient.v1.ResetAccessRequest.account
+   */
+  account: {
+    /**
+     * A patient account, by its subject_uuid.
+     *
+     * @generated from field: string subject_uuid = 1;
+     */
+    value: string;
+    case: "subjectUuid";
+  } | {
+    /**
+     * A staff account, by its staff id.
+     *
+     * @generated from field: string staff_id = 2;
+     */
+    value: string;
+    case: "staffId";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * Why access is reset (e.g. "lost phone, reported at visit W6"). Recorded verbatim
+   * in the audit trail; free text that may carry identifiers, visible to
+   * administrators only.
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+
+  /**
+   * A client-chosen key that makes a retried reset safe: the same key with the
+   * same body returns the same result again; the same key with a different body
+   * is rejected with FAILED_PRECONDITION.
+   *
+   * @generated from field: string idempotency_key = 4;
+   */
+  idempotencyKey: string;
+};
+
+/**
+ * Describes the message trialhub.patient.v1.ResetAccessRequest.
+ * Use `create(ResetAccessRequestSchema)` to create a new message.
+ */
+export const ResetAccessRequestSchema: GenMessage<ResetAccessRequest> = /*@__PURE__*/
+  messageDesc(file_trialhub_patient_v1_auth_service, 19);
+
+/**
+ * ResetAccessResponse carries the new activation code, which the service never
+ * shows again.
+ *
+ * @generated from message trialhub.patient.v1.ResetAccessResponse
+ */
+export type ResetAccessResponse = Message<"trialhub.patient.v1.ResetAccessResponse"> & {
+  /**
+   * The one-time activation code for ActivateAccount: eight characters of
+   * Crockford base32, e.g. "K7QM4XPA". Kept only hashed; a retry with the same
+   * idempotency key returns a new code and voids this one.
+   *
+   * @generated from field: string activation_code = 1;
+   */
+  activationCode: string;
+
+  /**
+   * When the activation code stops being accepted (UTC, server clock).
+   *
+   * @generated from field: google.protobuf.Timestamp activation_code_expires_at = 2;
+   */
+  activationCodeExpiresAt?: Timestamp | undefined;
+
+  /**
+   * How many sessions were revoked.
+   *
+   * @generated from field: int32 sessions_revoked = 3;
+   */
+  sessionsRevoked: number;
+};
+
+/**
+ * Describes the message trialhub.patient.v1.ResetAccessResponse.
+ * Use `create(ResetAccessResponseSchema)` to create a new message.
+ */
+export const ResetAccessResponseSchema: GenMessage<ResetAccessResponse> = /*@__PURE__*/
+  messageDesc(file_trialhub_patient_v1_auth_service, 20);
+
+/**
+ * SuspendAccountRequest names the account to suspend and why.
+ *
+ * @generated from message trialhub.patient.v1.SuspendAccountRequest
+ */
+export type SuspendAccountRequest = Message<"trialhub.patient.v1.SuspendAccountRequest"> & {
+  /**
+   * Which account. Exactly one must be set.
+   *
+   * @generated from oneof trialhub.patient.v1.SuspendAccountRequest.account
+   */
+  account: {
+    /**
+     * A patient account, by its subject_uuid.
+     *
+     * @generated from field: string subject_uuid = 1;
+     */
+    value: string;
+    case: "subjectUuid";
+  } | {
+    /**
+     * A staff account, by its staff id.
+     *
+     * @generated from field: string staff_id = 2;
+     */
+    value: string;
+    case: "staffId";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * Why the account is suspended (e.g. "participant withdrew consent"). Recorded
+   * verbatim in the audit trail; free text that may carry identifiers, visible to
+   * administrators only.
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message trialhub.patient.v1.SuspendAccountRequest.
+ * Use `create(SuspendAccountRequestSchema)` to create a new message.
+ */
+export const SuspendAccountRequestSchema: GenMessage<SuspendAccountRequest> = /*@__PURE__*/
+  messageDesc(file_trialhub_patient_v1_auth_service, 21);
+
+/**
+ * SuspendAccountResponse is the account's state after the suspension.
+ *
+ * @generated from message trialhub.patient.v1.SuspendAccountResponse
+ */
+export type SuspendAccountResponse = Message<"trialhub.patient.v1.SuspendAccountResponse"> & {
+  /**
+   * The account's status after the call.
+   *
+   * @generated from field: trialhub.patient.v1.AccountStatus status = 1;
+   */
+  status: AccountStatus;
+
+  /**
+   * When the status last changed (UTC, server clock).
+   *
+   * @generated from field: google.protobuf.Timestamp status_updated_at = 2;
+   */
+  statusUpdatedAt?: Timestamp | undefined;
+
+  /**
+   * How many sessions were revoked (0 when it was already suspended).
+   *
+   * @generated from field: int32 sessions_revoked = 3;
+   */
+  sessionsRevoked: number;
+};
+
+/**
+ * Describes the message trialhub.patient.v1.SuspendAccountResponse.
+ * Use `create(SuspendAccountResponseSchema)` to create a new message.
+ */
+export const SuspendAccountResponseSchema: GenMessage<SuspendAccountResponse> = /*@__PURE__*/
+  messageDesc(file_trialhub_patient_v1_auth_service, 22);
+
+/**
+ * ReactivateAccountRequest names the account to reactivate and why.
+ *
+ * @generated from message trialhub.patient.v1.ReactivateAccountRequest
+ */
+export type ReactivateAccountRequest = Message<"trialhub.patient.v1.ReactivateAccountRequest"> & {
+  /**
+   * Which account. Exactly one must be set.
+   *
+   * @generated from oneof trialhub.patient.v1.ReactivateAccountRequest.account
+   */
+  account: {
+    /**
+     * A patient account, by its subject_uuid.
+     *
+     * @generated from field: string subject_uuid = 1;
+     */
+    value: string;
+    case: "subjectUuid";
+  } | {
+    /**
+     * A staff account, by its staff id.
+     *
+     * @generated from field: string staff_id = 2;
+     */
+    value: string;
+    case: "staffId";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * Why the account is reactivated (e.g. "consent re-confirmed at visit W8").
+   * Recorded verbatim in the audit trail; free text that may carry identifiers,
+   * visible to administrators only.
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message trialhub.patient.v1.ReactivateAccountRequest.
+ * Use `create(ReactivateAccountRequestSchema)` to create a new message.
+ */
+export const ReactivateAccountRequestSchema: GenMessage<ReactivateAccountRequest> = /*@__PURE__*/
+  messageDesc(file_trialhub_patient_v1_auth_service, 23);
+
+/**
+ * ReactivateAccountResponse is the account's state after the reactivation.
+ *
+ * @generated from message trialhub.patient.v1.ReactivateAccountResponse
+ */
+export type ReactivateAccountResponse = Message<"trialhub.patient.v1.ReactivateAccountResponse"> & {
+  /**
+   * The account's status after the call.
+   *
+   * @generated from field: trialhub.patient.v1.AccountStatus status = 1;
+   */
+  status: AccountStatus;
+
+  /**
+   * When the status last changed (UTC, server clock).
+   *
+   * @generated from field: google.protobuf.Timestamp status_updated_at = 2;
+   */
+  statusUpdatedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message trialhub.patient.v1.ReactivateAccountResponse.
+ * Use `create(ReactivateAccountResponseSchema)` to create a new message.
+ */
+export const ReactivateAccountResponseSchema: GenMessage<ReactivateAccountResponse> = /*@__PURE__*/
+  messageDesc(file_trialhub_patient_v1_auth_service, 24);
+
+/**
+ * StaffAccount is a staff sign-in as administrators see it. It holds the display
+ * name (staff are not trial participants) but no password or secret.
+ *
+ * @generated from message trialhub.patient.v1.StaffAccount
+ */
+export type StaffAccount = Message<"trialhub.patient.v1.StaffAccount"> & {
+  /**
+   * The staff account's id (UUID): the `sub` of its tokens.
+   *
+   * @generated from field: string staff_id = 1;
+   */
+  staffId: string;
+
+  /**
+   * The sign-in name (lower case).
+   *
+   * @generated from field: string username = 2;
+   */
+  username: string;
+
+  /**
+   * The name shown in the staff UI and in signature manifestations.
+   *
+   * @generated from field: string display_name = 3;
+   */
+  displayName: string;
+
+  /**
+   * The staff role: INVESTIGATOR, ANALYST or ADMIN.
+   *
+   * @generated from field: trialhub.authz.v1.Role role = 4;
+   */
+  role: Role;
+
+  /**
+   * The sites the account may act on (investigators). Empty means no site.
+   *
+   * @generated from field: repeated string site_ids = 5;
+   */
+  siteIds: string[];
+
+  /**
+   * The trials the account may act on (investigators, analysts). Empty means no
+   * trial.
+   *
+   * @generated from field: repeated string trial_ids = 6;
+   */
+  trialIds: string[];
+
+  /**
+   * The account's status.
+   *
+   * @generated from field: trialhub.patient.v1.AccountStatus status = 7;
+   */
+  status: AccountStatus;
+
+  /**
+   * When the account was created (UTC, server clock).
+   *
+   * @generated from field: google.protobuf.Timestamp created_at = 8;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * When the role, scopes or status last changed (UTC, server clock).
+   *
+   * @generated from field: google.protobuf.Timestamp updated_at = 9;
+   */
+  updatedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message trialhub.patient.v1.StaffAccount.
+ * Use `create(StaffAccountSchema)` to create a new message.
+ */
+export const StaffAccountSchema: GenMessage<StaffAccount> = /*@__PURE__*/
+  messageDesc(file_trialhub_patient_v1_auth_service, 25);
+
+/**
+ * UpdateStaffAccountRequest sets a staff account's role and scopes. The same
+ * per-role rules as for CreateStaffAccountRequest apply.
+ *
+ * @generated from message trialhub.patient.v1.UpdateStaffAccountRequest
+ */
+export type UpdateStaffAccountRequest = Message<"trialhub.patient.v1.UpdateStaffAccountRequest"> & {
+  /**
+   * The staff account to change.
+   *
+   * @generated from field: string staff_id = 1;
+   */
+  staffId: string;
+
+  /**
+   * The new role: ROLE_INVESTIGATOR, ROLE_ANALYST or ROLE_ADMIN.
+   *
+   * @generated from field: trialhub.authz.v1.Role role = 2;
+   */
+  role: Role;
+
+  /**
+   * The new site scopes (trial service site ids), replacing the old ones.
+   * Required for investigators, empty for everyone else. Empty means no site.
+   *
+   * @generated from field: repeated string site_ids = 3;
+   */
+  siteIds: string[];
+
+  /**
+   * The new trial scopes (trial service trial ids), replacing the old ones.
+   * Required for investigators and analysts, empty for administrators. Empty
+   * means no trial.
+   *
+   * @generated from field: repeated string trial_ids = 4;
+   */
+  trialIds: string[];
+
+  /**
+   * Why the role or scopes change (e.g. "moved to the Lyon site for TH-DEP-001").
+   * Recorded verbatim in the audit trail; free text that may carry identifiers,
+   * visible to administrators only.
+   *
+   * @generated from field: string reason = 5;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message trialhub.patient.v1.UpdateStaffAccountRequest.
+ * Use `create(UpdateStaffAccountRequestSchema)` to create a new message.
+ */
+export const UpdateStaffAccountRequestSchema: GenMessage<UpdateStaffAccountRequest> = /*@__PURE__*/
+  messageDesc(file_trialhub_patient_v1_auth_service, 26);
+
+/**
+ * UpdateStaffAccountResponse is the account after the change.
+ *
+ * @generated from message trialhub.patient.v1.UpdateStaffAccountResponse
+ */
+export type UpdateStaffAccountResponse = Message<"trialhub.patient.v1.UpdateStaffAccountResponse"> & {
+  /**
+   * The staff account as stored after the change.
+   *
+   * @generated from field: trialhub.patient.v1.StaffAccount account = 1;
+   */
+  account?: StaffAccount | undefined;
+
+  /**
+   * How many sessions were revoked (0 when nothing changed).
+   *
+   * @generated from field: int32 sessions_revoked = 2;
+   */
+  sessionsRevoked: number;
+};
+
+/**
+ * Describes the message trialhub.patient.v1.UpdateStaffAccountResponse.
+ * Use `create(UpdateStaffAccountResponseSchema)` to create a new message.
+ */
+export const UpdateStaffAccountResponseSchema: GenMessage<UpdateStaffAccountResponse> = /*@__PURE__*/
+  messageDesc(file_trialhub_patient_v1_auth_service, 27);
+
+/**
+ * ListStaffAccountsRequest selects staff accounts.
+ *
+ * @generated from message trialhub.patient.v1.ListStaffAccountsRequest
+ */
+export type ListStaffAccountsRequest = Message<"trialhub.patient.v1.ListStaffAccountsRequest"> & {
+  /**
+   * Only accounts with one of these roles; empty means every staff role.
+   *
+   * @generated from field: repeated trialhub.authz.v1.Role roles = 1;
+   */
+  roles: Role[];
+
+  /**
+   * Only accounts with one of these statuses; empty means every status.
+   *
+   * @generated from field: repeated trialhub.patient.v1.AccountStatus statuses = 2;
+   */
+  statuses: AccountStatus[];
+
+  /**
+   * Only accounts whose site scopes include this site.
+   *
+   * @generated from field: string site_id = 3;
+   */
+  siteId: string;
+
+  /**
+   * Only accounts whose trial scopes include this trial.
+   *
+   * @generated from field: string trial_id = 4;
+   */
+  trialId: string;
+
+  /**
+   * The maximum number of accounts per page; 0 means the server default (50).
+   *
+   * @generated from field: int32 page_size = 5;
+   */
+  pageSize: number;
+
+  /**
+   * The next_page_token of the previous page, empty for the first page. It is
+   * only valid with the same filters.
+   *
+   * @generated from field: string page_token = 6;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message trialhub.patient.v1.ListStaffAccountsRequest.
+ * Use `create(ListStaffAccountsRequestSchema)` to create a new message.
+ */
+export const ListStaffAccountsRequestSchema: GenMessage<ListStaffAccountsRequest> = /*@__PURE__*/
+  messageDesc(file_trialhub_patient_v1_auth_service, 28);
+
+/**
+ * ListStaffAccountsResponse is one page of matching staff accounts.
+ *
+ * @generated from message trialhub.patient.v1.ListStaffAccountsResponse
+ */
+export type ListStaffAccountsResponse = Message<"trialhub.patient.v1.ListStaffAccountsResponse"> & {
+  /**
+   * The accounts on this page, ordered by username.
+   *
+   * @generated from field: repeated trialhub.patient.v1.StaffAccount accounts = 1;
+   */
+  accounts: StaffAccount[];
+
+  /**
+   * The token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message trialhub.patient.v1.ListStaffAccountsResponse.
+ * Use `create(ListStaffAccountsResponseSchema)` to create a new message.
+ */
+export const ListStaffAccountsResponseSchema: GenMessage<ListStaffAccountsResponse> = /*@__PURE__*/
+  messageDesc(file_trialhub_patient_v1_auth_service, 29);
+
+/**
  * GetSigningKeysRequest takes no parameters: the key set is public.
  *
  * @generated from message trialhub.patient.v1.GetSigningKeysRequest
@@ -762,7 +1363,7 @@ export type GetSigningKeysRequest = Message<"trialhub.patient.v1.GetSigningKeysR
  * Use `create(GetSigningKeysRequestSchema)` to create a new message.
  */
 export const GetSigningKeysRequestSchema: GenMessage<GetSigningKeysRequest> = /*@__PURE__*/
-  messageDesc(file_trialhub_patient_v1_auth_service, 15);
+  messageDesc(file_trialhub_patient_v1_auth_service, 30);
 
 /**
  * GetSigningKeysResponse is a JSON Web Key Set: in Connect JSON it has the JWKS
@@ -793,7 +1394,7 @@ export type GetSigningKeysResponse = Message<"trialhub.patient.v1.GetSigningKeys
  * Use `create(GetSigningKeysResponseSchema)` to create a new message.
  */
 export const GetSigningKeysResponseSchema: GenMessage<GetSigningKeysResponse> = /*@__PURE__*/
-  messageDesc(file_trialhub_patient_v1_auth_service, 16);
+  messageDesc(file_trialhub_patient_v1_auth_service, 31);
 
 /**
  * SigningKey is one public Ed25519 key as a JSON Web Key (RFC 7517 / RFC 8037
@@ -850,7 +1451,7 @@ export type SigningKey = Message<"trialhub.patient.v1.SigningKey"> & {
  * Use `create(SigningKeySchema)` to create a new message.
  */
 export const SigningKeySchema: GenMessage<SigningKey> = /*@__PURE__*/
-  messageDesc(file_trialhub_patient_v1_auth_service, 17);
+  messageDesc(file_trialhub_patient_v1_auth_service, 32);
 
 /**
  * AuthService creates accounts and issues the tokens every TrialHub service
@@ -926,9 +1527,13 @@ export const AuthService: GenService<{
    * Login exchanges credentials for tokens: patients sign in with their mobile
    * number, staff with their username. Wrong credentials, an unknown account and
    * an account still waiting for activation fail alike with UNAUTHENTICATED
-   * (same message, similar time) without saying which part was wrong; a suspended or closed
-   * account fails with PERMISSION_DENIED. Repeated failures are throttled
-   * (RESOURCE_EXHAUSTED). Success and failure are both audited.
+   * (same message, similar time) without saying which part was wrong; a
+   * suspended or closed account fails with PERMISSION_DENIED, and only after the
+   * right password. Repeated failures for one identifier first slow the answers
+   * and then lock the identifier for a configurable window: RESOURCE_EXHAUSTED,
+   * for unknown identifiers exactly as for accounts (a lockout of an account is
+   * audited as ACCOUNT_LOCKED). Also throttled per client address. Success and
+   * failure are both audited.
    *
    * @generated from rpc trialhub.patient.v1.AuthService.Login
    */
@@ -951,6 +1556,119 @@ export const AuthService: GenService<{
     methodKind: "unary";
     input: typeof RefreshTokenRequestSchema;
     output: typeof RefreshTokenResponseSchema;
+  },
+  /**
+   * Logout ends the session the refresh token belongs to: the whole family of
+   * rotated refresh tokens is revoked, so no refresh works any more; access
+   * tokens already issued stay valid until they expire (at most the access-token
+   * lifetime, 5 minutes by default). Public, because the refresh token is itself
+   * the credential and a client must be able to log out with an expired access
+   * token. An unknown, expired or already revoked refresh token also succeeds:
+   * logging out twice is harmless, so retries are safe. Audited as LOGGED_OUT.
+   *
+   * @generated from rpc trialhub.patient.v1.AuthService.Logout
+   */
+  logout: {
+    methodKind: "unary";
+    input: typeof LogoutRequestSchema;
+    output: typeof LogoutResponseSchema;
+  },
+  /**
+   * ChangePassword changes the calling person's own password (patients and
+   * staff; the account is taken from the token). Every other session of the
+   * account is revoked at once; the session of the calling access token (its
+   * `sid` claim) stays signed in. A wrong current password fails with
+   * UNAUTHENTICATED and counts towards the lockout; a new password that is too
+   * weak, well known from breaches or equal to the current one fails with
+   * INVALID_ARGUMENT. Audited as PASSWORD_CHANGED and SESSIONS_REVOKED.
+   *
+   * @generated from rpc trialhub.patient.v1.AuthService.ChangePassword
+   */
+  changePassword: {
+    methodKind: "unary";
+    input: typeof ChangePasswordRequestSchema;
+    output: typeof ChangePasswordResponseSchema;
+  },
+  /**
+   * ResetAccess lets an administrator restore a patient's or staff member's
+   * access (a lost password or phone): the password stops working, every session
+   * is revoked at once, the account waits for activation and a new one-time
+   * activation code is returned, shown once, to hand over out of band (for a
+   * patient, through their site). Any earlier activation code stops working. An
+   * unknown account fails with NOT_FOUND, a closed one with FAILED_PRECONDITION.
+   * Audited as ACCESS_RESET and SESSIONS_REVOKED, with the reason.
+   *
+   * @generated from rpc trialhub.patient.v1.AuthService.ResetAccess
+   */
+  resetAccess: {
+    methodKind: "unary";
+    input: typeof ResetAccessRequestSchema;
+    output: typeof ResetAccessResponseSchema;
+  },
+  /**
+   * SuspendAccount blocks a patient or staff account: no sign-in, every session
+   * revoked at once (refresh is refused immediately; access tokens already issued
+   * expire within the access-token lifetime), no new tasks or notifications.
+   * Suspending a suspended account changes nothing and writes no event, so
+   * retries are safe. An unknown account fails with NOT_FOUND, a closed one with
+   * FAILED_PRECONDITION, and an administrator suspending their own account with
+   * FAILED_PRECONDITION. Audited as ACCOUNT_STATUS_CHANGED (with the reason) and
+   * SESSIONS_REVOKED.
+   *
+   * @generated from rpc trialhub.patient.v1.AuthService.SuspendAccount
+   */
+  suspendAccount: {
+    methodKind: "unary";
+    input: typeof SuspendAccountRequestSchema;
+    output: typeof SuspendAccountResponseSchema;
+  },
+  /**
+   * ReactivateAccount lifts a suspension: the account returns to the status it
+   * had before (active, or waiting for activation); the holder signs in again.
+   * Reactivating an account that is not suspended changes nothing and writes no
+   * event, so retries are safe. An unknown account fails with NOT_FOUND, a closed
+   * one with FAILED_PRECONDITION. Audited as ACCOUNT_STATUS_CHANGED with the
+   * reason.
+   *
+   * @generated from rpc trialhub.patient.v1.AuthService.ReactivateAccount
+   */
+  reactivateAccount: {
+    methodKind: "unary";
+    input: typeof ReactivateAccountRequestSchema;
+    output: typeof ReactivateAccountResponseSchema;
+  },
+  /**
+   * UpdateStaffAccount sets a staff account's role and its site and trial scopes,
+   * all three at once, with the same rules as CreateStaffAccount (an empty scope
+   * grants nothing). Every session of the account is revoked at once, so the new
+   * role and scopes hold from the next sign-in and refresh is refused
+   * immediately; access tokens already issued expire within the access-token
+   * lifetime. Setting the values the account already has changes nothing and
+   * writes no event, so retries are safe. An unknown staff_id fails with
+   * NOT_FOUND; an administrator changing their own account fails with
+   * FAILED_PRECONDITION (another administrator must do it, so the platform never
+   * loses its last administrator by mistake). Audited as ROLE_CHANGED,
+   * SITE_SCOPES_CHANGED and TRIAL_SCOPES_CHANGED (one event per changed field,
+   * old and new values, the reason) and SESSIONS_REVOKED.
+   *
+   * @generated from rpc trialhub.patient.v1.AuthService.UpdateStaffAccount
+   */
+  updateStaffAccount: {
+    methodKind: "unary";
+    input: typeof UpdateStaffAccountRequestSchema;
+    output: typeof UpdateStaffAccountResponseSchema;
+  },
+  /**
+   * ListStaffAccounts returns staff accounts matching the filters, ordered by
+   * username, a page at a time. Filters combine with AND; an unset filter
+   * matches everything. Reading does not change anything.
+   *
+   * @generated from rpc trialhub.patient.v1.AuthService.ListStaffAccounts
+   */
+  listStaffAccounts: {
+    methodKind: "unary";
+    input: typeof ListStaffAccountsRequestSchema;
+    output: typeof ListStaffAccountsResponseSchema;
   },
   /**
    * CreateStaffAccount creates a sign-in for site or platform staff: an
