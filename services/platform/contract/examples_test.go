@@ -99,6 +99,10 @@ var examples = []example{
 	{typ: "trialhub.patient.v1.ListStaffAccountsRequest", json: `{
 		"roles": ["ROLE_INVESTIGATOR", "ROLE_ANALYST"], "statuses": ["ACCOUNT_STATUS_ACTIVE", "ACCOUNT_STATUS_SUSPENDED"],
 		"siteId": "` + siteID + `", "trialId": "` + trialID + `", "pageSize": 50, "pageToken": "page-2"}`},
+	{typ: "trialhub.patient.v1.IssueServiceTokenRequest", json: `{
+		"serviceName": "notification", "clientSecret": "s3cr3t-Zm9vYmFyYmF6cXV4LXJvdGF0ZS0yMDI2LTEy"}`},
+	{typ: "trialhub.patient.v1.ListSiteStaffRequest", json: `{
+		"siteId": "` + siteID + `", "trialId": "` + trialID + `", "pageSize": 100, "pageToken": "page-2"}`},
 	{typ: "trialhub.patient.v1.GetSigningKeysRequest", json: `{}`},
 
 	// trialhub.patient.v1.PatientService

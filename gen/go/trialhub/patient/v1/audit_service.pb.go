@@ -110,6 +110,12 @@ const (
 	// A staff account's trial scopes were changed; field "trial_ids" with old and
 	// new lists.
 	AuditAction_AUDIT_ACTION_TRIAL_SCOPES_CHANGED AuditAction = 25
+	// A service obtained a SERVICE access token (IssueServiceToken); actor and
+	// record_id are the service name.
+	AuditAction_AUDIT_ACTION_SERVICE_TOKEN_ISSUED AuditAction = 26
+	// An IssueServiceToken call was refused (unknown service, wrong secret,
+	// throttled); the secret is never recorded.
+	AuditAction_AUDIT_ACTION_SERVICE_TOKEN_DENIED AuditAction = 27
 )
 
 // Enum value maps for AuditAction.
@@ -141,6 +147,8 @@ var (
 		23: "AUDIT_ACTION_ACCESS_RESET",
 		24: "AUDIT_ACTION_ACCOUNT_LOCKED",
 		25: "AUDIT_ACTION_TRIAL_SCOPES_CHANGED",
+		26: "AUDIT_ACTION_SERVICE_TOKEN_ISSUED",
+		27: "AUDIT_ACTION_SERVICE_TOKEN_DENIED",
 	}
 	AuditAction_value = map[string]int32{
 		"AUDIT_ACTION_UNSPECIFIED":            0,
@@ -169,6 +177,8 @@ var (
 		"AUDIT_ACTION_ACCESS_RESET":           23,
 		"AUDIT_ACTION_ACCOUNT_LOCKED":         24,
 		"AUDIT_ACTION_TRIAL_SCOPES_CHANGED":   25,
+		"AUDIT_ACTION_SERVICE_TOKEN_ISSUED":   26,
+		"AUDIT_ACTION_SERVICE_TOKEN_DENIED":   27,
 	}
 )
 
@@ -225,6 +235,9 @@ const (
 	// A pending self-registration (before its code is verified); record_id is the
 	// registration_id.
 	AuditRecordType_AUDIT_RECORD_TYPE_REGISTRATION AuditRecordType = 8
+	// A service identity (its configured credentials); record_id is the service
+	// name.
+	AuditRecordType_AUDIT_RECORD_TYPE_SERVICE_IDENTITY AuditRecordType = 9
 )
 
 // Enum value maps for AuditRecordType.
@@ -239,6 +252,7 @@ var (
 		6: "AUDIT_RECORD_TYPE_SIGNING_KEY",
 		7: "AUDIT_RECORD_TYPE_AUDIT_EVENT",
 		8: "AUDIT_RECORD_TYPE_REGISTRATION",
+		9: "AUDIT_RECORD_TYPE_SERVICE_IDENTITY",
 	}
 	AuditRecordType_value = map[string]int32{
 		"AUDIT_RECORD_TYPE_UNSPECIFIED":      0,
@@ -250,6 +264,7 @@ var (
 		"AUDIT_RECORD_TYPE_SIGNING_KEY":      6,
 		"AUDIT_RECORD_TYPE_AUDIT_EVENT":      7,
 		"AUDIT_RECORD_TYPE_REGISTRATION":     8,
+		"AUDIT_RECORD_TYPE_SERVICE_IDENTITY": 9,
 	}
 )
 
@@ -1284,7 +1299,7 @@ const file_trialhub_patient_v1_audit_service_proto_rawDesc = "" +
 	"\fbreak_detail\x18\a \x01(\tR\vbreakDetail\x12\x1b\n" +
 	"\thead_hash\x18\b \x01(\tR\bheadHash\x12;\n" +
 	"\vverified_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"verifiedAt*\x96\a\n" +
+	"verifiedAt*\xe4\a\n" +
 	"\vAuditAction\x12\x1c\n" +
 	"\x18AUDIT_ACTION_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cAUDIT_ACTION_ACCOUNT_CREATED\x10\x01\x12'\n" +
@@ -1312,7 +1327,9 @@ const file_trialhub_patient_v1_audit_service_proto_rawDesc = "" +
 	"\x1dAUDIT_ACTION_SESSIONS_REVOKED\x10\x16\x12\x1d\n" +
 	"\x19AUDIT_ACTION_ACCESS_RESET\x10\x17\x12\x1f\n" +
 	"\x1bAUDIT_ACTION_ACCOUNT_LOCKED\x10\x18\x12%\n" +
-	"!AUDIT_ACTION_TRIAL_SCOPES_CHANGED\x10\x19*\xd8\x02\n" +
+	"!AUDIT_ACTION_TRIAL_SCOPES_CHANGED\x10\x19\x12%\n" +
+	"!AUDIT_ACTION_SERVICE_TOKEN_ISSUED\x10\x1a\x12%\n" +
+	"!AUDIT_ACTION_SERVICE_TOKEN_DENIED\x10\x1b*\x80\x03\n" +
 	"\x0fAuditRecordType\x12!\n" +
 	"\x1dAUDIT_RECORD_TYPE_UNSPECIFIED\x10\x00\x12%\n" +
 	"!AUDIT_RECORD_TYPE_PATIENT_ACCOUNT\x10\x01\x12&\n" +
@@ -1322,7 +1339,8 @@ const file_trialhub_patient_v1_audit_service_proto_rawDesc = "" +
 	"\x19AUDIT_RECORD_TYPE_SESSION\x10\x05\x12!\n" +
 	"\x1dAUDIT_RECORD_TYPE_SIGNING_KEY\x10\x06\x12!\n" +
 	"\x1dAUDIT_RECORD_TYPE_AUDIT_EVENT\x10\a\x12\"\n" +
-	"\x1eAUDIT_RECORD_TYPE_REGISTRATION\x10\b*\x8b\x01\n" +
+	"\x1eAUDIT_RECORD_TYPE_REGISTRATION\x10\b\x12&\n" +
+	"\"AUDIT_RECORD_TYPE_SERVICE_IDENTITY\x10\t*\x8b\x01\n" +
 	"\x0eAuditActorKind\x12 \n" +
 	"\x1cAUDIT_ACTOR_KIND_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15AUDIT_ACTOR_KIND_USER\x10\x01\x12\x1c\n" +

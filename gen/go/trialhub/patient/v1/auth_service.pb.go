@@ -2478,6 +2478,336 @@ func (x *ListStaffAccountsResponse) GetNextPageToken() string {
 	return ""
 }
 
+// IssueServiceTokenRequest carries a service's own credentials.
+type IssueServiceTokenRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The calling service's name as configured in the patient service, e.g.
+	// "notification"; it becomes the token's `sub`.
+	ServiceName string `protobuf:"bytes,1,opt,name=service_name,json=serviceName,proto3" json:"service_name,omitempty"`
+	// The service's secret from its configuration (an environment variable or a
+	// mounted secret; a file in the data folder for the dev stack). Never logged
+	// or audited.
+	ClientSecret  string `protobuf:"bytes,2,opt,name=client_secret,json=clientSecret,proto3" json:"client_secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IssueServiceTokenRequest) Reset() {
+	*x = IssueServiceTokenRequest{}
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IssueServiceTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IssueServiceTokenRequest) ProtoMessage() {}
+
+func (x *IssueServiceTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IssueServiceTokenRequest.ProtoReflect.Descriptor instead.
+func (*IssueServiceTokenRequest) Descriptor() ([]byte, []int) {
+	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *IssueServiceTokenRequest) GetServiceName() string {
+	if x != nil {
+		return x.ServiceName
+	}
+	return ""
+}
+
+func (x *IssueServiceTokenRequest) GetClientSecret() string {
+	if x != nil {
+		return x.ClientSecret
+	}
+	return ""
+}
+
+// IssueServiceTokenResponse carries the service's access token.
+type IssueServiceTokenResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The access token: a compact JWT (`typ: at+jwt`) signed with EdDSA, role
+	// SERVICE, `sub` the service name. Send it as `Authorization: Bearer <token>`.
+	AccessToken string `protobuf:"bytes,1,opt,name=access_token,json=accessToken,proto3" json:"access_token,omitempty"`
+	// Always "Bearer": how to present the access token.
+	TokenType string `protobuf:"bytes,2,opt,name=token_type,json=tokenType,proto3" json:"token_type,omitempty"`
+	// When the access token stops being accepted (UTC, server clock).
+	AccessTokenExpiresAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=access_token_expires_at,json=accessTokenExpiresAt,proto3" json:"access_token_expires_at,omitempty"`
+	// The access token's lifetime in seconds from the moment of this response; ask
+	// for a new token well before it runs out.
+	AccessTokenTtlSeconds int32 `protobuf:"varint,4,opt,name=access_token_ttl_seconds,json=accessTokenTtlSeconds,proto3" json:"access_token_ttl_seconds,omitempty"`
+	// The service the token names (its `sub`).
+	ServiceName   string `protobuf:"bytes,5,opt,name=service_name,json=serviceName,proto3" json:"service_name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IssueServiceTokenResponse) Reset() {
+	*x = IssueServiceTokenResponse{}
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IssueServiceTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IssueServiceTokenResponse) ProtoMessage() {}
+
+func (x *IssueServiceTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IssueServiceTokenResponse.ProtoReflect.Descriptor instead.
+func (*IssueServiceTokenResponse) Descriptor() ([]byte, []int) {
+	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *IssueServiceTokenResponse) GetAccessToken() string {
+	if x != nil {
+		return x.AccessToken
+	}
+	return ""
+}
+
+func (x *IssueServiceTokenResponse) GetTokenType() string {
+	if x != nil {
+		return x.TokenType
+	}
+	return ""
+}
+
+func (x *IssueServiceTokenResponse) GetAccessTokenExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AccessTokenExpiresAt
+	}
+	return nil
+}
+
+func (x *IssueServiceTokenResponse) GetAccessTokenTtlSeconds() int32 {
+	if x != nil {
+		return x.AccessTokenTtlSeconds
+	}
+	return 0
+}
+
+func (x *IssueServiceTokenResponse) GetServiceName() string {
+	if x != nil {
+		return x.ServiceName
+	}
+	return ""
+}
+
+// ListSiteStaffRequest names the site and trial whose staff to list.
+type ListSiteStaffRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The site (trial service site id).
+	SiteId string `protobuf:"bytes,1,opt,name=site_id,json=siteId,proto3" json:"site_id,omitempty"`
+	// The trial (trial service id). Required: staff act on a site only within
+	// their trials, so an alert's recipients depend on both.
+	TrialId string `protobuf:"bytes,2,opt,name=trial_id,json=trialId,proto3" json:"trial_id,omitempty"`
+	// The maximum number of staff per page; 0 means the server default (100).
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page, empty for the first page. It is
+	// only valid with the same site and trial.
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSiteStaffRequest) Reset() {
+	*x = ListSiteStaffRequest{}
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSiteStaffRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSiteStaffRequest) ProtoMessage() {}
+
+func (x *ListSiteStaffRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSiteStaffRequest.ProtoReflect.Descriptor instead.
+func (*ListSiteStaffRequest) Descriptor() ([]byte, []int) {
+	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *ListSiteStaffRequest) GetSiteId() string {
+	if x != nil {
+		return x.SiteId
+	}
+	return ""
+}
+
+func (x *ListSiteStaffRequest) GetTrialId() string {
+	if x != nil {
+		return x.TrialId
+	}
+	return ""
+}
+
+func (x *ListSiteStaffRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListSiteStaffRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListSiteStaffResponse is one page of the staff of a site in a trial.
+type ListSiteStaffResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The active staff in scope, ordered by staff id.
+	Staff []*SiteStaffMember `protobuf:"bytes,1,rep,name=staff,proto3" json:"staff,omitempty"`
+	// The token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSiteStaffResponse) Reset() {
+	*x = ListSiteStaffResponse{}
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSiteStaffResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSiteStaffResponse) ProtoMessage() {}
+
+func (x *ListSiteStaffResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSiteStaffResponse.ProtoReflect.Descriptor instead.
+func (*ListSiteStaffResponse) Descriptor() ([]byte, []int) {
+	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ListSiteStaffResponse) GetStaff() []*SiteStaffMember {
+	if x != nil {
+		return x.Staff
+	}
+	return nil
+}
+
+func (x *ListSiteStaffResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// SiteStaffMember is one recipient of a site's alerts: a pseudonymous id and a
+// role, nothing that names the person.
+type SiteStaffMember struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The staff account's id (UUID), as the notification service knows its
+	// devices by.
+	StaffId string `protobuf:"bytes,1,opt,name=staff_id,json=staffId,proto3" json:"staff_id,omitempty"`
+	// The staff member's role (today always ROLE_INVESTIGATOR: only investigators
+	// have site scopes).
+	Role          v1.Role `protobuf:"varint,2,opt,name=role,proto3,enum=trialhub.authz.v1.Role" json:"role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SiteStaffMember) Reset() {
+	*x = SiteStaffMember{}
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SiteStaffMember) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SiteStaffMember) ProtoMessage() {}
+
+func (x *SiteStaffMember) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SiteStaffMember.ProtoReflect.Descriptor instead.
+func (*SiteStaffMember) Descriptor() ([]byte, []int) {
+	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *SiteStaffMember) GetStaffId() string {
+	if x != nil {
+		return x.StaffId
+	}
+	return ""
+}
+
+func (x *SiteStaffMember) GetRole() v1.Role {
+	if x != nil {
+		return x.Role
+	}
+	return v1.Role(0)
+}
+
 // GetSigningKeysRequest takes no parameters: the key set is public.
 type GetSigningKeysRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2487,7 +2817,7 @@ type GetSigningKeysRequest struct {
 
 func (x *GetSigningKeysRequest) Reset() {
 	*x = GetSigningKeysRequest{}
-	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[30]
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2499,7 +2829,7 @@ func (x *GetSigningKeysRequest) String() string {
 func (*GetSigningKeysRequest) ProtoMessage() {}
 
 func (x *GetSigningKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[30]
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2512,7 +2842,7 @@ func (x *GetSigningKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSigningKeysRequest.ProtoReflect.Descriptor instead.
 func (*GetSigningKeysRequest) Descriptor() ([]byte, []int) {
-	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{30}
+	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{35}
 }
 
 // GetSigningKeysResponse is a JSON Web Key Set: in Connect JSON it has the JWKS
@@ -2531,7 +2861,7 @@ type GetSigningKeysResponse struct {
 
 func (x *GetSigningKeysResponse) Reset() {
 	*x = GetSigningKeysResponse{}
-	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[31]
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2543,7 +2873,7 @@ func (x *GetSigningKeysResponse) String() string {
 func (*GetSigningKeysResponse) ProtoMessage() {}
 
 func (x *GetSigningKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[31]
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2556,7 +2886,7 @@ func (x *GetSigningKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSigningKeysResponse.ProtoReflect.Descriptor instead.
 func (*GetSigningKeysResponse) Descriptor() ([]byte, []int) {
-	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{31}
+	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetSigningKeysResponse) GetKeys() []*SigningKey {
@@ -2595,7 +2925,7 @@ type SigningKey struct {
 
 func (x *SigningKey) Reset() {
 	*x = SigningKey{}
-	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[32]
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2607,7 +2937,7 @@ func (x *SigningKey) String() string {
 func (*SigningKey) ProtoMessage() {}
 
 func (x *SigningKey) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[32]
+	mi := &file_trialhub_patient_v1_auth_service_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2620,7 +2950,7 @@ func (x *SigningKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SigningKey.ProtoReflect.Descriptor instead.
 func (*SigningKey) Descriptor() ([]byte, []int) {
-	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{32}
+	return file_trialhub_patient_v1_auth_service_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *SigningKey) GetKid() string {
@@ -2850,7 +3180,30 @@ const file_trialhub_patient_v1_auth_service_proto_rawDesc = "" +
 	"page_token\x18\x06 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"\x82\x01\n" +
 	"\x19ListStaffAccountsResponse\x12=\n" +
 	"\baccounts\x18\x01 \x03(\v2!.trialhub.patient.v1.StaffAccountR\baccounts\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x17\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa4\x01\n" +
+	"\x18IssueServiceTokenRequest\x12@\n" +
+	"\fservice_name\x18\x01 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[a-z][a-z0-9-]{1,31}$R\vserviceName\x12F\n" +
+	"\rclient_secret\x18\x02 \x01(\tB!\xbaH\x1er\x1c\x10 \x18\x80\x042\x15^[A-Za-z0-9._~+/=-]+$R\fclientSecret\"\x8c\x02\n" +
+	"\x19IssueServiceTokenResponse\x12!\n" +
+	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12\x1d\n" +
+	"\n" +
+	"token_type\x18\x02 \x01(\tR\ttokenType\x12Q\n" +
+	"\x17access_token_expires_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x14accessTokenExpiresAt\x127\n" +
+	"\x18access_token_ttl_seconds\x18\x04 \x01(\x05R\x15accessTokenTtlSeconds\x12!\n" +
+	"\fservice_name\x18\x05 \x01(\tR\vserviceName\"\xb0\x01\n" +
+	"\x14ListSiteStaffRequest\x12!\n" +
+	"\asite_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x06siteId\x12#\n" +
+	"\btrial_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\atrialId\x12'\n" +
+	"\tpage_size\x18\x03 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xf4\x03(\x00R\bpageSize\x12'\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"{\n" +
+	"\x15ListSiteStaffResponse\x12:\n" +
+	"\x05staff\x18\x01 \x03(\v2$.trialhub.patient.v1.SiteStaffMemberR\x05staff\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"Y\n" +
+	"\x0fSiteStaffMember\x12\x19\n" +
+	"\bstaff_id\x18\x01 \x01(\tR\astaffId\x12+\n" +
+	"\x04role\x18\x02 \x01(\x0e2\x17.trialhub.authz.v1.RoleR\x04role\"\x17\n" +
 	"\x15GetSigningKeysRequest\"e\n" +
 	"\x16GetSigningKeysResponse\x123\n" +
 	"\x04keys\x18\x01 \x03(\v2\x1f.trialhub.patient.v1.SigningKeyR\x04keys\x12\x16\n" +
@@ -2862,7 +3215,7 @@ const file_trialhub_patient_v1_auth_service_proto_rawDesc = "" +
 	"\x03crv\x18\x03 \x01(\tR\x03crv\x12\f\n" +
 	"\x01x\x18\x04 \x01(\tR\x01x\x12\x10\n" +
 	"\x03alg\x18\x05 \x01(\tR\x03alg\x12\x10\n" +
-	"\x03use\x18\x06 \x01(\tR\x03use2\xdf\f\n" +
+	"\x03use\x18\x06 \x01(\tR\x03use2\xd2\x0e\n" +
 	"\vAuthService\x12_\n" +
 	"\bRegister\x12$.trialhub.patient.v1.RegisterRequest\x1a%.trialhub.patient.v1.RegisterResponse\"\x06\x92\x82\x19\x02\x10\x01\x12\x80\x01\n" +
 	"\x13ConfirmRegistration\x12/.trialhub.patient.v1.ConfirmRegistrationRequest\x1a0.trialhub.patient.v1.ConfirmRegistrationResponse\"\x06\x92\x82\x19\x02\x10\x01\x12t\n" +
@@ -2887,7 +3240,11 @@ const file_trialhub_patient_v1_auth_service_proto_rawDesc = "" +
 	"\x92\x82\x19\x03\n" +
 	"\x01\x04\x90\x02\x01\x12~\n" +
 	"\x12CreateStaffAccount\x12..trialhub.patient.v1.CreateStaffAccountRequest\x1a/.trialhub.patient.v1.CreateStaffAccountResponse\"\a\x92\x82\x19\x03\n" +
-	"\x01\x04\x12t\n" +
+	"\x01\x04\x12}\n" +
+	"\x11IssueServiceToken\x12-.trialhub.patient.v1.IssueServiceTokenRequest\x1a..trialhub.patient.v1.IssueServiceTokenResponse\"\t\x92\x82\x19\x02\x10\x01\x90\x02\x02\x12r\n" +
+	"\rListSiteStaff\x12).trialhub.patient.v1.ListSiteStaffRequest\x1a*.trialhub.patient.v1.ListSiteStaffResponse\"\n" +
+	"\x92\x82\x19\x03\n" +
+	"\x01\x05\x90\x02\x01\x12t\n" +
 	"\x0eGetSigningKeys\x12*.trialhub.patient.v1.GetSigningKeysRequest\x1a+.trialhub.patient.v1.GetSigningKeysResponse\"\t\x92\x82\x19\x02\x10\x01\x90\x02\x01B\xdc\x01\n" +
 	"\x17com.trialhub.patient.v1B\x10AuthServiceProtoP\x01ZAgithub.com/trialhub/trialhub/gen/go/trialhub/patient/v1;patientv1\xa2\x02\x03TPX\xaa\x02\x13Trialhub.Patient.V1\xca\x02\x13Trialhub\\Patient\\V1\xe2\x02\x1fTrialhub\\Patient\\V1\\GPBMetadata\xea\x02\x15Trialhub::Patient::V1b\x06proto3"
 
@@ -2903,7 +3260,7 @@ func file_trialhub_patient_v1_auth_service_proto_rawDescGZIP() []byte {
 	return file_trialhub_patient_v1_auth_service_proto_rawDescData
 }
 
-var file_trialhub_patient_v1_auth_service_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_trialhub_patient_v1_auth_service_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_trialhub_patient_v1_auth_service_proto_goTypes = []any{
 	(*TokenPair)(nil),                   // 0: trialhub.patient.v1.TokenPair
 	(*RegisterRequest)(nil),             // 1: trialhub.patient.v1.RegisterRequest
@@ -2935,76 +3292,88 @@ var file_trialhub_patient_v1_auth_service_proto_goTypes = []any{
 	(*UpdateStaffAccountResponse)(nil),  // 27: trialhub.patient.v1.UpdateStaffAccountResponse
 	(*ListStaffAccountsRequest)(nil),    // 28: trialhub.patient.v1.ListStaffAccountsRequest
 	(*ListStaffAccountsResponse)(nil),   // 29: trialhub.patient.v1.ListStaffAccountsResponse
-	(*GetSigningKeysRequest)(nil),       // 30: trialhub.patient.v1.GetSigningKeysRequest
-	(*GetSigningKeysResponse)(nil),      // 31: trialhub.patient.v1.GetSigningKeysResponse
-	(*SigningKey)(nil),                  // 32: trialhub.patient.v1.SigningKey
-	(*timestamppb.Timestamp)(nil),       // 33: google.protobuf.Timestamp
-	(v1.Role)(0),                        // 34: trialhub.authz.v1.Role
-	(AccountStatus)(0),                  // 35: trialhub.patient.v1.AccountStatus
+	(*IssueServiceTokenRequest)(nil),    // 30: trialhub.patient.v1.IssueServiceTokenRequest
+	(*IssueServiceTokenResponse)(nil),   // 31: trialhub.patient.v1.IssueServiceTokenResponse
+	(*ListSiteStaffRequest)(nil),        // 32: trialhub.patient.v1.ListSiteStaffRequest
+	(*ListSiteStaffResponse)(nil),       // 33: trialhub.patient.v1.ListSiteStaffResponse
+	(*SiteStaffMember)(nil),             // 34: trialhub.patient.v1.SiteStaffMember
+	(*GetSigningKeysRequest)(nil),       // 35: trialhub.patient.v1.GetSigningKeysRequest
+	(*GetSigningKeysResponse)(nil),      // 36: trialhub.patient.v1.GetSigningKeysResponse
+	(*SigningKey)(nil),                  // 37: trialhub.patient.v1.SigningKey
+	(*timestamppb.Timestamp)(nil),       // 38: google.protobuf.Timestamp
+	(v1.Role)(0),                        // 39: trialhub.authz.v1.Role
+	(AccountStatus)(0),                  // 40: trialhub.patient.v1.AccountStatus
 }
 var file_trialhub_patient_v1_auth_service_proto_depIdxs = []int32{
-	33, // 0: trialhub.patient.v1.TokenPair.access_token_expires_at:type_name -> google.protobuf.Timestamp
-	33, // 1: trialhub.patient.v1.TokenPair.refresh_token_expires_at:type_name -> google.protobuf.Timestamp
+	38, // 0: trialhub.patient.v1.TokenPair.access_token_expires_at:type_name -> google.protobuf.Timestamp
+	38, // 1: trialhub.patient.v1.TokenPair.refresh_token_expires_at:type_name -> google.protobuf.Timestamp
 	3,  // 2: trialhub.patient.v1.RegisterResponse.code_sent:type_name -> trialhub.patient.v1.RegistrationPending
-	33, // 3: trialhub.patient.v1.RegistrationPending.code_expires_at:type_name -> google.protobuf.Timestamp
+	38, // 3: trialhub.patient.v1.RegistrationPending.code_expires_at:type_name -> google.protobuf.Timestamp
 	0,  // 4: trialhub.patient.v1.Session.tokens:type_name -> trialhub.patient.v1.TokenPair
-	34, // 5: trialhub.patient.v1.Session.role:type_name -> trialhub.authz.v1.Role
+	39, // 5: trialhub.patient.v1.Session.role:type_name -> trialhub.authz.v1.Role
 	4,  // 6: trialhub.patient.v1.ConfirmRegistrationResponse.session:type_name -> trialhub.patient.v1.Session
 	4,  // 7: trialhub.patient.v1.ActivateAccountResponse.session:type_name -> trialhub.patient.v1.Session
 	0,  // 8: trialhub.patient.v1.LoginResponse.tokens:type_name -> trialhub.patient.v1.TokenPair
-	34, // 9: trialhub.patient.v1.LoginResponse.role:type_name -> trialhub.authz.v1.Role
+	39, // 9: trialhub.patient.v1.LoginResponse.role:type_name -> trialhub.authz.v1.Role
 	0,  // 10: trialhub.patient.v1.RefreshTokenResponse.tokens:type_name -> trialhub.patient.v1.TokenPair
-	34, // 11: trialhub.patient.v1.CreateStaffAccountRequest.role:type_name -> trialhub.authz.v1.Role
-	33, // 12: trialhub.patient.v1.CreateStaffAccountResponse.created_at:type_name -> google.protobuf.Timestamp
-	33, // 13: trialhub.patient.v1.ChangePasswordResponse.changed_at:type_name -> google.protobuf.Timestamp
-	33, // 14: trialhub.patient.v1.ResetAccessResponse.activation_code_expires_at:type_name -> google.protobuf.Timestamp
-	35, // 15: trialhub.patient.v1.SuspendAccountResponse.status:type_name -> trialhub.patient.v1.AccountStatus
-	33, // 16: trialhub.patient.v1.SuspendAccountResponse.status_updated_at:type_name -> google.protobuf.Timestamp
-	35, // 17: trialhub.patient.v1.ReactivateAccountResponse.status:type_name -> trialhub.patient.v1.AccountStatus
-	33, // 18: trialhub.patient.v1.ReactivateAccountResponse.status_updated_at:type_name -> google.protobuf.Timestamp
-	34, // 19: trialhub.patient.v1.StaffAccount.role:type_name -> trialhub.authz.v1.Role
-	35, // 20: trialhub.patient.v1.StaffAccount.status:type_name -> trialhub.patient.v1.AccountStatus
-	33, // 21: trialhub.patient.v1.StaffAccount.created_at:type_name -> google.protobuf.Timestamp
-	33, // 22: trialhub.patient.v1.StaffAccount.updated_at:type_name -> google.protobuf.Timestamp
-	34, // 23: trialhub.patient.v1.UpdateStaffAccountRequest.role:type_name -> trialhub.authz.v1.Role
+	39, // 11: trialhub.patient.v1.CreateStaffAccountRequest.role:type_name -> trialhub.authz.v1.Role
+	38, // 12: trialhub.patient.v1.CreateStaffAccountResponse.created_at:type_name -> google.protobuf.Timestamp
+	38, // 13: trialhub.patient.v1.ChangePasswordResponse.changed_at:type_name -> google.protobuf.Timestamp
+	38, // 14: trialhub.patient.v1.ResetAccessResponse.activation_code_expires_at:type_name -> google.protobuf.Timestamp
+	40, // 15: trialhub.patient.v1.SuspendAccountResponse.status:type_name -> trialhub.patient.v1.AccountStatus
+	38, // 16: trialhub.patient.v1.SuspendAccountResponse.status_updated_at:type_name -> google.protobuf.Timestamp
+	40, // 17: trialhub.patient.v1.ReactivateAccountResponse.status:type_name -> trialhub.patient.v1.AccountStatus
+	38, // 18: trialhub.patient.v1.ReactivateAccountResponse.status_updated_at:type_name -> google.protobuf.Timestamp
+	39, // 19: trialhub.patient.v1.StaffAccount.role:type_name -> trialhub.authz.v1.Role
+	40, // 20: trialhub.patient.v1.StaffAccount.status:type_name -> trialhub.patient.v1.AccountStatus
+	38, // 21: trialhub.patient.v1.StaffAccount.created_at:type_name -> google.protobuf.Timestamp
+	38, // 22: trialhub.patient.v1.StaffAccount.updated_at:type_name -> google.protobuf.Timestamp
+	39, // 23: trialhub.patient.v1.UpdateStaffAccountRequest.role:type_name -> trialhub.authz.v1.Role
 	25, // 24: trialhub.patient.v1.UpdateStaffAccountResponse.account:type_name -> trialhub.patient.v1.StaffAccount
-	34, // 25: trialhub.patient.v1.ListStaffAccountsRequest.roles:type_name -> trialhub.authz.v1.Role
-	35, // 26: trialhub.patient.v1.ListStaffAccountsRequest.statuses:type_name -> trialhub.patient.v1.AccountStatus
+	39, // 25: trialhub.patient.v1.ListStaffAccountsRequest.roles:type_name -> trialhub.authz.v1.Role
+	40, // 26: trialhub.patient.v1.ListStaffAccountsRequest.statuses:type_name -> trialhub.patient.v1.AccountStatus
 	25, // 27: trialhub.patient.v1.ListStaffAccountsResponse.accounts:type_name -> trialhub.patient.v1.StaffAccount
-	32, // 28: trialhub.patient.v1.GetSigningKeysResponse.keys:type_name -> trialhub.patient.v1.SigningKey
-	1,  // 29: trialhub.patient.v1.AuthService.Register:input_type -> trialhub.patient.v1.RegisterRequest
-	5,  // 30: trialhub.patient.v1.AuthService.ConfirmRegistration:input_type -> trialhub.patient.v1.ConfirmRegistrationRequest
-	7,  // 31: trialhub.patient.v1.AuthService.ActivateAccount:input_type -> trialhub.patient.v1.ActivateAccountRequest
-	9,  // 32: trialhub.patient.v1.AuthService.Login:input_type -> trialhub.patient.v1.LoginRequest
-	11, // 33: trialhub.patient.v1.AuthService.RefreshToken:input_type -> trialhub.patient.v1.RefreshTokenRequest
-	15, // 34: trialhub.patient.v1.AuthService.Logout:input_type -> trialhub.patient.v1.LogoutRequest
-	17, // 35: trialhub.patient.v1.AuthService.ChangePassword:input_type -> trialhub.patient.v1.ChangePasswordRequest
-	19, // 36: trialhub.patient.v1.AuthService.ResetAccess:input_type -> trialhub.patient.v1.ResetAccessRequest
-	21, // 37: trialhub.patient.v1.AuthService.SuspendAccount:input_type -> trialhub.patient.v1.SuspendAccountRequest
-	23, // 38: trialhub.patient.v1.AuthService.ReactivateAccount:input_type -> trialhub.patient.v1.ReactivateAccountRequest
-	26, // 39: trialhub.patient.v1.AuthService.UpdateStaffAccount:input_type -> trialhub.patient.v1.UpdateStaffAccountRequest
-	28, // 40: trialhub.patient.v1.AuthService.ListStaffAccounts:input_type -> trialhub.patient.v1.ListStaffAccountsRequest
-	13, // 41: trialhub.patient.v1.AuthService.CreateStaffAccount:input_type -> trialhub.patient.v1.CreateStaffAccountRequest
-	30, // 42: trialhub.patient.v1.AuthService.GetSigningKeys:input_type -> trialhub.patient.v1.GetSigningKeysRequest
-	2,  // 43: trialhub.patient.v1.AuthService.Register:output_type -> trialhub.patient.v1.RegisterResponse
-	6,  // 44: trialhub.patient.v1.AuthService.ConfirmRegistration:output_type -> trialhub.patient.v1.ConfirmRegistrationResponse
-	8,  // 45: trialhub.patient.v1.AuthService.ActivateAccount:output_type -> trialhub.patient.v1.ActivateAccountResponse
-	10, // 46: trialhub.patient.v1.AuthService.Login:output_type -> trialhub.patient.v1.LoginResponse
-	12, // 47: trialhub.patient.v1.AuthService.RefreshToken:output_type -> trialhub.patient.v1.RefreshTokenResponse
-	16, // 48: trialhub.patient.v1.AuthService.Logout:output_type -> trialhub.patient.v1.LogoutResponse
-	18, // 49: trialhub.patient.v1.AuthService.ChangePassword:output_type -> trialhub.patient.v1.ChangePasswordResponse
-	20, // 50: trialhub.patient.v1.AuthService.ResetAccess:output_type -> trialhub.patient.v1.ResetAccessResponse
-	22, // 51: trialhub.patient.v1.AuthService.SuspendAccount:output_type -> trialhub.patient.v1.SuspendAccountResponse
-	24, // 52: trialhub.patient.v1.AuthService.ReactivateAccount:output_type -> trialhub.patient.v1.ReactivateAccountResponse
-	27, // 53: trialhub.patient.v1.AuthService.UpdateStaffAccount:output_type -> trialhub.patient.v1.UpdateStaffAccountResponse
-	29, // 54: trialhub.patient.v1.AuthService.ListStaffAccounts:output_type -> trialhub.patient.v1.ListStaffAccountsResponse
-	14, // 55: trialhub.patient.v1.AuthService.CreateStaffAccount:output_type -> trialhub.patient.v1.CreateStaffAccountResponse
-	31, // 56: trialhub.patient.v1.AuthService.GetSigningKeys:output_type -> trialhub.patient.v1.GetSigningKeysResponse
-	43, // [43:57] is the sub-list for method output_type
-	29, // [29:43] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	38, // 28: trialhub.patient.v1.IssueServiceTokenResponse.access_token_expires_at:type_name -> google.protobuf.Timestamp
+	34, // 29: trialhub.patient.v1.ListSiteStaffResponse.staff:type_name -> trialhub.patient.v1.SiteStaffMember
+	39, // 30: trialhub.patient.v1.SiteStaffMember.role:type_name -> trialhub.authz.v1.Role
+	37, // 31: trialhub.patient.v1.GetSigningKeysResponse.keys:type_name -> trialhub.patient.v1.SigningKey
+	1,  // 32: trialhub.patient.v1.AuthService.Register:input_type -> trialhub.patient.v1.RegisterRequest
+	5,  // 33: trialhub.patient.v1.AuthService.ConfirmRegistration:input_type -> trialhub.patient.v1.ConfirmRegistrationRequest
+	7,  // 34: trialhub.patient.v1.AuthService.ActivateAccount:input_type -> trialhub.patient.v1.ActivateAccountRequest
+	9,  // 35: trialhub.patient.v1.AuthService.Login:input_type -> trialhub.patient.v1.LoginRequest
+	11, // 36: trialhub.patient.v1.AuthService.RefreshToken:input_type -> trialhub.patient.v1.RefreshTokenRequest
+	15, // 37: trialhub.patient.v1.AuthService.Logout:input_type -> trialhub.patient.v1.LogoutRequest
+	17, // 38: trialhub.patient.v1.AuthService.ChangePassword:input_type -> trialhub.patient.v1.ChangePasswordRequest
+	19, // 39: trialhub.patient.v1.AuthService.ResetAccess:input_type -> trialhub.patient.v1.ResetAccessRequest
+	21, // 40: trialhub.patient.v1.AuthService.SuspendAccount:input_type -> trialhub.patient.v1.SuspendAccountRequest
+	23, // 41: trialhub.patient.v1.AuthService.ReactivateAccount:input_type -> trialhub.patient.v1.ReactivateAccountRequest
+	26, // 42: trialhub.patient.v1.AuthService.UpdateStaffAccount:input_type -> trialhub.patient.v1.UpdateStaffAccountRequest
+	28, // 43: trialhub.patient.v1.AuthService.ListStaffAccounts:input_type -> trialhub.patient.v1.ListStaffAccountsRequest
+	13, // 44: trialhub.patient.v1.AuthService.CreateStaffAccount:input_type -> trialhub.patient.v1.CreateStaffAccountRequest
+	30, // 45: trialhub.patient.v1.AuthService.IssueServiceToken:input_type -> trialhub.patient.v1.IssueServiceTokenRequest
+	32, // 46: trialhub.patient.v1.AuthService.ListSiteStaff:input_type -> trialhub.patient.v1.ListSiteStaffRequest
+	35, // 47: trialhub.patient.v1.AuthService.GetSigningKeys:input_type -> trialhub.patient.v1.GetSigningKeysRequest
+	2,  // 48: trialhub.patient.v1.AuthService.Register:output_type -> trialhub.patient.v1.RegisterResponse
+	6,  // 49: trialhub.patient.v1.AuthService.ConfirmRegistration:output_type -> trialhub.patient.v1.ConfirmRegistrationResponse
+	8,  // 50: trialhub.patient.v1.AuthService.ActivateAccount:output_type -> trialhub.patient.v1.ActivateAccountResponse
+	10, // 51: trialhub.patient.v1.AuthService.Login:output_type -> trialhub.patient.v1.LoginResponse
+	12, // 52: trialhub.patient.v1.AuthService.RefreshToken:output_type -> trialhub.patient.v1.RefreshTokenResponse
+	16, // 53: trialhub.patient.v1.AuthService.Logout:output_type -> trialhub.patient.v1.LogoutResponse
+	18, // 54: trialhub.patient.v1.AuthService.ChangePassword:output_type -> trialhub.patient.v1.ChangePasswordResponse
+	20, // 55: trialhub.patient.v1.AuthService.ResetAccess:output_type -> trialhub.patient.v1.ResetAccessResponse
+	22, // 56: trialhub.patient.v1.AuthService.SuspendAccount:output_type -> trialhub.patient.v1.SuspendAccountResponse
+	24, // 57: trialhub.patient.v1.AuthService.ReactivateAccount:output_type -> trialhub.patient.v1.ReactivateAccountResponse
+	27, // 58: trialhub.patient.v1.AuthService.UpdateStaffAccount:output_type -> trialhub.patient.v1.UpdateStaffAccountResponse
+	29, // 59: trialhub.patient.v1.AuthService.ListStaffAccounts:output_type -> trialhub.patient.v1.ListStaffAccountsResponse
+	14, // 60: trialhub.patient.v1.AuthService.CreateStaffAccount:output_type -> trialhub.patient.v1.CreateStaffAccountResponse
+	31, // 61: trialhub.patient.v1.AuthService.IssueServiceToken:output_type -> trialhub.patient.v1.IssueServiceTokenResponse
+	33, // 62: trialhub.patient.v1.AuthService.ListSiteStaff:output_type -> trialhub.patient.v1.ListSiteStaffResponse
+	36, // 63: trialhub.patient.v1.AuthService.GetSigningKeys:output_type -> trialhub.patient.v1.GetSigningKeysResponse
+	48, // [48:64] is the sub-list for method output_type
+	32, // [32:48] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_trialhub_patient_v1_auth_service_proto_init() }
@@ -3058,7 +3427,7 @@ func file_trialhub_patient_v1_auth_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_trialhub_patient_v1_auth_service_proto_rawDesc), len(file_trialhub_patient_v1_auth_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   33,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

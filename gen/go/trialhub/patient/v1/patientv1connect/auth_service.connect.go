@@ -59,6 +59,11 @@ const (
 	// AuthServiceCreateStaffAccountProcedure is the procedure name of the AuthService's
 	// CreateStaffAccount RPC.
 	AuthServiceCreateStaffAccountProcedure = "/trialhub.patient.v1.AuthService/CreateStaffAccount"
+	// AuthServiceIssueServiceTokenProcedure is the procedure name of the AuthService's
+	// IssueServiceToken RPC.
+	AuthServiceIssueServiceTokenProcedure = "/trialhub.patient.v1.AuthService/IssueServiceToken"
+	// AuthServiceListSiteStaffProcedure is the procedure name of the AuthService's ListSiteStaff RPC.
+	AuthServiceListSiteStaffProcedure = "/trialhub.patient.v1.AuthService/ListSiteStaff"
 	// AuthServiceGetSigningKeysProcedure is the procedure name of the AuthService's GetSigningKeys RPC.
 	AuthServiceGetSigningKeysProcedure = "/trialhub.patient.v1.AuthService/GetSigningKeys"
 )
@@ -158,6 +163,22 @@ var (
 			StreamType: connect.StreamTypeUnary,
 			Schema:     v1.File_trialhub_patient_v1_auth_service_proto.Services().ByName("AuthService").Methods().ByName("CreateStaffAccount"),
 			Procedure:  AuthServiceCreateStaffAccountProcedure,
+		}
+	})
+	authServiceIssueServiceTokenSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType:       connect.StreamTypeUnary,
+			Schema:           v1.File_trialhub_patient_v1_auth_service_proto.Services().ByName("AuthService").Methods().ByName("IssueServiceToken"),
+			Procedure:        AuthServiceIssueServiceTokenProcedure,
+			IdempotencyLevel: connect.IdempotencyIdempotent,
+		}
+	})
+	authServiceListSiteStaffSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType:       connect.StreamTypeUnary,
+			Schema:           v1.File_trialhub_patient_v1_auth_service_proto.Services().ByName("AuthService").Methods().ByName("ListSiteStaff"),
+			Procedure:        AuthServiceListSiteStaffProcedure,
+			IdempotencyLevel: connect.IdempotencyNoSideEffects,
 		}
 	})
 	authServiceGetSigningKeysSpec = sync.OnceValue(func() connect.Spec {
@@ -293,6 +314,35 @@ type AuthServiceClient interface {
 	// taken fails with ALREADY_EXISTS. The creation, its role and its site and trial
 	// scopes are audited with the creating administrator as actor.
 	CreateStaffAccount(context.Context, *v1.CreateStaffAccountRequest) (*v1.CreateStaffAccountResponse, error)
+	// IssueServiceToken is the client-credentials exchange (after RFC 6749 4.4) by
+	// which a TrialHub service obtains the SERVICE access token it calls other
+	// services with, also when the services run as separate processes and in the
+	// dev stack. The service names itself and presents its secret from its
+	// configuration; the patient service keeps only hashes of the configured
+	// secrets and accepts up to two per service at a time, so a secret is rotated
+	// without downtime (add the new one, move the service over, remove the old
+	// one). The token is an EdDSA `at+jwt` like every other, with role SERVICE and
+	// `sub` the service name, so the callee can log and authorise the caller; it
+	// comes without a refresh token: a service asks again before it expires. An
+	// unknown service and a wrong secret fail alike with UNAUTHENTICATED. Public
+	// (the caller has no token yet) and throttled per service name and per client
+	// address (RESOURCE_EXHAUSTED). Repeating it is safe: each call issues another
+	// short-lived token and changes nothing else. Audited as SERVICE_TOKEN_ISSUED, a
+	// refusal as SERVICE_TOKEN_DENIED, without the secret.
+	IssueServiceToken(context.Context, *v1.IssueServiceTokenRequest) (*v1.IssueServiceTokenResponse, error)
+	// ListSiteStaff lets the notification service resolve, at send time, who
+	// receives an alert of a site in a trial: the active staff accounts whose site
+	// scopes include site_id and whose trial scopes include trial_id (an empty
+	// scope matches nothing). Asking at send time, never keeping a copy, means a
+	// suspension or a scope change takes effect for the next alert. It returns only
+	// staff ids and roles, enough to address the devices the staff registered with
+	// the notification service; no name, username or contact detail. SERVICE
+	// callers only, and the handler admits only the service that delivers
+	// notifications (token subject "notification"); any other caller fails with
+	// PERMISSION_DENIED. A site or trial nobody is scoped to gives an empty list
+	// (sites and trials are the trial service's; this service does not know them).
+	// Administrators use ListStaffAccounts instead.
+	ListSiteStaff(context.Context, *v1.ListSiteStaffRequest) (*v1.ListSiteStaffResponse, error)
 	// GetSigningKeys publishes the public keys that verify TrialHub access tokens,
 	// as a JSON Web Key Set (RFC 7517, RFC 8037) plus the issuer. The set holds the
 	// current key and any key still valid during rotation; verifiers select a key
@@ -430,6 +480,35 @@ type AuthServiceHandler interface {
 	// taken fails with ALREADY_EXISTS. The creation, its role and its site and trial
 	// scopes are audited with the creating administrator as actor.
 	CreateStaffAccount(context.Context, *v1.CreateStaffAccountRequest) (*v1.CreateStaffAccountResponse, error)
+	// IssueServiceToken is the client-credentials exchange (after RFC 6749 4.4) by
+	// which a TrialHub service obtains the SERVICE access token it calls other
+	// services with, also when the services run as separate processes and in the
+	// dev stack. The service names itself and presents its secret from its
+	// configuration; the patient service keeps only hashes of the configured
+	// secrets and accepts up to two per service at a time, so a secret is rotated
+	// without downtime (add the new one, move the service over, remove the old
+	// one). The token is an EdDSA `at+jwt` like every other, with role SERVICE and
+	// `sub` the service name, so the callee can log and authorise the caller; it
+	// comes without a refresh token: a service asks again before it expires. An
+	// unknown service and a wrong secret fail alike with UNAUTHENTICATED. Public
+	// (the caller has no token yet) and throttled per service name and per client
+	// address (RESOURCE_EXHAUSTED). Repeating it is safe: each call issues another
+	// short-lived token and changes nothing else. Audited as SERVICE_TOKEN_ISSUED, a
+	// refusal as SERVICE_TOKEN_DENIED, without the secret.
+	IssueServiceToken(context.Context, *v1.IssueServiceTokenRequest) (*v1.IssueServiceTokenResponse, error)
+	// ListSiteStaff lets the notification service resolve, at send time, who
+	// receives an alert of a site in a trial: the active staff accounts whose site
+	// scopes include site_id and whose trial scopes include trial_id (an empty
+	// scope matches nothing). Asking at send time, never keeping a copy, means a
+	// suspension or a scope change takes effect for the next alert. It returns only
+	// staff ids and roles, enough to address the devices the staff registered with
+	// the notification service; no name, username or contact detail. SERVICE
+	// callers only, and the handler admits only the service that delivers
+	// notifications (token subject "notification"); any other caller fails with
+	// PERMISSION_DENIED. A site or trial nobody is scoped to gives an empty list
+	// (sites and trials are the trial service's; this service does not know them).
+	// Administrators use ListStaffAccounts instead.
+	ListSiteStaff(context.Context, *v1.ListSiteStaffRequest) (*v1.ListSiteStaffResponse, error)
 	// GetSigningKeys publishes the public keys that verify TrialHub access tokens,
 	// as a JSON Web Key Set (RFC 7517, RFC 8037) plus the issuer. The set holds the
 	// current key and any key still valid during rotation; verifiers select a key
@@ -456,6 +535,8 @@ func RegisterAuthServiceHandler(server *connect.Server, svc AuthServiceHandler) 
 		connect.Method{Spec: authServiceUpdateStaffAccountSpec(), Handler: adapter.updateStaffAccount},
 		connect.Method{Spec: authServiceListStaffAccountsSpec(), Handler: adapter.listStaffAccounts},
 		connect.Method{Spec: authServiceCreateStaffAccountSpec(), Handler: adapter.createStaffAccount},
+		connect.Method{Spec: authServiceIssueServiceTokenSpec(), Handler: adapter.issueServiceToken},
+		connect.Method{Spec: authServiceListSiteStaffSpec(), Handler: adapter.listSiteStaff},
 		connect.Method{Spec: authServiceGetSigningKeysSpec(), Handler: adapter.getSigningKeys},
 	)
 }
@@ -513,6 +594,14 @@ func (UnimplementedAuthServiceHandler) ListStaffAccounts(context.Context, *v1.Li
 
 func (UnimplementedAuthServiceHandler) CreateStaffAccount(context.Context, *v1.CreateStaffAccountRequest) (*v1.CreateStaffAccountResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, "trialhub.patient.v1.AuthService.CreateStaffAccount is not implemented")
+}
+
+func (UnimplementedAuthServiceHandler) IssueServiceToken(context.Context, *v1.IssueServiceTokenRequest) (*v1.IssueServiceTokenResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "trialhub.patient.v1.AuthService.IssueServiceToken is not implemented")
+}
+
+func (UnimplementedAuthServiceHandler) ListSiteStaff(context.Context, *v1.ListSiteStaffRequest) (*v1.ListSiteStaffResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "trialhub.patient.v1.AuthService.ListSiteStaff is not implemented")
 }
 
 func (UnimplementedAuthServiceHandler) GetSigningKeys(context.Context, *v1.GetSigningKeysRequest) (*v1.GetSigningKeysResponse, error) {
@@ -622,6 +711,22 @@ func (c *authServiceClient) ListStaffAccounts(ctx context.Context, req *v1.ListS
 func (c *authServiceClient) CreateStaffAccount(ctx context.Context, req *v1.CreateStaffAccountRequest) (*v1.CreateStaffAccountResponse, error) {
 	var res v1.CreateStaffAccountResponse
 	if err := c.client.CallUnary(ctx, authServiceCreateStaffAccountSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *authServiceClient) IssueServiceToken(ctx context.Context, req *v1.IssueServiceTokenRequest) (*v1.IssueServiceTokenResponse, error) {
+	var res v1.IssueServiceTokenResponse
+	if err := c.client.CallUnary(ctx, authServiceIssueServiceTokenSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *authServiceClient) ListSiteStaff(ctx context.Context, req *v1.ListSiteStaffRequest) (*v1.ListSiteStaffResponse, error) {
+	var res v1.ListSiteStaffResponse
+	if err := c.client.CallUnary(ctx, authServiceListSiteStaffSpec(), req, &res); err != nil {
 		return nil, err
 	}
 	return &res, nil
@@ -787,6 +892,30 @@ func (h authServiceHandler) createStaffAccount(ctx context.Context, _ connect.Sp
 		return err
 	}
 	res, err := h.svc.CreateStaffAccount(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h authServiceHandler) issueServiceToken(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.IssueServiceTokenRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.IssueServiceToken(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h authServiceHandler) listSiteStaff(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.ListSiteStaffRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.ListSiteStaff(ctx, &req)
 	if err != nil {
 		return err
 	}
