@@ -117,6 +117,12 @@ var ruleCases = []ruleCase{
 	celCase("", "list_audit_events.record_id_needs_type", "", func(m *patientv1.ListAuditEventsRequest) {
 		m.RecordType = patientv1.AuditRecordType_AUDIT_RECORD_TYPE_UNSPECIFIED
 	}),
+	celCase("", "export_audit_events.time_range", "", func(m *patientv1.ExportAuditEventsRequest) {
+		m.OccurredFrom, m.OccurredUntil = m.OccurredUntil, m.OccurredFrom
+	}),
+	celCase("", "export_audit_events.record_id_needs_type", "", func(m *patientv1.ExportAuditEventsRequest) {
+		m.RecordType = patientv1.AuditRecordType_AUDIT_RECORD_TYPE_UNSPECIFIED
+	}),
 	celCase("", "verify_audit_trail.sequence_range", "", func(m *patientv1.VerifyAuditTrailRequest) {
 		m.FromSequence, m.ToSequence = proto.Int64(10), proto.Int64(9)
 	}),

@@ -128,6 +128,12 @@ var examples = []example{
 		"recordType": "AUDIT_RECORD_TYPE_PATIENT_IDENTITY", "recordId": "` + subjectID + `",
 		"occurredFrom": "2025-01-01T00:00:00Z", "occurredUntil": "2025-02-01T00:00:00Z",
 		"order": "AUDIT_EVENT_ORDER_NEWEST_FIRST", "pageSize": 50, "pageToken": "page-2"}`},
+	{typ: "trialhub.patient.v1.ExportAuditEventsRequest", json: `{
+		"actorId": "` + staffID + `", "subjectUuid": "` + subjectID + `",
+		"actions": ["AUDIT_ACTION_PII_READ", "AUDIT_ACTION_AUDIT_EXPORTED"],
+		"recordType": "AUDIT_RECORD_TYPE_PATIENT_IDENTITY", "recordId": "` + subjectID + `",
+		"occurredFrom": "2025-01-01T00:00:00Z", "occurredUntil": "2025-02-01T00:00:00Z",
+		"reason": "BfArM GCP inspection of TH-DEP-001, March 2026"}`},
 	{typ: "trialhub.patient.v1.VerifyAuditTrailRequest", json: `{"fromSequence": "1", "toSequence": "1000"}`},
 
 	// trialhub.trial.v1.TrialService

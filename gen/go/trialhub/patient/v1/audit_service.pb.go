@@ -116,6 +116,10 @@ const (
 	// An IssueServiceToken call was refused (unknown service, wrong secret,
 	// throttled); the secret is never recorded.
 	AuditAction_AUDIT_ACTION_SERVICE_TOKEN_DENIED AuditAction = 27
+	// An administrator exported audit events (ExportAuditEvents); the reason is
+	// mandatory, field "filters" has the filters in Connect JSON, and the event
+	// comes after every event the export holds.
+	AuditAction_AUDIT_ACTION_AUDIT_EXPORTED AuditAction = 28
 )
 
 // Enum value maps for AuditAction.
@@ -149,6 +153,7 @@ var (
 		25: "AUDIT_ACTION_TRIAL_SCOPES_CHANGED",
 		26: "AUDIT_ACTION_SERVICE_TOKEN_ISSUED",
 		27: "AUDIT_ACTION_SERVICE_TOKEN_DENIED",
+		28: "AUDIT_ACTION_AUDIT_EXPORTED",
 	}
 	AuditAction_value = map[string]int32{
 		"AUDIT_ACTION_UNSPECIFIED":            0,
@@ -179,6 +184,7 @@ var (
 		"AUDIT_ACTION_TRIAL_SCOPES_CHANGED":   25,
 		"AUDIT_ACTION_SERVICE_TOKEN_ISSUED":   26,
 		"AUDIT_ACTION_SERVICE_TOKEN_DENIED":   27,
+		"AUDIT_ACTION_AUDIT_EXPORTED":         28,
 	}
 )
 
@@ -238,21 +244,24 @@ const (
 	// A service identity (its configured credentials); record_id is the service
 	// name.
 	AuditRecordType_AUDIT_RECORD_TYPE_SERVICE_IDENTITY AuditRecordType = 9
+	// The audit trail as a whole (exports); record_id is empty.
+	AuditRecordType_AUDIT_RECORD_TYPE_AUDIT_TRAIL AuditRecordType = 10
 )
 
 // Enum value maps for AuditRecordType.
 var (
 	AuditRecordType_name = map[int32]string{
-		0: "AUDIT_RECORD_TYPE_UNSPECIFIED",
-		1: "AUDIT_RECORD_TYPE_PATIENT_ACCOUNT",
-		2: "AUDIT_RECORD_TYPE_PATIENT_IDENTITY",
-		3: "AUDIT_RECORD_TYPE_PATIENT_PROFILE",
-		4: "AUDIT_RECORD_TYPE_STAFF_ACCOUNT",
-		5: "AUDIT_RECORD_TYPE_SESSION",
-		6: "AUDIT_RECORD_TYPE_SIGNING_KEY",
-		7: "AUDIT_RECORD_TYPE_AUDIT_EVENT",
-		8: "AUDIT_RECORD_TYPE_REGISTRATION",
-		9: "AUDIT_RECORD_TYPE_SERVICE_IDENTITY",
+		0:  "AUDIT_RECORD_TYPE_UNSPECIFIED",
+		1:  "AUDIT_RECORD_TYPE_PATIENT_ACCOUNT",
+		2:  "AUDIT_RECORD_TYPE_PATIENT_IDENTITY",
+		3:  "AUDIT_RECORD_TYPE_PATIENT_PROFILE",
+		4:  "AUDIT_RECORD_TYPE_STAFF_ACCOUNT",
+		5:  "AUDIT_RECORD_TYPE_SESSION",
+		6:  "AUDIT_RECORD_TYPE_SIGNING_KEY",
+		7:  "AUDIT_RECORD_TYPE_AUDIT_EVENT",
+		8:  "AUDIT_RECORD_TYPE_REGISTRATION",
+		9:  "AUDIT_RECORD_TYPE_SERVICE_IDENTITY",
+		10: "AUDIT_RECORD_TYPE_AUDIT_TRAIL",
 	}
 	AuditRecordType_value = map[string]int32{
 		"AUDIT_RECORD_TYPE_UNSPECIFIED":      0,
@@ -265,6 +274,7 @@ var (
 		"AUDIT_RECORD_TYPE_AUDIT_EVENT":      7,
 		"AUDIT_RECORD_TYPE_REGISTRATION":     8,
 		"AUDIT_RECORD_TYPE_SERVICE_IDENTITY": 9,
+		"AUDIT_RECORD_TYPE_AUDIT_TRAIL":      10,
 	}
 )
 
@@ -1219,6 +1229,314 @@ func (x *VerifyAuditTrailResponse) GetVerifiedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// ExportAuditEventsRequest selects the events to export, with the same filters
+// as ListAuditEventsRequest, and says why. Filters combine with AND; an unset
+// filter matches everything.
+type ExportAuditEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only events by this actor (subject_uuid, staff id or service account name).
+	ActorId string `protobuf:"bytes,1,opt,name=actor_id,json=actorId,proto3" json:"actor_id,omitempty"`
+	// Only events concerning this patient.
+	SubjectUuid string `protobuf:"bytes,2,opt,name=subject_uuid,json=subjectUuid,proto3" json:"subject_uuid,omitempty"`
+	// Only events with one of these actions; empty means all actions.
+	Actions []AuditAction `protobuf:"varint,3,rep,packed,name=actions,proto3,enum=trialhub.patient.v1.AuditAction" json:"actions,omitempty"`
+	// Only events about records of this type; unspecified means any.
+	RecordType AuditRecordType `protobuf:"varint,4,opt,name=record_type,json=recordType,proto3,enum=trialhub.patient.v1.AuditRecordType" json:"record_type,omitempty"`
+	// Only events about this record (requires record_type).
+	RecordId string `protobuf:"bytes,5,opt,name=record_id,json=recordId,proto3" json:"record_id,omitempty"`
+	// Only events whose occurred_at is at or after this instant (inclusive); unset
+	// for no lower bound.
+	OccurredFrom *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=occurred_from,json=occurredFrom,proto3" json:"occurred_from,omitempty"`
+	// Only events whose occurred_at is before this instant (exclusive); unset for
+	// no upper bound. Must be after occurred_from when both are set.
+	OccurredUntil *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=occurred_until,json=occurredUntil,proto3" json:"occurred_until,omitempty"`
+	// Why the events are exported (e.g. "BfArM GCP inspection of TH-DEP-001, March
+	// 2026"). Recorded verbatim in the AUDIT_EXPORTED event; visible to
+	// administrators only.
+	Reason        string `protobuf:"bytes,8,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportAuditEventsRequest) Reset() {
+	*x = ExportAuditEventsRequest{}
+	mi := &file_trialhub_patient_v1_audit_service_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportAuditEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportAuditEventsRequest) ProtoMessage() {}
+
+func (x *ExportAuditEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_patient_v1_audit_service_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportAuditEventsRequest.ProtoReflect.Descriptor instead.
+func (*ExportAuditEventsRequest) Descriptor() ([]byte, []int) {
+	return file_trialhub_patient_v1_audit_service_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ExportAuditEventsRequest) GetActorId() string {
+	if x != nil {
+		return x.ActorId
+	}
+	return ""
+}
+
+func (x *ExportAuditEventsRequest) GetSubjectUuid() string {
+	if x != nil {
+		return x.SubjectUuid
+	}
+	return ""
+}
+
+func (x *ExportAuditEventsRequest) GetActions() []AuditAction {
+	if x != nil {
+		return x.Actions
+	}
+	return nil
+}
+
+func (x *ExportAuditEventsRequest) GetRecordType() AuditRecordType {
+	if x != nil {
+		return x.RecordType
+	}
+	return AuditRecordType_AUDIT_RECORD_TYPE_UNSPECIFIED
+}
+
+func (x *ExportAuditEventsRequest) GetRecordId() string {
+	if x != nil {
+		return x.RecordId
+	}
+	return ""
+}
+
+func (x *ExportAuditEventsRequest) GetOccurredFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OccurredFrom
+	}
+	return nil
+}
+
+func (x *ExportAuditEventsRequest) GetOccurredUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OccurredUntil
+	}
+	return nil
+}
+
+func (x *ExportAuditEventsRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// ExportAuditEventsResponse is one message of the export stream: a chunk of the
+// CSV file, or, last, the summary.
+type ExportAuditEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What this message carries.
+	//
+	// Types that are valid to be assigned to Part:
+	//
+	//	*ExportAuditEventsResponse_CsvChunk
+	//	*ExportAuditEventsResponse_Summary
+	Part          isExportAuditEventsResponse_Part `protobuf_oneof:"part"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportAuditEventsResponse) Reset() {
+	*x = ExportAuditEventsResponse{}
+	mi := &file_trialhub_patient_v1_audit_service_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportAuditEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportAuditEventsResponse) ProtoMessage() {}
+
+func (x *ExportAuditEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_patient_v1_audit_service_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportAuditEventsResponse.ProtoReflect.Descriptor instead.
+func (*ExportAuditEventsResponse) Descriptor() ([]byte, []int) {
+	return file_trialhub_patient_v1_audit_service_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ExportAuditEventsResponse) GetPart() isExportAuditEventsResponse_Part {
+	if x != nil {
+		return x.Part
+	}
+	return nil
+}
+
+func (x *ExportAuditEventsResponse) GetCsvChunk() []byte {
+	if x != nil {
+		if x, ok := x.Part.(*ExportAuditEventsResponse_CsvChunk); ok {
+			return x.CsvChunk
+		}
+	}
+	return nil
+}
+
+func (x *ExportAuditEventsResponse) GetSummary() *AuditExportSummary {
+	if x != nil {
+		if x, ok := x.Part.(*ExportAuditEventsResponse_Summary); ok {
+			return x.Summary
+		}
+	}
+	return nil
+}
+
+type isExportAuditEventsResponse_Part interface {
+	isExportAuditEventsResponse_Part()
+}
+
+type ExportAuditEventsResponse_CsvChunk struct {
+	// The next bytes of the CSV file (at most 64 KiB per message; chunks may
+	// split a row or a UTF-8 character, so join them before decoding).
+	CsvChunk []byte `protobuf:"bytes,1,opt,name=csv_chunk,json=csvChunk,proto3,oneof"`
+}
+
+type ExportAuditEventsResponse_Summary struct {
+	// The summary, sent once as the last message of the stream.
+	Summary *AuditExportSummary `protobuf:"bytes,2,opt,name=summary,proto3,oneof"`
+}
+
+func (*ExportAuditEventsResponse_CsvChunk) isExportAuditEventsResponse_Part() {}
+
+func (*ExportAuditEventsResponse_Summary) isExportAuditEventsResponse_Part() {}
+
+// AuditExportSummary describes a finished export so that a copy of the file can
+// be checked against the trail later.
+type AuditExportSummary struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many events (rows after the header) the file holds (int64, a decimal
+	// string in JSON).
+	EventsExported int64 `protobuf:"varint,1,opt,name=events_exported,json=eventsExported,proto3" json:"events_exported,omitempty"`
+	// The sequence number of the first exported event; 0 when none matched.
+	FirstSequence int64 `protobuf:"varint,2,opt,name=first_sequence,json=firstSequence,proto3" json:"first_sequence,omitempty"`
+	// The sequence number of the last exported event; 0 when none matched.
+	LastSequence int64 `protobuf:"varint,3,opt,name=last_sequence,json=lastSequence,proto3" json:"last_sequence,omitempty"`
+	// The hash of the last exported event (lower-case hex), which
+	// VerifyAuditTrail up to last_sequence reproduces; empty when none matched.
+	LastEventHash string `protobuf:"bytes,4,opt,name=last_event_hash,json=lastEventHash,proto3" json:"last_event_hash,omitempty"`
+	// The SHA-256 of the whole CSV file as sent (lower-case hex).
+	FileSha256 string `protobuf:"bytes,5,opt,name=file_sha256,json=fileSha256,proto3" json:"file_sha256,omitempty"`
+	// The id of the AUDIT_EXPORTED event that records this export.
+	AuditEventId string `protobuf:"bytes,6,opt,name=audit_event_id,json=auditEventId,proto3" json:"audit_event_id,omitempty"`
+	// When the export started (UTC, server clock): it holds the events recorded
+	// before that.
+	ExportedAt    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=exported_at,json=exportedAt,proto3" json:"exported_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditExportSummary) Reset() {
+	*x = AuditExportSummary{}
+	mi := &file_trialhub_patient_v1_audit_service_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditExportSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditExportSummary) ProtoMessage() {}
+
+func (x *AuditExportSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_patient_v1_audit_service_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditExportSummary.ProtoReflect.Descriptor instead.
+func (*AuditExportSummary) Descriptor() ([]byte, []int) {
+	return file_trialhub_patient_v1_audit_service_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *AuditExportSummary) GetEventsExported() int64 {
+	if x != nil {
+		return x.EventsExported
+	}
+	return 0
+}
+
+func (x *AuditExportSummary) GetFirstSequence() int64 {
+	if x != nil {
+		return x.FirstSequence
+	}
+	return 0
+}
+
+func (x *AuditExportSummary) GetLastSequence() int64 {
+	if x != nil {
+		return x.LastSequence
+	}
+	return 0
+}
+
+func (x *AuditExportSummary) GetLastEventHash() string {
+	if x != nil {
+		return x.LastEventHash
+	}
+	return ""
+}
+
+func (x *AuditExportSummary) GetFileSha256() string {
+	if x != nil {
+		return x.FileSha256
+	}
+	return ""
+}
+
+func (x *AuditExportSummary) GetAuditEventId() string {
+	if x != nil {
+		return x.AuditEventId
+	}
+	return ""
+}
+
+func (x *AuditExportSummary) GetExportedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExportedAt
+	}
+	return nil
+}
+
 var File_trialhub_patient_v1_audit_service_proto protoreflect.FileDescriptor
 
 const file_trialhub_patient_v1_audit_service_proto_rawDesc = "" +
@@ -1299,7 +1617,35 @@ const file_trialhub_patient_v1_audit_service_proto_rawDesc = "" +
 	"\fbreak_detail\x18\a \x01(\tR\vbreakDetail\x12\x1b\n" +
 	"\thead_hash\x18\b \x01(\tR\bheadHash\x12;\n" +
 	"\vverified_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"verifiedAt*\xe4\a\n" +
+	"verifiedAt\"\xf4\x06\n" +
+	"\x18ExportAuditEventsRequest\x12;\n" +
+	"\bactor_id\x18\x01 \x01(\tB \xbaH\x1d\xd8\x01\x01r\x18\x18\x80\x012\x13^[A-Za-z0-9._:@-]+$R\aactorId\x12.\n" +
+	"\fsubject_uuid\x18\x02 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\vsubjectUuid\x12O\n" +
+	"\aactions\x18\x03 \x03(\x0e2 .trialhub.patient.v1.AuditActionB\x13\xbaH\x10\x92\x01\r\x10\x1e\x18\x01\"\a\x82\x01\x04\x10\x01 \x00R\aactions\x12O\n" +
+	"\vrecord_type\x18\x04 \x01(\x0e2$.trialhub.patient.v1.AuditRecordTypeB\b\xbaH\x05\x82\x01\x02\x10\x01R\n" +
+	"recordType\x12=\n" +
+	"\trecord_id\x18\x05 \x01(\tB \xbaH\x1d\xd8\x01\x01r\x18\x18\x80\x012\x13^[A-Za-z0-9._:@-]+$R\brecordId\x12Q\n" +
+	"\roccurred_from\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampB\x10\xbaH\r\xb2\x01\n" +
+	"8\x01*\x06\b\x80\x87\xb5\xc3\x03R\foccurredFrom\x12Q\n" +
+	"\x0eoccurred_until\x18\a \x01(\v2\x1a.google.protobuf.TimestampB\x0e\xbaH\v\xb2\x01\b*\x06\b\x80\x87\xb5\xc3\x03R\roccurredUntil\x12/\n" +
+	"\x06reason\x18\b \x01(\tB\x17\xbaH\x14r\x12\x10\n" +
+	"\x18\xe8\a2\v(\\S\\s*){10}R\x06reason:\xb2\x02\xbaH\xae\x02\x1a\xb0\x01\n" +
+	"\x1eexport_audit_events.time_range\x12+occurred_from must be before occurred_until\x1aa!has(this.occurred_from) || !has(this.occurred_until) || this.occurred_from < this.occurred_until\x1ay\n" +
+	"(export_audit_events.record_id_needs_type\x12\x1erecord_id requires record_type\x1a-this.record_id == '' || this.record_type != 0\"\x87\x01\n" +
+	"\x19ExportAuditEventsResponse\x12\x1d\n" +
+	"\tcsv_chunk\x18\x01 \x01(\fH\x00R\bcsvChunk\x12C\n" +
+	"\asummary\x18\x02 \x01(\v2'.trialhub.patient.v1.AuditExportSummaryH\x00R\asummaryB\x06\n" +
+	"\x04part\"\xb5\x02\n" +
+	"\x12AuditExportSummary\x12'\n" +
+	"\x0fevents_exported\x18\x01 \x01(\x03R\x0eeventsExported\x12%\n" +
+	"\x0efirst_sequence\x18\x02 \x01(\x03R\rfirstSequence\x12#\n" +
+	"\rlast_sequence\x18\x03 \x01(\x03R\flastSequence\x12&\n" +
+	"\x0flast_event_hash\x18\x04 \x01(\tR\rlastEventHash\x12\x1f\n" +
+	"\vfile_sha256\x18\x05 \x01(\tR\n" +
+	"fileSha256\x12$\n" +
+	"\x0eaudit_event_id\x18\x06 \x01(\tR\fauditEventId\x12;\n" +
+	"\vexported_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"exportedAt*\x85\b\n" +
 	"\vAuditAction\x12\x1c\n" +
 	"\x18AUDIT_ACTION_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cAUDIT_ACTION_ACCOUNT_CREATED\x10\x01\x12'\n" +
@@ -1329,7 +1675,8 @@ const file_trialhub_patient_v1_audit_service_proto_rawDesc = "" +
 	"\x1bAUDIT_ACTION_ACCOUNT_LOCKED\x10\x18\x12%\n" +
 	"!AUDIT_ACTION_TRIAL_SCOPES_CHANGED\x10\x19\x12%\n" +
 	"!AUDIT_ACTION_SERVICE_TOKEN_ISSUED\x10\x1a\x12%\n" +
-	"!AUDIT_ACTION_SERVICE_TOKEN_DENIED\x10\x1b*\x80\x03\n" +
+	"!AUDIT_ACTION_SERVICE_TOKEN_DENIED\x10\x1b\x12\x1f\n" +
+	"\x1bAUDIT_ACTION_AUDIT_EXPORTED\x10\x1c*\xa3\x03\n" +
 	"\x0fAuditRecordType\x12!\n" +
 	"\x1dAUDIT_RECORD_TYPE_UNSPECIFIED\x10\x00\x12%\n" +
 	"!AUDIT_RECORD_TYPE_PATIENT_ACCOUNT\x10\x01\x12&\n" +
@@ -1340,7 +1687,9 @@ const file_trialhub_patient_v1_audit_service_proto_rawDesc = "" +
 	"\x1dAUDIT_RECORD_TYPE_SIGNING_KEY\x10\x06\x12!\n" +
 	"\x1dAUDIT_RECORD_TYPE_AUDIT_EVENT\x10\a\x12\"\n" +
 	"\x1eAUDIT_RECORD_TYPE_REGISTRATION\x10\b\x12&\n" +
-	"\"AUDIT_RECORD_TYPE_SERVICE_IDENTITY\x10\t*\x8b\x01\n" +
+	"\"AUDIT_RECORD_TYPE_SERVICE_IDENTITY\x10\t\x12!\n" +
+	"\x1dAUDIT_RECORD_TYPE_AUDIT_TRAIL\x10\n" +
+	"*\x8b\x01\n" +
 	"\x0eAuditActorKind\x12 \n" +
 	"\x1cAUDIT_ACTOR_KIND_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15AUDIT_ACTOR_KIND_USER\x10\x01\x12\x1c\n" +
@@ -1354,14 +1703,16 @@ const file_trialhub_patient_v1_audit_service_proto_rawDesc = "" +
 	"\x1dAUDIT_CHAIN_BREAK_UNSPECIFIED\x10\x00\x12#\n" +
 	"\x1fAUDIT_CHAIN_BREAK_HASH_MISMATCH\x10\x01\x12,\n" +
 	"(AUDIT_CHAIN_BREAK_PREVIOUS_HASH_MISMATCH\x10\x02\x12\"\n" +
-	"\x1eAUDIT_CHAIN_BREAK_SEQUENCE_GAP\x10\x032\x85\x02\n" +
+	"\x1eAUDIT_CHAIN_BREAK_SEQUENCE_GAP\x10\x032\x84\x03\n" +
 	"\fAuditService\x12x\n" +
 	"\x0fListAuditEvents\x12+.trialhub.patient.v1.ListAuditEventsRequest\x1a,.trialhub.patient.v1.ListAuditEventsResponse\"\n" +
 	"\x92\x82\x19\x03\n" +
 	"\x01\x04\x90\x02\x01\x12{\n" +
 	"\x10VerifyAuditTrail\x12,.trialhub.patient.v1.VerifyAuditTrailRequest\x1a-.trialhub.patient.v1.VerifyAuditTrailResponse\"\n" +
 	"\x92\x82\x19\x03\n" +
-	"\x01\x04\x90\x02\x01B\xdd\x01\n" +
+	"\x01\x04\x90\x02\x01\x12}\n" +
+	"\x11ExportAuditEvents\x12-.trialhub.patient.v1.ExportAuditEventsRequest\x1a..trialhub.patient.v1.ExportAuditEventsResponse\"\a\x92\x82\x19\x03\n" +
+	"\x01\x040\x01B\xdd\x01\n" +
 	"\x17com.trialhub.patient.v1B\x11AuditServiceProtoP\x01ZAgithub.com/trialhub/trialhub/gen/go/trialhub/patient/v1;patientv1\xa2\x02\x03TPX\xaa\x02\x13Trialhub.Patient.V1\xca\x02\x13Trialhub\\Patient\\V1\xe2\x02\x1fTrialhub\\Patient\\V1\\GPBMetadata\xea\x02\x15Trialhub::Patient::V1b\x06proto3"
 
 var (
@@ -1377,48 +1728,59 @@ func file_trialhub_patient_v1_audit_service_proto_rawDescGZIP() []byte {
 }
 
 var file_trialhub_patient_v1_audit_service_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_trialhub_patient_v1_audit_service_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_trialhub_patient_v1_audit_service_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_trialhub_patient_v1_audit_service_proto_goTypes = []any{
-	(AuditAction)(0),                 // 0: trialhub.patient.v1.AuditAction
-	(AuditRecordType)(0),             // 1: trialhub.patient.v1.AuditRecordType
-	(AuditActorKind)(0),              // 2: trialhub.patient.v1.AuditActorKind
-	(AuditEventOrder)(0),             // 3: trialhub.patient.v1.AuditEventOrder
-	(AuditChainBreak)(0),             // 4: trialhub.patient.v1.AuditChainBreak
-	(*AuditActor)(nil),               // 5: trialhub.patient.v1.AuditActor
-	(*AuditClient)(nil),              // 6: trialhub.patient.v1.AuditClient
-	(*AuditEvent)(nil),               // 7: trialhub.patient.v1.AuditEvent
-	(*ListAuditEventsRequest)(nil),   // 8: trialhub.patient.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil),  // 9: trialhub.patient.v1.ListAuditEventsResponse
-	(*VerifyAuditTrailRequest)(nil),  // 10: trialhub.patient.v1.VerifyAuditTrailRequest
-	(*VerifyAuditTrailResponse)(nil), // 11: trialhub.patient.v1.VerifyAuditTrailResponse
-	(v1.Role)(0),                     // 12: trialhub.authz.v1.Role
-	(*timestamppb.Timestamp)(nil),    // 13: google.protobuf.Timestamp
+	(AuditAction)(0),                  // 0: trialhub.patient.v1.AuditAction
+	(AuditRecordType)(0),              // 1: trialhub.patient.v1.AuditRecordType
+	(AuditActorKind)(0),               // 2: trialhub.patient.v1.AuditActorKind
+	(AuditEventOrder)(0),              // 3: trialhub.patient.v1.AuditEventOrder
+	(AuditChainBreak)(0),              // 4: trialhub.patient.v1.AuditChainBreak
+	(*AuditActor)(nil),                // 5: trialhub.patient.v1.AuditActor
+	(*AuditClient)(nil),               // 6: trialhub.patient.v1.AuditClient
+	(*AuditEvent)(nil),                // 7: trialhub.patient.v1.AuditEvent
+	(*ListAuditEventsRequest)(nil),    // 8: trialhub.patient.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),   // 9: trialhub.patient.v1.ListAuditEventsResponse
+	(*VerifyAuditTrailRequest)(nil),   // 10: trialhub.patient.v1.VerifyAuditTrailRequest
+	(*VerifyAuditTrailResponse)(nil),  // 11: trialhub.patient.v1.VerifyAuditTrailResponse
+	(*ExportAuditEventsRequest)(nil),  // 12: trialhub.patient.v1.ExportAuditEventsRequest
+	(*ExportAuditEventsResponse)(nil), // 13: trialhub.patient.v1.ExportAuditEventsResponse
+	(*AuditExportSummary)(nil),        // 14: trialhub.patient.v1.AuditExportSummary
+	(v1.Role)(0),                      // 15: trialhub.authz.v1.Role
+	(*timestamppb.Timestamp)(nil),     // 16: google.protobuf.Timestamp
 }
 var file_trialhub_patient_v1_audit_service_proto_depIdxs = []int32{
-	12, // 0: trialhub.patient.v1.AuditActor.role:type_name -> trialhub.authz.v1.Role
+	15, // 0: trialhub.patient.v1.AuditActor.role:type_name -> trialhub.authz.v1.Role
 	2,  // 1: trialhub.patient.v1.AuditActor.kind:type_name -> trialhub.patient.v1.AuditActorKind
-	13, // 2: trialhub.patient.v1.AuditEvent.occurred_at:type_name -> google.protobuf.Timestamp
+	16, // 2: trialhub.patient.v1.AuditEvent.occurred_at:type_name -> google.protobuf.Timestamp
 	5,  // 3: trialhub.patient.v1.AuditEvent.actor:type_name -> trialhub.patient.v1.AuditActor
 	0,  // 4: trialhub.patient.v1.AuditEvent.action:type_name -> trialhub.patient.v1.AuditAction
 	1,  // 5: trialhub.patient.v1.AuditEvent.record_type:type_name -> trialhub.patient.v1.AuditRecordType
 	6,  // 6: trialhub.patient.v1.AuditEvent.client:type_name -> trialhub.patient.v1.AuditClient
 	0,  // 7: trialhub.patient.v1.ListAuditEventsRequest.actions:type_name -> trialhub.patient.v1.AuditAction
 	1,  // 8: trialhub.patient.v1.ListAuditEventsRequest.record_type:type_name -> trialhub.patient.v1.AuditRecordType
-	13, // 9: trialhub.patient.v1.ListAuditEventsRequest.occurred_from:type_name -> google.protobuf.Timestamp
-	13, // 10: trialhub.patient.v1.ListAuditEventsRequest.occurred_until:type_name -> google.protobuf.Timestamp
+	16, // 9: trialhub.patient.v1.ListAuditEventsRequest.occurred_from:type_name -> google.protobuf.Timestamp
+	16, // 10: trialhub.patient.v1.ListAuditEventsRequest.occurred_until:type_name -> google.protobuf.Timestamp
 	3,  // 11: trialhub.patient.v1.ListAuditEventsRequest.order:type_name -> trialhub.patient.v1.AuditEventOrder
 	7,  // 12: trialhub.patient.v1.ListAuditEventsResponse.events:type_name -> trialhub.patient.v1.AuditEvent
 	4,  // 13: trialhub.patient.v1.VerifyAuditTrailResponse.break_reason:type_name -> trialhub.patient.v1.AuditChainBreak
-	13, // 14: trialhub.patient.v1.VerifyAuditTrailResponse.verified_at:type_name -> google.protobuf.Timestamp
-	8,  // 15: trialhub.patient.v1.AuditService.ListAuditEvents:input_type -> trialhub.patient.v1.ListAuditEventsRequest
-	10, // 16: trialhub.patient.v1.AuditService.VerifyAuditTrail:input_type -> trialhub.patient.v1.VerifyAuditTrailRequest
-	9,  // 17: trialhub.patient.v1.AuditService.ListAuditEvents:output_type -> trialhub.patient.v1.ListAuditEventsResponse
-	11, // 18: trialhub.patient.v1.AuditService.VerifyAuditTrail:output_type -> trialhub.patient.v1.VerifyAuditTrailResponse
-	17, // [17:19] is the sub-list for method output_type
-	15, // [15:17] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	16, // 14: trialhub.patient.v1.VerifyAuditTrailResponse.verified_at:type_name -> google.protobuf.Timestamp
+	0,  // 15: trialhub.patient.v1.ExportAuditEventsRequest.actions:type_name -> trialhub.patient.v1.AuditAction
+	1,  // 16: trialhub.patient.v1.ExportAuditEventsRequest.record_type:type_name -> trialhub.patient.v1.AuditRecordType
+	16, // 17: trialhub.patient.v1.ExportAuditEventsRequest.occurred_from:type_name -> google.protobuf.Timestamp
+	16, // 18: trialhub.patient.v1.ExportAuditEventsRequest.occurred_until:type_name -> google.protobuf.Timestamp
+	14, // 19: trialhub.patient.v1.ExportAuditEventsResponse.summary:type_name -> trialhub.patient.v1.AuditExportSummary
+	16, // 20: trialhub.patient.v1.AuditExportSummary.exported_at:type_name -> google.protobuf.Timestamp
+	8,  // 21: trialhub.patient.v1.AuditService.ListAuditEvents:input_type -> trialhub.patient.v1.ListAuditEventsRequest
+	10, // 22: trialhub.patient.v1.AuditService.VerifyAuditTrail:input_type -> trialhub.patient.v1.VerifyAuditTrailRequest
+	12, // 23: trialhub.patient.v1.AuditService.ExportAuditEvents:input_type -> trialhub.patient.v1.ExportAuditEventsRequest
+	9,  // 24: trialhub.patient.v1.AuditService.ListAuditEvents:output_type -> trialhub.patient.v1.ListAuditEventsResponse
+	11, // 25: trialhub.patient.v1.AuditService.VerifyAuditTrail:output_type -> trialhub.patient.v1.VerifyAuditTrailResponse
+	13, // 26: trialhub.patient.v1.AuditService.ExportAuditEvents:output_type -> trialhub.patient.v1.ExportAuditEventsResponse
+	24, // [24:27] is the sub-list for method output_type
+	21, // [21:24] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_trialhub_patient_v1_audit_service_proto_init() }
@@ -1427,13 +1789,17 @@ func file_trialhub_patient_v1_audit_service_proto_init() {
 		return
 	}
 	file_trialhub_patient_v1_audit_service_proto_msgTypes[5].OneofWrappers = []any{}
+	file_trialhub_patient_v1_audit_service_proto_msgTypes[8].OneofWrappers = []any{
+		(*ExportAuditEventsResponse_CsvChunk)(nil),
+		(*ExportAuditEventsResponse_Summary)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_trialhub_patient_v1_audit_service_proto_rawDesc), len(file_trialhub_patient_v1_audit_service_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   7,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -30,6 +30,9 @@ const (
 	// AuditServiceVerifyAuditTrailProcedure is the procedure name of the AuditService's
 	// VerifyAuditTrail RPC.
 	AuditServiceVerifyAuditTrailProcedure = "/trialhub.patient.v1.AuditService/VerifyAuditTrail"
+	// AuditServiceExportAuditEventsProcedure is the procedure name of the AuditService's
+	// ExportAuditEvents RPC.
+	AuditServiceExportAuditEventsProcedure = "/trialhub.patient.v1.AuditService/ExportAuditEvents"
 )
 
 var (
@@ -49,6 +52,13 @@ var (
 			IdempotencyLevel: connect.IdempotencyNoSideEffects,
 		}
 	})
+	auditServiceExportAuditEventsSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType: connect.StreamTypeServer,
+			Schema:     v1.File_trialhub_patient_v1_audit_service_proto.Services().ByName("AuditService").Methods().ByName("ExportAuditEvents"),
+			Procedure:  AuditServiceExportAuditEventsProcedure,
+		}
+	})
 )
 
 // AuditServiceClient is a client for the trialhub.patient.v1.AuditService service.
@@ -62,12 +72,50 @@ type AuditServiceClient interface {
 	// from_sequence beyond the newest event fails with OUT_OF_RANGE; a to_sequence
 	// beyond it is treated as the newest event.
 	VerifyAuditTrail(context.Context, *v1.VerifyAuditTrailRequest) (*v1.VerifyAuditTrailResponse, error)
+	// ExportAuditEvents streams the audit events matching the filters as one CSV
+	// file an inspector can open in a spreadsheet: RFC 4180, UTF-8, a header row
+	// first, oldest event first, one row per event, the columns being AuditEvent's
+	// fields in order with actor and client flattened (actor_id, actor_role,
+	// actor_kind, ..., client_address, client_user_agent, client_app_version),
+	// enum values by name and timestamps in RFC 3339 UTC. Values of PII fields are
+	// redaction markers, as in the trail. The csv chunks of all messages but the
+	// last, concatenated, are the file; the last message carries a summary (the
+	// number of events, their sequence range, the hash of the last one and the
+	// SHA-256 of the file) so that a copy can be checked later. No match gives
+	// the header row only. The export covers the events recorded when it starts;
+	// it is itself audited as AUDIT_EXPORTED, with the reason and the filters,
+	// before the first chunk is sent: if that event cannot be written the call
+	// fails and nothing is sent. A retry (e.g. after a broken connection) is a new
+	// export, audited again. A streaming call (Connect, gRPC or gRPC-Web over
+	// POST), never reachable with GET.
+	ExportAuditEvents(context.Context, *v1.ExportAuditEventsRequest) (AuditServiceExportAuditEventsClientStream, error)
 }
 
 // NewAuditServiceClient constructs a client for the trialhub.patient.v1.AuditService service.
 // Multiple service clients may share a single connect.Client.
 func NewAuditServiceClient(client *connect.Client) AuditServiceClient {
 	return &auditServiceClient{client: client}
+}
+
+// AuditServiceExportAuditEventsClientStream is the client stream for the AuditService's
+// ExportAuditEvents RPC.
+type AuditServiceExportAuditEventsClientStream struct {
+	stream connect.ClientStream
+}
+
+// Receive returns the next response message from the server.
+func (s AuditServiceExportAuditEventsClientStream) Receive() (*v1.ExportAuditEventsResponse, error) {
+	var res v1.ExportAuditEventsResponse
+	if err := s.stream.Receive(&res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+// Close releases the stream's resources. It is idempotent and is typically deferred to clean up a
+// stream abandoned before io.EOF.
+func (s AuditServiceExportAuditEventsClientStream) Close() error {
+	return s.stream.Close()
 }
 
 // AuditServiceHandler is an implementation of the trialhub.patient.v1.AuditService service.
@@ -81,6 +129,23 @@ type AuditServiceHandler interface {
 	// from_sequence beyond the newest event fails with OUT_OF_RANGE; a to_sequence
 	// beyond it is treated as the newest event.
 	VerifyAuditTrail(context.Context, *v1.VerifyAuditTrailRequest) (*v1.VerifyAuditTrailResponse, error)
+	// ExportAuditEvents streams the audit events matching the filters as one CSV
+	// file an inspector can open in a spreadsheet: RFC 4180, UTF-8, a header row
+	// first, oldest event first, one row per event, the columns being AuditEvent's
+	// fields in order with actor and client flattened (actor_id, actor_role,
+	// actor_kind, ..., client_address, client_user_agent, client_app_version),
+	// enum values by name and timestamps in RFC 3339 UTC. Values of PII fields are
+	// redaction markers, as in the trail. The csv chunks of all messages but the
+	// last, concatenated, are the file; the last message carries a summary (the
+	// number of events, their sequence range, the hash of the last one and the
+	// SHA-256 of the file) so that a copy can be checked later. No match gives
+	// the header row only. The export covers the events recorded when it starts;
+	// it is itself audited as AUDIT_EXPORTED, with the reason and the filters,
+	// before the first chunk is sent: if that event cannot be written the call
+	// fails and nothing is sent. A retry (e.g. after a broken connection) is a new
+	// export, audited again. A streaming call (Connect, gRPC or gRPC-Web over
+	// POST), never reachable with GET.
+	ExportAuditEvents(context.Context, *v1.ExportAuditEventsRequest, AuditServiceExportAuditEventsServerStream) error
 }
 
 // RegisterAuditServiceHandler registers svc as the trialhub.patient.v1.AuditService implementation
@@ -90,7 +155,24 @@ func RegisterAuditServiceHandler(server *connect.Server, svc AuditServiceHandler
 	server.Register(
 		connect.Method{Spec: auditServiceListAuditEventsSpec(), Handler: adapter.listAuditEvents},
 		connect.Method{Spec: auditServiceVerifyAuditTrailSpec(), Handler: adapter.verifyAuditTrail},
+		connect.Method{Spec: auditServiceExportAuditEventsSpec(), Handler: adapter.exportAuditEvents},
 	)
+}
+
+// AuditServiceExportAuditEventsServerStream is the server stream for the AuditService's
+// ExportAuditEvents RPC.
+type AuditServiceExportAuditEventsServerStream struct {
+	stream connect.ServerStream
+}
+
+// SendHeaders flushes the response headers without a message. The first Send does this implicitly.
+func (s AuditServiceExportAuditEventsServerStream) SendHeaders() error {
+	return s.stream.SendHeaders()
+}
+
+// Send sends a response message to the client.
+func (s AuditServiceExportAuditEventsServerStream) Send(res *v1.ExportAuditEventsResponse) error {
+	return s.stream.Send(res)
 }
 
 // UnimplementedAuditServiceHandler returns CodeUnimplemented from all methods.
@@ -102,6 +184,10 @@ func (UnimplementedAuditServiceHandler) ListAuditEvents(context.Context, *v1.Lis
 
 func (UnimplementedAuditServiceHandler) VerifyAuditTrail(context.Context, *v1.VerifyAuditTrailRequest) (*v1.VerifyAuditTrailResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, "trialhub.patient.v1.AuditService.VerifyAuditTrail is not implemented")
+}
+
+func (UnimplementedAuditServiceHandler) ExportAuditEvents(context.Context, *v1.ExportAuditEventsRequest, AuditServiceExportAuditEventsServerStream) error {
+	return connect.NewError(connect.CodeUnimplemented, "trialhub.patient.v1.AuditService.ExportAuditEvents is not implemented")
 }
 
 type auditServiceClient struct {
@@ -122,6 +208,14 @@ func (c *auditServiceClient) VerifyAuditTrail(ctx context.Context, req *v1.Verif
 		return nil, err
 	}
 	return &res, nil
+}
+
+func (c *auditServiceClient) ExportAuditEvents(ctx context.Context, req *v1.ExportAuditEventsRequest) (AuditServiceExportAuditEventsClientStream, error) {
+	stream, err := c.client.CallServerStream(ctx, auditServiceExportAuditEventsSpec(), req)
+	if err != nil {
+		return AuditServiceExportAuditEventsClientStream{}, err
+	}
+	return AuditServiceExportAuditEventsClientStream{stream: stream}, nil
 }
 
 type auditServiceHandler struct{ svc AuditServiceHandler }
@@ -148,4 +242,12 @@ func (h auditServiceHandler) verifyAuditTrail(ctx context.Context, _ connect.Spe
 		return err
 	}
 	return stream.Send(res)
+}
+
+func (h auditServiceHandler) exportAuditEvents(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.ExportAuditEventsRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	return h.svc.ExportAuditEvents(ctx, &req, AuditServiceExportAuditEventsServerStream{stream: stream})
 }

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file trialhub/patient/v1/audit_service.proto.
  */
 export const file_trialhub_patient_v1_audit_service: GenFile = /*@__PURE__*/
-  fileDesc("Cid0cmlhbGh1Yi9wYXRpZW50L3YxL2F1ZGl0X3NlcnZpY2UucHJvdG8SE3RyaWFsaHViLnBhdGllbnQudjEicgoKQXVkaXRBY3RvchIKCgJpZBgBIAEoCRIlCgRyb2xlGAIgASgOMhcudHJpYWxodWIuYXV0aHoudjEuUm9sZRIxCgRraW5kGAMgASgOMiMudHJpYWxodWIucGF0aWVudC52MS5BdWRpdEFjdG9yS2luZCJHCgtBdWRpdENsaWVudBIPCgdhZGRyZXNzGAEgASgJEhIKCnVzZXJfYWdlbnQYAiABKAkSEwoLYXBwX3ZlcnNpb24YAyABKAkiwAQKCkF1ZGl0RXZlbnQSEAoIc2VxdWVuY2UYASABKAMSFgoOYXVkaXRfZXZlbnRfaWQYAiABKAkSLwoLb2NjdXJyZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KBWFjdG9yGAQgASgLMh8udHJpYWxodWIucGF0aWVudC52MS5BdWRpdEFjdG9yEjAKBmFjdGlvbhgFIAEoDjIgLnRyaWFsaHViLnBhdGllbnQudjEuQXVkaXRBY3Rpb24SOQoLcmVjb3JkX3R5cGUYBiABKA4yJC50cmlhbGh1Yi5wYXRpZW50LnYxLkF1ZGl0UmVjb3JkVHlwZRIRCglyZWNvcmRfaWQYByABKAkSFAoMc3ViamVjdF91dWlkGAggASgJEg0KBWZpZWxkGAkgASgJEhEKCW9sZF92YWx1ZRgKIAEoCRIRCgluZXdfdmFsdWUYCyABKAkSFwoPdmFsdWVzX3JlZGFjdGVkGAwgASgIEg4KBnJlYXNvbhgNIAEoCRIQCgh0cmlhbF9pZBgOIAEoCRIPCgdzaXRlX2lkGA8gASgJEjAKBmNsaWVudBgQIAEoCzIgLnRyaWFsaHViLnBhdGllbnQudjEuQXVkaXRDbGllbnQSEQoJcHJvY2VkdXJlGBEgASgJEhAKCHRyYWNlX2lkGBIgASgJEgwKBGhhc2gYEyABKAkSFQoNcHJldmlvdXNfaGFzaBgUIAEoCRIUCgxoYXNoX3ZlcnNpb24YFSABKAUi5wYKFkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QSMgoIYWN0b3JfaWQYASABKAlCILpIHdgBAXIYGIABMhNeW0EtWmEtejAtOS5fOkAtXSskEiEKDHN1YmplY3RfdXVpZBgCIAEoCUILukgI2AEBcgOwAQESRgoHYWN0aW9ucxgDIAMoDjIgLnRyaWFsaHViLnBhdGllbnQudjEuQXVkaXRBY3Rpb25CE7pIEJIBDRAUGAEiB4IBBBABIAASQwoLcmVjb3JkX3R5cGUYBCABKA4yJC50cmlhbGh1Yi5wYXRpZW50LnYxLkF1ZGl0UmVjb3JkVHlwZUIIukgFggECEAESMwoJcmVjb3JkX2lkGAUgASgJQiC6SB3YAQFyGBiAATITXltBLVphLXowLTkuXzpALV0rJBJDCg1vY2N1cnJlZF9mcm9tGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIQukgNsgEKOAEqBgiAh7XDAxJCCg5vY2N1cnJlZF91bnRpbBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCDrpIC7IBCCoGCICHtcMDEj0KBW9yZGVyGAggASgOMiQudHJpYWxodWIucGF0aWVudC52MS5BdWRpdEV2ZW50T3JkZXJCCLpIBYIBAhABEh0KCXBhZ2Vfc2l6ZRgJIAEoBUIKukgHGgUYyAEoABIcCgpwYWdlX3Rva2VuGAogASgJQgi6SAVyAxiABDquArpIqgIargEKHGxpc3RfYXVkaXRfZXZlbnRzLnRpbWVfcmFuZ2USK29jY3VycmVkX2Zyb20gbXVzdCBiZSBiZWZvcmUgb2NjdXJyZWRfdW50aWwaYSFoYXModGhpcy5vY2N1cnJlZF9mcm9tKSB8fCAhaGFzKHRoaXMub2NjdXJyZWRfdW50aWwpIHx8IHRoaXMub2NjdXJyZWRfZnJvbSA8IHRoaXMub2NjdXJyZWRfdW50aWwadwombGlzdF9hdWRpdF9ldmVudHMucmVjb3JkX2lkX25lZWRzX3R5cGUSHnJlY29yZF9pZCByZXF1aXJlcyByZWNvcmRfdHlwZRotdGhpcy5yZWNvcmRfaWQgPT0gJycgfHwgdGhpcy5yZWNvcmRfdHlwZSAhPSAwImMKF0xpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlEi8KBmV2ZW50cxgBIAMoCzIfLnRyaWFsaHViLnBhdGllbnQudjEuQXVkaXRFdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiuwIKF1ZlcmlmeUF1ZGl0VHJhaWxSZXF1ZXN0EiMKDWZyb21fc2VxdWVuY2UYASABKANCB7pIBCICKAFIAIgBARIhCgt0b19zZXF1ZW5jZRgCIAEoA0IHukgEIgIoAUgBiAEBOrUBukixARquAQohdmVyaWZ5X2F1ZGl0X3RyYWlsLnNlcXVlbmNlX3JhbmdlEitmcm9tX3NlcXVlbmNlIG11c3Qgbm90IGJlIGFmdGVyIHRvX3NlcXVlbmNlGlwhaGFzKHRoaXMuZnJvbV9zZXF1ZW5jZSkgfHwgIWhhcyh0aGlzLnRvX3NlcXVlbmNlKSB8fCB0aGlzLmZyb21fc2VxdWVuY2UgPD0gdGhpcy50b19zZXF1ZW5jZUIQCg5fZnJvbV9zZXF1ZW5jZUIOCgxfdG9fc2VxdWVuY2UipgIKGFZlcmlmeUF1ZGl0VHJhaWxSZXNwb25zZRIOCgZpbnRhY3QYASABKAgSFgoOZXZlbnRzX2NoZWNrZWQYAiABKAMSFgoOZmlyc3Rfc2VxdWVuY2UYAyABKAMSFQoNbGFzdF9zZXF1ZW5jZRgEIAEoAxIdChVmaXJzdF9icm9rZW5fc2VxdWVuY2UYBSABKAMSOgoMYnJlYWtfcmVhc29uGAYgASgOMiQudHJpYWxodWIucGF0aWVudC52MS5BdWRpdENoYWluQnJlYWsSFAoMYnJlYWtfZGV0YWlsGAcgASgJEhEKCWhlYWRfaGFzaBgIIAEoCRIvCgt2ZXJpZmllZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAq5AcKC0F1ZGl0QWN0aW9uEhwKGEFVRElUX0FDVElPTl9VTlNQRUNJRklFRBAAEiAKHEFVRElUX0FDVElPTl9BQ0NPVU5UX0NSRUFURUQQARInCiNBVURJVF9BQ1RJT05fQUNDT1VOVF9TVEFUVVNfQ0hBTkdFRBACEiAKHEFVRElUX0FDVElPTl9MT0dJTl9TVUNDRUVERUQQAxIdChlBVURJVF9BQ1RJT05fTE9HSU5fRkFJTEVEEAQSIAocQVVESVRfQUNUSU9OX1RPS0VOX1JFRlJFU0hFRBAFEiUKIUFVRElUX0FDVElPTl9UT0tFTl9SRVVTRV9ERVRFQ1RFRBAGEhkKFUFVRElUX0FDVElPTl9QSUlfUkVBRBAHEiAKHEFVRElUX0FDVElPTl9QSUlfUkVBRF9ERU5JRUQQCBIgChxBVURJVF9BQ1RJT05fUFJPRklMRV9VUERBVEVEEAkSHQoZQVVESVRfQUNUSU9OX1JPTEVfQ0hBTkdFRBAKEiQKIEFVRElUX0FDVElPTl9TSVRFX1NDT1BFU19DSEFOR0VEEAsSIQodQVVESVRfQUNUSU9OX0lERU5USVRZX1VQREFURUQQDBIhCh1BVURJVF9BQ1RJT05fUEFTU1dPUkRfQ0hBTkdFRBANEiQKIEFVRElUX0FDVElPTl9TSUdOSU5HX0tFWV9ST1RBVEVEEA4SJQohQVVESVRfQUNUSU9OX0FVRElUX1ZBTFVFX1JFREFDVEVEEA8SJwojQVVESVRfQUNUSU9OX1JFR0lTVFJBVElPTl9SRVFVRVNURUQQEBIkCiBBVURJVF9BQ1RJT05fUEFSVElDSVBBTlRfSU5WSVRFRBAREiMKH0FVRElUX0FDVElPTl9JTlZJVEFUSU9OX1JFRlVTRUQQEhIiCh5BVURJVF9BQ1RJT05fQUNDT1VOVF9BQ1RJVkFURUQQExIeChpBVURJVF9BQ1RJT05fQ09ERV9SRUpFQ1RFRBAUEhsKF0FVRElUX0FDVElPTl9MT0dHRURfT1VUEBUSIQodQVVESVRfQUNUSU9OX1NFU1NJT05TX1JFVk9LRUQQFhIdChlBVURJVF9BQ1RJT05fQUNDRVNTX1JFU0VUEBcSHwobQVVESVRfQUNUSU9OX0FDQ09VTlRfTE9DS0VEEBgSJQohQVVESVRfQUNUSU9OX1RSSUFMX1NDT1BFU19DSEFOR0VEEBkSJQohQVVESVRfQUNUSU9OX1NFUlZJQ0VfVE9LRU5fSVNTVUVEEBoSJQohQVVESVRfQUNUSU9OX1NFUlZJQ0VfVE9LRU5fREVOSUVEEBsqgAMKD0F1ZGl0UmVjb3JkVHlwZRIhCh1BVURJVF9SRUNPUkRfVFlQRV9VTlNQRUNJRklFRBAAEiUKIUFVRElUX1JFQ09SRF9UWVBFX1BBVElFTlRfQUNDT1VOVBABEiYKIkFVRElUX1JFQ09SRF9UWVBFX1BBVElFTlRfSURFTlRJVFkQAhIlCiFBVURJVF9SRUNPUkRfVFlQRV9QQVRJRU5UX1BST0ZJTEUQAxIjCh9BVURJVF9SRUNPUkRfVFlQRV9TVEFGRl9BQ0NPVU5UEAQSHQoZQVVESVRfUkVDT1JEX1RZUEVfU0VTU0lPThAFEiEKHUFVRElUX1JFQ09SRF9UWVBFX1NJR05JTkdfS0VZEAYSIQodQVVESVRfUkVDT1JEX1RZUEVfQVVESVRfRVZFTlQQBxIiCh5BVURJVF9SRUNPUkRfVFlQRV9SRUdJU1RSQVRJT04QCBImCiJBVURJVF9SRUNPUkRfVFlQRV9TRVJWSUNFX0lERU5USVRZEAkqiwEKDkF1ZGl0QWN0b3JLaW5kEiAKHEFVRElUX0FDVE9SX0tJTkRfVU5TUEVDSUZJRUQQABIZChVBVURJVF9BQ1RPUl9LSU5EX1VTRVIQARIcChhBVURJVF9BQ1RPUl9LSU5EX1NFUlZJQ0UQAhIeChpBVURJVF9BQ1RPUl9LSU5EX0FOT05ZTU9VUxADKnwKD0F1ZGl0RXZlbnRPcmRlchIhCh1BVURJVF9FVkVOVF9PUkRFUl9VTlNQRUNJRklFRBAAEiIKHkFVRElUX0VWRU5UX09SREVSX09MREVTVF9GSVJTVBABEiIKHkFVRElUX0VWRU5UX09SREVSX05FV0VTVF9GSVJTVBACKqsBCg9BdWRpdENoYWluQnJlYWsSIQodQVVESVRfQ0hBSU5fQlJFQUtfVU5TUEVDSUZJRUQQABIjCh9BVURJVF9DSEFJTl9CUkVBS19IQVNIX01JU01BVENIEAESLAooQVVESVRfQ0hBSU5fQlJFQUtfUFJFVklPVVNfSEFTSF9NSVNNQVRDSBACEiIKHkFVRElUX0NIQUlOX0JSRUFLX1NFUVVFTkNFX0dBUBADMoUCCgxBdWRpdFNlcnZpY2USeAoPTGlzdEF1ZGl0RXZlbnRzEisudHJpYWxodWIucGF0aWVudC52MS5MaXN0QXVkaXRFdmVudHNSZXF1ZXN0GiwudHJpYWxodWIucGF0aWVudC52MS5MaXN0QXVkaXRFdmVudHNSZXNwb25zZSIKkAIBkoIZAwoBBBJ7ChBWZXJpZnlBdWRpdFRyYWlsEiwudHJpYWxodWIucGF0aWVudC52MS5WZXJpZnlBdWRpdFRyYWlsUmVxdWVzdBotLnRyaWFsaHViLnBhdGllbnQudjEuVmVyaWZ5QXVkaXRUcmFpbFJlc3BvbnNlIgqQAgGSghkDCgEEQt0BChdjb20udHJpYWxodWIucGF0aWVudC52MUIRQXVkaXRTZXJ2aWNlUHJvdG9QAVpBZ2l0aHViLmNvbS90cmlhbGh1Yi90cmlhbGh1Yi9nZW4vZ28vdHJpYWxodWIvcGF0aWVudC92MTtwYXRpZW50djGiAgNUUFiqAhNUcmlhbGh1Yi5QYXRpZW50LlYxygITVHJpYWxodWJcUGF0aWVudFxWMeICH1RyaWFsaHViXFBhdGllbnRcVjFcR1BCTWV0YWRhdGHqAhVUcmlhbGh1Yjo6UGF0aWVudDo6VjFiBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_timestamp, file_trialhub_authz_v1_authz]);
+  fileDesc("Cid0cmlhbGh1Yi9wYXRpZW50L3YxL2F1ZGl0X3NlcnZpY2UucHJvdG8SE3RyaWFsaHViLnBhdGllbnQudjEicgoKQXVkaXRBY3RvchIKCgJpZBgBIAEoCRIlCgRyb2xlGAIgASgOMhcudHJpYWxodWIuYXV0aHoudjEuUm9sZRIxCgRraW5kGAMgASgOMiMudHJpYWxodWIucGF0aWVudC52MS5BdWRpdEFjdG9yS2luZCJHCgtBdWRpdENsaWVudBIPCgdhZGRyZXNzGAEgASgJEhIKCnVzZXJfYWdlbnQYAiABKAkSEwoLYXBwX3ZlcnNpb24YAyABKAkiwAQKCkF1ZGl0RXZlbnQSEAoIc2VxdWVuY2UYASABKAMSFgoOYXVkaXRfZXZlbnRfaWQYAiABKAkSLwoLb2NjdXJyZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KBWFjdG9yGAQgASgLMh8udHJpYWxodWIucGF0aWVudC52MS5BdWRpdEFjdG9yEjAKBmFjdGlvbhgFIAEoDjIgLnRyaWFsaHViLnBhdGllbnQudjEuQXVkaXRBY3Rpb24SOQoLcmVjb3JkX3R5cGUYBiABKA4yJC50cmlhbGh1Yi5wYXRpZW50LnYxLkF1ZGl0UmVjb3JkVHlwZRIRCglyZWNvcmRfaWQYByABKAkSFAoMc3ViamVjdF91dWlkGAggASgJEg0KBWZpZWxkGAkgASgJEhEKCW9sZF92YWx1ZRgKIAEoCRIRCgluZXdfdmFsdWUYCyABKAkSFwoPdmFsdWVzX3JlZGFjdGVkGAwgASgIEg4KBnJlYXNvbhgNIAEoCRIQCgh0cmlhbF9pZBgOIAEoCRIPCgdzaXRlX2lkGA8gASgJEjAKBmNsaWVudBgQIAEoCzIgLnRyaWFsaHViLnBhdGllbnQudjEuQXVkaXRDbGllbnQSEQoJcHJvY2VkdXJlGBEgASgJEhAKCHRyYWNlX2lkGBIgASgJEgwKBGhhc2gYEyABKAkSFQoNcHJldmlvdXNfaGFzaBgUIAEoCRIUCgxoYXNoX3ZlcnNpb24YFSABKAUi5wYKFkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QSMgoIYWN0b3JfaWQYASABKAlCILpIHdgBAXIYGIABMhNeW0EtWmEtejAtOS5fOkAtXSskEiEKDHN1YmplY3RfdXVpZBgCIAEoCUILukgI2AEBcgOwAQESRgoHYWN0aW9ucxgDIAMoDjIgLnRyaWFsaHViLnBhdGllbnQudjEuQXVkaXRBY3Rpb25CE7pIEJIBDRAUGAEiB4IBBBABIAASQwoLcmVjb3JkX3R5cGUYBCABKA4yJC50cmlhbGh1Yi5wYXRpZW50LnYxLkF1ZGl0UmVjb3JkVHlwZUIIukgFggECEAESMwoJcmVjb3JkX2lkGAUgASgJQiC6SB3YAQFyGBiAATITXltBLVphLXowLTkuXzpALV0rJBJDCg1vY2N1cnJlZF9mcm9tGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIQukgNsgEKOAEqBgiAh7XDAxJCCg5vY2N1cnJlZF91bnRpbBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCDrpIC7IBCCoGCICHtcMDEj0KBW9yZGVyGAggASgOMiQudHJpYWxodWIucGF0aWVudC52MS5BdWRpdEV2ZW50T3JkZXJCCLpIBYIBAhABEh0KCXBhZ2Vfc2l6ZRgJIAEoBUIKukgHGgUYyAEoABIcCgpwYWdlX3Rva2VuGAogASgJQgi6SAVyAxiABDquArpIqgIargEKHGxpc3RfYXVkaXRfZXZlbnRzLnRpbWVfcmFuZ2USK29jY3VycmVkX2Zyb20gbXVzdCBiZSBiZWZvcmUgb2NjdXJyZWRfdW50aWwaYSFoYXModGhpcy5vY2N1cnJlZF9mcm9tKSB8fCAhaGFzKHRoaXMub2NjdXJyZWRfdW50aWwpIHx8IHRoaXMub2NjdXJyZWRfZnJvbSA8IHRoaXMub2NjdXJyZWRfdW50aWwadwombGlzdF9hdWRpdF9ldmVudHMucmVjb3JkX2lkX25lZWRzX3R5cGUSHnJlY29yZF9pZCByZXF1aXJlcyByZWNvcmRfdHlwZRotdGhpcy5yZWNvcmRfaWQgPT0gJycgfHwgdGhpcy5yZWNvcmRfdHlwZSAhPSAwImMKF0xpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlEi8KBmV2ZW50cxgBIAMoCzIfLnRyaWFsaHViLnBhdGllbnQudjEuQXVkaXRFdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiuwIKF1ZlcmlmeUF1ZGl0VHJhaWxSZXF1ZXN0EiMKDWZyb21fc2VxdWVuY2UYASABKANCB7pIBCICKAFIAIgBARIhCgt0b19zZXF1ZW5jZRgCIAEoA0IHukgEIgIoAUgBiAEBOrUBukixARquAQohdmVyaWZ5X2F1ZGl0X3RyYWlsLnNlcXVlbmNlX3JhbmdlEitmcm9tX3NlcXVlbmNlIG11c3Qgbm90IGJlIGFmdGVyIHRvX3NlcXVlbmNlGlwhaGFzKHRoaXMuZnJvbV9zZXF1ZW5jZSkgfHwgIWhhcyh0aGlzLnRvX3NlcXVlbmNlKSB8fCB0aGlzLmZyb21fc2VxdWVuY2UgPD0gdGhpcy50b19zZXF1ZW5jZUIQCg5fZnJvbV9zZXF1ZW5jZUIOCgxfdG9fc2VxdWVuY2UipgIKGFZlcmlmeUF1ZGl0VHJhaWxSZXNwb25zZRIOCgZpbnRhY3QYASABKAgSFgoOZXZlbnRzX2NoZWNrZWQYAiABKAMSFgoOZmlyc3Rfc2VxdWVuY2UYAyABKAMSFQoNbGFzdF9zZXF1ZW5jZRgEIAEoAxIdChVmaXJzdF9icm9rZW5fc2VxdWVuY2UYBSABKAMSOgoMYnJlYWtfcmVhc29uGAYgASgOMiQudHJpYWxodWIucGF0aWVudC52MS5BdWRpdENoYWluQnJlYWsSFAoMYnJlYWtfZGV0YWlsGAcgASgJEhEKCWhlYWRfaGFzaBgIIAEoCRIvCgt2ZXJpZmllZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAimgYKGEV4cG9ydEF1ZGl0RXZlbnRzUmVxdWVzdBIyCghhY3Rvcl9pZBgBIAEoCUIgukgd2AEBchgYgAEyE15bQS1aYS16MC05Ll86QC1dKyQSIQoMc3ViamVjdF91dWlkGAIgASgJQgu6SAjYAQFyA7ABARJGCgdhY3Rpb25zGAMgAygOMiAudHJpYWxodWIucGF0aWVudC52MS5BdWRpdEFjdGlvbkITukgQkgENEB4YASIHggEEEAEgABJDCgtyZWNvcmRfdHlwZRgEIAEoDjIkLnRyaWFsaHViLnBhdGllbnQudjEuQXVkaXRSZWNvcmRUeXBlQgi6SAWCAQIQARIzCglyZWNvcmRfaWQYBSABKAlCILpIHdgBAXIYGIABMhNeW0EtWmEtejAtOS5fOkAtXSskEkMKDW9jY3VycmVkX2Zyb20YBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQhC6SA2yAQo4ASoGCICHtcMDEkIKDm9jY3VycmVkX3VudGlsGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIOukgLsgEIKgYIgIe1wwMSJwoGcmVhc29uGAggASgJQhe6SBRyEhAKGOgHMgsoXFNccyopezEwfTqyArpIrgIasAEKHmV4cG9ydF9hdWRpdF9ldmVudHMudGltZV9yYW5nZRIrb2NjdXJyZWRfZnJvbSBtdXN0IGJlIGJlZm9yZSBvY2N1cnJlZF91bnRpbBphIWhhcyh0aGlzLm9jY3VycmVkX2Zyb20pIHx8ICFoYXModGhpcy5vY2N1cnJlZF91bnRpbCkgfHwgdGhpcy5vY2N1cnJlZF9mcm9tIDwgdGhpcy5vY2N1cnJlZF91bnRpbBp5CihleHBvcnRfYXVkaXRfZXZlbnRzLnJlY29yZF9pZF9uZWVkc190eXBlEh5yZWNvcmRfaWQgcmVxdWlyZXMgcmVjb3JkX3R5cGUaLXRoaXMucmVjb3JkX2lkID09ICcnIHx8IHRoaXMucmVjb3JkX3R5cGUgIT0gMCJ0ChlFeHBvcnRBdWRpdEV2ZW50c1Jlc3BvbnNlEhMKCWNzdl9jaHVuaxgBIAEoDEgAEjoKB3N1bW1hcnkYAiABKAsyJy50cmlhbGh1Yi5wYXRpZW50LnYxLkF1ZGl0RXhwb3J0U3VtbWFyeUgAQgYKBHBhcnQi0wEKEkF1ZGl0RXhwb3J0U3VtbWFyeRIXCg9ldmVudHNfZXhwb3J0ZWQYASABKAMSFgoOZmlyc3Rfc2VxdWVuY2UYAiABKAMSFQoNbGFzdF9zZXF1ZW5jZRgDIAEoAxIXCg9sYXN0X2V2ZW50X2hhc2gYBCABKAkSEwoLZmlsZV9zaGEyNTYYBSABKAkSFgoOYXVkaXRfZXZlbnRfaWQYBiABKAkSLwoLZXhwb3J0ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKoUICgtBdWRpdEFjdGlvbhIcChhBVURJVF9BQ1RJT05fVU5TUEVDSUZJRUQQABIgChxBVURJVF9BQ1RJT05fQUNDT1VOVF9DUkVBVEVEEAESJwojQVVESVRfQUNUSU9OX0FDQ09VTlRfU1RBVFVTX0NIQU5HRUQQAhIgChxBVURJVF9BQ1RJT05fTE9HSU5fU1VDQ0VFREVEEAMSHQoZQVVESVRfQUNUSU9OX0xPR0lOX0ZBSUxFRBAEEiAKHEFVRElUX0FDVElPTl9UT0tFTl9SRUZSRVNIRUQQBRIlCiFBVURJVF9BQ1RJT05fVE9LRU5fUkVVU0VfREVURUNURUQQBhIZChVBVURJVF9BQ1RJT05fUElJX1JFQUQQBxIgChxBVURJVF9BQ1RJT05fUElJX1JFQURfREVOSUVEEAgSIAocQVVESVRfQUNUSU9OX1BST0ZJTEVfVVBEQVRFRBAJEh0KGUFVRElUX0FDVElPTl9ST0xFX0NIQU5HRUQQChIkCiBBVURJVF9BQ1RJT05fU0lURV9TQ09QRVNfQ0hBTkdFRBALEiEKHUFVRElUX0FDVElPTl9JREVOVElUWV9VUERBVEVEEAwSIQodQVVESVRfQUNUSU9OX1BBU1NXT1JEX0NIQU5HRUQQDRIkCiBBVURJVF9BQ1RJT05fU0lHTklOR19LRVlfUk9UQVRFRBAOEiUKIUFVRElUX0FDVElPTl9BVURJVF9WQUxVRV9SRURBQ1RFRBAPEicKI0FVRElUX0FDVElPTl9SRUdJU1RSQVRJT05fUkVRVUVTVEVEEBASJAogQVVESVRfQUNUSU9OX1BBUlRJQ0lQQU5UX0lOVklURUQQERIjCh9BVURJVF9BQ1RJT05fSU5WSVRBVElPTl9SRUZVU0VEEBISIgoeQVVESVRfQUNUSU9OX0FDQ09VTlRfQUNUSVZBVEVEEBMSHgoaQVVESVRfQUNUSU9OX0NPREVfUkVKRUNURUQQFBIbChdBVURJVF9BQ1RJT05fTE9HR0VEX09VVBAVEiEKHUFVRElUX0FDVElPTl9TRVNTSU9OU19SRVZPS0VEEBYSHQoZQVVESVRfQUNUSU9OX0FDQ0VTU19SRVNFVBAXEh8KG0FVRElUX0FDVElPTl9BQ0NPVU5UX0xPQ0tFRBAYEiUKIUFVRElUX0FDVElPTl9UUklBTF9TQ09QRVNfQ0hBTkdFRBAZEiUKIUFVRElUX0FDVElPTl9TRVJWSUNFX1RPS0VOX0lTU1VFRBAaEiUKIUFVRElUX0FDVElPTl9TRVJWSUNFX1RPS0VOX0RFTklFRBAbEh8KG0FVRElUX0FDVElPTl9BVURJVF9FWFBPUlRFRBAcKqMDCg9BdWRpdFJlY29yZFR5cGUSIQodQVVESVRfUkVDT1JEX1RZUEVfVU5TUEVDSUZJRUQQABIlCiFBVURJVF9SRUNPUkRfVFlQRV9QQVRJRU5UX0FDQ09VTlQQARImCiJBVURJVF9SRUNPUkRfVFlQRV9QQVRJRU5UX0lERU5USVRZEAISJQohQVVESVRfUkVDT1JEX1RZUEVfUEFUSUVOVF9QUk9GSUxFEAMSIwofQVVESVRfUkVDT1JEX1RZUEVfU1RBRkZfQUNDT1VOVBAEEh0KGUFVRElUX1JFQ09SRF9UWVBFX1NFU1NJT04QBRIhCh1BVURJVF9SRUNPUkRfVFlQRV9TSUdOSU5HX0tFWRAGEiEKHUFVRElUX1JFQ09SRF9UWVBFX0FVRElUX0VWRU5UEAcSIgoeQVVESVRfUkVDT1JEX1RZUEVfUkVHSVNUUkFUSU9OEAgSJgoiQVVESVRfUkVDT1JEX1RZUEVfU0VSVklDRV9JREVOVElUWRAJEiEKHUFVRElUX1JFQ09SRF9UWVBFX0FVRElUX1RSQUlMEAoqiwEKDkF1ZGl0QWN0b3JLaW5kEiAKHEFVRElUX0FDVE9SX0tJTkRfVU5TUEVDSUZJRUQQABIZChVBVURJVF9BQ1RPUl9LSU5EX1VTRVIQARIcChhBVURJVF9BQ1RPUl9LSU5EX1NFUlZJQ0UQAhIeChpBVURJVF9BQ1RPUl9LSU5EX0FOT05ZTU9VUxADKnwKD0F1ZGl0RXZlbnRPcmRlchIhCh1BVURJVF9FVkVOVF9PUkRFUl9VTlNQRUNJRklFRBAAEiIKHkFVRElUX0VWRU5UX09SREVSX09MREVTVF9GSVJTVBABEiIKHkFVRElUX0VWRU5UX09SREVSX05FV0VTVF9GSVJTVBACKqsBCg9BdWRpdENoYWluQnJlYWsSIQodQVVESVRfQ0hBSU5fQlJFQUtfVU5TUEVDSUZJRUQQABIjCh9BVURJVF9DSEFJTl9CUkVBS19IQVNIX01JU01BVENIEAESLAooQVVESVRfQ0hBSU5fQlJFQUtfUFJFVklPVVNfSEFTSF9NSVNNQVRDSBACEiIKHkFVRElUX0NIQUlOX0JSRUFLX1NFUVVFTkNFX0dBUBADMoQDCgxBdWRpdFNlcnZpY2USeAoPTGlzdEF1ZGl0RXZlbnRzEisudHJpYWxodWIucGF0aWVudC52MS5MaXN0QXVkaXRFdmVudHNSZXF1ZXN0GiwudHJpYWxodWIucGF0aWVudC52MS5MaXN0QXVkaXRFdmVudHNSZXNwb25zZSIKkAIBkoIZAwoBBBJ7ChBWZXJpZnlBdWRpdFRyYWlsEiwudHJpYWxodWIucGF0aWVudC52MS5WZXJpZnlBdWRpdFRyYWlsUmVxdWVzdBotLnRyaWFsaHViLnBhdGllbnQudjEuVmVyaWZ5QXVkaXRUcmFpbFJlc3BvbnNlIgqQAgGSghkDCgEEEn0KEUV4cG9ydEF1ZGl0RXZlbnRzEi0udHJpYWxodWIucGF0aWVudC52MS5FeHBvcnRBdWRpdEV2ZW50c1JlcXVlc3QaLi50cmlhbGh1Yi5wYXRpZW50LnYxLkV4cG9ydEF1ZGl0RXZlbnRzUmVzcG9uc2UiB5KCGQMKAQQwAULdAQoXY29tLnRyaWFsaHViLnBhdGllbnQudjFCEUF1ZGl0U2VydmljZVByb3RvUAFaQWdpdGh1Yi5jb20vdHJpYWxodWIvdHJpYWxodWIvZ2VuL2dvL3RyaWFsaHViL3BhdGllbnQvdjE7cGF0aWVudHYxogIDVFBYqgITVHJpYWxodWIuUGF0aWVudC5WMcoCE1RyaWFsaHViXFBhdGllbnRcVjHiAh9UcmlhbGh1YlxQYXRpZW50XFYxXEdQQk1ldGFkYXRh6gIVVHJpYWxodWI6OlBhdGllbnQ6OlYxYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_timestamp, file_trialhub_authz_v1_authz]);
 
 /**
  * AuditActor is who did what an audit event records. Never a name: people are
@@ -511,6 +511,188 @@ export const VerifyAuditTrailResponseSchema: GenMessage<VerifyAuditTrailResponse
   messageDesc(file_trialhub_patient_v1_audit_service, 6);
 
 /**
+ * ExportAuditEventsRequest selects the events to export, with the same filters
+ * as ListAuditEventsRequest, and says why. Filters combine with AND; an unset
+ * filter matches everything.
+ *
+ * @generated from message trialhub.patient.v1.ExportAuditEventsRequest
+ */
+export type ExportAuditEventsRequest = Message<"trialhub.patient.v1.ExportAuditEventsRequest"> & {
+  /**
+   * Only events by this actor (subject_uuid, staff id or service account name).
+   *
+   * @generated from field: string actor_id = 1;
+   */
+  actorId: string;
+
+  /**
+   * Only events concerning this patient.
+   *
+   * @generated from field: string subject_uuid = 2;
+   */
+  subjectUuid: string;
+
+  /**
+   * Only events with one of these actions; empty means all actions.
+   *
+   * @generated from field: repeated trialhub.patient.v1.AuditAction actions = 3;
+   */
+  actions: AuditAction[];
+
+  /**
+   * Only events about records of this type; unspecified means any.
+   *
+   * @generated from field: trialhub.patient.v1.AuditRecordType record_type = 4;
+   */
+  recordType: AuditRecordType;
+
+  /**
+   * Only events about this record (requires record_type).
+   *
+   * @generated from field: string record_id = 5;
+   */
+  recordId: string;
+
+  /**
+   * Only events whose occurred_at is at or after this instant (inclusive); unset
+   * for no lower bound.
+   *
+   * @generated from field: google.protobuf.Timestamp occurred_from = 6;
+   */
+  occurredFrom?: Timestamp | undefined;
+
+  /**
+   * Only events whose occurred_at is before this instant (exclusive); unset for
+   * no upper bound. Must be after occurred_from when both are set.
+   *
+   * @generated from field: google.protobuf.Timestamp occurred_until = 7;
+   */
+  occurredUntil?: Timestamp | undefined;
+
+  /**
+   * Why the events are exported (e.g. "BfArM GCP inspection of TH-DEP-001, March
+   * 2026"). Recorded verbatim in the AUDIT_EXPORTED event; visible to
+   * administrators only.
+   *
+   * @generated from field: string reason = 8;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message trialhub.patient.v1.ExportAuditEventsRequest.
+ * Use `create(ExportAuditEventsRequestSchema)` to create a new message.
+ */
+export const ExportAuditEventsRequestSchema: GenMessage<ExportAuditEventsRequest> = /*@__PURE__*/
+  messageDesc(file_trialhub_patient_v1_audit_service, 7);
+
+/**
+ * ExportAuditEventsResponse is one message of the export stream: a chunk of the
+ * CSV file, or, last, the summary.
+ *
+ * @generated from message trialhub.patient.v1.ExportAuditEventsResponse
+ */
+export type ExportAuditEventsResponse = Message<"trialhub.patient.v1.ExportAuditEventsResponse"> & {
+  /**
+   * What this message carries.
+   *
+   * @generated from oneof trialhub.patient.v1.ExportAuditEventsResponse.part
+   */
+  part: {
+    /**
+     * The next bytes of the CSV file (at most 64 KiB per message; chunks may
+     * split a row or a UTF-8 character, so join them before decoding).
+     *
+     * @generated from field: bytes csv_chunk = 1;
+     */
+    value: Uint8Array;
+    case: "csvChunk";
+  } | {
+    /**
+     * The summary, sent once as the last message of the stream.
+     *
+     * @generated from field: trialhub.patient.v1.AuditExportSummary summary = 2;
+     */
+    value: AuditExportSummary;
+    case: "summary";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message trialhub.patient.v1.ExportAuditEventsResponse.
+ * Use `create(ExportAuditEventsResponseSchema)` to create a new message.
+ */
+export const ExportAuditEventsResponseSchema: GenMessage<ExportAuditEventsResponse> = /*@__PURE__*/
+  messageDesc(file_trialhub_patient_v1_audit_service, 8);
+
+/**
+ * AuditExportSummary describes a finished export so that a copy of the file can
+ * be checked against the trail later.
+ *
+ * @generated from message trialhub.patient.v1.AuditExportSummary
+ */
+export type AuditExportSummary = Message<"trialhub.patient.v1.AuditExportSummary"> & {
+  /**
+   * How many events (rows after the header) the file holds (int64, a decimal
+   * string in JSON).
+   *
+   * @generated from field: int64 events_exported = 1;
+   */
+  eventsExported: bigint;
+
+  /**
+   * The sequence number of the first exported event; 0 when none matched.
+   *
+   * @generated from field: int64 first_sequence = 2;
+   */
+  firstSequence: bigint;
+
+  /**
+   * The sequence number of the last exported event; 0 when none matched.
+   *
+   * @generated from field: int64 last_sequence = 3;
+   */
+  lastSequence: bigint;
+
+  /**
+   * The hash of the last exported event (lower-case hex), which
+   * VerifyAuditTrail up to last_sequence reproduces; empty when none matched.
+   *
+   * @generated from field: string last_event_hash = 4;
+   */
+  lastEventHash: string;
+
+  /**
+   * The SHA-256 of the whole CSV file as sent (lower-case hex).
+   *
+   * @generated from field: string file_sha256 = 5;
+   */
+  fileSha256: string;
+
+  /**
+   * The id of the AUDIT_EXPORTED event that records this export.
+   *
+   * @generated from field: string audit_event_id = 6;
+   */
+  auditEventId: string;
+
+  /**
+   * When the export started (UTC, server clock): it holds the events recorded
+   * before that.
+   *
+   * @generated from field: google.protobuf.Timestamp exported_at = 7;
+   */
+  exportedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message trialhub.patient.v1.AuditExportSummary.
+ * Use `create(AuditExportSummarySchema)` to create a new message.
+ */
+export const AuditExportSummarySchema: GenMessage<AuditExportSummary> = /*@__PURE__*/
+  messageDesc(file_trialhub_patient_v1_audit_service, 9);
+
+/**
  * AuditAction is what happened. New actions may be added; clients should show an
  * unknown value as such rather than fail.
  *
@@ -743,6 +925,15 @@ export enum AuditAction {
    * @generated from enum value: AUDIT_ACTION_SERVICE_TOKEN_DENIED = 27;
    */
   SERVICE_TOKEN_DENIED = 27,
+
+  /**
+   * An administrator exported audit events (ExportAuditEvents); the reason is
+   * mandatory, field "filters" has the filters in Connect JSON, and the event
+   * comes after every event the export holds.
+   *
+   * @generated from enum value: AUDIT_ACTION_AUDIT_EXPORTED = 28;
+   */
+  AUDIT_EXPORTED = 28,
 }
 
 /**
@@ -831,6 +1022,13 @@ export enum AuditRecordType {
    * @generated from enum value: AUDIT_RECORD_TYPE_SERVICE_IDENTITY = 9;
    */
   SERVICE_IDENTITY = 9,
+
+  /**
+   * The audit trail as a whole (exports); record_id is empty.
+   *
+   * @generated from enum value: AUDIT_RECORD_TYPE_AUDIT_TRAIL = 10;
+   */
+  AUDIT_TRAIL = 10,
 }
 
 /**
@@ -996,6 +1194,31 @@ export const AuditService: GenService<{
     methodKind: "unary";
     input: typeof VerifyAuditTrailRequestSchema;
     output: typeof VerifyAuditTrailResponseSchema;
+  },
+  /**
+   * ExportAuditEvents streams the audit events matching the filters as one CSV
+   * file an inspector can open in a spreadsheet: RFC 4180, UTF-8, a header row
+   * first, oldest event first, one row per event, the columns being AuditEvent's
+   * fields in order with actor and client flattened (actor_id, actor_role,
+   * actor_kind, ..., client_address, client_user_agent, client_app_version),
+   * enum values by name and timestamps in RFC 3339 UTC. Values of PII fields are
+   * redaction markers, as in the trail. The csv chunks of all messages but the
+   * last, concatenated, are the file; the last message carries a summary (the
+   * number of events, their sequence range, the hash of the last one and the
+   * SHA-256 of the file) so that a copy can be checked later. No match gives
+   * the header row only. The export covers the events recorded when it starts;
+   * it is itself audited as AUDIT_EXPORTED, with the reason and the filters,
+   * before the first chunk is sent: if that event cannot be written the call
+   * fails and nothing is sent. A retry (e.g. after a broken connection) is a new
+   * export, audited again. A streaming call (Connect, gRPC or gRPC-Web over
+   * POST), never reachable with GET.
+   *
+   * @generated from rpc trialhub.patient.v1.AuditService.ExportAuditEvents
+   */
+  exportAuditEvents: {
+    methodKind: "server_streaming";
+    input: typeof ExportAuditEventsRequestSchema;
+    output: typeof ExportAuditEventsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_trialhub_patient_v1_audit_service, 0);
