@@ -246,7 +246,9 @@ type AuthServiceClient interface {
 	// refresh token again within a few seconds is treated as a network retry and
 	// returns the same new pair; presenting it later is treated as theft: the whole
 	// session is revoked, the reuse is audited and the call fails with
-	// UNAUTHENTICATED.
+	// UNAUTHENTICATED. A refresh token of a session that was ended (Logout) or
+	// revoked (ChangePassword, ResetAccess, SuspendAccount, UpdateStaffAccount)
+	// fails with UNAUTHENTICATED from that moment on.
 	RefreshToken(context.Context, *v1.RefreshTokenRequest) (*v1.RefreshTokenResponse, error)
 	// Logout ends the session the refresh token belongs to: the whole family of
 	// rotated refresh tokens is revoked, so no refresh works any more; access
@@ -412,7 +414,9 @@ type AuthServiceHandler interface {
 	// refresh token again within a few seconds is treated as a network retry and
 	// returns the same new pair; presenting it later is treated as theft: the whole
 	// session is revoked, the reuse is audited and the call fails with
-	// UNAUTHENTICATED.
+	// UNAUTHENTICATED. A refresh token of a session that was ended (Logout) or
+	// revoked (ChangePassword, ResetAccess, SuspendAccount, UpdateStaffAccount)
+	// fails with UNAUTHENTICATED from that moment on.
 	RefreshToken(context.Context, *v1.RefreshTokenRequest) (*v1.RefreshTokenResponse, error)
 	// Logout ends the session the refresh token belongs to: the whole family of
 	// rotated refresh tokens is revoked, so no refresh works any more; access

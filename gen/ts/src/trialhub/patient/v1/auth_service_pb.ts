@@ -1733,7 +1733,9 @@ export const AuthService: GenService<{
    * refresh token again within a few seconds is treated as a network retry and
    * returns the same new pair; presenting it later is treated as theft: the whole
    * session is revoked, the reuse is audited and the call fails with
-   * UNAUTHENTICATED.
+   * UNAUTHENTICATED. A refresh token of a session that was ended (Logout) or
+   * revoked (ChangePassword, ResetAccess, SuspendAccount, UpdateStaffAccount)
+   * fails with UNAUTHENTICATED from that moment on.
    *
    * @generated from rpc trialhub.patient.v1.AuthService.RefreshToken
    */
