@@ -15,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/trialhub/trialhub/services/platform/client"
+	"github.com/trialhub/trialhub/services/platform/db"
 )
 
 // Config is how one service runs on its own (services/<name>/cmd/<name>): 12-factor,
@@ -53,6 +54,14 @@ type Config struct {
 	// CORSOrigins are the browser origins allowed to call (comma-separated in the
 	// environment). Env TRIALHUB_CORS_ORIGINS. Default none.
 	CORSOrigins []string `env:"CORS_ORIGINS" envSeparator:"," yaml:"CorsOrigins"`
+	// PostgresDriver is the PostgreSQL driver: "pgx" (default; it caches prepared
+	// statements, see the db package's figures) or "pq" (github.com/lib/pq). Env
+	// TRIALHUB_POSTGRES_DRIVER.
+	PostgresDriver string `env:"POSTGRES_DRIVER" yaml:"PostgresDriver"`
+	// DrainDelay is how long a stopping process keeps answering while its health
+	// says NOT_SERVING, so load balancers stop sending first. Env
+	// TRIALHUB_DRAIN_DELAY, a Go duration. Default 5s.
+	DrainDelay time.Duration `env:"DRAIN_DELAY" yaml:"DrainDelay"`
 	// LogLevel is debug, info, warn or error. Env TRIALHUB_LOG_LEVEL, flag
 	// --log-level. Default info.
 	LogLevel string `env:"LOG_LEVEL" yaml:"LogLevel"`
@@ -89,7 +98,7 @@ func LoadConfig(name string, args []string, lookup func(string) (string, bool)) 
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
-	cfg := Config{Addr: ":8080", Issuer: "trialhub", LogLevel: "info"}
+	cfg := Config{Addr: ":8080", Issuer: "trialhub", LogLevel: "info", DrainDelay: 5 * time.Second}
 	if *file == "" {
 		*file, _ = lookup("TRIALHUB_CONFIG")
 	}
@@ -99,7 +108,7 @@ func LoadConfig(name string, args []string, lookup func(string) (string, bool)) 
 		}
 	}
 	environ := map[string]string{}
-	for _, key := range []string{"ADDR", "DATABASE_URL", "JWKS_URL", "ISSUER", "SERVICE_TOKEN_FILE", "CORS_ORIGINS", "LOG_LEVEL"} {
+	for _, key := range []string{"ADDR", "DATABASE_URL", "JWKS_URL", "ISSUER", "SERVICE_TOKEN_FILE", "CORS_ORIGINS", "POSTGRES_DRIVER", "DRAIN_DELAY", "LOG_LEVEL"} {
 		if v, ok := lookup("TRIALHUB_" + key); ok {
 			environ["TRIALHUB_"+key] = v
 		}
@@ -118,6 +127,11 @@ func LoadConfig(name string, args []string, lookup func(string) (string, bool)) 
 	if _, err := cfg.Level(); err != nil {
 		return Config{}, err
 	}
+	switch db.PostgresDriver(cfg.PostgresDriver) {
+	case "", db.PGX, db.LibPQ:
+	default:
+		return Config{}, fmt.Errorf("postgres driver %q: want %q or %q", cfg.PostgresDriver, db.PGX, db.LibPQ)
+	}
 	return cfg, nil
 }
 
@@ -131,21 +145,37 @@ func (cfg *Config) readFile(path string) error {
 	}
 	file := struct {
 		Config `yaml:",inline"`
-		Blocks map[string]rpcBlock `yaml:",inline"`
+		Blocks map[string]yaml.Node `yaml:",inline"`
 	}{Config: *cfg}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&file); err != nil && !errors.Is(err, io.EOF) {
+	if err := strictYAML(data, &file); err != nil {
 		return fmt.Errorf("configuration file %s: %w", path, err)
 	}
 	*cfg = file.Config
 	cfg.deps = map[string]rpcBlock{}
-	for key, b := range file.Blocks {
+	for key, node := range file.Blocks {
 		name, ok := strings.CutSuffix(key, "Rpc")
 		if !ok || name == "" {
 			return fmt.Errorf("configuration file %s: unknown setting %q", path, key)
 		}
+		raw, err := yaml.Marshal(&node)
+		if err != nil {
+			return err
+		}
+		var b rpcBlock
+		if err := strictYAML(raw, &b); err != nil {
+			return fmt.Errorf("configuration file %s: %s: %w", path, key, err)
+		}
 		cfg.deps[strings.ToLower(name)] = b
+	}
+	return nil
+}
+
+// strictYAML decodes data into v, refusing keys v has no field for.
+func strictYAML(data []byte, v any) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+		return err
 	}
 	return nil
 }

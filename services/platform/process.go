@@ -35,6 +35,9 @@ type Process struct {
 	Services []Service
 	// DSN returns the database DSN of a service (postgres://... or sqlite:path).
 	DSN func(service string) string
+	// DBOptions configure every service's database (the PostgreSQL driver, pool
+	// sizes).
+	DBOptions []db.Option
 	// Verifier checks access tokens. Without one only public methods answer.
 	Verifier TokenVerifier
 	// Tokens returns the token source a service presents on its outbound calls.
@@ -130,7 +133,7 @@ func (p Process) mount(ctx context.Context, srv *Server, svc Service, log *slog.
 		return nil, errors.New("no database configured")
 	}
 	dsn := p.DSN(svc.Name)
-	database, err := db.Open(ctx, dsn)
+	database, err := db.Open(ctx, dsn, p.DBOptions...)
 	if err != nil {
 		return nil, err
 	}
@@ -184,6 +187,7 @@ func (p Process) mount(ctx context.Context, srv *Server, svc Service, log *slog.
 	if err := svc.Mount(ctx, m); err != nil {
 		return nil, fmt.Errorf("mount: %w", err)
 	}
+	addKitJobs(m)
 	return &hosted{mount: m, queue: queue}, nil
 }
 

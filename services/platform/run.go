@@ -12,6 +12,7 @@ import (
 
 	"github.com/trialhub/trialhub/services/platform/auth"
 	"github.com/trialhub/trialhub/services/platform/client"
+	"github.com/trialhub/trialhub/services/platform/db"
 )
 
 // Main runs svc as its own process, the whole body of services/<name>/cmd/<name>:
@@ -45,6 +46,9 @@ func Run(ctx context.Context, svc Service, args []string, lookup func(string) (s
 			return cfg.Dependency(dep, lookup)
 		},
 	}
+	if cfg.PostgresDriver != "" {
+		p.DBOptions = append(p.DBOptions, db.WithPostgresDriver(db.PostgresDriver(cfg.PostgresDriver)))
+	}
 	if cfg.JWKSURL != "" {
 		// Keys are re-fetched every 10 minutes, and on an unknown kid at most every
 		// 30 s, so a rotation is picked up without a restart.
@@ -54,6 +58,7 @@ func Run(ctx context.Context, svc Service, args []string, lookup func(string) (s
 	if cfg.ServiceTokenFile != "" {
 		p.Tokens = func(string) auth.TokenSource { return auth.FileToken(cfg.ServiceTokenFile) }
 	}
+	p.ServerOptions = append(p.ServerOptions, WithDrainDelay(cfg.DrainDelay))
 	if len(cfg.CORSOrigins) > 0 {
 		p.ServerOptions = append(p.ServerOptions, WithCORSOrigins(cfg.CORSOrigins...))
 	}

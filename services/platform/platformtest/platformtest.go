@@ -53,6 +53,7 @@ type options struct {
 	deps     map[string]string
 	jobs     []jobs.Option
 	server   []platform.Option
+	db       []db.Option
 	signer   *auth.Signer
 	services []platform.Service
 }
@@ -83,6 +84,20 @@ func WithJobOptions(opts ...jobs.Option) Option {
 // WithServerOptions configures the server.
 func WithServerOptions(opts ...platform.Option) Option {
 	return func(o *options) { o.server = append(o.server, opts...) }
+}
+
+// All combines options into one (a test table's "backend" column).
+func All(opts ...Option) Option {
+	return func(o *options) {
+		for _, opt := range opts {
+			opt(o)
+		}
+	}
+}
+
+// WithDBOptions configures the service's database (say, db.WithPostgresDriver(db.LibPQ)).
+func WithDBOptions(opts ...db.Option) Option {
+	return func(o *options) { o.db = append(o.db, opts...) }
 }
 
 // WithSigner signs tokens with s, so that two environments trust each other's
@@ -131,7 +146,9 @@ func Start(t testing.TB, svc platform.Service, opts ...Option) *Env {
 			}
 			return dep, nil
 		},
-		ServerOptions: o.server,
+		// Tests stop at once: nothing balances load in front of them.
+		ServerOptions: append([]platform.Option{platform.WithDrainDelay(0)}, o.server...),
+		DBOptions:     o.db,
 		JobOptions:    o.jobs,
 		Log:           o.log,
 		Ready:         func(string) { close(ready) },

@@ -26,10 +26,14 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-// backends runs a test on PostgreSQL and on SQLite, the two databases a service
-// runs on.
+// backends runs a test on PostgreSQL through each driver (pgx, the default, and
+// lib/pq) and on SQLite, the databases a service runs on.
 func backends(t *testing.T, test func(t *testing.T, backend platformtest.Option)) {
 	t.Run("postgres", func(t *testing.T) { t.Parallel(); test(t, platformtest.WithDSN(pgtest.New(t))) })
+	t.Run("postgres-libpq", func(t *testing.T) {
+		t.Parallel()
+		test(t, platformtest.All(platformtest.WithDSN(pgtest.New(t)), platformtest.WithDBOptions(db.WithPostgresDriver(db.LibPQ))))
+	})
 	t.Run("sqlite", func(t *testing.T) { t.Parallel(); test(t, platformtest.WithSQLite()) })
 }
 
@@ -77,9 +81,14 @@ func TestWriteAndItsJobCommitTogether(t *testing.T) {
 		if connect.CodeOf(err) != connect.CodeFailedPrecondition {
 			t.Fatalf("rolled-back AddNote: %v, want failed_precondition", err)
 		}
-		for _, table := range []string{"notes", "river_job", "audit_events", "idempotency_keys"} {
-			if n := count(t, d, "SELECT COUNT(*) FROM "+table); n != 0 {
-				t.Errorf("after a rolled-back write %s has %d rows, want 0", table, n)
+		for what, query := range map[string]string{
+			"notes":            "SELECT COUNT(*) FROM notes",
+			"jobs":             "SELECT COUNT(*) FROM river_job WHERE kind = 'notes.note_added'",
+			"audit events":     "SELECT COUNT(*) FROM audit_events",
+			"idempotency keys": "SELECT COUNT(*) FROM idempotency_keys",
+		} {
+			if n := count(t, d, query); n != 0 {
+				t.Errorf("after a rolled-back write there are %d %s, want 0", n, what)
 			}
 		}
 
@@ -97,6 +106,10 @@ func TestWriteAndItsJobCommitTogether(t *testing.T) {
 		if n := count(t, d, "SELECT COUNT(*) FROM audit_events WHERE record_id = $1", id); n != 1 {
 			t.Errorf("audit events of the note: %d, want 1", n)
 		}
+		// Every service also runs the kit's periodic purge of expired idempotency keys.
+		eventually(t, "the kit's purge of expired idempotency keys to run", func() bool {
+			return count(t, d, "SELECT COUNT(*) FROM river_job WHERE kind = 'platform.purge_idempotency_keys' AND state = 'completed'") >= 1
+		})
 	})
 }
 
@@ -131,7 +144,7 @@ func TestTwoReplicasWorkEachJobOnce(t *testing.T) {
 		})
 		// Give a duplicate delivery the chance to show before counting.
 		eventually(t, "every job to be completed", func() bool {
-			return count(t, d, "SELECT COUNT(*) FROM river_job WHERE state = 'completed'") == n
+			return count(t, d, "SELECT COUNT(*) FROM river_job WHERE kind = 'notes.note_added' AND state = 'completed'") == n
 		})
 		if got := count(t, d, "SELECT COUNT(*) FROM note_deliveries"); got != n {
 			t.Fatalf("%d deliveries for %d notes: a job was worked twice", got, n)
@@ -153,7 +166,7 @@ func TestFailingJobEndsDiscardedWithItsErrors(t *testing.T) {
 			t.Fatal(err)
 		}
 		eventually(t, "the job to be discarded", func() bool {
-			return count(t, d, "SELECT COUNT(*) FROM river_job WHERE state = 'discarded'") == 1
+			return count(t, d, "SELECT COUNT(*) FROM river_job WHERE kind = 'notes.note_added' AND state = 'discarded'") == 1
 		})
 		// The dead letter is visible through the kit, with every attempt's error.
 		q, err := jobs.New(d, nil)
@@ -178,7 +191,7 @@ func TestFailingJobEndsDiscardedWithItsErrors(t *testing.T) {
 			t.Fatal(err)
 		}
 		eventually(t, "the re-queued job to run again", func() bool {
-			return count(t, d, "SELECT COUNT(*) FROM river_job WHERE state = 'discarded' AND attempt = 4") == 1
+			return count(t, d, "SELECT COUNT(*) FROM river_job WHERE kind = 'notes.note_added' AND state = 'discarded' AND attempt = 4") == 1
 		})
 	})
 }
@@ -218,7 +231,7 @@ func TestConcurrentRetriesWithOneKeyWriteOnce(t *testing.T) {
 		if got := count(t, d, "SELECT COUNT(*) FROM notes"); got != 1 {
 			t.Fatalf("%d notes for %d requests with one key, want 1", got, n)
 		}
-		if got := count(t, d, "SELECT COUNT(*) FROM river_job"); got != 1 {
+		if got := count(t, d, "SELECT COUNT(*) FROM river_job WHERE kind = 'notes.note_added'"); got != 1 {
 			t.Errorf("%d jobs for one write, want 1", got)
 		}
 		// The same key with another body is refused.
