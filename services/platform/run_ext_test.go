@@ -42,7 +42,9 @@ func TestRunServesOneServiceAlone(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- platform.Run(ctx, notes.Service("alone"), []string{"--addr", addr, "--log-level", "error"}, lookupFrom(env)) }()
+	go func() {
+		done <- platform.Run(ctx, notes.Service("alone"), []string{"--addr", addr, "--log-level", "error"}, lookupFrom(env))
+	}()
 
 	token, _, err := signer.Sign(platformtest.Admin(), time.Hour)
 	if err != nil {
