@@ -39,7 +39,6 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"testing"
 	"time"
 )
 
@@ -156,10 +155,19 @@ func (v *Vendor) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
+// TB is the part of testing.TB that Start uses; a *testing.T is one. (The package
+// does not import testing, so that `trialhub fakevendor` does not link it in.)
+type TB interface {
+	Helper()
+	Cleanup(func())
+	Errorf(format string, args ...any)
+	Fatalf(format string, args ...any)
+}
+
 // Start serves a new vendor on a loopback port for the test tb and returns it and
 // its base URL ("http://127.0.0.1:port"). The vendor and its server are closed
 // when the test ends.
-func Start(tb testing.TB, opts ...Option) (*Vendor, string) {
+func Start(tb TB, opts ...Option) (*Vendor, string) {
 	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
