@@ -135,6 +135,26 @@ func (v *Vendor) Close() {
 // that stopped serving.
 func (v *Vendor) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{Handler: v, ReadHeaderTimeout: 10 * time.Second}
+	// Shutdown waits 5 s for connections that never sent a request (a client's
+	// spare dials); they have nothing to lose, so close them once listening stops.
+	var mu sync.Mutex
+	fresh := map[net.Conn]bool{}
+	srv.ConnState = func(c net.Conn, s http.ConnState) {
+		mu.Lock()
+		defer mu.Unlock()
+		if s == http.StateNew {
+			fresh[c] = true
+		} else {
+			delete(fresh, c)
+		}
+	}
+	srv.RegisterOnShutdown(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for c := range fresh {
+			_ = c.Close()
+		}
+	})
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -274,10 +275,15 @@ func TestHangTimesOutAndCloseReleases(t *testing.T) {
 	}
 	waitFor(t, v, "three held requests", func() bool { return v.Attempts("") == 3 })
 	stop() // Serve closes the vendor, then shuts the server down
-	wg.Wait()
-	if err := <-served; err != nil {
-		t.Fatalf("serve: %v", err)
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Fatalf("serve: %v", err)
+		}
+	case <-time.After(wait):
+		t.Fatal("Serve did not return: Close did not release the held requests")
 	}
+	wg.Wait()
 	for i := range answers {
 		if errs[i] != nil || answers[i].status != http.StatusServiceUnavailable || answers[i].errMsg != "vendor closed" {
 			t.Errorf("held caller %d: %+v, %v; want 503 vendor closed", i, answers[i], errs[i])
@@ -572,5 +578,50 @@ func TestWaitForContext(t *testing.T) {
 	}
 	if err := v.WaitFor(ctx, func() bool { return true }); err != nil {
 		t.Errorf("WaitFor with a true predicate: %v", err)
+	}
+}
+
+// Concurrent requests under one key, as retries from several workers race: one
+// delivery, every caller answered its id.
+func TestDedupeConcurrent(t *testing.T) {
+	v, url := fakevendor.Start(t, fakevendor.WithAPIKey(apiKey))
+	c := vendorClient(url, nil)
+	const n = 20
+	ids := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			a, err := post(t.Context(), c, url, "/push", "race", map[string]any{"token": "t", "template": "x"})
+			if err != nil || a.status != http.StatusAccepted {
+				t.Errorf("caller %d: %+v, %v", i, a, err)
+			}
+			ids[i] = a.id
+		})
+	}
+	wg.Wait()
+	if d, a := v.Deliveries("race"), v.Attempts("race"); d != 1 || a != n {
+		t.Errorf("deliveries %d, attempts %d; want 1, %d", d, a, n)
+	}
+	for i, id := range ids {
+		if id != ids[0] {
+			t.Errorf("caller %d answered %q, caller 0 %q", i, id, ids[0])
+		}
+	}
+}
+
+// BenchmarkSend is one keyed SMS through client.HTTP to a healthy vendor.
+func BenchmarkSend(b *testing.B) {
+	v, url := fakevendor.Start(b, fakevendor.WithAPIKey(apiKey))
+	c := vendorClient(url, nil)
+	i := 0
+	for b.Loop() {
+		i++
+		a, err := post(b.Context(), c, url, "/sms", "bench-"+strconv.Itoa(i), sms("+4512345678", "x"))
+		if err != nil || a.status != http.StatusAccepted {
+			b.Fatalf("%+v, %v", a, err)
+		}
+	}
+	if n := len(v.Messages(fakevendor.SMS)); n != i {
+		b.Fatalf("%d deliveries, want %d", n, i)
 	}
 }
