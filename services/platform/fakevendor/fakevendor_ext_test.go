@@ -449,9 +449,14 @@ func TestFaultsEndpoint(t *testing.T) {
 		Status       int    `json:"status"`
 	}
 	if err := json.Unmarshal([]byte(a.raw), &f); err != nil || f.Mode != "too_many_requests" || f.RetryAfterMS != 60000 ||
-		f.FlapEvery != 1 || f.Status != 503 {
-		t.Errorf("POST /faults answered %s (%v)", a.raw, err)
+		f.FlapEvery != 0 || f.Status != 0 {
+		t.Errorf("POST /faults answered %s (%v), want the mode's settings only", a.raw, err)
 	}
+	// Defaults are filled in.
+	if fl := mustPost(t, c, url, "/faults", "", map[string]string{"mode": "flapping"}, http.StatusOK); fl.raw != `{"mode":"flapping","flap_every":1,"status":503}`+"\n" {
+		t.Errorf("flapping with defaults: %s", fl.raw)
+	}
+	mustPost(t, c, url, "/faults", "", map[string]any{"mode": "too_many_requests", "retry_after_ms": 60000}, http.StatusOK)
 	if got := v.Fault(); got.Mode != fakevendor.TooManyRequests || got.RetryAfter != time.Minute {
 		t.Errorf("Fault() = %+v", got)
 	}

@@ -202,9 +202,20 @@ func wireField(f string) string {
 	return f
 }
 
+// toJSON shows the settings f's mode uses, defaults filled in.
 func toJSON(f Fault) faultJSON {
-	return faultJSON{Mode: f.Mode, DelayMS: f.Delay.Milliseconds(), RetryAfterMS: f.RetryAfter.Milliseconds(),
-		FlapEvery: f.FlapEvery, Status: f.Status}
+	out := faultJSON{Mode: f.Mode}
+	switch f.Mode {
+	case Slow:
+		out.DelayMS = f.Delay.Milliseconds()
+	case TooManyRequests:
+		out.RetryAfterMS = f.RetryAfter.Milliseconds()
+	case ServerError:
+		out.Status = f.Status
+	case Flapping:
+		out.FlapEvery, out.Status = f.FlapEvery, f.Status
+	}
+	return out
 }
 
 // decodeStrict decodes one JSON value, refusing unknown fields and trailing data.
