@@ -2,8 +2,10 @@
 //
 //	trialhub dev   [--addr :8080] [--data data] [--web web-client/dist]
 //	trialhub token --role analyst|patient|investigator|admin|service [--site ID]... [--subject S] [--ttl 12h] [--data data]
+//	trialhub fakevendor [--addr 127.0.0.1:8090] [--api-key KEY]
 //
-// Flags default from the environment: TRIALHUB_ADDR, TRIALHUB_DATA and TRIALHUB_WEB.
+// Flags default from the environment: TRIALHUB_ADDR, TRIALHUB_DATA and TRIALHUB_WEB;
+// fakevendor's from TRIALHUB_FAKEVENDOR_ADDR and TRIALHUB_FAKEVENDOR_API_KEY.
 package main
 
 import (
@@ -11,12 +13,15 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/trialhub/trialhub/services/platform/fakevendor"
 	"github.com/trialhub/trialhub/services/stack"
 )
 
@@ -31,6 +36,8 @@ func main() {
 		err = dev(os.Args[2:])
 	case "token":
 		err = token(os.Args[2:])
+	case "fakevendor":
+		err = fakeVendor(os.Args[2:])
 	case "-h", "--help", "help":
 		usage()
 		return
@@ -50,7 +57,8 @@ func main() {
 func usage() {
 	fmt.Fprintln(os.Stderr, `usage:
   trialhub dev   [--addr HOST:PORT] [--data DIR] [--web DIR]  run every service in one process
-  trialhub token --role ROLE [--site ID]... [--data DIR]  print a dev token (last line)`)
+  trialhub token --role ROLE [--site ID]... [--data DIR]  print a dev token (last line)
+  trialhub fakevendor [--addr HOST:PORT] [--api-key KEY]  run the fake SMS and push vendor`)
 }
 
 func env(name, def string) string {
@@ -95,4 +103,35 @@ func token(args []string) error {
 	}
 	fmt.Println(t)
 	return nil
+}
+
+func fakeVendor(args []string) error {
+	fs := flag.NewFlagSet("fakevendor", flag.ContinueOnError)
+	addr := fs.String("addr", env("TRIALHUB_FAKEVENDOR_ADDR", "127.0.0.1:8090"), "listen address `host:port` (env TRIALHUB_FAKEVENDOR_ADDR)")
+	key := fs.String("api-key", env("TRIALHUB_FAKEVENDOR_API_KEY", ""), "bearer API `key` every request must carry; none if empty (env TRIALHUB_FAKEVENDOR_API_KEY)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	url := "http://" + ln.Addr().String()
+	curl := "curl -s"
+	if *key != "" {
+		curl += ` -H "Authorization: Bearer ` + *key + `"`
+	}
+	fmt.Printf(`fake vendor at %[1]s
+  send:    %[2]s -H "Idempotency-Key: k1" -d '{"to":"+4512345678","text":"hello"}' %[1]s/sms
+  inbox:   %[2]s '%[1]s/inbox?channel=sms&to=%%2B4512345678'
+  faults:  %[2]s %[1]s/faults
+           %[2]s -d '{"mode":"slow","delay_ms":800}' %[1]s/faults
+           %[2]s -d '{"mode":"too_many_requests","retry_after_ms":2000}' %[1]s/faults
+           %[2]s -d '{"mode":"healthy"}' %[1]s/faults
+           modes: healthy, slow (delay_ms), hang, server_error (status), too_many_requests (retry_after_ms), flapping (flap_every, status)
+`, url, curl)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	v := fakevendor.New(fakevendor.WithAPIKey(*key), fakevendor.WithLogger(slog.New(slog.NewTextHandler(os.Stderr, nil))))
+	return v.Serve(ctx, ln)
 }
