@@ -62,6 +62,11 @@ type Config struct {
 	// says NOT_SERVING, so load balancers stop sending first. Env
 	// TRIALHUB_DRAIN_DELAY, a Go duration. Default 5s.
 	DrainDelay time.Duration `env:"DRAIN_DELAY" yaml:"DrainDelay"`
+	// Shed bounds the requests in flight (see Shedding): TRIALHUB_SHED_MAX_IN_FLIGHT
+	// (default 1024), TRIALHUB_SHED_MIN_LIMIT (default 64), TRIALHUB_SHED_DISABLED.
+	ShedMaxInFlight int  `env:"SHED_MAX_IN_FLIGHT" yaml:"ShedMaxInFlight"`
+	ShedMinLimit    int  `env:"SHED_MIN_LIMIT" yaml:"ShedMinLimit"`
+	ShedDisabled    bool `env:"SHED_DISABLED" yaml:"ShedDisabled"`
 	// LogLevel is debug, info, warn or error. Env TRIALHUB_LOG_LEVEL, flag
 	// --log-level. Default info.
 	LogLevel string `env:"LOG_LEVEL" yaml:"LogLevel"`
@@ -108,7 +113,7 @@ func LoadConfig(name string, args []string, lookup func(string) (string, bool)) 
 		}
 	}
 	environ := map[string]string{}
-	for _, key := range []string{"ADDR", "DATABASE_URL", "JWKS_URL", "ISSUER", "SERVICE_TOKEN_FILE", "CORS_ORIGINS", "POSTGRES_DRIVER", "DRAIN_DELAY", "LOG_LEVEL"} {
+	for _, key := range []string{"ADDR", "DATABASE_URL", "JWKS_URL", "ISSUER", "SERVICE_TOKEN_FILE", "CORS_ORIGINS", "POSTGRES_DRIVER", "DRAIN_DELAY", "SHED_MAX_IN_FLIGHT", "SHED_MIN_LIMIT", "SHED_DISABLED", "LOG_LEVEL"} {
 		if v, ok := lookup("TRIALHUB_" + key); ok {
 			environ["TRIALHUB_"+key] = v
 		}

@@ -43,13 +43,15 @@ NotificationRpc:
 		"TRIALHUB_DATABASE_URL":    "postgres://env@db/trial",
 		"TRIALHUB_PATIENT_TIMEOUT": "900ms",
 		"TRIALHUB_LOG_LEVEL":       "debug",
+		"TRIALHUB_SHED_MIN_LIMIT":  "16",
 	}
 	cfg, err := platform.LoadConfig("trial", []string{"--log-level", "error"}, lookupFrom(env))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.Addr != ":9001" || cfg.DatabaseURL != "postgres://env@db/trial" || cfg.LogLevel != "error" ||
-		cfg.JWKSURL != "http://patient:8080/.well-known/jwks.json" || len(cfg.CORSOrigins) != 1 || cfg.Issuer != "trialhub" {
+		cfg.JWKSURL != "http://patient:8080/.well-known/jwks.json" || len(cfg.CORSOrigins) != 1 || cfg.Issuer != "trialhub" ||
+		cfg.ShedMinLimit != 16 {
 		t.Fatalf("config = %+v", cfg)
 	}
 	patient, err := cfg.Dependency(client.Service("patient", ""), lookupFrom(env))

@@ -58,7 +58,9 @@ func Run(ctx context.Context, svc Service, args []string, lookup func(string) (s
 	if cfg.ServiceTokenFile != "" {
 		p.Tokens = func(string) auth.TokenSource { return auth.FileToken(cfg.ServiceTokenFile) }
 	}
-	p.ServerOptions = append(p.ServerOptions, WithDrainDelay(cfg.DrainDelay))
+	p.ServerOptions = append(p.ServerOptions, WithDrainDelay(cfg.DrainDelay), WithShedding(Shedding{
+		Disabled: cfg.ShedDisabled, MaxInFlight: cfg.ShedMaxInFlight, MinLimit: cfg.ShedMinLimit,
+	}))
 	if len(cfg.CORSOrigins) > 0 {
 		p.ServerOptions = append(p.ServerOptions, WithCORSOrigins(cfg.CORSOrigins...))
 	}

@@ -44,6 +44,7 @@ type Server struct {
 	rules   ruleCache
 	once    sync.Once
 	handler http.Handler
+	shed    *shedder
 }
 
 type options struct {
@@ -63,6 +64,7 @@ type options struct {
 	drainDelay        time.Duration
 	shutdownTimeout   time.Duration
 	corsOrigins       []string
+	shedding          Shedding
 }
 
 // Option configures a Server.
@@ -91,7 +93,8 @@ func WithInterceptors(interceptors ...connect.ServerInterceptor) Option {
 // WithMiddleware wraps the HTTP handler in middleware that runs before anything of
 // the platform but the per-request read deadline: before CORS, authentication and
 // the RPC routing, and for the plain routes (Handle) too. The first is outermost;
-// repeated options append. Use it for load shedding. Default: none.
+// repeated options append. Use it for metrics and tracing of every HTTP request;
+// the kit's own load shedder (WithShedding) runs inside it. Default: none.
 func WithMiddleware(middleware ...func(http.Handler) http.Handler) Option {
 	return func(o *options) { o.middleware = append(o.middleware, middleware...) }
 }
@@ -239,7 +242,8 @@ func (s *Server) Handler() http.Handler {
 			connecthttp.WithReadMaxBytes(s.opts.maxRequestBytes),
 			connecthttp.WithCodecs(connectproto.NewBinaryCodec(), jsonCodec),
 		)
-		// Innermost first: the mux, CORS, the middleware, the read deadline.
+		// Innermost first: the mux, CORS, the load shedder, the middleware, the read
+		// deadline.
 		var h http.Handler = s.mux
 		if len(s.opts.corsOrigins) > 0 {
 			h = cors.New(cors.Options{
@@ -250,6 +254,14 @@ func (s *Server) Handler() http.Handler {
 				MaxAge:         7200,
 			}).Handler(h)
 		}
+		if !s.opts.shedding.Disabled {
+			streams := map[string]bool{}
+			for spec := range s.rpc.Specs() {
+				streams[spec.Procedure] = spec.StreamType != connect.StreamTypeUnary
+			}
+			s.shed = newShedder(s.opts.shedding, func(p string) bool { return streams[p] })
+			h = s.shed.middleware(h)
+		}
 		for i := len(s.opts.middleware) - 1; i >= 0; i-- {
 			h = s.opts.middleware[i](h)
 		}
@@ -257,6 +269,16 @@ func (s *Server) Handler() http.Handler {
 		s.handler = h
 	})
 	return s.handler
+}
+
+// Shedding reports what the load shedder has done; zero before Handler is first
+// called or when shedding is disabled.
+func (s *Server) Shedding() ShedStats {
+	s.Handler() // the shedder is built with the routes
+	if s.shed == nil {
+		return ShedStats{}
+	}
+	return s.shed.stats()
 }
 
 // Serve serves on ln until ctx is done, then shuts down gracefully: it reports
