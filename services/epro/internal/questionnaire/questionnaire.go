@@ -173,16 +173,17 @@ type Item struct {
 
 // Definition is one version of a questionnaire.
 type Definition struct {
-	URL       string // canonical URL across versions
-	Version   string
-	Name      string // computer-friendly, prefixes CSV columns, e.g. "PHQ9"
-	Title     string
-	Code      *Coding
-	Language  string // BCP 47 tag of the original texts
-	Copyright string
-	Items     []Item
-	Rules     []scoring.Rule
-	Alerts    []scoring.Alert
+	URL         string // canonical URL across versions
+	Version     string
+	Name        string // computer-friendly, prefixes CSV columns, e.g. "PHQ9"
+	Title       string
+	Description string // for staff: purpose, recall period, instructions
+	Code        *Coding
+	Language    string // BCP 47 tag of the original texts
+	Copyright   string
+	Items       []Item
+	Rules       []scoring.Rule
+	Alerts      []scoring.Alert
 }
 
 // Canonical returns the FHIR canonical reference of this version, "url|version".
