@@ -129,7 +129,9 @@ func (p Policy) Answer(it *q.Item, a q.Answer, review Review) Answer {
 		case v.Kind == q.KindDateTime:
 			out.StudyDays = append(out.StudyDays, p.Day(v.Instant))
 			out.Withheld = CalendarDate
-		case v.Kind == q.KindString && (it.Type.FreeText() || it.Type == q.OpenChoice && it.Option(v) == nil),
+		// Any string that is not one of the definition's options was typed by the
+		// patient, whatever the item type says.
+		case v.Kind == q.KindString && (it.Type.FreeText() || it.Option(v) == nil),
 			v.Kind == q.KindURI:
 			if w := p.freeText(review); w != None {
 				out.Withheld = w

@@ -62,7 +62,7 @@ var (
 	item  = map[string]*q.Item{
 		"comment": {LinkID: "comment", Type: q.Text},
 		"site":    {LinkID: "site", Type: q.URL},
-		"freq":    {LinkID: "freq", Type: q.Choice, Options: []q.Option{{Value: q.Code(coded), Score: score(1)}}},
+		"freq":    {LinkID: "freq", Type: q.Choice, Options: []q.Option{{Value: q.Code(coded), Score: score(1)}, {Value: q.Str("Prefer not to say")}}},
 		"other":   {LinkID: "other", Type: q.OpenChoice, Repeats: true, Options: []q.Option{{Value: q.Str("Headache")}}},
 		"weight":  {LinkID: "weight", Type: q.Quantity, Unit: &q.Coding{System: "http://unitsofmeasure.org", Code: "kg", Display: "kilogram"}},
 		"height":  {LinkID: "height", Type: q.Quantity},
@@ -95,6 +95,8 @@ func TestAnswer(t *testing.T) {
 		{"url withheld", Withhold, Unreviewed, q.Answer{LinkID: "site", Values: []q.Value{q.URI("https://example.org/me")}}, "[] [] 2 false"},
 		{"url all", All, Unreviewed, q.Answer{LinkID: "site", Values: []q.Value{q.URI("https://example.org/me")}}, "[uri:https://example.org/me] [] 0 false"},
 		{"open choice: option kept, typed text withheld", Withhold, Unreviewed, q.Answer{LinkID: "other", Values: []q.Value{q.Str("Headache"), q.Str("my neighbour Bob")}}, "[string:Headache] [] 2 false"},
+		{"string option of a choice kept", Withhold, Unreviewed, q.Answer{LinkID: "freq", Values: []q.Value{q.Str("Prefer not to say")}}, "[string:Prefer not to say] [] 0 false"},
+		{"string that is no option withheld, whatever the type", Withhold, Unreviewed, q.Answer{LinkID: "count", Values: []q.Value{q.Str("Ann")}}, "[] [] 2 false"},
 		{"coding display from definition", Withhold, Unreviewed, q.Answer{LinkID: "freq", Values: []q.Value{q.Code(q.Coding{System: coded.System, Code: coded.Code, Display: "typed by Ann"})}}, "[coding:LA6569-3/Several days] [] 0 false"},
 		{"unknown coding loses its display", Withhold, Unreviewed, q.Answer{LinkID: "freq", Values: []q.Value{q.Code(q.Coding{Code: "x", Display: "Ann"})}}, "[coding:x/] [] 0 false"},
 		{"unit from definition", Withhold, Unreviewed, q.Answer{LinkID: "weight", Values: []q.Value{q.Quant(q.Amount{Value: "72.5", Unit: "kilos (Ann's scale)", Code: "kg"})}}, "[quantity:72.5 kilogram kg] [] 0 false"},

@@ -136,3 +136,19 @@ func labels(opts []q.Option) []string {
 	}
 	return out
 }
+
+// BenchmarkPHQ9Submission is the domain part of a submission's hot path: check the
+// nine answers against the definition, then score them.
+func BenchmarkPHQ9Submission(b *testing.B) {
+	d := PHQ9()
+	as := answers(d, 9, 14, 1)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := d.Check(as); err != nil {
+			b.Fatal(err)
+		}
+		if total, _ := d.Score(as).Total("total"); total.Value != 14 {
+			b.Fatal(total)
+		}
+	}
+}

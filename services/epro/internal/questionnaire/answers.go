@@ -2,6 +2,7 @@ package questionnaire
 
 import (
 	"fmt"
+	"strconv"
 	"unicode/utf8"
 
 	"github.com/trialhub/trialhub/services/epro/internal/scoring"
@@ -26,10 +27,11 @@ const DefaultMaxLength = 4000
 // takes a typed string).
 func (d *Definition) Check(answers []Answer) error {
 	c := &checker{}
+	items := d.index()
 	byID := map[string]int{}
 	for i, a := range answers {
-		p := fmt.Sprintf("answers[%d]", i)
-		it := d.Item(a.LinkID)
+		p := "answers[" + strconv.Itoa(i) + "]"
+		it := items[a.LinkID]
 		switch {
 		case it == nil:
 			c.add(p+".link_id", a.LinkID, "answer.unknown_item", "no item of the questionnaire has this link_id")
@@ -45,7 +47,7 @@ func (d *Definition) Check(answers []Answer) error {
 		byID[a.LinkID] = i
 	}
 	enabled := d.enabled(answers, byID)
-	d.Walk(func(_ string, it *Item) bool {
+	each(d.Items, func(it *Item) bool {
 		if !it.Type.Answerable() {
 			return true
 		}
@@ -56,7 +58,7 @@ func (d *Definition) Check(answers []Answer) error {
 		case !answered && enabled[it.LinkID] && it.Required:
 			c.add("answers", it.LinkID, "answer.required", "the item is required")
 		case answered:
-			c.values(fmt.Sprintf("answers[%d]", i), it, answers[i].Values)
+			c.values("answers["+strconv.Itoa(i)+"]", it, answers[i].Values)
 		}
 		return true
 	})
@@ -72,7 +74,7 @@ func (c *checker) values(p string, it *Item, vs []Value) {
 		c.add(p+".values", id, "answer.repeats", "the item takes one value, got %d", len(vs))
 	}
 	for j, v := range vs {
-		vp := fmt.Sprintf("%s.values[%d]", p, j)
+		vp := p + ".values[" + strconv.Itoa(j) + "]"
 		if !v.Kind.Fits(it.Type) {
 			c.add(vp, id, "answer.type", "a %s item does not take a %s value", it.Type, v.Kind)
 			continue
@@ -117,6 +119,19 @@ func (c *checker) values(p string, it *Item, vs []Value) {
 			}
 		}
 	}
+}
+
+// index returns every item by link id (the first, if a definition that failed
+// Validate repeats one).
+func (d *Definition) index() map[string]*Item {
+	m := map[string]*Item{}
+	each(d.Items, func(it *Item) bool {
+		if _, dup := m[it.LinkID]; !dup {
+			m[it.LinkID] = it
+		}
+		return true
+	})
+	return m
 }
 
 // Enabled reports, for every item, whether it is enabled by the given answers: its
@@ -235,8 +250,9 @@ func (d *Definition) Score(answers []Answer) scoring.Result {
 			items.Disabled[id] = true
 		}
 	}
+	byID := d.index()
 	for _, a := range answers {
-		if it := d.Item(a.LinkID); it != nil && on[a.LinkID] {
+		if it := byID[a.LinkID]; it != nil && on[a.LinkID] {
 			if s, ok := it.ItemScore(a.Values); ok {
 				items.Scores[a.LinkID] = s
 			}

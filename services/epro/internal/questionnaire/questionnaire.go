@@ -10,6 +10,9 @@
 package questionnaire
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 
 	"github.com/trialhub/trialhub/services/epro/internal/scoring"
@@ -205,10 +208,20 @@ func (d *Definition) Walk(fn func(path string, it *Item) bool) {
 	walk("", d.Items)
 }
 
+// each is Walk without paths, for the hot path: fn sees every item depth first.
+func each(items []Item, fn func(it *Item) bool) bool {
+	for i := range items {
+		if !fn(&items[i]) || !each(items[i].Items, fn) {
+			return false
+		}
+	}
+	return true
+}
+
 // Item returns the item with the link id, or nil.
 func (d *Definition) Item(linkID string) *Item {
 	var found *Item
-	d.Walk(func(_ string, it *Item) bool {
+	each(d.Items, func(it *Item) bool {
 		if it.LinkID == linkID {
 			found = it
 		}
@@ -225,4 +238,20 @@ func (it *Item) Option(v Value) *Option {
 		}
 	}
 	return nil
+}
+
+// Digest returns a SHA-256 digest (hex) of the definition's whole content, rules
+// and alerts included. Two definitions with the same digest are the same content,
+// so a store can refuse a second, different definition under a released
+// url|version, and accept the same one again as a no-op. It fails only for a
+// definition that Validate refuses (a score that is not a finite number).
+func (d *Definition) Digest() (string, error) {
+	// encoding/json writes struct fields in declaration order and map keys sorted,
+	// so equal content gives equal bytes.
+	b, err := json.Marshal(d)
+	if err != nil {
+		return "", fmt.Errorf("digest of %s: %w", d.Canonical(), err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
 }

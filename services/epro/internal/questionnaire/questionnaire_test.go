@@ -2,6 +2,7 @@ package questionnaire
 
 import (
 	"errors"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -294,5 +295,38 @@ func TestParse(t *testing.T) {
 		if got, ok := ParseOperator(op.String()); !ok || got != op {
 			t.Errorf("ParseOperator(%q) = %v, %v", op.String(), got, ok)
 		}
+	}
+}
+
+func TestDigest(t *testing.T) {
+	a, err := sample().Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := sample().Digest(); a != b || len(a) != 64 {
+		t.Fatalf("equal content, digests %s and %s", a, b)
+	}
+	changes := map[string]func(d *Definition){
+		"text":      func(d *Definition) { d.Items[1].Text["en"] = "A!" },
+		"score":     func(d *Definition) { *d.Items[1].Options[0].Score = 2 },
+		"band":      func(d *Definition) { d.Rules[0].Bands[0].Label = "Lower" },
+		"alert":     func(d *Definition) { d.Alerts[0].Threshold = 1 },
+		"condition": func(d *Definition) { d.Items[3].EnableWhen[0].Op = NotEqual },
+		"translation": func(d *Definition) {
+			d.Items[1].Text["es"] = "¿A?"
+		},
+	}
+	for name, change := range changes {
+		d := sample()
+		change(d)
+		if b, _ := d.Digest(); b == a {
+			t.Errorf("%s changed, digest did not", name)
+		}
+	}
+	d := sample()
+	nan := math.NaN()
+	d.Items[1].Options[0].Score = &nan
+	if _, err := d.Digest(); err == nil {
+		t.Error("a NaN score digested")
 	}
 }
