@@ -10,6 +10,8 @@ package deid
 import (
 	"math"
 	"regexp"
+	"strconv"
+	"strings"
 	"time"
 
 	q "github.com/trialhub/trialhub/services/epro/internal/questionnaire"
@@ -90,13 +92,22 @@ func StudyDay(start, d time.Time) int {
 	return diff
 }
 
+func (p Policy) loc() *time.Location {
+	if p.Location == nil {
+		return time.UTC
+	}
+	return p.Location
+}
+
 // Day returns the study day on which an instant falls in the policy's time zone.
 func (p Policy) Day(t time.Time) int {
-	loc := p.Location
-	if loc == nil {
-		loc = time.UTC
-	}
-	return StudyDay(p.Start.In(loc), t.In(loc))
+	return StudyDay(p.Start.In(p.loc()), t.In(p.loc()))
+}
+
+// DateDay returns the study day of a calendar date answer (a date has no zone;
+// Start is read in the policy's time zone).
+func (p Policy) DateDay(d time.Time) int {
+	return StudyDay(p.Start.In(p.loc()), d)
 }
 
 // Response de-identifies every answer of a response, in the order given, with the
@@ -123,7 +134,7 @@ func (p Policy) Answer(it *q.Item, a q.Answer, review Review) Answer {
 		switch {
 		case v.Kind == q.KindDate:
 			if d, err := time.Parse(time.DateOnly, v.Str); err == nil {
-				out.StudyDays = append(out.StudyDays, StudyDay(p.Start, d))
+				out.StudyDays = append(out.StudyDays, p.DateDay(d))
 			}
 			out.Withheld = CalendarDate
 		case v.Kind == q.KindDateTime:
@@ -212,4 +223,36 @@ func CSVCell(s string) string {
 		return "'" + s
 	}
 	return s
+}
+
+// Cell renders the answer as one CSV cell, escaped with CSVCell: booleans, numbers,
+// times, texts and URIs as they are; a coding as its code (the codebook gives the
+// definition's display); a quantity as its amount (the codebook gives the unit); an
+// age over 89 as "90+"; a date as its study day. Several values (a repeating item)
+// are joined with "|". A withheld value is left out: the cell is empty when nothing
+// may be shown, and the row's withheld column says why.
+func (a Answer) Cell() string {
+	var parts []string
+	for _, v := range a.Values {
+		switch v.Kind {
+		case q.KindBoolean:
+			parts = append(parts, strconv.FormatBool(v.Bool))
+		case q.KindInteger:
+			if a.AgeCapped {
+				parts = append(parts, strconv.Itoa(AgeCap)+"+")
+				continue
+			}
+			parts = append(parts, strconv.FormatInt(v.Int, 10))
+		case q.KindCoding:
+			parts = append(parts, v.Coding.Code)
+		case q.KindQuantity:
+			parts = append(parts, v.Amount.Value)
+		default:
+			parts = append(parts, v.Str)
+		}
+	}
+	for _, d := range a.StudyDays {
+		parts = append(parts, strconv.Itoa(d))
+	}
+	return CSVCell(strings.Join(parts, "|"))
 }

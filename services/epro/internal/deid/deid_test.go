@@ -191,3 +191,48 @@ func TestCSVCell(t *testing.T) {
 		}
 	}
 }
+
+func TestCell(t *testing.T) {
+	tests := []struct {
+		name string
+		a    Answer
+		want string
+	}{
+		{"boolean", Answer{Values: []q.Value{q.Bool(false)}}, "false"},
+		{"integer", Answer{Values: []q.Value{q.Int(-3)}}, "-3"},
+		{"decimal digits kept", Answer{Values: []q.Value{q.Dec("37.50")}}, "37.50"},
+		{"age 90+", Answer{Values: []q.Value{q.Int(AgeCap)}, AgeCapped: true}, "90+"},
+		{"coding as code", Answer{Values: []q.Value{q.Code(coded)}}, "LA6569-3"},
+		{"quantity amount", Answer{Values: []q.Value{q.Quant(q.Amount{Value: "72.5", Code: "kg"})}}, "72.5"},
+		{"repeats", Answer{Values: []q.Value{q.Str("cough"), q.Str("fever")}}, "cough|fever"},
+		{"study days", Answer{StudyDays: []int{1, 3}}, "1|3"},
+		{"joined negative days are no plain number: escaped", Answer{StudyDays: []int{-1, 3}}, "'-1|3"},
+		{"negative study day stays numeric", Answer{StudyDays: []int{-12}}, "-12"},
+		{"withheld", Answer{Withheld: FreeTextUnreviewed}, ""},
+		{"formula in reviewed text", Answer{Values: []q.Value{q.Str("=HYPERLINK(\"x\")")}}, "'=HYPERLINK(\"x\")"},
+		{"formula in a later value", Answer{Values: []q.Value{q.Str("@x"), q.Str("=1")}}, "'@x|=1"},
+		{"minus text", Answer{Values: []q.Value{q.Str("-rm")}}, "'-rm"},
+	}
+	for _, tt := range tests {
+		if got := tt.a.Cell(); got != tt.want {
+			t.Errorf("%s: Cell() = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestDatesUseSiteZoneStart(t *testing.T) {
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Skip("no tzdata:", err)
+	}
+	// Enrolled at 21:00 on 9 March in New York, which is 10 March in UTC.
+	p := Policy{Start: time.Date(2026, 3, 10, 1, 0, 0, 0, time.UTC), Location: ny}
+	d, _ := time.Parse(time.DateOnly, "2026-03-09")
+	if got := p.DateDay(d); got != 1 {
+		t.Fatalf("the enrolment date in the site's zone is day %d, want 1", got)
+	}
+	a := p.Answer(item["onset"], q.Answer{LinkID: "onset", Values: []q.Value{q.DateOf("2026-03-10")}}, Unreviewed)
+	if len(a.StudyDays) != 1 || a.StudyDays[0] != 2 {
+		t.Fatalf("study days = %v, want [2]", a.StudyDays)
+	}
+}
