@@ -50,10 +50,10 @@ func eventOf(e audit.Entry) *patientv1.AuditEvent {
 	}[e.Actor.Kind]
 	return &patientv1.AuditEvent{
 		Sequence: e.Sequence, AuditEventId: e.ID, OccurredAt: timestamppb.New(e.OccurredAt),
-		Actor:       &patientv1.AuditActor{Id: e.Actor.ID, Role: authzv1.Role(authzv1.Role_value[e.Actor.Role]), Kind: kind},
-		Action:      patientv1.AuditAction(patientv1.AuditAction_value["AUDIT_ACTION_"+e.Action]),
-		RecordType:  patientv1.AuditRecordType(patientv1.AuditRecordType_value["AUDIT_RECORD_TYPE_"+e.RecordType]),
-		RecordId:    e.RecordID, SubjectUuid: e.SubjectUUID, Field: e.Field, OldValue: e.OldValue, NewValue: e.NewValue,
+		Actor:      &patientv1.AuditActor{Id: e.Actor.ID, Role: authzv1.Role(authzv1.Role_value[e.Actor.Role]), Kind: kind},
+		Action:     patientv1.AuditAction(patientv1.AuditAction_value["AUDIT_ACTION_"+e.Action]),
+		RecordType: patientv1.AuditRecordType(patientv1.AuditRecordType_value["AUDIT_RECORD_TYPE_"+e.RecordType]),
+		RecordId:   e.RecordID, SubjectUuid: e.SubjectUUID, Field: e.Field, OldValue: e.OldValue, NewValue: e.NewValue,
 		ValuesRedacted: e.ValuesRedacted, Reason: e.Reason, TrialId: e.TrialID, SiteId: e.SiteID,
 		Client:    &patientv1.AuditClient{Address: e.Client.Address, UserAgent: e.Client.UserAgent, AppVersion: e.Client.AppVersion},
 		Procedure: e.Procedure, TraceId: e.TraceID, Hash: e.Hash, PreviousHash: e.PreviousHash, HashVersion: int32(e.HashVersion),

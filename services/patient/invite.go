@@ -43,7 +43,7 @@ func (s *Service) InviteParticipant(ctx context.Context, req *patientv1.InvitePa
 	var existing string
 	res, err := idempotency.Do(ctx, s.idem, s.db, idempotency.KeyFor(ctx, req.GetIdempotencyKey()), req,
 		func(ctx context.Context, tx *db.Tx) (*patientv1.InviteParticipantResponse, error) {
-			c := ent.NewClient(ent.Driver(tx.Driver()))
+			c := entTx(tx)
 			mi := s.pii.mobileIndex(mobile)
 			ni := s.pii.nationalIDIndex(req.GetNationalIdCountry(), req.GetNationalId())
 			other, err := c.Patient.Query().Where(patient.Or(patient.MobileIndex(mi), patient.NationalIDIndex(ni))).First(ctx)

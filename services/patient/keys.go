@@ -258,7 +258,7 @@ func (k *Keys) Rotate(ctx context.Context, log *audit.Log) (string, error) {
 	}
 	var kid string
 	err := d.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
-		key, err := k.create(ctx, ent.NewClient(ent.Driver(tx.Driver())), nil)
+		key, err := k.create(ctx, entTx(tx), nil)
 		if err != nil {
 			return err
 		}

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect/v2"
+	"entgo.io/ent/dialect"
 	"github.com/riverqueue/river"
 
 	authzv1 "github.com/trialhub/trialhub/gen/go/trialhub/authz/v1"
@@ -86,7 +87,9 @@ func WithConfig(c Config) Option { return func(o *options) { o.cfg = &c } }
 func WithKeys(k *Keys) Option { return func(o *options) { o.keys = k } }
 
 // WithEnv reads the configuration through lookup instead of os.LookupEnv.
-func WithEnv(lookup func(string) (string, bool)) Option { return func(o *options) { o.lookup = lookup } }
+func WithEnv(lookup func(string) (string, bool)) Option {
+	return func(o *options) { o.lookup = lookup }
+}
 
 // Platform returns the patient service as the kit mounts it. Without WithConfig
 // it reads ConfigFromEnv at mount and refuses to start without a master key.
@@ -151,7 +154,7 @@ func mount(ctx context.Context, m *platform.Mount, o options) error {
 // tx runs fn in one transaction with an ent client on it.
 func (s *Service) tx(ctx context.Context, fn func(ctx context.Context, tx *db.Tx, c *ent.Client) error) error {
 	return s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
-		return fn(ctx, tx, ent.NewClient(ent.Driver(tx.Driver())))
+		return fn(ctx, tx, entTx(tx))
 	})
 }
 
@@ -165,3 +168,13 @@ var (
 func errorf(code connect.Code, format string, args ...any) error {
 	return connect.NewError(code, fmt.Sprintf(format, args...))
 }
+
+// entTx is an ent client on tx. The kit's tx.Driver() is a plain driver over
+// the *sql.Tx, so ent operations that open a transaction of their own
+// (UpdateOne, for one) would call BeginTx on it and panic; this driver answers
+// Tx with a no-op transaction inside tx instead.
+func entTx(tx *db.Tx) *ent.Client { return ent.NewClient(ent.Driver(inTx{tx.Driver()})) }
+
+type inTx struct{ dialect.Driver }
+
+func (d inTx) Tx(context.Context) (dialect.Tx, error) { return dialect.NopTx(d.Driver), nil }

@@ -33,7 +33,7 @@ const (
 func loadPII(ctx context.Context, d *db.DB, cfg Config) (*pii, error) {
 	p := &pii{ciphers: map[string]*vault.Cipher{}}
 	err := d.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
-		client := ent.NewClient(ent.Driver(tx.Driver()))
+		client := entTx(tx)
 		rows, err := client.DataKey.Query().Order(ent.Asc(datakey.FieldCreatedAt), ent.Asc(datakey.FieldID)).All(ctx)
 		if err != nil {
 			return err

@@ -64,7 +64,7 @@ func (s *Service) ActivateAccount(ctx context.Context, req *patientv1.ActivateAc
 	var rejected *account
 	res, err := idempotency.Do(ctx, s.idem, s.db, idempotency.KeyFor(ctx, req.GetIdempotencyKey()), req,
 		func(ctx context.Context, tx *db.Tx) (*patientv1.ActivateAccountResponse, error) {
-			c := ent.NewClient(ent.Driver(tx.Driver()))
+			c := entTx(tx)
 			acc, err := find(ctx, c)
 			if errors.Is(err, errNoAccount) {
 				return nil, errCodeRefused
@@ -415,7 +415,7 @@ func (s *Service) ChangePassword(ctx context.Context, req *patientv1.ChangePassw
 	}
 	res, err := idempotency.Do(ctx, s.idem, s.db, idempotency.KeyFor(ctx, req.GetIdempotencyKey()), req,
 		func(ctx context.Context, tx *db.Tx) (*patientv1.ChangePasswordResponse, error) {
-			c := ent.NewClient(ent.Driver(tx.Driver()))
+			c := entTx(tx)
 			if err := s.updateAccount(ctx, c, acc.p, accountUpdate{passwordHash: ptr(password.Hash(req.GetNewPassword()))}); err != nil {
 				return nil, err
 			}

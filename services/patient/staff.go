@@ -8,7 +8,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	patientv1 "github.com/trialhub/trialhub/gen/go/trialhub/patient/v1"
-	"github.com/trialhub/trialhub/services/patient/ent"
 	"github.com/trialhub/trialhub/services/patient/ent/staff"
 	"github.com/trialhub/trialhub/services/patient/internal/password"
 	"github.com/trialhub/trialhub/services/platform/audit"
@@ -24,7 +23,7 @@ func (s *Service) CreateStaffAccount(ctx context.Context, req *patientv1.CreateS
 	}
 	res, err := idempotency.Do(ctx, s.idem, s.db, idempotency.KeyFor(ctx, req.GetIdempotencyKey()), req,
 		func(ctx context.Context, tx *db.Tx) (*patientv1.CreateStaffAccountResponse, error) {
-			c := ent.NewClient(ent.Driver(tx.Driver()))
+			c := entTx(tx)
 			taken, err := c.Staff.Query().Where(staff.Username(req.GetUsername())).Exist(ctx)
 			if err != nil {
 				return nil, err
