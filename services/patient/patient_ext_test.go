@@ -13,8 +13,8 @@ import (
 
 	"connectrpc.com/connect/v2"
 	"connectrpc.com/connect/v2/connecthttp"
-	"github.com/google/uuid"
 	"entgo.io/ent/dialect"
+	"github.com/google/uuid"
 
 	authzv1 "github.com/trialhub/trialhub/gen/go/trialhub/authz/v1"
 	patientv1 "github.com/trialhub/trialhub/gen/go/trialhub/patient/v1"
