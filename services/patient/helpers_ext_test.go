@@ -13,6 +13,7 @@ import (
 
 	"github.com/trialhub/trialhub/services/platform/auth"
 	"github.com/trialhub/trialhub/services/platform/client"
+	"github.com/trialhub/trialhub/services/platform/platformtest"
 )
 
 func clientDep(url string) client.Dependency {
@@ -84,3 +85,5 @@ func testLogger(t *testing.T) *slog.Logger {
 type tWriter struct{ t *testing.T }
 
 func (w tWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
+
+func adminCaller() auth.Caller { return platformtest.Admin() }

@@ -371,6 +371,30 @@ func TestRawRowsHoldNoPII(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A self-registration confirmed, one pending and one of a known number, with
+	// their SMS jobs worked.
+	regs := []struct{ name, nid, mobile string }{
+		{"Ada Lovelace", "QQ123456C", "+447700900002"},
+		{"Grace Hopper", "QQ654321A", "+447700900009"},
+	}
+	for _, r := range regs {
+		res, err := e.auth.Register(ctx, &patientv1.RegisterRequest{Mobile: r.mobile, Password: pw, FullName: r.name,
+			NationalId: r.nid, NationalIdCountry: "GB", IdempotencyKey: "register-" + uuid.NewString()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.mobile == "+447700900002" {
+			eventually(t, "the SMS", func() bool { return len(e.sms.to(r.mobile)) == 1 })
+			code := smsCode.FindStringSubmatch(e.sms.to(r.mobile)[0].Text)[1]
+			if _, err := e.auth.ConfirmRegistration(ctx, &patientv1.ConfirmRegistrationRequest{RegistrationId: res.GetCodeSent().GetRegistrationId(),
+				Code: code, IdempotencyKey: "confirm-" + uuid.NewString()}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	e.register(t, people[0].mobile, "ZZ0000001")
+	eventually(t, "every SMS", func() bool { return len(e.sms.to("+447700900009")) == 1 && len(e.sms.to(people[0].mobile)) == 1 })
+	people = append(people, regs...)
 	var needles []string
 	for _, p := range people {
 		digits := strings.NewReplacer(" ", "", "+", "", "-", "").Replace(p.mobile)
