@@ -14,20 +14,8 @@ import (
 
 // ListAuditEvents maps the kit's entries to the contract.
 func (s *Service) ListAuditEvents(ctx context.Context, req *patientv1.ListAuditEventsRequest) (*patientv1.ListAuditEventsResponse, error) {
-	f := audit.Filter{ActorID: req.GetActorId(), SubjectUUID: req.GetSubjectUuid(), RecordID: req.GetRecordId(),
-		NewestFirst: req.GetOrder() == patientv1.AuditEventOrder_AUDIT_EVENT_ORDER_NEWEST_FIRST}
-	for _, a := range req.GetActions() {
-		f.Actions = append(f.Actions, actionName(a))
-	}
-	if rt := req.GetRecordType(); rt != patientv1.AuditRecordType_AUDIT_RECORD_TYPE_UNSPECIFIED {
-		f.RecordType = rt.String()[len("AUDIT_RECORD_TYPE_"):]
-	}
-	if req.OccurredFrom != nil {
-		f.From = req.GetOccurredFrom().AsTime()
-	}
-	if req.OccurredUntil != nil {
-		f.Until = req.GetOccurredUntil().AsTime()
-	}
+	f := filterOf(req.GetActorId(), req.GetSubjectUuid(), req.GetActions(), req.GetRecordType(), req.GetRecordId(), req.GetOccurredFrom(), req.GetOccurredUntil())
+	f.NewestFirst = req.GetOrder() == patientv1.AuditEventOrder_AUDIT_EVENT_ORDER_NEWEST_FIRST
 	entries, next, err := s.audit.List(ctx, s.db, f, int(req.GetPageSize()), req.GetPageToken())
 	if errors.Is(err, audit.ErrInvalidPageToken) {
 		return nil, errorf(connect.CodeInvalidArgument, "page_token: not a token of this listing")
