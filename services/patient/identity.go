@@ -2,7 +2,6 @@ package patient
 
 import (
 	"context"
-	"errors"
 	"slices"
 
 	"connectrpc.com/connect/v2"
@@ -133,5 +132,3 @@ func (s *Service) GetSubjectStatus(ctx context.Context, req *patientv1.GetSubjec
 	res.CreatedAt, res.StatusUpdatedAt = timestamppb.New(p.CreatedAt), timestamppb.New(p.StatusUpdatedAt)
 	return res, nil
 }
-
-var _ = errors.New
