@@ -110,55 +110,53 @@ type accountUpdate struct {
 	attempts       *int
 }
 
+// accountMutation is what the patient and staff mutations share.
+type accountMutation interface {
+	SetStatus(string)
+	SetStatusBefore(string)
+	SetPasswordHash(string)
+	SetActivationHash(string)
+	SetActivationExpiresAt(time.Time)
+	ClearActivationExpiresAt()
+	SetActivationAttempts(int)
+}
+
+func (u accountUpdate) apply(m accountMutation) {
+	if u.status != nil {
+		m.SetStatus(*u.status)
+	}
+	if u.statusBefore != nil {
+		m.SetStatusBefore(*u.statusBefore)
+	}
+	if u.passwordHash != nil {
+		m.SetPasswordHash(*u.passwordHash)
+	}
+	if u.activationHash != nil {
+		m.SetActivationHash(*u.activationHash)
+	}
+	if u.activationExp != nil {
+		m.SetActivationExpiresAt(*u.activationExp)
+	}
+	if u.clearExpiry {
+		m.ClearActivationExpiresAt()
+	}
+	if u.attempts != nil {
+		m.SetActivationAttempts(*u.attempts)
+	}
+}
+
 func (s *Service) updateAccount(ctx context.Context, c *ent.Client, p principal, u accountUpdate) error {
 	now := s.now()
 	if p.kind == kindPatient {
 		q := c.Patient.UpdateOneID(p.id)
+		u.apply(q.Mutation())
 		if u.status != nil {
-			q.SetStatus(*u.status).SetStatusUpdatedAt(now)
-		}
-		if u.statusBefore != nil {
-			q.SetStatusBefore(*u.statusBefore)
-		}
-		if u.passwordHash != nil {
-			q.SetPasswordHash(*u.passwordHash)
-		}
-		if u.activationHash != nil {
-			q.SetActivationHash(*u.activationHash)
-		}
-		if u.activationExp != nil {
-			q.SetActivationExpiresAt(*u.activationExp)
-		}
-		if u.clearExpiry {
-			q.ClearActivationExpiresAt()
-		}
-		if u.attempts != nil {
-			q.SetActivationAttempts(*u.attempts)
+			q.SetStatusUpdatedAt(now)
 		}
 		return q.Exec(ctx)
 	}
 	q := c.Staff.UpdateOneID(p.id).SetUpdatedAt(now)
-	if u.status != nil {
-		q.SetStatus(*u.status)
-	}
-	if u.statusBefore != nil {
-		q.SetStatusBefore(*u.statusBefore)
-	}
-	if u.passwordHash != nil {
-		q.SetPasswordHash(*u.passwordHash)
-	}
-	if u.activationHash != nil {
-		q.SetActivationHash(*u.activationHash)
-	}
-	if u.activationExp != nil {
-		q.SetActivationExpiresAt(*u.activationExp)
-	}
-	if u.clearExpiry {
-		q.ClearActivationExpiresAt()
-	}
-	if u.attempts != nil {
-		q.SetActivationAttempts(*u.attempts)
-	}
+	u.apply(q.Mutation())
 	return q.Exec(ctx)
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"connectrpc.com/connect/v2"
 
+	"github.com/trialhub/trialhub/gen/go/trialhub/patient/v1/patientv1connect"
 	"github.com/trialhub/trialhub/services/platform/auth"
 	"github.com/trialhub/trialhub/services/platform/client"
 	"github.com/trialhub/trialhub/services/platform/platformtest"
@@ -87,3 +88,7 @@ type tWriter struct{ t *testing.T }
 func (w tWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
 
 func adminCaller() auth.Caller { return platformtest.Admin() }
+
+func newAuthClient(c *connect.Client) patientv1connect.AuthServiceClient {
+	return patientv1connect.NewAuthServiceClient(c)
+}

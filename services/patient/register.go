@@ -158,17 +158,8 @@ func (s *Service) ConfirmRegistration(ctx context.Context, req *patientv1.Confir
 	if err != nil {
 		return nil, db.ConnectError(err, "registration")
 	}
-	sess := res.GetSession()
-	p, err := s.principalOf(ctx, sess)
-	if err != nil {
+	if err := s.signIn(ctx, res.GetSession()); err != nil {
 		return nil, err
-	}
-	if err := s.tx(ctx, func(ctx context.Context, tx *db.Tx, c *ent.Client) error {
-		tokens, _, err := s.issue(ctx, c, p, "")
-		sess.Tokens = tokens
-		return err
-	}); err != nil {
-		return nil, db.ConnectError(err, "session")
 	}
 	return res, nil
 }

@@ -57,7 +57,7 @@ func seed(ctx context.Context, s *platform.Seeder) error {
 	case err == nil:
 		s.Set("patient.demo_subject_uuid", res.GetSubjectUuid())
 		fmt.Fprintf(s.Out, "  patient:    demo patient %s invited: ActivateAccount with mobile %s and code %s\n", res.GetSubjectUuid(), DemoPatientPhone, res.GetActivationCode())
-	case connect.CodeOf(err) == connect.CodeFailedPrecondition:
+	case connect.CodeOf(err) == connect.CodeFailedPrecondition, connect.CodeOf(err) == connect.CodeAlreadyExists:
 		fmt.Fprintf(s.Out, "  patient:    demo patient already activated: Login with mobile %s\n", DemoPatientPhone)
 	default:
 		return fmt.Errorf("invite the demo patient: %w", err)

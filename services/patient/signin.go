@@ -100,19 +100,24 @@ func (s *Service) ActivateAccount(ctx context.Context, req *patientv1.ActivateAc
 	if err != nil {
 		return nil, db.ConnectError(err, "account")
 	}
-	sess := res.GetSession()
-	p, err := s.principalOf(ctx, sess)
-	if err != nil {
+	if err := s.signIn(ctx, res.GetSession()); err != nil {
 		return nil, err
 	}
-	if err := s.tx(ctx, func(ctx context.Context, tx *db.Tx, c *ent.Client) error {
+	return res, nil
+}
+
+// signIn issues the tokens of a session answer that was stored without them
+// (idempotency records never hold tokens), for the account as it is now.
+func (s *Service) signIn(ctx context.Context, sess *patientv1.Session) error {
+	p, err := s.principalOf(ctx, sess)
+	if err != nil {
+		return err
+	}
+	return db.ConnectError(s.tx(ctx, func(ctx context.Context, tx *db.Tx, c *ent.Client) error {
 		tokens, _, err := s.issue(ctx, c, p, "")
 		sess.Tokens = tokens
 		return err
-	}); err != nil {
-		return nil, db.ConnectError(err, "session")
-	}
-	return res, nil
+	}), "session")
 }
 
 // rejectCode counts a wrong activation code and audits CODE_REJECTED, in a
