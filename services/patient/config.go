@@ -58,6 +58,12 @@ type Config struct {
 	// secrets (at most two, for rotation). Env TRIALHUB_PATIENT_SERVICE_SECRETS,
 	// "epro=<s1>,<s2>;trial=<s1>".
 	ServiceSecrets map[string][][32]byte
+	// KeyRotation is how old the current signing key may get before the service
+	// rotates it (checked at start and hourly). Env
+	// TRIALHUB_PATIENT_SIGNING_KEY_ROTATION. Default 720h (30 days); at least 1h,
+	// far above the access-token lifetime, so a retired key is never needed for
+	// a live token.
+	KeyRotation time.Duration
 	// SMSURL is the SMS vendor's base URL (POST {SMSURL}/sms). Mount has no
 	// accessor for a dependency's URL, so it is read here from the same variable
 	// the kit reads for the sms-vendor dependency: TRIALHUB_SMS_VENDOR_URL.
@@ -94,6 +100,10 @@ func (c Config) withDefaults() (Config, error) {
 	def(&c.RefreshTTL, 30*24*time.Hour)
 	def(&c.ActivationTTL, 72*time.Hour)
 	def(&c.CodeTTL, 10*time.Minute)
+	def(&c.KeyRotation, 30*24*time.Hour)
+	if c.KeyRotation < time.Hour {
+		return c, fmt.Errorf("signing key rotation %s is under the minimum of 1h", c.KeyRotation)
+	}
 	def(&c.LockoutWindow, 15*time.Minute)
 	defInt(&c.SlowAfter, 3)
 	defInt(&c.LockoutAfter, 10)
@@ -133,9 +143,10 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 	c.Issuer = get("TRIALHUB_ISSUER")
 	c.SMSURL = get("TRIALHUB_SMS_VENDOR_URL")
 	durations := map[string]*time.Duration{
-		"TRIALHUB_PATIENT_ACCESS_TOKEN_TTL":  &c.AccessTTL,
-		"TRIALHUB_PATIENT_REFRESH_TOKEN_TTL": &c.RefreshTTL,
-		"TRIALHUB_PATIENT_LOCKOUT_WINDOW":    &c.LockoutWindow,
+		"TRIALHUB_PATIENT_ACCESS_TOKEN_TTL":     &c.AccessTTL,
+		"TRIALHUB_PATIENT_REFRESH_TOKEN_TTL":    &c.RefreshTTL,
+		"TRIALHUB_PATIENT_LOCKOUT_WINDOW":       &c.LockoutWindow,
+		"TRIALHUB_PATIENT_SIGNING_KEY_ROTATION": &c.KeyRotation,
 	}
 	for name, dst := range durations {
 		if v := get(name); v != "" {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"sync"
 	"time"
@@ -270,6 +271,41 @@ func (k *Keys) Rotate(ctx context.Context, log *audit.Log) (string, error) {
 		return "", err
 	}
 	return kid, k.load(ctx)
+}
+
+// rotateWhenDue rotates the signing key when the newest one is older than
+// every, and reloads the set (picking up another replica's rotation); it runs at
+// start and then hourly until ctx ends. Two replicas rotating at once make two
+// keys, both published: harmless.
+func (k *Keys) rotateWhenDue(ctx context.Context, every time.Duration, log *audit.Log, logger *slog.Logger) {
+	check := func() {
+		k.mu.RLock()
+		d := k.db
+		k.mu.RUnlock()
+		newest, err := ent.NewClient(ent.Driver(d.Driver())).SigningKey.Query().Order(ent.Desc(signingkey.FieldCreatedAt)).First(ctx)
+		if err == nil && time.Since(newest.CreatedAt) > every {
+			var kid string
+			if kid, err = k.Rotate(ctx, log); err == nil {
+				logger.InfoContext(ctx, "signing key rotated", "kid", kid)
+			}
+		} else if err == nil {
+			err = k.load(ctx)
+		}
+		if err != nil && ctx.Err() == nil {
+			logger.ErrorContext(ctx, "signing key rotation", "error", err.Error())
+		}
+	}
+	check()
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			check()
+		}
+	}
 }
 
 // serveJWKS is GET /.well-known/jwks.json.

@@ -8,12 +8,14 @@ import (
 	"testing"
 
 	"connectrpc.com/connect/v2"
+	"github.com/golang-jwt/jwt/v5"
 
 	patientv1 "github.com/trialhub/trialhub/gen/go/trialhub/patient/v1"
 	"github.com/trialhub/trialhub/gen/go/trialhub/patient/v1/patientv1connect"
 	"github.com/trialhub/trialhub/services/patient"
 	"github.com/trialhub/trialhub/services/patient/internal/vault"
 	"github.com/trialhub/trialhub/services/platform"
+	"github.com/trialhub/trialhub/services/platform/audit"
 	"github.com/trialhub/trialhub/services/platform/client"
 	"github.com/trialhub/trialhub/services/platform/platformtest"
 )
@@ -106,5 +108,38 @@ func TestOnSQLite(t *testing.T) {
 	rep, err := patientv1connect.NewAuditServiceClient(e.Client(t, platformtest.Admin())).VerifyAuditTrail(ctx, &patientv1.VerifyAuditTrailRequest{})
 	if err != nil || !rep.GetIntact() {
 		t.Fatalf("verify: %v, %v", rep, err)
+	}
+}
+
+// A rotation makes a new key current, keeps the old one published (its tokens
+// still verify) and is audited.
+func TestSigningKeyRotation(t *testing.T) {
+	e := start(t)
+	inv := e.invite(t, "Jean Dupont", "1850775123456", "+33612345678")
+	before := e.activate(t, "+33612345678", inv.GetActivationCode(), pw)
+	kid, err := e.keys.Rotate(ctx, audit.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := e.auth.GetSigningKeys(ctx, &patientv1.GetSigningKeysRequest{})
+	if err != nil || len(keys.GetKeys()) != 2 || keys.GetKeys()[0].GetKid() != kid {
+		t.Fatalf("keys after rotation: %v, %v", keys, err)
+	}
+	after, err := e.login("+33612345678", pw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims jwt.RegisteredClaims
+	tok, _, err := jwt.NewParser().ParseUnverified(after.GetTokens().GetAccessToken(), &claims)
+	if err != nil || tok.Header["kid"] != kid {
+		t.Fatalf("new token's kid %v, want %s (%v)", tok.Header["kid"], kid, err)
+	}
+	for _, token := range []string{before.GetTokens().GetAccessToken(), after.GetTokens().GetAccessToken()} {
+		if _, err := patientv1connect.NewPatientServiceClient(bearer(t, e.URL, token)).GetProfile(ctx, &patientv1.GetProfileRequest{}); err != nil {
+			t.Fatalf("token across rotation: %v", err)
+		}
+	}
+	if n := e.actions(t, e.DB(t), "SIGNING_KEY_ROTATED"); n != 1 {
+		t.Fatalf("SIGNING_KEY_ROTATED events: %d, want 1", n)
 	}
 }

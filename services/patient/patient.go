@@ -144,6 +144,10 @@ func mount(ctx context.Context, m *platform.Mount, o options) error {
 	patientv1connect.RegisterAuthServiceHandler(m.RPC(), s)
 	patientv1connect.RegisterPatientServiceHandler(m.RPC(), s)
 	patientv1connect.RegisterAuditServiceHandler(m.RPC(), s)
+	rotation, stop := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() { defer close(done); o.keys.rotateWhenDue(rotation, cfg.KeyRotation, m.Audit, m.Log) }()
+	m.OnStop(func() { stop(); <-done })
 	m.Handle("GET /.well-known/jwks.json", http.HandlerFunc(o.keys.serveJWKS))
 	sms := NewSMSSender(m.HTTP(SMSDependency), m.Log)
 	sms.base = cfg.SMSURL

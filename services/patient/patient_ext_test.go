@@ -80,6 +80,7 @@ type env struct {
 	cfg    patient.Config
 	trial  *trialStandIn
 	sms    *smsInbox
+	keys   *patient.Keys
 	auth   patientv1connect.AuthServiceClient // anonymous
 	public *connect.Client
 }
@@ -124,7 +125,7 @@ func startWith(t *testing.T, cfg patient.Config, opts ...platformtest.Option) *e
 	}, opts...)
 	e := platformtest.Start(t, patient.Platform(patient.WithConfig(cfg), patient.WithKeys(keys)), all...)
 	public := bearer(t, e.URL, "")
-	return &env{Env: e, cfg: cfg, trial: trial, sms: sms, auth: patientv1connect.NewAuthServiceClient(public), public: public}
+	return &env{Env: e, cfg: cfg, trial: trial, sms: sms, keys: keys, auth: patientv1connect.NewAuthServiceClient(public), public: public}
 }
 
 // bearer is a Connect client calling as the holder of token ("" for anonymous).
