@@ -78,6 +78,23 @@ func newRefreshToken() string {
 // issue signs an access token for p and adds a refresh token to session sid
 // (a new session when sid is ""), in c's transaction.
 func (s *Service) issue(ctx context.Context, c *ent.Client, p principal, sid string) (*patientv1.TokenPair, string, error) {
+	return s.issueWith(ctx, c, p, sid, newRefreshToken(), true)
+}
+
+// successorOf is the refresh token that replaces token: derived with the index
+// key, so that a client retrying a refresh within refreshRetryGrace gets the same
+// new refresh token again although only hashes are stored.
+func (s *Service) successorOf(token string) string {
+	sum, _ := hex.DecodeString(s.pii.index.Of("refresh-successor", token))
+	return base64.RawURLEncoding.EncodeToString(sum)
+}
+
+// refreshRetryGrace is how long after a rotation the old refresh token counts as
+// a network retry rather than theft.
+const refreshRetryGrace = 10 * time.Second
+
+// issueWith is issue with a given refresh token, stored when store is set.
+func (s *Service) issueWith(ctx context.Context, c *ent.Client, p principal, sid, refresh string, store bool) (*patientv1.TokenPair, string, error) {
 	now := s.now()
 	access, exp, jti, err := s.keys.Sign(p.caller(), s.cfg.AccessTTL)
 	if err != nil {
@@ -99,9 +116,10 @@ func (s *Service) issue(ctx context.Context, c *ent.Client, p principal, sid str
 	if err != nil {
 		return nil, "", err
 	}
-	refresh := newRefreshToken()
-	if err := c.RefreshToken.Create().SetID(hashToken(refresh)).SetSessionID(sid).SetCreatedAt(now).SetExpiresAt(sessionExpires).Exec(ctx); err != nil {
-		return nil, "", err
+	if store {
+		if err := c.RefreshToken.Create().SetID(hashToken(refresh)).SetSessionID(sid).SetCreatedAt(now).SetExpiresAt(sessionExpires).Exec(ctx); err != nil {
+			return nil, "", err
+		}
 	}
 	return &patientv1.TokenPair{
 		AccessToken: access, TokenType: "Bearer",

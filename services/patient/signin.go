@@ -317,17 +317,26 @@ func (s *Service) RefreshToken(ctx context.Context, req *patientv1.RefreshTokenR
 		if err != nil {
 			return err
 		}
-		if n == 0 {
-			reused = true
-			return nil
-		}
 		if acc.status != statusActive {
 			return errRefreshRefused
 		}
-		if tokens, _, err = s.issue(ctx, c, acc.p, sess.ID); err != nil {
+		successor := s.successorOf(req.GetRefreshToken())
+		retry := ""
+		if n == 0 {
+			// Used before: a retry of a refresh whose answer was lost gets the same
+			// successor while that is fresh and unused; anything else is theft.
+			next, err := c.RefreshToken.Get(ctx, hashToken(successor))
+			if err != nil || next.UsedAt != nil || rt.UsedAt == nil || now.Sub(*rt.UsedAt) > refreshRetryGrace {
+				reused = true
+				return nil
+			}
+			retry = "retry"
+		}
+		if tokens, _, err = s.issueWith(ctx, c, acc.p, sess.ID, successor, retry == ""); err != nil {
 			return err
 		}
-		_, err = s.audit.Append(ctx, tx, audit.Event{Actor: acc.p.actor(), Action: "TOKEN_REFRESHED", RecordType: "SESSION", RecordID: sess.ID, SubjectUUID: acc.p.subject()})
+		_, err = s.audit.Append(ctx, tx, audit.Event{Actor: acc.p.actor(), Action: "TOKEN_REFRESHED", RecordType: "SESSION", RecordID: sess.ID,
+			SubjectUUID: acc.p.subject(), Reason: retry})
 		return err
 	})
 	if errors.Is(err, errRefreshRefused) {
