@@ -1,6 +1,7 @@
 package patient_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -91,4 +92,22 @@ func adminCaller() auth.Caller { return platformtest.Admin() }
 
 func newAuthClient(c *connect.Client) patientv1connect.AuthServiceClient {
 	return patientv1connect.NewAuthServiceClient(c)
+}
+
+// syncBuffer is a bytes.Buffer safe for the server's concurrent log writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -245,3 +245,26 @@ func TestSigningKeysPublished(t *testing.T) {
 		t.Fatalf("PROFILE_UPDATED events: %d, want 1", n)
 	}
 }
+
+// Sign-in, activation and registration are throttled per client address too,
+// whatever identifier each attempt names.
+func TestThrottledPerClientAddress(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.PerAddress = 5
+	e := startWith(t, cfg)
+	for i := range cfg.PerAddress {
+		_, err := e.staffLogin("user."+itoa(i), "not the password")
+		wantCode(t, "attempt "+itoa(i), err, connect.CodeUnauthenticated)
+	}
+	_, err := e.staffLogin("someone.new", "not the password")
+	wantCode(t, "attempt over the address limit", err, connect.CodeResourceExhausted)
+	// Activation counts separately, with its own limit per address.
+	for i := range cfg.PerAddress {
+		_, err := e.auth.ActivateAccount(ctx, &patientv1.ActivateAccountRequest{Identifier: &patientv1.ActivateAccountRequest_Username{Username: "user." + itoa(i)},
+			ActivationCode: "00000000", Password: pw, IdempotencyKey: "activate-" + uuid.NewString()})
+		wantCode(t, "activation "+itoa(i), err, connect.CodeUnauthenticated)
+	}
+	_, err = e.auth.ActivateAccount(ctx, &patientv1.ActivateAccountRequest{Identifier: &patientv1.ActivateAccountRequest_Username{Username: "someone.new"},
+		ActivationCode: "00000000", Password: pw, IdempotencyKey: "activate-" + uuid.NewString()})
+	wantCode(t, "activation over the address limit", err, connect.CodeResourceExhausted)
+}

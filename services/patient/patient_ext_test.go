@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -370,7 +371,8 @@ func TestIdentityFailsClosedWithoutTrialService(t *testing.T) {
 // No column of any table holds a name, national ID or mobile in any form it
 // was given, after invitations, activations and sign-ins.
 func TestRawRowsHoldNoPII(t *testing.T) {
-	e := start(t)
+	var logs syncBuffer
+	e := start(t, platformtest.WithLogger(slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 	people := []struct{ name, nid, mobile string }{
 		{"Erika Mustermann", "T22000129", "+4915112345678"},
 		{"Jean Dupont", "185-07-75123456", "+33612345678"},
@@ -456,6 +458,15 @@ func TestRawRowsHoldNoPII(t *testing.T) {
 			}
 		}
 		rows.Close()
+	}
+	// Nor does any log line.
+	for _, n := range needles {
+		if strings.Contains(strings.ToLower(logs.String()), strings.ToLower(n)) {
+			t.Errorf("the logs hold %q", n)
+		}
+	}
+	if !strings.Contains(logs.String(), patientv1connect.PatientServiceInviteParticipantProcedure) {
+		t.Errorf("no rpc log lines were captured:\n%s", logs.String())
 	}
 	if scanned < 100 {
 		t.Fatalf("scanned only %d values", scanned)
