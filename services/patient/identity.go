@@ -34,6 +34,16 @@ func (s *Service) GetPatientIdentity(ctx context.Context, req *patientv1.GetPati
 	subject := req.GetSubjectUuid()
 	switch caller.Role {
 	case authzv1.Role_ROLE_ADMIN:
+		// An administrator may read any subject; a stated trial or site context
+		// must still be true, or the audit record would be wrong.
+		if req.GetTrialId() != "" || req.GetSiteId() != "" {
+			if err := s.enrolledIn(ctx, req, func(*trialv1.Enrollment) bool { return true }); err != nil {
+				if connect.CodeOf(err) == connect.CodePermissionDenied {
+					return nil, errorf(connect.CodeFailedPrecondition, "the subject is not enrolled in the stated trial or site")
+				}
+				return nil, err
+			}
+		}
 	case authzv1.Role_ROLE_INVESTIGATOR:
 		if err := s.enrolledInScope(ctx, caller, req); err != nil {
 			if connect.CodeOf(err) == connect.CodePermissionDenied {
@@ -87,6 +97,15 @@ func (s *Service) enrolledInScope(ctx context.Context, caller auth.Caller, req *
 	if (req.GetTrialId() != "" && !caller.CanAccessTrial(req.GetTrialId())) || (req.GetSiteId() != "" && !caller.CanAccessSite(req.GetSiteId())) {
 		return errorf(connect.CodePermissionDenied, "the subject is not enrolled at your sites")
 	}
+	return s.enrolledIn(ctx, req, func(e *trialv1.Enrollment) bool {
+		return slices.Contains(caller.Sites, e.GetSiteId()) && slices.Contains(caller.Trials, e.GetTrialId())
+	})
+}
+
+// enrolledIn pages the subject's enrollments (in the request's trial and site
+// when it names them) until one satisfies ok: PERMISSION_DENIED when none does,
+// UNAVAILABLE when the trial service does not answer.
+func (s *Service) enrolledIn(ctx context.Context, req *patientv1.GetPatientIdentityRequest, ok func(*trialv1.Enrollment) bool) error {
 	page := ""
 	for range 20 { // at most 20 pages of a subject's enrollments
 		res, err := s.trials.ListEnrollments(ctx, &trialv1.ListEnrollmentsRequest{SubjectUuid: req.GetSubjectUuid(),
@@ -96,7 +115,8 @@ func (s *Service) enrolledInScope(ctx context.Context, caller auth.Caller, req *
 			return errorf(connect.CodeUnavailable, "the enrollment check is unavailable; nothing was revealed")
 		}
 		for _, e := range res.GetEnrollments() {
-			if e.GetSubjectUuid() == req.GetSubjectUuid() && slices.Contains(caller.Sites, e.GetSiteId()) && slices.Contains(caller.Trials, e.GetTrialId()) {
+			if e.GetSubjectUuid() == req.GetSubjectUuid() && (req.GetTrialId() == "" || e.GetTrialId() == req.GetTrialId()) &&
+				(req.GetSiteId() == "" || e.GetSiteId() == req.GetSiteId()) && ok(e) {
 				return nil
 			}
 		}

@@ -57,9 +57,14 @@ func TestLifecycleCutsRefreshAtOnce(t *testing.T) {
 	me := patientv1connect.NewAuthServiceClient(bearer(t, e.URL, a.GetTokens().GetAccessToken()))
 	_, err = me.ChangePassword(ctx, &patientv1.ChangePasswordRequest{CurrentPassword: "wrong password 1", NewPassword: pw + "!", IdempotencyKey: "change-" + uuid.NewString()})
 	wantCode(t, "wrong current password", err, connect.CodeUnauthenticated)
-	ch, err := me.ChangePassword(ctx, &patientv1.ChangePasswordRequest{CurrentPassword: pw, NewPassword: pw + "!", IdempotencyKey: "change-" + uuid.NewString()})
+	change := &patientv1.ChangePasswordRequest{CurrentPassword: pw, NewPassword: pw + "!", IdempotencyKey: "change-" + uuid.NewString()}
+	ch, err := me.ChangePassword(ctx, change)
 	if err != nil || ch.GetSessionsRevoked() < 1 {
 		t.Fatalf("change password: %v, %v", ch, err)
+	}
+	// A retry with the key gets the same answer, although the password changed.
+	if again, err := me.ChangePassword(ctx, change); err != nil || !again.GetChangedAt().AsTime().Equal(ch.GetChangedAt().AsTime()) {
+		t.Fatalf("retried change: %v, %v", again, err)
 	}
 	e.refreshFails(t, "other session after password change", b.GetTokens().GetRefreshToken())
 	if _, err := e.auth.RefreshToken(ctx, &patientv1.RefreshTokenRequest{RefreshToken: a.GetTokens().GetRefreshToken()}); err != nil {

@@ -332,6 +332,9 @@ func TestIdentityRelease(t *testing.T) {
 		_, err := patientv1connect.NewPatientServiceClient(e.Client(t, caller)).GetPatientIdentity(ctx, req)
 		wantCode(t, name, err, connect.CodePermissionDenied)
 	}
+	// An administrator's stated context must be true.
+	_, err = admin.GetPatientIdentity(ctx, &patientv1.GetPatientIdentityRequest{SubjectUuid: subject, Reason: req.GetReason(), SiteId: site2})
+	wantCode(t, "admin, wrong site context", err, connect.CodeFailedPrecondition)
 	_, err = admin.GetPatientIdentity(ctx, &patientv1.GetPatientIdentityRequest{SubjectUuid: "00000000-0000-4000-8000-000000000000", Reason: req.GetReason()})
 	wantCode(t, "admin, unknown subject", err, connect.CodeNotFound)
 	if n := e.actions(t, d, "PII_READ"); n != 2 {

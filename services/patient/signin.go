@@ -25,6 +25,8 @@ var (
 	errLoginRefused = connect.NewError(connect.CodeUnauthenticated, "the credentials were not accepted")
 )
 
+var errWrongPassword = errors.New("wrong current password")
+
 // maxCodeAttempts wrong codes void an activation code.
 const maxCodeAttempts = 5
 
@@ -183,7 +185,7 @@ func (s *Service) Login(ctx context.Context, req *patientv1.LoginRequest) (*pati
 		s.loginFailed(ctx, nil, "throttled")
 		return nil, err
 	}
-	if until, err := s.lockedUntil(ctx, nil, key); err != nil {
+	if until, err := s.lockedUntil(ctx, key); err != nil {
 		return nil, db.ConnectError(err, "sign-in")
 	} else if !until.IsZero() {
 		s.loginFailed(ctx, nil, "locked")
@@ -417,10 +419,6 @@ func (s *Service) ChangePassword(ctx context.Context, req *patientv1.ChangePassw
 	if err != nil {
 		return nil, errLoginRefused
 	}
-	key := "login:" + s.identifierKey("account", acc.p.id)
-	if !password.Check(acc.passwordHash, req.GetCurrentPassword()) {
-		return nil, s.failLogin(ctx, key, acc)
-	}
 	if req.GetNewPassword() == req.GetCurrentPassword() {
 		return nil, errorf(connect.CodeInvalidArgument, "new_password: must differ from the current password")
 	}
@@ -430,6 +428,11 @@ func (s *Service) ChangePassword(ctx context.Context, req *patientv1.ChangePassw
 	res, err := idempotency.Do(ctx, s.idem, s.db, idempotency.KeyFor(ctx, req.GetIdempotencyKey()), req,
 		func(ctx context.Context, tx *db.Tx) (*patientv1.ChangePasswordResponse, error) {
 			c := entTx(tx)
+			// Checked inside Do: a retry of a change that succeeded gets its answer,
+			// although the current password no longer matches.
+			if !password.Check(acc.passwordHash, req.GetCurrentPassword()) {
+				return nil, errWrongPassword
+			}
 			if err := s.updateAccount(ctx, c, acc.p, accountUpdate{passwordHash: ptr(password.Hash(req.GetNewPassword()))}); err != nil {
 				return nil, err
 			}
@@ -446,6 +449,9 @@ func (s *Service) ChangePassword(ctx context.Context, req *patientv1.ChangePassw
 			}
 			return &patientv1.ChangePasswordResponse{ChangedAt: timestamppb.New(s.now()), SessionsRevoked: int32(n)}, nil
 		})
+	if errors.Is(err, errWrongPassword) {
+		return nil, s.failLogin(ctx, "login:"+s.identifierKey("account", acc.p.id), acc)
+	}
 	if err != nil {
 		return nil, db.ConnectError(err, "account")
 	}

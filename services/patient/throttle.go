@@ -7,6 +7,8 @@ import (
 
 	"connectrpc.com/connect/v2"
 
+	"github.com/trialhub/trialhub/services/patient/ent"
+
 	"github.com/trialhub/trialhub/services/platform/db"
 	"github.com/trialhub/trialhub/services/platform/request"
 )
@@ -33,10 +35,12 @@ RETURNING count, locked_until`, key, now, now.Add(-s.cfg.LockoutWindow)).Scan(&n
 }
 
 // lockedUntil reads a key's lockout without counting.
-func (s *Service) lockedUntil(ctx context.Context, tx *db.Tx, key string) (time.Time, error) {
+func (s *Service) lockedUntil(ctx context.Context, key string) (time.Time, error) {
 	t, err := s.ent.Throttle.Get(ctx, key)
-	if err != nil || t.LockedUntil == nil || !t.LockedUntil.After(s.now()) {
+	if ent.IsNotFound(err) || (err == nil && (t.LockedUntil == nil || !t.LockedUntil.After(s.now()))) {
 		return time.Time{}, nil
+	} else if err != nil {
+		return time.Time{}, err
 	}
 	return *t.LockedUntil, nil
 }
