@@ -46,7 +46,7 @@ type sms struct {
 	To, Text, Key string
 }
 
-func newSMSInbox(t *testing.T) *smsInbox {
+func newSMSInbox(t testing.TB) *smsInbox {
 	in := &smsInbox{}
 	in.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost || r.URL.Path != "/sms" {
@@ -80,11 +80,11 @@ func (in *smsInbox) to(number string) []sms {
 }
 
 // testLogger sends the service's log lines to the test's log (shown on failure).
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
-type tWriter struct{ t *testing.T }
+type tWriter struct{ t testing.TB }
 
 func (w tWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
 

@@ -17,7 +17,7 @@ import (
 	"github.com/trialhub/trialhub/services/platform/platformtest"
 )
 
-func (e *env) staff(t *testing.T, username string, role authzv1.Role, sites, trials []string) string {
+func (e *env) staff(t testing.TB, username string, role authzv1.Role, sites, trials []string) string {
 	t.Helper()
 	res, err := patientv1connect.NewAuthServiceClient(e.Client(t, platformtest.Admin())).CreateStaffAccount(ctx, &patientv1.CreateStaffAccountRequest{
 		Username: username, DisplayName: "Staff " + username, Password: pw, Role: role, SiteIds: sites, TrialIds: trials,

@@ -86,7 +86,7 @@ type env struct {
 	public *connect.Client
 }
 
-func testConfig(t *testing.T) patient.Config {
+func testConfig(t testing.TB) patient.Config {
 	key, err := vault.NewMasterKey(vault.GenerateKey())
 	if err != nil {
 		t.Fatal(err)
@@ -94,12 +94,12 @@ func testConfig(t *testing.T) patient.Config {
 	return patient.Config{MasterKey: key, LockoutAfter: 4, SlowAfter: 2, PerAddress: 1000, PerMobile: 3}
 }
 
-func start(t *testing.T, opts ...platformtest.Option) *env {
+func start(t testing.TB, opts ...platformtest.Option) *env {
 	t.Helper()
 	return startWith(t, testConfig(t), opts...)
 }
 
-func startWith(t *testing.T, cfg patient.Config, opts ...platformtest.Option) *env {
+func startWith(t testing.TB, cfg patient.Config, opts ...platformtest.Option) *env {
 	t.Helper()
 	trial := &trialStandIn{}
 	mux := http.NewServeMux()
@@ -130,7 +130,7 @@ func startWith(t *testing.T, cfg patient.Config, opts ...platformtest.Option) *e
 }
 
 // bearer is a Connect client calling as the holder of token ("" for anonymous).
-func bearer(t *testing.T, url, token string) *connect.Client {
+func bearer(t testing.TB, url, token string) *connect.Client {
 	t.Helper()
 	dep := clientDep(url)
 	if token == "" {
@@ -142,7 +142,7 @@ func bearer(t *testing.T, url, token string) *connect.Client {
 var ctx = context.Background()
 
 // invite invites a participant as an investigator of site1/trial1.
-func (e *env) invite(t *testing.T, name, nid, mobile string) *patientv1.InviteParticipantResponse {
+func (e *env) invite(t testing.TB, name, nid, mobile string) *patientv1.InviteParticipantResponse {
 	t.Helper()
 	inv := patientv1connect.NewPatientServiceClient(e.Client(t, investigator(site1)))
 	res, err := inv.InviteParticipant(ctx, &patientv1.InviteParticipantRequest{FullName: name, NationalId: nid, NationalIdCountry: "DE",
@@ -159,7 +159,7 @@ func investigator(sites ...string) auth.Caller {
 	return c
 }
 
-func (e *env) activate(t *testing.T, mobile, code, pw string) *patientv1.Session {
+func (e *env) activate(t testing.TB, mobile, code, pw string) *patientv1.Session {
 	t.Helper()
 	res, err := e.auth.ActivateAccount(ctx, &patientv1.ActivateAccountRequest{Identifier: &patientv1.ActivateAccountRequest_Mobile{Mobile: mobile},
 		ActivationCode: code, Password: pw, IdempotencyKey: "activate-" + uuid.NewString()})

@@ -13,7 +13,7 @@ import (
 	"github.com/trialhub/trialhub/gen/go/trialhub/patient/v1/patientv1connect"
 )
 
-func (e *env) register(t *testing.T, mobile, nid string) *patientv1.RegistrationPending {
+func (e *env) register(t testing.TB, mobile, nid string) *patientv1.RegistrationPending {
 	t.Helper()
 	res, err := e.auth.Register(ctx, &patientv1.RegisterRequest{Mobile: mobile, Password: pw, FullName: "Ada Lovelace",
 		NationalId: nid, NationalIdCountry: "GB", IdempotencyKey: "register-" + uuid.NewString()})
