@@ -114,3 +114,34 @@ func TestRegisterThrottledPerMobile(t *testing.T) {
 		NationalId: "QQ999999", NationalIdCountry: "GB", IdempotencyKey: "register-" + uuid.NewString()})
 	wantCode(t, "registration over the limit", err, connect.CodeResourceExhausted)
 }
+
+// A retried invitation (same key, same body) names the same subject with a new
+// code, and the earlier code stops working; no code is kept in clear.
+func TestInviteRetryIssuesAFreshCode(t *testing.T) {
+	e := start(t)
+	inv := patientv1connect.NewPatientServiceClient(e.Client(t, investigator(site1)))
+	req := &patientv1.InviteParticipantRequest{FullName: "Jean Dupont", NationalId: "1850775123456", NationalIdCountry: "FR",
+		Mobile: "+33612345678", SiteId: site1, TrialId: trial1, IdempotencyKey: "invite-retry-000001"}
+	first, err := inv.InviteParticipant(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := inv.InviteParticipant(ctx, req)
+	if err != nil || second.GetSubjectUuid() != first.GetSubjectUuid() || second.GetActivationCode() == first.GetActivationCode() {
+		t.Fatalf("retry: %v, %v (first %v)", second, err, first)
+	}
+	var stored, rows int
+	if err := e.DB(t).ReadSQL().QueryRowContext(ctx, `SELECT COUNT(*), COUNT(*) FILTER (WHERE position(convert_to($1, 'UTF8') in response) > 0 OR position(convert_to($2, 'UTF8') in response) > 0) FROM idempotency_keys`,
+		first.GetActivationCode(), second.GetActivationCode()).Scan(&rows, &stored); err != nil {
+		t.Fatal(err)
+	}
+	if rows == 0 || stored != 0 {
+		t.Fatalf("idempotency_keys: %d rows, %d holding a code; want rows and no code", rows, stored)
+	}
+	_, err = e.auth.ActivateAccount(ctx, &patientv1.ActivateAccountRequest{Identifier: &patientv1.ActivateAccountRequest_Mobile{Mobile: "+33612345678"},
+		ActivationCode: first.GetActivationCode(), Password: pw, IdempotencyKey: "activate-" + uuid.NewString()})
+	wantCode(t, "the earlier code", err, connect.CodeUnauthenticated)
+	e.activate(t, "+33612345678", second.GetActivationCode(), pw)
+	_, err = inv.InviteParticipant(ctx, req)
+	wantCode(t, "retry after activation", err, connect.CodeFailedPrecondition)
+}

@@ -147,9 +147,8 @@ func (s *Service) revokeSessions(ctx context.Context, tx *db.Tx, c *ent.Client, 
 // errRefreshRefused is the one answer to every refused refresh token.
 var errRefreshRefused = errors.New("the refresh token was not accepted; sign in again")
 
-// liveSession finds the session of a refresh token and says whether the token
-// was already used.
-func liveSession(ctx context.Context, c *ent.Client, token string, now time.Time) (*ent.RefreshToken, *ent.Session, error) {
+// liveSession finds a refresh token (by its hash) and its session.
+func liveSession(ctx context.Context, c *ent.Client, token string) (*ent.RefreshToken, *ent.Session, error) {
 	rt, err := c.RefreshToken.Query().Where(refreshtoken.ID(hashToken(token))).Only(ctx)
 	if err != nil {
 		return nil, nil, err

@@ -299,7 +299,7 @@ func (s *Service) RefreshToken(ctx context.Context, req *patientv1.RefreshTokenR
 	var tokens *patientv1.TokenPair
 	reused := false
 	err := s.tx(ctx, func(ctx context.Context, tx *db.Tx, c *ent.Client) error {
-		rt, sess, err := liveSession(ctx, c, req.GetRefreshToken(), s.now())
+		rt, sess, err := liveSession(ctx, c, req.GetRefreshToken())
 		if ent.IsNotFound(err) {
 			return errRefreshRefused
 		} else if err != nil {
@@ -359,7 +359,7 @@ func (s *Service) RefreshToken(ctx context.Context, req *patientv1.RefreshTokenR
 // revokeForReuse revokes the session of a reused refresh token and audits it.
 func (s *Service) revokeForReuse(ctx context.Context, token string) error {
 	return s.tx(ctx, func(ctx context.Context, tx *db.Tx, c *ent.Client) error {
-		_, sess, err := liveSession(ctx, c, token, s.now())
+		_, sess, err := liveSession(ctx, c, token)
 		if err != nil {
 			return err
 		}
@@ -382,7 +382,7 @@ func (s *Service) revokeForReuse(ctx context.Context, token string) error {
 // succeed too.
 func (s *Service) Logout(ctx context.Context, req *patientv1.LogoutRequest) (*patientv1.LogoutResponse, error) {
 	err := s.tx(ctx, func(ctx context.Context, tx *db.Tx, c *ent.Client) error {
-		_, sess, err := liveSession(ctx, c, req.GetRefreshToken(), s.now())
+		_, sess, err := liveSession(ctx, c, req.GetRefreshToken())
 		if ent.IsNotFound(err) {
 			return nil
 		} else if err != nil {
