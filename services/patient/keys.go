@@ -331,3 +331,14 @@ func (s *Service) GetSigningKeys(context.Context, *patientv1.GetSigningKeysReque
 	}
 	return res, nil
 }
+
+// Open loads the keys from the patient service's database d, already migrated,
+// without mounting the service, so a tool (`trialhub token`) signs tokens that the
+// running service accepts.
+func (k *Keys) Open(ctx context.Context, d *db.DB, cfg Config) error {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return err
+	}
+	return k.bind(ctx, d, cfg)
+}

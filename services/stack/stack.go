@@ -5,7 +5,6 @@ package stack
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,24 +15,29 @@ import (
 	"strings"
 	"time"
 
-	authzv1 "github.com/trialhub/trialhub/gen/go/trialhub/authz/v1"
+	"github.com/trialhub/trialhub/services/patient"
 	"github.com/trialhub/trialhub/services/platform"
 	"github.com/trialhub/trialhub/services/platform/auth"
 	"github.com/trialhub/trialhub/services/platform/client"
+	"github.com/trialhub/trialhub/services/platform/fakevendor"
 )
 
-// Issuer is the iss claim of development tokens.
-const Issuer = "trialhub-dev"
+// Issuer is the iss claim of the tokens the patient service signs.
+const Issuer = "trialhub"
 
-// JWKSPath is where the stack publishes its public signing keys, so that other
-// processes (a service run on its own, a script) can verify dev tokens.
+// JWKSPath is where the patient service publishes its public signing keys, so that
+// other processes (a service run on its own, a script) can verify its tokens.
 const JWKSPath = "/.well-known/jwks.json"
+
+// FakeVendorPath is where the stack serves the fake SMS and push vendor; its
+// inbox shows the codes the patient service sends.
+const FakeVendorPath = "/fakevendor"
 
 // Services is the table of services the dev stack mounts, in order: each one's
 // database is data/<name>.db, its handlers share the one port, its workers run in
 // the process, and its seed runs once all of them serve.
 func Services() []platform.Service {
-	return nil
+	return []platform.Service{patient.Platform()}
 }
 
 // Config is what `trialhub dev` runs with.
@@ -63,15 +67,6 @@ func (c Config) DSN(service string) string {
 	return "sqlite:" + filepath.Join(c.Data, service+".db")
 }
 
-// Signer returns the dev signer of the data folder, creating its key on first use.
-func Signer(data string) (*auth.Signer, error) {
-	key, err := auth.LoadOrCreateDevKey(data)
-	if err != nil {
-		return nil, err
-	}
-	return auth.NewSigner(key, Issuer), nil
-}
-
 // Dev runs the stack until ctx is done.
 func Dev(ctx context.Context, cfg Config) error {
 	if cfg.Addr == "" {
@@ -89,30 +84,35 @@ func Dev(ctx context.Context, cfg Config) error {
 	if cfg.Services == nil {
 		cfg.Services = Services()
 	}
-	signer, err := Signer(cfg.Data)
-	if err != nil {
-		return err
-	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Addr, err)
 	}
 	self := "http://" + ln.Addr().String()
-	mint := func(c auth.Caller) (string, error) {
-		token, _, err := signer.Sign(c, 12*time.Hour)
-		return token, err
+	// The patient service is the issuer: its signing keys verify every call, sign
+	// each service's SERVICE token and the seeds' tokens.
+	keys := patient.NewKeys()
+	env, err := patientEnv(cfg.Data, self)
+	if err != nil {
+		ln.Close()
+		return err
 	}
+	for i, svc := range cfg.Services {
+		if svc.Name == patient.Name {
+			cfg.Services[i] = patient.Platform(patient.WithKeys(keys), patient.WithEnv(env))
+		}
+	}
+	vendor := fakevendor.New()
+	defer vendor.Close()
 	var seeded strings.Builder // what the seeds print goes into the banner
 	p := platform.Process{
 		Name:     "trialhub",
 		Services: cfg.Services,
 		DSN:      cfg.DSN,
-		Verifier: auth.NewVerifier(signer.Keys(), Issuer),
+		Verifier: auth.NewVerifier(keys, Issuer),
 		Log:      cfg.Log,
 		// Each service calls the others as itself, with a SERVICE token.
-		Tokens: func(service string) auth.TokenSource {
-			return auth.NewSignerTokens(signer, auth.Caller{Subject: service, Role: authzv1.Role_ROLE_SERVICE}, time.Hour)
-		},
+		Tokens:   keys.TokenSource,
 		// Calls between services go over the network to the stack's own port,
 		// through the same client kit (timeouts, retries, breakers) and the whole
 		// server chain as in production; TRIALHUB_<NAME>_* still tunes each.
@@ -129,12 +129,12 @@ func Dev(ctx context.Context, cfg Config) error {
 			platform.WithDrainDelay(0),
 		},
 		Routes: map[string]http.Handler{
-			"GET " + JWKSPath: jwksHandler(signer),
-			"/":               webHandler(cfg.Web),
+			FakeVendorPath + "/": http.StripPrefix(FakeVendorPath, vendor),
+			"/":                  webHandler(cfg.Web),
 		},
-		Seed: &platform.SeedConfig{Mint: mint, Out: &seeded},
+		Seed: &platform.SeedConfig{Mint: keys.Mint, Out: &seeded},
 		Ready: func(addr string) {
-			if err := banner(cfg, addr, signer, seeded.String()); err != nil && cfg.Log != nil {
+			if err := banner(cfg, addr, keys, seeded.String()); err != nil && cfg.Log != nil {
 				cfg.Log.Warn("banner", "error", err.Error())
 			}
 			if cfg.Ready != nil {
@@ -143,14 +143,6 @@ func Dev(ctx context.Context, cfg Config) error {
 		},
 	}
 	return p.Serve(ctx, ln)
-}
-
-func jwksHandler(signer *auth.Signer) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/jwk-set+json")
-		w.Header().Set("Cache-Control", "max-age=300")
-		_ = json.NewEncoder(w).Encode(signer.JWKS())
-	})
 }
 
 // webHandler serves the built browser app, or says how to build it.
@@ -166,13 +158,13 @@ func webHandler(dir string) http.Handler {
 }
 
 // banner prints what a newcomer needs: where it runs, how to check it, and tokens.
-func banner(cfg Config, addr string, signer *auth.Signer, seeded string) error {
+func banner(cfg Config, addr string, keys *patient.Keys, seeded string) error {
 	host, port, _ := net.SplitHostPort(addr)
 	if host == "" || host == "::" || host == "0.0.0.0" {
 		host = "localhost"
 	}
 	base := "http://" + net.JoinHostPort(host, port)
-	admin, _, err := signer.Sign(auth.Caller{Subject: "dev-admin", Role: roleAdmin}, 12*time.Hour)
+	admin, _, _, err := keys.Sign(auth.Caller{Subject: "dev-admin", Role: roleAdmin}, 12*time.Hour)
 	if err != nil {
 		return err
 	}
@@ -186,6 +178,7 @@ func banner(cfg Config, addr string, signer *auth.Signer, seeded string) error {
 		`              printf '\x00\x00\x00\x00\x13{"listServices":""}' | curl -s --http2-prior-knowledge -H 'Content-Type: application/connect+json' --data-binary @- ` +
 			base + "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
 		"  keys:       curl -s " + base + JWKSPath,
+		"  SMS inbox:  curl -s '" + base + FakeVendorPath + "/inbox?channel=sms'   (codes the patient service sent)",
 	}
 	if seeded != "" {
 		lines = append(lines, strings.TrimRight(seeded, "\n"))

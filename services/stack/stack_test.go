@@ -17,7 +17,6 @@ import (
 	reflectionv1 "google.golang.org/grpc/reflection/grpc_reflection_v1"
 
 	authzv1 "github.com/trialhub/trialhub/gen/go/trialhub/authz/v1"
-	"github.com/trialhub/trialhub/services/platform"
 	"github.com/trialhub/trialhub/services/platform/auth"
 	"github.com/trialhub/trialhub/services/platform/platformtest/notes"
 	"github.com/trialhub/trialhub/services/stack"
@@ -117,27 +116,37 @@ func TestDevStackServesHealthReflectionAndKeys(t *testing.T) {
 	}
 }
 
-func TestDevStackKeepsItsKeyAcrossRestarts(t *testing.T) {
+// Tokens minted by `trialhub token` are signed with the patient service's keys in
+// the data folder, so a stack started later on the same data accepts them.
+func TestDevStackKeepsItsKeysAcrossRestarts(t *testing.T) {
 	data := t.TempDir()
-	tok, err := stack.Token(stack.TokenRequest{Data: data, Role: "analyst"})
+	if _, err := stack.Token(stack.TokenRequest{Data: data, Role: "analyst"}); err == nil || !strings.Contains(err.Error(), "make run") {
+		t.Fatalf("token before the stack ever ran: %v, want an error saying to start it", err)
+	}
+	first, _ := startDev(t, data)
+	tok, err := stack.Token(stack.TokenRequest{Data: data, Role: "analyst", Trials: []string{"trial-1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	base, _ := startDev(t, data)
-	keys := auth.NewRemoteKeys(auth.FetchJWKS(http.DefaultClient, base+stack.JWKSPath), 0, 0)
-	if _, err := auth.NewVerifier(keys, stack.Issuer).Verify(context.Background(), tok); err != nil {
-		t.Fatalf("token minted before the stack started: %v", err)
+	for _, base := range []string{first} {
+		keys := auth.NewRemoteKeys(auth.FetchJWKS(http.DefaultClient, base+stack.JWKSPath), 0, 0)
+		c, err := auth.NewVerifier(keys, stack.Issuer).Verify(context.Background(), tok)
+		if err != nil || c.Role != authzv1.Role_ROLE_ANALYST || len(c.Trials) != 1 {
+			t.Fatalf("minted token against the running stack's keys: %+v %v", c, err)
+		}
 	}
 }
 
 func TestTokenRequests(t *testing.T) {
 	data := t.TempDir()
+	base, _ := startDev(t, data)
 	for _, tc := range []struct {
 		req     stack.TokenRequest
 		wantErr string
 	}{
 		{stack.TokenRequest{Role: "investigator"}, "--site"},
 		{stack.TokenRequest{Role: "analyst", Sites: []string{"s"}}, "--site"},
+		{stack.TokenRequest{Role: "admin", Trials: []string{"t"}}, "--trial"},
 		{stack.TokenRequest{Role: "superuser"}, "--role"},
 		{stack.TokenRequest{Role: ""}, "--role"},
 	} {
@@ -146,11 +155,7 @@ func TestTokenRequests(t *testing.T) {
 			t.Errorf("%+v: error %v, want one about %s", tc.req, err, tc.wantErr)
 		}
 	}
-	signer, err := stack.Signer(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	verifier := auth.NewVerifier(auth.StaticKeys{signer.PublicKey()}, stack.Issuer)
+	verifier := auth.NewVerifier(auth.NewRemoteKeys(auth.FetchJWKS(http.DefaultClient, base+stack.JWKSPath), 0, 0), stack.Issuer)
 	tok, err := stack.Token(stack.TokenRequest{Data: data, Role: "PATIENT"})
 	if err != nil {
 		t.Fatal(err)
@@ -189,7 +194,8 @@ func TestDevStackServesTheWebApp(t *testing.T) {
 	}
 }
 
-// A service in the stack's table is mounted: its database is data/<name>.db,
+// A service in the stack's table (here the stack's own plus the notes test
+// service) is mounted: its database is data/<name>.db,
 // migrated; its handlers answer on the one port through the whole chain; its
 // seed ran through the API; and a restart on the same data seeds nothing twice.
 func TestDevStackMountsAndSeedsItsServices(t *testing.T) {
@@ -219,7 +225,7 @@ func TestDevStackMountsAndSeedsItsServices(t *testing.T) {
 		done := make(chan error, 1)
 		go func() {
 			done <- stack.Dev(ctx, stack.Config{Addr: "127.0.0.1:0", Data: data, Web: t.TempDir(), Out: out,
-				Services: []platform.Service{notes.Service("dev")},
+				Services: append(stack.Services(), notes.Service("dev")),
 				Log:      slog.New(slog.DiscardHandler), Ready: func(a string) { ready <- a }})
 		}()
 		var addr string

@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -14,7 +15,7 @@ const roleAdmin = authzv1.Role_ROLE_ADMIN
 
 // TokenRequest describes a dev token.
 type TokenRequest struct {
-	// Data is the data folder whose dev key signs the token.
+	// Data is the data folder whose patient database holds the signing keys.
 	Data string
 	// Role is the role name: patient, investigator, analyst, admin or service.
 	Role string
@@ -23,11 +24,15 @@ type TokenRequest struct {
 	Subject string
 	// Sites are an investigator's site scopes; required for investigators.
 	Sites []string
+	// Trials are an investigator's or analyst's trial scopes; an empty scope
+	// grants nothing.
+	Trials []string
 	// TTL is the token's lifetime. Default 12 hours.
 	TTL time.Duration
 }
 
-// Token signs a dev token with the data folder's key.
+// Token signs a token with the signing keys of the data folder's patient
+// database, so the running stack accepts it (start the stack once first).
 func Token(req TokenRequest) (string, error) {
 	role, err := auth.ParseRole(req.Role)
 	if err != nil {
@@ -50,10 +55,14 @@ func Token(req TokenRequest) (string, error) {
 	if req.TTL == 0 {
 		req.TTL = 12 * time.Hour
 	}
-	signer, err := Signer(req.Data)
+	if len(req.Trials) > 0 && role != authzv1.Role_ROLE_INVESTIGATOR && role != authzv1.Role_ROLE_ANALYST {
+		return "", fmt.Errorf("--trial: only investigator and analyst tokens carry trials")
+	}
+	keys, closeDB, err := patientKeys(context.Background(), req.Data)
 	if err != nil {
 		return "", err
 	}
-	token, _, err := signer.Sign(auth.Caller{Subject: subject, Role: role, Sites: req.Sites}, req.TTL)
+	defer closeDB()
+	token, _, _, err := keys.Sign(auth.Caller{Subject: subject, Role: role, Sites: req.Sites, Trials: req.Trials}, req.TTL)
 	return token, err
 }

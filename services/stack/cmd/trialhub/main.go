@@ -1,7 +1,7 @@
 // Command trialhub runs the TrialHub development stack and mints dev tokens.
 //
 //	trialhub dev   [--addr :8080] [--data data] [--web web-client/dist]
-//	trialhub token --role analyst|patient|investigator|admin|service [--site ID]... [--subject S] [--ttl 12h] [--data data]
+//	trialhub token --role analyst|patient|investigator|admin|service [--site ID]... [--trial ID]... [--subject S] [--ttl 12h] [--data data]
 //	trialhub fakevendor [--addr 127.0.0.1:8090] [--api-key KEY]
 //
 // Flags default from the environment: TRIALHUB_ADDR, TRIALHUB_DATA and TRIALHUB_WEB;
@@ -57,7 +57,7 @@ func main() {
 func usage() {
 	fmt.Fprintln(os.Stderr, `usage:
   trialhub dev   [--addr HOST:PORT] [--data DIR] [--web DIR]  run every service in one process
-  trialhub token --role ROLE [--site ID]... [--data DIR]  print a dev token (last line)
+  trialhub token --role ROLE [--site ID]... [--trial ID]... [--data DIR]  print a token signed with the stack's keys (last line)
   trialhub fakevendor [--addr HOST:PORT] [--api-key KEY]  run the fake SMS and push vendor`)
 }
 
@@ -92,12 +92,13 @@ func token(args []string) error {
 	data := fs.String("data", env("TRIALHUB_DATA", "data"), "data `folder` whose dev key signs (env TRIALHUB_DATA)")
 	subject := fs.String("subject", "", "token subject (default: a new subject_uuid for patients, dev-ROLE otherwise)")
 	ttl := fs.Duration("ttl", 12*time.Hour, "token lifetime")
-	var siteIDs sites
+	var siteIDs, trialIDs sites
 	fs.Var(&siteIDs, "site", "site `id` an investigator may act on (repeatable)")
+	fs.Var(&trialIDs, "trial", "trial `id` an investigator or analyst may act on (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	t, err := stack.Token(stack.TokenRequest{Data: *data, Role: *role, Subject: *subject, Sites: siteIDs, TTL: *ttl})
+	t, err := stack.Token(stack.TokenRequest{Data: *data, Role: *role, Subject: *subject, Sites: siteIDs, Trials: trialIDs, TTL: *ttl})
 	if err != nil {
 		return err
 	}
