@@ -112,7 +112,7 @@ func Dev(ctx context.Context, cfg Config) error {
 		Verifier: auth.NewVerifier(keys, Issuer),
 		Log:      cfg.Log,
 		// Each service calls the others as itself, with a SERVICE token.
-		Tokens:   keys.TokenSource,
+		Tokens: keys.TokenSource,
 		// Calls between services go over the network to the stack's own port,
 		// through the same client kit (timeouts, retries, breakers) and the whole
 		// server chain as in production; TRIALHUB_<NAME>_* still tunes each.
@@ -184,7 +184,7 @@ func banner(cfg Config, addr string, keys *patient.Keys, seeded string) error {
 		lines = append(lines, strings.TrimRight(seeded, "\n"))
 	}
 	lines = append(lines,
-		"  tokens:     go run ./services/stack/cmd/trialhub token --data "+cfg.Data+" --role analyst   (patient|investigator --site ID|analyst|admin|service)",
+		"  tokens:     go run ./services/stack/cmd/trialhub token --data "+cfg.Data+" --role analyst   (patient | investigator --site ID --trial ID | analyst --trial ID | admin | service)",
 		"  admin token (12 h):",
 		"    "+admin,
 		"",
