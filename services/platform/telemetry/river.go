@@ -78,7 +78,6 @@ func (m *riverMiddleware) Work(ctx context.Context, job *rivertype.JobRow, doInn
 	defer span.End()
 	err := doInner(ctx)
 	if err != nil && !isSnoozeOrCancel(err) {
-		span.RecordError(err)
 		span.SetStatus(codes.Error, "job attempt failed")
 	}
 	return err

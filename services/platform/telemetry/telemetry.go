@@ -13,6 +13,11 @@
 //	mux.Handle("/metrics", tel.MetricsHandler())           // Prometheus text format
 //
 // Services register their business metrics on tel.Registry().
+//
+// Spans carry no personal data: names are procedures, job kinds and transaction
+// names, attributes are codes and ids, and errors are never recorded on spans
+// (a database error can quote the row it refused), only an Error status with a
+// fixed description.
 package telemetry
 
 import (
