@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"regexp"
 	"strings"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Option configures NewHandler.
@@ -48,6 +50,10 @@ type Handler struct {
 //     (a national phone number or national id) is replaced by "[redacted]";
 //   - a Secret, or any slog.LogValuer, is resolved first, so it logs as it says.
 //
+// A record logged with a context that holds an OpenTelemetry span (every call
+// inside the telemetry interceptor, every traced job) gets trace_id and span_id,
+// unless it has a trace_id of its own.
+//
 // Groups are searched too. The handler is safe for concurrent use if inner is.
 func NewHandler(inner slog.Handler, opts ...Option) *Handler {
 	h := &Handler{inner: inner}
@@ -72,10 +78,15 @@ func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 		h.redacted("msg", reason)
 	}
 	out := slog.NewRecord(r.Time, r.Level, msg, r.PC)
+	hasTrace := false
 	r.Attrs(func(a slog.Attr) bool {
+		hasTrace = hasTrace || a.Key == "trace_id"
 		out.AddAttrs(h.attr(a))
 		return true
 	})
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() && !hasTrace {
+		out.AddAttrs(slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
+	}
 	return h.inner.Handle(ctx, out)
 }
 

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/trialhub/trialhub/services/platform/logs"
 )
 
@@ -219,5 +221,23 @@ func TestHandlerWithAttrsAndLevel(t *testing.T) {
 	}
 	if !log.Handler().Enabled(context.Background(), slog.LevelDebug) {
 		t.Error("Enabled(debug) false at level debug")
+	}
+}
+
+func TestHandlerAddsTheSpanOfTheContext(t *testing.T) {
+	log, c := newCapture()
+	sc := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{0x0a, 0xf7, 0x65, 0x19, 0x16, 0xcd, 0x43, 0xdd, 0x84, 0x48, 0xeb, 0x21, 0x1c, 0x80, 0x31, 0x9c},
+		SpanID:  trace.SpanID{0xb7, 0xad, 0x6b, 0x71, 0x69, 0x20, 0x33, 0x31},
+	})
+	log.InfoContext(trace.ContextWithSpanContext(context.Background(), sc), "rpc")
+	m := c.line(t)
+	if m["trace_id"] != "0af7651916cd43dd8448eb211c80319c" || m["span_id"] != "b7ad6b7169203331" {
+		t.Errorf("trace_id %v span_id %v, want the context's span", m["trace_id"], m["span_id"])
+	}
+	log2, c2 := newCapture()
+	log2.InfoContext(context.Background(), "no span")
+	if m := c2.line(t); m["trace_id"] != nil {
+		t.Errorf("trace_id %v without a span", m["trace_id"])
 	}
 }
