@@ -181,7 +181,7 @@ func secretKey(key string) bool {
 		return true
 	}
 	for _, w := range secretWords {
-		if k == w || strings.HasSuffix(k, "_"+w) {
+		if strings.HasSuffix(k, w) && (len(k) == len(w) || k[len(k)-len(w)-1] == '_') {
 			return true
 		}
 	}
@@ -226,10 +226,11 @@ func scrub(s string) (string, string) {
 		return s, ""
 	}
 	reason := ""
-	if jwtPattern.MatchString(s) {
+	// The cheap tests first: most strings have neither "eyJ" nor "@".
+	if strings.Contains(s, "eyJ") && jwtPattern.MatchString(s) {
 		s, reason = jwtPattern.ReplaceAllString(s, Redacted), "jwt"
 	}
-	if emailPattern.MatchString(s) {
+	if strings.IndexByte(s, '@') >= 0 && emailPattern.MatchString(s) {
 		s = emailPattern.ReplaceAllString(s, Redacted)
 		reason = cmpOr(reason, "email")
 	}
