@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"connectrpc.com/connect/v2"
-	"entgo.io/ent/dialect"
 	"github.com/riverqueue/river"
 
 	authzv1 "github.com/trialhub/trialhub/gen/go/trialhub/authz/v1"
@@ -173,12 +172,5 @@ func errorf(code connect.Code, format string, args ...any) error {
 	return connect.NewError(code, fmt.Sprintf(format, args...))
 }
 
-// entTx is an ent client on tx. The kit's tx.Driver() is a plain driver over
-// the *sql.Tx, so ent operations that open a transaction of their own
-// (UpdateOne, for one) would call BeginTx on it and panic; this driver answers
-// Tx with a no-op transaction inside tx instead.
-func entTx(tx *db.Tx) *ent.Client { return ent.NewClient(ent.Driver(inTx{tx.Driver()})) }
-
-type inTx struct{ dialect.Driver }
-
-func (d inTx) Tx(context.Context) (dialect.Tx, error) { return dialect.NopTx(d.Driver), nil }
+// entTx is an ent client inside the kit's transaction tx.
+func entTx(tx *db.Tx) *ent.Client { return ent.NewClient(ent.Driver(tx.Driver())) }

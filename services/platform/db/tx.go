@@ -25,9 +25,20 @@ type Tx struct {
 func (t *Tx) Dialect() string { return t.dialect }
 
 // Driver is an ent driver that runs every statement inside this transaction; build
-// the service's ent client on it: ent.NewClient(ent.Driver(tx.Driver())).
+// the service's ent client on it: ent.NewClient(ent.Driver(tx.Driver())). An ent
+// operation that opens a transaction of its own (UpdateOne does) gets a no-op one
+// inside this transaction, which commits or rolls back with it.
 func (t *Tx) Driver() dialect.Driver {
-	return entsql.NewDriver(t.dialect, entsql.Conn{ExecQuerier: t.Tx})
+	return nested{entsql.NewDriver(t.dialect, entsql.Conn{ExecQuerier: t.Tx})}
+}
+
+// nested is a driver inside a transaction: Tx and BeginTx join it.
+type nested struct{ *entsql.Driver }
+
+func (d nested) Tx(context.Context) (dialect.Tx, error) { return dialect.NopTx(d.Driver), nil }
+
+func (d nested) BeginTx(context.Context, *sql.TxOptions) (dialect.Tx, error) {
+	return dialect.NopTx(d.Driver), nil
 }
 
 // InTx runs fn in a transaction on the writer and commits when fn returns nil; it
