@@ -139,7 +139,7 @@ var examples = []example{
 	// trialhub.trial.v1.TrialService
 	{typ: "trialhub.trial.v1.CreateTrialRequest", json: `{
 		"protocolCode": "TH-DEP-001", "title": "Digital PHQ-9 follow-up in major depression",
-		"phase": "TRIAL_PHASE_3", "sponsor": "TrialHub Pharma GmbH", "status": "TRIAL_STATUS_PLANNED",
+		"phase": "TRIAL_PHASE_3", "sponsor": "TrialHub Pharma GmbH",
 		"registryIds": [{"registry": "EUCT", "id": "2023-500001-23-00"}, {"registry": "CTRI", "id": "CTRI/2023/01/012345"}], "description": "A randomised study of remote follow-up.",
 		"idempotencyKey": "trial-8d6f4b2a0c1e"}`},
 	{typ: "trialhub.trial.v1.GetTrialRequest", json: `{"trialId": "` + trialID + `", "visitScheduleVersion": 2}`},
@@ -173,6 +173,9 @@ var examples = []example{
 	{typ: "trialhub.trial.v1.ListEnrollmentsRequest", json: `{
 		"trialId": "` + trialID + `", "siteId": "` + siteID + `", "subjectUuid": "` + subjectID + `",
 		"statuses": ["ENROLLMENT_STATUS_ENROLLED"], "pageSize": 200, "pageToken": "page-2"}`},
+	{typ: "trialhub.trial.v1.ListDeidentifiedEnrollmentsRequest", json: `{
+		"trialId": "` + trialID + `", "siteId": "` + siteID + `",
+		"statuses": ["ENROLLMENT_STATUS_WITHDRAWN"], "pageSize": 100, "pageToken": "page-2"}`},
 	{typ: "trialhub.trial.v1.GetSubjectVisitPlanRequest", json: `{"subjectUuid": "` + subjectID + `", "trialId": "` + trialID + `"}`},
 	{typ: "trialhub.trial.v1.RecordVisitCompletionRequest", json: `{
 		"subjectUuid": "` + subjectID + `", "trialId": "` + trialID + `", "subjectVisitId": "` + visitID + `",

@@ -24,7 +24,7 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// CreateTrialRequest describes the trial to create.
+// CreateTrialRequest describes the trial to create. The trial starts PLANNED.
 type CreateTrialRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The sponsor's protocol number, unique on the platform (e.g. "TH-DEP-001").
@@ -35,9 +35,6 @@ type CreateTrialRequest struct {
 	Phase TrialPhase `protobuf:"varint,3,opt,name=phase,proto3,enum=trialhub.trial.v1.TrialPhase" json:"phase,omitempty"`
 	// Name of the sponsoring organisation (an organisation, never a person).
 	Sponsor string `protobuf:"bytes,4,opt,name=sponsor,proto3" json:"sponsor,omitempty"`
-	// Initial life-cycle status, usually PLANNED or RECRUITING. Subjects can be
-	// enrolled only while RECRUITING.
-	Status TrialStatus `protobuf:"varint,5,opt,name=status,proto3,enum=trialhub.trial.v1.TrialStatus" json:"status,omitempty"`
 	// The study's identifiers in public trial registers, at most one per register
 	// (e.g. {registry: "NCT", id: "NCT01234567"} and {registry: "EUCT", id:
 	// "2023-500001-23-00"}); leave empty when the trial is not registered yet.
@@ -109,13 +106,6 @@ func (x *CreateTrialRequest) GetSponsor() string {
 		return x.Sponsor
 	}
 	return ""
-}
-
-func (x *CreateTrialRequest) GetStatus() TrialStatus {
-	if x != nil {
-		return x.Status
-	}
-	return TrialStatus_TRIAL_STATUS_UNSPECIFIED
 }
 
 func (x *CreateTrialRequest) GetRegistryIds() []*RegistryId {
@@ -1150,7 +1140,7 @@ func (x *ListEnrollmentsRequest) GetPageToken() string {
 // ListEnrollmentsResponse is one page of enrollments.
 type ListEnrollmentsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The enrollments of this page, oldest first; de-identified for analysts.
+	// The enrollments of this page, oldest first.
 	Enrollments []*Enrollment `protobuf:"bytes,1,rep,name=enrollments,proto3" json:"enrollments,omitempty"`
 	// Token for the next page; empty when this is the last page.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
@@ -1202,6 +1192,145 @@ func (x *ListEnrollmentsResponse) GetNextPageToken() string {
 	return ""
 }
 
+// ListDeidentifiedEnrollmentsRequest names the trial and pages its
+// de-identified enrollments. Filters combine with AND.
+type ListDeidentifiedEnrollmentsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The trial (UUID); required, analysts are scoped by trial.
+	TrialId string `protobuf:"bytes,1,opt,name=trial_id,json=trialId,proto3" json:"trial_id,omitempty"`
+	// Only enrollments at this site (UUID); empty for every site of the trial.
+	SiteId string `protobuf:"bytes,2,opt,name=site_id,json=siteId,proto3" json:"site_id,omitempty"`
+	// Only enrollments in one of these statuses; empty for any status.
+	Statuses []EnrollmentStatus `protobuf:"varint,3,rep,packed,name=statuses,proto3,enum=trialhub.trial.v1.EnrollmentStatus" json:"statuses,omitempty"`
+	// Maximum number of enrollments to return; 0 means the server default of 50.
+	PageSize int32 `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page; empty for the first page. Only
+	// valid with the same filters.
+	PageToken     string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDeidentifiedEnrollmentsRequest) Reset() {
+	*x = ListDeidentifiedEnrollmentsRequest{}
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDeidentifiedEnrollmentsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDeidentifiedEnrollmentsRequest) ProtoMessage() {}
+
+func (x *ListDeidentifiedEnrollmentsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDeidentifiedEnrollmentsRequest.ProtoReflect.Descriptor instead.
+func (*ListDeidentifiedEnrollmentsRequest) Descriptor() ([]byte, []int) {
+	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ListDeidentifiedEnrollmentsRequest) GetTrialId() string {
+	if x != nil {
+		return x.TrialId
+	}
+	return ""
+}
+
+func (x *ListDeidentifiedEnrollmentsRequest) GetSiteId() string {
+	if x != nil {
+		return x.SiteId
+	}
+	return ""
+}
+
+func (x *ListDeidentifiedEnrollmentsRequest) GetStatuses() []EnrollmentStatus {
+	if x != nil {
+		return x.Statuses
+	}
+	return nil
+}
+
+func (x *ListDeidentifiedEnrollmentsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListDeidentifiedEnrollmentsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListDeidentifiedEnrollmentsResponse is one page of de-identified enrollments.
+type ListDeidentifiedEnrollmentsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The enrollments of this page, oldest first.
+	Enrollments []*DeidentifiedEnrollment `protobuf:"bytes,1,rep,name=enrollments,proto3" json:"enrollments,omitempty"`
+	// Token for the next page; empty when this is the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDeidentifiedEnrollmentsResponse) Reset() {
+	*x = ListDeidentifiedEnrollmentsResponse{}
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDeidentifiedEnrollmentsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDeidentifiedEnrollmentsResponse) ProtoMessage() {}
+
+func (x *ListDeidentifiedEnrollmentsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDeidentifiedEnrollmentsResponse.ProtoReflect.Descriptor instead.
+func (*ListDeidentifiedEnrollmentsResponse) Descriptor() ([]byte, []int) {
+	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ListDeidentifiedEnrollmentsResponse) GetEnrollments() []*DeidentifiedEnrollment {
+	if x != nil {
+		return x.Enrollments
+	}
+	return nil
+}
+
+func (x *ListDeidentifiedEnrollmentsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 // GetSubjectVisitPlanRequest names the subject and trial whose plan to return.
 type GetSubjectVisitPlanRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1217,7 +1346,7 @@ type GetSubjectVisitPlanRequest struct {
 
 func (x *GetSubjectVisitPlanRequest) Reset() {
 	*x = GetSubjectVisitPlanRequest{}
-	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[16]
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1229,7 +1358,7 @@ func (x *GetSubjectVisitPlanRequest) String() string {
 func (*GetSubjectVisitPlanRequest) ProtoMessage() {}
 
 func (x *GetSubjectVisitPlanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[16]
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1242,7 +1371,7 @@ func (x *GetSubjectVisitPlanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSubjectVisitPlanRequest.ProtoReflect.Descriptor instead.
 func (*GetSubjectVisitPlanRequest) Descriptor() ([]byte, []int) {
-	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{16}
+	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetSubjectVisitPlanRequest) GetSubjectUuid() string {
@@ -1276,7 +1405,7 @@ type GetSubjectVisitPlanResponse struct {
 
 func (x *GetSubjectVisitPlanResponse) Reset() {
 	*x = GetSubjectVisitPlanResponse{}
-	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[17]
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1288,7 +1417,7 @@ func (x *GetSubjectVisitPlanResponse) String() string {
 func (*GetSubjectVisitPlanResponse) ProtoMessage() {}
 
 func (x *GetSubjectVisitPlanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[17]
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1301,7 +1430,7 @@ func (x *GetSubjectVisitPlanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSubjectVisitPlanResponse.ProtoReflect.Descriptor instead.
 func (*GetSubjectVisitPlanResponse) Descriptor() ([]byte, []int) {
-	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{17}
+	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetSubjectVisitPlanResponse) GetEnrollment() *Enrollment {
@@ -1355,7 +1484,7 @@ type RecordVisitCompletionRequest struct {
 
 func (x *RecordVisitCompletionRequest) Reset() {
 	*x = RecordVisitCompletionRequest{}
-	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[18]
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1367,7 +1496,7 @@ func (x *RecordVisitCompletionRequest) String() string {
 func (*RecordVisitCompletionRequest) ProtoMessage() {}
 
 func (x *RecordVisitCompletionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[18]
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1380,7 +1509,7 @@ func (x *RecordVisitCompletionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordVisitCompletionRequest.ProtoReflect.Descriptor instead.
 func (*RecordVisitCompletionRequest) Descriptor() ([]byte, []int) {
-	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{18}
+	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RecordVisitCompletionRequest) GetSubjectUuid() string {
@@ -1436,7 +1565,7 @@ type RecordVisitCompletionResponse struct {
 
 func (x *RecordVisitCompletionResponse) Reset() {
 	*x = RecordVisitCompletionResponse{}
-	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[19]
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1448,7 +1577,7 @@ func (x *RecordVisitCompletionResponse) String() string {
 func (*RecordVisitCompletionResponse) ProtoMessage() {}
 
 func (x *RecordVisitCompletionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[19]
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1461,7 +1590,7 @@ func (x *RecordVisitCompletionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordVisitCompletionResponse.ProtoReflect.Descriptor instead.
 func (*RecordVisitCompletionResponse) Descriptor() ([]byte, []int) {
-	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{19}
+	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RecordVisitCompletionResponse) GetVisit() *SubjectVisit {
@@ -1475,7 +1604,7 @@ var File_trialhub_trial_v1_trial_service_proto protoreflect.FileDescriptor
 
 const file_trialhub_trial_v1_trial_service_proto_rawDesc = "" +
 	"\n" +
-	"%trialhub/trial/v1/trial_service.proto\x12\x11trialhub.trial.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dtrialhub/authz/v1/authz.proto\x1a\x1dtrialhub/trial/v1/types.proto\"\xeb\x04\n" +
+	"%trialhub/trial/v1/trial_service.proto\x12\x11trialhub.trial.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dtrialhub/authz/v1/authz.proto\x1a\x1dtrialhub/trial/v1/types.proto\"\xb5\x04\n" +
 	"\x12CreateTrialRequest\x12M\n" +
 	"\rprotocol_code\x18\x01 \x01(\tB(\xbaH%r#\x10\x01\x18@2\x1d^[A-Za-z0-9][A-Za-z0-9._/-]*$R\fprotocolCode\x12 \n" +
 	"\x05title\x18\x02 \x01(\tB\n" +
@@ -1483,14 +1612,12 @@ const file_trialhub_trial_v1_trial_service_proto_rawDesc = "" +
 	"\x05phase\x18\x03 \x01(\x0e2\x1d.trialhub.trial.v1.TrialPhaseB\n" +
 	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x05phase\x12$\n" +
 	"\asponsor\x18\x04 \x01(\tB\n" +
-	"\xbaH\ar\x05\x10\x02\x18\xc8\x01R\asponsor\x12B\n" +
-	"\x06status\x18\x05 \x01(\x0e2\x1e.trialhub.trial.v1.TrialStatusB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x06status\x12\xc3\x01\n" +
+	"\xbaH\ar\x05\x10\x02\x18\xc8\x01R\asponsor\x12\xc3\x01\n" +
 	"\fregistry_ids\x18\x06 \x03(\v2\x1d.trialhub.trial.v1.RegistryIdB\x80\x01\xbaH}\xba\x01u\n" +
 	"+create_trial.registry_ids.registries_unique\x12$each registry may be given only once\x1a this.map(r, r.registry).unique()\x92\x01\x02\x10\n" +
 	"R\vregistryIds\x12*\n" +
 	"\vdescription\x18\a \x01(\tB\b\xbaH\x05r\x03\x18\xd0\x0fR\vdescription\x12G\n" +
-	"\x0fidempotency_key\x18\b \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\x0eidempotencyKey\"E\n" +
+	"\x0fidempotency_key\x18\b \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\x0eidempotencyKeyJ\x04\b\x05\x10\x06R\x06status\"E\n" +
 	"\x13CreateTrialResponse\x12.\n" +
 	"\x05trial\x18\x01 \x01(\v2\x18.trialhub.trial.v1.TrialR\x05trial\"y\n" +
 	"\x0fGetTrialRequest\x12#\n" +
@@ -1574,6 +1701,17 @@ const file_trialhub_trial_v1_trial_service_proto_rawDesc = "" +
 	"page_token\x18\x06 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"\x82\x01\n" +
 	"\x17ListEnrollmentsResponse\x12?\n" +
 	"\venrollments\x18\x01 \x03(\v2\x1d.trialhub.trial.v1.EnrollmentR\venrollments\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x97\x02\n" +
+	"\"ListDeidentifiedEnrollmentsRequest\x12#\n" +
+	"\btrial_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\atrialId\x12$\n" +
+	"\asite_id\x18\x02 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\x06siteId\x12T\n" +
+	"\bstatuses\x18\x03 \x03(\x0e2#.trialhub.trial.v1.EnrollmentStatusB\x13\xbaH\x10\x92\x01\r\x10\x03\x18\x01\"\a\x82\x01\x04\x10\x01 \x00R\bstatuses\x12'\n" +
+	"\tpage_size\x18\x04 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xc8\x01(\x00R\bpageSize\x12'\n" +
+	"\n" +
+	"page_token\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"\x9a\x01\n" +
+	"#ListDeidentifiedEnrollmentsResponse\x12K\n" +
+	"\venrollments\x18\x01 \x03(\v2).trialhub.trial.v1.DeidentifiedEnrollmentR\venrollments\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"q\n" +
 	"\x1aGetSubjectVisitPlanRequest\x12.\n" +
 	"\fsubject_uuid\x18\x01 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\vsubjectUuid\x12#\n" +
@@ -1593,7 +1731,8 @@ const file_trialhub_trial_v1_trial_service_proto_rawDesc = "" +
 	"\x11source_references\x18\x05 \x03(\tBI\xbaHF\x92\x01C\b\x01\x10\x14\x18\x01\";r9\x10\x01\x18\x80\x0222^[a-z][a-z0-9_]*:[a-z][a-z0-9_]*/[A-Za-z0-9._:-]+$R\x10sourceReferences\x12G\n" +
 	"\x0fidempotency_key\x18\x06 \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\x0eidempotencyKey\"V\n" +
 	"\x1dRecordVisitCompletionResponse\x125\n" +
-	"\x05visit\x18\x01 \x01(\v2\x1f.trialhub.trial.v1.SubjectVisitR\x05visit2\x89\t\n" +
+	"\x05visit\x18\x01 \x01(\v2\x1f.trialhub.trial.v1.SubjectVisitR\x05visit2\xa4\n" +
+	"\n" +
 	"\fTrialService\x12e\n" +
 	"\vCreateTrial\x12%.trialhub.trial.v1.CreateTrialRequest\x1a&.trialhub.trial.v1.CreateTrialResponse\"\a\x92\x82\x19\x03\n" +
 	"\x01\x04\x12b\n" +
@@ -1609,9 +1748,11 @@ const file_trialhub_trial_v1_trial_service_proto_rawDesc = "" +
 	"\rEnrollSubject\x12'.trialhub.trial.v1.EnrollSubjectRequest\x1a(.trialhub.trial.v1.EnrollSubjectResponse\"\b\x92\x82\x19\x04\n" +
 	"\x02\x04\x02\x12r\n" +
 	"\x0fWithdrawSubject\x12).trialhub.trial.v1.WithdrawSubjectRequest\x1a*.trialhub.trial.v1.WithdrawSubjectResponse\"\b\x92\x82\x19\x04\n" +
-	"\x02\x04\x02\x12w\n" +
-	"\x0fListEnrollments\x12).trialhub.trial.v1.ListEnrollmentsRequest\x1a*.trialhub.trial.v1.ListEnrollmentsResponse\"\r\x92\x82\x19\x06\n" +
-	"\x04\x04\x02\x03\x05\x90\x02\x01\x12\x85\x01\n" +
+	"\x02\x04\x02\x12v\n" +
+	"\x0fListEnrollments\x12).trialhub.trial.v1.ListEnrollmentsRequest\x1a*.trialhub.trial.v1.ListEnrollmentsResponse\"\f\x92\x82\x19\x05\n" +
+	"\x03\x04\x02\x05\x90\x02\x01\x12\x99\x01\n" +
+	"\x1bListDeidentifiedEnrollments\x125.trialhub.trial.v1.ListDeidentifiedEnrollmentsRequest\x1a6.trialhub.trial.v1.ListDeidentifiedEnrollmentsResponse\"\v\x92\x82\x19\x04\n" +
+	"\x02\x04\x03\x90\x02\x01\x12\x85\x01\n" +
 	"\x13GetSubjectVisitPlan\x12-.trialhub.trial.v1.GetSubjectVisitPlanRequest\x1a..trialhub.trial.v1.GetSubjectVisitPlanResponse\"\x0f\x92\x82\x19\b\n" +
 	"\x04\x01\x02\x04\x05\x18\x01\x90\x02\x01\x12\x86\x01\n" +
 	"\x15RecordVisitCompletion\x12/.trialhub.trial.v1.RecordVisitCompletionRequest\x1a0.trialhub.trial.v1.RecordVisitCompletionResponse\"\n" +
@@ -1631,92 +1772,98 @@ func file_trialhub_trial_v1_trial_service_proto_rawDescGZIP() []byte {
 	return file_trialhub_trial_v1_trial_service_proto_rawDescData
 }
 
-var file_trialhub_trial_v1_trial_service_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_trialhub_trial_v1_trial_service_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_trialhub_trial_v1_trial_service_proto_goTypes = []any{
-	(*CreateTrialRequest)(nil),            // 0: trialhub.trial.v1.CreateTrialRequest
-	(*CreateTrialResponse)(nil),           // 1: trialhub.trial.v1.CreateTrialResponse
-	(*GetTrialRequest)(nil),               // 2: trialhub.trial.v1.GetTrialRequest
-	(*GetTrialResponse)(nil),              // 3: trialhub.trial.v1.GetTrialResponse
-	(*ListTrialsRequest)(nil),             // 4: trialhub.trial.v1.ListTrialsRequest
-	(*ListTrialsResponse)(nil),            // 5: trialhub.trial.v1.ListTrialsResponse
-	(*AddSiteRequest)(nil),                // 6: trialhub.trial.v1.AddSiteRequest
-	(*AddSiteResponse)(nil),               // 7: trialhub.trial.v1.AddSiteResponse
-	(*DefineVisitScheduleRequest)(nil),    // 8: trialhub.trial.v1.DefineVisitScheduleRequest
-	(*DefineVisitScheduleResponse)(nil),   // 9: trialhub.trial.v1.DefineVisitScheduleResponse
-	(*EnrollSubjectRequest)(nil),          // 10: trialhub.trial.v1.EnrollSubjectRequest
-	(*EnrollSubjectResponse)(nil),         // 11: trialhub.trial.v1.EnrollSubjectResponse
-	(*WithdrawSubjectRequest)(nil),        // 12: trialhub.trial.v1.WithdrawSubjectRequest
-	(*WithdrawSubjectResponse)(nil),       // 13: trialhub.trial.v1.WithdrawSubjectResponse
-	(*ListEnrollmentsRequest)(nil),        // 14: trialhub.trial.v1.ListEnrollmentsRequest
-	(*ListEnrollmentsResponse)(nil),       // 15: trialhub.trial.v1.ListEnrollmentsResponse
-	(*GetSubjectVisitPlanRequest)(nil),    // 16: trialhub.trial.v1.GetSubjectVisitPlanRequest
-	(*GetSubjectVisitPlanResponse)(nil),   // 17: trialhub.trial.v1.GetSubjectVisitPlanResponse
-	(*RecordVisitCompletionRequest)(nil),  // 18: trialhub.trial.v1.RecordVisitCompletionRequest
-	(*RecordVisitCompletionResponse)(nil), // 19: trialhub.trial.v1.RecordVisitCompletionResponse
-	(TrialPhase)(0),                       // 20: trialhub.trial.v1.TrialPhase
-	(TrialStatus)(0),                      // 21: trialhub.trial.v1.TrialStatus
-	(*RegistryId)(nil),                    // 22: trialhub.trial.v1.RegistryId
-	(*Trial)(nil),                         // 23: trialhub.trial.v1.Trial
-	(*Site)(nil),                          // 24: trialhub.trial.v1.Site
-	(*VisitSchedule)(nil),                 // 25: trialhub.trial.v1.VisitSchedule
-	(*Visit)(nil),                         // 26: trialhub.trial.v1.Visit
-	(ExistingPlanPolicy)(0),               // 27: trialhub.trial.v1.ExistingPlanPolicy
-	(*Enrollment)(nil),                    // 28: trialhub.trial.v1.Enrollment
-	(*SubjectVisit)(nil),                  // 29: trialhub.trial.v1.SubjectVisit
-	(WithdrawalReason)(0),                 // 30: trialhub.trial.v1.WithdrawalReason
-	(EnrollmentStatus)(0),                 // 31: trialhub.trial.v1.EnrollmentStatus
-	(*timestamppb.Timestamp)(nil),         // 32: google.protobuf.Timestamp
+	(*CreateTrialRequest)(nil),                  // 0: trialhub.trial.v1.CreateTrialRequest
+	(*CreateTrialResponse)(nil),                 // 1: trialhub.trial.v1.CreateTrialResponse
+	(*GetTrialRequest)(nil),                     // 2: trialhub.trial.v1.GetTrialRequest
+	(*GetTrialResponse)(nil),                    // 3: trialhub.trial.v1.GetTrialResponse
+	(*ListTrialsRequest)(nil),                   // 4: trialhub.trial.v1.ListTrialsRequest
+	(*ListTrialsResponse)(nil),                  // 5: trialhub.trial.v1.ListTrialsResponse
+	(*AddSiteRequest)(nil),                      // 6: trialhub.trial.v1.AddSiteRequest
+	(*AddSiteResponse)(nil),                     // 7: trialhub.trial.v1.AddSiteResponse
+	(*DefineVisitScheduleRequest)(nil),          // 8: trialhub.trial.v1.DefineVisitScheduleRequest
+	(*DefineVisitScheduleResponse)(nil),         // 9: trialhub.trial.v1.DefineVisitScheduleResponse
+	(*EnrollSubjectRequest)(nil),                // 10: trialhub.trial.v1.EnrollSubjectRequest
+	(*EnrollSubjectResponse)(nil),               // 11: trialhub.trial.v1.EnrollSubjectResponse
+	(*WithdrawSubjectRequest)(nil),              // 12: trialhub.trial.v1.WithdrawSubjectRequest
+	(*WithdrawSubjectResponse)(nil),             // 13: trialhub.trial.v1.WithdrawSubjectResponse
+	(*ListEnrollmentsRequest)(nil),              // 14: trialhub.trial.v1.ListEnrollmentsRequest
+	(*ListEnrollmentsResponse)(nil),             // 15: trialhub.trial.v1.ListEnrollmentsResponse
+	(*ListDeidentifiedEnrollmentsRequest)(nil),  // 16: trialhub.trial.v1.ListDeidentifiedEnrollmentsRequest
+	(*ListDeidentifiedEnrollmentsResponse)(nil), // 17: trialhub.trial.v1.ListDeidentifiedEnrollmentsResponse
+	(*GetSubjectVisitPlanRequest)(nil),          // 18: trialhub.trial.v1.GetSubjectVisitPlanRequest
+	(*GetSubjectVisitPlanResponse)(nil),         // 19: trialhub.trial.v1.GetSubjectVisitPlanResponse
+	(*RecordVisitCompletionRequest)(nil),        // 20: trialhub.trial.v1.RecordVisitCompletionRequest
+	(*RecordVisitCompletionResponse)(nil),       // 21: trialhub.trial.v1.RecordVisitCompletionResponse
+	(TrialPhase)(0),                             // 22: trialhub.trial.v1.TrialPhase
+	(*RegistryId)(nil),                          // 23: trialhub.trial.v1.RegistryId
+	(*Trial)(nil),                               // 24: trialhub.trial.v1.Trial
+	(*Site)(nil),                                // 25: trialhub.trial.v1.Site
+	(*VisitSchedule)(nil),                       // 26: trialhub.trial.v1.VisitSchedule
+	(TrialStatus)(0),                            // 27: trialhub.trial.v1.TrialStatus
+	(*Visit)(nil),                               // 28: trialhub.trial.v1.Visit
+	(ExistingPlanPolicy)(0),                     // 29: trialhub.trial.v1.ExistingPlanPolicy
+	(*Enrollment)(nil),                          // 30: trialhub.trial.v1.Enrollment
+	(*SubjectVisit)(nil),                        // 31: trialhub.trial.v1.SubjectVisit
+	(WithdrawalReason)(0),                       // 32: trialhub.trial.v1.WithdrawalReason
+	(EnrollmentStatus)(0),                       // 33: trialhub.trial.v1.EnrollmentStatus
+	(*DeidentifiedEnrollment)(nil),              // 34: trialhub.trial.v1.DeidentifiedEnrollment
+	(*timestamppb.Timestamp)(nil),               // 35: google.protobuf.Timestamp
 }
 var file_trialhub_trial_v1_trial_service_proto_depIdxs = []int32{
-	20, // 0: trialhub.trial.v1.CreateTrialRequest.phase:type_name -> trialhub.trial.v1.TrialPhase
-	21, // 1: trialhub.trial.v1.CreateTrialRequest.status:type_name -> trialhub.trial.v1.TrialStatus
-	22, // 2: trialhub.trial.v1.CreateTrialRequest.registry_ids:type_name -> trialhub.trial.v1.RegistryId
-	23, // 3: trialhub.trial.v1.CreateTrialResponse.trial:type_name -> trialhub.trial.v1.Trial
-	23, // 4: trialhub.trial.v1.GetTrialResponse.trial:type_name -> trialhub.trial.v1.Trial
-	24, // 5: trialhub.trial.v1.GetTrialResponse.sites:type_name -> trialhub.trial.v1.Site
-	25, // 6: trialhub.trial.v1.GetTrialResponse.visit_schedule:type_name -> trialhub.trial.v1.VisitSchedule
-	21, // 7: trialhub.trial.v1.ListTrialsRequest.statuses:type_name -> trialhub.trial.v1.TrialStatus
-	20, // 8: trialhub.trial.v1.ListTrialsRequest.phases:type_name -> trialhub.trial.v1.TrialPhase
-	23, // 9: trialhub.trial.v1.ListTrialsResponse.trials:type_name -> trialhub.trial.v1.Trial
-	24, // 10: trialhub.trial.v1.AddSiteResponse.site:type_name -> trialhub.trial.v1.Site
-	26, // 11: trialhub.trial.v1.DefineVisitScheduleRequest.visits:type_name -> trialhub.trial.v1.Visit
-	27, // 12: trialhub.trial.v1.DefineVisitScheduleRequest.existing_plan_policy:type_name -> trialhub.trial.v1.ExistingPlanPolicy
-	25, // 13: trialhub.trial.v1.DefineVisitScheduleResponse.visit_schedule:type_name -> trialhub.trial.v1.VisitSchedule
-	28, // 14: trialhub.trial.v1.EnrollSubjectResponse.enrollment:type_name -> trialhub.trial.v1.Enrollment
-	29, // 15: trialhub.trial.v1.EnrollSubjectResponse.visits:type_name -> trialhub.trial.v1.SubjectVisit
-	30, // 16: trialhub.trial.v1.WithdrawSubjectRequest.reason_code:type_name -> trialhub.trial.v1.WithdrawalReason
-	28, // 17: trialhub.trial.v1.WithdrawSubjectResponse.enrollment:type_name -> trialhub.trial.v1.Enrollment
-	31, // 18: trialhub.trial.v1.ListEnrollmentsRequest.statuses:type_name -> trialhub.trial.v1.EnrollmentStatus
-	28, // 19: trialhub.trial.v1.ListEnrollmentsResponse.enrollments:type_name -> trialhub.trial.v1.Enrollment
-	28, // 20: trialhub.trial.v1.GetSubjectVisitPlanResponse.enrollment:type_name -> trialhub.trial.v1.Enrollment
-	29, // 21: trialhub.trial.v1.GetSubjectVisitPlanResponse.visits:type_name -> trialhub.trial.v1.SubjectVisit
-	32, // 22: trialhub.trial.v1.RecordVisitCompletionRequest.completed_at:type_name -> google.protobuf.Timestamp
-	29, // 23: trialhub.trial.v1.RecordVisitCompletionResponse.visit:type_name -> trialhub.trial.v1.SubjectVisit
-	0,  // 24: trialhub.trial.v1.TrialService.CreateTrial:input_type -> trialhub.trial.v1.CreateTrialRequest
-	2,  // 25: trialhub.trial.v1.TrialService.GetTrial:input_type -> trialhub.trial.v1.GetTrialRequest
-	4,  // 26: trialhub.trial.v1.TrialService.ListTrials:input_type -> trialhub.trial.v1.ListTrialsRequest
-	6,  // 27: trialhub.trial.v1.TrialService.AddSite:input_type -> trialhub.trial.v1.AddSiteRequest
-	8,  // 28: trialhub.trial.v1.TrialService.DefineVisitSchedule:input_type -> trialhub.trial.v1.DefineVisitScheduleRequest
-	10, // 29: trialhub.trial.v1.TrialService.EnrollSubject:input_type -> trialhub.trial.v1.EnrollSubjectRequest
-	12, // 30: trialhub.trial.v1.TrialService.WithdrawSubject:input_type -> trialhub.trial.v1.WithdrawSubjectRequest
-	14, // 31: trialhub.trial.v1.TrialService.ListEnrollments:input_type -> trialhub.trial.v1.ListEnrollmentsRequest
-	16, // 32: trialhub.trial.v1.TrialService.GetSubjectVisitPlan:input_type -> trialhub.trial.v1.GetSubjectVisitPlanRequest
-	18, // 33: trialhub.trial.v1.TrialService.RecordVisitCompletion:input_type -> trialhub.trial.v1.RecordVisitCompletionRequest
-	1,  // 34: trialhub.trial.v1.TrialService.CreateTrial:output_type -> trialhub.trial.v1.CreateTrialResponse
-	3,  // 35: trialhub.trial.v1.TrialService.GetTrial:output_type -> trialhub.trial.v1.GetTrialResponse
-	5,  // 36: trialhub.trial.v1.TrialService.ListTrials:output_type -> trialhub.trial.v1.ListTrialsResponse
-	7,  // 37: trialhub.trial.v1.TrialService.AddSite:output_type -> trialhub.trial.v1.AddSiteResponse
-	9,  // 38: trialhub.trial.v1.TrialService.DefineVisitSchedule:output_type -> trialhub.trial.v1.DefineVisitScheduleResponse
-	11, // 39: trialhub.trial.v1.TrialService.EnrollSubject:output_type -> trialhub.trial.v1.EnrollSubjectResponse
-	13, // 40: trialhub.trial.v1.TrialService.WithdrawSubject:output_type -> trialhub.trial.v1.WithdrawSubjectResponse
-	15, // 41: trialhub.trial.v1.TrialService.ListEnrollments:output_type -> trialhub.trial.v1.ListEnrollmentsResponse
-	17, // 42: trialhub.trial.v1.TrialService.GetSubjectVisitPlan:output_type -> trialhub.trial.v1.GetSubjectVisitPlanResponse
-	19, // 43: trialhub.trial.v1.TrialService.RecordVisitCompletion:output_type -> trialhub.trial.v1.RecordVisitCompletionResponse
-	34, // [34:44] is the sub-list for method output_type
-	24, // [24:34] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	22, // 0: trialhub.trial.v1.CreateTrialRequest.phase:type_name -> trialhub.trial.v1.TrialPhase
+	23, // 1: trialhub.trial.v1.CreateTrialRequest.registry_ids:type_name -> trialhub.trial.v1.RegistryId
+	24, // 2: trialhub.trial.v1.CreateTrialResponse.trial:type_name -> trialhub.trial.v1.Trial
+	24, // 3: trialhub.trial.v1.GetTrialResponse.trial:type_name -> trialhub.trial.v1.Trial
+	25, // 4: trialhub.trial.v1.GetTrialResponse.sites:type_name -> trialhub.trial.v1.Site
+	26, // 5: trialhub.trial.v1.GetTrialResponse.visit_schedule:type_name -> trialhub.trial.v1.VisitSchedule
+	27, // 6: trialhub.trial.v1.ListTrialsRequest.statuses:type_name -> trialhub.trial.v1.TrialStatus
+	22, // 7: trialhub.trial.v1.ListTrialsRequest.phases:type_name -> trialhub.trial.v1.TrialPhase
+	24, // 8: trialhub.trial.v1.ListTrialsResponse.trials:type_name -> trialhub.trial.v1.Trial
+	25, // 9: trialhub.trial.v1.AddSiteResponse.site:type_name -> trialhub.trial.v1.Site
+	28, // 10: trialhub.trial.v1.DefineVisitScheduleRequest.visits:type_name -> trialhub.trial.v1.Visit
+	29, // 11: trialhub.trial.v1.DefineVisitScheduleRequest.existing_plan_policy:type_name -> trialhub.trial.v1.ExistingPlanPolicy
+	26, // 12: trialhub.trial.v1.DefineVisitScheduleResponse.visit_schedule:type_name -> trialhub.trial.v1.VisitSchedule
+	30, // 13: trialhub.trial.v1.EnrollSubjectResponse.enrollment:type_name -> trialhub.trial.v1.Enrollment
+	31, // 14: trialhub.trial.v1.EnrollSubjectResponse.visits:type_name -> trialhub.trial.v1.SubjectVisit
+	32, // 15: trialhub.trial.v1.WithdrawSubjectRequest.reason_code:type_name -> trialhub.trial.v1.WithdrawalReason
+	30, // 16: trialhub.trial.v1.WithdrawSubjectResponse.enrollment:type_name -> trialhub.trial.v1.Enrollment
+	33, // 17: trialhub.trial.v1.ListEnrollmentsRequest.statuses:type_name -> trialhub.trial.v1.EnrollmentStatus
+	30, // 18: trialhub.trial.v1.ListEnrollmentsResponse.enrollments:type_name -> trialhub.trial.v1.Enrollment
+	33, // 19: trialhub.trial.v1.ListDeidentifiedEnrollmentsRequest.statuses:type_name -> trialhub.trial.v1.EnrollmentStatus
+	34, // 20: trialhub.trial.v1.ListDeidentifiedEnrollmentsResponse.enrollments:type_name -> trialhub.trial.v1.DeidentifiedEnrollment
+	30, // 21: trialhub.trial.v1.GetSubjectVisitPlanResponse.enrollment:type_name -> trialhub.trial.v1.Enrollment
+	31, // 22: trialhub.trial.v1.GetSubjectVisitPlanResponse.visits:type_name -> trialhub.trial.v1.SubjectVisit
+	35, // 23: trialhub.trial.v1.RecordVisitCompletionRequest.completed_at:type_name -> google.protobuf.Timestamp
+	31, // 24: trialhub.trial.v1.RecordVisitCompletionResponse.visit:type_name -> trialhub.trial.v1.SubjectVisit
+	0,  // 25: trialhub.trial.v1.TrialService.CreateTrial:input_type -> trialhub.trial.v1.CreateTrialRequest
+	2,  // 26: trialhub.trial.v1.TrialService.GetTrial:input_type -> trialhub.trial.v1.GetTrialRequest
+	4,  // 27: trialhub.trial.v1.TrialService.ListTrials:input_type -> trialhub.trial.v1.ListTrialsRequest
+	6,  // 28: trialhub.trial.v1.TrialService.AddSite:input_type -> trialhub.trial.v1.AddSiteRequest
+	8,  // 29: trialhub.trial.v1.TrialService.DefineVisitSchedule:input_type -> trialhub.trial.v1.DefineVisitScheduleRequest
+	10, // 30: trialhub.trial.v1.TrialService.EnrollSubject:input_type -> trialhub.trial.v1.EnrollSubjectRequest
+	12, // 31: trialhub.trial.v1.TrialService.WithdrawSubject:input_type -> trialhub.trial.v1.WithdrawSubjectRequest
+	14, // 32: trialhub.trial.v1.TrialService.ListEnrollments:input_type -> trialhub.trial.v1.ListEnrollmentsRequest
+	16, // 33: trialhub.trial.v1.TrialService.ListDeidentifiedEnrollments:input_type -> trialhub.trial.v1.ListDeidentifiedEnrollmentsRequest
+	18, // 34: trialhub.trial.v1.TrialService.GetSubjectVisitPlan:input_type -> trialhub.trial.v1.GetSubjectVisitPlanRequest
+	20, // 35: trialhub.trial.v1.TrialService.RecordVisitCompletion:input_type -> trialhub.trial.v1.RecordVisitCompletionRequest
+	1,  // 36: trialhub.trial.v1.TrialService.CreateTrial:output_type -> trialhub.trial.v1.CreateTrialResponse
+	3,  // 37: trialhub.trial.v1.TrialService.GetTrial:output_type -> trialhub.trial.v1.GetTrialResponse
+	5,  // 38: trialhub.trial.v1.TrialService.ListTrials:output_type -> trialhub.trial.v1.ListTrialsResponse
+	7,  // 39: trialhub.trial.v1.TrialService.AddSite:output_type -> trialhub.trial.v1.AddSiteResponse
+	9,  // 40: trialhub.trial.v1.TrialService.DefineVisitSchedule:output_type -> trialhub.trial.v1.DefineVisitScheduleResponse
+	11, // 41: trialhub.trial.v1.TrialService.EnrollSubject:output_type -> trialhub.trial.v1.EnrollSubjectResponse
+	13, // 42: trialhub.trial.v1.TrialService.WithdrawSubject:output_type -> trialhub.trial.v1.WithdrawSubjectResponse
+	15, // 43: trialhub.trial.v1.TrialService.ListEnrollments:output_type -> trialhub.trial.v1.ListEnrollmentsResponse
+	17, // 44: trialhub.trial.v1.TrialService.ListDeidentifiedEnrollments:output_type -> trialhub.trial.v1.ListDeidentifiedEnrollmentsResponse
+	19, // 45: trialhub.trial.v1.TrialService.GetSubjectVisitPlan:output_type -> trialhub.trial.v1.GetSubjectVisitPlanResponse
+	21, // 46: trialhub.trial.v1.TrialService.RecordVisitCompletion:output_type -> trialhub.trial.v1.RecordVisitCompletionResponse
+	36, // [36:47] is the sub-list for method output_type
+	25, // [25:36] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_trialhub_trial_v1_trial_service_proto_init() }
@@ -1731,7 +1878,7 @@ func file_trialhub_trial_v1_trial_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_trialhub_trial_v1_trial_service_proto_rawDesc), len(file_trialhub_trial_v1_trial_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   20,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

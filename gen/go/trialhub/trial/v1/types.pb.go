@@ -1066,13 +1066,11 @@ func (x *VisitSchedule) GetCreatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
-// Enrollment is one subject taking part in one trial at one site. A subject has
-// at most one enrollment per trial, so subject_uuid + trial_id also identify it.
-//
-// For ANALYST callers the service returns de-identified enrollments: calendar
-// dates (enrollment_date, end_date) and timestamps are left empty and the
-// free-text withdrawal_reason_text is omitted; study days (end_study_day) and
-// coded reasons remain.
+// Enrollment is one subject taking part in one trial at one site, as identified
+// callers (administrators, investigators of the site, services, the patient
+// themself) see it. A subject has at most one enrollment per trial, so
+// subject_uuid + trial_id also identify it. It carries calendar dates and free
+// text and is never sent to analysts, who get DeidentifiedEnrollment.
 type Enrollment struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Server-assigned identifier of the enrollment (UUID).
@@ -1088,29 +1086,25 @@ type Enrollment struct {
 	SubjectUuid string `protobuf:"bytes,5,opt,name=subject_uuid,json=subjectUuid,proto3" json:"subject_uuid,omitempty"`
 	// Where the subject is in the trial.
 	Status EnrollmentStatus `protobuf:"varint,6,opt,name=status,proto3,enum=trialhub.trial.v1.EnrollmentStatus" json:"status,omitempty"`
-	// Enrollment date, ISO YYYY-MM-DD in the site's time zone; study day 1. Empty
-	// for ANALYST callers.
+	// Enrollment date, ISO YYYY-MM-DD in the site's time zone; study day 1.
 	EnrollmentDate string `protobuf:"bytes,7,opt,name=enrollment_date,json=enrollmentDate,proto3" json:"enrollment_date,omitempty"`
 	// Date the enrollment ended (withdrawal date, or the date the plan was
-	// finished), ISO YYYY-MM-DD in the site's time zone; empty while ENROLLED and
-	// for ANALYST callers.
+	// finished), ISO YYYY-MM-DD in the site's time zone; empty while ENROLLED.
 	EndDate string `protobuf:"bytes,8,opt,name=end_date,json=endDate,proto3" json:"end_date,omitempty"`
 	// Study day on which the enrollment ended (day 1 = enrollment day, no day 0);
-	// 0 while ENROLLED. This is what analysts use instead of end_date.
+	// 0 while ENROLLED. DeidentifiedEnrollment carries it instead of end_date.
 	EndStudyDay int32 `protobuf:"varint,9,opt,name=end_study_day,json=endStudyDay,proto3" json:"end_study_day,omitempty"`
 	// Coded reason for a withdrawal; UNSPECIFIED unless WITHDRAWN.
 	WithdrawalReason WithdrawalReason `protobuf:"varint,10,opt,name=withdrawal_reason,json=withdrawalReason,proto3,enum=trialhub.trial.v1.WithdrawalReason" json:"withdrawal_reason,omitempty"`
 	// The investigator's free-text reason for a withdrawal; empty unless
 	// WITHDRAWN. Free text may carry identifiers: at most 1000 characters, kept out
-	// of de-identified views and exports (omitted for ANALYST callers).
+	// of de-identified views and exports.
 	WithdrawalReasonText string `protobuf:"bytes,11,opt,name=withdrawal_reason_text,json=withdrawalReasonText,proto3" json:"withdrawal_reason_text,omitempty"`
 	// Version of the visit schedule the subject's plan follows.
 	VisitScheduleVersion int32 `protobuf:"varint,12,opt,name=visit_schedule_version,json=visitScheduleVersion,proto3" json:"visit_schedule_version,omitempty"`
-	// When the enrollment was recorded (UTC, server clock). Empty for ANALYST
-	// callers.
+	// When the enrollment was recorded (UTC, server clock).
 	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	// When the enrollment last changed (UTC, server clock). Empty for ANALYST
-	// callers.
+	// When the enrollment last changed (UTC, server clock).
 	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1244,6 +1238,221 @@ func (x *Enrollment) GetUpdatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// DeidentifiedEnrollment is an enrollment as analysts see it: study days,
+// statuses and coded reasons only. It has no calendar dates, no timestamps and
+// no free text (HIPAA Safe Harbor, 45 CFR 164.514(b)(2)); subject_uuid is the
+// random pseudonym the patient service minted, never derived from identity.
+type DeidentifiedEnrollment struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Identifier of the enrollment (UUID).
+	EnrollmentId string `protobuf:"bytes,1,opt,name=enrollment_id,json=enrollmentId,proto3" json:"enrollment_id,omitempty"`
+	// The trial (UUID).
+	TrialId string `protobuf:"bytes,2,opt,name=trial_id,json=trialId,proto3" json:"trial_id,omitempty"`
+	// The enrolling site (UUID).
+	SiteId string `protobuf:"bytes,3,opt,name=site_id,json=siteId,proto3" json:"site_id,omitempty"`
+	// The enrolling site's code within the trial (e.g. "DE-001").
+	SiteCode string `protobuf:"bytes,4,opt,name=site_code,json=siteCode,proto3" json:"site_code,omitempty"`
+	// The subject's pseudonym (UUID from the patient service).
+	SubjectUuid string `protobuf:"bytes,5,opt,name=subject_uuid,json=subjectUuid,proto3" json:"subject_uuid,omitempty"`
+	// Where the subject is in the trial.
+	Status EnrollmentStatus `protobuf:"varint,6,opt,name=status,proto3,enum=trialhub.trial.v1.EnrollmentStatus" json:"status,omitempty"`
+	// Study day on which the enrollment ended (day 1 = enrollment day, no day 0);
+	// 0 while ENROLLED.
+	EndStudyDay int32 `protobuf:"varint,7,opt,name=end_study_day,json=endStudyDay,proto3" json:"end_study_day,omitempty"`
+	// Coded reason for a withdrawal; UNSPECIFIED unless WITHDRAWN.
+	WithdrawalReason WithdrawalReason `protobuf:"varint,8,opt,name=withdrawal_reason,json=withdrawalReason,proto3,enum=trialhub.trial.v1.WithdrawalReason" json:"withdrawal_reason,omitempty"`
+	// Version of the visit schedule the subject's plan follows.
+	VisitScheduleVersion int32 `protobuf:"varint,9,opt,name=visit_schedule_version,json=visitScheduleVersion,proto3" json:"visit_schedule_version,omitempty"`
+	// The subject's planned visits, ordered by study day, then visit code.
+	Visits        []*DeidentifiedVisit `protobuf:"bytes,10,rep,name=visits,proto3" json:"visits,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeidentifiedEnrollment) Reset() {
+	*x = DeidentifiedEnrollment{}
+	mi := &file_trialhub_trial_v1_types_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeidentifiedEnrollment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeidentifiedEnrollment) ProtoMessage() {}
+
+func (x *DeidentifiedEnrollment) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_trial_v1_types_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeidentifiedEnrollment.ProtoReflect.Descriptor instead.
+func (*DeidentifiedEnrollment) Descriptor() ([]byte, []int) {
+	return file_trialhub_trial_v1_types_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *DeidentifiedEnrollment) GetEnrollmentId() string {
+	if x != nil {
+		return x.EnrollmentId
+	}
+	return ""
+}
+
+func (x *DeidentifiedEnrollment) GetTrialId() string {
+	if x != nil {
+		return x.TrialId
+	}
+	return ""
+}
+
+func (x *DeidentifiedEnrollment) GetSiteId() string {
+	if x != nil {
+		return x.SiteId
+	}
+	return ""
+}
+
+func (x *DeidentifiedEnrollment) GetSiteCode() string {
+	if x != nil {
+		return x.SiteCode
+	}
+	return ""
+}
+
+func (x *DeidentifiedEnrollment) GetSubjectUuid() string {
+	if x != nil {
+		return x.SubjectUuid
+	}
+	return ""
+}
+
+func (x *DeidentifiedEnrollment) GetStatus() EnrollmentStatus {
+	if x != nil {
+		return x.Status
+	}
+	return EnrollmentStatus_ENROLLMENT_STATUS_UNSPECIFIED
+}
+
+func (x *DeidentifiedEnrollment) GetEndStudyDay() int32 {
+	if x != nil {
+		return x.EndStudyDay
+	}
+	return 0
+}
+
+func (x *DeidentifiedEnrollment) GetWithdrawalReason() WithdrawalReason {
+	if x != nil {
+		return x.WithdrawalReason
+	}
+	return WithdrawalReason_WITHDRAWAL_REASON_UNSPECIFIED
+}
+
+func (x *DeidentifiedEnrollment) GetVisitScheduleVersion() int32 {
+	if x != nil {
+		return x.VisitScheduleVersion
+	}
+	return 0
+}
+
+func (x *DeidentifiedEnrollment) GetVisits() []*DeidentifiedVisit {
+	if x != nil {
+		return x.Visits
+	}
+	return nil
+}
+
+// DeidentifiedVisit is one planned visit of a DeidentifiedEnrollment: relative
+// study days and status, no dates.
+type DeidentifiedVisit struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Code of the schedule's visit (e.g. "W04").
+	VisitCode string `protobuf:"bytes,1,opt,name=visit_code,json=visitCode,proto3" json:"visit_code,omitempty"`
+	// Target study day (day 1 = enrollment day, no day 0; negative before it).
+	TargetStudyDay int32 `protobuf:"varint,2,opt,name=target_study_day,json=targetStudyDay,proto3" json:"target_study_day,omitempty"`
+	// State of the visit now.
+	Status SubjectVisitStatus `protobuf:"varint,3,opt,name=status,proto3,enum=trialhub.trial.v1.SubjectVisitStatus" json:"status,omitempty"`
+	// Study day on which the visit was completed, in the site's time zone; 0
+	// unless COMPLETED.
+	CompletedStudyDay int32 `protobuf:"varint,4,opt,name=completed_study_day,json=completedStudyDay,proto3" json:"completed_study_day,omitempty"`
+	// Version of the visit schedule this visit was planned from.
+	VisitScheduleVersion int32 `protobuf:"varint,5,opt,name=visit_schedule_version,json=visitScheduleVersion,proto3" json:"visit_schedule_version,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *DeidentifiedVisit) Reset() {
+	*x = DeidentifiedVisit{}
+	mi := &file_trialhub_trial_v1_types_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeidentifiedVisit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeidentifiedVisit) ProtoMessage() {}
+
+func (x *DeidentifiedVisit) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_trial_v1_types_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeidentifiedVisit.ProtoReflect.Descriptor instead.
+func (*DeidentifiedVisit) Descriptor() ([]byte, []int) {
+	return file_trialhub_trial_v1_types_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *DeidentifiedVisit) GetVisitCode() string {
+	if x != nil {
+		return x.VisitCode
+	}
+	return ""
+}
+
+func (x *DeidentifiedVisit) GetTargetStudyDay() int32 {
+	if x != nil {
+		return x.TargetStudyDay
+	}
+	return 0
+}
+
+func (x *DeidentifiedVisit) GetStatus() SubjectVisitStatus {
+	if x != nil {
+		return x.Status
+	}
+	return SubjectVisitStatus_SUBJECT_VISIT_STATUS_UNSPECIFIED
+}
+
+func (x *DeidentifiedVisit) GetCompletedStudyDay() int32 {
+	if x != nil {
+		return x.CompletedStudyDay
+	}
+	return 0
+}
+
+func (x *DeidentifiedVisit) GetVisitScheduleVersion() int32 {
+	if x != nil {
+		return x.VisitScheduleVersion
+	}
+	return 0
+}
+
 // SubjectVisit is one planned visit of one enrolled subject: a Visit of the
 // schedule placed on the calendar from the subject's enrollment date.
 type SubjectVisit struct {
@@ -1298,7 +1507,7 @@ type SubjectVisit struct {
 
 func (x *SubjectVisit) Reset() {
 	*x = SubjectVisit{}
-	mi := &file_trialhub_trial_v1_types_proto_msgTypes[7]
+	mi := &file_trialhub_trial_v1_types_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1310,7 +1519,7 @@ func (x *SubjectVisit) String() string {
 func (*SubjectVisit) ProtoMessage() {}
 
 func (x *SubjectVisit) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_trial_v1_types_proto_msgTypes[7]
+	mi := &file_trialhub_trial_v1_types_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1323,7 +1532,7 @@ func (x *SubjectVisit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubjectVisit.ProtoReflect.Descriptor instead.
 func (*SubjectVisit) Descriptor() ([]byte, []int) {
-	return file_trialhub_trial_v1_types_proto_rawDescGZIP(), []int{7}
+	return file_trialhub_trial_v1_types_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SubjectVisit) GetSubjectVisitId() string {
@@ -1521,7 +1730,26 @@ const file_trialhub_trial_v1_types_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xb4\x06\n" +
+	"updated_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xd8\x03\n" +
+	"\x16DeidentifiedEnrollment\x12#\n" +
+	"\renrollment_id\x18\x01 \x01(\tR\fenrollmentId\x12\x19\n" +
+	"\btrial_id\x18\x02 \x01(\tR\atrialId\x12\x17\n" +
+	"\asite_id\x18\x03 \x01(\tR\x06siteId\x12\x1b\n" +
+	"\tsite_code\x18\x04 \x01(\tR\bsiteCode\x12!\n" +
+	"\fsubject_uuid\x18\x05 \x01(\tR\vsubjectUuid\x12;\n" +
+	"\x06status\x18\x06 \x01(\x0e2#.trialhub.trial.v1.EnrollmentStatusR\x06status\x12\"\n" +
+	"\rend_study_day\x18\a \x01(\x05R\vendStudyDay\x12P\n" +
+	"\x11withdrawal_reason\x18\b \x01(\x0e2#.trialhub.trial.v1.WithdrawalReasonR\x10withdrawalReason\x124\n" +
+	"\x16visit_schedule_version\x18\t \x01(\x05R\x14visitScheduleVersion\x12<\n" +
+	"\x06visits\x18\n" +
+	" \x03(\v2$.trialhub.trial.v1.DeidentifiedVisitR\x06visits\"\x81\x02\n" +
+	"\x11DeidentifiedVisit\x12\x1d\n" +
+	"\n" +
+	"visit_code\x18\x01 \x01(\tR\tvisitCode\x12(\n" +
+	"\x10target_study_day\x18\x02 \x01(\x05R\x0etargetStudyDay\x12=\n" +
+	"\x06status\x18\x03 \x01(\x0e2%.trialhub.trial.v1.SubjectVisitStatusR\x06status\x12.\n" +
+	"\x13completed_study_day\x18\x04 \x01(\x05R\x11completedStudyDay\x124\n" +
+	"\x16visit_schedule_version\x18\x05 \x01(\x05R\x14visitScheduleVersion\"\xb4\x06\n" +
 	"\fSubjectVisit\x12(\n" +
 	"\x10subject_visit_id\x18\x01 \x01(\tR\x0esubjectVisitId\x12#\n" +
 	"\renrollment_id\x18\x02 \x01(\tR\fenrollmentId\x12\x19\n" +
@@ -1604,49 +1832,55 @@ func file_trialhub_trial_v1_types_proto_rawDescGZIP() []byte {
 }
 
 var file_trialhub_trial_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_trialhub_trial_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_trialhub_trial_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_trialhub_trial_v1_types_proto_goTypes = []any{
-	(TrialPhase)(0),               // 0: trialhub.trial.v1.TrialPhase
-	(TrialStatus)(0),              // 1: trialhub.trial.v1.TrialStatus
-	(ExistingPlanPolicy)(0),       // 2: trialhub.trial.v1.ExistingPlanPolicy
-	(EnrollmentStatus)(0),         // 3: trialhub.trial.v1.EnrollmentStatus
-	(WithdrawalReason)(0),         // 4: trialhub.trial.v1.WithdrawalReason
-	(SubjectVisitStatus)(0),       // 5: trialhub.trial.v1.SubjectVisitStatus
-	(*Trial)(nil),                 // 6: trialhub.trial.v1.Trial
-	(*RegistryId)(nil),            // 7: trialhub.trial.v1.RegistryId
-	(*Site)(nil),                  // 8: trialhub.trial.v1.Site
-	(*QuestionnaireRef)(nil),      // 9: trialhub.trial.v1.QuestionnaireRef
-	(*Visit)(nil),                 // 10: trialhub.trial.v1.Visit
-	(*VisitSchedule)(nil),         // 11: trialhub.trial.v1.VisitSchedule
-	(*Enrollment)(nil),            // 12: trialhub.trial.v1.Enrollment
-	(*SubjectVisit)(nil),          // 13: trialhub.trial.v1.SubjectVisit
-	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
+	(TrialPhase)(0),                // 0: trialhub.trial.v1.TrialPhase
+	(TrialStatus)(0),               // 1: trialhub.trial.v1.TrialStatus
+	(ExistingPlanPolicy)(0),        // 2: trialhub.trial.v1.ExistingPlanPolicy
+	(EnrollmentStatus)(0),          // 3: trialhub.trial.v1.EnrollmentStatus
+	(WithdrawalReason)(0),          // 4: trialhub.trial.v1.WithdrawalReason
+	(SubjectVisitStatus)(0),        // 5: trialhub.trial.v1.SubjectVisitStatus
+	(*Trial)(nil),                  // 6: trialhub.trial.v1.Trial
+	(*RegistryId)(nil),             // 7: trialhub.trial.v1.RegistryId
+	(*Site)(nil),                   // 8: trialhub.trial.v1.Site
+	(*QuestionnaireRef)(nil),       // 9: trialhub.trial.v1.QuestionnaireRef
+	(*Visit)(nil),                  // 10: trialhub.trial.v1.Visit
+	(*VisitSchedule)(nil),          // 11: trialhub.trial.v1.VisitSchedule
+	(*Enrollment)(nil),             // 12: trialhub.trial.v1.Enrollment
+	(*DeidentifiedEnrollment)(nil), // 13: trialhub.trial.v1.DeidentifiedEnrollment
+	(*DeidentifiedVisit)(nil),      // 14: trialhub.trial.v1.DeidentifiedVisit
+	(*SubjectVisit)(nil),           // 15: trialhub.trial.v1.SubjectVisit
+	(*timestamppb.Timestamp)(nil),  // 16: google.protobuf.Timestamp
 }
 var file_trialhub_trial_v1_types_proto_depIdxs = []int32{
 	0,  // 0: trialhub.trial.v1.Trial.phase:type_name -> trialhub.trial.v1.TrialPhase
 	1,  // 1: trialhub.trial.v1.Trial.status:type_name -> trialhub.trial.v1.TrialStatus
 	7,  // 2: trialhub.trial.v1.Trial.registry_ids:type_name -> trialhub.trial.v1.RegistryId
-	14, // 3: trialhub.trial.v1.Trial.created_at:type_name -> google.protobuf.Timestamp
-	14, // 4: trialhub.trial.v1.Trial.updated_at:type_name -> google.protobuf.Timestamp
-	14, // 5: trialhub.trial.v1.Site.created_at:type_name -> google.protobuf.Timestamp
+	16, // 3: trialhub.trial.v1.Trial.created_at:type_name -> google.protobuf.Timestamp
+	16, // 4: trialhub.trial.v1.Trial.updated_at:type_name -> google.protobuf.Timestamp
+	16, // 5: trialhub.trial.v1.Site.created_at:type_name -> google.protobuf.Timestamp
 	9,  // 6: trialhub.trial.v1.Visit.questionnaires:type_name -> trialhub.trial.v1.QuestionnaireRef
 	10, // 7: trialhub.trial.v1.VisitSchedule.visits:type_name -> trialhub.trial.v1.Visit
 	2,  // 8: trialhub.trial.v1.VisitSchedule.existing_plan_policy:type_name -> trialhub.trial.v1.ExistingPlanPolicy
-	14, // 9: trialhub.trial.v1.VisitSchedule.created_at:type_name -> google.protobuf.Timestamp
+	16, // 9: trialhub.trial.v1.VisitSchedule.created_at:type_name -> google.protobuf.Timestamp
 	3,  // 10: trialhub.trial.v1.Enrollment.status:type_name -> trialhub.trial.v1.EnrollmentStatus
 	4,  // 11: trialhub.trial.v1.Enrollment.withdrawal_reason:type_name -> trialhub.trial.v1.WithdrawalReason
-	14, // 12: trialhub.trial.v1.Enrollment.created_at:type_name -> google.protobuf.Timestamp
-	14, // 13: trialhub.trial.v1.Enrollment.updated_at:type_name -> google.protobuf.Timestamp
-	14, // 14: trialhub.trial.v1.SubjectVisit.window_opens_at:type_name -> google.protobuf.Timestamp
-	14, // 15: trialhub.trial.v1.SubjectVisit.window_closes_at:type_name -> google.protobuf.Timestamp
-	5,  // 16: trialhub.trial.v1.SubjectVisit.status:type_name -> trialhub.trial.v1.SubjectVisitStatus
-	14, // 17: trialhub.trial.v1.SubjectVisit.completed_at:type_name -> google.protobuf.Timestamp
-	9,  // 18: trialhub.trial.v1.SubjectVisit.questionnaires:type_name -> trialhub.trial.v1.QuestionnaireRef
-	19, // [19:19] is the sub-list for method output_type
-	19, // [19:19] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	16, // 12: trialhub.trial.v1.Enrollment.created_at:type_name -> google.protobuf.Timestamp
+	16, // 13: trialhub.trial.v1.Enrollment.updated_at:type_name -> google.protobuf.Timestamp
+	3,  // 14: trialhub.trial.v1.DeidentifiedEnrollment.status:type_name -> trialhub.trial.v1.EnrollmentStatus
+	4,  // 15: trialhub.trial.v1.DeidentifiedEnrollment.withdrawal_reason:type_name -> trialhub.trial.v1.WithdrawalReason
+	14, // 16: trialhub.trial.v1.DeidentifiedEnrollment.visits:type_name -> trialhub.trial.v1.DeidentifiedVisit
+	5,  // 17: trialhub.trial.v1.DeidentifiedVisit.status:type_name -> trialhub.trial.v1.SubjectVisitStatus
+	16, // 18: trialhub.trial.v1.SubjectVisit.window_opens_at:type_name -> google.protobuf.Timestamp
+	16, // 19: trialhub.trial.v1.SubjectVisit.window_closes_at:type_name -> google.protobuf.Timestamp
+	5,  // 20: trialhub.trial.v1.SubjectVisit.status:type_name -> trialhub.trial.v1.SubjectVisitStatus
+	16, // 21: trialhub.trial.v1.SubjectVisit.completed_at:type_name -> google.protobuf.Timestamp
+	9,  // 22: trialhub.trial.v1.SubjectVisit.questionnaires:type_name -> trialhub.trial.v1.QuestionnaireRef
+	23, // [23:23] is the sub-list for method output_type
+	23, // [23:23] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_trialhub_trial_v1_types_proto_init() }
@@ -1664,7 +1898,7 @@ func file_trialhub_trial_v1_types_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_trialhub_trial_v1_types_proto_rawDesc), len(file_trialhub_trial_v1_types_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   8,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

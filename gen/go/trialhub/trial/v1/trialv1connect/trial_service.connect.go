@@ -43,6 +43,9 @@ const (
 	// TrialServiceListEnrollmentsProcedure is the procedure name of the TrialService's ListEnrollments
 	// RPC.
 	TrialServiceListEnrollmentsProcedure = "/trialhub.trial.v1.TrialService/ListEnrollments"
+	// TrialServiceListDeidentifiedEnrollmentsProcedure is the procedure name of the TrialService's
+	// ListDeidentifiedEnrollments RPC.
+	TrialServiceListDeidentifiedEnrollmentsProcedure = "/trialhub.trial.v1.TrialService/ListDeidentifiedEnrollments"
 	// TrialServiceGetSubjectVisitPlanProcedure is the procedure name of the TrialService's
 	// GetSubjectVisitPlan RPC.
 	TrialServiceGetSubjectVisitPlanProcedure = "/trialhub.trial.v1.TrialService/GetSubjectVisitPlan"
@@ -111,6 +114,14 @@ var (
 			IdempotencyLevel: connect.IdempotencyNoSideEffects,
 		}
 	})
+	trialServiceListDeidentifiedEnrollmentsSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType:       connect.StreamTypeUnary,
+			Schema:           v1.File_trialhub_trial_v1_trial_service_proto.Services().ByName("TrialService").Methods().ByName("ListDeidentifiedEnrollments"),
+			Procedure:        TrialServiceListDeidentifiedEnrollmentsProcedure,
+			IdempotencyLevel: connect.IdempotencyNoSideEffects,
+		}
+	})
 	trialServiceGetSubjectVisitPlanSpec = sync.OnceValue(func() connect.Spec {
 		return connect.Spec{
 			StreamType:       connect.StreamTypeUnary,
@@ -131,9 +142,11 @@ var (
 
 // TrialServiceClient is a client for the trialhub.trial.v1.TrialService service.
 type TrialServiceClient interface {
-	// Creates a trial. The protocol code must be unique on the platform
-	// (ALREADY_EXISTS otherwise). Retrying with the same idempotency_key returns
-	// the trial created by the first call.
+	// Creates a trial, always in status PLANNED: recruitment opens later with
+	// UpdateTrialStatus, once sites and a visit schedule are in place. The
+	// protocol code must be unique on the platform (ALREADY_EXISTS otherwise).
+	// Retrying with the same idempotency_key returns the trial created by the
+	// first call.
 	CreateTrial(context.Context, *v1.CreateTrialRequest) (*v1.CreateTrialResponse, error)
 	// Returns one trial with its sites and a version of its visit schedule.
 	// Investigators only get trials that have at least one of their sites, and see
@@ -173,10 +186,18 @@ type TrialServiceClient interface {
 	// enrollment date and today in the site's time zone. Investigators may withdraw
 	// only subjects of their own sites.
 	WithdrawSubject(context.Context, *v1.WithdrawSubjectRequest) (*v1.WithdrawSubjectResponse, error)
-	// Lists enrollments, oldest first, filtered and paged. Investigators only see
-	// enrollments of their sites. Analysts receive de-identified enrollments (no
-	// calendar dates, no free text; see Enrollment).
+	// Lists enrollments, oldest first, filtered and paged, for identified callers:
+	// administrators, investigators (only enrollments of their sites in their
+	// trials) and services. Enrollments carry calendar dates and free text, so
+	// analysts are not allowed here (PERMISSION_DENIED): they use
+	// ListDeidentifiedEnrollments.
 	ListEnrollments(context.Context, *v1.ListEnrollmentsRequest) (*v1.ListEnrollmentsResponse, error)
+	// Lists the de-identified enrollments of one trial, oldest first, paged: per
+	// enrollment its status, coded withdrawal reason and, per planned visit, study
+	// days and status; no calendar dates, no timestamps and no free text (HIPAA
+	// Safe Harbor, 45 CFR 164.514(b)(2)). Analysts only for trials in their trial
+	// scope (NOT_FOUND otherwise).
+	ListDeidentifiedEnrollments(context.Context, *v1.ListDeidentifiedEnrollmentsRequest) (*v1.ListDeidentifiedEnrollmentsResponse, error)
 	// Returns a subject's visit plan in one trial: every planned visit with its
 	// dates, window and status. A PATIENT caller always gets their own plan: the
 	// subject comes from the token; a request naming another subject is refused.
@@ -204,9 +225,11 @@ func NewTrialServiceClient(client *connect.Client) TrialServiceClient {
 
 // TrialServiceHandler is an implementation of the trialhub.trial.v1.TrialService service.
 type TrialServiceHandler interface {
-	// Creates a trial. The protocol code must be unique on the platform
-	// (ALREADY_EXISTS otherwise). Retrying with the same idempotency_key returns
-	// the trial created by the first call.
+	// Creates a trial, always in status PLANNED: recruitment opens later with
+	// UpdateTrialStatus, once sites and a visit schedule are in place. The
+	// protocol code must be unique on the platform (ALREADY_EXISTS otherwise).
+	// Retrying with the same idempotency_key returns the trial created by the
+	// first call.
 	CreateTrial(context.Context, *v1.CreateTrialRequest) (*v1.CreateTrialResponse, error)
 	// Returns one trial with its sites and a version of its visit schedule.
 	// Investigators only get trials that have at least one of their sites, and see
@@ -246,10 +269,18 @@ type TrialServiceHandler interface {
 	// enrollment date and today in the site's time zone. Investigators may withdraw
 	// only subjects of their own sites.
 	WithdrawSubject(context.Context, *v1.WithdrawSubjectRequest) (*v1.WithdrawSubjectResponse, error)
-	// Lists enrollments, oldest first, filtered and paged. Investigators only see
-	// enrollments of their sites. Analysts receive de-identified enrollments (no
-	// calendar dates, no free text; see Enrollment).
+	// Lists enrollments, oldest first, filtered and paged, for identified callers:
+	// administrators, investigators (only enrollments of their sites in their
+	// trials) and services. Enrollments carry calendar dates and free text, so
+	// analysts are not allowed here (PERMISSION_DENIED): they use
+	// ListDeidentifiedEnrollments.
 	ListEnrollments(context.Context, *v1.ListEnrollmentsRequest) (*v1.ListEnrollmentsResponse, error)
+	// Lists the de-identified enrollments of one trial, oldest first, paged: per
+	// enrollment its status, coded withdrawal reason and, per planned visit, study
+	// days and status; no calendar dates, no timestamps and no free text (HIPAA
+	// Safe Harbor, 45 CFR 164.514(b)(2)). Analysts only for trials in their trial
+	// scope (NOT_FOUND otherwise).
+	ListDeidentifiedEnrollments(context.Context, *v1.ListDeidentifiedEnrollmentsRequest) (*v1.ListDeidentifiedEnrollmentsResponse, error)
 	// Returns a subject's visit plan in one trial: every planned visit with its
 	// dates, window and status. A PATIENT caller always gets their own plan: the
 	// subject comes from the token; a request naming another subject is refused.
@@ -282,6 +313,7 @@ func RegisterTrialServiceHandler(server *connect.Server, svc TrialServiceHandler
 		connect.Method{Spec: trialServiceEnrollSubjectSpec(), Handler: adapter.enrollSubject},
 		connect.Method{Spec: trialServiceWithdrawSubjectSpec(), Handler: adapter.withdrawSubject},
 		connect.Method{Spec: trialServiceListEnrollmentsSpec(), Handler: adapter.listEnrollments},
+		connect.Method{Spec: trialServiceListDeidentifiedEnrollmentsSpec(), Handler: adapter.listDeidentifiedEnrollments},
 		connect.Method{Spec: trialServiceGetSubjectVisitPlanSpec(), Handler: adapter.getSubjectVisitPlan},
 		connect.Method{Spec: trialServiceRecordVisitCompletionSpec(), Handler: adapter.recordVisitCompletion},
 	)
@@ -320,6 +352,10 @@ func (UnimplementedTrialServiceHandler) WithdrawSubject(context.Context, *v1.Wit
 
 func (UnimplementedTrialServiceHandler) ListEnrollments(context.Context, *v1.ListEnrollmentsRequest) (*v1.ListEnrollmentsResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, "trialhub.trial.v1.TrialService.ListEnrollments is not implemented")
+}
+
+func (UnimplementedTrialServiceHandler) ListDeidentifiedEnrollments(context.Context, *v1.ListDeidentifiedEnrollmentsRequest) (*v1.ListDeidentifiedEnrollmentsResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "trialhub.trial.v1.TrialService.ListDeidentifiedEnrollments is not implemented")
 }
 
 func (UnimplementedTrialServiceHandler) GetSubjectVisitPlan(context.Context, *v1.GetSubjectVisitPlanRequest) (*v1.GetSubjectVisitPlanResponse, error) {
@@ -393,6 +429,14 @@ func (c *trialServiceClient) WithdrawSubject(ctx context.Context, req *v1.Withdr
 func (c *trialServiceClient) ListEnrollments(ctx context.Context, req *v1.ListEnrollmentsRequest) (*v1.ListEnrollmentsResponse, error) {
 	var res v1.ListEnrollmentsResponse
 	if err := c.client.CallUnary(ctx, trialServiceListEnrollmentsSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *trialServiceClient) ListDeidentifiedEnrollments(ctx context.Context, req *v1.ListDeidentifiedEnrollmentsRequest) (*v1.ListDeidentifiedEnrollmentsResponse, error) {
+	var res v1.ListDeidentifiedEnrollmentsResponse
+	if err := c.client.CallUnary(ctx, trialServiceListDeidentifiedEnrollmentsSpec(), req, &res); err != nil {
 		return nil, err
 	}
 	return &res, nil
@@ -506,6 +550,18 @@ func (h trialServiceHandler) listEnrollments(ctx context.Context, _ connect.Spec
 		return err
 	}
 	res, err := h.svc.ListEnrollments(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h trialServiceHandler) listDeidentifiedEnrollments(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.ListDeidentifiedEnrollmentsRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.ListDeidentifiedEnrollments(ctx, &req)
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,7 @@ import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/vali
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import { file_trialhub_authz_v1_authz } from "../../authz/v1/authz_pb.js";
-import type { Enrollment, EnrollmentStatus, ExistingPlanPolicy, RegistryId, Site, SubjectVisit, Trial, TrialPhase, TrialStatus, Visit, VisitSchedule, WithdrawalReason } from "./types_pb.js";
+import type { DeidentifiedEnrollment, Enrollment, EnrollmentStatus, ExistingPlanPolicy, RegistryId, Site, SubjectVisit, Trial, TrialPhase, TrialStatus, Visit, VisitSchedule, WithdrawalReason } from "./types_pb.js";
 import { file_trialhub_trial_v1_types } from "./types_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -16,10 +16,10 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file trialhub/trial/v1/trial_service.proto.
  */
 export const file_trialhub_trial_v1_trial_service: GenFile = /*@__PURE__*/
-  fileDesc("CiV0cmlhbGh1Yi90cmlhbC92MS90cmlhbF9zZXJ2aWNlLnByb3RvEhF0cmlhbGh1Yi50cmlhbC52MSKUBAoSQ3JlYXRlVHJpYWxSZXF1ZXN0Ej8KDXByb3RvY29sX2NvZGUYASABKAlCKLpIJXIjEAEYQDIdXltBLVphLXowLTldW0EtWmEtejAtOS5fLy1dKiQSGQoFdGl0bGUYAiABKAlCCrpIB3IFEAMY9AMSOAoFcGhhc2UYAyABKA4yHS50cmlhbGh1Yi50cmlhbC52MS5UcmlhbFBoYXNlQgq6SAeCAQQQASAAEhsKB3Nwb25zb3IYBCABKAlCCrpIB3IFEAIYyAESOgoGc3RhdHVzGAUgASgOMh4udHJpYWxodWIudHJpYWwudjEuVHJpYWxTdGF0dXNCCrpIB4IBBBABIAAStgEKDHJlZ2lzdHJ5X2lkcxgGIAMoCzIdLnRyaWFsaHViLnRyaWFsLnYxLlJlZ2lzdHJ5SWRCgAG6SH26AXUKK2NyZWF0ZV90cmlhbC5yZWdpc3RyeV9pZHMucmVnaXN0cmllc191bmlxdWUSJGVhY2ggcmVnaXN0cnkgbWF5IGJlIGdpdmVuIG9ubHkgb25jZRogdGhpcy5tYXAociwgci5yZWdpc3RyeSkudW5pcXVlKCmSAQIQChIdCgtkZXNjcmlwdGlvbhgHIAEoCUIIukgFcgMY0A8SNwoPaWRlbXBvdGVuY3lfa2V5GAggASgJQh66SBtyGRAQGIABMhJeW0EtWmEtejAtOS5fOi1dKyQiPgoTQ3JlYXRlVHJpYWxSZXNwb25zZRInCgV0cmlhbBgBIAEoCzIYLnRyaWFsaHViLnRyaWFsLnYxLlRyaWFsIloKD0dldFRyaWFsUmVxdWVzdBIaCgh0cmlhbF9pZBgBIAEoCUIIukgFcgOwAQESKwoWdmlzaXRfc2NoZWR1bGVfdmVyc2lvbhgCIAEoBUILukgIGgYYoI0GKAAinQEKEEdldFRyaWFsUmVzcG9uc2USJwoFdHJpYWwYASABKAsyGC50cmlhbGh1Yi50cmlhbC52MS5UcmlhbBImCgVzaXRlcxgCIAMoCzIXLnRyaWFsaHViLnRyaWFsLnYxLlNpdGUSOAoOdmlzaXRfc2NoZWR1bGUYAyABKAsyIC50cmlhbGh1Yi50cmlhbC52MS5WaXNpdFNjaGVkdWxlIvMBChFMaXN0VHJpYWxzUmVxdWVzdBJFCghzdGF0dXNlcxgBIAMoDjIeLnRyaWFsaHViLnRyaWFsLnYxLlRyaWFsU3RhdHVzQhO6SBCSAQ0QBhgBIgeCAQQQASAAEkIKBnBoYXNlcxgCIAMoDjIdLnRyaWFsaHViLnRyaWFsLnYxLlRyaWFsUGhhc2VCE7pIEJIBDRAIGAEiB4IBBBABIAASFgoFcXVlcnkYAyABKAlCB7pIBHICGGQSHQoJcGFnZV9zaXplGAQgASgFQgq6SAcaBRjIASgAEhwKCnBhZ2VfdG9rZW4YBSABKAlCCLpIBXIDGIAEIlcKEkxpc3RUcmlhbHNSZXNwb25zZRIoCgZ0cmlhbHMYASADKAsyGC50cmlhbGh1Yi50cmlhbC52MS5UcmlhbBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiswIKDkFkZFNpdGVSZXF1ZXN0EhoKCHRyaWFsX2lkGAEgASgJQgi6SAVyA7ABARI6CglzaXRlX2NvZGUYAiABKAlCJ7pIJHIiEAEYIDIcXltBLVphLXowLTldW0EtWmEtejAtOS5fLV0qJBIYCgRuYW1lGAMgASgJQgq6SAdyBRACGMgBEioKDGNvdW50cnlfY29kZRgEIAEoCUIUukgRcg8yCl5bQS1aXXsyfSSYAQISSgoJdGltZV96b25lGAUgASgJQje6SDRyMhABGEAyLF5bQS1aYS16XVtBLVphLXowLTlfKy1dKigvW0EtWmEtejAtOV8rLV0rKSokEjcKD2lkZW1wb3RlbmN5X2tleRgGIAEoCUIeukgbchkQEBiAATISXltBLVphLXowLTkuXzotXSskIjgKD0FkZFNpdGVSZXNwb25zZRIlCgRzaXRlGAEgASgLMhcudHJpYWxodWIudHJpYWwudjEuU2l0ZSLEAwoaRGVmaW5lVmlzaXRTY2hlZHVsZVJlcXVlc3QSGgoIdHJpYWxfaWQYASABKAlCCLpIBXIDsAEBEjUKBnZpc2l0cxgCIAMoCzIYLnRyaWFsaHViLnRyaWFsLnYxLlZpc2l0Qgu6SAiSAQUIARDIARIhCgxiYXNlX3ZlcnNpb24YAyABKAVCC7pICBoGGKCNBigAEk8KFGV4aXN0aW5nX3BsYW5fcG9saWN5GAQgASgOMiUudHJpYWxodWIudHJpYWwudjEuRXhpc3RpbmdQbGFuUG9saWN5Qgq6SAeCAQQQASAAEiYKBnJlYXNvbhgFIAEoCUIWukgTchEQBRjoBzIKKFxTXHMqKXs1fRI3Cg9pZGVtcG90ZW5jeV9rZXkYBiABKAlCHrpIG3IZEBAYgAEyEl5bQS1aYS16MC05Ll86LV0rJDp+ukh7GnkKImRlZmluZV92aXNpdF9zY2hlZHVsZS5jb2Rlc191bmlxdWUSLnZpc2l0IGNvZGVzIG11c3QgYmUgdW5pcXVlIHdpdGhpbiB0aGUgc2NoZWR1bGUaI3RoaXMudmlzaXRzLm1hcCh2LCB2LmNvZGUpLnVuaXF1ZSgpInsKG0RlZmluZVZpc2l0U2NoZWR1bGVSZXNwb25zZRI4Cg52aXNpdF9zY2hlZHVsZRgBIAEoCzIgLnRyaWFsaHViLnRyaWFsLnYxLlZpc2l0U2NoZWR1bGUSIgoacmVwbGFubmVkX2Vucm9sbG1lbnRfY291bnQYAiABKAUi+wEKFEVucm9sbFN1YmplY3RSZXF1ZXN0EhoKCHRyaWFsX2lkGAEgASgJQgi6SAVyA7ABARIZCgdzaXRlX2lkGAIgASgJQgi6SAVyA7ABARIeCgxzdWJqZWN0X3V1aWQYAyABKAlCCLpIBXIDsAEBElMKD2Vucm9sbG1lbnRfZGF0ZRgEIAEoCUI6ukg3cjUyM15bMC05XXs0fS0oMFsxLTldfDFbMC0yXSktKDBbMS05XXxbMTJdWzAtOV18M1swMV0pJBI3Cg9pZGVtcG90ZW5jeV9rZXkYBSABKAlCHrpIG3IZEBAYgAEyEl5bQS1aYS16MC05Ll86LV0rJCJ7ChVFbnJvbGxTdWJqZWN0UmVzcG9uc2USMQoKZW5yb2xsbWVudBgBIAEoCzIdLnRyaWFsaHViLnRyaWFsLnYxLkVucm9sbG1lbnQSLwoGdmlzaXRzGAIgAygLMh8udHJpYWxodWIudHJpYWwudjEuU3ViamVjdFZpc2l0ItsEChZXaXRoZHJhd1N1YmplY3RSZXF1ZXN0EiIKDWVucm9sbG1lbnRfaWQYASABKAlCC7pICNgBAXIDsAEBEiEKDHN1YmplY3RfdXVpZBgCIAEoCUILukgI2AEBcgOwAQESHQoIdHJpYWxfaWQYAyABKAlCC7pICNgBAXIDsAEBEkQKC3JlYXNvbl9jb2RlGAQgASgOMiMudHJpYWxodWIudHJpYWwudjEuV2l0aGRyYXdhbFJlYXNvbkIKukgHggEEEAEgABImCgZyZWFzb24YBSABKAlCFrpIE3IREAUY6AcyCihcU1xzKil7NX0SUwoPd2l0aGRyYXdhbF9kYXRlGAYgASgJQjq6SDdyNTIzXlswLTldezR9LSgwWzEtOV18MVswLTJdKS0oMFsxLTldfFsxMl1bMC05XXwzWzAxXSkkEjcKD2lkZW1wb3RlbmN5X2tleRgHIAEoCUIeukgbchkQEBiAATISXltBLVphLXowLTkuXzotXSskOt4BukjaARrXAQoXd2l0aGRyYXdfc3ViamVjdC50YXJnZXQSPGdpdmUgZWl0aGVyIGVucm9sbG1lbnRfaWQsIG9yIGJvdGggc3ViamVjdF91dWlkIGFuZCB0cmlhbF9pZBp+dGhpcy5lbnJvbGxtZW50X2lkICE9ICcnID8gKHRoaXMuc3ViamVjdF91dWlkID09ICcnICYmIHRoaXMudHJpYWxfaWQgPT0gJycpIDogKHRoaXMuc3ViamVjdF91dWlkICE9ICcnICYmIHRoaXMudHJpYWxfaWQgIT0gJycpImsKF1dpdGhkcmF3U3ViamVjdFJlc3BvbnNlEjEKCmVucm9sbG1lbnQYASABKAsyHS50cmlhbGh1Yi50cmlhbC52MS5FbnJvbGxtZW50Eh0KFWNhbmNlbGxlZF92aXNpdF9jb3VudBgCIAEoBSKBAgoWTGlzdEVucm9sbG1lbnRzUmVxdWVzdBIdCgh0cmlhbF9pZBgBIAEoCUILukgI2AEBcgOwAQESHAoHc2l0ZV9pZBgCIAEoCUILukgI2AEBcgOwAQESIQoMc3ViamVjdF91dWlkGAMgASgJQgu6SAjYAQFyA7ABARJKCghzdGF0dXNlcxgEIAMoDjIjLnRyaWFsaHViLnRyaWFsLnYxLkVucm9sbG1lbnRTdGF0dXNCE7pIEJIBDRADGAEiB4IBBBABIAASHQoJcGFnZV9zaXplGAUgASgFQgq6SAcaBRjIASgAEhwKCnBhZ2VfdG9rZW4YBiABKAlCCLpIBXIDGIAEImYKF0xpc3RFbnJvbGxtZW50c1Jlc3BvbnNlEjIKC2Vucm9sbG1lbnRzGAEgAygLMh0udHJpYWxodWIudHJpYWwudjEuRW5yb2xsbWVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiWwoaR2V0U3ViamVjdFZpc2l0UGxhblJlcXVlc3QSIQoMc3ViamVjdF91dWlkGAEgASgJQgu6SAjYAQFyA7ABARIaCgh0cmlhbF9pZBgCIAEoCUIIukgFcgOwAQEilAEKG0dldFN1YmplY3RWaXNpdFBsYW5SZXNwb25zZRIxCgplbnJvbGxtZW50GAEgASgLMh0udHJpYWxodWIudHJpYWwudjEuRW5yb2xsbWVudBIRCgl0aW1lX3pvbmUYAiABKAkSLwoGdmlzaXRzGAMgAygLMh8udHJpYWxodWIudHJpYWwudjEuU3ViamVjdFZpc2l0ItUDChxSZWNvcmRWaXNpdENvbXBsZXRpb25SZXF1ZXN0Eh4KDHN1YmplY3RfdXVpZBgBIAEoCUIIukgFcgOwAQESGgoIdHJpYWxfaWQYAiABKAlCCLpIBXIDsAEBEiIKEHN1YmplY3RfdmlzaXRfaWQYAyABKAlCCLpIBXIDsAEBErUBCgxjb21wbGV0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQoIBukh/ugF5Ci9yZWNvcmRfdmlzaXRfY29tcGxldGlvbi5jb21wbGV0ZWRfYXRfbm90X2Z1dHVyZRImY29tcGxldGVkX2F0IG11c3Qgbm90IGJlIGluIHRoZSBmdXR1cmUaHnRoaXMgPD0gbm93ICsgZHVyYXRpb24oJzMwMHMnKcgBARJkChFzb3VyY2VfcmVmZXJlbmNlcxgFIAMoCUJJukhGkgFDCAEQFBgBIjtyORABGIACMjJeW2Etel1bYS16MC05X10qOlthLXpdW2EtejAtOV9dKi9bQS1aYS16MC05Ll86LV0rJBI3Cg9pZGVtcG90ZW5jeV9rZXkYBiABKAlCHrpIG3IZEBAYgAEyEl5bQS1aYS16MC05Ll86LV0rJCJPCh1SZWNvcmRWaXNpdENvbXBsZXRpb25SZXNwb25zZRIuCgV2aXNpdBgBIAEoCzIfLnRyaWFsaHViLnRyaWFsLnYxLlN1YmplY3RWaXNpdDKJCQoMVHJpYWxTZXJ2aWNlEmUKC0NyZWF0ZVRyaWFsEiUudHJpYWxodWIudHJpYWwudjEuQ3JlYXRlVHJpYWxSZXF1ZXN0GiYudHJpYWxodWIudHJpYWwudjEuQ3JlYXRlVHJpYWxSZXNwb25zZSIHkoIZAwoBBBJiCghHZXRUcmlhbBIiLnRyaWFsaHViLnRyaWFsLnYxLkdldFRyaWFsUmVxdWVzdBojLnRyaWFsaHViLnRyaWFsLnYxLkdldFRyaWFsUmVzcG9uc2UiDZACAZKCGQYKBAQCAwUSaAoKTGlzdFRyaWFscxIkLnRyaWFsaHViLnRyaWFsLnYxLkxpc3RUcmlhbHNSZXF1ZXN0GiUudHJpYWxodWIudHJpYWwudjEuTGlzdFRyaWFsc1Jlc3BvbnNlIg2QAgGSghkGCgQEAgMFElkKB0FkZFNpdGUSIS50cmlhbGh1Yi50cmlhbC52MS5BZGRTaXRlUmVxdWVzdBoiLnRyaWFsaHViLnRyaWFsLnYxLkFkZFNpdGVSZXNwb25zZSIHkoIZAwoBBBJ9ChNEZWZpbmVWaXNpdFNjaGVkdWxlEi0udHJpYWxodWIudHJpYWwudjEuRGVmaW5lVmlzaXRTY2hlZHVsZVJlcXVlc3QaLi50cmlhbGh1Yi50cmlhbC52MS5EZWZpbmVWaXNpdFNjaGVkdWxlUmVzcG9uc2UiB5KCGQMKAQQSbAoNRW5yb2xsU3ViamVjdBInLnRyaWFsaHViLnRyaWFsLnYxLkVucm9sbFN1YmplY3RSZXF1ZXN0GigudHJpYWxodWIudHJpYWwudjEuRW5yb2xsU3ViamVjdFJlc3BvbnNlIgiSghkECgIEAhJyCg9XaXRoZHJhd1N1YmplY3QSKS50cmlhbGh1Yi50cmlhbC52MS5XaXRoZHJhd1N1YmplY3RSZXF1ZXN0GioudHJpYWxodWIudHJpYWwudjEuV2l0aGRyYXdTdWJqZWN0UmVzcG9uc2UiCJKCGQQKAgQCEncKD0xpc3RFbnJvbGxtZW50cxIpLnRyaWFsaHViLnRyaWFsLnYxLkxpc3RFbnJvbGxtZW50c1JlcXVlc3QaKi50cmlhbGh1Yi50cmlhbC52MS5MaXN0RW5yb2xsbWVudHNSZXNwb25zZSINkAIBkoIZBgoEBAIDBRKFAQoTR2V0U3ViamVjdFZpc2l0UGxhbhItLnRyaWFsaHViLnRyaWFsLnYxLkdldFN1YmplY3RWaXNpdFBsYW5SZXF1ZXN0Gi4udHJpYWxodWIudHJpYWwudjEuR2V0U3ViamVjdFZpc2l0UGxhblJlc3BvbnNlIg+QAgGSghkICgQBAgQFGAEShgEKFVJlY29yZFZpc2l0Q29tcGxldGlvbhIvLnRyaWFsaHViLnRyaWFsLnYxLlJlY29yZFZpc2l0Q29tcGxldGlvblJlcXVlc3QaMC50cmlhbGh1Yi50cmlhbC52MS5SZWNvcmRWaXNpdENvbXBsZXRpb25SZXNwb25zZSIKkAICkoIZAwoBBULPAQoVY29tLnRyaWFsaHViLnRyaWFsLnYxQhFUcmlhbFNlcnZpY2VQcm90b1ABWj1naXRodWIuY29tL3RyaWFsaHViL3RyaWFsaHViL2dlbi9nby90cmlhbGh1Yi90cmlhbC92MTt0cmlhbHYxogIDVFRYqgIRVHJpYWxodWIuVHJpYWwuVjHKAhFUcmlhbGh1YlxUcmlhbFxWMeICHVRyaWFsaHViXFRyaWFsXFYxXEdQQk1ldGFkYXRh6gITVHJpYWxodWI6OlRyaWFsOjpWMWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_timestamp, file_trialhub_authz_v1_authz, file_trialhub_trial_v1_types]);
+  fileDesc("CiV0cmlhbGh1Yi90cmlhbC92MS90cmlhbF9zZXJ2aWNlLnByb3RvEhF0cmlhbGh1Yi50cmlhbC52MSLmAwoSQ3JlYXRlVHJpYWxSZXF1ZXN0Ej8KDXByb3RvY29sX2NvZGUYASABKAlCKLpIJXIjEAEYQDIdXltBLVphLXowLTldW0EtWmEtejAtOS5fLy1dKiQSGQoFdGl0bGUYAiABKAlCCrpIB3IFEAMY9AMSOAoFcGhhc2UYAyABKA4yHS50cmlhbGh1Yi50cmlhbC52MS5UcmlhbFBoYXNlQgq6SAeCAQQQASAAEhsKB3Nwb25zb3IYBCABKAlCCrpIB3IFEAIYyAEStgEKDHJlZ2lzdHJ5X2lkcxgGIAMoCzIdLnRyaWFsaHViLnRyaWFsLnYxLlJlZ2lzdHJ5SWRCgAG6SH26AXUKK2NyZWF0ZV90cmlhbC5yZWdpc3RyeV9pZHMucmVnaXN0cmllc191bmlxdWUSJGVhY2ggcmVnaXN0cnkgbWF5IGJlIGdpdmVuIG9ubHkgb25jZRogdGhpcy5tYXAociwgci5yZWdpc3RyeSkudW5pcXVlKCmSAQIQChIdCgtkZXNjcmlwdGlvbhgHIAEoCUIIukgFcgMY0A8SNwoPaWRlbXBvdGVuY3lfa2V5GAggASgJQh66SBtyGRAQGIABMhJeW0EtWmEtejAtOS5fOi1dKyRKBAgFEAZSBnN0YXR1cyI+ChNDcmVhdGVUcmlhbFJlc3BvbnNlEicKBXRyaWFsGAEgASgLMhgudHJpYWxodWIudHJpYWwudjEuVHJpYWwiWgoPR2V0VHJpYWxSZXF1ZXN0EhoKCHRyaWFsX2lkGAEgASgJQgi6SAVyA7ABARIrChZ2aXNpdF9zY2hlZHVsZV92ZXJzaW9uGAIgASgFQgu6SAgaBhigjQYoACKdAQoQR2V0VHJpYWxSZXNwb25zZRInCgV0cmlhbBgBIAEoCzIYLnRyaWFsaHViLnRyaWFsLnYxLlRyaWFsEiYKBXNpdGVzGAIgAygLMhcudHJpYWxodWIudHJpYWwudjEuU2l0ZRI4Cg52aXNpdF9zY2hlZHVsZRgDIAEoCzIgLnRyaWFsaHViLnRyaWFsLnYxLlZpc2l0U2NoZWR1bGUi8wEKEUxpc3RUcmlhbHNSZXF1ZXN0EkUKCHN0YXR1c2VzGAEgAygOMh4udHJpYWxodWIudHJpYWwudjEuVHJpYWxTdGF0dXNCE7pIEJIBDRAGGAEiB4IBBBABIAASQgoGcGhhc2VzGAIgAygOMh0udHJpYWxodWIudHJpYWwudjEuVHJpYWxQaGFzZUITukgQkgENEAgYASIHggEEEAEgABIWCgVxdWVyeRgDIAEoCUIHukgEcgIYZBIdCglwYWdlX3NpemUYBCABKAVCCrpIBxoFGMgBKAASHAoKcGFnZV90b2tlbhgFIAEoCUIIukgFcgMYgAQiVwoSTGlzdFRyaWFsc1Jlc3BvbnNlEigKBnRyaWFscxgBIAMoCzIYLnRyaWFsaHViLnRyaWFsLnYxLlRyaWFsEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKzAgoOQWRkU2l0ZVJlcXVlc3QSGgoIdHJpYWxfaWQYASABKAlCCLpIBXIDsAEBEjoKCXNpdGVfY29kZRgCIAEoCUInukgkciIQARggMhxeW0EtWmEtejAtOV1bQS1aYS16MC05Ll8tXSokEhgKBG5hbWUYAyABKAlCCrpIB3IFEAIYyAESKgoMY291bnRyeV9jb2RlGAQgASgJQhS6SBFyDzIKXltBLVpdezJ9JJgBAhJKCgl0aW1lX3pvbmUYBSABKAlCN7pINHIyEAEYQDIsXltBLVphLXpdW0EtWmEtejAtOV8rLV0qKC9bQS1aYS16MC05XystXSspKiQSNwoPaWRlbXBvdGVuY3lfa2V5GAYgASgJQh66SBtyGRAQGIABMhJeW0EtWmEtejAtOS5fOi1dKyQiOAoPQWRkU2l0ZVJlc3BvbnNlEiUKBHNpdGUYASABKAsyFy50cmlhbGh1Yi50cmlhbC52MS5TaXRlIsQDChpEZWZpbmVWaXNpdFNjaGVkdWxlUmVxdWVzdBIaCgh0cmlhbF9pZBgBIAEoCUIIukgFcgOwAQESNQoGdmlzaXRzGAIgAygLMhgudHJpYWxodWIudHJpYWwudjEuVmlzaXRCC7pICJIBBQgBEMgBEiEKDGJhc2VfdmVyc2lvbhgDIAEoBUILukgIGgYYoI0GKAASTwoUZXhpc3RpbmdfcGxhbl9wb2xpY3kYBCABKA4yJS50cmlhbGh1Yi50cmlhbC52MS5FeGlzdGluZ1BsYW5Qb2xpY3lCCrpIB4IBBBABIAASJgoGcmVhc29uGAUgASgJQha6SBNyERAFGOgHMgooXFNccyopezV9EjcKD2lkZW1wb3RlbmN5X2tleRgGIAEoCUIeukgbchkQEBiAATISXltBLVphLXowLTkuXzotXSskOn66SHsaeQoiZGVmaW5lX3Zpc2l0X3NjaGVkdWxlLmNvZGVzX3VuaXF1ZRIudmlzaXQgY29kZXMgbXVzdCBiZSB1bmlxdWUgd2l0aGluIHRoZSBzY2hlZHVsZRojdGhpcy52aXNpdHMubWFwKHYsIHYuY29kZSkudW5pcXVlKCkiewobRGVmaW5lVmlzaXRTY2hlZHVsZVJlc3BvbnNlEjgKDnZpc2l0X3NjaGVkdWxlGAEgASgLMiAudHJpYWxodWIudHJpYWwudjEuVmlzaXRTY2hlZHVsZRIiChpyZXBsYW5uZWRfZW5yb2xsbWVudF9jb3VudBgCIAEoBSL7AQoURW5yb2xsU3ViamVjdFJlcXVlc3QSGgoIdHJpYWxfaWQYASABKAlCCLpIBXIDsAEBEhkKB3NpdGVfaWQYAiABKAlCCLpIBXIDsAEBEh4KDHN1YmplY3RfdXVpZBgDIAEoCUIIukgFcgOwAQESUwoPZW5yb2xsbWVudF9kYXRlGAQgASgJQjq6SDdyNTIzXlswLTldezR9LSgwWzEtOV18MVswLTJdKS0oMFsxLTldfFsxMl1bMC05XXwzWzAxXSkkEjcKD2lkZW1wb3RlbmN5X2tleRgFIAEoCUIeukgbchkQEBiAATISXltBLVphLXowLTkuXzotXSskInsKFUVucm9sbFN1YmplY3RSZXNwb25zZRIxCgplbnJvbGxtZW50GAEgASgLMh0udHJpYWxodWIudHJpYWwudjEuRW5yb2xsbWVudBIvCgZ2aXNpdHMYAiADKAsyHy50cmlhbGh1Yi50cmlhbC52MS5TdWJqZWN0VmlzaXQi2wQKFldpdGhkcmF3U3ViamVjdFJlcXVlc3QSIgoNZW5yb2xsbWVudF9pZBgBIAEoCUILukgI2AEBcgOwAQESIQoMc3ViamVjdF91dWlkGAIgASgJQgu6SAjYAQFyA7ABARIdCgh0cmlhbF9pZBgDIAEoCUILukgI2AEBcgOwAQESRAoLcmVhc29uX2NvZGUYBCABKA4yIy50cmlhbGh1Yi50cmlhbC52MS5XaXRoZHJhd2FsUmVhc29uQgq6SAeCAQQQASAAEiYKBnJlYXNvbhgFIAEoCUIWukgTchEQBRjoBzIKKFxTXHMqKXs1fRJTCg93aXRoZHJhd2FsX2RhdGUYBiABKAlCOrpIN3I1MjNeWzAtOV17NH0tKDBbMS05XXwxWzAtMl0pLSgwWzEtOV18WzEyXVswLTldfDNbMDFdKSQSNwoPaWRlbXBvdGVuY3lfa2V5GAcgASgJQh66SBtyGRAQGIABMhJeW0EtWmEtejAtOS5fOi1dKyQ63gG6SNoBGtcBChd3aXRoZHJhd19zdWJqZWN0LnRhcmdldBI8Z2l2ZSBlaXRoZXIgZW5yb2xsbWVudF9pZCwgb3IgYm90aCBzdWJqZWN0X3V1aWQgYW5kIHRyaWFsX2lkGn50aGlzLmVucm9sbG1lbnRfaWQgIT0gJycgPyAodGhpcy5zdWJqZWN0X3V1aWQgPT0gJycgJiYgdGhpcy50cmlhbF9pZCA9PSAnJykgOiAodGhpcy5zdWJqZWN0X3V1aWQgIT0gJycgJiYgdGhpcy50cmlhbF9pZCAhPSAnJykiawoXV2l0aGRyYXdTdWJqZWN0UmVzcG9uc2USMQoKZW5yb2xsbWVudBgBIAEoCzIdLnRyaWFsaHViLnRyaWFsLnYxLkVucm9sbG1lbnQSHQoVY2FuY2VsbGVkX3Zpc2l0X2NvdW50GAIgASgFIoECChZMaXN0RW5yb2xsbWVudHNSZXF1ZXN0Eh0KCHRyaWFsX2lkGAEgASgJQgu6SAjYAQFyA7ABARIcCgdzaXRlX2lkGAIgASgJQgu6SAjYAQFyA7ABARIhCgxzdWJqZWN0X3V1aWQYAyABKAlCC7pICNgBAXIDsAEBEkoKCHN0YXR1c2VzGAQgAygOMiMudHJpYWxodWIudHJpYWwudjEuRW5yb2xsbWVudFN0YXR1c0ITukgQkgENEAMYASIHggEEEAEgABIdCglwYWdlX3NpemUYBSABKAVCCrpIBxoFGMgBKAASHAoKcGFnZV90b2tlbhgGIAEoCUIIukgFcgMYgAQiZgoXTGlzdEVucm9sbG1lbnRzUmVzcG9uc2USMgoLZW5yb2xsbWVudHMYASADKAsyHS50cmlhbGh1Yi50cmlhbC52MS5FbnJvbGxtZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLnAQoiTGlzdERlaWRlbnRpZmllZEVucm9sbG1lbnRzUmVxdWVzdBIaCgh0cmlhbF9pZBgBIAEoCUIIukgFcgOwAQESHAoHc2l0ZV9pZBgCIAEoCUILukgI2AEBcgOwAQESSgoIc3RhdHVzZXMYAyADKA4yIy50cmlhbGh1Yi50cmlhbC52MS5FbnJvbGxtZW50U3RhdHVzQhO6SBCSAQ0QAxgBIgeCAQQQASAAEh0KCXBhZ2Vfc2l6ZRgEIAEoBUIKukgHGgUYyAEoABIcCgpwYWdlX3Rva2VuGAUgASgJQgi6SAVyAxiABCJ+CiNMaXN0RGVpZGVudGlmaWVkRW5yb2xsbWVudHNSZXNwb25zZRI+CgtlbnJvbGxtZW50cxgBIAMoCzIpLnRyaWFsaHViLnRyaWFsLnYxLkRlaWRlbnRpZmllZEVucm9sbG1lbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIlsKGkdldFN1YmplY3RWaXNpdFBsYW5SZXF1ZXN0EiEKDHN1YmplY3RfdXVpZBgBIAEoCUILukgI2AEBcgOwAQESGgoIdHJpYWxfaWQYAiABKAlCCLpIBXIDsAEBIpQBChtHZXRTdWJqZWN0VmlzaXRQbGFuUmVzcG9uc2USMQoKZW5yb2xsbWVudBgBIAEoCzIdLnRyaWFsaHViLnRyaWFsLnYxLkVucm9sbG1lbnQSEQoJdGltZV96b25lGAIgASgJEi8KBnZpc2l0cxgDIAMoCzIfLnRyaWFsaHViLnRyaWFsLnYxLlN1YmplY3RWaXNpdCLVAwocUmVjb3JkVmlzaXRDb21wbGV0aW9uUmVxdWVzdBIeCgxzdWJqZWN0X3V1aWQYASABKAlCCLpIBXIDsAEBEhoKCHRyaWFsX2lkGAIgASgJQgi6SAVyA7ABARIiChBzdWJqZWN0X3Zpc2l0X2lkGAMgASgJQgi6SAVyA7ABARK1AQoMY29tcGxldGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEKCAbpIf7oBeQovcmVjb3JkX3Zpc2l0X2NvbXBsZXRpb24uY29tcGxldGVkX2F0X25vdF9mdXR1cmUSJmNvbXBsZXRlZF9hdCBtdXN0IG5vdCBiZSBpbiB0aGUgZnV0dXJlGh50aGlzIDw9IG5vdyArIGR1cmF0aW9uKCczMDBzJynIAQESZAoRc291cmNlX3JlZmVyZW5jZXMYBSADKAlCSbpIRpIBQwgBEBQYASI7cjkQARiAAjIyXlthLXpdW2EtejAtOV9dKjpbYS16XVthLXowLTlfXSovW0EtWmEtejAtOS5fOi1dKyQSNwoPaWRlbXBvdGVuY3lfa2V5GAYgASgJQh66SBtyGRAQGIABMhJeW0EtWmEtejAtOS5fOi1dKyQiTwodUmVjb3JkVmlzaXRDb21wbGV0aW9uUmVzcG9uc2USLgoFdmlzaXQYASABKAsyHy50cmlhbGh1Yi50cmlhbC52MS5TdWJqZWN0VmlzaXQypAoKDFRyaWFsU2VydmljZRJlCgtDcmVhdGVUcmlhbBIlLnRyaWFsaHViLnRyaWFsLnYxLkNyZWF0ZVRyaWFsUmVxdWVzdBomLnRyaWFsaHViLnRyaWFsLnYxLkNyZWF0ZVRyaWFsUmVzcG9uc2UiB5KCGQMKAQQSYgoIR2V0VHJpYWwSIi50cmlhbGh1Yi50cmlhbC52MS5HZXRUcmlhbFJlcXVlc3QaIy50cmlhbGh1Yi50cmlhbC52MS5HZXRUcmlhbFJlc3BvbnNlIg2QAgGSghkGCgQEAgMFEmgKCkxpc3RUcmlhbHMSJC50cmlhbGh1Yi50cmlhbC52MS5MaXN0VHJpYWxzUmVxdWVzdBolLnRyaWFsaHViLnRyaWFsLnYxLkxpc3RUcmlhbHNSZXNwb25zZSINkAIBkoIZBgoEBAIDBRJZCgdBZGRTaXRlEiEudHJpYWxodWIudHJpYWwudjEuQWRkU2l0ZVJlcXVlc3QaIi50cmlhbGh1Yi50cmlhbC52MS5BZGRTaXRlUmVzcG9uc2UiB5KCGQMKAQQSfQoTRGVmaW5lVmlzaXRTY2hlZHVsZRItLnRyaWFsaHViLnRyaWFsLnYxLkRlZmluZVZpc2l0U2NoZWR1bGVSZXF1ZXN0Gi4udHJpYWxodWIudHJpYWwudjEuRGVmaW5lVmlzaXRTY2hlZHVsZVJlc3BvbnNlIgeSghkDCgEEEmwKDUVucm9sbFN1YmplY3QSJy50cmlhbGh1Yi50cmlhbC52MS5FbnJvbGxTdWJqZWN0UmVxdWVzdBooLnRyaWFsaHViLnRyaWFsLnYxLkVucm9sbFN1YmplY3RSZXNwb25zZSIIkoIZBAoCBAIScgoPV2l0aGRyYXdTdWJqZWN0EikudHJpYWxodWIudHJpYWwudjEuV2l0aGRyYXdTdWJqZWN0UmVxdWVzdBoqLnRyaWFsaHViLnRyaWFsLnYxLldpdGhkcmF3U3ViamVjdFJlc3BvbnNlIgiSghkECgIEAhJ2Cg9MaXN0RW5yb2xsbWVudHMSKS50cmlhbGh1Yi50cmlhbC52MS5MaXN0RW5yb2xsbWVudHNSZXF1ZXN0GioudHJpYWxodWIudHJpYWwudjEuTGlzdEVucm9sbG1lbnRzUmVzcG9uc2UiDJACAZKCGQUKAwQCBRKZAQobTGlzdERlaWRlbnRpZmllZEVucm9sbG1lbnRzEjUudHJpYWxodWIudHJpYWwudjEuTGlzdERlaWRlbnRpZmllZEVucm9sbG1lbnRzUmVxdWVzdBo2LnRyaWFsaHViLnRyaWFsLnYxLkxpc3REZWlkZW50aWZpZWRFbnJvbGxtZW50c1Jlc3BvbnNlIguQAgGSghkECgIEAxKFAQoTR2V0U3ViamVjdFZpc2l0UGxhbhItLnRyaWFsaHViLnRyaWFsLnYxLkdldFN1YmplY3RWaXNpdFBsYW5SZXF1ZXN0Gi4udHJpYWxodWIudHJpYWwudjEuR2V0U3ViamVjdFZpc2l0UGxhblJlc3BvbnNlIg+QAgGSghkICgQBAgQFGAEShgEKFVJlY29yZFZpc2l0Q29tcGxldGlvbhIvLnRyaWFsaHViLnRyaWFsLnYxLlJlY29yZFZpc2l0Q29tcGxldGlvblJlcXVlc3QaMC50cmlhbGh1Yi50cmlhbC52MS5SZWNvcmRWaXNpdENvbXBsZXRpb25SZXNwb25zZSIKkAICkoIZAwoBBULPAQoVY29tLnRyaWFsaHViLnRyaWFsLnYxQhFUcmlhbFNlcnZpY2VQcm90b1ABWj1naXRodWIuY29tL3RyaWFsaHViL3RyaWFsaHViL2dlbi9nby90cmlhbGh1Yi90cmlhbC92MTt0cmlhbHYxogIDVFRYqgIRVHJpYWxodWIuVHJpYWwuVjHKAhFUcmlhbGh1YlxUcmlhbFxWMeICHVRyaWFsaHViXFRyaWFsXFYxXEdQQk1ldGFkYXRh6gITVHJpYWxodWI6OlRyaWFsOjpWMWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_timestamp, file_trialhub_authz_v1_authz, file_trialhub_trial_v1_types]);
 
 /**
- * CreateTrialRequest describes the trial to create.
+ * CreateTrialRequest describes the trial to create. The trial starts PLANNED.
  *
  * @generated from message trialhub.trial.v1.CreateTrialRequest
  */
@@ -51,14 +51,6 @@ export type CreateTrialRequest = Message<"trialhub.trial.v1.CreateTrialRequest">
    * @generated from field: string sponsor = 4;
    */
   sponsor: string;
-
-  /**
-   * Initial life-cycle status, usually PLANNED or RECRUITING. Subjects can be
-   * enrolled only while RECRUITING.
-   *
-   * @generated from field: trialhub.trial.v1.TrialStatus status = 5;
-   */
-  status: TrialStatus;
 
   /**
    * The study's identifiers in public trial registers, at most one per register
@@ -687,7 +679,7 @@ export const ListEnrollmentsRequestSchema: GenMessage<ListEnrollmentsRequest> = 
  */
 export type ListEnrollmentsResponse = Message<"trialhub.trial.v1.ListEnrollmentsResponse"> & {
   /**
-   * The enrollments of this page, oldest first; de-identified for analysts.
+   * The enrollments of this page, oldest first.
    *
    * @generated from field: repeated trialhub.trial.v1.Enrollment enrollments = 1;
    */
@@ -707,6 +699,85 @@ export type ListEnrollmentsResponse = Message<"trialhub.trial.v1.ListEnrollments
  */
 export const ListEnrollmentsResponseSchema: GenMessage<ListEnrollmentsResponse> = /*@__PURE__*/
   messageDesc(file_trialhub_trial_v1_trial_service, 15);
+
+/**
+ * ListDeidentifiedEnrollmentsRequest names the trial and pages its
+ * de-identified enrollments. Filters combine with AND.
+ *
+ * @generated from message trialhub.trial.v1.ListDeidentifiedEnrollmentsRequest
+ */
+export type ListDeidentifiedEnrollmentsRequest = Message<"trialhub.trial.v1.ListDeidentifiedEnrollmentsRequest"> & {
+  /**
+   * The trial (UUID); required, analysts are scoped by trial.
+   *
+   * @generated from field: string trial_id = 1;
+   */
+  trialId: string;
+
+  /**
+   * Only enrollments at this site (UUID); empty for every site of the trial.
+   *
+   * @generated from field: string site_id = 2;
+   */
+  siteId: string;
+
+  /**
+   * Only enrollments in one of these statuses; empty for any status.
+   *
+   * @generated from field: repeated trialhub.trial.v1.EnrollmentStatus statuses = 3;
+   */
+  statuses: EnrollmentStatus[];
+
+  /**
+   * Maximum number of enrollments to return; 0 means the server default of 50.
+   *
+   * @generated from field: int32 page_size = 4;
+   */
+  pageSize: number;
+
+  /**
+   * The next_page_token of the previous page; empty for the first page. Only
+   * valid with the same filters.
+   *
+   * @generated from field: string page_token = 5;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message trialhub.trial.v1.ListDeidentifiedEnrollmentsRequest.
+ * Use `create(ListDeidentifiedEnrollmentsRequestSchema)` to create a new message.
+ */
+export const ListDeidentifiedEnrollmentsRequestSchema: GenMessage<ListDeidentifiedEnrollmentsRequest> = /*@__PURE__*/
+  messageDesc(file_trialhub_trial_v1_trial_service, 16);
+
+/**
+ * ListDeidentifiedEnrollmentsResponse is one page of de-identified enrollments.
+ *
+ * @generated from message trialhub.trial.v1.ListDeidentifiedEnrollmentsResponse
+ */
+export type ListDeidentifiedEnrollmentsResponse = Message<"trialhub.trial.v1.ListDeidentifiedEnrollmentsResponse"> & {
+  /**
+   * The enrollments of this page, oldest first.
+   *
+   * @generated from field: repeated trialhub.trial.v1.DeidentifiedEnrollment enrollments = 1;
+   */
+  enrollments: DeidentifiedEnrollment[];
+
+  /**
+   * Token for the next page; empty when this is the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message trialhub.trial.v1.ListDeidentifiedEnrollmentsResponse.
+ * Use `create(ListDeidentifiedEnrollmentsResponseSchema)` to create a new message.
+ */
+export const ListDeidentifiedEnrollmentsResponseSchema: GenMessage<ListDeidentifiedEnrollmentsResponse> = /*@__PURE__*/
+  messageDesc(file_trialhub_trial_v1_trial_service, 17);
 
 /**
  * GetSubjectVisitPlanRequest names the subject and trial whose plan to return.
@@ -736,7 +807,7 @@ export type GetSubjectVisitPlanRequest = Message<"trialhub.trial.v1.GetSubjectVi
  * Use `create(GetSubjectVisitPlanRequestSchema)` to create a new message.
  */
 export const GetSubjectVisitPlanRequestSchema: GenMessage<GetSubjectVisitPlanRequest> = /*@__PURE__*/
-  messageDesc(file_trialhub_trial_v1_trial_service, 16);
+  messageDesc(file_trialhub_trial_v1_trial_service, 18);
 
 /**
  * GetSubjectVisitPlanResponse is the subject's visit plan.
@@ -773,7 +844,7 @@ export type GetSubjectVisitPlanResponse = Message<"trialhub.trial.v1.GetSubjectV
  * Use `create(GetSubjectVisitPlanResponseSchema)` to create a new message.
  */
 export const GetSubjectVisitPlanResponseSchema: GenMessage<GetSubjectVisitPlanResponse> = /*@__PURE__*/
-  messageDesc(file_trialhub_trial_v1_trial_service, 17);
+  messageDesc(file_trialhub_trial_v1_trial_service, 19);
 
 /**
  * RecordVisitCompletionRequest says which planned visit was completed, when, and
@@ -838,7 +909,7 @@ export type RecordVisitCompletionRequest = Message<"trialhub.trial.v1.RecordVisi
  * Use `create(RecordVisitCompletionRequestSchema)` to create a new message.
  */
 export const RecordVisitCompletionRequestSchema: GenMessage<RecordVisitCompletionRequest> = /*@__PURE__*/
-  messageDesc(file_trialhub_trial_v1_trial_service, 18);
+  messageDesc(file_trialhub_trial_v1_trial_service, 20);
 
 /**
  * RecordVisitCompletionResponse returns the completed visit.
@@ -859,27 +930,32 @@ export type RecordVisitCompletionResponse = Message<"trialhub.trial.v1.RecordVis
  * Use `create(RecordVisitCompletionResponseSchema)` to create a new message.
  */
 export const RecordVisitCompletionResponseSchema: GenMessage<RecordVisitCompletionResponse> = /*@__PURE__*/
-  messageDesc(file_trialhub_trial_v1_trial_service, 19);
+  messageDesc(file_trialhub_trial_v1_trial_service, 21);
 
 /**
  * TrialService runs trials: their sites, versioned visit schedules, subject
  * enrollments and each subject's visit plan with its windows.
  *
  * It holds no personal data, ever: a subject is only a subject_uuid.
- * Investigators are scoped to sites (the sites listed in their token): every
- * list they call returns only records of their sites, and every enrollment,
- * withdrawal or plan they act on must belong to one of their sites; anything else
- * is answered as NOT_FOUND (so a record's existence does not leak) or, for
- * EnrollSubject at another site, PERMISSION_DENIED. Analysts receive
- * de-identified data only (see Enrollment).
+ * Investigators are scoped to sites and trials (the site and trial ids listed in
+ * their token; an empty list means none, never all): every list they call
+ * returns only records of sites in their site scope that belong to trials in
+ * their trial scope, and every enrollment, withdrawal or plan they act on must
+ * belong to such a site; anything else is answered as NOT_FOUND (so a record's
+ * existence does not leak) or, for EnrollSubject at another site,
+ * PERMISSION_DENIED. Analysts are scoped to trials and receive de-identified
+ * data only (ListDeidentifiedEnrollments: study days and statuses, no calendar
+ * dates, no free text); they never call ListEnrollments.
  *
  * @generated from service trialhub.trial.v1.TrialService
  */
 export const TrialService: GenService<{
   /**
-   * Creates a trial. The protocol code must be unique on the platform
-   * (ALREADY_EXISTS otherwise). Retrying with the same idempotency_key returns
-   * the trial created by the first call.
+   * Creates a trial, always in status PLANNED: recruitment opens later with
+   * UpdateTrialStatus, once sites and a visit schedule are in place. The
+   * protocol code must be unique on the platform (ALREADY_EXISTS otherwise).
+   * Retrying with the same idempotency_key returns the trial created by the
+   * first call.
    *
    * @generated from rpc trialhub.trial.v1.TrialService.CreateTrial
    */
@@ -975,9 +1051,11 @@ export const TrialService: GenService<{
     output: typeof WithdrawSubjectResponseSchema;
   },
   /**
-   * Lists enrollments, oldest first, filtered and paged. Investigators only see
-   * enrollments of their sites. Analysts receive de-identified enrollments (no
-   * calendar dates, no free text; see Enrollment).
+   * Lists enrollments, oldest first, filtered and paged, for identified callers:
+   * administrators, investigators (only enrollments of their sites in their
+   * trials) and services. Enrollments carry calendar dates and free text, so
+   * analysts are not allowed here (PERMISSION_DENIED): they use
+   * ListDeidentifiedEnrollments.
    *
    * @generated from rpc trialhub.trial.v1.TrialService.ListEnrollments
    */
@@ -985,6 +1063,20 @@ export const TrialService: GenService<{
     methodKind: "unary";
     input: typeof ListEnrollmentsRequestSchema;
     output: typeof ListEnrollmentsResponseSchema;
+  },
+  /**
+   * Lists the de-identified enrollments of one trial, oldest first, paged: per
+   * enrollment its status, coded withdrawal reason and, per planned visit, study
+   * days and status; no calendar dates, no timestamps and no free text (HIPAA
+   * Safe Harbor, 45 CFR 164.514(b)(2)). Analysts only for trials in their trial
+   * scope (NOT_FOUND otherwise).
+   *
+   * @generated from rpc trialhub.trial.v1.TrialService.ListDeidentifiedEnrollments
+   */
+  listDeidentifiedEnrollments: {
+    methodKind: "unary";
+    input: typeof ListDeidentifiedEnrollmentsRequestSchema;
+    output: typeof ListDeidentifiedEnrollmentsResponseSchema;
   },
   /**
    * Returns a subject's visit plan in one trial: every planned visit with its

@@ -23,7 +23,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file trialhub/trial/v1/types.proto.
  */
 export const file_trialhub_trial_v1_types: GenFile = /*@__PURE__*/
-  fileDesc("Ch10cmlhbGh1Yi90cmlhbC92MS90eXBlcy5wcm90bxIRdHJpYWxodWIudHJpYWwudjEigAMKBVRyaWFsEhAKCHRyaWFsX2lkGAEgASgJEhUKDXByb3RvY29sX2NvZGUYAiABKAkSDQoFdGl0bGUYAyABKAkSLAoFcGhhc2UYBCABKA4yHS50cmlhbGh1Yi50cmlhbC52MS5UcmlhbFBoYXNlEg8KB3Nwb25zb3IYBSABKAkSLgoGc3RhdHVzGAYgASgOMh4udHJpYWxodWIudHJpYWwudjEuVHJpYWxTdGF0dXMSMwoMcmVnaXN0cnlfaWRzGAcgAygLMh0udHJpYWxodWIudHJpYWwudjEuUmVnaXN0cnlJZBITCgtkZXNjcmlwdGlvbhgIIAEoCRImCh5jdXJyZW50X3Zpc2l0X3NjaGVkdWxlX3ZlcnNpb24YCSABKAUSLgoKY3JlYXRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiaAoKUmVnaXN0cnlJZBIuCghyZWdpc3RyeRgBIAEoCUIcukgZchcyFV5bQS1aXVtBLVowLTldezEsMTV9JBIqCgJpZBgCIAEoCUIeukgbchkQARhAMhNeW0EtWmEtejAtOS5fLzotXSskIqMBCgRTaXRlEg8KB3NpdGVfaWQYASABKAkSEAoIdHJpYWxfaWQYAiABKAkSEQoJc2l0ZV9jb2RlGAMgASgJEgwKBG5hbWUYBCABKAkSFAoMY291bnRyeV9jb2RlGAUgASgJEhEKCXRpbWVfem9uZRgGIAEoCRIuCgpjcmVhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKpAQoQUXVlc3Rpb25uYWlyZVJlZhIkChBxdWVzdGlvbm5haXJlX2lkGAEgASgJQgi6SAVyA7ABAUgAEigKEXF1ZXN0aW9ubmFpcmVfdXJsGAIgASgJQgu6SAhyBhiACIgBAUgAEjcKB3ZlcnNpb24YAyABKAlCJrpII3IhGEAyHV5bQS1aYS16MC05XVtBLVphLXowLTkuXystXSokQgwKA3JlZhIFukgCCAEizQMKBVZpc2l0Ei4KBGNvZGUYASABKAlCILpIHXIbEAEYIDIVXltBLVowLTldW0EtWjAtOV8tXSokEhcKBG5hbWUYAiABKAlCCbpIBnIEEAEYZBIdCglzdHVkeV9kYXkYAyABKAVCCrpIBxoFGMIcKAESJgoSd2luZG93X2JlZm9yZV9kYXlzGAQgASgFQgq6SAcaBRjtAigAEiUKEXdpbmRvd19hZnRlcl9kYXlzGAUgASgFQgq6SAcaBRjtAigAEkcKDnF1ZXN0aW9ubmFpcmVzGAYgAygLMiMudHJpYWxodWIudHJpYWwudjEuUXVlc3Rpb25uYWlyZVJlZkIKukgHkgEECAEQFDrDAbpIvwEavAEKG3Zpc2l0LnF1ZXN0aW9ubmFpcmVzX3VuaXF1ZRIzYSBxdWVzdGlvbm5haXJlIG1heSBiZSBhc3NpZ25lZCBvbmx5IG9uY2UgcGVyIHZpc2l0Gmh0aGlzLnF1ZXN0aW9ubmFpcmVzLm1hcChxLCBxLnF1ZXN0aW9ubmFpcmVfaWQgIT0gJycgPyBxLnF1ZXN0aW9ubmFpcmVfaWQgOiBxLnF1ZXN0aW9ubmFpcmVfdXJsKS51bmlxdWUoKSLhAQoNVmlzaXRTY2hlZHVsZRIQCgh0cmlhbF9pZBgBIAEoCRIPCgd2ZXJzaW9uGAIgASgFEigKBnZpc2l0cxgDIAMoCzIYLnRyaWFsaHViLnRyaWFsLnYxLlZpc2l0Eg4KBnJlYXNvbhgEIAEoCRJDChRleGlzdGluZ19wbGFuX3BvbGljeRgFIAEoDjIlLnRyaWFsaHViLnRyaWFsLnYxLkV4aXN0aW5nUGxhblBvbGljeRIuCgpjcmVhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLGAwoKRW5yb2xsbWVudBIVCg1lbnJvbGxtZW50X2lkGAEgASgJEhAKCHRyaWFsX2lkGAIgASgJEg8KB3NpdGVfaWQYAyABKAkSEQoJc2l0ZV9jb2RlGAQgASgJEhQKDHN1YmplY3RfdXVpZBgFIAEoCRIzCgZzdGF0dXMYBiABKA4yIy50cmlhbGh1Yi50cmlhbC52MS5FbnJvbGxtZW50U3RhdHVzEhcKD2Vucm9sbG1lbnRfZGF0ZRgHIAEoCRIQCghlbmRfZGF0ZRgIIAEoCRIVCg1lbmRfc3R1ZHlfZGF5GAkgASgFEj4KEXdpdGhkcmF3YWxfcmVhc29uGAogASgOMiMudHJpYWxodWIudHJpYWwudjEuV2l0aGRyYXdhbFJlYXNvbhIeChZ3aXRoZHJhd2FsX3JlYXNvbl90ZXh0GAsgASgJEh4KFnZpc2l0X3NjaGVkdWxlX3ZlcnNpb24YDCABKAUSLgoKY3JlYXRlZF9hdBgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiwAQKDFN1YmplY3RWaXNpdBIYChBzdWJqZWN0X3Zpc2l0X2lkGAEgASgJEhUKDWVucm9sbG1lbnRfaWQYAiABKAkSEAoIdHJpYWxfaWQYAyABKAkSFAoMc3ViamVjdF91dWlkGAQgASgJEhIKCnZpc2l0X2NvZGUYBSABKAkSEgoKdmlzaXRfbmFtZRgGIAEoCRIYChB0YXJnZXRfc3R1ZHlfZGF5GAcgASgFEhQKDHBsYW5uZWRfZGF0ZRgIIAEoCRIYChB3aW5kb3dfb3Blbl9kYXRlGAkgASgJEhkKEXdpbmRvd19jbG9zZV9kYXRlGAogASgJEjMKD3dpbmRvd19vcGVuc19hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoQd2luZG93X2Nsb3Nlc19hdBgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoGc3RhdHVzGA0gASgOMiUudHJpYWxodWIudHJpYWwudjEuU3ViamVjdFZpc2l0U3RhdHVzEjAKDGNvbXBsZXRlZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGQoRc291cmNlX3JlZmVyZW5jZXMYDyADKAkSOwoOcXVlc3Rpb25uYWlyZXMYECADKAsyIy50cmlhbGh1Yi50cmlhbC52MS5RdWVzdGlvbm5haXJlUmVmEh4KFnZpc2l0X3NjaGVkdWxlX3ZlcnNpb24YESABKAUq2AEKClRyaWFsUGhhc2USGwoXVFJJQUxfUEhBU0VfVU5TUEVDSUZJRUQQABIXChNUUklBTF9QSEFTRV9FQVJMWV8xEAESEQoNVFJJQUxfUEhBU0VfMRACEhMKD1RSSUFMX1BIQVNFXzFfMhADEhEKDVRSSUFMX1BIQVNFXzIQBBITCg9UUklBTF9QSEFTRV8yXzMQBRIRCg1UUklBTF9QSEFTRV8zEAYSEQoNVFJJQUxfUEhBU0VfNBAHEh4KGlRSSUFMX1BIQVNFX05PVF9BUFBMSUNBQkxFEAgq3wEKC1RyaWFsU3RhdHVzEhwKGFRSSUFMX1NUQVRVU19VTlNQRUNJRklFRBAAEhgKFFRSSUFMX1NUQVRVU19QTEFOTkVEEAESGwoXVFJJQUxfU1RBVFVTX1JFQ1JVSVRJTkcQAhImCiJUUklBTF9TVEFUVVNfQUNUSVZFX05PVF9SRUNSVUlUSU5HEAMSGgoWVFJJQUxfU1RBVFVTX1NVU1BFTkRFRBAEEhoKFlRSSUFMX1NUQVRVU19DT01QTEVURUQQBRIbChdUUklBTF9TVEFUVVNfVEVSTUlOQVRFRBAGKooBChJFeGlzdGluZ1BsYW5Qb2xpY3kSJAogRVhJU1RJTkdfUExBTl9QT0xJQ1lfVU5TUEVDSUZJRUQQABIlCiFFWElTVElOR19QTEFOX1BPTElDWV9LRUVQX1ZFUlNJT04QARInCiNFWElTVElOR19QTEFOX1BPTElDWV9SRVBMQU5fUEVORElORxACKpcBChBFbnJvbGxtZW50U3RhdHVzEiEKHUVOUk9MTE1FTlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASHgoaRU5ST0xMTUVOVF9TVEFUVVNfRU5ST0xMRUQQARIfChtFTlJPTExNRU5UX1NUQVRVU19XSVRIRFJBV04QAhIfChtFTlJPTExNRU5UX1NUQVRVU19DT01QTEVURUQQAyqKAwoQV2l0aGRyYXdhbFJlYXNvbhIhCh1XSVRIRFJBV0FMX1JFQVNPTl9VTlNQRUNJRklFRBAAEiMKH1dJVEhEUkFXQUxfUkVBU09OX0FEVkVSU0VfRVZFTlQQARInCiNXSVRIRFJBV0FMX1JFQVNPTl9DT05TRU5UX1dJVEhEUkFXThACEicKI1dJVEhEUkFXQUxfUkVBU09OX0xPU1RfVE9fRk9MTE9XX1VQEAMSKAokV0lUSERSQVdBTF9SRUFTT05fUEhZU0lDSUFOX0RFQ0lTSU9OEAQSKAokV0lUSERSQVdBTF9SRUFTT05fUFJPVE9DT0xfREVWSUFUSU9OEAUSJgoiV0lUSERSQVdBTF9SRUFTT05fTEFDS19PRl9FRkZJQ0FDWRAGEhsKF1dJVEhEUkFXQUxfUkVBU09OX0RFQVRIEAcSJgoiV0lUSERSQVdBTF9SRUFTT05fU1BPTlNPUl9ERUNJU0lPThAIEhsKF1dJVEhEUkFXQUxfUkVBU09OX09USEVSEAkqxQEKElN1YmplY3RWaXNpdFN0YXR1cxIkCiBTVUJKRUNUX1ZJU0lUX1NUQVRVU19VTlNQRUNJRklFRBAAEiAKHFNVQkpFQ1RfVklTSVRfU1RBVFVTX1BFTkRJTkcQARIiCh5TVUJKRUNUX1ZJU0lUX1NUQVRVU19DT01QTEVURUQQAhIfChtTVUJKRUNUX1ZJU0lUX1NUQVRVU19NSVNTRUQQAxIiCh5TVUJKRUNUX1ZJU0lUX1NUQVRVU19DQU5DRUxMRUQQBELIAQoVY29tLnRyaWFsaHViLnRyaWFsLnYxQgpUeXBlc1Byb3RvUAFaPWdpdGh1Yi5jb20vdHJpYWxodWIvdHJpYWxodWIvZ2VuL2dvL3RyaWFsaHViL3RyaWFsL3YxO3RyaWFsdjGiAgNUVFiqAhFUcmlhbGh1Yi5UcmlhbC5WMcoCEVRyaWFsaHViXFRyaWFsXFYx4gIdVHJpYWxodWJcVHJpYWxcVjFcR1BCTWV0YWRhdGHqAhNUcmlhbGh1Yjo6VHJpYWw6OlYxYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_timestamp]);
+  fileDesc("Ch10cmlhbGh1Yi90cmlhbC92MS90eXBlcy5wcm90bxIRdHJpYWxodWIudHJpYWwudjEigAMKBVRyaWFsEhAKCHRyaWFsX2lkGAEgASgJEhUKDXByb3RvY29sX2NvZGUYAiABKAkSDQoFdGl0bGUYAyABKAkSLAoFcGhhc2UYBCABKA4yHS50cmlhbGh1Yi50cmlhbC52MS5UcmlhbFBoYXNlEg8KB3Nwb25zb3IYBSABKAkSLgoGc3RhdHVzGAYgASgOMh4udHJpYWxodWIudHJpYWwudjEuVHJpYWxTdGF0dXMSMwoMcmVnaXN0cnlfaWRzGAcgAygLMh0udHJpYWxodWIudHJpYWwudjEuUmVnaXN0cnlJZBITCgtkZXNjcmlwdGlvbhgIIAEoCRImCh5jdXJyZW50X3Zpc2l0X3NjaGVkdWxlX3ZlcnNpb24YCSABKAUSLgoKY3JlYXRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiaAoKUmVnaXN0cnlJZBIuCghyZWdpc3RyeRgBIAEoCUIcukgZchcyFV5bQS1aXVtBLVowLTldezEsMTV9JBIqCgJpZBgCIAEoCUIeukgbchkQARhAMhNeW0EtWmEtejAtOS5fLzotXSskIqMBCgRTaXRlEg8KB3NpdGVfaWQYASABKAkSEAoIdHJpYWxfaWQYAiABKAkSEQoJc2l0ZV9jb2RlGAMgASgJEgwKBG5hbWUYBCABKAkSFAoMY291bnRyeV9jb2RlGAUgASgJEhEKCXRpbWVfem9uZRgGIAEoCRIuCgpjcmVhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKpAQoQUXVlc3Rpb25uYWlyZVJlZhIkChBxdWVzdGlvbm5haXJlX2lkGAEgASgJQgi6SAVyA7ABAUgAEigKEXF1ZXN0aW9ubmFpcmVfdXJsGAIgASgJQgu6SAhyBhiACIgBAUgAEjcKB3ZlcnNpb24YAyABKAlCJrpII3IhGEAyHV5bQS1aYS16MC05XVtBLVphLXowLTkuXystXSokQgwKA3JlZhIFukgCCAEizQMKBVZpc2l0Ei4KBGNvZGUYASABKAlCILpIHXIbEAEYIDIVXltBLVowLTldW0EtWjAtOV8tXSokEhcKBG5hbWUYAiABKAlCCbpIBnIEEAEYZBIdCglzdHVkeV9kYXkYAyABKAVCCrpIBxoFGMIcKAESJgoSd2luZG93X2JlZm9yZV9kYXlzGAQgASgFQgq6SAcaBRjtAigAEiUKEXdpbmRvd19hZnRlcl9kYXlzGAUgASgFQgq6SAcaBRjtAigAEkcKDnF1ZXN0aW9ubmFpcmVzGAYgAygLMiMudHJpYWxodWIudHJpYWwudjEuUXVlc3Rpb25uYWlyZVJlZkIKukgHkgEECAEQFDrDAbpIvwEavAEKG3Zpc2l0LnF1ZXN0aW9ubmFpcmVzX3VuaXF1ZRIzYSBxdWVzdGlvbm5haXJlIG1heSBiZSBhc3NpZ25lZCBvbmx5IG9uY2UgcGVyIHZpc2l0Gmh0aGlzLnF1ZXN0aW9ubmFpcmVzLm1hcChxLCBxLnF1ZXN0aW9ubmFpcmVfaWQgIT0gJycgPyBxLnF1ZXN0aW9ubmFpcmVfaWQgOiBxLnF1ZXN0aW9ubmFpcmVfdXJsKS51bmlxdWUoKSLhAQoNVmlzaXRTY2hlZHVsZRIQCgh0cmlhbF9pZBgBIAEoCRIPCgd2ZXJzaW9uGAIgASgFEigKBnZpc2l0cxgDIAMoCzIYLnRyaWFsaHViLnRyaWFsLnYxLlZpc2l0Eg4KBnJlYXNvbhgEIAEoCRJDChRleGlzdGluZ19wbGFuX3BvbGljeRgFIAEoDjIlLnRyaWFsaHViLnRyaWFsLnYxLkV4aXN0aW5nUGxhblBvbGljeRIuCgpjcmVhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLGAwoKRW5yb2xsbWVudBIVCg1lbnJvbGxtZW50X2lkGAEgASgJEhAKCHRyaWFsX2lkGAIgASgJEg8KB3NpdGVfaWQYAyABKAkSEQoJc2l0ZV9jb2RlGAQgASgJEhQKDHN1YmplY3RfdXVpZBgFIAEoCRIzCgZzdGF0dXMYBiABKA4yIy50cmlhbGh1Yi50cmlhbC52MS5FbnJvbGxtZW50U3RhdHVzEhcKD2Vucm9sbG1lbnRfZGF0ZRgHIAEoCRIQCghlbmRfZGF0ZRgIIAEoCRIVCg1lbmRfc3R1ZHlfZGF5GAkgASgFEj4KEXdpdGhkcmF3YWxfcmVhc29uGAogASgOMiMudHJpYWxodWIudHJpYWwudjEuV2l0aGRyYXdhbFJlYXNvbhIeChZ3aXRoZHJhd2FsX3JlYXNvbl90ZXh0GAsgASgJEh4KFnZpc2l0X3NjaGVkdWxlX3ZlcnNpb24YDCABKAUSLgoKY3JlYXRlZF9hdBgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi3QIKFkRlaWRlbnRpZmllZEVucm9sbG1lbnQSFQoNZW5yb2xsbWVudF9pZBgBIAEoCRIQCgh0cmlhbF9pZBgCIAEoCRIPCgdzaXRlX2lkGAMgASgJEhEKCXNpdGVfY29kZRgEIAEoCRIUCgxzdWJqZWN0X3V1aWQYBSABKAkSMwoGc3RhdHVzGAYgASgOMiMudHJpYWxodWIudHJpYWwudjEuRW5yb2xsbWVudFN0YXR1cxIVCg1lbmRfc3R1ZHlfZGF5GAcgASgFEj4KEXdpdGhkcmF3YWxfcmVhc29uGAggASgOMiMudHJpYWxodWIudHJpYWwudjEuV2l0aGRyYXdhbFJlYXNvbhIeChZ2aXNpdF9zY2hlZHVsZV92ZXJzaW9uGAkgASgFEjQKBnZpc2l0cxgKIAMoCzIkLnRyaWFsaHViLnRyaWFsLnYxLkRlaWRlbnRpZmllZFZpc2l0IrUBChFEZWlkZW50aWZpZWRWaXNpdBISCgp2aXNpdF9jb2RlGAEgASgJEhgKEHRhcmdldF9zdHVkeV9kYXkYAiABKAUSNQoGc3RhdHVzGAMgASgOMiUudHJpYWxodWIudHJpYWwudjEuU3ViamVjdFZpc2l0U3RhdHVzEhsKE2NvbXBsZXRlZF9zdHVkeV9kYXkYBCABKAUSHgoWdmlzaXRfc2NoZWR1bGVfdmVyc2lvbhgFIAEoBSLABAoMU3ViamVjdFZpc2l0EhgKEHN1YmplY3RfdmlzaXRfaWQYASABKAkSFQoNZW5yb2xsbWVudF9pZBgCIAEoCRIQCgh0cmlhbF9pZBgDIAEoCRIUCgxzdWJqZWN0X3V1aWQYBCABKAkSEgoKdmlzaXRfY29kZRgFIAEoCRISCgp2aXNpdF9uYW1lGAYgASgJEhgKEHRhcmdldF9zdHVkeV9kYXkYByABKAUSFAoMcGxhbm5lZF9kYXRlGAggASgJEhgKEHdpbmRvd19vcGVuX2RhdGUYCSABKAkSGQoRd2luZG93X2Nsb3NlX2RhdGUYCiABKAkSMwoPd2luZG93X29wZW5zX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI0ChB3aW5kb3dfY2xvc2VzX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI1CgZzdGF0dXMYDSABKA4yJS50cmlhbGh1Yi50cmlhbC52MS5TdWJqZWN0VmlzaXRTdGF0dXMSMAoMY29tcGxldGVkX2F0GA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIZChFzb3VyY2VfcmVmZXJlbmNlcxgPIAMoCRI7Cg5xdWVzdGlvbm5haXJlcxgQIAMoCzIjLnRyaWFsaHViLnRyaWFsLnYxLlF1ZXN0aW9ubmFpcmVSZWYSHgoWdmlzaXRfc2NoZWR1bGVfdmVyc2lvbhgRIAEoBSrYAQoKVHJpYWxQaGFzZRIbChdUUklBTF9QSEFTRV9VTlNQRUNJRklFRBAAEhcKE1RSSUFMX1BIQVNFX0VBUkxZXzEQARIRCg1UUklBTF9QSEFTRV8xEAISEwoPVFJJQUxfUEhBU0VfMV8yEAMSEQoNVFJJQUxfUEhBU0VfMhAEEhMKD1RSSUFMX1BIQVNFXzJfMxAFEhEKDVRSSUFMX1BIQVNFXzMQBhIRCg1UUklBTF9QSEFTRV80EAcSHgoaVFJJQUxfUEhBU0VfTk9UX0FQUExJQ0FCTEUQCCrfAQoLVHJpYWxTdGF0dXMSHAoYVFJJQUxfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGAoUVFJJQUxfU1RBVFVTX1BMQU5ORUQQARIbChdUUklBTF9TVEFUVVNfUkVDUlVJVElORxACEiYKIlRSSUFMX1NUQVRVU19BQ1RJVkVfTk9UX1JFQ1JVSVRJTkcQAxIaChZUUklBTF9TVEFUVVNfU1VTUEVOREVEEAQSGgoWVFJJQUxfU1RBVFVTX0NPTVBMRVRFRBAFEhsKF1RSSUFMX1NUQVRVU19URVJNSU5BVEVEEAYqigEKEkV4aXN0aW5nUGxhblBvbGljeRIkCiBFWElTVElOR19QTEFOX1BPTElDWV9VTlNQRUNJRklFRBAAEiUKIUVYSVNUSU5HX1BMQU5fUE9MSUNZX0tFRVBfVkVSU0lPThABEicKI0VYSVNUSU5HX1BMQU5fUE9MSUNZX1JFUExBTl9QRU5ESU5HEAIqlwEKEEVucm9sbG1lbnRTdGF0dXMSIQodRU5ST0xMTUVOVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIeChpFTlJPTExNRU5UX1NUQVRVU19FTlJPTExFRBABEh8KG0VOUk9MTE1FTlRfU1RBVFVTX1dJVEhEUkFXThACEh8KG0VOUk9MTE1FTlRfU1RBVFVTX0NPTVBMRVRFRBADKooDChBXaXRoZHJhd2FsUmVhc29uEiEKHVdJVEhEUkFXQUxfUkVBU09OX1VOU1BFQ0lGSUVEEAASIwofV0lUSERSQVdBTF9SRUFTT05fQURWRVJTRV9FVkVOVBABEicKI1dJVEhEUkFXQUxfUkVBU09OX0NPTlNFTlRfV0lUSERSQVdOEAISJwojV0lUSERSQVdBTF9SRUFTT05fTE9TVF9UT19GT0xMT1dfVVAQAxIoCiRXSVRIRFJBV0FMX1JFQVNPTl9QSFlTSUNJQU5fREVDSVNJT04QBBIoCiRXSVRIRFJBV0FMX1JFQVNPTl9QUk9UT0NPTF9ERVZJQVRJT04QBRImCiJXSVRIRFJBV0FMX1JFQVNPTl9MQUNLX09GX0VGRklDQUNZEAYSGwoXV0lUSERSQVdBTF9SRUFTT05fREVBVEgQBxImCiJXSVRIRFJBV0FMX1JFQVNPTl9TUE9OU09SX0RFQ0lTSU9OEAgSGwoXV0lUSERSQVdBTF9SRUFTT05fT1RIRVIQCSrFAQoSU3ViamVjdFZpc2l0U3RhdHVzEiQKIFNVQkpFQ1RfVklTSVRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASIAocU1VCSkVDVF9WSVNJVF9TVEFUVVNfUEVORElORxABEiIKHlNVQkpFQ1RfVklTSVRfU1RBVFVTX0NPTVBMRVRFRBACEh8KG1NVQkpFQ1RfVklTSVRfU1RBVFVTX01JU1NFRBADEiIKHlNVQkpFQ1RfVklTSVRfU1RBVFVTX0NBTkNFTExFRBAEQsgBChVjb20udHJpYWxodWIudHJpYWwudjFCClR5cGVzUHJvdG9QAVo9Z2l0aHViLmNvbS90cmlhbGh1Yi90cmlhbGh1Yi9nZW4vZ28vdHJpYWxodWIvdHJpYWwvdjE7dHJpYWx2MaICA1RUWKoCEVRyaWFsaHViLlRyaWFsLlYxygIRVHJpYWxodWJcVHJpYWxcVjHiAh1UcmlhbGh1YlxUcmlhbFxWMVxHUEJNZXRhZGF0YeoCE1RyaWFsaHViOjpUcmlhbDo6VjFiBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_timestamp]);
 
 /**
  * Trial is a clinical study run on TrialHub. It holds no personal data.
@@ -407,13 +407,11 @@ export const VisitScheduleSchema: GenMessage<VisitSchedule> = /*@__PURE__*/
   messageDesc(file_trialhub_trial_v1_types, 5);
 
 /**
- * Enrollment is one subject taking part in one trial at one site. A subject has
- * at most one enrollment per trial, so subject_uuid + trial_id also identify it.
- *
- * For ANALYST callers the service returns de-identified enrollments: calendar
- * dates (enrollment_date, end_date) and timestamps are left empty and the
- * free-text withdrawal_reason_text is omitted; study days (end_study_day) and
- * coded reasons remain.
+ * Enrollment is one subject taking part in one trial at one site, as identified
+ * callers (administrators, investigators of the site, services, the patient
+ * themself) see it. A subject has at most one enrollment per trial, so
+ * subject_uuid + trial_id also identify it. It carries calendar dates and free
+ * text and is never sent to analysts, who get DeidentifiedEnrollment.
  *
  * @generated from message trialhub.trial.v1.Enrollment
  */
@@ -462,8 +460,7 @@ export type Enrollment = Message<"trialhub.trial.v1.Enrollment"> & {
   status: EnrollmentStatus;
 
   /**
-   * Enrollment date, ISO YYYY-MM-DD in the site's time zone; study day 1. Empty
-   * for ANALYST callers.
+   * Enrollment date, ISO YYYY-MM-DD in the site's time zone; study day 1.
    *
    * @generated from field: string enrollment_date = 7;
    */
@@ -471,8 +468,7 @@ export type Enrollment = Message<"trialhub.trial.v1.Enrollment"> & {
 
   /**
    * Date the enrollment ended (withdrawal date, or the date the plan was
-   * finished), ISO YYYY-MM-DD in the site's time zone; empty while ENROLLED and
-   * for ANALYST callers.
+   * finished), ISO YYYY-MM-DD in the site's time zone; empty while ENROLLED.
    *
    * @generated from field: string end_date = 8;
    */
@@ -480,7 +476,7 @@ export type Enrollment = Message<"trialhub.trial.v1.Enrollment"> & {
 
   /**
    * Study day on which the enrollment ended (day 1 = enrollment day, no day 0);
-   * 0 while ENROLLED. This is what analysts use instead of end_date.
+   * 0 while ENROLLED. DeidentifiedEnrollment carries it instead of end_date.
    *
    * @generated from field: int32 end_study_day = 9;
    */
@@ -496,7 +492,7 @@ export type Enrollment = Message<"trialhub.trial.v1.Enrollment"> & {
   /**
    * The investigator's free-text reason for a withdrawal; empty unless
    * WITHDRAWN. Free text may carry identifiers: at most 1000 characters, kept out
-   * of de-identified views and exports (omitted for ANALYST callers).
+   * of de-identified views and exports.
    *
    * @generated from field: string withdrawal_reason_text = 11;
    */
@@ -510,16 +506,14 @@ export type Enrollment = Message<"trialhub.trial.v1.Enrollment"> & {
   visitScheduleVersion: number;
 
   /**
-   * When the enrollment was recorded (UTC, server clock). Empty for ANALYST
-   * callers.
+   * When the enrollment was recorded (UTC, server clock).
    *
    * @generated from field: google.protobuf.Timestamp created_at = 13;
    */
   createdAt?: Timestamp | undefined;
 
   /**
-   * When the enrollment last changed (UTC, server clock). Empty for ANALYST
-   * callers.
+   * When the enrollment last changed (UTC, server clock).
    *
    * @generated from field: google.protobuf.Timestamp updated_at = 14;
    */
@@ -532,6 +526,145 @@ export type Enrollment = Message<"trialhub.trial.v1.Enrollment"> & {
  */
 export const EnrollmentSchema: GenMessage<Enrollment> = /*@__PURE__*/
   messageDesc(file_trialhub_trial_v1_types, 6);
+
+/**
+ * DeidentifiedEnrollment is an enrollment as analysts see it: study days,
+ * statuses and coded reasons only. It has no calendar dates, no timestamps and
+ * no free text (HIPAA Safe Harbor, 45 CFR 164.514(b)(2)); subject_uuid is the
+ * random pseudonym the patient service minted, never derived from identity.
+ *
+ * @generated from message trialhub.trial.v1.DeidentifiedEnrollment
+ */
+export type DeidentifiedEnrollment = Message<"trialhub.trial.v1.DeidentifiedEnrollment"> & {
+  /**
+   * Identifier of the enrollment (UUID).
+   *
+   * @generated from field: string enrollment_id = 1;
+   */
+  enrollmentId: string;
+
+  /**
+   * The trial (UUID).
+   *
+   * @generated from field: string trial_id = 2;
+   */
+  trialId: string;
+
+  /**
+   * The enrolling site (UUID).
+   *
+   * @generated from field: string site_id = 3;
+   */
+  siteId: string;
+
+  /**
+   * The enrolling site's code within the trial (e.g. "DE-001").
+   *
+   * @generated from field: string site_code = 4;
+   */
+  siteCode: string;
+
+  /**
+   * The subject's pseudonym (UUID from the patient service).
+   *
+   * @generated from field: string subject_uuid = 5;
+   */
+  subjectUuid: string;
+
+  /**
+   * Where the subject is in the trial.
+   *
+   * @generated from field: trialhub.trial.v1.EnrollmentStatus status = 6;
+   */
+  status: EnrollmentStatus;
+
+  /**
+   * Study day on which the enrollment ended (day 1 = enrollment day, no day 0);
+   * 0 while ENROLLED.
+   *
+   * @generated from field: int32 end_study_day = 7;
+   */
+  endStudyDay: number;
+
+  /**
+   * Coded reason for a withdrawal; UNSPECIFIED unless WITHDRAWN.
+   *
+   * @generated from field: trialhub.trial.v1.WithdrawalReason withdrawal_reason = 8;
+   */
+  withdrawalReason: WithdrawalReason;
+
+  /**
+   * Version of the visit schedule the subject's plan follows.
+   *
+   * @generated from field: int32 visit_schedule_version = 9;
+   */
+  visitScheduleVersion: number;
+
+  /**
+   * The subject's planned visits, ordered by study day, then visit code.
+   *
+   * @generated from field: repeated trialhub.trial.v1.DeidentifiedVisit visits = 10;
+   */
+  visits: DeidentifiedVisit[];
+};
+
+/**
+ * Describes the message trialhub.trial.v1.DeidentifiedEnrollment.
+ * Use `create(DeidentifiedEnrollmentSchema)` to create a new message.
+ */
+export const DeidentifiedEnrollmentSchema: GenMessage<DeidentifiedEnrollment> = /*@__PURE__*/
+  messageDesc(file_trialhub_trial_v1_types, 7);
+
+/**
+ * DeidentifiedVisit is one planned visit of a DeidentifiedEnrollment: relative
+ * study days and status, no dates.
+ *
+ * @generated from message trialhub.trial.v1.DeidentifiedVisit
+ */
+export type DeidentifiedVisit = Message<"trialhub.trial.v1.DeidentifiedVisit"> & {
+  /**
+   * Code of the schedule's visit (e.g. "W04").
+   *
+   * @generated from field: string visit_code = 1;
+   */
+  visitCode: string;
+
+  /**
+   * Target study day (day 1 = enrollment day, no day 0; negative before it).
+   *
+   * @generated from field: int32 target_study_day = 2;
+   */
+  targetStudyDay: number;
+
+  /**
+   * State of the visit now.
+   *
+   * @generated from field: trialhub.trial.v1.SubjectVisitStatus status = 3;
+   */
+  status: SubjectVisitStatus;
+
+  /**
+   * Study day on which the visit was completed, in the site's time zone; 0
+   * unless COMPLETED.
+   *
+   * @generated from field: int32 completed_study_day = 4;
+   */
+  completedStudyDay: number;
+
+  /**
+   * Version of the visit schedule this visit was planned from.
+   *
+   * @generated from field: int32 visit_schedule_version = 5;
+   */
+  visitScheduleVersion: number;
+};
+
+/**
+ * Describes the message trialhub.trial.v1.DeidentifiedVisit.
+ * Use `create(DeidentifiedVisitSchema)` to create a new message.
+ */
+export const DeidentifiedVisitSchema: GenMessage<DeidentifiedVisit> = /*@__PURE__*/
+  messageDesc(file_trialhub_trial_v1_types, 8);
 
 /**
  * SubjectVisit is one planned visit of one enrolled subject: a Visit of the
@@ -675,7 +808,7 @@ export type SubjectVisit = Message<"trialhub.trial.v1.SubjectVisit"> & {
  * Use `create(SubjectVisitSchema)` to create a new message.
  */
 export const SubjectVisitSchema: GenMessage<SubjectVisit> = /*@__PURE__*/
-  messageDesc(file_trialhub_trial_v1_types, 7);
+  messageDesc(file_trialhub_trial_v1_types, 9);
 
 /**
  * TrialPhase is the development phase of the trial, with the values
