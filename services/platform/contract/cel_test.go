@@ -131,6 +131,21 @@ var ruleCases = []ruleCase{
 	celCase("", "create_trial.registry_ids.registries_unique", "registry_ids", func(m *trialv1.CreateTrialRequest) {
 		m.RegistryIds = append(m.RegistryIds, &trialv1.RegistryId{Registry: m.RegistryIds[0].Registry, Id: "OTHER-1"})
 	}),
+	celCase("", "update_trial.title_required", "", func(m *trialv1.UpdateTrialRequest) {
+		m.Title = ""
+	}),
+	celCase("", "update_trial.update_mask.non_empty", "update_mask", func(m *trialv1.UpdateTrialRequest) {
+		m.UpdateMask.Paths = nil
+	}),
+	celCase("", "update_trial.registry_ids.registries_unique", "registry_ids", func(m *trialv1.UpdateTrialRequest) {
+		m.RegistryIds = append(m.RegistryIds, &trialv1.RegistryId{Registry: m.RegistryIds[0].Registry, Id: "OTHER-1"})
+	}),
+	celCase("", "update_site.named_fields_set", "", func(m *trialv1.UpdateSiteRequest) {
+		m.TimeZone = ""
+	}),
+	celCase("", "update_site.update_mask.non_empty", "update_mask", func(m *trialv1.UpdateSiteRequest) {
+		m.UpdateMask.Paths = nil
+	}),
 	celCase("", "define_visit_schedule.codes_unique", "", func(m *trialv1.DefineVisitScheduleRequest) {
 		m.Visits[1].Code = m.Visits[0].Code
 	}),

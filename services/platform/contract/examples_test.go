@@ -149,6 +149,21 @@ var examples = []example{
 	{typ: "trialhub.trial.v1.AddSiteRequest", json: `{
 		"trialId": "` + trialID + `", "siteCode": "DE-001", "name": "Charité – Universitätsmedizin Berlin",
 		"countryCode": "DE", "timeZone": "Europe/Berlin", "idempotencyKey": "site-1a3c5e7f9b2d"}`},
+	{typ: "trialhub.trial.v1.UpdateTrialStatusRequest", json: `{
+		"trialId": "` + trialID + `", "status": "TRIAL_STATUS_RECRUITING",
+		"reason": "Ethics approval received", "idempotencyKey": "status-3e5a7c9b1d2f"}`},
+	{typ: "trialhub.trial.v1.UpdateTrialRequest", json: `{
+		"trialId": "` + trialID + `", "updateMask": "title,registryIds,description",
+		"title": "Digital PHQ-9 follow-up in major depressive disorder",
+		"registryIds": [{"registry": "NCT", "id": "NCT01234567"}], "description": "A randomised study.",
+		"reason": "Registered on ClinicalTrials.gov", "idempotencyKey": "trial-upd-6b8d0f2a4c"}`},
+	{typ: "trialhub.trial.v1.UpdateSiteRequest", json: `{
+		"siteId": "` + siteID + `", "updateMask": "name,countryCode,timeZone",
+		"name": "Charité Berlin, Campus Mitte", "countryCode": "DE", "timeZone": "Europe/Berlin",
+		"reason": "Institution renamed", "idempotencyKey": "site-upd-7c9e1a3b5d"}`},
+	{typ: "trialhub.trial.v1.CloseSiteRequest", json: `{
+		"siteId": "` + siteID + `", "reason": "Recruitment target of the site reached",
+		"idempotencyKey": "site-close-8d0f2b4c6e"}`},
 	{typ: "trialhub.trial.v1.DefineVisitScheduleRequest", json: `{
 		"trialId": "` + trialID + `",
 		"visits": [

@@ -11,6 +11,7 @@ import (
 	_ "github.com/trialhub/trialhub/gen/go/trialhub/authz/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -577,6 +578,544 @@ func (x *AddSiteResponse) GetSite() *Site {
 	return nil
 }
 
+// UpdateTrialStatusRequest names the trial, its new status and why.
+type UpdateTrialStatusRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The trial (UUID).
+	TrialId string `protobuf:"bytes,1,opt,name=trial_id,json=trialId,proto3" json:"trial_id,omitempty"`
+	// The new status; see UpdateTrialStatus for the allowed transitions.
+	Status TrialStatus `protobuf:"varint,2,opt,name=status,proto3,enum=trialhub.trial.v1.TrialStatus" json:"status,omitempty"`
+	// Why the status changes (e.g. "Ethics approval received"); kept in the audit
+	// trail. Free text: must not identify any person; at most 1000 characters.
+	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Client-chosen key that makes a retry safe: the same key with the same body
+	// returns the same result again and changes the status only once. Reusing a
+	// key with a different body is rejected with ALREADY_EXISTS.
+	IdempotencyKey string `protobuf:"bytes,4,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *UpdateTrialStatusRequest) Reset() {
+	*x = UpdateTrialStatusRequest{}
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateTrialStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateTrialStatusRequest) ProtoMessage() {}
+
+func (x *UpdateTrialStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateTrialStatusRequest.ProtoReflect.Descriptor instead.
+func (*UpdateTrialStatusRequest) Descriptor() ([]byte, []int) {
+	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *UpdateTrialStatusRequest) GetTrialId() string {
+	if x != nil {
+		return x.TrialId
+	}
+	return ""
+}
+
+func (x *UpdateTrialStatusRequest) GetStatus() TrialStatus {
+	if x != nil {
+		return x.Status
+	}
+	return TrialStatus_TRIAL_STATUS_UNSPECIFIED
+}
+
+func (x *UpdateTrialStatusRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *UpdateTrialStatusRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+// UpdateTrialStatusResponse returns the trial in its new status.
+type UpdateTrialStatusResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The trial, with its new status.
+	Trial         *Trial `protobuf:"bytes,1,opt,name=trial,proto3" json:"trial,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateTrialStatusResponse) Reset() {
+	*x = UpdateTrialStatusResponse{}
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateTrialStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateTrialStatusResponse) ProtoMessage() {}
+
+func (x *UpdateTrialStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateTrialStatusResponse.ProtoReflect.Descriptor instead.
+func (*UpdateTrialStatusResponse) Descriptor() ([]byte, []int) {
+	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *UpdateTrialStatusResponse) GetTrial() *Trial {
+	if x != nil {
+		return x.Trial
+	}
+	return nil
+}
+
+// UpdateTrialRequest changes the fields of a trial that update_mask names.
+type UpdateTrialRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The trial (UUID).
+	TrialId string `protobuf:"bytes,1,opt,name=trial_id,json=trialId,proto3" json:"trial_id,omitempty"`
+	// The fields to change, e.g. paths ["title", "registry_ids"]. A listed field
+	// sent empty is cleared (title cannot be). Fields not listed keep their value.
+	UpdateMask *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	// The new official title, when update_mask names "title".
+	Title string `protobuf:"bytes,3,opt,name=title,proto3" json:"title,omitempty"`
+	// The complete new list of registry ids, when update_mask names
+	// "registry_ids" (a replacement, not a patch); at most one per register.
+	RegistryIds []*RegistryId `protobuf:"bytes,4,rep,name=registry_ids,json=registryIds,proto3" json:"registry_ids,omitempty"`
+	// The new public description, when update_mask names "description". Free
+	// text: must not name or otherwise identify any person.
+	Description string `protobuf:"bytes,5,opt,name=description,proto3" json:"description,omitempty"`
+	// Why the trial changes (e.g. "Registered on ClinicalTrials.gov"); kept in the
+	// audit trail. Free text: must not identify any person.
+	Reason string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Client-chosen key that makes a retry safe: the same key with the same body
+	// returns the same result again and changes the trial only once. Reusing a key
+	// with a different body is rejected with ALREADY_EXISTS.
+	IdempotencyKey string `protobuf:"bytes,7,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *UpdateTrialRequest) Reset() {
+	*x = UpdateTrialRequest{}
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateTrialRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateTrialRequest) ProtoMessage() {}
+
+func (x *UpdateTrialRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateTrialRequest.ProtoReflect.Descriptor instead.
+func (*UpdateTrialRequest) Descriptor() ([]byte, []int) {
+	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *UpdateTrialRequest) GetTrialId() string {
+	if x != nil {
+		return x.TrialId
+	}
+	return ""
+}
+
+func (x *UpdateTrialRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
+	if x != nil {
+		return x.UpdateMask
+	}
+	return nil
+}
+
+func (x *UpdateTrialRequest) GetTitle() string {
+	if x != nil {
+		return x.Title
+	}
+	return ""
+}
+
+func (x *UpdateTrialRequest) GetRegistryIds() []*RegistryId {
+	if x != nil {
+		return x.RegistryIds
+	}
+	return nil
+}
+
+func (x *UpdateTrialRequest) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *UpdateTrialRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *UpdateTrialRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+// UpdateTrialResponse returns the changed trial.
+type UpdateTrialResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The trial after the change.
+	Trial         *Trial `protobuf:"bytes,1,opt,name=trial,proto3" json:"trial,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateTrialResponse) Reset() {
+	*x = UpdateTrialResponse{}
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateTrialResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateTrialResponse) ProtoMessage() {}
+
+func (x *UpdateTrialResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateTrialResponse.ProtoReflect.Descriptor instead.
+func (*UpdateTrialResponse) Descriptor() ([]byte, []int) {
+	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *UpdateTrialResponse) GetTrial() *Trial {
+	if x != nil {
+		return x.Trial
+	}
+	return nil
+}
+
+// UpdateSiteRequest changes the fields of a site that update_mask names.
+type UpdateSiteRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The site (UUID).
+	SiteId string `protobuf:"bytes,1,opt,name=site_id,json=siteId,proto3" json:"site_id,omitempty"`
+	// The fields to change, e.g. paths ["name"]. Fields not listed keep their
+	// value; a listed field must be given.
+	UpdateMask *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	// The new institution name, when update_mask names "name".
+	Name string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	// The new country, ISO 3166-1 alpha-2, when update_mask names "country_code".
+	CountryCode string `protobuf:"bytes,4,opt,name=country_code,json=countryCode,proto3" json:"country_code,omitempty"`
+	// The new IANA time zone, when update_mask names "time_zone"; only while the
+	// site has no enrollments.
+	TimeZone string `protobuf:"bytes,5,opt,name=time_zone,json=timeZone,proto3" json:"time_zone,omitempty"`
+	// Why the site changes; kept in the audit trail. Free text: must not identify
+	// any person.
+	Reason string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Client-chosen key that makes a retry safe: the same key with the same body
+	// returns the same result again and changes the site only once. Reusing a key
+	// with a different body is rejected with ALREADY_EXISTS.
+	IdempotencyKey string `protobuf:"bytes,7,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *UpdateSiteRequest) Reset() {
+	*x = UpdateSiteRequest{}
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateSiteRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateSiteRequest) ProtoMessage() {}
+
+func (x *UpdateSiteRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateSiteRequest.ProtoReflect.Descriptor instead.
+func (*UpdateSiteRequest) Descriptor() ([]byte, []int) {
+	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *UpdateSiteRequest) GetSiteId() string {
+	if x != nil {
+		return x.SiteId
+	}
+	return ""
+}
+
+func (x *UpdateSiteRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
+	if x != nil {
+		return x.UpdateMask
+	}
+	return nil
+}
+
+func (x *UpdateSiteRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *UpdateSiteRequest) GetCountryCode() string {
+	if x != nil {
+		return x.CountryCode
+	}
+	return ""
+}
+
+func (x *UpdateSiteRequest) GetTimeZone() string {
+	if x != nil {
+		return x.TimeZone
+	}
+	return ""
+}
+
+func (x *UpdateSiteRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *UpdateSiteRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+// UpdateSiteResponse returns the changed site.
+type UpdateSiteResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The site after the change.
+	Site          *Site `protobuf:"bytes,1,opt,name=site,proto3" json:"site,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateSiteResponse) Reset() {
+	*x = UpdateSiteResponse{}
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateSiteResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateSiteResponse) ProtoMessage() {}
+
+func (x *UpdateSiteResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateSiteResponse.ProtoReflect.Descriptor instead.
+func (*UpdateSiteResponse) Descriptor() ([]byte, []int) {
+	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *UpdateSiteResponse) GetSite() *Site {
+	if x != nil {
+		return x.Site
+	}
+	return nil
+}
+
+// CloseSiteRequest names the site to close and why.
+type CloseSiteRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The site (UUID).
+	SiteId string `protobuf:"bytes,1,opt,name=site_id,json=siteId,proto3" json:"site_id,omitempty"`
+	// Why the site closes (e.g. "Recruitment target of the site reached"); kept in
+	// the audit trail. Free text: must not identify any person.
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Client-chosen key that makes a retry safe: the same key with the same body
+	// returns the same result again and closes the site only once. Reusing a key
+	// with a different body is rejected with ALREADY_EXISTS.
+	IdempotencyKey string `protobuf:"bytes,3,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *CloseSiteRequest) Reset() {
+	*x = CloseSiteRequest{}
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CloseSiteRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CloseSiteRequest) ProtoMessage() {}
+
+func (x *CloseSiteRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CloseSiteRequest.ProtoReflect.Descriptor instead.
+func (*CloseSiteRequest) Descriptor() ([]byte, []int) {
+	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *CloseSiteRequest) GetSiteId() string {
+	if x != nil {
+		return x.SiteId
+	}
+	return ""
+}
+
+func (x *CloseSiteRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *CloseSiteRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+// CloseSiteResponse returns the closed site.
+type CloseSiteResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The site, now CLOSED.
+	Site          *Site `protobuf:"bytes,1,opt,name=site,proto3" json:"site,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CloseSiteResponse) Reset() {
+	*x = CloseSiteResponse{}
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CloseSiteResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CloseSiteResponse) ProtoMessage() {}
+
+func (x *CloseSiteResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CloseSiteResponse.ProtoReflect.Descriptor instead.
+func (*CloseSiteResponse) Descriptor() ([]byte, []int) {
+	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *CloseSiteResponse) GetSite() *Site {
+	if x != nil {
+		return x.Site
+	}
+	return nil
+}
+
 // DefineVisitScheduleRequest is a complete new version of a trial's visit
 // schedule.
 type DefineVisitScheduleRequest struct {
@@ -610,7 +1149,7 @@ type DefineVisitScheduleRequest struct {
 
 func (x *DefineVisitScheduleRequest) Reset() {
 	*x = DefineVisitScheduleRequest{}
-	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[8]
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -622,7 +1161,7 @@ func (x *DefineVisitScheduleRequest) String() string {
 func (*DefineVisitScheduleRequest) ProtoMessage() {}
 
 func (x *DefineVisitScheduleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[8]
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -635,7 +1174,7 @@ func (x *DefineVisitScheduleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DefineVisitScheduleRequest.ProtoReflect.Descriptor instead.
 func (*DefineVisitScheduleRequest) Descriptor() ([]byte, []int) {
-	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{8}
+	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DefineVisitScheduleRequest) GetTrialId() string {
@@ -694,7 +1233,7 @@ type DefineVisitScheduleResponse struct {
 
 func (x *DefineVisitScheduleResponse) Reset() {
 	*x = DefineVisitScheduleResponse{}
-	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[9]
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -706,7 +1245,7 @@ func (x *DefineVisitScheduleResponse) String() string {
 func (*DefineVisitScheduleResponse) ProtoMessage() {}
 
 func (x *DefineVisitScheduleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[9]
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -719,7 +1258,7 @@ func (x *DefineVisitScheduleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DefineVisitScheduleResponse.ProtoReflect.Descriptor instead.
 func (*DefineVisitScheduleResponse) Descriptor() ([]byte, []int) {
-	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{9}
+	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DefineVisitScheduleResponse) GetVisitSchedule() *VisitSchedule {
@@ -761,7 +1300,7 @@ type EnrollSubjectRequest struct {
 
 func (x *EnrollSubjectRequest) Reset() {
 	*x = EnrollSubjectRequest{}
-	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[10]
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -773,7 +1312,7 @@ func (x *EnrollSubjectRequest) String() string {
 func (*EnrollSubjectRequest) ProtoMessage() {}
 
 func (x *EnrollSubjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[10]
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -786,7 +1325,7 @@ func (x *EnrollSubjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollSubjectRequest.ProtoReflect.Descriptor instead.
 func (*EnrollSubjectRequest) Descriptor() ([]byte, []int) {
-	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{10}
+	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *EnrollSubjectRequest) GetTrialId() string {
@@ -837,7 +1376,7 @@ type EnrollSubjectResponse struct {
 
 func (x *EnrollSubjectResponse) Reset() {
 	*x = EnrollSubjectResponse{}
-	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[11]
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -849,7 +1388,7 @@ func (x *EnrollSubjectResponse) String() string {
 func (*EnrollSubjectResponse) ProtoMessage() {}
 
 func (x *EnrollSubjectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[11]
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -862,7 +1401,7 @@ func (x *EnrollSubjectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollSubjectResponse.ProtoReflect.Descriptor instead.
 func (*EnrollSubjectResponse) Descriptor() ([]byte, []int) {
-	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{11}
+	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *EnrollSubjectResponse) GetEnrollment() *Enrollment {
@@ -911,7 +1450,7 @@ type WithdrawSubjectRequest struct {
 
 func (x *WithdrawSubjectRequest) Reset() {
 	*x = WithdrawSubjectRequest{}
-	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[12]
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -923,7 +1462,7 @@ func (x *WithdrawSubjectRequest) String() string {
 func (*WithdrawSubjectRequest) ProtoMessage() {}
 
 func (x *WithdrawSubjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[12]
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -936,7 +1475,7 @@ func (x *WithdrawSubjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WithdrawSubjectRequest.ProtoReflect.Descriptor instead.
 func (*WithdrawSubjectRequest) Descriptor() ([]byte, []int) {
-	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{12}
+	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *WithdrawSubjectRequest) GetEnrollmentId() string {
@@ -1001,7 +1540,7 @@ type WithdrawSubjectResponse struct {
 
 func (x *WithdrawSubjectResponse) Reset() {
 	*x = WithdrawSubjectResponse{}
-	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[13]
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1013,7 +1552,7 @@ func (x *WithdrawSubjectResponse) String() string {
 func (*WithdrawSubjectResponse) ProtoMessage() {}
 
 func (x *WithdrawSubjectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[13]
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1026,7 +1565,7 @@ func (x *WithdrawSubjectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WithdrawSubjectResponse.ProtoReflect.Descriptor instead.
 func (*WithdrawSubjectResponse) Descriptor() ([]byte, []int) {
-	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{13}
+	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *WithdrawSubjectResponse) GetEnrollment() *Enrollment {
@@ -1067,7 +1606,7 @@ type ListEnrollmentsRequest struct {
 
 func (x *ListEnrollmentsRequest) Reset() {
 	*x = ListEnrollmentsRequest{}
-	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[14]
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1079,7 +1618,7 @@ func (x *ListEnrollmentsRequest) String() string {
 func (*ListEnrollmentsRequest) ProtoMessage() {}
 
 func (x *ListEnrollmentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[14]
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1092,7 +1631,7 @@ func (x *ListEnrollmentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEnrollmentsRequest.ProtoReflect.Descriptor instead.
 func (*ListEnrollmentsRequest) Descriptor() ([]byte, []int) {
-	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{14}
+	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListEnrollmentsRequest) GetTrialId() string {
@@ -1150,7 +1689,7 @@ type ListEnrollmentsResponse struct {
 
 func (x *ListEnrollmentsResponse) Reset() {
 	*x = ListEnrollmentsResponse{}
-	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[15]
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1162,7 +1701,7 @@ func (x *ListEnrollmentsResponse) String() string {
 func (*ListEnrollmentsResponse) ProtoMessage() {}
 
 func (x *ListEnrollmentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[15]
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1175,7 +1714,7 @@ func (x *ListEnrollmentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEnrollmentsResponse.ProtoReflect.Descriptor instead.
 func (*ListEnrollmentsResponse) Descriptor() ([]byte, []int) {
-	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{15}
+	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListEnrollmentsResponse) GetEnrollments() []*Enrollment {
@@ -1213,7 +1752,7 @@ type ListDeidentifiedEnrollmentsRequest struct {
 
 func (x *ListDeidentifiedEnrollmentsRequest) Reset() {
 	*x = ListDeidentifiedEnrollmentsRequest{}
-	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[16]
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1225,7 +1764,7 @@ func (x *ListDeidentifiedEnrollmentsRequest) String() string {
 func (*ListDeidentifiedEnrollmentsRequest) ProtoMessage() {}
 
 func (x *ListDeidentifiedEnrollmentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[16]
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1238,7 +1777,7 @@ func (x *ListDeidentifiedEnrollmentsRequest) ProtoReflect() protoreflect.Message
 
 // Deprecated: Use ListDeidentifiedEnrollmentsRequest.ProtoReflect.Descriptor instead.
 func (*ListDeidentifiedEnrollmentsRequest) Descriptor() ([]byte, []int) {
-	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{16}
+	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListDeidentifiedEnrollmentsRequest) GetTrialId() string {
@@ -1289,7 +1828,7 @@ type ListDeidentifiedEnrollmentsResponse struct {
 
 func (x *ListDeidentifiedEnrollmentsResponse) Reset() {
 	*x = ListDeidentifiedEnrollmentsResponse{}
-	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[17]
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1301,7 +1840,7 @@ func (x *ListDeidentifiedEnrollmentsResponse) String() string {
 func (*ListDeidentifiedEnrollmentsResponse) ProtoMessage() {}
 
 func (x *ListDeidentifiedEnrollmentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[17]
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1314,7 +1853,7 @@ func (x *ListDeidentifiedEnrollmentsResponse) ProtoReflect() protoreflect.Messag
 
 // Deprecated: Use ListDeidentifiedEnrollmentsResponse.ProtoReflect.Descriptor instead.
 func (*ListDeidentifiedEnrollmentsResponse) Descriptor() ([]byte, []int) {
-	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{17}
+	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListDeidentifiedEnrollmentsResponse) GetEnrollments() []*DeidentifiedEnrollment {
@@ -1346,7 +1885,7 @@ type GetSubjectVisitPlanRequest struct {
 
 func (x *GetSubjectVisitPlanRequest) Reset() {
 	*x = GetSubjectVisitPlanRequest{}
-	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[18]
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1358,7 +1897,7 @@ func (x *GetSubjectVisitPlanRequest) String() string {
 func (*GetSubjectVisitPlanRequest) ProtoMessage() {}
 
 func (x *GetSubjectVisitPlanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[18]
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1371,7 +1910,7 @@ func (x *GetSubjectVisitPlanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSubjectVisitPlanRequest.ProtoReflect.Descriptor instead.
 func (*GetSubjectVisitPlanRequest) Descriptor() ([]byte, []int) {
-	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{18}
+	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetSubjectVisitPlanRequest) GetSubjectUuid() string {
@@ -1405,7 +1944,7 @@ type GetSubjectVisitPlanResponse struct {
 
 func (x *GetSubjectVisitPlanResponse) Reset() {
 	*x = GetSubjectVisitPlanResponse{}
-	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[19]
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1417,7 +1956,7 @@ func (x *GetSubjectVisitPlanResponse) String() string {
 func (*GetSubjectVisitPlanResponse) ProtoMessage() {}
 
 func (x *GetSubjectVisitPlanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[19]
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1430,7 +1969,7 @@ func (x *GetSubjectVisitPlanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSubjectVisitPlanResponse.ProtoReflect.Descriptor instead.
 func (*GetSubjectVisitPlanResponse) Descriptor() ([]byte, []int) {
-	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{19}
+	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetSubjectVisitPlanResponse) GetEnrollment() *Enrollment {
@@ -1484,7 +2023,7 @@ type RecordVisitCompletionRequest struct {
 
 func (x *RecordVisitCompletionRequest) Reset() {
 	*x = RecordVisitCompletionRequest{}
-	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[20]
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1496,7 +2035,7 @@ func (x *RecordVisitCompletionRequest) String() string {
 func (*RecordVisitCompletionRequest) ProtoMessage() {}
 
 func (x *RecordVisitCompletionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[20]
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1509,7 +2048,7 @@ func (x *RecordVisitCompletionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordVisitCompletionRequest.ProtoReflect.Descriptor instead.
 func (*RecordVisitCompletionRequest) Descriptor() ([]byte, []int) {
-	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{20}
+	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RecordVisitCompletionRequest) GetSubjectUuid() string {
@@ -1565,7 +2104,7 @@ type RecordVisitCompletionResponse struct {
 
 func (x *RecordVisitCompletionResponse) Reset() {
 	*x = RecordVisitCompletionResponse{}
-	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[21]
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1577,7 +2116,7 @@ func (x *RecordVisitCompletionResponse) String() string {
 func (*RecordVisitCompletionResponse) ProtoMessage() {}
 
 func (x *RecordVisitCompletionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[21]
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1590,7 +2129,7 @@ func (x *RecordVisitCompletionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordVisitCompletionResponse.ProtoReflect.Descriptor instead.
 func (*RecordVisitCompletionResponse) Descriptor() ([]byte, []int) {
-	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{21}
+	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RecordVisitCompletionResponse) GetVisit() *SubjectVisit {
@@ -1604,7 +2143,7 @@ var File_trialhub_trial_v1_trial_service_proto protoreflect.FileDescriptor
 
 const file_trialhub_trial_v1_trial_service_proto_rawDesc = "" +
 	"\n" +
-	"%trialhub/trial/v1/trial_service.proto\x12\x11trialhub.trial.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dtrialhub/authz/v1/authz.proto\x1a\x1dtrialhub/trial/v1/types.proto\"\xb5\x04\n" +
+	"%trialhub/trial/v1/trial_service.proto\x12\x11trialhub.trial.v1\x1a\x1bbuf/validate/validate.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dtrialhub/authz/v1/authz.proto\x1a\x1dtrialhub/trial/v1/types.proto\"\xb5\x04\n" +
 	"\x12CreateTrialRequest\x12M\n" +
 	"\rprotocol_code\x18\x01 \x01(\tB(\xbaH%r#\x10\x01\x18@2\x1d^[A-Za-z0-9][A-Za-z0-9._/-]*$R\fprotocolCode\x12 \n" +
 	"\x05title\x18\x02 \x01(\tB\n" +
@@ -1648,6 +2187,55 @@ const file_trialhub_trial_v1_trial_service_proto_rawDesc = "" +
 	"\ttime_zone\x18\x05 \x01(\tB7\xbaH4r2\x10\x01\x18@2,^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$R\btimeZone\x12G\n" +
 	"\x0fidempotency_key\x18\x06 \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\x0eidempotencyKey\">\n" +
 	"\x0fAddSiteResponse\x12+\n" +
+	"\x04site\x18\x01 \x01(\v2\x17.trialhub.trial.v1.SiteR\x04site\"\xfc\x01\n" +
+	"\x18UpdateTrialStatusRequest\x12#\n" +
+	"\btrial_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\atrialId\x12B\n" +
+	"\x06status\x18\x02 \x01(\x0e2\x1e.trialhub.trial.v1.TrialStatusB\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x06status\x12.\n" +
+	"\x06reason\x18\x03 \x01(\tB\x16\xbaH\x13r\x11\x10\x05\x18\xe8\a2\n" +
+	"(\\S\\s*){5}R\x06reason\x12G\n" +
+	"\x0fidempotency_key\x18\x04 \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\x0eidempotencyKey\"K\n" +
+	"\x19UpdateTrialStatusResponse\x12.\n" +
+	"\x05trial\x18\x01 \x01(\v2\x18.trialhub.trial.v1.TrialR\x05trial\"\xab\x06\n" +
+	"\x12UpdateTrialRequest\x12#\n" +
+	"\btrial_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\atrialId\x12\xd1\x01\n" +
+	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskB\x93\x01\xbaH\x8f\x01\xba\x01d\n" +
+	"\"update_trial.update_mask.non_empty\x12(update_mask must name at least one field\x1a\x14size(this.paths) > 0\xc8\x01\x01\xe2\x01\"\x12\x05title\x12\fregistry_ids\x12\vdescriptionR\n" +
+	"updateMask\x12#\n" +
+	"\x05title\x18\x03 \x01(\tB\r\xbaH\n" +
+	"\xd8\x01\x01r\x05\x10\x03\x18\xf4\x03R\x05title\x12\xc3\x01\n" +
+	"\fregistry_ids\x18\x04 \x03(\v2\x1d.trialhub.trial.v1.RegistryIdB\x80\x01\xbaH}\xba\x01u\n" +
+	"+update_trial.registry_ids.registries_unique\x12$each registry may be given only once\x1a this.map(r, r.registry).unique()\x92\x01\x02\x10\n" +
+	"R\vregistryIds\x12*\n" +
+	"\vdescription\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\xd0\x0fR\vdescription\x12.\n" +
+	"\x06reason\x18\x06 \x01(\tB\x16\xbaH\x13r\x11\x10\x05\x18\xe8\a2\n" +
+	"(\\S\\s*){5}R\x06reason\x12G\n" +
+	"\x0fidempotency_key\x18\a \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\x0eidempotencyKey:\x8b\x01\xbaH\x87\x01\x1a\x84\x01\n" +
+	"\x1bupdate_trial.title_required\x12+title is required when update_mask names it\x1a8!('title' in this.update_mask.paths) || this.title != ''\"E\n" +
+	"\x13UpdateTrialResponse\x12.\n" +
+	"\x05trial\x18\x01 \x01(\v2\x18.trialhub.trial.v1.TrialR\x05trial\"\xae\x06\n" +
+	"\x11UpdateSiteRequest\x12!\n" +
+	"\asite_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x06siteId\x12\xcd\x01\n" +
+	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskB\x8f\x01\xbaH\x8b\x01\xba\x01c\n" +
+	"!update_site.update_mask.non_empty\x12(update_mask must name at least one field\x1a\x14size(this.paths) > 0\xc8\x01\x01\xe2\x01\x1f\x12\x04name\x12\fcountry_code\x12\ttime_zoneR\n" +
+	"updateMask\x12!\n" +
+	"\x04name\x18\x03 \x01(\tB\r\xbaH\n" +
+	"\xd8\x01\x01r\x05\x10\x02\x18\xc8\x01R\x04name\x12:\n" +
+	"\fcountry_code\x18\x04 \x01(\tB\x17\xbaH\x14\xd8\x01\x01r\x0f2\n" +
+	"^[A-Z]{2}$\x98\x01\x02R\vcountryCode\x12U\n" +
+	"\ttime_zone\x18\x05 \x01(\tB8\xbaH5\xd8\x01\x01r0\x18@2,^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$R\btimeZone\x12.\n" +
+	"\x06reason\x18\x06 \x01(\tB\x16\xbaH\x13r\x11\x10\x05\x18\xe8\a2\n" +
+	"(\\S\\s*){5}R\x06reason\x12G\n" +
+	"\x0fidempotency_key\x18\a \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\x0eidempotencyKey:\xf6\x01\xbaH\xf2\x01\x1a\xef\x01\n" +
+	"\x1cupdate_site.named_fields_set\x12+every field update_mask names must be given\x1a\xa1\x01this.update_mask.paths.all(p, (p == 'name' && this.name != '') || (p == 'country_code' && this.country_code != '') || (p == 'time_zone' && this.time_zone != ''))\"A\n" +
+	"\x12UpdateSiteResponse\x12+\n" +
+	"\x04site\x18\x01 \x01(\v2\x17.trialhub.trial.v1.SiteR\x04site\"\xae\x01\n" +
+	"\x10CloseSiteRequest\x12!\n" +
+	"\asite_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x06siteId\x12.\n" +
+	"\x06reason\x18\x02 \x01(\tB\x16\xbaH\x13r\x11\x10\x05\x18\xe8\a2\n" +
+	"(\\S\\s*){5}R\x06reason\x12G\n" +
+	"\x0fidempotency_key\x18\x03 \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\x0eidempotencyKey\"@\n" +
+	"\x11CloseSiteResponse\x12+\n" +
 	"\x04site\x18\x01 \x01(\v2\x17.trialhub.trial.v1.SiteR\x04site\"\x8e\x04\n" +
 	"\x1aDefineVisitScheduleRequest\x12#\n" +
 	"\btrial_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\atrialId\x12=\n" +
@@ -1731,8 +2319,7 @@ const file_trialhub_trial_v1_trial_service_proto_rawDesc = "" +
 	"\x11source_references\x18\x05 \x03(\tBI\xbaHF\x92\x01C\b\x01\x10\x14\x18\x01\";r9\x10\x01\x18\x80\x0222^[a-z][a-z0-9_]*:[a-z][a-z0-9_]*/[A-Za-z0-9._:-]+$R\x10sourceReferences\x12G\n" +
 	"\x0fidempotency_key\x18\x06 \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\x0eidempotencyKey\"V\n" +
 	"\x1dRecordVisitCompletionResponse\x125\n" +
-	"\x05visit\x18\x01 \x01(\v2\x1f.trialhub.trial.v1.SubjectVisitR\x05visit2\xa4\n" +
-	"\n" +
+	"\x05visit\x18\x01 \x01(\v2\x1f.trialhub.trial.v1.SubjectVisitR\x05visit2\xc9\r\n" +
 	"\fTrialService\x12e\n" +
 	"\vCreateTrial\x12%.trialhub.trial.v1.CreateTrialRequest\x1a&.trialhub.trial.v1.CreateTrialResponse\"\a\x92\x82\x19\x03\n" +
 	"\x01\x04\x12b\n" +
@@ -1742,6 +2329,15 @@ const file_trialhub_trial_v1_trial_service_proto_rawDesc = "" +
 	"ListTrials\x12$.trialhub.trial.v1.ListTrialsRequest\x1a%.trialhub.trial.v1.ListTrialsResponse\"\r\x92\x82\x19\x06\n" +
 	"\x04\x04\x02\x03\x05\x90\x02\x01\x12Y\n" +
 	"\aAddSite\x12!.trialhub.trial.v1.AddSiteRequest\x1a\".trialhub.trial.v1.AddSiteResponse\"\a\x92\x82\x19\x03\n" +
+	"\x01\x04\x12w\n" +
+	"\x11UpdateTrialStatus\x12+.trialhub.trial.v1.UpdateTrialStatusRequest\x1a,.trialhub.trial.v1.UpdateTrialStatusResponse\"\a\x92\x82\x19\x03\n" +
+	"\x01\x04\x12e\n" +
+	"\vUpdateTrial\x12%.trialhub.trial.v1.UpdateTrialRequest\x1a&.trialhub.trial.v1.UpdateTrialResponse\"\a\x92\x82\x19\x03\n" +
+	"\x01\x04\x12b\n" +
+	"\n" +
+	"UpdateSite\x12$.trialhub.trial.v1.UpdateSiteRequest\x1a%.trialhub.trial.v1.UpdateSiteResponse\"\a\x92\x82\x19\x03\n" +
+	"\x01\x04\x12_\n" +
+	"\tCloseSite\x12#.trialhub.trial.v1.CloseSiteRequest\x1a$.trialhub.trial.v1.CloseSiteResponse\"\a\x92\x82\x19\x03\n" +
 	"\x01\x04\x12}\n" +
 	"\x13DefineVisitSchedule\x12-.trialhub.trial.v1.DefineVisitScheduleRequest\x1a..trialhub.trial.v1.DefineVisitScheduleResponse\"\a\x92\x82\x19\x03\n" +
 	"\x01\x04\x12l\n" +
@@ -1772,7 +2368,7 @@ func file_trialhub_trial_v1_trial_service_proto_rawDescGZIP() []byte {
 	return file_trialhub_trial_v1_trial_service_proto_rawDescData
 }
 
-var file_trialhub_trial_v1_trial_service_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_trialhub_trial_v1_trial_service_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_trialhub_trial_v1_trial_service_proto_goTypes = []any{
 	(*CreateTrialRequest)(nil),                  // 0: trialhub.trial.v1.CreateTrialRequest
 	(*CreateTrialResponse)(nil),                 // 1: trialhub.trial.v1.CreateTrialResponse
@@ -1782,88 +2378,113 @@ var file_trialhub_trial_v1_trial_service_proto_goTypes = []any{
 	(*ListTrialsResponse)(nil),                  // 5: trialhub.trial.v1.ListTrialsResponse
 	(*AddSiteRequest)(nil),                      // 6: trialhub.trial.v1.AddSiteRequest
 	(*AddSiteResponse)(nil),                     // 7: trialhub.trial.v1.AddSiteResponse
-	(*DefineVisitScheduleRequest)(nil),          // 8: trialhub.trial.v1.DefineVisitScheduleRequest
-	(*DefineVisitScheduleResponse)(nil),         // 9: trialhub.trial.v1.DefineVisitScheduleResponse
-	(*EnrollSubjectRequest)(nil),                // 10: trialhub.trial.v1.EnrollSubjectRequest
-	(*EnrollSubjectResponse)(nil),               // 11: trialhub.trial.v1.EnrollSubjectResponse
-	(*WithdrawSubjectRequest)(nil),              // 12: trialhub.trial.v1.WithdrawSubjectRequest
-	(*WithdrawSubjectResponse)(nil),             // 13: trialhub.trial.v1.WithdrawSubjectResponse
-	(*ListEnrollmentsRequest)(nil),              // 14: trialhub.trial.v1.ListEnrollmentsRequest
-	(*ListEnrollmentsResponse)(nil),             // 15: trialhub.trial.v1.ListEnrollmentsResponse
-	(*ListDeidentifiedEnrollmentsRequest)(nil),  // 16: trialhub.trial.v1.ListDeidentifiedEnrollmentsRequest
-	(*ListDeidentifiedEnrollmentsResponse)(nil), // 17: trialhub.trial.v1.ListDeidentifiedEnrollmentsResponse
-	(*GetSubjectVisitPlanRequest)(nil),          // 18: trialhub.trial.v1.GetSubjectVisitPlanRequest
-	(*GetSubjectVisitPlanResponse)(nil),         // 19: trialhub.trial.v1.GetSubjectVisitPlanResponse
-	(*RecordVisitCompletionRequest)(nil),        // 20: trialhub.trial.v1.RecordVisitCompletionRequest
-	(*RecordVisitCompletionResponse)(nil),       // 21: trialhub.trial.v1.RecordVisitCompletionResponse
-	(TrialPhase)(0),                             // 22: trialhub.trial.v1.TrialPhase
-	(*RegistryId)(nil),                          // 23: trialhub.trial.v1.RegistryId
-	(*Trial)(nil),                               // 24: trialhub.trial.v1.Trial
-	(*Site)(nil),                                // 25: trialhub.trial.v1.Site
-	(*VisitSchedule)(nil),                       // 26: trialhub.trial.v1.VisitSchedule
-	(TrialStatus)(0),                            // 27: trialhub.trial.v1.TrialStatus
-	(*Visit)(nil),                               // 28: trialhub.trial.v1.Visit
-	(ExistingPlanPolicy)(0),                     // 29: trialhub.trial.v1.ExistingPlanPolicy
-	(*Enrollment)(nil),                          // 30: trialhub.trial.v1.Enrollment
-	(*SubjectVisit)(nil),                        // 31: trialhub.trial.v1.SubjectVisit
-	(WithdrawalReason)(0),                       // 32: trialhub.trial.v1.WithdrawalReason
-	(EnrollmentStatus)(0),                       // 33: trialhub.trial.v1.EnrollmentStatus
-	(*DeidentifiedEnrollment)(nil),              // 34: trialhub.trial.v1.DeidentifiedEnrollment
-	(*timestamppb.Timestamp)(nil),               // 35: google.protobuf.Timestamp
+	(*UpdateTrialStatusRequest)(nil),            // 8: trialhub.trial.v1.UpdateTrialStatusRequest
+	(*UpdateTrialStatusResponse)(nil),           // 9: trialhub.trial.v1.UpdateTrialStatusResponse
+	(*UpdateTrialRequest)(nil),                  // 10: trialhub.trial.v1.UpdateTrialRequest
+	(*UpdateTrialResponse)(nil),                 // 11: trialhub.trial.v1.UpdateTrialResponse
+	(*UpdateSiteRequest)(nil),                   // 12: trialhub.trial.v1.UpdateSiteRequest
+	(*UpdateSiteResponse)(nil),                  // 13: trialhub.trial.v1.UpdateSiteResponse
+	(*CloseSiteRequest)(nil),                    // 14: trialhub.trial.v1.CloseSiteRequest
+	(*CloseSiteResponse)(nil),                   // 15: trialhub.trial.v1.CloseSiteResponse
+	(*DefineVisitScheduleRequest)(nil),          // 16: trialhub.trial.v1.DefineVisitScheduleRequest
+	(*DefineVisitScheduleResponse)(nil),         // 17: trialhub.trial.v1.DefineVisitScheduleResponse
+	(*EnrollSubjectRequest)(nil),                // 18: trialhub.trial.v1.EnrollSubjectRequest
+	(*EnrollSubjectResponse)(nil),               // 19: trialhub.trial.v1.EnrollSubjectResponse
+	(*WithdrawSubjectRequest)(nil),              // 20: trialhub.trial.v1.WithdrawSubjectRequest
+	(*WithdrawSubjectResponse)(nil),             // 21: trialhub.trial.v1.WithdrawSubjectResponse
+	(*ListEnrollmentsRequest)(nil),              // 22: trialhub.trial.v1.ListEnrollmentsRequest
+	(*ListEnrollmentsResponse)(nil),             // 23: trialhub.trial.v1.ListEnrollmentsResponse
+	(*ListDeidentifiedEnrollmentsRequest)(nil),  // 24: trialhub.trial.v1.ListDeidentifiedEnrollmentsRequest
+	(*ListDeidentifiedEnrollmentsResponse)(nil), // 25: trialhub.trial.v1.ListDeidentifiedEnrollmentsResponse
+	(*GetSubjectVisitPlanRequest)(nil),          // 26: trialhub.trial.v1.GetSubjectVisitPlanRequest
+	(*GetSubjectVisitPlanResponse)(nil),         // 27: trialhub.trial.v1.GetSubjectVisitPlanResponse
+	(*RecordVisitCompletionRequest)(nil),        // 28: trialhub.trial.v1.RecordVisitCompletionRequest
+	(*RecordVisitCompletionResponse)(nil),       // 29: trialhub.trial.v1.RecordVisitCompletionResponse
+	(TrialPhase)(0),                             // 30: trialhub.trial.v1.TrialPhase
+	(*RegistryId)(nil),                          // 31: trialhub.trial.v1.RegistryId
+	(*Trial)(nil),                               // 32: trialhub.trial.v1.Trial
+	(*Site)(nil),                                // 33: trialhub.trial.v1.Site
+	(*VisitSchedule)(nil),                       // 34: trialhub.trial.v1.VisitSchedule
+	(TrialStatus)(0),                            // 35: trialhub.trial.v1.TrialStatus
+	(*fieldmaskpb.FieldMask)(nil),               // 36: google.protobuf.FieldMask
+	(*Visit)(nil),                               // 37: trialhub.trial.v1.Visit
+	(ExistingPlanPolicy)(0),                     // 38: trialhub.trial.v1.ExistingPlanPolicy
+	(*Enrollment)(nil),                          // 39: trialhub.trial.v1.Enrollment
+	(*SubjectVisit)(nil),                        // 40: trialhub.trial.v1.SubjectVisit
+	(WithdrawalReason)(0),                       // 41: trialhub.trial.v1.WithdrawalReason
+	(EnrollmentStatus)(0),                       // 42: trialhub.trial.v1.EnrollmentStatus
+	(*DeidentifiedEnrollment)(nil),              // 43: trialhub.trial.v1.DeidentifiedEnrollment
+	(*timestamppb.Timestamp)(nil),               // 44: google.protobuf.Timestamp
 }
 var file_trialhub_trial_v1_trial_service_proto_depIdxs = []int32{
-	22, // 0: trialhub.trial.v1.CreateTrialRequest.phase:type_name -> trialhub.trial.v1.TrialPhase
-	23, // 1: trialhub.trial.v1.CreateTrialRequest.registry_ids:type_name -> trialhub.trial.v1.RegistryId
-	24, // 2: trialhub.trial.v1.CreateTrialResponse.trial:type_name -> trialhub.trial.v1.Trial
-	24, // 3: trialhub.trial.v1.GetTrialResponse.trial:type_name -> trialhub.trial.v1.Trial
-	25, // 4: trialhub.trial.v1.GetTrialResponse.sites:type_name -> trialhub.trial.v1.Site
-	26, // 5: trialhub.trial.v1.GetTrialResponse.visit_schedule:type_name -> trialhub.trial.v1.VisitSchedule
-	27, // 6: trialhub.trial.v1.ListTrialsRequest.statuses:type_name -> trialhub.trial.v1.TrialStatus
-	22, // 7: trialhub.trial.v1.ListTrialsRequest.phases:type_name -> trialhub.trial.v1.TrialPhase
-	24, // 8: trialhub.trial.v1.ListTrialsResponse.trials:type_name -> trialhub.trial.v1.Trial
-	25, // 9: trialhub.trial.v1.AddSiteResponse.site:type_name -> trialhub.trial.v1.Site
-	28, // 10: trialhub.trial.v1.DefineVisitScheduleRequest.visits:type_name -> trialhub.trial.v1.Visit
-	29, // 11: trialhub.trial.v1.DefineVisitScheduleRequest.existing_plan_policy:type_name -> trialhub.trial.v1.ExistingPlanPolicy
-	26, // 12: trialhub.trial.v1.DefineVisitScheduleResponse.visit_schedule:type_name -> trialhub.trial.v1.VisitSchedule
-	30, // 13: trialhub.trial.v1.EnrollSubjectResponse.enrollment:type_name -> trialhub.trial.v1.Enrollment
-	31, // 14: trialhub.trial.v1.EnrollSubjectResponse.visits:type_name -> trialhub.trial.v1.SubjectVisit
-	32, // 15: trialhub.trial.v1.WithdrawSubjectRequest.reason_code:type_name -> trialhub.trial.v1.WithdrawalReason
-	30, // 16: trialhub.trial.v1.WithdrawSubjectResponse.enrollment:type_name -> trialhub.trial.v1.Enrollment
-	33, // 17: trialhub.trial.v1.ListEnrollmentsRequest.statuses:type_name -> trialhub.trial.v1.EnrollmentStatus
-	30, // 18: trialhub.trial.v1.ListEnrollmentsResponse.enrollments:type_name -> trialhub.trial.v1.Enrollment
-	33, // 19: trialhub.trial.v1.ListDeidentifiedEnrollmentsRequest.statuses:type_name -> trialhub.trial.v1.EnrollmentStatus
-	34, // 20: trialhub.trial.v1.ListDeidentifiedEnrollmentsResponse.enrollments:type_name -> trialhub.trial.v1.DeidentifiedEnrollment
-	30, // 21: trialhub.trial.v1.GetSubjectVisitPlanResponse.enrollment:type_name -> trialhub.trial.v1.Enrollment
-	31, // 22: trialhub.trial.v1.GetSubjectVisitPlanResponse.visits:type_name -> trialhub.trial.v1.SubjectVisit
-	35, // 23: trialhub.trial.v1.RecordVisitCompletionRequest.completed_at:type_name -> google.protobuf.Timestamp
-	31, // 24: trialhub.trial.v1.RecordVisitCompletionResponse.visit:type_name -> trialhub.trial.v1.SubjectVisit
-	0,  // 25: trialhub.trial.v1.TrialService.CreateTrial:input_type -> trialhub.trial.v1.CreateTrialRequest
-	2,  // 26: trialhub.trial.v1.TrialService.GetTrial:input_type -> trialhub.trial.v1.GetTrialRequest
-	4,  // 27: trialhub.trial.v1.TrialService.ListTrials:input_type -> trialhub.trial.v1.ListTrialsRequest
-	6,  // 28: trialhub.trial.v1.TrialService.AddSite:input_type -> trialhub.trial.v1.AddSiteRequest
-	8,  // 29: trialhub.trial.v1.TrialService.DefineVisitSchedule:input_type -> trialhub.trial.v1.DefineVisitScheduleRequest
-	10, // 30: trialhub.trial.v1.TrialService.EnrollSubject:input_type -> trialhub.trial.v1.EnrollSubjectRequest
-	12, // 31: trialhub.trial.v1.TrialService.WithdrawSubject:input_type -> trialhub.trial.v1.WithdrawSubjectRequest
-	14, // 32: trialhub.trial.v1.TrialService.ListEnrollments:input_type -> trialhub.trial.v1.ListEnrollmentsRequest
-	16, // 33: trialhub.trial.v1.TrialService.ListDeidentifiedEnrollments:input_type -> trialhub.trial.v1.ListDeidentifiedEnrollmentsRequest
-	18, // 34: trialhub.trial.v1.TrialService.GetSubjectVisitPlan:input_type -> trialhub.trial.v1.GetSubjectVisitPlanRequest
-	20, // 35: trialhub.trial.v1.TrialService.RecordVisitCompletion:input_type -> trialhub.trial.v1.RecordVisitCompletionRequest
-	1,  // 36: trialhub.trial.v1.TrialService.CreateTrial:output_type -> trialhub.trial.v1.CreateTrialResponse
-	3,  // 37: trialhub.trial.v1.TrialService.GetTrial:output_type -> trialhub.trial.v1.GetTrialResponse
-	5,  // 38: trialhub.trial.v1.TrialService.ListTrials:output_type -> trialhub.trial.v1.ListTrialsResponse
-	7,  // 39: trialhub.trial.v1.TrialService.AddSite:output_type -> trialhub.trial.v1.AddSiteResponse
-	9,  // 40: trialhub.trial.v1.TrialService.DefineVisitSchedule:output_type -> trialhub.trial.v1.DefineVisitScheduleResponse
-	11, // 41: trialhub.trial.v1.TrialService.EnrollSubject:output_type -> trialhub.trial.v1.EnrollSubjectResponse
-	13, // 42: trialhub.trial.v1.TrialService.WithdrawSubject:output_type -> trialhub.trial.v1.WithdrawSubjectResponse
-	15, // 43: trialhub.trial.v1.TrialService.ListEnrollments:output_type -> trialhub.trial.v1.ListEnrollmentsResponse
-	17, // 44: trialhub.trial.v1.TrialService.ListDeidentifiedEnrollments:output_type -> trialhub.trial.v1.ListDeidentifiedEnrollmentsResponse
-	19, // 45: trialhub.trial.v1.TrialService.GetSubjectVisitPlan:output_type -> trialhub.trial.v1.GetSubjectVisitPlanResponse
-	21, // 46: trialhub.trial.v1.TrialService.RecordVisitCompletion:output_type -> trialhub.trial.v1.RecordVisitCompletionResponse
-	36, // [36:47] is the sub-list for method output_type
-	25, // [25:36] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	30, // 0: trialhub.trial.v1.CreateTrialRequest.phase:type_name -> trialhub.trial.v1.TrialPhase
+	31, // 1: trialhub.trial.v1.CreateTrialRequest.registry_ids:type_name -> trialhub.trial.v1.RegistryId
+	32, // 2: trialhub.trial.v1.CreateTrialResponse.trial:type_name -> trialhub.trial.v1.Trial
+	32, // 3: trialhub.trial.v1.GetTrialResponse.trial:type_name -> trialhub.trial.v1.Trial
+	33, // 4: trialhub.trial.v1.GetTrialResponse.sites:type_name -> trialhub.trial.v1.Site
+	34, // 5: trialhub.trial.v1.GetTrialResponse.visit_schedule:type_name -> trialhub.trial.v1.VisitSchedule
+	35, // 6: trialhub.trial.v1.ListTrialsRequest.statuses:type_name -> trialhub.trial.v1.TrialStatus
+	30, // 7: trialhub.trial.v1.ListTrialsRequest.phases:type_name -> trialhub.trial.v1.TrialPhase
+	32, // 8: trialhub.trial.v1.ListTrialsResponse.trials:type_name -> trialhub.trial.v1.Trial
+	33, // 9: trialhub.trial.v1.AddSiteResponse.site:type_name -> trialhub.trial.v1.Site
+	35, // 10: trialhub.trial.v1.UpdateTrialStatusRequest.status:type_name -> trialhub.trial.v1.TrialStatus
+	32, // 11: trialhub.trial.v1.UpdateTrialStatusResponse.trial:type_name -> trialhub.trial.v1.Trial
+	36, // 12: trialhub.trial.v1.UpdateTrialRequest.update_mask:type_name -> google.protobuf.FieldMask
+	31, // 13: trialhub.trial.v1.UpdateTrialRequest.registry_ids:type_name -> trialhub.trial.v1.RegistryId
+	32, // 14: trialhub.trial.v1.UpdateTrialResponse.trial:type_name -> trialhub.trial.v1.Trial
+	36, // 15: trialhub.trial.v1.UpdateSiteRequest.update_mask:type_name -> google.protobuf.FieldMask
+	33, // 16: trialhub.trial.v1.UpdateSiteResponse.site:type_name -> trialhub.trial.v1.Site
+	33, // 17: trialhub.trial.v1.CloseSiteResponse.site:type_name -> trialhub.trial.v1.Site
+	37, // 18: trialhub.trial.v1.DefineVisitScheduleRequest.visits:type_name -> trialhub.trial.v1.Visit
+	38, // 19: trialhub.trial.v1.DefineVisitScheduleRequest.existing_plan_policy:type_name -> trialhub.trial.v1.ExistingPlanPolicy
+	34, // 20: trialhub.trial.v1.DefineVisitScheduleResponse.visit_schedule:type_name -> trialhub.trial.v1.VisitSchedule
+	39, // 21: trialhub.trial.v1.EnrollSubjectResponse.enrollment:type_name -> trialhub.trial.v1.Enrollment
+	40, // 22: trialhub.trial.v1.EnrollSubjectResponse.visits:type_name -> trialhub.trial.v1.SubjectVisit
+	41, // 23: trialhub.trial.v1.WithdrawSubjectRequest.reason_code:type_name -> trialhub.trial.v1.WithdrawalReason
+	39, // 24: trialhub.trial.v1.WithdrawSubjectResponse.enrollment:type_name -> trialhub.trial.v1.Enrollment
+	42, // 25: trialhub.trial.v1.ListEnrollmentsRequest.statuses:type_name -> trialhub.trial.v1.EnrollmentStatus
+	39, // 26: trialhub.trial.v1.ListEnrollmentsResponse.enrollments:type_name -> trialhub.trial.v1.Enrollment
+	42, // 27: trialhub.trial.v1.ListDeidentifiedEnrollmentsRequest.statuses:type_name -> trialhub.trial.v1.EnrollmentStatus
+	43, // 28: trialhub.trial.v1.ListDeidentifiedEnrollmentsResponse.enrollments:type_name -> trialhub.trial.v1.DeidentifiedEnrollment
+	39, // 29: trialhub.trial.v1.GetSubjectVisitPlanResponse.enrollment:type_name -> trialhub.trial.v1.Enrollment
+	40, // 30: trialhub.trial.v1.GetSubjectVisitPlanResponse.visits:type_name -> trialhub.trial.v1.SubjectVisit
+	44, // 31: trialhub.trial.v1.RecordVisitCompletionRequest.completed_at:type_name -> google.protobuf.Timestamp
+	40, // 32: trialhub.trial.v1.RecordVisitCompletionResponse.visit:type_name -> trialhub.trial.v1.SubjectVisit
+	0,  // 33: trialhub.trial.v1.TrialService.CreateTrial:input_type -> trialhub.trial.v1.CreateTrialRequest
+	2,  // 34: trialhub.trial.v1.TrialService.GetTrial:input_type -> trialhub.trial.v1.GetTrialRequest
+	4,  // 35: trialhub.trial.v1.TrialService.ListTrials:input_type -> trialhub.trial.v1.ListTrialsRequest
+	6,  // 36: trialhub.trial.v1.TrialService.AddSite:input_type -> trialhub.trial.v1.AddSiteRequest
+	8,  // 37: trialhub.trial.v1.TrialService.UpdateTrialStatus:input_type -> trialhub.trial.v1.UpdateTrialStatusRequest
+	10, // 38: trialhub.trial.v1.TrialService.UpdateTrial:input_type -> trialhub.trial.v1.UpdateTrialRequest
+	12, // 39: trialhub.trial.v1.TrialService.UpdateSite:input_type -> trialhub.trial.v1.UpdateSiteRequest
+	14, // 40: trialhub.trial.v1.TrialService.CloseSite:input_type -> trialhub.trial.v1.CloseSiteRequest
+	16, // 41: trialhub.trial.v1.TrialService.DefineVisitSchedule:input_type -> trialhub.trial.v1.DefineVisitScheduleRequest
+	18, // 42: trialhub.trial.v1.TrialService.EnrollSubject:input_type -> trialhub.trial.v1.EnrollSubjectRequest
+	20, // 43: trialhub.trial.v1.TrialService.WithdrawSubject:input_type -> trialhub.trial.v1.WithdrawSubjectRequest
+	22, // 44: trialhub.trial.v1.TrialService.ListEnrollments:input_type -> trialhub.trial.v1.ListEnrollmentsRequest
+	24, // 45: trialhub.trial.v1.TrialService.ListDeidentifiedEnrollments:input_type -> trialhub.trial.v1.ListDeidentifiedEnrollmentsRequest
+	26, // 46: trialhub.trial.v1.TrialService.GetSubjectVisitPlan:input_type -> trialhub.trial.v1.GetSubjectVisitPlanRequest
+	28, // 47: trialhub.trial.v1.TrialService.RecordVisitCompletion:input_type -> trialhub.trial.v1.RecordVisitCompletionRequest
+	1,  // 48: trialhub.trial.v1.TrialService.CreateTrial:output_type -> trialhub.trial.v1.CreateTrialResponse
+	3,  // 49: trialhub.trial.v1.TrialService.GetTrial:output_type -> trialhub.trial.v1.GetTrialResponse
+	5,  // 50: trialhub.trial.v1.TrialService.ListTrials:output_type -> trialhub.trial.v1.ListTrialsResponse
+	7,  // 51: trialhub.trial.v1.TrialService.AddSite:output_type -> trialhub.trial.v1.AddSiteResponse
+	9,  // 52: trialhub.trial.v1.TrialService.UpdateTrialStatus:output_type -> trialhub.trial.v1.UpdateTrialStatusResponse
+	11, // 53: trialhub.trial.v1.TrialService.UpdateTrial:output_type -> trialhub.trial.v1.UpdateTrialResponse
+	13, // 54: trialhub.trial.v1.TrialService.UpdateSite:output_type -> trialhub.trial.v1.UpdateSiteResponse
+	15, // 55: trialhub.trial.v1.TrialService.CloseSite:output_type -> trialhub.trial.v1.CloseSiteResponse
+	17, // 56: trialhub.trial.v1.TrialService.DefineVisitSchedule:output_type -> trialhub.trial.v1.DefineVisitScheduleResponse
+	19, // 57: trialhub.trial.v1.TrialService.EnrollSubject:output_type -> trialhub.trial.v1.EnrollSubjectResponse
+	21, // 58: trialhub.trial.v1.TrialService.WithdrawSubject:output_type -> trialhub.trial.v1.WithdrawSubjectResponse
+	23, // 59: trialhub.trial.v1.TrialService.ListEnrollments:output_type -> trialhub.trial.v1.ListEnrollmentsResponse
+	25, // 60: trialhub.trial.v1.TrialService.ListDeidentifiedEnrollments:output_type -> trialhub.trial.v1.ListDeidentifiedEnrollmentsResponse
+	27, // 61: trialhub.trial.v1.TrialService.GetSubjectVisitPlan:output_type -> trialhub.trial.v1.GetSubjectVisitPlanResponse
+	29, // 62: trialhub.trial.v1.TrialService.RecordVisitCompletion:output_type -> trialhub.trial.v1.RecordVisitCompletionResponse
+	48, // [48:63] is the sub-list for method output_type
+	33, // [33:48] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_trialhub_trial_v1_trial_service_proto_init() }
@@ -1878,7 +2499,7 @@ func file_trialhub_trial_v1_trial_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_trialhub_trial_v1_trial_service_proto_rawDesc), len(file_trialhub_trial_v1_trial_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   22,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -184,6 +184,60 @@ func (TrialStatus) EnumDescriptor() ([]byte, []int) {
 	return file_trialhub_trial_v1_types_proto_rawDescGZIP(), []int{1}
 }
 
+// SiteStatus says whether a site still enrolls subjects.
+type SiteStatus int32
+
+const (
+	// Not set; never returned.
+	SiteStatus_SITE_STATUS_UNSPECIFIED SiteStatus = 0
+	// The site enrolls subjects (while the trial is RECRUITING) and follows them.
+	SiteStatus_SITE_STATUS_OPEN SiteStatus = 1
+	// Closed for good (CloseSite): no new enrollments; subjects enrolled there keep
+	// their plans. Read-only.
+	SiteStatus_SITE_STATUS_CLOSED SiteStatus = 2
+)
+
+// Enum value maps for SiteStatus.
+var (
+	SiteStatus_name = map[int32]string{
+		0: "SITE_STATUS_UNSPECIFIED",
+		1: "SITE_STATUS_OPEN",
+		2: "SITE_STATUS_CLOSED",
+	}
+	SiteStatus_value = map[string]int32{
+		"SITE_STATUS_UNSPECIFIED": 0,
+		"SITE_STATUS_OPEN":        1,
+		"SITE_STATUS_CLOSED":      2,
+	}
+)
+
+func (x SiteStatus) Enum() *SiteStatus {
+	p := new(SiteStatus)
+	*p = x
+	return p
+}
+
+func (x SiteStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SiteStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_trialhub_trial_v1_types_proto_enumTypes[2].Descriptor()
+}
+
+func (SiteStatus) Type() protoreflect.EnumType {
+	return &file_trialhub_trial_v1_types_proto_enumTypes[2]
+}
+
+func (x SiteStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SiteStatus.Descriptor instead.
+func (SiteStatus) EnumDescriptor() ([]byte, []int) {
+	return file_trialhub_trial_v1_types_proto_rawDescGZIP(), []int{2}
+}
+
 // ExistingPlanPolicy says what a new visit schedule version does to the plans of
 // subjects enrolled before it.
 type ExistingPlanPolicy int32
@@ -233,11 +287,11 @@ func (x ExistingPlanPolicy) String() string {
 }
 
 func (ExistingPlanPolicy) Descriptor() protoreflect.EnumDescriptor {
-	return file_trialhub_trial_v1_types_proto_enumTypes[2].Descriptor()
+	return file_trialhub_trial_v1_types_proto_enumTypes[3].Descriptor()
 }
 
 func (ExistingPlanPolicy) Type() protoreflect.EnumType {
-	return &file_trialhub_trial_v1_types_proto_enumTypes[2]
+	return &file_trialhub_trial_v1_types_proto_enumTypes[3]
 }
 
 func (x ExistingPlanPolicy) Number() protoreflect.EnumNumber {
@@ -246,7 +300,7 @@ func (x ExistingPlanPolicy) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ExistingPlanPolicy.Descriptor instead.
 func (ExistingPlanPolicy) EnumDescriptor() ([]byte, []int) {
-	return file_trialhub_trial_v1_types_proto_rawDescGZIP(), []int{2}
+	return file_trialhub_trial_v1_types_proto_rawDescGZIP(), []int{3}
 }
 
 // EnrollmentStatus is where a subject is in the trial.
@@ -291,11 +345,11 @@ func (x EnrollmentStatus) String() string {
 }
 
 func (EnrollmentStatus) Descriptor() protoreflect.EnumDescriptor {
-	return file_trialhub_trial_v1_types_proto_enumTypes[3].Descriptor()
+	return file_trialhub_trial_v1_types_proto_enumTypes[4].Descriptor()
 }
 
 func (EnrollmentStatus) Type() protoreflect.EnumType {
-	return &file_trialhub_trial_v1_types_proto_enumTypes[3]
+	return &file_trialhub_trial_v1_types_proto_enumTypes[4]
 }
 
 func (x EnrollmentStatus) Number() protoreflect.EnumNumber {
@@ -304,7 +358,7 @@ func (x EnrollmentStatus) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use EnrollmentStatus.Descriptor instead.
 func (EnrollmentStatus) EnumDescriptor() ([]byte, []int) {
-	return file_trialhub_trial_v1_types_proto_rawDescGZIP(), []int{3}
+	return file_trialhub_trial_v1_types_proto_rawDescGZIP(), []int{4}
 }
 
 // WithdrawalReason is the coded reason a subject left the trial, after the CDISC
@@ -374,11 +428,11 @@ func (x WithdrawalReason) String() string {
 }
 
 func (WithdrawalReason) Descriptor() protoreflect.EnumDescriptor {
-	return file_trialhub_trial_v1_types_proto_enumTypes[4].Descriptor()
+	return file_trialhub_trial_v1_types_proto_enumTypes[5].Descriptor()
 }
 
 func (WithdrawalReason) Type() protoreflect.EnumType {
-	return &file_trialhub_trial_v1_types_proto_enumTypes[4]
+	return &file_trialhub_trial_v1_types_proto_enumTypes[5]
 }
 
 func (x WithdrawalReason) Number() protoreflect.EnumNumber {
@@ -387,7 +441,7 @@ func (x WithdrawalReason) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use WithdrawalReason.Descriptor instead.
 func (WithdrawalReason) EnumDescriptor() ([]byte, []int) {
-	return file_trialhub_trial_v1_types_proto_rawDescGZIP(), []int{4}
+	return file_trialhub_trial_v1_types_proto_rawDescGZIP(), []int{5}
 }
 
 // SubjectVisitStatus is the state of one planned visit of a subject.
@@ -438,11 +492,11 @@ func (x SubjectVisitStatus) String() string {
 }
 
 func (SubjectVisitStatus) Descriptor() protoreflect.EnumDescriptor {
-	return file_trialhub_trial_v1_types_proto_enumTypes[5].Descriptor()
+	return file_trialhub_trial_v1_types_proto_enumTypes[6].Descriptor()
 }
 
 func (SubjectVisitStatus) Type() protoreflect.EnumType {
-	return &file_trialhub_trial_v1_types_proto_enumTypes[5]
+	return &file_trialhub_trial_v1_types_proto_enumTypes[6]
 }
 
 func (x SubjectVisitStatus) Number() protoreflect.EnumNumber {
@@ -451,7 +505,7 @@ func (x SubjectVisitStatus) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use SubjectVisitStatus.Descriptor instead.
 func (SubjectVisitStatus) EnumDescriptor() ([]byte, []int) {
-	return file_trialhub_trial_v1_types_proto_rawDescGZIP(), []int{5}
+	return file_trialhub_trial_v1_types_proto_rawDescGZIP(), []int{6}
 }
 
 // Trial is a clinical study run on TrialHub. It holds no personal data.
@@ -673,7 +727,11 @@ type Site struct {
 	// is a date in this time zone.
 	TimeZone string `protobuf:"bytes,6,opt,name=time_zone,json=timeZone,proto3" json:"time_zone,omitempty"`
 	// When the site was added (UTC, server clock).
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// Whether the site still enrolls subjects.
+	Status SiteStatus `protobuf:"varint,8,opt,name=status,proto3,enum=trialhub.trial.v1.SiteStatus" json:"status,omitempty"`
+	// When the site was closed (UTC, server clock); unset while OPEN.
+	ClosedAt      *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=closed_at,json=closedAt,proto3" json:"closed_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -753,6 +811,20 @@ func (x *Site) GetTimeZone() string {
 func (x *Site) GetCreatedAt() *timestamppb.Timestamp {
 	if x != nil {
 		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *Site) GetStatus() SiteStatus {
+	if x != nil {
+		return x.Status
+	}
+	return SiteStatus_SITE_STATUS_UNSPECIFIED
+}
+
+func (x *Site) GetClosedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ClosedAt
 	}
 	return nil
 }
@@ -1677,7 +1749,7 @@ const file_trialhub_trial_v1_types_proto_rawDesc = "" +
 	"\n" +
 	"RegistryId\x128\n" +
 	"\bregistry\x18\x01 \x01(\tB\x1c\xbaH\x19r\x172\x15^[A-Z][A-Z0-9]{1,15}$R\bregistry\x12.\n" +
-	"\x02id\x18\x02 \x01(\tB\x1e\xbaH\x1br\x19\x10\x01\x18@2\x13^[A-Za-z0-9._/:-]+$R\x02id\"\xe6\x01\n" +
+	"\x02id\x18\x02 \x01(\tB\x1e\xbaH\x1br\x19\x10\x01\x18@2\x13^[A-Za-z0-9._/:-]+$R\x02id\"\xd6\x02\n" +
 	"\x04Site\x12\x17\n" +
 	"\asite_id\x18\x01 \x01(\tR\x06siteId\x12\x19\n" +
 	"\btrial_id\x18\x02 \x01(\tR\atrialId\x12\x1b\n" +
@@ -1686,7 +1758,9 @@ const file_trialhub_trial_v1_types_proto_rawDesc = "" +
 	"\fcountry_code\x18\x05 \x01(\tR\vcountryCode\x12\x1b\n" +
 	"\ttime_zone\x18\x06 \x01(\tR\btimeZone\x129\n" +
 	"\n" +
-	"created_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xd5\x01\n" +
+	"created_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x125\n" +
+	"\x06status\x18\b \x01(\x0e2\x1d.trialhub.trial.v1.SiteStatusR\x06status\x127\n" +
+	"\tclosed_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\bclosedAt\"\xd5\x01\n" +
 	"\x10QuestionnaireRef\x125\n" +
 	"\x10questionnaire_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01H\x00R\x0fquestionnaireId\x12:\n" +
 	"\x11questionnaire_url\x18\x02 \x01(\tB\v\xbaH\br\x06\x18\x80\b\x88\x01\x01H\x00R\x10questionnaireUrl\x12@\n" +
@@ -1789,7 +1863,12 @@ const file_trialhub_trial_v1_types_proto_rawDesc = "" +
 	"\"TRIAL_STATUS_ACTIVE_NOT_RECRUITING\x10\x03\x12\x1a\n" +
 	"\x16TRIAL_STATUS_SUSPENDED\x10\x04\x12\x1a\n" +
 	"\x16TRIAL_STATUS_COMPLETED\x10\x05\x12\x1b\n" +
-	"\x17TRIAL_STATUS_TERMINATED\x10\x06*\x8a\x01\n" +
+	"\x17TRIAL_STATUS_TERMINATED\x10\x06*W\n" +
+	"\n" +
+	"SiteStatus\x12\x1b\n" +
+	"\x17SITE_STATUS_UNSPECIFIED\x10\x00\x12\x14\n" +
+	"\x10SITE_STATUS_OPEN\x10\x01\x12\x16\n" +
+	"\x12SITE_STATUS_CLOSED\x10\x02*\x8a\x01\n" +
 	"\x12ExistingPlanPolicy\x12$\n" +
 	" EXISTING_PLAN_POLICY_UNSPECIFIED\x10\x00\x12%\n" +
 	"!EXISTING_PLAN_POLICY_KEEP_VERSION\x10\x01\x12'\n" +
@@ -1831,56 +1910,59 @@ func file_trialhub_trial_v1_types_proto_rawDescGZIP() []byte {
 	return file_trialhub_trial_v1_types_proto_rawDescData
 }
 
-var file_trialhub_trial_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_trialhub_trial_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
 var file_trialhub_trial_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_trialhub_trial_v1_types_proto_goTypes = []any{
 	(TrialPhase)(0),                // 0: trialhub.trial.v1.TrialPhase
 	(TrialStatus)(0),               // 1: trialhub.trial.v1.TrialStatus
-	(ExistingPlanPolicy)(0),        // 2: trialhub.trial.v1.ExistingPlanPolicy
-	(EnrollmentStatus)(0),          // 3: trialhub.trial.v1.EnrollmentStatus
-	(WithdrawalReason)(0),          // 4: trialhub.trial.v1.WithdrawalReason
-	(SubjectVisitStatus)(0),        // 5: trialhub.trial.v1.SubjectVisitStatus
-	(*Trial)(nil),                  // 6: trialhub.trial.v1.Trial
-	(*RegistryId)(nil),             // 7: trialhub.trial.v1.RegistryId
-	(*Site)(nil),                   // 8: trialhub.trial.v1.Site
-	(*QuestionnaireRef)(nil),       // 9: trialhub.trial.v1.QuestionnaireRef
-	(*Visit)(nil),                  // 10: trialhub.trial.v1.Visit
-	(*VisitSchedule)(nil),          // 11: trialhub.trial.v1.VisitSchedule
-	(*Enrollment)(nil),             // 12: trialhub.trial.v1.Enrollment
-	(*DeidentifiedEnrollment)(nil), // 13: trialhub.trial.v1.DeidentifiedEnrollment
-	(*DeidentifiedVisit)(nil),      // 14: trialhub.trial.v1.DeidentifiedVisit
-	(*SubjectVisit)(nil),           // 15: trialhub.trial.v1.SubjectVisit
-	(*timestamppb.Timestamp)(nil),  // 16: google.protobuf.Timestamp
+	(SiteStatus)(0),                // 2: trialhub.trial.v1.SiteStatus
+	(ExistingPlanPolicy)(0),        // 3: trialhub.trial.v1.ExistingPlanPolicy
+	(EnrollmentStatus)(0),          // 4: trialhub.trial.v1.EnrollmentStatus
+	(WithdrawalReason)(0),          // 5: trialhub.trial.v1.WithdrawalReason
+	(SubjectVisitStatus)(0),        // 6: trialhub.trial.v1.SubjectVisitStatus
+	(*Trial)(nil),                  // 7: trialhub.trial.v1.Trial
+	(*RegistryId)(nil),             // 8: trialhub.trial.v1.RegistryId
+	(*Site)(nil),                   // 9: trialhub.trial.v1.Site
+	(*QuestionnaireRef)(nil),       // 10: trialhub.trial.v1.QuestionnaireRef
+	(*Visit)(nil),                  // 11: trialhub.trial.v1.Visit
+	(*VisitSchedule)(nil),          // 12: trialhub.trial.v1.VisitSchedule
+	(*Enrollment)(nil),             // 13: trialhub.trial.v1.Enrollment
+	(*DeidentifiedEnrollment)(nil), // 14: trialhub.trial.v1.DeidentifiedEnrollment
+	(*DeidentifiedVisit)(nil),      // 15: trialhub.trial.v1.DeidentifiedVisit
+	(*SubjectVisit)(nil),           // 16: trialhub.trial.v1.SubjectVisit
+	(*timestamppb.Timestamp)(nil),  // 17: google.protobuf.Timestamp
 }
 var file_trialhub_trial_v1_types_proto_depIdxs = []int32{
 	0,  // 0: trialhub.trial.v1.Trial.phase:type_name -> trialhub.trial.v1.TrialPhase
 	1,  // 1: trialhub.trial.v1.Trial.status:type_name -> trialhub.trial.v1.TrialStatus
-	7,  // 2: trialhub.trial.v1.Trial.registry_ids:type_name -> trialhub.trial.v1.RegistryId
-	16, // 3: trialhub.trial.v1.Trial.created_at:type_name -> google.protobuf.Timestamp
-	16, // 4: trialhub.trial.v1.Trial.updated_at:type_name -> google.protobuf.Timestamp
-	16, // 5: trialhub.trial.v1.Site.created_at:type_name -> google.protobuf.Timestamp
-	9,  // 6: trialhub.trial.v1.Visit.questionnaires:type_name -> trialhub.trial.v1.QuestionnaireRef
-	10, // 7: trialhub.trial.v1.VisitSchedule.visits:type_name -> trialhub.trial.v1.Visit
-	2,  // 8: trialhub.trial.v1.VisitSchedule.existing_plan_policy:type_name -> trialhub.trial.v1.ExistingPlanPolicy
-	16, // 9: trialhub.trial.v1.VisitSchedule.created_at:type_name -> google.protobuf.Timestamp
-	3,  // 10: trialhub.trial.v1.Enrollment.status:type_name -> trialhub.trial.v1.EnrollmentStatus
-	4,  // 11: trialhub.trial.v1.Enrollment.withdrawal_reason:type_name -> trialhub.trial.v1.WithdrawalReason
-	16, // 12: trialhub.trial.v1.Enrollment.created_at:type_name -> google.protobuf.Timestamp
-	16, // 13: trialhub.trial.v1.Enrollment.updated_at:type_name -> google.protobuf.Timestamp
-	3,  // 14: trialhub.trial.v1.DeidentifiedEnrollment.status:type_name -> trialhub.trial.v1.EnrollmentStatus
-	4,  // 15: trialhub.trial.v1.DeidentifiedEnrollment.withdrawal_reason:type_name -> trialhub.trial.v1.WithdrawalReason
-	14, // 16: trialhub.trial.v1.DeidentifiedEnrollment.visits:type_name -> trialhub.trial.v1.DeidentifiedVisit
-	5,  // 17: trialhub.trial.v1.DeidentifiedVisit.status:type_name -> trialhub.trial.v1.SubjectVisitStatus
-	16, // 18: trialhub.trial.v1.SubjectVisit.window_opens_at:type_name -> google.protobuf.Timestamp
-	16, // 19: trialhub.trial.v1.SubjectVisit.window_closes_at:type_name -> google.protobuf.Timestamp
-	5,  // 20: trialhub.trial.v1.SubjectVisit.status:type_name -> trialhub.trial.v1.SubjectVisitStatus
-	16, // 21: trialhub.trial.v1.SubjectVisit.completed_at:type_name -> google.protobuf.Timestamp
-	9,  // 22: trialhub.trial.v1.SubjectVisit.questionnaires:type_name -> trialhub.trial.v1.QuestionnaireRef
-	23, // [23:23] is the sub-list for method output_type
-	23, // [23:23] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	8,  // 2: trialhub.trial.v1.Trial.registry_ids:type_name -> trialhub.trial.v1.RegistryId
+	17, // 3: trialhub.trial.v1.Trial.created_at:type_name -> google.protobuf.Timestamp
+	17, // 4: trialhub.trial.v1.Trial.updated_at:type_name -> google.protobuf.Timestamp
+	17, // 5: trialhub.trial.v1.Site.created_at:type_name -> google.protobuf.Timestamp
+	2,  // 6: trialhub.trial.v1.Site.status:type_name -> trialhub.trial.v1.SiteStatus
+	17, // 7: trialhub.trial.v1.Site.closed_at:type_name -> google.protobuf.Timestamp
+	10, // 8: trialhub.trial.v1.Visit.questionnaires:type_name -> trialhub.trial.v1.QuestionnaireRef
+	11, // 9: trialhub.trial.v1.VisitSchedule.visits:type_name -> trialhub.trial.v1.Visit
+	3,  // 10: trialhub.trial.v1.VisitSchedule.existing_plan_policy:type_name -> trialhub.trial.v1.ExistingPlanPolicy
+	17, // 11: trialhub.trial.v1.VisitSchedule.created_at:type_name -> google.protobuf.Timestamp
+	4,  // 12: trialhub.trial.v1.Enrollment.status:type_name -> trialhub.trial.v1.EnrollmentStatus
+	5,  // 13: trialhub.trial.v1.Enrollment.withdrawal_reason:type_name -> trialhub.trial.v1.WithdrawalReason
+	17, // 14: trialhub.trial.v1.Enrollment.created_at:type_name -> google.protobuf.Timestamp
+	17, // 15: trialhub.trial.v1.Enrollment.updated_at:type_name -> google.protobuf.Timestamp
+	4,  // 16: trialhub.trial.v1.DeidentifiedEnrollment.status:type_name -> trialhub.trial.v1.EnrollmentStatus
+	5,  // 17: trialhub.trial.v1.DeidentifiedEnrollment.withdrawal_reason:type_name -> trialhub.trial.v1.WithdrawalReason
+	15, // 18: trialhub.trial.v1.DeidentifiedEnrollment.visits:type_name -> trialhub.trial.v1.DeidentifiedVisit
+	6,  // 19: trialhub.trial.v1.DeidentifiedVisit.status:type_name -> trialhub.trial.v1.SubjectVisitStatus
+	17, // 20: trialhub.trial.v1.SubjectVisit.window_opens_at:type_name -> google.protobuf.Timestamp
+	17, // 21: trialhub.trial.v1.SubjectVisit.window_closes_at:type_name -> google.protobuf.Timestamp
+	6,  // 22: trialhub.trial.v1.SubjectVisit.status:type_name -> trialhub.trial.v1.SubjectVisitStatus
+	17, // 23: trialhub.trial.v1.SubjectVisit.completed_at:type_name -> google.protobuf.Timestamp
+	10, // 24: trialhub.trial.v1.SubjectVisit.questionnaires:type_name -> trialhub.trial.v1.QuestionnaireRef
+	25, // [25:25] is the sub-list for method output_type
+	25, // [25:25] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_trialhub_trial_v1_types_proto_init() }
@@ -1897,7 +1979,7 @@ func file_trialhub_trial_v1_types_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_trialhub_trial_v1_types_proto_rawDesc), len(file_trialhub_trial_v1_types_proto_rawDesc)),
-			NumEnums:      6,
+			NumEnums:      7,
 			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,

@@ -32,6 +32,15 @@ const (
 	TrialServiceListTrialsProcedure = "/trialhub.trial.v1.TrialService/ListTrials"
 	// TrialServiceAddSiteProcedure is the procedure name of the TrialService's AddSite RPC.
 	TrialServiceAddSiteProcedure = "/trialhub.trial.v1.TrialService/AddSite"
+	// TrialServiceUpdateTrialStatusProcedure is the procedure name of the TrialService's
+	// UpdateTrialStatus RPC.
+	TrialServiceUpdateTrialStatusProcedure = "/trialhub.trial.v1.TrialService/UpdateTrialStatus"
+	// TrialServiceUpdateTrialProcedure is the procedure name of the TrialService's UpdateTrial RPC.
+	TrialServiceUpdateTrialProcedure = "/trialhub.trial.v1.TrialService/UpdateTrial"
+	// TrialServiceUpdateSiteProcedure is the procedure name of the TrialService's UpdateSite RPC.
+	TrialServiceUpdateSiteProcedure = "/trialhub.trial.v1.TrialService/UpdateSite"
+	// TrialServiceCloseSiteProcedure is the procedure name of the TrialService's CloseSite RPC.
+	TrialServiceCloseSiteProcedure = "/trialhub.trial.v1.TrialService/CloseSite"
 	// TrialServiceDefineVisitScheduleProcedure is the procedure name of the TrialService's
 	// DefineVisitSchedule RPC.
 	TrialServiceDefineVisitScheduleProcedure = "/trialhub.trial.v1.TrialService/DefineVisitSchedule"
@@ -83,6 +92,34 @@ var (
 			StreamType: connect.StreamTypeUnary,
 			Schema:     v1.File_trialhub_trial_v1_trial_service_proto.Services().ByName("TrialService").Methods().ByName("AddSite"),
 			Procedure:  TrialServiceAddSiteProcedure,
+		}
+	})
+	trialServiceUpdateTrialStatusSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType: connect.StreamTypeUnary,
+			Schema:     v1.File_trialhub_trial_v1_trial_service_proto.Services().ByName("TrialService").Methods().ByName("UpdateTrialStatus"),
+			Procedure:  TrialServiceUpdateTrialStatusProcedure,
+		}
+	})
+	trialServiceUpdateTrialSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType: connect.StreamTypeUnary,
+			Schema:     v1.File_trialhub_trial_v1_trial_service_proto.Services().ByName("TrialService").Methods().ByName("UpdateTrial"),
+			Procedure:  TrialServiceUpdateTrialProcedure,
+		}
+	})
+	trialServiceUpdateSiteSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType: connect.StreamTypeUnary,
+			Schema:     v1.File_trialhub_trial_v1_trial_service_proto.Services().ByName("TrialService").Methods().ByName("UpdateSite"),
+			Procedure:  TrialServiceUpdateSiteProcedure,
+		}
+	})
+	trialServiceCloseSiteSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType: connect.StreamTypeUnary,
+			Schema:     v1.File_trialhub_trial_v1_trial_service_proto.Services().ByName("TrialService").Methods().ByName("CloseSite"),
+			Procedure:  TrialServiceCloseSiteProcedure,
 		}
 	})
 	trialServiceDefineVisitScheduleSpec = sync.OnceValue(func() connect.Spec {
@@ -160,6 +197,34 @@ type TrialServiceClient interface {
 	// (FAILED_PRECONDITION). Investigators get access to a site through the site
 	// scopes of their staff account (patient service, CreateStaffAccount).
 	AddSite(context.Context, *v1.AddSiteRequest) (*v1.AddSiteResponse, error)
+	// Moves a trial to another life-cycle status, with a reason. Allowed
+	// transitions, all others are FAILED_PRECONDITION (as is the current status):
+	// PLANNED -> RECRUITING | TERMINATED;
+	// RECRUITING -> ACTIVE_NOT_RECRUITING | SUSPENDED | TERMINATED;
+	// ACTIVE_NOT_RECRUITING -> RECRUITING | SUSPENDED | COMPLETED | TERMINATED;
+	// SUSPENDED -> RECRUITING | ACTIVE_NOT_RECRUITING | TERMINATED;
+	// COMPLETED and TERMINATED are final. Opening recruitment (-> RECRUITING)
+	// also needs a visit schedule and at least one open site
+	// (FAILED_PRECONDITION otherwise). Enrolled subjects' plans are never changed
+	// by a status change. An unknown trial is NOT_FOUND.
+	UpdateTrialStatus(context.Context, *v1.UpdateTrialStatusRequest) (*v1.UpdateTrialStatusResponse, error)
+	// Changes a trial's title, registry ids and/or description, the fields named
+	// in update_mask, with a reason; each changed field is audited with its old
+	// and new value. COMPLETED and TERMINATED trials are read-only
+	// (FAILED_PRECONDITION). An unknown trial is NOT_FOUND.
+	UpdateTrial(context.Context, *v1.UpdateTrialRequest) (*v1.UpdateTrialResponse, error)
+	// Changes a site's name, country and/or time zone, the fields named in
+	// update_mask, with a reason. The time zone anchors every date of the site's
+	// subjects, so it can change only while the site has no enrollments
+	// (FAILED_PRECONDITION otherwise); a tz name the server does not know is
+	// INVALID_ARGUMENT. A CLOSED site is read-only (FAILED_PRECONDITION). An
+	// unknown site is NOT_FOUND.
+	UpdateSite(context.Context, *v1.UpdateSiteRequest) (*v1.UpdateSiteResponse, error)
+	// Closes a site for good, with a reason: it enrolls no one any more
+	// (EnrollSubject there is FAILED_PRECONDITION); subjects already enrolled
+	// there keep their plans and visits. Closing a CLOSED site is
+	// FAILED_PRECONDITION; an unknown site is NOT_FOUND.
+	CloseSite(context.Context, *v1.CloseSiteRequest) (*v1.CloseSiteResponse, error)
 	// Defines the trial's visit schedule as a new version: the first call creates
 	// version 1, each later call version n+1. Versions are immutable and every
 	// version stays readable (GetTrial), so plans pinned to it can be explained.
@@ -243,6 +308,34 @@ type TrialServiceHandler interface {
 	// (FAILED_PRECONDITION). Investigators get access to a site through the site
 	// scopes of their staff account (patient service, CreateStaffAccount).
 	AddSite(context.Context, *v1.AddSiteRequest) (*v1.AddSiteResponse, error)
+	// Moves a trial to another life-cycle status, with a reason. Allowed
+	// transitions, all others are FAILED_PRECONDITION (as is the current status):
+	// PLANNED -> RECRUITING | TERMINATED;
+	// RECRUITING -> ACTIVE_NOT_RECRUITING | SUSPENDED | TERMINATED;
+	// ACTIVE_NOT_RECRUITING -> RECRUITING | SUSPENDED | COMPLETED | TERMINATED;
+	// SUSPENDED -> RECRUITING | ACTIVE_NOT_RECRUITING | TERMINATED;
+	// COMPLETED and TERMINATED are final. Opening recruitment (-> RECRUITING)
+	// also needs a visit schedule and at least one open site
+	// (FAILED_PRECONDITION otherwise). Enrolled subjects' plans are never changed
+	// by a status change. An unknown trial is NOT_FOUND.
+	UpdateTrialStatus(context.Context, *v1.UpdateTrialStatusRequest) (*v1.UpdateTrialStatusResponse, error)
+	// Changes a trial's title, registry ids and/or description, the fields named
+	// in update_mask, with a reason; each changed field is audited with its old
+	// and new value. COMPLETED and TERMINATED trials are read-only
+	// (FAILED_PRECONDITION). An unknown trial is NOT_FOUND.
+	UpdateTrial(context.Context, *v1.UpdateTrialRequest) (*v1.UpdateTrialResponse, error)
+	// Changes a site's name, country and/or time zone, the fields named in
+	// update_mask, with a reason. The time zone anchors every date of the site's
+	// subjects, so it can change only while the site has no enrollments
+	// (FAILED_PRECONDITION otherwise); a tz name the server does not know is
+	// INVALID_ARGUMENT. A CLOSED site is read-only (FAILED_PRECONDITION). An
+	// unknown site is NOT_FOUND.
+	UpdateSite(context.Context, *v1.UpdateSiteRequest) (*v1.UpdateSiteResponse, error)
+	// Closes a site for good, with a reason: it enrolls no one any more
+	// (EnrollSubject there is FAILED_PRECONDITION); subjects already enrolled
+	// there keep their plans and visits. Closing a CLOSED site is
+	// FAILED_PRECONDITION; an unknown site is NOT_FOUND.
+	CloseSite(context.Context, *v1.CloseSiteRequest) (*v1.CloseSiteResponse, error)
 	// Defines the trial's visit schedule as a new version: the first call creates
 	// version 1, each later call version n+1. Versions are immutable and every
 	// version stays readable (GetTrial), so plans pinned to it can be explained.
@@ -309,6 +402,10 @@ func RegisterTrialServiceHandler(server *connect.Server, svc TrialServiceHandler
 		connect.Method{Spec: trialServiceGetTrialSpec(), Handler: adapter.getTrial},
 		connect.Method{Spec: trialServiceListTrialsSpec(), Handler: adapter.listTrials},
 		connect.Method{Spec: trialServiceAddSiteSpec(), Handler: adapter.addSite},
+		connect.Method{Spec: trialServiceUpdateTrialStatusSpec(), Handler: adapter.updateTrialStatus},
+		connect.Method{Spec: trialServiceUpdateTrialSpec(), Handler: adapter.updateTrial},
+		connect.Method{Spec: trialServiceUpdateSiteSpec(), Handler: adapter.updateSite},
+		connect.Method{Spec: trialServiceCloseSiteSpec(), Handler: adapter.closeSite},
 		connect.Method{Spec: trialServiceDefineVisitScheduleSpec(), Handler: adapter.defineVisitSchedule},
 		connect.Method{Spec: trialServiceEnrollSubjectSpec(), Handler: adapter.enrollSubject},
 		connect.Method{Spec: trialServiceWithdrawSubjectSpec(), Handler: adapter.withdrawSubject},
@@ -336,6 +433,22 @@ func (UnimplementedTrialServiceHandler) ListTrials(context.Context, *v1.ListTria
 
 func (UnimplementedTrialServiceHandler) AddSite(context.Context, *v1.AddSiteRequest) (*v1.AddSiteResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, "trialhub.trial.v1.TrialService.AddSite is not implemented")
+}
+
+func (UnimplementedTrialServiceHandler) UpdateTrialStatus(context.Context, *v1.UpdateTrialStatusRequest) (*v1.UpdateTrialStatusResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "trialhub.trial.v1.TrialService.UpdateTrialStatus is not implemented")
+}
+
+func (UnimplementedTrialServiceHandler) UpdateTrial(context.Context, *v1.UpdateTrialRequest) (*v1.UpdateTrialResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "trialhub.trial.v1.TrialService.UpdateTrial is not implemented")
+}
+
+func (UnimplementedTrialServiceHandler) UpdateSite(context.Context, *v1.UpdateSiteRequest) (*v1.UpdateSiteResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "trialhub.trial.v1.TrialService.UpdateSite is not implemented")
+}
+
+func (UnimplementedTrialServiceHandler) CloseSite(context.Context, *v1.CloseSiteRequest) (*v1.CloseSiteResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "trialhub.trial.v1.TrialService.CloseSite is not implemented")
 }
 
 func (UnimplementedTrialServiceHandler) DefineVisitSchedule(context.Context, *v1.DefineVisitScheduleRequest) (*v1.DefineVisitScheduleResponse, error) {
@@ -397,6 +510,38 @@ func (c *trialServiceClient) ListTrials(ctx context.Context, req *v1.ListTrialsR
 func (c *trialServiceClient) AddSite(ctx context.Context, req *v1.AddSiteRequest) (*v1.AddSiteResponse, error) {
 	var res v1.AddSiteResponse
 	if err := c.client.CallUnary(ctx, trialServiceAddSiteSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *trialServiceClient) UpdateTrialStatus(ctx context.Context, req *v1.UpdateTrialStatusRequest) (*v1.UpdateTrialStatusResponse, error) {
+	var res v1.UpdateTrialStatusResponse
+	if err := c.client.CallUnary(ctx, trialServiceUpdateTrialStatusSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *trialServiceClient) UpdateTrial(ctx context.Context, req *v1.UpdateTrialRequest) (*v1.UpdateTrialResponse, error) {
+	var res v1.UpdateTrialResponse
+	if err := c.client.CallUnary(ctx, trialServiceUpdateTrialSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *trialServiceClient) UpdateSite(ctx context.Context, req *v1.UpdateSiteRequest) (*v1.UpdateSiteResponse, error) {
+	var res v1.UpdateSiteResponse
+	if err := c.client.CallUnary(ctx, trialServiceUpdateSiteSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *trialServiceClient) CloseSite(ctx context.Context, req *v1.CloseSiteRequest) (*v1.CloseSiteResponse, error) {
+	var res v1.CloseSiteResponse
+	if err := c.client.CallUnary(ctx, trialServiceCloseSiteSpec(), req, &res); err != nil {
 		return nil, err
 	}
 	return &res, nil
@@ -502,6 +647,54 @@ func (h trialServiceHandler) addSite(ctx context.Context, _ connect.Spec, stream
 		return err
 	}
 	res, err := h.svc.AddSite(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h trialServiceHandler) updateTrialStatus(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.UpdateTrialStatusRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.UpdateTrialStatus(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h trialServiceHandler) updateTrial(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.UpdateTrialRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.UpdateTrial(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h trialServiceHandler) updateSite(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.UpdateSiteRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.UpdateSite(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h trialServiceHandler) closeSite(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.CloseSiteRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.CloseSite(ctx, &req)
 	if err != nil {
 		return err
 	}

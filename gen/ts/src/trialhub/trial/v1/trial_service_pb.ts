@@ -5,8 +5,8 @@
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import { file_trialhub_authz_v1_authz } from "../../authz/v1/authz_pb.js";
 import type { DeidentifiedEnrollment, Enrollment, EnrollmentStatus, ExistingPlanPolicy, RegistryId, Site, SubjectVisit, Trial, TrialPhase, TrialStatus, Visit, VisitSchedule, WithdrawalReason } from "./types_pb.js";
 import { file_trialhub_trial_v1_types } from "./types_pb.js";
@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file trialhub/trial/v1/trial_service.proto.
  */
 export const file_trialhub_trial_v1_trial_service: GenFile = /*@__PURE__*/
-  fileDesc("CiV0cmlhbGh1Yi90cmlhbC92MS90cmlhbF9zZXJ2aWNlLnByb3RvEhF0cmlhbGh1Yi50cmlhbC52MSLmAwoSQ3JlYXRlVHJpYWxSZXF1ZXN0Ej8KDXByb3RvY29sX2NvZGUYASABKAlCKLpIJXIjEAEYQDIdXltBLVphLXowLTldW0EtWmEtejAtOS5fLy1dKiQSGQoFdGl0bGUYAiABKAlCCrpIB3IFEAMY9AMSOAoFcGhhc2UYAyABKA4yHS50cmlhbGh1Yi50cmlhbC52MS5UcmlhbFBoYXNlQgq6SAeCAQQQASAAEhsKB3Nwb25zb3IYBCABKAlCCrpIB3IFEAIYyAEStgEKDHJlZ2lzdHJ5X2lkcxgGIAMoCzIdLnRyaWFsaHViLnRyaWFsLnYxLlJlZ2lzdHJ5SWRCgAG6SH26AXUKK2NyZWF0ZV90cmlhbC5yZWdpc3RyeV9pZHMucmVnaXN0cmllc191bmlxdWUSJGVhY2ggcmVnaXN0cnkgbWF5IGJlIGdpdmVuIG9ubHkgb25jZRogdGhpcy5tYXAociwgci5yZWdpc3RyeSkudW5pcXVlKCmSAQIQChIdCgtkZXNjcmlwdGlvbhgHIAEoCUIIukgFcgMY0A8SNwoPaWRlbXBvdGVuY3lfa2V5GAggASgJQh66SBtyGRAQGIABMhJeW0EtWmEtejAtOS5fOi1dKyRKBAgFEAZSBnN0YXR1cyI+ChNDcmVhdGVUcmlhbFJlc3BvbnNlEicKBXRyaWFsGAEgASgLMhgudHJpYWxodWIudHJpYWwudjEuVHJpYWwiWgoPR2V0VHJpYWxSZXF1ZXN0EhoKCHRyaWFsX2lkGAEgASgJQgi6SAVyA7ABARIrChZ2aXNpdF9zY2hlZHVsZV92ZXJzaW9uGAIgASgFQgu6SAgaBhigjQYoACKdAQoQR2V0VHJpYWxSZXNwb25zZRInCgV0cmlhbBgBIAEoCzIYLnRyaWFsaHViLnRyaWFsLnYxLlRyaWFsEiYKBXNpdGVzGAIgAygLMhcudHJpYWxodWIudHJpYWwudjEuU2l0ZRI4Cg52aXNpdF9zY2hlZHVsZRgDIAEoCzIgLnRyaWFsaHViLnRyaWFsLnYxLlZpc2l0U2NoZWR1bGUi8wEKEUxpc3RUcmlhbHNSZXF1ZXN0EkUKCHN0YXR1c2VzGAEgAygOMh4udHJpYWxodWIudHJpYWwudjEuVHJpYWxTdGF0dXNCE7pIEJIBDRAGGAEiB4IBBBABIAASQgoGcGhhc2VzGAIgAygOMh0udHJpYWxodWIudHJpYWwudjEuVHJpYWxQaGFzZUITukgQkgENEAgYASIHggEEEAEgABIWCgVxdWVyeRgDIAEoCUIHukgEcgIYZBIdCglwYWdlX3NpemUYBCABKAVCCrpIBxoFGMgBKAASHAoKcGFnZV90b2tlbhgFIAEoCUIIukgFcgMYgAQiVwoSTGlzdFRyaWFsc1Jlc3BvbnNlEigKBnRyaWFscxgBIAMoCzIYLnRyaWFsaHViLnRyaWFsLnYxLlRyaWFsEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKzAgoOQWRkU2l0ZVJlcXVlc3QSGgoIdHJpYWxfaWQYASABKAlCCLpIBXIDsAEBEjoKCXNpdGVfY29kZRgCIAEoCUInukgkciIQARggMhxeW0EtWmEtejAtOV1bQS1aYS16MC05Ll8tXSokEhgKBG5hbWUYAyABKAlCCrpIB3IFEAIYyAESKgoMY291bnRyeV9jb2RlGAQgASgJQhS6SBFyDzIKXltBLVpdezJ9JJgBAhJKCgl0aW1lX3pvbmUYBSABKAlCN7pINHIyEAEYQDIsXltBLVphLXpdW0EtWmEtejAtOV8rLV0qKC9bQS1aYS16MC05XystXSspKiQSNwoPaWRlbXBvdGVuY3lfa2V5GAYgASgJQh66SBtyGRAQGIABMhJeW0EtWmEtejAtOS5fOi1dKyQiOAoPQWRkU2l0ZVJlc3BvbnNlEiUKBHNpdGUYASABKAsyFy50cmlhbGh1Yi50cmlhbC52MS5TaXRlIsQDChpEZWZpbmVWaXNpdFNjaGVkdWxlUmVxdWVzdBIaCgh0cmlhbF9pZBgBIAEoCUIIukgFcgOwAQESNQoGdmlzaXRzGAIgAygLMhgudHJpYWxodWIudHJpYWwudjEuVmlzaXRCC7pICJIBBQgBEMgBEiEKDGJhc2VfdmVyc2lvbhgDIAEoBUILukgIGgYYoI0GKAASTwoUZXhpc3RpbmdfcGxhbl9wb2xpY3kYBCABKA4yJS50cmlhbGh1Yi50cmlhbC52MS5FeGlzdGluZ1BsYW5Qb2xpY3lCCrpIB4IBBBABIAASJgoGcmVhc29uGAUgASgJQha6SBNyERAFGOgHMgooXFNccyopezV9EjcKD2lkZW1wb3RlbmN5X2tleRgGIAEoCUIeukgbchkQEBiAATISXltBLVphLXowLTkuXzotXSskOn66SHsaeQoiZGVmaW5lX3Zpc2l0X3NjaGVkdWxlLmNvZGVzX3VuaXF1ZRIudmlzaXQgY29kZXMgbXVzdCBiZSB1bmlxdWUgd2l0aGluIHRoZSBzY2hlZHVsZRojdGhpcy52aXNpdHMubWFwKHYsIHYuY29kZSkudW5pcXVlKCkiewobRGVmaW5lVmlzaXRTY2hlZHVsZVJlc3BvbnNlEjgKDnZpc2l0X3NjaGVkdWxlGAEgASgLMiAudHJpYWxodWIudHJpYWwudjEuVmlzaXRTY2hlZHVsZRIiChpyZXBsYW5uZWRfZW5yb2xsbWVudF9jb3VudBgCIAEoBSL7AQoURW5yb2xsU3ViamVjdFJlcXVlc3QSGgoIdHJpYWxfaWQYASABKAlCCLpIBXIDsAEBEhkKB3NpdGVfaWQYAiABKAlCCLpIBXIDsAEBEh4KDHN1YmplY3RfdXVpZBgDIAEoCUIIukgFcgOwAQESUwoPZW5yb2xsbWVudF9kYXRlGAQgASgJQjq6SDdyNTIzXlswLTldezR9LSgwWzEtOV18MVswLTJdKS0oMFsxLTldfFsxMl1bMC05XXwzWzAxXSkkEjcKD2lkZW1wb3RlbmN5X2tleRgFIAEoCUIeukgbchkQEBiAATISXltBLVphLXowLTkuXzotXSskInsKFUVucm9sbFN1YmplY3RSZXNwb25zZRIxCgplbnJvbGxtZW50GAEgASgLMh0udHJpYWxodWIudHJpYWwudjEuRW5yb2xsbWVudBIvCgZ2aXNpdHMYAiADKAsyHy50cmlhbGh1Yi50cmlhbC52MS5TdWJqZWN0VmlzaXQi2wQKFldpdGhkcmF3U3ViamVjdFJlcXVlc3QSIgoNZW5yb2xsbWVudF9pZBgBIAEoCUILukgI2AEBcgOwAQESIQoMc3ViamVjdF91dWlkGAIgASgJQgu6SAjYAQFyA7ABARIdCgh0cmlhbF9pZBgDIAEoCUILukgI2AEBcgOwAQESRAoLcmVhc29uX2NvZGUYBCABKA4yIy50cmlhbGh1Yi50cmlhbC52MS5XaXRoZHJhd2FsUmVhc29uQgq6SAeCAQQQASAAEiYKBnJlYXNvbhgFIAEoCUIWukgTchEQBRjoBzIKKFxTXHMqKXs1fRJTCg93aXRoZHJhd2FsX2RhdGUYBiABKAlCOrpIN3I1MjNeWzAtOV17NH0tKDBbMS05XXwxWzAtMl0pLSgwWzEtOV18WzEyXVswLTldfDNbMDFdKSQSNwoPaWRlbXBvdGVuY3lfa2V5GAcgASgJQh66SBtyGRAQGIABMhJeW0EtWmEtejAtOS5fOi1dKyQ63gG6SNoBGtcBChd3aXRoZHJhd19zdWJqZWN0LnRhcmdldBI8Z2l2ZSBlaXRoZXIgZW5yb2xsbWVudF9pZCwgb3IgYm90aCBzdWJqZWN0X3V1aWQgYW5kIHRyaWFsX2lkGn50aGlzLmVucm9sbG1lbnRfaWQgIT0gJycgPyAodGhpcy5zdWJqZWN0X3V1aWQgPT0gJycgJiYgdGhpcy50cmlhbF9pZCA9PSAnJykgOiAodGhpcy5zdWJqZWN0X3V1aWQgIT0gJycgJiYgdGhpcy50cmlhbF9pZCAhPSAnJykiawoXV2l0aGRyYXdTdWJqZWN0UmVzcG9uc2USMQoKZW5yb2xsbWVudBgBIAEoCzIdLnRyaWFsaHViLnRyaWFsLnYxLkVucm9sbG1lbnQSHQoVY2FuY2VsbGVkX3Zpc2l0X2NvdW50GAIgASgFIoECChZMaXN0RW5yb2xsbWVudHNSZXF1ZXN0Eh0KCHRyaWFsX2lkGAEgASgJQgu6SAjYAQFyA7ABARIcCgdzaXRlX2lkGAIgASgJQgu6SAjYAQFyA7ABARIhCgxzdWJqZWN0X3V1aWQYAyABKAlCC7pICNgBAXIDsAEBEkoKCHN0YXR1c2VzGAQgAygOMiMudHJpYWxodWIudHJpYWwudjEuRW5yb2xsbWVudFN0YXR1c0ITukgQkgENEAMYASIHggEEEAEgABIdCglwYWdlX3NpemUYBSABKAVCCrpIBxoFGMgBKAASHAoKcGFnZV90b2tlbhgGIAEoCUIIukgFcgMYgAQiZgoXTGlzdEVucm9sbG1lbnRzUmVzcG9uc2USMgoLZW5yb2xsbWVudHMYASADKAsyHS50cmlhbGh1Yi50cmlhbC52MS5FbnJvbGxtZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLnAQoiTGlzdERlaWRlbnRpZmllZEVucm9sbG1lbnRzUmVxdWVzdBIaCgh0cmlhbF9pZBgBIAEoCUIIukgFcgOwAQESHAoHc2l0ZV9pZBgCIAEoCUILukgI2AEBcgOwAQESSgoIc3RhdHVzZXMYAyADKA4yIy50cmlhbGh1Yi50cmlhbC52MS5FbnJvbGxtZW50U3RhdHVzQhO6SBCSAQ0QAxgBIgeCAQQQASAAEh0KCXBhZ2Vfc2l6ZRgEIAEoBUIKukgHGgUYyAEoABIcCgpwYWdlX3Rva2VuGAUgASgJQgi6SAVyAxiABCJ+CiNMaXN0RGVpZGVudGlmaWVkRW5yb2xsbWVudHNSZXNwb25zZRI+CgtlbnJvbGxtZW50cxgBIAMoCzIpLnRyaWFsaHViLnRyaWFsLnYxLkRlaWRlbnRpZmllZEVucm9sbG1lbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIlsKGkdldFN1YmplY3RWaXNpdFBsYW5SZXF1ZXN0EiEKDHN1YmplY3RfdXVpZBgBIAEoCUILukgI2AEBcgOwAQESGgoIdHJpYWxfaWQYAiABKAlCCLpIBXIDsAEBIpQBChtHZXRTdWJqZWN0VmlzaXRQbGFuUmVzcG9uc2USMQoKZW5yb2xsbWVudBgBIAEoCzIdLnRyaWFsaHViLnRyaWFsLnYxLkVucm9sbG1lbnQSEQoJdGltZV96b25lGAIgASgJEi8KBnZpc2l0cxgDIAMoCzIfLnRyaWFsaHViLnRyaWFsLnYxLlN1YmplY3RWaXNpdCLVAwocUmVjb3JkVmlzaXRDb21wbGV0aW9uUmVxdWVzdBIeCgxzdWJqZWN0X3V1aWQYASABKAlCCLpIBXIDsAEBEhoKCHRyaWFsX2lkGAIgASgJQgi6SAVyA7ABARIiChBzdWJqZWN0X3Zpc2l0X2lkGAMgASgJQgi6SAVyA7ABARK1AQoMY29tcGxldGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEKCAbpIf7oBeQovcmVjb3JkX3Zpc2l0X2NvbXBsZXRpb24uY29tcGxldGVkX2F0X25vdF9mdXR1cmUSJmNvbXBsZXRlZF9hdCBtdXN0IG5vdCBiZSBpbiB0aGUgZnV0dXJlGh50aGlzIDw9IG5vdyArIGR1cmF0aW9uKCczMDBzJynIAQESZAoRc291cmNlX3JlZmVyZW5jZXMYBSADKAlCSbpIRpIBQwgBEBQYASI7cjkQARiAAjIyXlthLXpdW2EtejAtOV9dKjpbYS16XVthLXowLTlfXSovW0EtWmEtejAtOS5fOi1dKyQSNwoPaWRlbXBvdGVuY3lfa2V5GAYgASgJQh66SBtyGRAQGIABMhJeW0EtWmEtejAtOS5fOi1dKyQiTwodUmVjb3JkVmlzaXRDb21wbGV0aW9uUmVzcG9uc2USLgoFdmlzaXQYASABKAsyHy50cmlhbGh1Yi50cmlhbC52MS5TdWJqZWN0VmlzaXQypAoKDFRyaWFsU2VydmljZRJlCgtDcmVhdGVUcmlhbBIlLnRyaWFsaHViLnRyaWFsLnYxLkNyZWF0ZVRyaWFsUmVxdWVzdBomLnRyaWFsaHViLnRyaWFsLnYxLkNyZWF0ZVRyaWFsUmVzcG9uc2UiB5KCGQMKAQQSYgoIR2V0VHJpYWwSIi50cmlhbGh1Yi50cmlhbC52MS5HZXRUcmlhbFJlcXVlc3QaIy50cmlhbGh1Yi50cmlhbC52MS5HZXRUcmlhbFJlc3BvbnNlIg2QAgGSghkGCgQEAgMFEmgKCkxpc3RUcmlhbHMSJC50cmlhbGh1Yi50cmlhbC52MS5MaXN0VHJpYWxzUmVxdWVzdBolLnRyaWFsaHViLnRyaWFsLnYxLkxpc3RUcmlhbHNSZXNwb25zZSINkAIBkoIZBgoEBAIDBRJZCgdBZGRTaXRlEiEudHJpYWxodWIudHJpYWwudjEuQWRkU2l0ZVJlcXVlc3QaIi50cmlhbGh1Yi50cmlhbC52MS5BZGRTaXRlUmVzcG9uc2UiB5KCGQMKAQQSfQoTRGVmaW5lVmlzaXRTY2hlZHVsZRItLnRyaWFsaHViLnRyaWFsLnYxLkRlZmluZVZpc2l0U2NoZWR1bGVSZXF1ZXN0Gi4udHJpYWxodWIudHJpYWwudjEuRGVmaW5lVmlzaXRTY2hlZHVsZVJlc3BvbnNlIgeSghkDCgEEEmwKDUVucm9sbFN1YmplY3QSJy50cmlhbGh1Yi50cmlhbC52MS5FbnJvbGxTdWJqZWN0UmVxdWVzdBooLnRyaWFsaHViLnRyaWFsLnYxLkVucm9sbFN1YmplY3RSZXNwb25zZSIIkoIZBAoCBAIScgoPV2l0aGRyYXdTdWJqZWN0EikudHJpYWxodWIudHJpYWwudjEuV2l0aGRyYXdTdWJqZWN0UmVxdWVzdBoqLnRyaWFsaHViLnRyaWFsLnYxLldpdGhkcmF3U3ViamVjdFJlc3BvbnNlIgiSghkECgIEAhJ2Cg9MaXN0RW5yb2xsbWVudHMSKS50cmlhbGh1Yi50cmlhbC52MS5MaXN0RW5yb2xsbWVudHNSZXF1ZXN0GioudHJpYWxodWIudHJpYWwudjEuTGlzdEVucm9sbG1lbnRzUmVzcG9uc2UiDJACAZKCGQUKAwQCBRKZAQobTGlzdERlaWRlbnRpZmllZEVucm9sbG1lbnRzEjUudHJpYWxodWIudHJpYWwudjEuTGlzdERlaWRlbnRpZmllZEVucm9sbG1lbnRzUmVxdWVzdBo2LnRyaWFsaHViLnRyaWFsLnYxLkxpc3REZWlkZW50aWZpZWRFbnJvbGxtZW50c1Jlc3BvbnNlIguQAgGSghkECgIEAxKFAQoTR2V0U3ViamVjdFZpc2l0UGxhbhItLnRyaWFsaHViLnRyaWFsLnYxLkdldFN1YmplY3RWaXNpdFBsYW5SZXF1ZXN0Gi4udHJpYWxodWIudHJpYWwudjEuR2V0U3ViamVjdFZpc2l0UGxhblJlc3BvbnNlIg+QAgGSghkICgQBAgQFGAEShgEKFVJlY29yZFZpc2l0Q29tcGxldGlvbhIvLnRyaWFsaHViLnRyaWFsLnYxLlJlY29yZFZpc2l0Q29tcGxldGlvblJlcXVlc3QaMC50cmlhbGh1Yi50cmlhbC52MS5SZWNvcmRWaXNpdENvbXBsZXRpb25SZXNwb25zZSIKkAICkoIZAwoBBULPAQoVY29tLnRyaWFsaHViLnRyaWFsLnYxQhFUcmlhbFNlcnZpY2VQcm90b1ABWj1naXRodWIuY29tL3RyaWFsaHViL3RyaWFsaHViL2dlbi9nby90cmlhbGh1Yi90cmlhbC92MTt0cmlhbHYxogIDVFRYqgIRVHJpYWxodWIuVHJpYWwuVjHKAhFUcmlhbGh1YlxUcmlhbFxWMeICHVRyaWFsaHViXFRyaWFsXFYxXEdQQk1ldGFkYXRh6gITVHJpYWxodWI6OlRyaWFsOjpWMWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_timestamp, file_trialhub_authz_v1_authz, file_trialhub_trial_v1_types]);
+  fileDesc("CiV0cmlhbGh1Yi90cmlhbC92MS90cmlhbF9zZXJ2aWNlLnByb3RvEhF0cmlhbGh1Yi50cmlhbC52MSLmAwoSQ3JlYXRlVHJpYWxSZXF1ZXN0Ej8KDXByb3RvY29sX2NvZGUYASABKAlCKLpIJXIjEAEYQDIdXltBLVphLXowLTldW0EtWmEtejAtOS5fLy1dKiQSGQoFdGl0bGUYAiABKAlCCrpIB3IFEAMY9AMSOAoFcGhhc2UYAyABKA4yHS50cmlhbGh1Yi50cmlhbC52MS5UcmlhbFBoYXNlQgq6SAeCAQQQASAAEhsKB3Nwb25zb3IYBCABKAlCCrpIB3IFEAIYyAEStgEKDHJlZ2lzdHJ5X2lkcxgGIAMoCzIdLnRyaWFsaHViLnRyaWFsLnYxLlJlZ2lzdHJ5SWRCgAG6SH26AXUKK2NyZWF0ZV90cmlhbC5yZWdpc3RyeV9pZHMucmVnaXN0cmllc191bmlxdWUSJGVhY2ggcmVnaXN0cnkgbWF5IGJlIGdpdmVuIG9ubHkgb25jZRogdGhpcy5tYXAociwgci5yZWdpc3RyeSkudW5pcXVlKCmSAQIQChIdCgtkZXNjcmlwdGlvbhgHIAEoCUIIukgFcgMY0A8SNwoPaWRlbXBvdGVuY3lfa2V5GAggASgJQh66SBtyGRAQGIABMhJeW0EtWmEtejAtOS5fOi1dKyRKBAgFEAZSBnN0YXR1cyI+ChNDcmVhdGVUcmlhbFJlc3BvbnNlEicKBXRyaWFsGAEgASgLMhgudHJpYWxodWIudHJpYWwudjEuVHJpYWwiWgoPR2V0VHJpYWxSZXF1ZXN0EhoKCHRyaWFsX2lkGAEgASgJQgi6SAVyA7ABARIrChZ2aXNpdF9zY2hlZHVsZV92ZXJzaW9uGAIgASgFQgu6SAgaBhigjQYoACKdAQoQR2V0VHJpYWxSZXNwb25zZRInCgV0cmlhbBgBIAEoCzIYLnRyaWFsaHViLnRyaWFsLnYxLlRyaWFsEiYKBXNpdGVzGAIgAygLMhcudHJpYWxodWIudHJpYWwudjEuU2l0ZRI4Cg52aXNpdF9zY2hlZHVsZRgDIAEoCzIgLnRyaWFsaHViLnRyaWFsLnYxLlZpc2l0U2NoZWR1bGUi8wEKEUxpc3RUcmlhbHNSZXF1ZXN0EkUKCHN0YXR1c2VzGAEgAygOMh4udHJpYWxodWIudHJpYWwudjEuVHJpYWxTdGF0dXNCE7pIEJIBDRAGGAEiB4IBBBABIAASQgoGcGhhc2VzGAIgAygOMh0udHJpYWxodWIudHJpYWwudjEuVHJpYWxQaGFzZUITukgQkgENEAgYASIHggEEEAEgABIWCgVxdWVyeRgDIAEoCUIHukgEcgIYZBIdCglwYWdlX3NpemUYBCABKAVCCrpIBxoFGMgBKAASHAoKcGFnZV90b2tlbhgFIAEoCUIIukgFcgMYgAQiVwoSTGlzdFRyaWFsc1Jlc3BvbnNlEigKBnRyaWFscxgBIAMoCzIYLnRyaWFsaHViLnRyaWFsLnYxLlRyaWFsEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKzAgoOQWRkU2l0ZVJlcXVlc3QSGgoIdHJpYWxfaWQYASABKAlCCLpIBXIDsAEBEjoKCXNpdGVfY29kZRgCIAEoCUInukgkciIQARggMhxeW0EtWmEtejAtOV1bQS1aYS16MC05Ll8tXSokEhgKBG5hbWUYAyABKAlCCrpIB3IFEAIYyAESKgoMY291bnRyeV9jb2RlGAQgASgJQhS6SBFyDzIKXltBLVpdezJ9JJgBAhJKCgl0aW1lX3pvbmUYBSABKAlCN7pINHIyEAEYQDIsXltBLVphLXpdW0EtWmEtejAtOV8rLV0qKC9bQS1aYS16MC05XystXSspKiQSNwoPaWRlbXBvdGVuY3lfa2V5GAYgASgJQh66SBtyGRAQGIABMhJeW0EtWmEtejAtOS5fOi1dKyQiOAoPQWRkU2l0ZVJlc3BvbnNlEiUKBHNpdGUYASABKAsyFy50cmlhbGh1Yi50cmlhbC52MS5TaXRlItMBChhVcGRhdGVUcmlhbFN0YXR1c1JlcXVlc3QSGgoIdHJpYWxfaWQYASABKAlCCLpIBXIDsAEBEjoKBnN0YXR1cxgCIAEoDjIeLnRyaWFsaHViLnRyaWFsLnYxLlRyaWFsU3RhdHVzQgq6SAeCAQQQASAAEiYKBnJlYXNvbhgDIAEoCUIWukgTchEQBRjoBzIKKFxTXHMqKXs1fRI3Cg9pZGVtcG90ZW5jeV9rZXkYBCABKAlCHrpIG3IZEBAYgAEyEl5bQS1aYS16MC05Ll86LV0rJCJEChlVcGRhdGVUcmlhbFN0YXR1c1Jlc3BvbnNlEicKBXRyaWFsGAEgASgLMhgudHJpYWxodWIudHJpYWwudjEuVHJpYWwi3QUKElVwZGF0ZVRyaWFsUmVxdWVzdBIaCgh0cmlhbF9pZBgBIAEoCUIIukgFcgOwAQESxQEKC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFza0KTAbpIjwG6AWQKInVwZGF0ZV90cmlhbC51cGRhdGVfbWFzay5ub25fZW1wdHkSKHVwZGF0ZV9tYXNrIG11c3QgbmFtZSBhdCBsZWFzdCBvbmUgZmllbGQaFHNpemUodGhpcy5wYXRocykgPiAwyAEB4gEiEgV0aXRsZRIMcmVnaXN0cnlfaWRzEgtkZXNjcmlwdGlvbhIcCgV0aXRsZRgDIAEoCUINukgK2AEBcgUQAxj0AxK2AQoMcmVnaXN0cnlfaWRzGAQgAygLMh0udHJpYWxodWIudHJpYWwudjEuUmVnaXN0cnlJZEKAAbpIfboBdQordXBkYXRlX3RyaWFsLnJlZ2lzdHJ5X2lkcy5yZWdpc3RyaWVzX3VuaXF1ZRIkZWFjaCByZWdpc3RyeSBtYXkgYmUgZ2l2ZW4gb25seSBvbmNlGiB0aGlzLm1hcChyLCByLnJlZ2lzdHJ5KS51bmlxdWUoKZIBAhAKEh0KC2Rlc2NyaXB0aW9uGAUgASgJQgi6SAVyAxjQDxImCgZyZWFzb24YBiABKAlCFrpIE3IREAUY6AcyCihcU1xzKil7NX0SNwoPaWRlbXBvdGVuY3lfa2V5GAcgASgJQh66SBtyGRAQGIABMhJeW0EtWmEtejAtOS5fOi1dKyQ6iwG6SIcBGoQBCht1cGRhdGVfdHJpYWwudGl0bGVfcmVxdWlyZWQSK3RpdGxlIGlzIHJlcXVpcmVkIHdoZW4gdXBkYXRlX21hc2sgbmFtZXMgaXQaOCEoJ3RpdGxlJyBpbiB0aGlzLnVwZGF0ZV9tYXNrLnBhdGhzKSB8fCB0aGlzLnRpdGxlICE9ICcnIj4KE1VwZGF0ZVRyaWFsUmVzcG9uc2USJwoFdHJpYWwYASABKAsyGC50cmlhbGh1Yi50cmlhbC52MS5UcmlhbCLlBQoRVXBkYXRlU2l0ZVJlcXVlc3QSGQoHc2l0ZV9pZBgBIAEoCUIIukgFcgOwAQESwQEKC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFza0KPAbpIiwG6AWMKIXVwZGF0ZV9zaXRlLnVwZGF0ZV9tYXNrLm5vbl9lbXB0eRIodXBkYXRlX21hc2sgbXVzdCBuYW1lIGF0IGxlYXN0IG9uZSBmaWVsZBoUc2l6ZSh0aGlzLnBhdGhzKSA+IDDIAQHiAR8SBG5hbWUSDGNvdW50cnlfY29kZRIJdGltZV96b25lEhsKBG5hbWUYAyABKAlCDbpICtgBAXIFEAIYyAESLQoMY291bnRyeV9jb2RlGAQgASgJQhe6SBTYAQFyDzIKXltBLVpdezJ9JJgBAhJLCgl0aW1lX3pvbmUYBSABKAlCOLpINdgBAXIwGEAyLF5bQS1aYS16XVtBLVphLXowLTlfKy1dKigvW0EtWmEtejAtOV8rLV0rKSokEiYKBnJlYXNvbhgGIAEoCUIWukgTchEQBRjoBzIKKFxTXHMqKXs1fRI3Cg9pZGVtcG90ZW5jeV9rZXkYByABKAlCHrpIG3IZEBAYgAEyEl5bQS1aYS16MC05Ll86LV0rJDr2AbpI8gEa7wEKHHVwZGF0ZV9zaXRlLm5hbWVkX2ZpZWxkc19zZXQSK2V2ZXJ5IGZpZWxkIHVwZGF0ZV9tYXNrIG5hbWVzIG11c3QgYmUgZ2l2ZW4aoQF0aGlzLnVwZGF0ZV9tYXNrLnBhdGhzLmFsbChwLCAocCA9PSAnbmFtZScgJiYgdGhpcy5uYW1lICE9ICcnKSB8fCAocCA9PSAnY291bnRyeV9jb2RlJyAmJiB0aGlzLmNvdW50cnlfY29kZSAhPSAnJykgfHwgKHAgPT0gJ3RpbWVfem9uZScgJiYgdGhpcy50aW1lX3pvbmUgIT0gJycpKSI7ChJVcGRhdGVTaXRlUmVzcG9uc2USJQoEc2l0ZRgBIAEoCzIXLnRyaWFsaHViLnRyaWFsLnYxLlNpdGUijgEKEENsb3NlU2l0ZVJlcXVlc3QSGQoHc2l0ZV9pZBgBIAEoCUIIukgFcgOwAQESJgoGcmVhc29uGAIgASgJQha6SBNyERAFGOgHMgooXFNccyopezV9EjcKD2lkZW1wb3RlbmN5X2tleRgDIAEoCUIeukgbchkQEBiAATISXltBLVphLXowLTkuXzotXSskIjoKEUNsb3NlU2l0ZVJlc3BvbnNlEiUKBHNpdGUYASABKAsyFy50cmlhbGh1Yi50cmlhbC52MS5TaXRlIsQDChpEZWZpbmVWaXNpdFNjaGVkdWxlUmVxdWVzdBIaCgh0cmlhbF9pZBgBIAEoCUIIukgFcgOwAQESNQoGdmlzaXRzGAIgAygLMhgudHJpYWxodWIudHJpYWwudjEuVmlzaXRCC7pICJIBBQgBEMgBEiEKDGJhc2VfdmVyc2lvbhgDIAEoBUILukgIGgYYoI0GKAASTwoUZXhpc3RpbmdfcGxhbl9wb2xpY3kYBCABKA4yJS50cmlhbGh1Yi50cmlhbC52MS5FeGlzdGluZ1BsYW5Qb2xpY3lCCrpIB4IBBBABIAASJgoGcmVhc29uGAUgASgJQha6SBNyERAFGOgHMgooXFNccyopezV9EjcKD2lkZW1wb3RlbmN5X2tleRgGIAEoCUIeukgbchkQEBiAATISXltBLVphLXowLTkuXzotXSskOn66SHsaeQoiZGVmaW5lX3Zpc2l0X3NjaGVkdWxlLmNvZGVzX3VuaXF1ZRIudmlzaXQgY29kZXMgbXVzdCBiZSB1bmlxdWUgd2l0aGluIHRoZSBzY2hlZHVsZRojdGhpcy52aXNpdHMubWFwKHYsIHYuY29kZSkudW5pcXVlKCkiewobRGVmaW5lVmlzaXRTY2hlZHVsZVJlc3BvbnNlEjgKDnZpc2l0X3NjaGVkdWxlGAEgASgLMiAudHJpYWxodWIudHJpYWwudjEuVmlzaXRTY2hlZHVsZRIiChpyZXBsYW5uZWRfZW5yb2xsbWVudF9jb3VudBgCIAEoBSL7AQoURW5yb2xsU3ViamVjdFJlcXVlc3QSGgoIdHJpYWxfaWQYASABKAlCCLpIBXIDsAEBEhkKB3NpdGVfaWQYAiABKAlCCLpIBXIDsAEBEh4KDHN1YmplY3RfdXVpZBgDIAEoCUIIukgFcgOwAQESUwoPZW5yb2xsbWVudF9kYXRlGAQgASgJQjq6SDdyNTIzXlswLTldezR9LSgwWzEtOV18MVswLTJdKS0oMFsxLTldfFsxMl1bMC05XXwzWzAxXSkkEjcKD2lkZW1wb3RlbmN5X2tleRgFIAEoCUIeukgbchkQEBiAATISXltBLVphLXowLTkuXzotXSskInsKFUVucm9sbFN1YmplY3RSZXNwb25zZRIxCgplbnJvbGxtZW50GAEgASgLMh0udHJpYWxodWIudHJpYWwudjEuRW5yb2xsbWVudBIvCgZ2aXNpdHMYAiADKAsyHy50cmlhbGh1Yi50cmlhbC52MS5TdWJqZWN0VmlzaXQi2wQKFldpdGhkcmF3U3ViamVjdFJlcXVlc3QSIgoNZW5yb2xsbWVudF9pZBgBIAEoCUILukgI2AEBcgOwAQESIQoMc3ViamVjdF91dWlkGAIgASgJQgu6SAjYAQFyA7ABARIdCgh0cmlhbF9pZBgDIAEoCUILukgI2AEBcgOwAQESRAoLcmVhc29uX2NvZGUYBCABKA4yIy50cmlhbGh1Yi50cmlhbC52MS5XaXRoZHJhd2FsUmVhc29uQgq6SAeCAQQQASAAEiYKBnJlYXNvbhgFIAEoCUIWukgTchEQBRjoBzIKKFxTXHMqKXs1fRJTCg93aXRoZHJhd2FsX2RhdGUYBiABKAlCOrpIN3I1MjNeWzAtOV17NH0tKDBbMS05XXwxWzAtMl0pLSgwWzEtOV18WzEyXVswLTldfDNbMDFdKSQSNwoPaWRlbXBvdGVuY3lfa2V5GAcgASgJQh66SBtyGRAQGIABMhJeW0EtWmEtejAtOS5fOi1dKyQ63gG6SNoBGtcBChd3aXRoZHJhd19zdWJqZWN0LnRhcmdldBI8Z2l2ZSBlaXRoZXIgZW5yb2xsbWVudF9pZCwgb3IgYm90aCBzdWJqZWN0X3V1aWQgYW5kIHRyaWFsX2lkGn50aGlzLmVucm9sbG1lbnRfaWQgIT0gJycgPyAodGhpcy5zdWJqZWN0X3V1aWQgPT0gJycgJiYgdGhpcy50cmlhbF9pZCA9PSAnJykgOiAodGhpcy5zdWJqZWN0X3V1aWQgIT0gJycgJiYgdGhpcy50cmlhbF9pZCAhPSAnJykiawoXV2l0aGRyYXdTdWJqZWN0UmVzcG9uc2USMQoKZW5yb2xsbWVudBgBIAEoCzIdLnRyaWFsaHViLnRyaWFsLnYxLkVucm9sbG1lbnQSHQoVY2FuY2VsbGVkX3Zpc2l0X2NvdW50GAIgASgFIoECChZMaXN0RW5yb2xsbWVudHNSZXF1ZXN0Eh0KCHRyaWFsX2lkGAEgASgJQgu6SAjYAQFyA7ABARIcCgdzaXRlX2lkGAIgASgJQgu6SAjYAQFyA7ABARIhCgxzdWJqZWN0X3V1aWQYAyABKAlCC7pICNgBAXIDsAEBEkoKCHN0YXR1c2VzGAQgAygOMiMudHJpYWxodWIudHJpYWwudjEuRW5yb2xsbWVudFN0YXR1c0ITukgQkgENEAMYASIHggEEEAEgABIdCglwYWdlX3NpemUYBSABKAVCCrpIBxoFGMgBKAASHAoKcGFnZV90b2tlbhgGIAEoCUIIukgFcgMYgAQiZgoXTGlzdEVucm9sbG1lbnRzUmVzcG9uc2USMgoLZW5yb2xsbWVudHMYASADKAsyHS50cmlhbGh1Yi50cmlhbC52MS5FbnJvbGxtZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLnAQoiTGlzdERlaWRlbnRpZmllZEVucm9sbG1lbnRzUmVxdWVzdBIaCgh0cmlhbF9pZBgBIAEoCUIIukgFcgOwAQESHAoHc2l0ZV9pZBgCIAEoCUILukgI2AEBcgOwAQESSgoIc3RhdHVzZXMYAyADKA4yIy50cmlhbGh1Yi50cmlhbC52MS5FbnJvbGxtZW50U3RhdHVzQhO6SBCSAQ0QAxgBIgeCAQQQASAAEh0KCXBhZ2Vfc2l6ZRgEIAEoBUIKukgHGgUYyAEoABIcCgpwYWdlX3Rva2VuGAUgASgJQgi6SAVyAxiABCJ+CiNMaXN0RGVpZGVudGlmaWVkRW5yb2xsbWVudHNSZXNwb25zZRI+CgtlbnJvbGxtZW50cxgBIAMoCzIpLnRyaWFsaHViLnRyaWFsLnYxLkRlaWRlbnRpZmllZEVucm9sbG1lbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIlsKGkdldFN1YmplY3RWaXNpdFBsYW5SZXF1ZXN0EiEKDHN1YmplY3RfdXVpZBgBIAEoCUILukgI2AEBcgOwAQESGgoIdHJpYWxfaWQYAiABKAlCCLpIBXIDsAEBIpQBChtHZXRTdWJqZWN0VmlzaXRQbGFuUmVzcG9uc2USMQoKZW5yb2xsbWVudBgBIAEoCzIdLnRyaWFsaHViLnRyaWFsLnYxLkVucm9sbG1lbnQSEQoJdGltZV96b25lGAIgASgJEi8KBnZpc2l0cxgDIAMoCzIfLnRyaWFsaHViLnRyaWFsLnYxLlN1YmplY3RWaXNpdCLVAwocUmVjb3JkVmlzaXRDb21wbGV0aW9uUmVxdWVzdBIeCgxzdWJqZWN0X3V1aWQYASABKAlCCLpIBXIDsAEBEhoKCHRyaWFsX2lkGAIgASgJQgi6SAVyA7ABARIiChBzdWJqZWN0X3Zpc2l0X2lkGAMgASgJQgi6SAVyA7ABARK1AQoMY29tcGxldGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEKCAbpIf7oBeQovcmVjb3JkX3Zpc2l0X2NvbXBsZXRpb24uY29tcGxldGVkX2F0X25vdF9mdXR1cmUSJmNvbXBsZXRlZF9hdCBtdXN0IG5vdCBiZSBpbiB0aGUgZnV0dXJlGh50aGlzIDw9IG5vdyArIGR1cmF0aW9uKCczMDBzJynIAQESZAoRc291cmNlX3JlZmVyZW5jZXMYBSADKAlCSbpIRpIBQwgBEBQYASI7cjkQARiAAjIyXlthLXpdW2EtejAtOV9dKjpbYS16XVthLXowLTlfXSovW0EtWmEtejAtOS5fOi1dKyQSNwoPaWRlbXBvdGVuY3lfa2V5GAYgASgJQh66SBtyGRAQGIABMhJeW0EtWmEtejAtOS5fOi1dKyQiTwodUmVjb3JkVmlzaXRDb21wbGV0aW9uUmVzcG9uc2USLgoFdmlzaXQYASABKAsyHy50cmlhbGh1Yi50cmlhbC52MS5TdWJqZWN0VmlzaXQyyQ0KDFRyaWFsU2VydmljZRJlCgtDcmVhdGVUcmlhbBIlLnRyaWFsaHViLnRyaWFsLnYxLkNyZWF0ZVRyaWFsUmVxdWVzdBomLnRyaWFsaHViLnRyaWFsLnYxLkNyZWF0ZVRyaWFsUmVzcG9uc2UiB5KCGQMKAQQSYgoIR2V0VHJpYWwSIi50cmlhbGh1Yi50cmlhbC52MS5HZXRUcmlhbFJlcXVlc3QaIy50cmlhbGh1Yi50cmlhbC52MS5HZXRUcmlhbFJlc3BvbnNlIg2QAgGSghkGCgQEAgMFEmgKCkxpc3RUcmlhbHMSJC50cmlhbGh1Yi50cmlhbC52MS5MaXN0VHJpYWxzUmVxdWVzdBolLnRyaWFsaHViLnRyaWFsLnYxLkxpc3RUcmlhbHNSZXNwb25zZSINkAIBkoIZBgoEBAIDBRJZCgdBZGRTaXRlEiEudHJpYWxodWIudHJpYWwudjEuQWRkU2l0ZVJlcXVlc3QaIi50cmlhbGh1Yi50cmlhbC52MS5BZGRTaXRlUmVzcG9uc2UiB5KCGQMKAQQSdwoRVXBkYXRlVHJpYWxTdGF0dXMSKy50cmlhbGh1Yi50cmlhbC52MS5VcGRhdGVUcmlhbFN0YXR1c1JlcXVlc3QaLC50cmlhbGh1Yi50cmlhbC52MS5VcGRhdGVUcmlhbFN0YXR1c1Jlc3BvbnNlIgeSghkDCgEEEmUKC1VwZGF0ZVRyaWFsEiUudHJpYWxodWIudHJpYWwudjEuVXBkYXRlVHJpYWxSZXF1ZXN0GiYudHJpYWxodWIudHJpYWwudjEuVXBkYXRlVHJpYWxSZXNwb25zZSIHkoIZAwoBBBJiCgpVcGRhdGVTaXRlEiQudHJpYWxodWIudHJpYWwudjEuVXBkYXRlU2l0ZVJlcXVlc3QaJS50cmlhbGh1Yi50cmlhbC52MS5VcGRhdGVTaXRlUmVzcG9uc2UiB5KCGQMKAQQSXwoJQ2xvc2VTaXRlEiMudHJpYWxodWIudHJpYWwudjEuQ2xvc2VTaXRlUmVxdWVzdBokLnRyaWFsaHViLnRyaWFsLnYxLkNsb3NlU2l0ZVJlc3BvbnNlIgeSghkDCgEEEn0KE0RlZmluZVZpc2l0U2NoZWR1bGUSLS50cmlhbGh1Yi50cmlhbC52MS5EZWZpbmVWaXNpdFNjaGVkdWxlUmVxdWVzdBouLnRyaWFsaHViLnRyaWFsLnYxLkRlZmluZVZpc2l0U2NoZWR1bGVSZXNwb25zZSIHkoIZAwoBBBJsCg1FbnJvbGxTdWJqZWN0EicudHJpYWxodWIudHJpYWwudjEuRW5yb2xsU3ViamVjdFJlcXVlc3QaKC50cmlhbGh1Yi50cmlhbC52MS5FbnJvbGxTdWJqZWN0UmVzcG9uc2UiCJKCGQQKAgQCEnIKD1dpdGhkcmF3U3ViamVjdBIpLnRyaWFsaHViLnRyaWFsLnYxLldpdGhkcmF3U3ViamVjdFJlcXVlc3QaKi50cmlhbGh1Yi50cmlhbC52MS5XaXRoZHJhd1N1YmplY3RSZXNwb25zZSIIkoIZBAoCBAISdgoPTGlzdEVucm9sbG1lbnRzEikudHJpYWxodWIudHJpYWwudjEuTGlzdEVucm9sbG1lbnRzUmVxdWVzdBoqLnRyaWFsaHViLnRyaWFsLnYxLkxpc3RFbnJvbGxtZW50c1Jlc3BvbnNlIgyQAgGSghkFCgMEAgUSmQEKG0xpc3REZWlkZW50aWZpZWRFbnJvbGxtZW50cxI1LnRyaWFsaHViLnRyaWFsLnYxLkxpc3REZWlkZW50aWZpZWRFbnJvbGxtZW50c1JlcXVlc3QaNi50cmlhbGh1Yi50cmlhbC52MS5MaXN0RGVpZGVudGlmaWVkRW5yb2xsbWVudHNSZXNwb25zZSILkAIBkoIZBAoCBAMShQEKE0dldFN1YmplY3RWaXNpdFBsYW4SLS50cmlhbGh1Yi50cmlhbC52MS5HZXRTdWJqZWN0VmlzaXRQbGFuUmVxdWVzdBouLnRyaWFsaHViLnRyaWFsLnYxLkdldFN1YmplY3RWaXNpdFBsYW5SZXNwb25zZSIPkAIBkoIZCAoEAQIEBRgBEoYBChVSZWNvcmRWaXNpdENvbXBsZXRpb24SLy50cmlhbGh1Yi50cmlhbC52MS5SZWNvcmRWaXNpdENvbXBsZXRpb25SZXF1ZXN0GjAudHJpYWxodWIudHJpYWwudjEuUmVjb3JkVmlzaXRDb21wbGV0aW9uUmVzcG9uc2UiCpACApKCGQMKAQVCzwEKFWNvbS50cmlhbGh1Yi50cmlhbC52MUIRVHJpYWxTZXJ2aWNlUHJvdG9QAVo9Z2l0aHViLmNvbS90cmlhbGh1Yi90cmlhbGh1Yi9nZW4vZ28vdHJpYWxodWIvdHJpYWwvdjE7dHJpYWx2MaICA1RUWKoCEVRyaWFsaHViLlRyaWFsLlYxygIRVHJpYWxodWJcVHJpYWxcVjHiAh1UcmlhbGh1YlxUcmlhbFxWMVxHUEJNZXRhZGF0YeoCE1RyaWFsaHViOjpUcmlhbDo6VjFiBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_trialhub_authz_v1_authz, file_trialhub_trial_v1_types]);
 
 /**
  * CreateTrialRequest describes the trial to create. The trial starts PLANNED.
@@ -334,6 +334,310 @@ export const AddSiteResponseSchema: GenMessage<AddSiteResponse> = /*@__PURE__*/
   messageDesc(file_trialhub_trial_v1_trial_service, 7);
 
 /**
+ * UpdateTrialStatusRequest names the trial, its new status and why.
+ *
+ * @generated from message trialhub.trial.v1.UpdateTrialStatusRequest
+ */
+export type UpdateTrialStatusRequest = Message<"trialhub.trial.v1.UpdateTrialStatusRequest"> & {
+  /**
+   * The trial (UUID).
+   *
+   * @generated from field: string trial_id = 1;
+   */
+  trialId: string;
+
+  /**
+   * The new status; see UpdateTrialStatus for the allowed transitions.
+   *
+   * @generated from field: trialhub.trial.v1.TrialStatus status = 2;
+   */
+  status: TrialStatus;
+
+  /**
+   * Why the status changes (e.g. "Ethics approval received"); kept in the audit
+   * trail. Free text: must not identify any person; at most 1000 characters.
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+
+  /**
+   * Client-chosen key that makes a retry safe: the same key with the same body
+   * returns the same result again and changes the status only once. Reusing a
+   * key with a different body is rejected with ALREADY_EXISTS.
+   *
+   * @generated from field: string idempotency_key = 4;
+   */
+  idempotencyKey: string;
+};
+
+/**
+ * Describes the message trialhub.trial.v1.UpdateTrialStatusRequest.
+ * Use `create(UpdateTrialStatusRequestSchema)` to create a new message.
+ */
+export const UpdateTrialStatusRequestSchema: GenMessage<UpdateTrialStatusRequest> = /*@__PURE__*/
+  messageDesc(file_trialhub_trial_v1_trial_service, 8);
+
+/**
+ * UpdateTrialStatusResponse returns the trial in its new status.
+ *
+ * @generated from message trialhub.trial.v1.UpdateTrialStatusResponse
+ */
+export type UpdateTrialStatusResponse = Message<"trialhub.trial.v1.UpdateTrialStatusResponse"> & {
+  /**
+   * The trial, with its new status.
+   *
+   * @generated from field: trialhub.trial.v1.Trial trial = 1;
+   */
+  trial?: Trial | undefined;
+};
+
+/**
+ * Describes the message trialhub.trial.v1.UpdateTrialStatusResponse.
+ * Use `create(UpdateTrialStatusResponseSchema)` to create a new message.
+ */
+export const UpdateTrialStatusResponseSchema: GenMessage<UpdateTrialStatusResponse> = /*@__PURE__*/
+  messageDesc(file_trialhub_trial_v1_trial_service, 9);
+
+/**
+ * UpdateTrialRequest changes the fields of a trial that update_mask names.
+ *
+ * @generated from message trialhub.trial.v1.UpdateTrialRequest
+ */
+export type UpdateTrialRequest = Message<"trialhub.trial.v1.UpdateTrialRequest"> & {
+  /**
+   * The trial (UUID).
+   *
+   * @generated from field: string trial_id = 1;
+   */
+  trialId: string;
+
+  /**
+   * The fields to change, e.g. paths ["title", "registry_ids"]. A listed field
+   * sent empty is cleared (title cannot be). Fields not listed keep their value.
+   *
+   * @generated from field: google.protobuf.FieldMask update_mask = 2;
+   */
+  updateMask?: FieldMask | undefined;
+
+  /**
+   * The new official title, when update_mask names "title".
+   *
+   * @generated from field: string title = 3;
+   */
+  title: string;
+
+  /**
+   * The complete new list of registry ids, when update_mask names
+   * "registry_ids" (a replacement, not a patch); at most one per register.
+   *
+   * @generated from field: repeated trialhub.trial.v1.RegistryId registry_ids = 4;
+   */
+  registryIds: RegistryId[];
+
+  /**
+   * The new public description, when update_mask names "description". Free
+   * text: must not name or otherwise identify any person.
+   *
+   * @generated from field: string description = 5;
+   */
+  description: string;
+
+  /**
+   * Why the trial changes (e.g. "Registered on ClinicalTrials.gov"); kept in the
+   * audit trail. Free text: must not identify any person.
+   *
+   * @generated from field: string reason = 6;
+   */
+  reason: string;
+
+  /**
+   * Client-chosen key that makes a retry safe: the same key with the same body
+   * returns the same result again and changes the trial only once. Reusing a key
+   * with a different body is rejected with ALREADY_EXISTS.
+   *
+   * @generated from field: string idempotency_key = 7;
+   */
+  idempotencyKey: string;
+};
+
+/**
+ * Describes the message trialhub.trial.v1.UpdateTrialRequest.
+ * Use `create(UpdateTrialRequestSchema)` to create a new message.
+ */
+export const UpdateTrialRequestSchema: GenMessage<UpdateTrialRequest> = /*@__PURE__*/
+  messageDesc(file_trialhub_trial_v1_trial_service, 10);
+
+/**
+ * UpdateTrialResponse returns the changed trial.
+ *
+ * @generated from message trialhub.trial.v1.UpdateTrialResponse
+ */
+export type UpdateTrialResponse = Message<"trialhub.trial.v1.UpdateTrialResponse"> & {
+  /**
+   * The trial after the change.
+   *
+   * @generated from field: trialhub.trial.v1.Trial trial = 1;
+   */
+  trial?: Trial | undefined;
+};
+
+/**
+ * Describes the message trialhub.trial.v1.UpdateTrialResponse.
+ * Use `create(UpdateTrialResponseSchema)` to create a new message.
+ */
+export const UpdateTrialResponseSchema: GenMessage<UpdateTrialResponse> = /*@__PURE__*/
+  messageDesc(file_trialhub_trial_v1_trial_service, 11);
+
+/**
+ * UpdateSiteRequest changes the fields of a site that update_mask names.
+ *
+ * @generated from message trialhub.trial.v1.UpdateSiteRequest
+ */
+export type UpdateSiteRequest = Message<"trialhub.trial.v1.UpdateSiteRequest"> & {
+  /**
+   * The site (UUID).
+   *
+   * @generated from field: string site_id = 1;
+   */
+  siteId: string;
+
+  /**
+   * The fields to change, e.g. paths ["name"]. Fields not listed keep their
+   * value; a listed field must be given.
+   *
+   * @generated from field: google.protobuf.FieldMask update_mask = 2;
+   */
+  updateMask?: FieldMask | undefined;
+
+  /**
+   * The new institution name, when update_mask names "name".
+   *
+   * @generated from field: string name = 3;
+   */
+  name: string;
+
+  /**
+   * The new country, ISO 3166-1 alpha-2, when update_mask names "country_code".
+   *
+   * @generated from field: string country_code = 4;
+   */
+  countryCode: string;
+
+  /**
+   * The new IANA time zone, when update_mask names "time_zone"; only while the
+   * site has no enrollments.
+   *
+   * @generated from field: string time_zone = 5;
+   */
+  timeZone: string;
+
+  /**
+   * Why the site changes; kept in the audit trail. Free text: must not identify
+   * any person.
+   *
+   * @generated from field: string reason = 6;
+   */
+  reason: string;
+
+  /**
+   * Client-chosen key that makes a retry safe: the same key with the same body
+   * returns the same result again and changes the site only once. Reusing a key
+   * with a different body is rejected with ALREADY_EXISTS.
+   *
+   * @generated from field: string idempotency_key = 7;
+   */
+  idempotencyKey: string;
+};
+
+/**
+ * Describes the message trialhub.trial.v1.UpdateSiteRequest.
+ * Use `create(UpdateSiteRequestSchema)` to create a new message.
+ */
+export const UpdateSiteRequestSchema: GenMessage<UpdateSiteRequest> = /*@__PURE__*/
+  messageDesc(file_trialhub_trial_v1_trial_service, 12);
+
+/**
+ * UpdateSiteResponse returns the changed site.
+ *
+ * @generated from message trialhub.trial.v1.UpdateSiteResponse
+ */
+export type UpdateSiteResponse = Message<"trialhub.trial.v1.UpdateSiteResponse"> & {
+  /**
+   * The site after the change.
+   *
+   * @generated from field: trialhub.trial.v1.Site site = 1;
+   */
+  site?: Site | undefined;
+};
+
+/**
+ * Describes the message trialhub.trial.v1.UpdateSiteResponse.
+ * Use `create(UpdateSiteResponseSchema)` to create a new message.
+ */
+export const UpdateSiteResponseSchema: GenMessage<UpdateSiteResponse> = /*@__PURE__*/
+  messageDesc(file_trialhub_trial_v1_trial_service, 13);
+
+/**
+ * CloseSiteRequest names the site to close and why.
+ *
+ * @generated from message trialhub.trial.v1.CloseSiteRequest
+ */
+export type CloseSiteRequest = Message<"trialhub.trial.v1.CloseSiteRequest"> & {
+  /**
+   * The site (UUID).
+   *
+   * @generated from field: string site_id = 1;
+   */
+  siteId: string;
+
+  /**
+   * Why the site closes (e.g. "Recruitment target of the site reached"); kept in
+   * the audit trail. Free text: must not identify any person.
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+
+  /**
+   * Client-chosen key that makes a retry safe: the same key with the same body
+   * returns the same result again and closes the site only once. Reusing a key
+   * with a different body is rejected with ALREADY_EXISTS.
+   *
+   * @generated from field: string idempotency_key = 3;
+   */
+  idempotencyKey: string;
+};
+
+/**
+ * Describes the message trialhub.trial.v1.CloseSiteRequest.
+ * Use `create(CloseSiteRequestSchema)` to create a new message.
+ */
+export const CloseSiteRequestSchema: GenMessage<CloseSiteRequest> = /*@__PURE__*/
+  messageDesc(file_trialhub_trial_v1_trial_service, 14);
+
+/**
+ * CloseSiteResponse returns the closed site.
+ *
+ * @generated from message trialhub.trial.v1.CloseSiteResponse
+ */
+export type CloseSiteResponse = Message<"trialhub.trial.v1.CloseSiteResponse"> & {
+  /**
+   * The site, now CLOSED.
+   *
+   * @generated from field: trialhub.trial.v1.Site site = 1;
+   */
+  site?: Site | undefined;
+};
+
+/**
+ * Describes the message trialhub.trial.v1.CloseSiteResponse.
+ * Use `create(CloseSiteResponseSchema)` to create a new message.
+ */
+export const CloseSiteResponseSchema: GenMessage<CloseSiteResponse> = /*@__PURE__*/
+  messageDesc(file_trialhub_trial_v1_trial_service, 15);
+
+/**
  * DefineVisitScheduleRequest is a complete new version of a trial's visit
  * schedule.
  *
@@ -399,7 +703,7 @@ export type DefineVisitScheduleRequest = Message<"trialhub.trial.v1.DefineVisitS
  * Use `create(DefineVisitScheduleRequestSchema)` to create a new message.
  */
 export const DefineVisitScheduleRequestSchema: GenMessage<DefineVisitScheduleRequest> = /*@__PURE__*/
-  messageDesc(file_trialhub_trial_v1_trial_service, 8);
+  messageDesc(file_trialhub_trial_v1_trial_service, 16);
 
 /**
  * DefineVisitScheduleResponse returns the new schedule version.
@@ -428,7 +732,7 @@ export type DefineVisitScheduleResponse = Message<"trialhub.trial.v1.DefineVisit
  * Use `create(DefineVisitScheduleResponseSchema)` to create a new message.
  */
 export const DefineVisitScheduleResponseSchema: GenMessage<DefineVisitScheduleResponse> = /*@__PURE__*/
-  messageDesc(file_trialhub_trial_v1_trial_service, 9);
+  messageDesc(file_trialhub_trial_v1_trial_service, 17);
 
 /**
  * EnrollSubjectRequest names the subject, trial, site and enrollment date.
@@ -483,7 +787,7 @@ export type EnrollSubjectRequest = Message<"trialhub.trial.v1.EnrollSubjectReque
  * Use `create(EnrollSubjectRequestSchema)` to create a new message.
  */
 export const EnrollSubjectRequestSchema: GenMessage<EnrollSubjectRequest> = /*@__PURE__*/
-  messageDesc(file_trialhub_trial_v1_trial_service, 10);
+  messageDesc(file_trialhub_trial_v1_trial_service, 18);
 
 /**
  * EnrollSubjectResponse returns the enrollment and the visit plan made for it.
@@ -511,7 +815,7 @@ export type EnrollSubjectResponse = Message<"trialhub.trial.v1.EnrollSubjectResp
  * Use `create(EnrollSubjectResponseSchema)` to create a new message.
  */
 export const EnrollSubjectResponseSchema: GenMessage<EnrollSubjectResponse> = /*@__PURE__*/
-  messageDesc(file_trialhub_trial_v1_trial_service, 11);
+  messageDesc(file_trialhub_trial_v1_trial_service, 19);
 
 /**
  * WithdrawSubjectRequest names the enrollment to end and why. Name it either by
@@ -583,7 +887,7 @@ export type WithdrawSubjectRequest = Message<"trialhub.trial.v1.WithdrawSubjectR
  * Use `create(WithdrawSubjectRequestSchema)` to create a new message.
  */
 export const WithdrawSubjectRequestSchema: GenMessage<WithdrawSubjectRequest> = /*@__PURE__*/
-  messageDesc(file_trialhub_trial_v1_trial_service, 12);
+  messageDesc(file_trialhub_trial_v1_trial_service, 20);
 
 /**
  * WithdrawSubjectResponse returns the ended enrollment.
@@ -611,7 +915,7 @@ export type WithdrawSubjectResponse = Message<"trialhub.trial.v1.WithdrawSubject
  * Use `create(WithdrawSubjectResponseSchema)` to create a new message.
  */
 export const WithdrawSubjectResponseSchema: GenMessage<WithdrawSubjectResponse> = /*@__PURE__*/
-  messageDesc(file_trialhub_trial_v1_trial_service, 13);
+  messageDesc(file_trialhub_trial_v1_trial_service, 21);
 
 /**
  * ListEnrollmentsRequest filters and pages enrollments. Filters combine with
@@ -670,7 +974,7 @@ export type ListEnrollmentsRequest = Message<"trialhub.trial.v1.ListEnrollmentsR
  * Use `create(ListEnrollmentsRequestSchema)` to create a new message.
  */
 export const ListEnrollmentsRequestSchema: GenMessage<ListEnrollmentsRequest> = /*@__PURE__*/
-  messageDesc(file_trialhub_trial_v1_trial_service, 14);
+  messageDesc(file_trialhub_trial_v1_trial_service, 22);
 
 /**
  * ListEnrollmentsResponse is one page of enrollments.
@@ -698,7 +1002,7 @@ export type ListEnrollmentsResponse = Message<"trialhub.trial.v1.ListEnrollments
  * Use `create(ListEnrollmentsResponseSchema)` to create a new message.
  */
 export const ListEnrollmentsResponseSchema: GenMessage<ListEnrollmentsResponse> = /*@__PURE__*/
-  messageDesc(file_trialhub_trial_v1_trial_service, 15);
+  messageDesc(file_trialhub_trial_v1_trial_service, 23);
 
 /**
  * ListDeidentifiedEnrollmentsRequest names the trial and pages its
@@ -749,7 +1053,7 @@ export type ListDeidentifiedEnrollmentsRequest = Message<"trialhub.trial.v1.List
  * Use `create(ListDeidentifiedEnrollmentsRequestSchema)` to create a new message.
  */
 export const ListDeidentifiedEnrollmentsRequestSchema: GenMessage<ListDeidentifiedEnrollmentsRequest> = /*@__PURE__*/
-  messageDesc(file_trialhub_trial_v1_trial_service, 16);
+  messageDesc(file_trialhub_trial_v1_trial_service, 24);
 
 /**
  * ListDeidentifiedEnrollmentsResponse is one page of de-identified enrollments.
@@ -777,7 +1081,7 @@ export type ListDeidentifiedEnrollmentsResponse = Message<"trialhub.trial.v1.Lis
  * Use `create(ListDeidentifiedEnrollmentsResponseSchema)` to create a new message.
  */
 export const ListDeidentifiedEnrollmentsResponseSchema: GenMessage<ListDeidentifiedEnrollmentsResponse> = /*@__PURE__*/
-  messageDesc(file_trialhub_trial_v1_trial_service, 17);
+  messageDesc(file_trialhub_trial_v1_trial_service, 25);
 
 /**
  * GetSubjectVisitPlanRequest names the subject and trial whose plan to return.
@@ -807,7 +1111,7 @@ export type GetSubjectVisitPlanRequest = Message<"trialhub.trial.v1.GetSubjectVi
  * Use `create(GetSubjectVisitPlanRequestSchema)` to create a new message.
  */
 export const GetSubjectVisitPlanRequestSchema: GenMessage<GetSubjectVisitPlanRequest> = /*@__PURE__*/
-  messageDesc(file_trialhub_trial_v1_trial_service, 18);
+  messageDesc(file_trialhub_trial_v1_trial_service, 26);
 
 /**
  * GetSubjectVisitPlanResponse is the subject's visit plan.
@@ -844,7 +1148,7 @@ export type GetSubjectVisitPlanResponse = Message<"trialhub.trial.v1.GetSubjectV
  * Use `create(GetSubjectVisitPlanResponseSchema)` to create a new message.
  */
 export const GetSubjectVisitPlanResponseSchema: GenMessage<GetSubjectVisitPlanResponse> = /*@__PURE__*/
-  messageDesc(file_trialhub_trial_v1_trial_service, 19);
+  messageDesc(file_trialhub_trial_v1_trial_service, 27);
 
 /**
  * RecordVisitCompletionRequest says which planned visit was completed, when, and
@@ -909,7 +1213,7 @@ export type RecordVisitCompletionRequest = Message<"trialhub.trial.v1.RecordVisi
  * Use `create(RecordVisitCompletionRequestSchema)` to create a new message.
  */
 export const RecordVisitCompletionRequestSchema: GenMessage<RecordVisitCompletionRequest> = /*@__PURE__*/
-  messageDesc(file_trialhub_trial_v1_trial_service, 20);
+  messageDesc(file_trialhub_trial_v1_trial_service, 28);
 
 /**
  * RecordVisitCompletionResponse returns the completed visit.
@@ -930,7 +1234,7 @@ export type RecordVisitCompletionResponse = Message<"trialhub.trial.v1.RecordVis
  * Use `create(RecordVisitCompletionResponseSchema)` to create a new message.
  */
 export const RecordVisitCompletionResponseSchema: GenMessage<RecordVisitCompletionResponse> = /*@__PURE__*/
-  messageDesc(file_trialhub_trial_v1_trial_service, 21);
+  messageDesc(file_trialhub_trial_v1_trial_service, 29);
 
 /**
  * TrialService runs trials: their sites, versioned visit schedules, subject
@@ -999,6 +1303,66 @@ export const TrialService: GenService<{
     methodKind: "unary";
     input: typeof AddSiteRequestSchema;
     output: typeof AddSiteResponseSchema;
+  },
+  /**
+   * Moves a trial to another life-cycle status, with a reason. Allowed
+   * transitions, all others are FAILED_PRECONDITION (as is the current status):
+   * PLANNED -> RECRUITING | TERMINATED;
+   * RECRUITING -> ACTIVE_NOT_RECRUITING | SUSPENDED | TERMINATED;
+   * ACTIVE_NOT_RECRUITING -> RECRUITING | SUSPENDED | COMPLETED | TERMINATED;
+   * SUSPENDED -> RECRUITING | ACTIVE_NOT_RECRUITING | TERMINATED;
+   * COMPLETED and TERMINATED are final. Opening recruitment (-> RECRUITING)
+   * also needs a visit schedule and at least one open site
+   * (FAILED_PRECONDITION otherwise). Enrolled subjects' plans are never changed
+   * by a status change. An unknown trial is NOT_FOUND.
+   *
+   * @generated from rpc trialhub.trial.v1.TrialService.UpdateTrialStatus
+   */
+  updateTrialStatus: {
+    methodKind: "unary";
+    input: typeof UpdateTrialStatusRequestSchema;
+    output: typeof UpdateTrialStatusResponseSchema;
+  },
+  /**
+   * Changes a trial's title, registry ids and/or description, the fields named
+   * in update_mask, with a reason; each changed field is audited with its old
+   * and new value. COMPLETED and TERMINATED trials are read-only
+   * (FAILED_PRECONDITION). An unknown trial is NOT_FOUND.
+   *
+   * @generated from rpc trialhub.trial.v1.TrialService.UpdateTrial
+   */
+  updateTrial: {
+    methodKind: "unary";
+    input: typeof UpdateTrialRequestSchema;
+    output: typeof UpdateTrialResponseSchema;
+  },
+  /**
+   * Changes a site's name, country and/or time zone, the fields named in
+   * update_mask, with a reason. The time zone anchors every date of the site's
+   * subjects, so it can change only while the site has no enrollments
+   * (FAILED_PRECONDITION otherwise); a tz name the server does not know is
+   * INVALID_ARGUMENT. A CLOSED site is read-only (FAILED_PRECONDITION). An
+   * unknown site is NOT_FOUND.
+   *
+   * @generated from rpc trialhub.trial.v1.TrialService.UpdateSite
+   */
+  updateSite: {
+    methodKind: "unary";
+    input: typeof UpdateSiteRequestSchema;
+    output: typeof UpdateSiteResponseSchema;
+  },
+  /**
+   * Closes a site for good, with a reason: it enrolls no one any more
+   * (EnrollSubject there is FAILED_PRECONDITION); subjects already enrolled
+   * there keep their plans and visits. Closing a CLOSED site is
+   * FAILED_PRECONDITION; an unknown site is NOT_FOUND.
+   *
+   * @generated from rpc trialhub.trial.v1.TrialService.CloseSite
+   */
+  closeSite: {
+    methodKind: "unary";
+    input: typeof CloseSiteRequestSchema;
+    output: typeof CloseSiteResponseSchema;
   },
   /**
    * Defines the trial's visit schedule as a new version: the first call creates
