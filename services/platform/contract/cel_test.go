@@ -155,6 +155,22 @@ var ruleCases = []ruleCase{
 	oneofCase("", "trialhub.trial.v1.QuestionnaireRef.ref", "visits[1].questionnaires[0].ref", func(m *trialv1.DefineVisitScheduleRequest) {
 		m.Visits[1].Questionnaires[0].Ref = nil
 	}),
+	celCase("", "define_visit_schedule.windows_disjoint", "", func(m *trialv1.DefineVisitScheduleRequest) {
+		// Screening (day -7, +3) now reaches day -1, which touches nothing, and
+		// baseline opens 1 day before day 1, which is day -1: one day shared.
+		m.Visits[0].WindowBeforeDays = 1
+		m.Visits[2].WindowAfterDays = 6
+	}),
+	celCase("", "visit.questionnaires_one_kind", "visits[0]", func(m *trialv1.DefineVisitScheduleRequest) {
+		// The same questionnaire, once by id and once by URL.
+		m.Visits[0].Questionnaires = append(m.Visits[0].Questionnaires, clone(m.Visits[1].Questionnaires[0]))
+	}),
+	celCase("", "enroll_subject.enrollment_date.exists", "enrollment_date", func(m *trialv1.EnrollSubjectRequest) {
+		m.EnrollmentDate = "2025-02-31"
+	}),
+	celCase("by enrollment", "withdraw_subject.withdrawal_date.exists", "withdrawal_date", func(m *trialv1.WithdrawSubjectRequest) {
+		m.WithdrawalDate = "2023-02-29" // 2023 is no leap year
+	}),
 	celCase("by enrollment", "withdraw_subject.target", "", func(m *trialv1.WithdrawSubjectRequest) {
 		m.SubjectUuid = subjectID
 	}),

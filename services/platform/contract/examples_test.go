@@ -170,7 +170,9 @@ var examples = []example{
 			{"code": "BASELINE", "name": "Baseline", "studyDay": 1, "windowBeforeDays": 0, "windowAfterDays": 3,
 				"questionnaires": [{"questionnaireId": "` + questionnaireID + `", "version": "1.0.0"}]},
 			{"code": "W04", "name": "Week 4", "studyDay": 29, "windowBeforeDays": 3, "windowAfterDays": 3,
-				"questionnaires": [{"questionnaireUrl": "http://loinc.org/q/44249-1", "version": "3"}]}
+				"questionnaires": [{"questionnaireUrl": "http://loinc.org/q/44249-1", "version": "3"}]},
+			{"code": "SCREENING", "name": "Screening", "studyDay": -7, "windowBeforeDays": 3, "windowAfterDays": 3,
+				"questionnaires": [{"questionnaireUrl": "http://loinc.org/q/69737-5", "version": "1.0.0"}]}
 		],
 		"baseVersion": 0, "existingPlanPolicy": "EXISTING_PLAN_POLICY_KEEP_VERSION",
 		"reason": "Initial schedule, protocol v1.0", "idempotencyKey": "schedule-5b7d9f1a3c"}`},

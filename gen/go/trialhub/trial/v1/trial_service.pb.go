@@ -1123,8 +1123,9 @@ type DefineVisitScheduleRequest struct {
 	// The trial whose schedule this is (UUID).
 	TrialId string `protobuf:"bytes,1,opt,name=trial_id,json=trialId,proto3" json:"trial_id,omitempty"`
 	// Every visit of the new version (a full replacement, not a patch). Each
-	// visit's study_day is relative to enrollment: day 1 = enrollment day, no day 0
-	// and, in v1, no visit before day 1.
+	// visit's study_day is relative to the enrollment date, the anchor: day 1 =
+	// enrollment day, no day 0, days -14 .. -1 before it (screening, run-in). The
+	// windows of two visits never overlap.
 	Visits []*Visit `protobuf:"bytes,2,rep,name=visits,proto3" json:"visits,omitempty"`
 	// The version this change was made from: 0 when the trial has no schedule
 	// yet, else the current version. A mismatch (someone defined a version in the
@@ -2236,7 +2237,7 @@ const file_trialhub_trial_v1_trial_service_proto_rawDesc = "" +
 	"(\\S\\s*){5}R\x06reason\x12G\n" +
 	"\x0fidempotency_key\x18\x03 \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\x0eidempotencyKey\"@\n" +
 	"\x11CloseSiteResponse\x12+\n" +
-	"\x04site\x18\x01 \x01(\v2\x17.trialhub.trial.v1.SiteR\x04site\"\x8e\x04\n" +
+	"\x04site\x18\x01 \x01(\v2\x17.trialhub.trial.v1.SiteR\x04site\"\xc5\a\n" +
 	"\x1aDefineVisitScheduleRequest\x12#\n" +
 	"\btrial_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\atrialId\x12=\n" +
 	"\x06visits\x18\x02 \x03(\v2\x18.trialhub.trial.v1.VisitB\v\xbaH\b\x92\x01\x05\b\x01\x10\xc8\x01R\x06visits\x12.\n" +
@@ -2245,22 +2246,24 @@ const file_trialhub_trial_v1_trial_service_proto_rawDesc = "" +
 	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x12existingPlanPolicy\x12.\n" +
 	"\x06reason\x18\x05 \x01(\tB\x16\xbaH\x13r\x11\x10\x05\x18\xe8\a2\n" +
 	"(\\S\\s*){5}R\x06reason\x12G\n" +
-	"\x0fidempotency_key\x18\x06 \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\x0eidempotencyKey:~\xbaH{\x1ay\n" +
-	"\"define_visit_schedule.codes_unique\x12.visit codes must be unique within the schedule\x1a#this.visits.map(v, v.code).unique()\"\xa4\x01\n" +
+	"\x0fidempotency_key\x18\x06 \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\x0eidempotencyKey:\xb4\x04\xbaH\xb0\x04\x1ay\n" +
+	"\"define_visit_schedule.codes_unique\x12.visit codes must be unique within the schedule\x1a#this.visits.map(v, v.code).unique()\x1a\xb2\x03\n" +
+	"&define_visit_schedule.windows_disjoint\x12!the windows of two visits overlap\x1a\xe4\x02this.visits.all(a, this.visits.all(b, a.code == b.code || (a.study_day > 0 ? a.study_day - 1 : a.study_day) + a.window_after_days < (b.study_day > 0 ? b.study_day - 1 : b.study_day) - b.window_before_days || (b.study_day > 0 ? b.study_day - 1 : b.study_day) + b.window_after_days < (a.study_day > 0 ? a.study_day - 1 : a.study_day) - a.window_before_days))\"\xa4\x01\n" +
 	"\x1bDefineVisitScheduleResponse\x12G\n" +
 	"\x0evisit_schedule\x18\x01 \x01(\v2 .trialhub.trial.v1.VisitScheduleR\rvisitSchedule\x12<\n" +
-	"\x1areplanned_enrollment_count\x18\x02 \x01(\x05R\x18replannedEnrollmentCount\"\xb9\x02\n" +
+	"\x1areplanned_enrollment_count\x18\x02 \x01(\x05R\x18replannedEnrollmentCount\"\xbc\x05\n" +
 	"\x14EnrollSubjectRequest\x12#\n" +
 	"\btrial_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\atrialId\x12!\n" +
 	"\asite_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x06siteId\x12+\n" +
-	"\fsubject_uuid\x18\x03 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\vsubjectUuid\x12c\n" +
-	"\x0fenrollment_date\x18\x04 \x01(\tB:\xbaH7r523^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$R\x0eenrollmentDate\x12G\n" +
+	"\fsubject_uuid\x18\x03 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\vsubjectUuid\x12\xe5\x03\n" +
+	"\x0fenrollment_date\x18\x04 \x01(\tB\xbb\x03\xbaH\xb7\x03\xba\x01\xfc\x02\n" +
+	"%enroll_subject.enrollment_date.exists\x12#must be a calendar date that exists\x1a\xad\x02!this.matches('^[0-9]{4}-[0-9]{2}-[0-9]{2}$') || int(this.substring(8, 10)) <= (this.substring(5, 7) in ['04', '06', '09', '11'] ? 30 : this.substring(5, 7) != '02' ? 31 : (int(this.substring(0, 4)) % 4 == 0 && (int(this.substring(0, 4)) % 100 != 0 || int(this.substring(0, 4)) % 400 == 0)) ? 29 : 28)r523^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$R\x0eenrollmentDate\x12G\n" +
 	"\x0fidempotency_key\x18\x05 \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\x0eidempotencyKey\"\x8f\x01\n" +
 	"\x15EnrollSubjectResponse\x12=\n" +
 	"\n" +
 	"enrollment\x18\x01 \x01(\v2\x1d.trialhub.trial.v1.EnrollmentR\n" +
 	"enrollment\x127\n" +
-	"\x06visits\x18\x02 \x03(\v2\x1f.trialhub.trial.v1.SubjectVisitR\x06visits\"\xb3\x05\n" +
+	"\x06visits\x18\x02 \x03(\v2\x1f.trialhub.trial.v1.SubjectVisitR\x06visits\"\xb8\b\n" +
 	"\x16WithdrawSubjectRequest\x120\n" +
 	"\renrollment_id\x18\x01 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\fenrollmentId\x12.\n" +
 	"\fsubject_uuid\x18\x02 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\vsubjectUuid\x12&\n" +
@@ -2269,8 +2272,9 @@ const file_trialhub_trial_v1_trial_service_proto_rawDesc = "" +
 	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\n" +
 	"reasonCode\x12.\n" +
 	"\x06reason\x18\x05 \x01(\tB\x16\xbaH\x13r\x11\x10\x05\x18\xe8\a2\n" +
-	"(\\S\\s*){5}R\x06reason\x12c\n" +
-	"\x0fwithdrawal_date\x18\x06 \x01(\tB:\xbaH7r523^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$R\x0ewithdrawalDate\x12G\n" +
+	"(\\S\\s*){5}R\x06reason\x12\xe7\x03\n" +
+	"\x0fwithdrawal_date\x18\x06 \x01(\tB\xbd\x03\xbaH\xb9\x03\xba\x01\xfe\x02\n" +
+	"'withdraw_subject.withdrawal_date.exists\x12#must be a calendar date that exists\x1a\xad\x02!this.matches('^[0-9]{4}-[0-9]{2}-[0-9]{2}$') || int(this.substring(8, 10)) <= (this.substring(5, 7) in ['04', '06', '09', '11'] ? 30 : this.substring(5, 7) != '02' ? 31 : (int(this.substring(0, 4)) % 4 == 0 && (int(this.substring(0, 4)) % 100 != 0 || int(this.substring(0, 4)) % 400 == 0)) ? 29 : 28)r523^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$R\x0ewithdrawalDate\x12G\n" +
 	"\x0fidempotency_key\x18\a \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\x0eidempotencyKey:\xde\x01\xbaH\xda\x01\x1a\xd7\x01\n" +
 	"\x17withdraw_subject.target\x12<give either enrollment_id, or both subject_uuid and trial_id\x1a~this.enrollment_id != '' ? (this.subject_uuid == '' && this.trial_id == '') : (this.subject_uuid != '' && this.trial_id != '')\"\x8c\x01\n" +
 	"\x17WithdrawSubjectResponse\x12=\n" +

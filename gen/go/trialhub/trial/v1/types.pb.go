@@ -939,12 +939,14 @@ func (*QuestionnaireRef_QuestionnaireUrl) isQuestionnaireRef_Ref() {}
 // the window in which it may be done, and the questionnaires the subject answers
 // at it.
 //
-// For a subject enrolled on date E (in the site's time zone) the planned date is
-// E + (study_day - 1) days: study day 1 is the enrollment day and there is no
-// day 0, as in SDTM --DY. The window runs from planned date - window_before_days
-// to planned date + window_after_days, both days included, in the site's time
-// zone. ePRO accepts answers only inside the window (no back-filling, no
-// pre-filling); outside it the visit is a protocol deviation.
+// For a subject enrolled on date E (in the site's time zone) the enrollment
+// date is the anchor: the planned date is E + (study_day - 1) days for study
+// day 1 and later, and E + study_day days before it (day -1 is the day before
+// enrollment): study day 1 is the enrollment day and there is no day 0, as in
+// SDTM --DY. The window runs from planned date - window_before_days to planned
+// date + window_after_days, both days included, in the site's time zone. ePRO
+// accepts answers only inside the window (no back-filling, no pre-filling);
+// outside it the visit is a protocol deviation.
 type Visit struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The visit's code, unique within the schedule and kept across schedule
@@ -953,12 +955,14 @@ type Visit struct {
 	Code string `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
 	// Display name of the visit, shown to patients and staff (e.g. "Week 4").
 	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	// Target study day relative to enrollment: day 1 is the enrollment day, day 2
-	// the day after; there is no day 0 (SDTM --DY convention). Visits start on the
-	// enrollment day at the earliest: a subject is not enrolled before day 1, so a
-	// visit planned before it could only ever be missed. A visit whose window has
-	// already closed when the subject is enrolled (an enrollment entered late) is
-	// planned and becomes MISSED.
+	// Target study day relative to the enrollment date (the anchor): day 1 is the
+	// enrollment day, day 2 the day after, day -1 the day before; there is no day
+	// 0 (SDTM --DY convention). Pre-baseline visits (screening, run-in) have
+	// negative days, -14 at the earliest; they are planned before the enrollment
+	// date, so an enrollment entered on its own date finds their windows already
+	// closed unless they extend to it. A visit whose window has already closed
+	// when the subject is enrolled (an enrollment entered late) is planned and
+	// becomes MISSED.
 	StudyDay int32 `protobuf:"varint,3,opt,name=study_day,json=studyDay,proto3" json:"study_day,omitempty"`
 	// How many days before the planned date the window opens (0 = it opens on the
 	// planned date).
@@ -1765,18 +1769,18 @@ const file_trialhub_trial_v1_types_proto_rawDesc = "" +
 	"\x10questionnaire_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01H\x00R\x0fquestionnaireId\x12:\n" +
 	"\x11questionnaire_url\x18\x02 \x01(\tB\v\xbaH\br\x06\x18\x80\b\x88\x01\x01H\x00R\x10questionnaireUrl\x12@\n" +
 	"\aversion\x18\x03 \x01(\tB&\xbaH#r!\x18@2\x1d^[A-Za-z0-9][A-Za-z0-9._+-]*$R\aversionB\f\n" +
-	"\x03ref\x12\x05\xbaH\x02\b\x01\"\x96\x04\n" +
+	"\x03ref\x12\x05\xbaH\x02\b\x01\"\xbd\x06\n" +
 	"\x05Visit\x124\n" +
 	"\x04code\x18\x01 \x01(\tB \xbaH\x1dr\x1b\x10\x01\x18 2\x15^[A-Z0-9][A-Z0-9_-]*$R\x04code\x12\x1d\n" +
-	"\x04name\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18dR\x04name\x12'\n" +
-	"\tstudy_day\x18\x03 \x01(\x05B\n" +
-	"\xbaH\a\x1a\x05\x18\xc2\x1c(\x01R\bstudyDay\x128\n" +
+	"\x04name\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18dR\x04name\x122\n" +
+	"\tstudy_day\x18\x03 \x01(\x05B\x15\xbaH\x12\x1a\x108\x00\x18\xc2\x1c(\xf2\xff\xff\xff\xff\xff\xff\xff\xff\x01R\bstudyDay\x128\n" +
 	"\x12window_before_days\x18\x04 \x01(\x05B\n" +
 	"\xbaH\a\x1a\x05\x18\xed\x02(\x00R\x10windowBeforeDays\x126\n" +
 	"\x11window_after_days\x18\x05 \x01(\x05B\n" +
 	"\xbaH\a\x1a\x05\x18\xed\x02(\x00R\x0fwindowAfterDays\x12W\n" +
 	"\x0equestionnaires\x18\x06 \x03(\v2#.trialhub.trial.v1.QuestionnaireRefB\n" +
-	"\xbaH\a\x92\x01\x04\b\x01\x10\x14R\x0equestionnaires:\xc3\x01\xbaH\xbf\x01\x1a\xbc\x01\n" +
+	"\xbaH\a\x92\x01\x04\b\x01\x10\x14R\x0equestionnaires:\xdf\x03\xbaH\xdb\x03\x1a\x99\x02\n" +
+	"\x1dvisit.questionnaires_one_kind\x12\x88\x01a visit names all its questionnaires the same way (all by id or all by URL), so one cannot be assigned twice, once by id and once by URL\x1amthis.questionnaires.all(q, q.questionnaire_url == '') || this.questionnaires.all(q, q.questionnaire_id == '')\x1a\xbc\x01\n" +
 	"\x1bvisit.questionnaires_unique\x123a questionnaire may be assigned only once per visit\x1ahthis.questionnaires.map(q, q.questionnaire_id != '' ? q.questionnaire_id : q.questionnaire_url).unique()\"\xa2\x02\n" +
 	"\rVisitSchedule\x12\x19\n" +
 	"\btrial_id\x18\x01 \x01(\tR\atrialId\x12\x18\n" +
