@@ -161,6 +161,10 @@ var ruleCases = []ruleCase{
 		m.Visits[0].WindowBeforeDays = 1
 		m.Visits[2].WindowAfterDays = 6
 	}),
+	celCase("", "visit.study_day.not_zero", "visits[2].study_day", func(m *trialv1.DefineVisitScheduleRequest) {
+		m.Visits[0].StudyDay = 2 // keep the windows apart: day 0 would be offset 0
+		m.Visits[2].StudyDay, m.Visits[2].WindowAfterDays = 0, 0
+	}),
 	celCase("", "visit.questionnaires_one_kind", "visits[0]", func(m *trialv1.DefineVisitScheduleRequest) {
 		// The same questionnaire, once by id and once by URL.
 		m.Visits[0].Questionnaires = append(m.Visits[0].Questionnaires, clone(m.Visits[1].Questionnaires[0]))
@@ -179,6 +183,25 @@ var ruleCases = []ruleCase{
 	}),
 	celCase("", "record_visit_completion.completed_at_not_future", "completed_at", func(m *trialv1.RecordVisitCompletionRequest) {
 		m.CompletedAt = inAnHour()
+	}),
+
+	celCase("", "list_worklist.window_range", "", func(m *trialv1.ListWorklistRequest) {
+		m.WindowFromDate, m.WindowToDate = "2025-03-09", "2025-03-03"
+	}),
+	celCase("", "list_worklist.window_from_date.exists", "window_from_date", func(m *trialv1.ListWorklistRequest) {
+		m.WindowFromDate = "2025-02-30"
+	}),
+	celCase("", "list_worklist.window_to_date.exists", "window_to_date", func(m *trialv1.ListWorklistRequest) {
+		m.WindowToDate = "2025-04-31"
+	}),
+	celCase("", "trial_list_audit_events.time_range", "", func(m *trialv1.ListAuditEventsRequest) {
+		m.OccurredFrom, m.OccurredUntil = m.OccurredUntil, m.OccurredFrom
+	}),
+	celCase("", "trial_list_audit_events.record_id_needs_type", "", func(m *trialv1.ListAuditEventsRequest) {
+		m.RecordType = trialv1.AuditRecordType_AUDIT_RECORD_TYPE_UNSPECIFIED
+	}),
+	celCase("", "trial_verify_audit_trail.sequence_range", "", func(m *trialv1.VerifyAuditTrailRequest) {
+		m.FromSequence, m.ToSequence = proto.Int64(10), proto.Int64(9)
 	}),
 
 	// trialhub.epro.v1: questionnaires

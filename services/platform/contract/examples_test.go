@@ -199,6 +199,27 @@ var examples = []example{
 		"completedAt": "2025-03-01T10:05:00Z", "sourceReferences": ["epro:response/` + responseID + `"],
 		"idempotencyKey": "complete-` + visitID + `"}`},
 
+	{typ: "trialhub.trial.v1.WithdrawVisitCompletionRequest", json: `{
+		"subjectUuid": "` + subjectID + `", "trialId": "` + trialID + `", "subjectVisitId": "` + visitID + `",
+		"sourceReference": "epro:response/` + responseID + `",
+		"reason": "Response entered in error: answered on the wrong device",
+		"idempotencyKey": "uncomplete-` + visitID + `"}`},
+	{typ: "trialhub.trial.v1.ListWorklistRequest", json: `{
+		"trialId": "` + trialID + `", "siteId": "` + siteID + `",
+		"statuses": ["SUBJECT_VISIT_STATUS_PENDING", "SUBJECT_VISIT_STATUS_MISSED"],
+		"windowFromDate": "2025-03-03", "windowToDate": "2025-03-09",
+		"updatedAfter": "2025-03-01T00:00:00Z", "pageSize": 100, "pageToken": "page-2"}`},
+	{typ: "trialhub.trial.v1.MoveToScheduleVersionRequest", json: `{
+		"enrollmentId": "` + enrollmentID + `", "visitScheduleVersion": 2,
+		"reason": "Re-consented to protocol amendment 2", "idempotencyKey": "move-4c6e8a0b2d1f"}`},
+	{typ: "trialhub.trial.v1.ListAuditEventsRequest", json: `{
+		"actorId": "` + staffID + `", "subjectUuid": "` + subjectID + `",
+		"actions": ["AUDIT_ACTION_SUBJECT_ENROLLED", "AUDIT_ACTION_SUBJECT_WITHDRAWN"],
+		"recordType": "AUDIT_RECORD_TYPE_ENROLLMENT", "recordId": "` + enrollmentID + `",
+		"occurredFrom": "2025-01-01T00:00:00Z", "occurredUntil": "2025-02-01T00:00:00Z",
+		"order": "AUDIT_EVENT_ORDER_NEWEST_FIRST", "pageSize": 50, "pageToken": "page-2"}`},
+	{typ: "trialhub.trial.v1.VerifyAuditTrailRequest", json: `{"fromSequence": "1", "toSequence": "1000"}`},
+
 	// trialhub.epro.v1.EproService
 	{typ: "trialhub.epro.v1.CreateQuestionnaireRequest", json: `{
 		"idempotencyKey": "questionnaire-phq9-1.0.0",

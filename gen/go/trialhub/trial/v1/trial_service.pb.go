@@ -2140,11 +2140,462 @@ func (x *RecordVisitCompletionResponse) GetVisit() *SubjectVisit {
 	return nil
 }
 
+// WithdrawVisitCompletionRequest names the completed visit, the response that
+// was marked entered in error, and why.
+type WithdrawVisitCompletionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The subject (UUID) whose plan holds the visit.
+	SubjectUuid string `protobuf:"bytes,1,opt,name=subject_uuid,json=subjectUuid,proto3" json:"subject_uuid,omitempty"`
+	// The trial (UUID) of the subject's enrollment.
+	TrialId string `protobuf:"bytes,2,opt,name=trial_id,json=trialId,proto3" json:"trial_id,omitempty"`
+	// The subject's planned visit (SubjectVisit.subject_visit_id, UUID).
+	SubjectVisitId string `protobuf:"bytes,3,opt,name=subject_visit_id,json=subjectVisitId,proto3" json:"subject_visit_id,omitempty"`
+	// The record marked entered in error, one of the completion's
+	// source_references (e.g. "epro:response/<uuid>").
+	SourceReference string `protobuf:"bytes,4,opt,name=source_reference,json=sourceReference,proto3" json:"source_reference,omitempty"`
+	// Why the completion is withdrawn (e.g. "Response entered in error:
+	// answered on the wrong subject's device"); kept in the audit trail. Free
+	// text: must not identify any person.
+	Reason string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Client-chosen key that makes a retry safe: the same key with the same body
+	// returns the same result again and withdraws only once. Reusing a key with a
+	// different body is rejected with ALREADY_EXISTS.
+	IdempotencyKey string `protobuf:"bytes,6,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *WithdrawVisitCompletionRequest) Reset() {
+	*x = WithdrawVisitCompletionRequest{}
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WithdrawVisitCompletionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WithdrawVisitCompletionRequest) ProtoMessage() {}
+
+func (x *WithdrawVisitCompletionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WithdrawVisitCompletionRequest.ProtoReflect.Descriptor instead.
+func (*WithdrawVisitCompletionRequest) Descriptor() ([]byte, []int) {
+	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *WithdrawVisitCompletionRequest) GetSubjectUuid() string {
+	if x != nil {
+		return x.SubjectUuid
+	}
+	return ""
+}
+
+func (x *WithdrawVisitCompletionRequest) GetTrialId() string {
+	if x != nil {
+		return x.TrialId
+	}
+	return ""
+}
+
+func (x *WithdrawVisitCompletionRequest) GetSubjectVisitId() string {
+	if x != nil {
+		return x.SubjectVisitId
+	}
+	return ""
+}
+
+func (x *WithdrawVisitCompletionRequest) GetSourceReference() string {
+	if x != nil {
+		return x.SourceReference
+	}
+	return ""
+}
+
+func (x *WithdrawVisitCompletionRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *WithdrawVisitCompletionRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+// WithdrawVisitCompletionResponse returns the visit after the withdrawal.
+type WithdrawVisitCompletionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The visit, PENDING or MISSED again (or as it was, when it was not
+	// COMPLETED).
+	Visit         *SubjectVisit `protobuf:"bytes,1,opt,name=visit,proto3" json:"visit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WithdrawVisitCompletionResponse) Reset() {
+	*x = WithdrawVisitCompletionResponse{}
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WithdrawVisitCompletionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WithdrawVisitCompletionResponse) ProtoMessage() {}
+
+func (x *WithdrawVisitCompletionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WithdrawVisitCompletionResponse.ProtoReflect.Descriptor instead.
+func (*WithdrawVisitCompletionResponse) Descriptor() ([]byte, []int) {
+	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *WithdrawVisitCompletionResponse) GetVisit() *SubjectVisit {
+	if x != nil {
+		return x.Visit
+	}
+	return nil
+}
+
+// ListWorklistRequest selects planned visits of one trial. Filters combine with
+// AND.
+type ListWorklistRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The trial (UUID); required, investigators are scoped by trial.
+	TrialId string `protobuf:"bytes,1,opt,name=trial_id,json=trialId,proto3" json:"trial_id,omitempty"`
+	// Only visits of subjects enrolled at this site (UUID); empty for every site
+	// the caller may see.
+	SiteId string `protobuf:"bytes,2,opt,name=site_id,json=siteId,proto3" json:"site_id,omitempty"`
+	// Only visits in one of these statuses, as of now (e.g. PENDING and MISSED for
+	// "due or missed"); empty for any status.
+	Statuses []SubjectVisitStatus `protobuf:"varint,3,rep,packed,name=statuses,proto3,enum=trialhub.trial.v1.SubjectVisitStatus" json:"statuses,omitempty"`
+	// Only visits whose window is still open on or after this date
+	// (window_close_date >= window_from_date), ISO YYYY-MM-DD, compared with the
+	// dates of each visit's site; empty for no lower bound.
+	WindowFromDate string `protobuf:"bytes,4,opt,name=window_from_date,json=windowFromDate,proto3" json:"window_from_date,omitempty"`
+	// Only visits whose window opens on or before this date (window_open_date <=
+	// window_to_date), ISO YYYY-MM-DD; empty for no upper bound. With
+	// window_from_date: visits whose window overlaps the range (e.g. this week).
+	WindowToDate string `protobuf:"bytes,5,opt,name=window_to_date,json=windowToDate,proto3" json:"window_to_date,omitempty"`
+	// Only visits changed (planned, completed, withdrawn, cancelled, re-planned)
+	// strictly after this instant; unset for all. The cursor of a poller.
+	UpdatedAfter *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=updated_after,json=updatedAfter,proto3" json:"updated_after,omitempty"`
+	// Maximum number of visits to return; 0 means the server default of 100.
+	PageSize int32 `protobuf:"varint,7,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page; empty for the first page. Only
+	// valid with the same filters.
+	PageToken     string `protobuf:"bytes,8,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWorklistRequest) Reset() {
+	*x = ListWorklistRequest{}
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWorklistRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWorklistRequest) ProtoMessage() {}
+
+func (x *ListWorklistRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWorklistRequest.ProtoReflect.Descriptor instead.
+func (*ListWorklistRequest) Descriptor() ([]byte, []int) {
+	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *ListWorklistRequest) GetTrialId() string {
+	if x != nil {
+		return x.TrialId
+	}
+	return ""
+}
+
+func (x *ListWorklistRequest) GetSiteId() string {
+	if x != nil {
+		return x.SiteId
+	}
+	return ""
+}
+
+func (x *ListWorklistRequest) GetStatuses() []SubjectVisitStatus {
+	if x != nil {
+		return x.Statuses
+	}
+	return nil
+}
+
+func (x *ListWorklistRequest) GetWindowFromDate() string {
+	if x != nil {
+		return x.WindowFromDate
+	}
+	return ""
+}
+
+func (x *ListWorklistRequest) GetWindowToDate() string {
+	if x != nil {
+		return x.WindowToDate
+	}
+	return ""
+}
+
+func (x *ListWorklistRequest) GetUpdatedAfter() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAfter
+	}
+	return nil
+}
+
+func (x *ListWorklistRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListWorklistRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListWorklistResponse is one page of the worklist.
+type ListWorklistResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The visits of this page, ordered by updated_at, then subject_visit_id.
+	Visits []*SubjectVisit `protobuf:"bytes,1,rep,name=visits,proto3" json:"visits,omitempty"`
+	// Token for the next page; empty when this is the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWorklistResponse) Reset() {
+	*x = ListWorklistResponse{}
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWorklistResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWorklistResponse) ProtoMessage() {}
+
+func (x *ListWorklistResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWorklistResponse.ProtoReflect.Descriptor instead.
+func (*ListWorklistResponse) Descriptor() ([]byte, []int) {
+	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ListWorklistResponse) GetVisits() []*SubjectVisit {
+	if x != nil {
+		return x.Visits
+	}
+	return nil
+}
+
+func (x *ListWorklistResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// MoveToScheduleVersionRequest names the enrollment, the target schedule
+// version and why.
+type MoveToScheduleVersionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The enrollment to re-plan (UUID).
+	EnrollmentId string `protobuf:"bytes,1,opt,name=enrollment_id,json=enrollmentId,proto3" json:"enrollment_id,omitempty"`
+	// The schedule version to move the plan onto (usually the trial's current
+	// one).
+	VisitScheduleVersion int32 `protobuf:"varint,2,opt,name=visit_schedule_version,json=visitScheduleVersion,proto3" json:"visit_schedule_version,omitempty"`
+	// Why the plan moves (e.g. "Re-consented to protocol amendment 2"); kept in
+	// the audit trail. Free text: must not identify any person.
+	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Client-chosen key that makes a retry safe: the same key with the same body
+	// returns the same result again and moves the plan only once. Reusing a key
+	// with a different body is rejected with ALREADY_EXISTS.
+	IdempotencyKey string `protobuf:"bytes,4,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *MoveToScheduleVersionRequest) Reset() {
+	*x = MoveToScheduleVersionRequest{}
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MoveToScheduleVersionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MoveToScheduleVersionRequest) ProtoMessage() {}
+
+func (x *MoveToScheduleVersionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MoveToScheduleVersionRequest.ProtoReflect.Descriptor instead.
+func (*MoveToScheduleVersionRequest) Descriptor() ([]byte, []int) {
+	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *MoveToScheduleVersionRequest) GetEnrollmentId() string {
+	if x != nil {
+		return x.EnrollmentId
+	}
+	return ""
+}
+
+func (x *MoveToScheduleVersionRequest) GetVisitScheduleVersion() int32 {
+	if x != nil {
+		return x.VisitScheduleVersion
+	}
+	return 0
+}
+
+func (x *MoveToScheduleVersionRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *MoveToScheduleVersionRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+// MoveToScheduleVersionResponse returns the re-planned enrollment.
+type MoveToScheduleVersionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The enrollment, now following the new version.
+	Enrollment *Enrollment `protobuf:"bytes,1,opt,name=enrollment,proto3" json:"enrollment,omitempty"`
+	// The subject's planned visits after the move, ordered by study day, then
+	// visit code.
+	Visits        []*SubjectVisit `protobuf:"bytes,2,rep,name=visits,proto3" json:"visits,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MoveToScheduleVersionResponse) Reset() {
+	*x = MoveToScheduleVersionResponse{}
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MoveToScheduleVersionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MoveToScheduleVersionResponse) ProtoMessage() {}
+
+func (x *MoveToScheduleVersionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_trial_v1_trial_service_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MoveToScheduleVersionResponse.ProtoReflect.Descriptor instead.
+func (*MoveToScheduleVersionResponse) Descriptor() ([]byte, []int) {
+	return file_trialhub_trial_v1_trial_service_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *MoveToScheduleVersionResponse) GetEnrollment() *Enrollment {
+	if x != nil {
+		return x.Enrollment
+	}
+	return nil
+}
+
+func (x *MoveToScheduleVersionResponse) GetVisits() []*SubjectVisit {
+	if x != nil {
+		return x.Visits
+	}
+	return nil
+}
+
 var File_trialhub_trial_v1_trial_service_proto protoreflect.FileDescriptor
 
 const file_trialhub_trial_v1_trial_service_proto_rawDesc = "" +
 	"\n" +
-	"%trialhub/trial/v1/trial_service.proto\x12\x11trialhub.trial.v1\x1a\x1bbuf/validate/validate.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dtrialhub/authz/v1/authz.proto\x1a\x1dtrialhub/trial/v1/types.proto\"\xb5\x04\n" +
+	"%trialhub/trial/v1/trial_service.proto\x12\x11trialhub.trial.v1\x1a\x1bbuf/validate/validate.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dtrialhub/authz/v1/authz.proto\x1a\x1dtrialhub/trial/v1/audit.proto\x1a\x1dtrialhub/trial/v1/types.proto\"\xb5\x04\n" +
 	"\x12CreateTrialRequest\x12M\n" +
 	"\rprotocol_code\x18\x01 \x01(\tB(\xbaH%r#\x10\x01\x18@2\x1d^[A-Za-z0-9][A-Za-z0-9._/-]*$R\fprotocolCode\x12 \n" +
 	"\x05title\x18\x02 \x01(\tB\n" +
@@ -2323,7 +2774,45 @@ const file_trialhub_trial_v1_trial_service_proto_rawDesc = "" +
 	"\x11source_references\x18\x05 \x03(\tBI\xbaHF\x92\x01C\b\x01\x10\x14\x18\x01\";r9\x10\x01\x18\x80\x0222^[a-z][a-z0-9_]*:[a-z][a-z0-9_]*/[A-Za-z0-9._:-]+$R\x10sourceReferences\x12G\n" +
 	"\x0fidempotency_key\x18\x06 \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\x0eidempotencyKey\"V\n" +
 	"\x1dRecordVisitCompletionResponse\x125\n" +
-	"\x05visit\x18\x01 \x01(\v2\x1f.trialhub.trial.v1.SubjectVisitR\x05visit2\xc9\r\n" +
+	"\x05visit\x18\x01 \x01(\v2\x1f.trialhub.trial.v1.SubjectVisitR\x05visit\"\x8a\x03\n" +
+	"\x1eWithdrawVisitCompletionRequest\x12+\n" +
+	"\fsubject_uuid\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\vsubjectUuid\x12#\n" +
+	"\btrial_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\atrialId\x122\n" +
+	"\x10subject_visit_id\x18\x03 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x0esubjectVisitId\x12i\n" +
+	"\x10source_reference\x18\x04 \x01(\tB>\xbaH;r9\x10\x01\x18\x80\x0222^[a-z][a-z0-9_]*:[a-z][a-z0-9_]*/[A-Za-z0-9._:-]+$R\x0fsourceReference\x12.\n" +
+	"\x06reason\x18\x05 \x01(\tB\x16\xbaH\x13r\x11\x10\x05\x18\xe8\a2\n" +
+	"(\\S\\s*){5}R\x06reason\x12G\n" +
+	"\x0fidempotency_key\x18\x06 \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\x0eidempotencyKey\"X\n" +
+	"\x1fWithdrawVisitCompletionResponse\x125\n" +
+	"\x05visit\x18\x01 \x01(\v2\x1f.trialhub.trial.v1.SubjectVisitR\x05visit\"\xf1\v\n" +
+	"\x13ListWorklistRequest\x12#\n" +
+	"\btrial_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\atrialId\x12$\n" +
+	"\asite_id\x18\x02 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\x06siteId\x12V\n" +
+	"\bstatuses\x18\x03 \x03(\x0e2%.trialhub.trial.v1.SubjectVisitStatusB\x13\xbaH\x10\x92\x01\r\x10\x04\x18\x01\"\a\x82\x01\x04\x10\x01 \x00R\bstatuses\x12\xe9\x03\n" +
+	"\x10window_from_date\x18\x04 \x01(\tB\xbe\x03\xbaH\xba\x03\xba\x01\xfc\x02\n" +
+	"%list_worklist.window_from_date.exists\x12#must be a calendar date that exists\x1a\xad\x02!this.matches('^[0-9]{4}-[0-9]{2}-[0-9]{2}$') || int(this.substring(8, 10)) <= (this.substring(5, 7) in ['04', '06', '09', '11'] ? 30 : this.substring(5, 7) != '02' ? 31 : (int(this.substring(0, 4)) % 4 == 0 && (int(this.substring(0, 4)) % 100 != 0 || int(this.substring(0, 4)) % 400 == 0)) ? 29 : 28)\xd8\x01\x01r523^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$R\x0ewindowFromDate\x12\xe3\x03\n" +
+	"\x0ewindow_to_date\x18\x05 \x01(\tB\xbc\x03\xbaH\xb8\x03\xba\x01\xfa\x02\n" +
+	"#list_worklist.window_to_date.exists\x12#must be a calendar date that exists\x1a\xad\x02!this.matches('^[0-9]{4}-[0-9]{2}-[0-9]{2}$') || int(this.substring(8, 10)) <= (this.substring(5, 7) in ['04', '06', '09', '11'] ? 30 : this.substring(5, 7) != '02' ? 31 : (int(this.substring(0, 4)) % 4 == 0 && (int(this.substring(0, 4)) % 100 != 0 || int(this.substring(0, 4)) % 400 == 0)) ? 29 : 28)\xd8\x01\x01r523^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$R\fwindowToDate\x12O\n" +
+	"\rupdated_after\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampB\x0e\xbaH\v\xb2\x01\b*\x06\b\x80\x87\xb5\xc3\x03R\fupdatedAfter\x12'\n" +
+	"\tpage_size\x18\a \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xf4\x03(\x00R\bpageSize\x12'\n" +
+	"\n" +
+	"page_token\x18\b \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken:\xc1\x01\xbaH\xbd\x01\x1a\xba\x01\n" +
+	"\x1alist_worklist.window_range\x122window_to_date must not be before window_from_date\x1ahthis.window_from_date == '' || this.window_to_date == '' || this.window_from_date <= this.window_to_date\"w\n" +
+	"\x14ListWorklistResponse\x127\n" +
+	"\x06visits\x18\x01 \x03(\v2\x1f.trialhub.trial.v1.SubjectVisitR\x06visits\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x89\x02\n" +
+	"\x1cMoveToScheduleVersionRequest\x12-\n" +
+	"\renrollment_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\fenrollmentId\x12A\n" +
+	"\x16visit_schedule_version\x18\x02 \x01(\x05B\v\xbaH\b\x1a\x06\x18\xa0\x8d\x06(\x01R\x14visitScheduleVersion\x12.\n" +
+	"\x06reason\x18\x03 \x01(\tB\x16\xbaH\x13r\x11\x10\x05\x18\xe8\a2\n" +
+	"(\\S\\s*){5}R\x06reason\x12G\n" +
+	"\x0fidempotency_key\x18\x04 \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\x0eidempotencyKey\"\x97\x01\n" +
+	"\x1dMoveToScheduleVersionResponse\x12=\n" +
+	"\n" +
+	"enrollment\x18\x01 \x01(\v2\x1d.trialhub.trial.v1.EnrollmentR\n" +
+	"enrollment\x127\n" +
+	"\x06visits\x18\x02 \x03(\v2\x1f.trialhub.trial.v1.SubjectVisitR\x06visits2\xbc\x12\n" +
 	"\fTrialService\x12e\n" +
 	"\vCreateTrial\x12%.trialhub.trial.v1.CreateTrialRequest\x1a&.trialhub.trial.v1.CreateTrialResponse\"\a\x92\x82\x19\x03\n" +
 	"\x01\x04\x12b\n" +
@@ -2357,7 +2846,20 @@ const file_trialhub_trial_v1_trial_service_proto_rawDesc = "" +
 	"\x04\x01\x02\x04\x05\x18\x01\x90\x02\x01\x12\x86\x01\n" +
 	"\x15RecordVisitCompletion\x12/.trialhub.trial.v1.RecordVisitCompletionRequest\x1a0.trialhub.trial.v1.RecordVisitCompletionResponse\"\n" +
 	"\x92\x82\x19\x03\n" +
-	"\x01\x05\x90\x02\x02B\xcf\x01\n" +
+	"\x01\x05\x90\x02\x02\x12\x8c\x01\n" +
+	"\x17WithdrawVisitCompletion\x121.trialhub.trial.v1.WithdrawVisitCompletionRequest\x1a2.trialhub.trial.v1.WithdrawVisitCompletionResponse\"\n" +
+	"\x92\x82\x19\x03\n" +
+	"\x01\x05\x90\x02\x02\x12m\n" +
+	"\fListWorklist\x12&.trialhub.trial.v1.ListWorklistRequest\x1a'.trialhub.trial.v1.ListWorklistResponse\"\f\x92\x82\x19\x05\n" +
+	"\x03\x04\x02\x05\x90\x02\x01\x12\x83\x01\n" +
+	"\x15MoveToScheduleVersion\x12/.trialhub.trial.v1.MoveToScheduleVersionRequest\x1a0.trialhub.trial.v1.MoveToScheduleVersionResponse\"\a\x92\x82\x19\x03\n" +
+	"\x01\x04\x12t\n" +
+	"\x0fListAuditEvents\x12).trialhub.trial.v1.ListAuditEventsRequest\x1a*.trialhub.trial.v1.ListAuditEventsResponse\"\n" +
+	"\x92\x82\x19\x03\n" +
+	"\x01\x04\x90\x02\x01\x12w\n" +
+	"\x10VerifyAuditTrail\x12*.trialhub.trial.v1.VerifyAuditTrailRequest\x1a+.trialhub.trial.v1.VerifyAuditTrailResponse\"\n" +
+	"\x92\x82\x19\x03\n" +
+	"\x01\x04\x90\x02\x01B\xcf\x01\n" +
 	"\x15com.trialhub.trial.v1B\x11TrialServiceProtoP\x01Z=github.com/trialhub/trialhub/gen/go/trialhub/trial/v1;trialv1\xa2\x02\x03TTX\xaa\x02\x11Trialhub.Trial.V1\xca\x02\x11Trialhub\\Trial\\V1\xe2\x02\x1dTrialhub\\Trial\\V1\\GPBMetadata\xea\x02\x13Trialhub::Trial::V1b\x06proto3"
 
 var (
@@ -2372,7 +2874,7 @@ func file_trialhub_trial_v1_trial_service_proto_rawDescGZIP() []byte {
 	return file_trialhub_trial_v1_trial_service_proto_rawDescData
 }
 
-var file_trialhub_trial_v1_trial_service_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_trialhub_trial_v1_trial_service_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_trialhub_trial_v1_trial_service_proto_goTypes = []any{
 	(*CreateTrialRequest)(nil),                  // 0: trialhub.trial.v1.CreateTrialRequest
 	(*CreateTrialResponse)(nil),                 // 1: trialhub.trial.v1.CreateTrialResponse
@@ -2404,91 +2906,118 @@ var file_trialhub_trial_v1_trial_service_proto_goTypes = []any{
 	(*GetSubjectVisitPlanResponse)(nil),         // 27: trialhub.trial.v1.GetSubjectVisitPlanResponse
 	(*RecordVisitCompletionRequest)(nil),        // 28: trialhub.trial.v1.RecordVisitCompletionRequest
 	(*RecordVisitCompletionResponse)(nil),       // 29: trialhub.trial.v1.RecordVisitCompletionResponse
-	(TrialPhase)(0),                             // 30: trialhub.trial.v1.TrialPhase
-	(*RegistryId)(nil),                          // 31: trialhub.trial.v1.RegistryId
-	(*Trial)(nil),                               // 32: trialhub.trial.v1.Trial
-	(*Site)(nil),                                // 33: trialhub.trial.v1.Site
-	(*VisitSchedule)(nil),                       // 34: trialhub.trial.v1.VisitSchedule
-	(TrialStatus)(0),                            // 35: trialhub.trial.v1.TrialStatus
-	(*fieldmaskpb.FieldMask)(nil),               // 36: google.protobuf.FieldMask
-	(*Visit)(nil),                               // 37: trialhub.trial.v1.Visit
-	(ExistingPlanPolicy)(0),                     // 38: trialhub.trial.v1.ExistingPlanPolicy
-	(*Enrollment)(nil),                          // 39: trialhub.trial.v1.Enrollment
-	(*SubjectVisit)(nil),                        // 40: trialhub.trial.v1.SubjectVisit
-	(WithdrawalReason)(0),                       // 41: trialhub.trial.v1.WithdrawalReason
-	(EnrollmentStatus)(0),                       // 42: trialhub.trial.v1.EnrollmentStatus
-	(*DeidentifiedEnrollment)(nil),              // 43: trialhub.trial.v1.DeidentifiedEnrollment
-	(*timestamppb.Timestamp)(nil),               // 44: google.protobuf.Timestamp
+	(*WithdrawVisitCompletionRequest)(nil),      // 30: trialhub.trial.v1.WithdrawVisitCompletionRequest
+	(*WithdrawVisitCompletionResponse)(nil),     // 31: trialhub.trial.v1.WithdrawVisitCompletionResponse
+	(*ListWorklistRequest)(nil),                 // 32: trialhub.trial.v1.ListWorklistRequest
+	(*ListWorklistResponse)(nil),                // 33: trialhub.trial.v1.ListWorklistResponse
+	(*MoveToScheduleVersionRequest)(nil),        // 34: trialhub.trial.v1.MoveToScheduleVersionRequest
+	(*MoveToScheduleVersionResponse)(nil),       // 35: trialhub.trial.v1.MoveToScheduleVersionResponse
+	(TrialPhase)(0),                             // 36: trialhub.trial.v1.TrialPhase
+	(*RegistryId)(nil),                          // 37: trialhub.trial.v1.RegistryId
+	(*Trial)(nil),                               // 38: trialhub.trial.v1.Trial
+	(*Site)(nil),                                // 39: trialhub.trial.v1.Site
+	(*VisitSchedule)(nil),                       // 40: trialhub.trial.v1.VisitSchedule
+	(TrialStatus)(0),                            // 41: trialhub.trial.v1.TrialStatus
+	(*fieldmaskpb.FieldMask)(nil),               // 42: google.protobuf.FieldMask
+	(*Visit)(nil),                               // 43: trialhub.trial.v1.Visit
+	(ExistingPlanPolicy)(0),                     // 44: trialhub.trial.v1.ExistingPlanPolicy
+	(*Enrollment)(nil),                          // 45: trialhub.trial.v1.Enrollment
+	(*SubjectVisit)(nil),                        // 46: trialhub.trial.v1.SubjectVisit
+	(WithdrawalReason)(0),                       // 47: trialhub.trial.v1.WithdrawalReason
+	(EnrollmentStatus)(0),                       // 48: trialhub.trial.v1.EnrollmentStatus
+	(*DeidentifiedEnrollment)(nil),              // 49: trialhub.trial.v1.DeidentifiedEnrollment
+	(*timestamppb.Timestamp)(nil),               // 50: google.protobuf.Timestamp
+	(SubjectVisitStatus)(0),                     // 51: trialhub.trial.v1.SubjectVisitStatus
+	(*ListAuditEventsRequest)(nil),              // 52: trialhub.trial.v1.ListAuditEventsRequest
+	(*VerifyAuditTrailRequest)(nil),             // 53: trialhub.trial.v1.VerifyAuditTrailRequest
+	(*ListAuditEventsResponse)(nil),             // 54: trialhub.trial.v1.ListAuditEventsResponse
+	(*VerifyAuditTrailResponse)(nil),            // 55: trialhub.trial.v1.VerifyAuditTrailResponse
 }
 var file_trialhub_trial_v1_trial_service_proto_depIdxs = []int32{
-	30, // 0: trialhub.trial.v1.CreateTrialRequest.phase:type_name -> trialhub.trial.v1.TrialPhase
-	31, // 1: trialhub.trial.v1.CreateTrialRequest.registry_ids:type_name -> trialhub.trial.v1.RegistryId
-	32, // 2: trialhub.trial.v1.CreateTrialResponse.trial:type_name -> trialhub.trial.v1.Trial
-	32, // 3: trialhub.trial.v1.GetTrialResponse.trial:type_name -> trialhub.trial.v1.Trial
-	33, // 4: trialhub.trial.v1.GetTrialResponse.sites:type_name -> trialhub.trial.v1.Site
-	34, // 5: trialhub.trial.v1.GetTrialResponse.visit_schedule:type_name -> trialhub.trial.v1.VisitSchedule
-	35, // 6: trialhub.trial.v1.ListTrialsRequest.statuses:type_name -> trialhub.trial.v1.TrialStatus
-	30, // 7: trialhub.trial.v1.ListTrialsRequest.phases:type_name -> trialhub.trial.v1.TrialPhase
-	32, // 8: trialhub.trial.v1.ListTrialsResponse.trials:type_name -> trialhub.trial.v1.Trial
-	33, // 9: trialhub.trial.v1.AddSiteResponse.site:type_name -> trialhub.trial.v1.Site
-	35, // 10: trialhub.trial.v1.UpdateTrialStatusRequest.status:type_name -> trialhub.trial.v1.TrialStatus
-	32, // 11: trialhub.trial.v1.UpdateTrialStatusResponse.trial:type_name -> trialhub.trial.v1.Trial
-	36, // 12: trialhub.trial.v1.UpdateTrialRequest.update_mask:type_name -> google.protobuf.FieldMask
-	31, // 13: trialhub.trial.v1.UpdateTrialRequest.registry_ids:type_name -> trialhub.trial.v1.RegistryId
-	32, // 14: trialhub.trial.v1.UpdateTrialResponse.trial:type_name -> trialhub.trial.v1.Trial
-	36, // 15: trialhub.trial.v1.UpdateSiteRequest.update_mask:type_name -> google.protobuf.FieldMask
-	33, // 16: trialhub.trial.v1.UpdateSiteResponse.site:type_name -> trialhub.trial.v1.Site
-	33, // 17: trialhub.trial.v1.CloseSiteResponse.site:type_name -> trialhub.trial.v1.Site
-	37, // 18: trialhub.trial.v1.DefineVisitScheduleRequest.visits:type_name -> trialhub.trial.v1.Visit
-	38, // 19: trialhub.trial.v1.DefineVisitScheduleRequest.existing_plan_policy:type_name -> trialhub.trial.v1.ExistingPlanPolicy
-	34, // 20: trialhub.trial.v1.DefineVisitScheduleResponse.visit_schedule:type_name -> trialhub.trial.v1.VisitSchedule
-	39, // 21: trialhub.trial.v1.EnrollSubjectResponse.enrollment:type_name -> trialhub.trial.v1.Enrollment
-	40, // 22: trialhub.trial.v1.EnrollSubjectResponse.visits:type_name -> trialhub.trial.v1.SubjectVisit
-	41, // 23: trialhub.trial.v1.WithdrawSubjectRequest.reason_code:type_name -> trialhub.trial.v1.WithdrawalReason
-	39, // 24: trialhub.trial.v1.WithdrawSubjectResponse.enrollment:type_name -> trialhub.trial.v1.Enrollment
-	42, // 25: trialhub.trial.v1.ListEnrollmentsRequest.statuses:type_name -> trialhub.trial.v1.EnrollmentStatus
-	39, // 26: trialhub.trial.v1.ListEnrollmentsResponse.enrollments:type_name -> trialhub.trial.v1.Enrollment
-	42, // 27: trialhub.trial.v1.ListDeidentifiedEnrollmentsRequest.statuses:type_name -> trialhub.trial.v1.EnrollmentStatus
-	43, // 28: trialhub.trial.v1.ListDeidentifiedEnrollmentsResponse.enrollments:type_name -> trialhub.trial.v1.DeidentifiedEnrollment
-	39, // 29: trialhub.trial.v1.GetSubjectVisitPlanResponse.enrollment:type_name -> trialhub.trial.v1.Enrollment
-	40, // 30: trialhub.trial.v1.GetSubjectVisitPlanResponse.visits:type_name -> trialhub.trial.v1.SubjectVisit
-	44, // 31: trialhub.trial.v1.RecordVisitCompletionRequest.completed_at:type_name -> google.protobuf.Timestamp
-	40, // 32: trialhub.trial.v1.RecordVisitCompletionResponse.visit:type_name -> trialhub.trial.v1.SubjectVisit
-	0,  // 33: trialhub.trial.v1.TrialService.CreateTrial:input_type -> trialhub.trial.v1.CreateTrialRequest
-	2,  // 34: trialhub.trial.v1.TrialService.GetTrial:input_type -> trialhub.trial.v1.GetTrialRequest
-	4,  // 35: trialhub.trial.v1.TrialService.ListTrials:input_type -> trialhub.trial.v1.ListTrialsRequest
-	6,  // 36: trialhub.trial.v1.TrialService.AddSite:input_type -> trialhub.trial.v1.AddSiteRequest
-	8,  // 37: trialhub.trial.v1.TrialService.UpdateTrialStatus:input_type -> trialhub.trial.v1.UpdateTrialStatusRequest
-	10, // 38: trialhub.trial.v1.TrialService.UpdateTrial:input_type -> trialhub.trial.v1.UpdateTrialRequest
-	12, // 39: trialhub.trial.v1.TrialService.UpdateSite:input_type -> trialhub.trial.v1.UpdateSiteRequest
-	14, // 40: trialhub.trial.v1.TrialService.CloseSite:input_type -> trialhub.trial.v1.CloseSiteRequest
-	16, // 41: trialhub.trial.v1.TrialService.DefineVisitSchedule:input_type -> trialhub.trial.v1.DefineVisitScheduleRequest
-	18, // 42: trialhub.trial.v1.TrialService.EnrollSubject:input_type -> trialhub.trial.v1.EnrollSubjectRequest
-	20, // 43: trialhub.trial.v1.TrialService.WithdrawSubject:input_type -> trialhub.trial.v1.WithdrawSubjectRequest
-	22, // 44: trialhub.trial.v1.TrialService.ListEnrollments:input_type -> trialhub.trial.v1.ListEnrollmentsRequest
-	24, // 45: trialhub.trial.v1.TrialService.ListDeidentifiedEnrollments:input_type -> trialhub.trial.v1.ListDeidentifiedEnrollmentsRequest
-	26, // 46: trialhub.trial.v1.TrialService.GetSubjectVisitPlan:input_type -> trialhub.trial.v1.GetSubjectVisitPlanRequest
-	28, // 47: trialhub.trial.v1.TrialService.RecordVisitCompletion:input_type -> trialhub.trial.v1.RecordVisitCompletionRequest
-	1,  // 48: trialhub.trial.v1.TrialService.CreateTrial:output_type -> trialhub.trial.v1.CreateTrialResponse
-	3,  // 49: trialhub.trial.v1.TrialService.GetTrial:output_type -> trialhub.trial.v1.GetTrialResponse
-	5,  // 50: trialhub.trial.v1.TrialService.ListTrials:output_type -> trialhub.trial.v1.ListTrialsResponse
-	7,  // 51: trialhub.trial.v1.TrialService.AddSite:output_type -> trialhub.trial.v1.AddSiteResponse
-	9,  // 52: trialhub.trial.v1.TrialService.UpdateTrialStatus:output_type -> trialhub.trial.v1.UpdateTrialStatusResponse
-	11, // 53: trialhub.trial.v1.TrialService.UpdateTrial:output_type -> trialhub.trial.v1.UpdateTrialResponse
-	13, // 54: trialhub.trial.v1.TrialService.UpdateSite:output_type -> trialhub.trial.v1.UpdateSiteResponse
-	15, // 55: trialhub.trial.v1.TrialService.CloseSite:output_type -> trialhub.trial.v1.CloseSiteResponse
-	17, // 56: trialhub.trial.v1.TrialService.DefineVisitSchedule:output_type -> trialhub.trial.v1.DefineVisitScheduleResponse
-	19, // 57: trialhub.trial.v1.TrialService.EnrollSubject:output_type -> trialhub.trial.v1.EnrollSubjectResponse
-	21, // 58: trialhub.trial.v1.TrialService.WithdrawSubject:output_type -> trialhub.trial.v1.WithdrawSubjectResponse
-	23, // 59: trialhub.trial.v1.TrialService.ListEnrollments:output_type -> trialhub.trial.v1.ListEnrollmentsResponse
-	25, // 60: trialhub.trial.v1.TrialService.ListDeidentifiedEnrollments:output_type -> trialhub.trial.v1.ListDeidentifiedEnrollmentsResponse
-	27, // 61: trialhub.trial.v1.TrialService.GetSubjectVisitPlan:output_type -> trialhub.trial.v1.GetSubjectVisitPlanResponse
-	29, // 62: trialhub.trial.v1.TrialService.RecordVisitCompletion:output_type -> trialhub.trial.v1.RecordVisitCompletionResponse
-	48, // [48:63] is the sub-list for method output_type
-	33, // [33:48] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	36, // 0: trialhub.trial.v1.CreateTrialRequest.phase:type_name -> trialhub.trial.v1.TrialPhase
+	37, // 1: trialhub.trial.v1.CreateTrialRequest.registry_ids:type_name -> trialhub.trial.v1.RegistryId
+	38, // 2: trialhub.trial.v1.CreateTrialResponse.trial:type_name -> trialhub.trial.v1.Trial
+	38, // 3: trialhub.trial.v1.GetTrialResponse.trial:type_name -> trialhub.trial.v1.Trial
+	39, // 4: trialhub.trial.v1.GetTrialResponse.sites:type_name -> trialhub.trial.v1.Site
+	40, // 5: trialhub.trial.v1.GetTrialResponse.visit_schedule:type_name -> trialhub.trial.v1.VisitSchedule
+	41, // 6: trialhub.trial.v1.ListTrialsRequest.statuses:type_name -> trialhub.trial.v1.TrialStatus
+	36, // 7: trialhub.trial.v1.ListTrialsRequest.phases:type_name -> trialhub.trial.v1.TrialPhase
+	38, // 8: trialhub.trial.v1.ListTrialsResponse.trials:type_name -> trialhub.trial.v1.Trial
+	39, // 9: trialhub.trial.v1.AddSiteResponse.site:type_name -> trialhub.trial.v1.Site
+	41, // 10: trialhub.trial.v1.UpdateTrialStatusRequest.status:type_name -> trialhub.trial.v1.TrialStatus
+	38, // 11: trialhub.trial.v1.UpdateTrialStatusResponse.trial:type_name -> trialhub.trial.v1.Trial
+	42, // 12: trialhub.trial.v1.UpdateTrialRequest.update_mask:type_name -> google.protobuf.FieldMask
+	37, // 13: trialhub.trial.v1.UpdateTrialRequest.registry_ids:type_name -> trialhub.trial.v1.RegistryId
+	38, // 14: trialhub.trial.v1.UpdateTrialResponse.trial:type_name -> trialhub.trial.v1.Trial
+	42, // 15: trialhub.trial.v1.UpdateSiteRequest.update_mask:type_name -> google.protobuf.FieldMask
+	39, // 16: trialhub.trial.v1.UpdateSiteResponse.site:type_name -> trialhub.trial.v1.Site
+	39, // 17: trialhub.trial.v1.CloseSiteResponse.site:type_name -> trialhub.trial.v1.Site
+	43, // 18: trialhub.trial.v1.DefineVisitScheduleRequest.visits:type_name -> trialhub.trial.v1.Visit
+	44, // 19: trialhub.trial.v1.DefineVisitScheduleRequest.existing_plan_policy:type_name -> trialhub.trial.v1.ExistingPlanPolicy
+	40, // 20: trialhub.trial.v1.DefineVisitScheduleResponse.visit_schedule:type_name -> trialhub.trial.v1.VisitSchedule
+	45, // 21: trialhub.trial.v1.EnrollSubjectResponse.enrollment:type_name -> trialhub.trial.v1.Enrollment
+	46, // 22: trialhub.trial.v1.EnrollSubjectResponse.visits:type_name -> trialhub.trial.v1.SubjectVisit
+	47, // 23: trialhub.trial.v1.WithdrawSubjectRequest.reason_code:type_name -> trialhub.trial.v1.WithdrawalReason
+	45, // 24: trialhub.trial.v1.WithdrawSubjectResponse.enrollment:type_name -> trialhub.trial.v1.Enrollment
+	48, // 25: trialhub.trial.v1.ListEnrollmentsRequest.statuses:type_name -> trialhub.trial.v1.EnrollmentStatus
+	45, // 26: trialhub.trial.v1.ListEnrollmentsResponse.enrollments:type_name -> trialhub.trial.v1.Enrollment
+	48, // 27: trialhub.trial.v1.ListDeidentifiedEnrollmentsRequest.statuses:type_name -> trialhub.trial.v1.EnrollmentStatus
+	49, // 28: trialhub.trial.v1.ListDeidentifiedEnrollmentsResponse.enrollments:type_name -> trialhub.trial.v1.DeidentifiedEnrollment
+	45, // 29: trialhub.trial.v1.GetSubjectVisitPlanResponse.enrollment:type_name -> trialhub.trial.v1.Enrollment
+	46, // 30: trialhub.trial.v1.GetSubjectVisitPlanResponse.visits:type_name -> trialhub.trial.v1.SubjectVisit
+	50, // 31: trialhub.trial.v1.RecordVisitCompletionRequest.completed_at:type_name -> google.protobuf.Timestamp
+	46, // 32: trialhub.trial.v1.RecordVisitCompletionResponse.visit:type_name -> trialhub.trial.v1.SubjectVisit
+	46, // 33: trialhub.trial.v1.WithdrawVisitCompletionResponse.visit:type_name -> trialhub.trial.v1.SubjectVisit
+	51, // 34: trialhub.trial.v1.ListWorklistRequest.statuses:type_name -> trialhub.trial.v1.SubjectVisitStatus
+	50, // 35: trialhub.trial.v1.ListWorklistRequest.updated_after:type_name -> google.protobuf.Timestamp
+	46, // 36: trialhub.trial.v1.ListWorklistResponse.visits:type_name -> trialhub.trial.v1.SubjectVisit
+	45, // 37: trialhub.trial.v1.MoveToScheduleVersionResponse.enrollment:type_name -> trialhub.trial.v1.Enrollment
+	46, // 38: trialhub.trial.v1.MoveToScheduleVersionResponse.visits:type_name -> trialhub.trial.v1.SubjectVisit
+	0,  // 39: trialhub.trial.v1.TrialService.CreateTrial:input_type -> trialhub.trial.v1.CreateTrialRequest
+	2,  // 40: trialhub.trial.v1.TrialService.GetTrial:input_type -> trialhub.trial.v1.GetTrialRequest
+	4,  // 41: trialhub.trial.v1.TrialService.ListTrials:input_type -> trialhub.trial.v1.ListTrialsRequest
+	6,  // 42: trialhub.trial.v1.TrialService.AddSite:input_type -> trialhub.trial.v1.AddSiteRequest
+	8,  // 43: trialhub.trial.v1.TrialService.UpdateTrialStatus:input_type -> trialhub.trial.v1.UpdateTrialStatusRequest
+	10, // 44: trialhub.trial.v1.TrialService.UpdateTrial:input_type -> trialhub.trial.v1.UpdateTrialRequest
+	12, // 45: trialhub.trial.v1.TrialService.UpdateSite:input_type -> trialhub.trial.v1.UpdateSiteRequest
+	14, // 46: trialhub.trial.v1.TrialService.CloseSite:input_type -> trialhub.trial.v1.CloseSiteRequest
+	16, // 47: trialhub.trial.v1.TrialService.DefineVisitSchedule:input_type -> trialhub.trial.v1.DefineVisitScheduleRequest
+	18, // 48: trialhub.trial.v1.TrialService.EnrollSubject:input_type -> trialhub.trial.v1.EnrollSubjectRequest
+	20, // 49: trialhub.trial.v1.TrialService.WithdrawSubject:input_type -> trialhub.trial.v1.WithdrawSubjectRequest
+	22, // 50: trialhub.trial.v1.TrialService.ListEnrollments:input_type -> trialhub.trial.v1.ListEnrollmentsRequest
+	24, // 51: trialhub.trial.v1.TrialService.ListDeidentifiedEnrollments:input_type -> trialhub.trial.v1.ListDeidentifiedEnrollmentsRequest
+	26, // 52: trialhub.trial.v1.TrialService.GetSubjectVisitPlan:input_type -> trialhub.trial.v1.GetSubjectVisitPlanRequest
+	28, // 53: trialhub.trial.v1.TrialService.RecordVisitCompletion:input_type -> trialhub.trial.v1.RecordVisitCompletionRequest
+	30, // 54: trialhub.trial.v1.TrialService.WithdrawVisitCompletion:input_type -> trialhub.trial.v1.WithdrawVisitCompletionRequest
+	32, // 55: trialhub.trial.v1.TrialService.ListWorklist:input_type -> trialhub.trial.v1.ListWorklistRequest
+	34, // 56: trialhub.trial.v1.TrialService.MoveToScheduleVersion:input_type -> trialhub.trial.v1.MoveToScheduleVersionRequest
+	52, // 57: trialhub.trial.v1.TrialService.ListAuditEvents:input_type -> trialhub.trial.v1.ListAuditEventsRequest
+	53, // 58: trialhub.trial.v1.TrialService.VerifyAuditTrail:input_type -> trialhub.trial.v1.VerifyAuditTrailRequest
+	1,  // 59: trialhub.trial.v1.TrialService.CreateTrial:output_type -> trialhub.trial.v1.CreateTrialResponse
+	3,  // 60: trialhub.trial.v1.TrialService.GetTrial:output_type -> trialhub.trial.v1.GetTrialResponse
+	5,  // 61: trialhub.trial.v1.TrialService.ListTrials:output_type -> trialhub.trial.v1.ListTrialsResponse
+	7,  // 62: trialhub.trial.v1.TrialService.AddSite:output_type -> trialhub.trial.v1.AddSiteResponse
+	9,  // 63: trialhub.trial.v1.TrialService.UpdateTrialStatus:output_type -> trialhub.trial.v1.UpdateTrialStatusResponse
+	11, // 64: trialhub.trial.v1.TrialService.UpdateTrial:output_type -> trialhub.trial.v1.UpdateTrialResponse
+	13, // 65: trialhub.trial.v1.TrialService.UpdateSite:output_type -> trialhub.trial.v1.UpdateSiteResponse
+	15, // 66: trialhub.trial.v1.TrialService.CloseSite:output_type -> trialhub.trial.v1.CloseSiteResponse
+	17, // 67: trialhub.trial.v1.TrialService.DefineVisitSchedule:output_type -> trialhub.trial.v1.DefineVisitScheduleResponse
+	19, // 68: trialhub.trial.v1.TrialService.EnrollSubject:output_type -> trialhub.trial.v1.EnrollSubjectResponse
+	21, // 69: trialhub.trial.v1.TrialService.WithdrawSubject:output_type -> trialhub.trial.v1.WithdrawSubjectResponse
+	23, // 70: trialhub.trial.v1.TrialService.ListEnrollments:output_type -> trialhub.trial.v1.ListEnrollmentsResponse
+	25, // 71: trialhub.trial.v1.TrialService.ListDeidentifiedEnrollments:output_type -> trialhub.trial.v1.ListDeidentifiedEnrollmentsResponse
+	27, // 72: trialhub.trial.v1.TrialService.GetSubjectVisitPlan:output_type -> trialhub.trial.v1.GetSubjectVisitPlanResponse
+	29, // 73: trialhub.trial.v1.TrialService.RecordVisitCompletion:output_type -> trialhub.trial.v1.RecordVisitCompletionResponse
+	31, // 74: trialhub.trial.v1.TrialService.WithdrawVisitCompletion:output_type -> trialhub.trial.v1.WithdrawVisitCompletionResponse
+	33, // 75: trialhub.trial.v1.TrialService.ListWorklist:output_type -> trialhub.trial.v1.ListWorklistResponse
+	35, // 76: trialhub.trial.v1.TrialService.MoveToScheduleVersion:output_type -> trialhub.trial.v1.MoveToScheduleVersionResponse
+	54, // 77: trialhub.trial.v1.TrialService.ListAuditEvents:output_type -> trialhub.trial.v1.ListAuditEventsResponse
+	55, // 78: trialhub.trial.v1.TrialService.VerifyAuditTrail:output_type -> trialhub.trial.v1.VerifyAuditTrailResponse
+	59, // [59:79] is the sub-list for method output_type
+	39, // [39:59] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_trialhub_trial_v1_trial_service_proto_init() }
@@ -2496,6 +3025,7 @@ func file_trialhub_trial_v1_trial_service_proto_init() {
 	if File_trialhub_trial_v1_trial_service_proto != nil {
 		return
 	}
+	file_trialhub_trial_v1_audit_proto_init()
 	file_trialhub_trial_v1_types_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2503,7 +3033,7 @@ func file_trialhub_trial_v1_trial_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_trialhub_trial_v1_trial_service_proto_rawDesc), len(file_trialhub_trial_v1_trial_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   30,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1577,8 +1577,15 @@ type SubjectVisit struct {
 	Questionnaires []*QuestionnaireRef `protobuf:"bytes,16,rep,name=questionnaires,proto3" json:"questionnaires,omitempty"`
 	// Version of the visit schedule this visit was planned from.
 	VisitScheduleVersion int32 `protobuf:"varint,17,opt,name=visit_schedule_version,json=visitScheduleVersion,proto3" json:"visit_schedule_version,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// The site of the subject's enrollment (UUID), whose time zone the dates are
+	// in.
+	SiteId string `protobuf:"bytes,18,opt,name=site_id,json=siteId,proto3" json:"site_id,omitempty"`
+	// When this visit was last written: planned, completed, its completion
+	// withdrawn, cancelled or re-planned (UTC, server clock). The cursor of
+	// ListWorklist; a visit turning MISSED is not a write.
+	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,19,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SubjectVisit) Reset() {
@@ -1730,6 +1737,20 @@ func (x *SubjectVisit) GetVisitScheduleVersion() int32 {
 	return 0
 }
 
+func (x *SubjectVisit) GetSiteId() string {
+	if x != nil {
+		return x.SiteId
+	}
+	return ""
+}
+
+func (x *SubjectVisit) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
 var File_trialhub_trial_v1_types_proto protoreflect.FileDescriptor
 
 const file_trialhub_trial_v1_types_proto_rawDesc = "" +
@@ -1769,11 +1790,12 @@ const file_trialhub_trial_v1_types_proto_rawDesc = "" +
 	"\x10questionnaire_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01H\x00R\x0fquestionnaireId\x12:\n" +
 	"\x11questionnaire_url\x18\x02 \x01(\tB\v\xbaH\br\x06\x18\x80\b\x88\x01\x01H\x00R\x10questionnaireUrl\x12@\n" +
 	"\aversion\x18\x03 \x01(\tB&\xbaH#r!\x18@2\x1d^[A-Za-z0-9][A-Za-z0-9._+-]*$R\aversionB\f\n" +
-	"\x03ref\x12\x05\xbaH\x02\b\x01\"\xbd\x06\n" +
+	"\x03ref\x12\x05\xbaH\x02\b\x01\"\x9d\a\n" +
 	"\x05Visit\x124\n" +
 	"\x04code\x18\x01 \x01(\tB \xbaH\x1dr\x1b\x10\x01\x18 2\x15^[A-Z0-9][A-Z0-9_-]*$R\x04code\x12\x1d\n" +
-	"\x04name\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18dR\x04name\x122\n" +
-	"\tstudy_day\x18\x03 \x01(\x05B\x15\xbaH\x12\x1a\x108\x00\x18\xc2\x1c(\xf2\xff\xff\xff\xff\xff\xff\xff\xff\x01R\bstudyDay\x128\n" +
+	"\x04name\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18dR\x04name\x12\x91\x01\n" +
+	"\tstudy_day\x18\x03 \x01(\x05Bt\xbaHq\xba\x01^\n" +
+	"\x18visit.study_day.not_zero\x127there is no study day 0: the day before day 1 is day -1\x1a\tthis != 0\x1a\x0e\x18\xc2\x1c(\xf2\xff\xff\xff\xff\xff\xff\xff\xff\x01R\bstudyDay\x128\n" +
 	"\x12window_before_days\x18\x04 \x01(\x05B\n" +
 	"\xbaH\a\x1a\x05\x18\xed\x02(\x00R\x10windowBeforeDays\x126\n" +
 	"\x11window_after_days\x18\x05 \x01(\x05B\n" +
@@ -1827,7 +1849,7 @@ const file_trialhub_trial_v1_types_proto_rawDesc = "" +
 	"\x10target_study_day\x18\x02 \x01(\x05R\x0etargetStudyDay\x12=\n" +
 	"\x06status\x18\x03 \x01(\x0e2%.trialhub.trial.v1.SubjectVisitStatusR\x06status\x12.\n" +
 	"\x13completed_study_day\x18\x04 \x01(\x05R\x11completedStudyDay\x124\n" +
-	"\x16visit_schedule_version\x18\x05 \x01(\x05R\x14visitScheduleVersion\"\xb4\x06\n" +
+	"\x16visit_schedule_version\x18\x05 \x01(\x05R\x14visitScheduleVersion\"\x88\a\n" +
 	"\fSubjectVisit\x12(\n" +
 	"\x10subject_visit_id\x18\x01 \x01(\tR\x0esubjectVisitId\x12#\n" +
 	"\renrollment_id\x18\x02 \x01(\tR\fenrollmentId\x12\x19\n" +
@@ -1848,7 +1870,10 @@ const file_trialhub_trial_v1_types_proto_rawDesc = "" +
 	"\fcompleted_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\vcompletedAt\x12+\n" +
 	"\x11source_references\x18\x0f \x03(\tR\x10sourceReferences\x12K\n" +
 	"\x0equestionnaires\x18\x10 \x03(\v2#.trialhub.trial.v1.QuestionnaireRefR\x0equestionnaires\x124\n" +
-	"\x16visit_schedule_version\x18\x11 \x01(\x05R\x14visitScheduleVersion*\xd8\x01\n" +
+	"\x16visit_schedule_version\x18\x11 \x01(\x05R\x14visitScheduleVersion\x12\x17\n" +
+	"\asite_id\x18\x12 \x01(\tR\x06siteId\x129\n" +
+	"\n" +
+	"updated_at\x18\x13 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt*\xd8\x01\n" +
 	"\n" +
 	"TrialPhase\x12\x1b\n" +
 	"\x17TRIAL_PHASE_UNSPECIFIED\x10\x00\x12\x17\n" +
@@ -1962,11 +1987,12 @@ var file_trialhub_trial_v1_types_proto_depIdxs = []int32{
 	6,  // 22: trialhub.trial.v1.SubjectVisit.status:type_name -> trialhub.trial.v1.SubjectVisitStatus
 	17, // 23: trialhub.trial.v1.SubjectVisit.completed_at:type_name -> google.protobuf.Timestamp
 	10, // 24: trialhub.trial.v1.SubjectVisit.questionnaires:type_name -> trialhub.trial.v1.QuestionnaireRef
-	25, // [25:25] is the sub-list for method output_type
-	25, // [25:25] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	17, // 25: trialhub.trial.v1.SubjectVisit.updated_at:type_name -> google.protobuf.Timestamp
+	26, // [26:26] is the sub-list for method output_type
+	26, // [26:26] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_trialhub_trial_v1_types_proto_init() }

@@ -61,6 +61,20 @@ const (
 	// TrialServiceRecordVisitCompletionProcedure is the procedure name of the TrialService's
 	// RecordVisitCompletion RPC.
 	TrialServiceRecordVisitCompletionProcedure = "/trialhub.trial.v1.TrialService/RecordVisitCompletion"
+	// TrialServiceWithdrawVisitCompletionProcedure is the procedure name of the TrialService's
+	// WithdrawVisitCompletion RPC.
+	TrialServiceWithdrawVisitCompletionProcedure = "/trialhub.trial.v1.TrialService/WithdrawVisitCompletion"
+	// TrialServiceListWorklistProcedure is the procedure name of the TrialService's ListWorklist RPC.
+	TrialServiceListWorklistProcedure = "/trialhub.trial.v1.TrialService/ListWorklist"
+	// TrialServiceMoveToScheduleVersionProcedure is the procedure name of the TrialService's
+	// MoveToScheduleVersion RPC.
+	TrialServiceMoveToScheduleVersionProcedure = "/trialhub.trial.v1.TrialService/MoveToScheduleVersion"
+	// TrialServiceListAuditEventsProcedure is the procedure name of the TrialService's ListAuditEvents
+	// RPC.
+	TrialServiceListAuditEventsProcedure = "/trialhub.trial.v1.TrialService/ListAuditEvents"
+	// TrialServiceVerifyAuditTrailProcedure is the procedure name of the TrialService's
+	// VerifyAuditTrail RPC.
+	TrialServiceVerifyAuditTrailProcedure = "/trialhub.trial.v1.TrialService/VerifyAuditTrail"
 )
 
 var (
@@ -175,6 +189,45 @@ var (
 			IdempotencyLevel: connect.IdempotencyIdempotent,
 		}
 	})
+	trialServiceWithdrawVisitCompletionSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType:       connect.StreamTypeUnary,
+			Schema:           v1.File_trialhub_trial_v1_trial_service_proto.Services().ByName("TrialService").Methods().ByName("WithdrawVisitCompletion"),
+			Procedure:        TrialServiceWithdrawVisitCompletionProcedure,
+			IdempotencyLevel: connect.IdempotencyIdempotent,
+		}
+	})
+	trialServiceListWorklistSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType:       connect.StreamTypeUnary,
+			Schema:           v1.File_trialhub_trial_v1_trial_service_proto.Services().ByName("TrialService").Methods().ByName("ListWorklist"),
+			Procedure:        TrialServiceListWorklistProcedure,
+			IdempotencyLevel: connect.IdempotencyNoSideEffects,
+		}
+	})
+	trialServiceMoveToScheduleVersionSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType: connect.StreamTypeUnary,
+			Schema:     v1.File_trialhub_trial_v1_trial_service_proto.Services().ByName("TrialService").Methods().ByName("MoveToScheduleVersion"),
+			Procedure:  TrialServiceMoveToScheduleVersionProcedure,
+		}
+	})
+	trialServiceListAuditEventsSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType:       connect.StreamTypeUnary,
+			Schema:           v1.File_trialhub_trial_v1_trial_service_proto.Services().ByName("TrialService").Methods().ByName("ListAuditEvents"),
+			Procedure:        TrialServiceListAuditEventsProcedure,
+			IdempotencyLevel: connect.IdempotencyNoSideEffects,
+		}
+	})
+	trialServiceVerifyAuditTrailSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType:       connect.StreamTypeUnary,
+			Schema:           v1.File_trialhub_trial_v1_trial_service_proto.Services().ByName("TrialService").Methods().ByName("VerifyAuditTrail"),
+			Procedure:        TrialServiceVerifyAuditTrailProcedure,
+			IdempotencyLevel: connect.IdempotencyNoSideEffects,
+		}
+	})
 )
 
 // TrialServiceClient is a client for the trialhub.trial.v1.TrialService service.
@@ -280,6 +333,48 @@ type TrialServiceClient interface {
 	// back-filling and no pre-filling. A subject_visit_id that is not in this
 	// subject's plan for this trial is NOT_FOUND.
 	RecordVisitCompletion(context.Context, *v1.RecordVisitCompletionRequest) (*v1.RecordVisitCompletionResponse, error)
+	// Withdraws the completion of a visit because the response that completed it
+	// was marked entered in error in the ePRO service (only the ePRO service calls
+	// it). source_reference must be one of the completion's source_references
+	// (FAILED_PRECONDITION otherwise). The visit loses completed_at and its
+	// source references and is again PENDING while its window is open, MISSED
+	// once it has closed; a new completion may then be recorded. Withdrawing from
+	// a visit that is not COMPLETED is a no-op returning the visit as it is, so a
+	// retry is harmless. The completion recorded before stays on the audit trail
+	// (VISIT_COMPLETION_WITHDRAWN with the old values and the reason). A
+	// subject_visit_id not in this subject's plan for this trial is NOT_FOUND.
+	WithdrawVisitCompletion(context.Context, *v1.WithdrawVisitCompletionRequest) (*v1.WithdrawVisitCompletionResponse, error)
+	// The worklist: planned visits across the subjects of one trial (or one of
+	// its sites), filtered by status and window dates, for site coordinators ("due
+	// or missed this week") and the notification service's reminder scheduler.
+	// Ordered by updated_at, then subject_visit_id, so updated_after works as a
+	// cursor: pass the updated_at of the last visit you processed to get only
+	// what changed since (page with page_token within one query). Status is
+	// evaluated at the time of the call: a visit whose window closes becomes
+	// MISSED without being written, so its updated_at does not move; ask for
+	// MISSED with window dates to find those. Investigators only for trials in
+	// their trial scope (NOT_FOUND otherwise), and see only visits of their sites
+	// (a site_id outside their scope is NOT_FOUND).
+	ListWorklist(context.Context, *v1.ListWorklistRequest) (*v1.ListWorklistResponse, error)
+	// Re-plans one ENROLLED subject onto a version of the trial's visit schedule,
+	// with a reason (e.g. after re-consent to a protocol amendment), by the rules
+	// of EXISTING_PLAN_POLICY_REPLAN_PENDING: completed, missed and cancelled
+	// visits stay as recorded, pending visits take the new definition or are
+	// cancelled, new visits are added. Moving to the version the plan already
+	// follows, or an enrollment that is not ENROLLED, is FAILED_PRECONDITION; a
+	// version the trial does not have is NOT_FOUND, as is an unknown enrollment.
+	// The move is audited (PLAN_MOVED, old and new version, reason).
+	MoveToScheduleVersion(context.Context, *v1.MoveToScheduleVersionRequest) (*v1.MoveToScheduleVersionResponse, error)
+	// Lists this service's audit events (trials, sites, schedules, enrollments,
+	// withdrawals, completions and their withdrawals) matching the filters,
+	// oldest first by default, a page at a time. Reading the trail does not
+	// change it. A page_token from another query is INVALID_ARGUMENT.
+	ListAuditEvents(context.Context, *v1.ListAuditEventsRequest) (*v1.ListAuditEventsResponse, error)
+	// Recomputes this service's audit hash chain over a range of events (by
+	// default the whole trail) and reports whether it is intact or where it first
+	// breaks. A from_sequence beyond the newest event is OUT_OF_RANGE; a
+	// to_sequence beyond it is treated as the newest event.
+	VerifyAuditTrail(context.Context, *v1.VerifyAuditTrailRequest) (*v1.VerifyAuditTrailResponse, error)
 }
 
 // NewTrialServiceClient constructs a client for the trialhub.trial.v1.TrialService service.
@@ -391,6 +486,48 @@ type TrialServiceHandler interface {
 	// back-filling and no pre-filling. A subject_visit_id that is not in this
 	// subject's plan for this trial is NOT_FOUND.
 	RecordVisitCompletion(context.Context, *v1.RecordVisitCompletionRequest) (*v1.RecordVisitCompletionResponse, error)
+	// Withdraws the completion of a visit because the response that completed it
+	// was marked entered in error in the ePRO service (only the ePRO service calls
+	// it). source_reference must be one of the completion's source_references
+	// (FAILED_PRECONDITION otherwise). The visit loses completed_at and its
+	// source references and is again PENDING while its window is open, MISSED
+	// once it has closed; a new completion may then be recorded. Withdrawing from
+	// a visit that is not COMPLETED is a no-op returning the visit as it is, so a
+	// retry is harmless. The completion recorded before stays on the audit trail
+	// (VISIT_COMPLETION_WITHDRAWN with the old values and the reason). A
+	// subject_visit_id not in this subject's plan for this trial is NOT_FOUND.
+	WithdrawVisitCompletion(context.Context, *v1.WithdrawVisitCompletionRequest) (*v1.WithdrawVisitCompletionResponse, error)
+	// The worklist: planned visits across the subjects of one trial (or one of
+	// its sites), filtered by status and window dates, for site coordinators ("due
+	// or missed this week") and the notification service's reminder scheduler.
+	// Ordered by updated_at, then subject_visit_id, so updated_after works as a
+	// cursor: pass the updated_at of the last visit you processed to get only
+	// what changed since (page with page_token within one query). Status is
+	// evaluated at the time of the call: a visit whose window closes becomes
+	// MISSED without being written, so its updated_at does not move; ask for
+	// MISSED with window dates to find those. Investigators only for trials in
+	// their trial scope (NOT_FOUND otherwise), and see only visits of their sites
+	// (a site_id outside their scope is NOT_FOUND).
+	ListWorklist(context.Context, *v1.ListWorklistRequest) (*v1.ListWorklistResponse, error)
+	// Re-plans one ENROLLED subject onto a version of the trial's visit schedule,
+	// with a reason (e.g. after re-consent to a protocol amendment), by the rules
+	// of EXISTING_PLAN_POLICY_REPLAN_PENDING: completed, missed and cancelled
+	// visits stay as recorded, pending visits take the new definition or are
+	// cancelled, new visits are added. Moving to the version the plan already
+	// follows, or an enrollment that is not ENROLLED, is FAILED_PRECONDITION; a
+	// version the trial does not have is NOT_FOUND, as is an unknown enrollment.
+	// The move is audited (PLAN_MOVED, old and new version, reason).
+	MoveToScheduleVersion(context.Context, *v1.MoveToScheduleVersionRequest) (*v1.MoveToScheduleVersionResponse, error)
+	// Lists this service's audit events (trials, sites, schedules, enrollments,
+	// withdrawals, completions and their withdrawals) matching the filters,
+	// oldest first by default, a page at a time. Reading the trail does not
+	// change it. A page_token from another query is INVALID_ARGUMENT.
+	ListAuditEvents(context.Context, *v1.ListAuditEventsRequest) (*v1.ListAuditEventsResponse, error)
+	// Recomputes this service's audit hash chain over a range of events (by
+	// default the whole trail) and reports whether it is intact or where it first
+	// breaks. A from_sequence beyond the newest event is OUT_OF_RANGE; a
+	// to_sequence beyond it is treated as the newest event.
+	VerifyAuditTrail(context.Context, *v1.VerifyAuditTrailRequest) (*v1.VerifyAuditTrailResponse, error)
 }
 
 // RegisterTrialServiceHandler registers svc as the trialhub.trial.v1.TrialService implementation on
@@ -413,6 +550,11 @@ func RegisterTrialServiceHandler(server *connect.Server, svc TrialServiceHandler
 		connect.Method{Spec: trialServiceListDeidentifiedEnrollmentsSpec(), Handler: adapter.listDeidentifiedEnrollments},
 		connect.Method{Spec: trialServiceGetSubjectVisitPlanSpec(), Handler: adapter.getSubjectVisitPlan},
 		connect.Method{Spec: trialServiceRecordVisitCompletionSpec(), Handler: adapter.recordVisitCompletion},
+		connect.Method{Spec: trialServiceWithdrawVisitCompletionSpec(), Handler: adapter.withdrawVisitCompletion},
+		connect.Method{Spec: trialServiceListWorklistSpec(), Handler: adapter.listWorklist},
+		connect.Method{Spec: trialServiceMoveToScheduleVersionSpec(), Handler: adapter.moveToScheduleVersion},
+		connect.Method{Spec: trialServiceListAuditEventsSpec(), Handler: adapter.listAuditEvents},
+		connect.Method{Spec: trialServiceVerifyAuditTrailSpec(), Handler: adapter.verifyAuditTrail},
 	)
 }
 
@@ -477,6 +619,26 @@ func (UnimplementedTrialServiceHandler) GetSubjectVisitPlan(context.Context, *v1
 
 func (UnimplementedTrialServiceHandler) RecordVisitCompletion(context.Context, *v1.RecordVisitCompletionRequest) (*v1.RecordVisitCompletionResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, "trialhub.trial.v1.TrialService.RecordVisitCompletion is not implemented")
+}
+
+func (UnimplementedTrialServiceHandler) WithdrawVisitCompletion(context.Context, *v1.WithdrawVisitCompletionRequest) (*v1.WithdrawVisitCompletionResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "trialhub.trial.v1.TrialService.WithdrawVisitCompletion is not implemented")
+}
+
+func (UnimplementedTrialServiceHandler) ListWorklist(context.Context, *v1.ListWorklistRequest) (*v1.ListWorklistResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "trialhub.trial.v1.TrialService.ListWorklist is not implemented")
+}
+
+func (UnimplementedTrialServiceHandler) MoveToScheduleVersion(context.Context, *v1.MoveToScheduleVersionRequest) (*v1.MoveToScheduleVersionResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "trialhub.trial.v1.TrialService.MoveToScheduleVersion is not implemented")
+}
+
+func (UnimplementedTrialServiceHandler) ListAuditEvents(context.Context, *v1.ListAuditEventsRequest) (*v1.ListAuditEventsResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "trialhub.trial.v1.TrialService.ListAuditEvents is not implemented")
+}
+
+func (UnimplementedTrialServiceHandler) VerifyAuditTrail(context.Context, *v1.VerifyAuditTrailRequest) (*v1.VerifyAuditTrailResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "trialhub.trial.v1.TrialService.VerifyAuditTrail is not implemented")
 }
 
 type trialServiceClient struct {
@@ -598,6 +760,46 @@ func (c *trialServiceClient) GetSubjectVisitPlan(ctx context.Context, req *v1.Ge
 func (c *trialServiceClient) RecordVisitCompletion(ctx context.Context, req *v1.RecordVisitCompletionRequest) (*v1.RecordVisitCompletionResponse, error) {
 	var res v1.RecordVisitCompletionResponse
 	if err := c.client.CallUnary(ctx, trialServiceRecordVisitCompletionSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *trialServiceClient) WithdrawVisitCompletion(ctx context.Context, req *v1.WithdrawVisitCompletionRequest) (*v1.WithdrawVisitCompletionResponse, error) {
+	var res v1.WithdrawVisitCompletionResponse
+	if err := c.client.CallUnary(ctx, trialServiceWithdrawVisitCompletionSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *trialServiceClient) ListWorklist(ctx context.Context, req *v1.ListWorklistRequest) (*v1.ListWorklistResponse, error) {
+	var res v1.ListWorklistResponse
+	if err := c.client.CallUnary(ctx, trialServiceListWorklistSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *trialServiceClient) MoveToScheduleVersion(ctx context.Context, req *v1.MoveToScheduleVersionRequest) (*v1.MoveToScheduleVersionResponse, error) {
+	var res v1.MoveToScheduleVersionResponse
+	if err := c.client.CallUnary(ctx, trialServiceMoveToScheduleVersionSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *trialServiceClient) ListAuditEvents(ctx context.Context, req *v1.ListAuditEventsRequest) (*v1.ListAuditEventsResponse, error) {
+	var res v1.ListAuditEventsResponse
+	if err := c.client.CallUnary(ctx, trialServiceListAuditEventsSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *trialServiceClient) VerifyAuditTrail(ctx context.Context, req *v1.VerifyAuditTrailRequest) (*v1.VerifyAuditTrailResponse, error) {
+	var res v1.VerifyAuditTrailResponse
+	if err := c.client.CallUnary(ctx, trialServiceVerifyAuditTrailSpec(), req, &res); err != nil {
 		return nil, err
 	}
 	return &res, nil
@@ -779,6 +981,66 @@ func (h trialServiceHandler) recordVisitCompletion(ctx context.Context, _ connec
 		return err
 	}
 	res, err := h.svc.RecordVisitCompletion(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h trialServiceHandler) withdrawVisitCompletion(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.WithdrawVisitCompletionRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.WithdrawVisitCompletion(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h trialServiceHandler) listWorklist(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.ListWorklistRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.ListWorklist(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h trialServiceHandler) moveToScheduleVersion(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.MoveToScheduleVersionRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.MoveToScheduleVersion(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h trialServiceHandler) listAuditEvents(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.ListAuditEventsRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.ListAuditEvents(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h trialServiceHandler) verifyAuditTrail(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.VerifyAuditTrailRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.VerifyAuditTrail(ctx, &req)
 	if err != nil {
 		return err
 	}
