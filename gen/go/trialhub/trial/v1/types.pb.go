@@ -456,7 +456,8 @@ const (
 	// Done: every assigned questionnaire was answered inside the window.
 	SubjectVisitStatus_SUBJECT_VISIT_STATUS_COMPLETED SubjectVisitStatus = 2
 	// The window closed (end of window_close_date in the site's time zone) before
-	// the visit was completed: a protocol deviation. Final.
+	// the visit was completed: a protocol deviation. Final, except that a
+	// completion answered inside the window and delivered late still completes it.
 	SubjectVisitStatus_SUBJECT_VISIT_STATUS_MISSED SubjectVisitStatus = 3
 	// No longer expected, and not a deviation: the subject was withdrawn while the
 	// visit was pending, or a re-plan to a new schedule version dropped it. Final.

@@ -1540,8 +1540,10 @@ export const TrialService: GenService<{
   },
   /**
    * Returns one trial with its sites and a version of its visit schedule.
-   * Investigators only get trials that have at least one of their sites, and see
-   * only their sites in it; other trials are NOT_FOUND.
+   * Investigators only get trials in their trial scope that have at least one
+   * of their sites, and see only their sites in it; analysts only trials in
+   * their trial scope; other trials are NOT_FOUND, as is a schedule version the
+   * trial does not have.
    *
    * @generated from rpc trialhub.trial.v1.TrialService.GetTrial
    */
@@ -1552,7 +1554,9 @@ export const TrialService: GenService<{
   },
   /**
    * Lists trials, ordered by protocol code, filtered and paged. Investigators
-   * only see trials that have at least one of their sites.
+   * only see trials in their trial scope that have at least one of their sites,
+   * analysts only trials in their trial scope. A page_token from another query
+   * is INVALID_ARGUMENT.
    *
    * @generated from rpc trialhub.trial.v1.TrialService.ListTrials
    */
@@ -1658,8 +1662,14 @@ export const TrialService: GenService<{
    * trial with a visit schedule (FAILED_PRECONDITION otherwise), a site of that
    * trial, and a subject the patient service knows as active. A subject is
    * enrolled at most once per trial (ALREADY_EXISTS otherwise, also after a
-   * withdrawal). Investigators may enroll only at their own sites
-   * (PERMISSION_DENIED otherwise).
+   * withdrawal). Investigators may enroll only at their own sites of trials in
+   * their trial scope (PERMISSION_DENIED otherwise). The subject is checked
+   * with the patient service (GetSubjectStatus): an unknown subject or an
+   * account that is not ACTIVE is FAILED_PRECONDITION naming subject_uuid;
+   * when the patient service cannot answer (down, too slow, its breaker open)
+   * the call is UNAVAILABLE and nothing is written, never a guess. A CLOSED
+   * site is FAILED_PRECONDITION, a site of another trial NOT_FOUND, and an
+   * enrollment_date after today in the site's time zone INVALID_ARGUMENT.
    *
    * @generated from rpc trialhub.trial.v1.TrialService.EnrollSubject
    */
@@ -1733,10 +1743,13 @@ export const TrialService: GenService<{
    * visit completes once, and recording a completion of an already COMPLETED
    * visit is a no-op that returns the visit exactly as first recorded. The
    * completion time must lie inside the visit's window (window_opens_at <=
-   * completed_at < window_closes_at) and the visit must not be MISSED or
-   * CANCELLED (FAILED_PRECONDITION otherwise): the server enforces windows, no
-   * back-filling and no pre-filling. A subject_visit_id that is not in this
-   * subject's plan for this trial is NOT_FOUND.
+   * completed_at < window_closes_at) and the visit must not be CANCELLED
+   * (FAILED_PRECONDITION otherwise): the server enforces windows, no
+   * back-filling and no pre-filling. The completion time decides, not when the
+   * call arrives: a response answered inside the window and recorded after the
+   * window closed (a delivery delay) completes the visit, which may have shown
+   * MISSED meanwhile. A subject_visit_id that is not in this subject's plan for
+   * this trial is NOT_FOUND.
    *
    * @generated from rpc trialhub.trial.v1.TrialService.RecordVisitCompletion
    */
@@ -1773,7 +1786,10 @@ export const TrialService: GenService<{
    * what changed since (page with page_token within one query). Status is
    * evaluated at the time of the call: a visit whose window closes becomes
    * MISSED without being written, so its updated_at does not move; ask for
-   * MISSED with window dates to find those. Investigators only for trials in
+   * MISSED with window dates to find those. updated_at is when a change was
+   * written, and changes commit in any order, so a poller should resume a few
+   * seconds before the last updated_at it saw and skip visits it already
+   * handled. Investigators only for trials in
    * their trial scope (NOT_FOUND otherwise), and see only visits of their sites
    * (a site_id outside their scope is NOT_FOUND).
    *

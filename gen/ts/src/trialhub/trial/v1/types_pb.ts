@@ -1226,7 +1226,8 @@ export enum SubjectVisitStatus {
 
   /**
    * The window closed (end of window_close_date in the site's time zone) before
-   * the visit was completed: a protocol deviation. Final.
+   * the visit was completed: a protocol deviation. Final, except that a
+   * completion answered inside the window and delivered late still completes it.
    *
    * @generated from enum value: SUBJECT_VISIT_STATUS_MISSED = 3;
    */
