@@ -13,7 +13,9 @@ import (
 	patientv1 "github.com/trialhub/trialhub/gen/go/trialhub/patient/v1"
 	"github.com/trialhub/trialhub/gen/go/trialhub/patient/v1/patientv1connect"
 	"github.com/trialhub/trialhub/services/patient"
+	"github.com/trialhub/trialhub/services/platform"
 	"github.com/trialhub/trialhub/services/platform/auth"
+	"github.com/trialhub/trialhub/services/platform/client"
 	"github.com/trialhub/trialhub/services/platform/platformtest"
 )
 
@@ -204,6 +206,26 @@ func TestIssueServiceToken(t *testing.T) {
 	}
 	if n := e.actions(t, e.DB(t), "SERVICE_TOKEN_DENIED"); n != 2 {
 		t.Fatalf("SERVICE_TOKEN_DENIED events: %d, want 2", n)
+	}
+
+	// The kit's token source does the exchange for a service's outbound calls and
+	// reuses the token; a wrong secret is an error, never a call without a token.
+	issuer := client.Service("patient", e.URL)
+	tokens := platform.NewServiceTokens(issuer, "epro", auth.StaticToken(repeat("b", 40)))
+	first, err := tokens.Token(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := tokens.Token(ctx); err != nil || again != first {
+		t.Fatalf("second Token: a new token (%v) instead of the one still fresh", err)
+	}
+	st, err := patientv1connect.NewPatientServiceClient(client.New(issuer, client.WithTokens(tokens))).
+		GetSubjectStatus(ctx, &patientv1.GetSubjectStatusRequest{SubjectUuid: uuid.NewString()})
+	if err != nil || st.GetExists() {
+		t.Fatalf("GetSubjectStatus with the exchanged token: %v, %v", st, err)
+	}
+	if _, err := platform.NewServiceTokens(issuer, "epro", auth.StaticToken(repeat("z", 40))).Token(ctx); connect.CodeOf(err) != connect.CodeUnauthenticated {
+		t.Fatalf("token with a wrong secret: %v, want unauthenticated", err)
 	}
 }
 

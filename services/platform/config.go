@@ -51,6 +51,12 @@ type Config struct {
 	// re-read on every use so a rotated secret is picked up. Env
 	// TRIALHUB_SERVICE_TOKEN_FILE.
 	ServiceTokenFile string `env:"SERVICE_TOKEN_FILE" yaml:"ServiceTokenFile"`
+	// ServiceSecretFile holds this service's client secret: its SERVICE tokens are
+	// then obtained from the patient service (the "patient" dependency:
+	// TRIALHUB_PATIENT_URL) by the client-credentials exchange, re-reading the
+	// file each time so a rotated secret is picked up. Env
+	// TRIALHUB_SERVICE_SECRET_FILE. Wins over ServiceTokenFile.
+	ServiceSecretFile string `env:"SERVICE_SECRET_FILE" yaml:"ServiceSecretFile"`
 	// CORSOrigins are the browser origins allowed to call (comma-separated in the
 	// environment). Env TRIALHUB_CORS_ORIGINS. Default none.
 	CORSOrigins []string `env:"CORS_ORIGINS" envSeparator:"," yaml:"CorsOrigins"`
@@ -113,7 +119,7 @@ func LoadConfig(name string, args []string, lookup func(string) (string, bool)) 
 		}
 	}
 	environ := map[string]string{}
-	for _, key := range []string{"ADDR", "DATABASE_URL", "JWKS_URL", "ISSUER", "SERVICE_TOKEN_FILE", "CORS_ORIGINS", "POSTGRES_DRIVER", "DRAIN_DELAY", "SHED_MAX_IN_FLIGHT", "SHED_MIN_LIMIT", "SHED_DISABLED", "LOG_LEVEL"} {
+	for _, key := range []string{"ADDR", "DATABASE_URL", "JWKS_URL", "ISSUER", "SERVICE_TOKEN_FILE", "SERVICE_SECRET_FILE", "CORS_ORIGINS", "POSTGRES_DRIVER", "DRAIN_DELAY", "SHED_MAX_IN_FLIGHT", "SHED_MIN_LIMIT", "SHED_DISABLED", "LOG_LEVEL"} {
 		if v, ok := lookup("TRIALHUB_" + key); ok {
 			environ["TRIALHUB_"+key] = v
 		}

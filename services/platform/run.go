@@ -55,7 +55,15 @@ func Run(ctx context.Context, svc Service, args []string, lookup func(string) (s
 		keys := auth.NewRemoteKeys(auth.FetchJWKS(nil, cfg.JWKSURL), 10*time.Minute, 30*time.Second)
 		p.Verifier = auth.NewVerifier(keys, cfg.Issuer)
 	}
-	if cfg.ServiceTokenFile != "" {
+	switch {
+	case cfg.ServiceSecretFile != "":
+		issuer, err := cfg.Dependency(client.Service("patient", ""), lookup)
+		if err != nil {
+			return fmt.Errorf("service tokens come from the patient service: %w", err)
+		}
+		tokens := NewServiceTokens(issuer, svc.Name, auth.FileToken(cfg.ServiceSecretFile), client.WithLogger(log))
+		p.Tokens = func(string) auth.TokenSource { return tokens }
+	case cfg.ServiceTokenFile != "":
 		p.Tokens = func(string) auth.TokenSource { return auth.FileToken(cfg.ServiceTokenFile) }
 	}
 	p.ServerOptions = append(p.ServerOptions, WithDrainDelay(cfg.DrainDelay), WithShedding(Shedding{

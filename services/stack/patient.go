@@ -9,8 +9,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/trialhub/trialhub/services/patient"
+	"github.com/trialhub/trialhub/services/platform"
 	"github.com/trialhub/trialhub/services/platform/db"
 )
 
@@ -23,7 +25,7 @@ const masterKeyFile = "patient-master.key"
 // process's own, with the master key file of the data folder (created on first
 // use) and the SMS vendor at the stack's fake vendor, unless the environment says
 // otherwise.
-func patientEnv(data, self string) (func(string) (string, bool), error) {
+func patientEnv(data, self, serviceSecrets string) (func(string) (string, bool), error) {
 	path := filepath.Join(data, masterKeyFile)
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		key := make([]byte, 32)
@@ -40,6 +42,7 @@ func patientEnv(data, self string) (func(string) (string, bool), error) {
 	defaults := map[string]string{
 		"TRIALHUB_PATIENT_MASTER_KEY_FILE": path,
 		"TRIALHUB_SMS_VENDOR_URL":          self + FakeVendorPath,
+		"TRIALHUB_PATIENT_SERVICE_SECRETS": serviceSecrets,
 	}
 	return func(key string) (string, bool) {
 		if v, ok := os.LookupEnv(key); ok {
@@ -50,6 +53,26 @@ func patientEnv(data, self string) (func(string) (string, bool), error) {
 	}, nil
 }
 
+// serviceSecrets makes a client secret for each service but the patient service
+// (the issuer signs its own tokens), for the client-credentials exchange, in the
+// form TRIALHUB_PATIENT_SERVICE_SECRETS takes. They live as long as the process.
+func serviceSecrets(services []platform.Service) (map[string]string, string, error) {
+	secrets := map[string]string{}
+	var spec []string
+	for _, svc := range services {
+		if svc.Name == patient.Name {
+			continue
+		}
+		b := make([]byte, 32)
+		if _, err := rand.Read(b); err != nil {
+			return nil, "", err
+		}
+		secrets[svc.Name] = base64.RawURLEncoding.EncodeToString(b)
+		spec = append(spec, svc.Name+"="+secrets[svc.Name])
+	}
+	return secrets, strings.Join(spec, ";"), nil
+}
+
 // patientKeys opens the signing keys of the data folder's patient database, for
 // tokens minted outside the running stack.
 func patientKeys(ctx context.Context, data string) (*patient.Keys, func(), error) {
@@ -57,7 +80,7 @@ func patientKeys(ctx context.Context, data string) (*patient.Keys, func(), error
 	if _, err := os.Stat(path); err != nil {
 		return nil, nil, fmt.Errorf("no patient database in %s: start the stack once (make run) first", data)
 	}
-	lookup, err := patientEnv(data, "")
+	lookup, err := patientEnv(data, "", "")
 	if err != nil {
 		return nil, nil, err
 	}

@@ -92,7 +92,12 @@ func Dev(ctx context.Context, cfg Config) error {
 	// The patient service is the issuer: its signing keys verify every call, sign
 	// each service's SERVICE token and the seeds' tokens.
 	keys := patient.NewKeys()
-	env, err := patientEnv(cfg.Data, self)
+	secrets, secretSpec, err := serviceSecrets(cfg.Services)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	env, err := patientEnv(cfg.Data, self, secretSpec)
 	if err != nil {
 		ln.Close()
 		return err
@@ -112,7 +117,14 @@ func Dev(ctx context.Context, cfg Config) error {
 		Verifier: auth.NewVerifier(keys, Issuer),
 		Log:      cfg.Log,
 		// Each service calls the others as itself, with a SERVICE token.
-		Tokens: keys.TokenSource,
+		// Every other service gets its SERVICE token as it would alone: by the
+		// client-credentials exchange with the patient service, over the network.
+		Tokens: func(service string) auth.TokenSource {
+			if service == patient.Name {
+				return keys.TokenSource(service)
+			}
+			return platform.NewServiceTokens(client.Service(patient.Name, self), service, auth.StaticToken(secrets[service]))
+		},
 		// Calls between services go over the network to the stack's own port,
 		// through the same client kit (timeouts, retries, breakers) and the whole
 		// server chain as in production; TRIALHUB_<NAME>_* still tunes each.
