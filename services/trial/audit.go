@@ -43,10 +43,10 @@ func (s *Service) ListAuditEvents(ctx context.Context, req *trialv1.ListAuditEve
 	for _, e := range entries {
 		res.Events = append(res.Events, &trialv1.AuditEvent{
 			Sequence: e.Sequence, AuditEventId: e.ID, OccurredAt: timestamppb.New(e.OccurredAt),
-			Actor: &trialv1.AuditActor{Id: e.Actor.ID, Role: authzv1.Role(authzv1.Role_value[e.Actor.Role]), Kind: string(e.Actor.Kind)},
-			Action:      trialv1.AuditAction(trialv1.AuditAction_value["AUDIT_ACTION_"+e.Action]),
-			RecordType:  trialv1.AuditRecordType(trialv1.AuditRecordType_value["AUDIT_RECORD_TYPE_"+e.RecordType]),
-			RecordId:    e.RecordID, SubjectUuid: e.SubjectUUID, Field: e.Field, OldValue: e.OldValue, NewValue: e.NewValue,
+			Actor:      &trialv1.AuditActor{Id: e.Actor.ID, Role: authzv1.Role(authzv1.Role_value[e.Actor.Role]), Kind: string(e.Actor.Kind)},
+			Action:     trialv1.AuditAction(trialv1.AuditAction_value["AUDIT_ACTION_"+e.Action]),
+			RecordType: trialv1.AuditRecordType(trialv1.AuditRecordType_value["AUDIT_RECORD_TYPE_"+e.RecordType]),
+			RecordId:   e.RecordID, SubjectUuid: e.SubjectUUID, Field: e.Field, OldValue: e.OldValue, NewValue: e.NewValue,
 			Reason: e.Reason, TrialId: e.TrialID, SiteId: e.SiteID, Procedure: e.Procedure, TraceId: e.TraceID,
 			Hash: e.Hash, PreviousHash: e.PreviousHash, HashVersion: int32(e.HashVersion),
 		})

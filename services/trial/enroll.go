@@ -71,8 +71,8 @@ func (s *Service) EnrollSubject(ctx context.Context, req *trialv1.EnrollSubjectR
 				return nil, fmt.Errorf("create enrollment: %w", err)
 			}
 			for _, d := range sch.Visits {
-				if err := newVisit(c, e, d, st.TimeZone, loc, enrolled, sch.Version, now).Exec(ctx); err != nil {
-					return nil, fmt.Errorf("plan visit: %w", err)
+				if err := s.planVisit(ctx, tx, c, e, d, st.TimeZone, loc, enrolled, sch.Version, now); err != nil {
+					return nil, err
 				}
 			}
 			if _, err := s.audit.Append(ctx, tx, audit.Event{Action: "SUBJECT_ENROLLED", RecordType: "ENROLLMENT", RecordID: e.ID,

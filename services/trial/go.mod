@@ -3,6 +3,7 @@ module github.com/trialhub/trialhub/services/trial
 go 1.26.0
 
 require (
+	github.com/riverqueue/river v0.51.2
 	github.com/trialhub/trialhub/gen/go v0.0.0
 	github.com/trialhub/trialhub/services/platform v0.0.0
 	google.golang.org/protobuf v1.36.12
@@ -21,7 +22,6 @@ require (
 	github.com/hashicorp/go-cleanhttp v0.5.2 // indirect
 	github.com/hashicorp/go-retryablehttp v0.7.8 // indirect
 	github.com/hashicorp/golang-lru/v2 v2.0.7 // indirect
-	github.com/riverqueue/river v0.51.2 // indirect
 	github.com/riverqueue/river/riverdriver v0.51.2 // indirect
 	github.com/riverqueue/river/riverdriver/riverdatabasesql v0.51.2 // indirect
 	github.com/riverqueue/river/riverdriver/riverpgxv5 v0.51.2 // indirect

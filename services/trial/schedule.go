@@ -171,6 +171,9 @@ func (s *Service) replan(ctx context.Context, tx *db.Tx, c *ent.Client, e *ent.E
 			SetScheduleVersion(sch.Version).SetUpdatedAt(now).Exec(ctx); err != nil {
 			return err
 		}
+		if err := s.scheduleClose(ctx, tx, id, w.ClosesAt); err != nil {
+			return err
+		}
 	}
 	if len(change.Cancel) > 0 {
 		if err := c.Visit.Update().Where(visit.IDIn(change.Cancel...)).SetStatus(int32(plan.Cancelled)).SetUpdatedAt(now).Exec(ctx); err != nil {
@@ -178,7 +181,7 @@ func (s *Service) replan(ctx context.Context, tx *db.Tx, c *ent.Client, e *ent.E
 		}
 	}
 	for _, dv := range change.Add {
-		if err := newVisit(c, e, defs[dv.Code], st.TimeZone, loc, enrolled, sch.Version, now).Exec(ctx); err != nil {
+		if err := s.planVisit(ctx, tx, c, e, defs[dv.Code], st.TimeZone, loc, enrolled, sch.Version, now); err != nil {
 			return err
 		}
 	}
@@ -192,15 +195,21 @@ func (s *Service) replan(ctx context.Context, tx *db.Tx, c *ent.Client, e *ent.E
 	return err
 }
 
-// newVisit plans visit d for enrollment e at a site in zone tz.
-func newVisit(c *ent.Client, e *ent.Enrollment, d schema.VisitDef, tz string, loc *time.Location, enrolled plan.Date, version int32, now time.Time) *ent.VisitCreate {
+// planVisit plans visit d for enrollment e at a site in zone tz and schedules
+// its window's close.
+func (s *Service) planVisit(ctx context.Context, tx *db.Tx, c *ent.Client, e *ent.Enrollment, d schema.VisitDef, tz string,
+	loc *time.Location, enrolled plan.Date, version int32, now time.Time) error {
 	w := plan.WindowFor(enrolled, domainVisit(d), loc)
-	return c.Visit.Create().SetID(uuid.NewString()).SetEnrollmentID(e.ID).SetTrialID(e.TrialID).SetSiteID(e.SiteID).
+	v, err := c.Visit.Create().SetID(uuid.NewString()).SetEnrollmentID(e.ID).SetTrialID(e.TrialID).SetSiteID(e.SiteID).
 		SetSubjectUUID(e.SubjectUUID).SetCode(d.Code).SetName(d.Name).SetStudyDay(int32(d.StudyDay)).
 		SetWindowBefore(int32(d.Before)).SetWindowAfter(int32(d.After)).SetTimeZone(tz).
 		SetPlannedDate(w.Planned.String()).SetOpenDate(w.Open.String()).SetCloseDate(w.Close.String()).
 		SetOpensAt(w.OpensAt).SetClosesAt(w.ClosesAt).SetStatus(int32(plan.Pending)).
-		SetQuestionnaires(d.Questionnaires).SetScheduleVersion(version).SetUpdatedAt(now)
+		SetQuestionnaires(d.Questionnaires).SetScheduleVersion(version).SetUpdatedAt(now).Save(ctx)
+	if err != nil {
+		return fmt.Errorf("plan visit: %w", err)
+	}
+	return s.scheduleClose(ctx, tx, v.ID, w.ClosesAt)
 }
 
 // planOf reads enrollment id with its site and its visits, ordered by study

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"connectrpc.com/connect/v2"
+	"entgo.io/ent/dialect"
+	"github.com/riverqueue/river"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/trialhub/trialhub/gen/go/trialhub/patient/v1/patientv1connect"
@@ -27,6 +29,7 @@ import (
 	"github.com/trialhub/trialhub/services/platform/client"
 	"github.com/trialhub/trialhub/services/platform/db"
 	"github.com/trialhub/trialhub/services/platform/idempotency"
+	"github.com/trialhub/trialhub/services/platform/jobs"
 	"github.com/trialhub/trialhub/services/trial/ent"
 )
 
@@ -38,6 +41,7 @@ type Service struct {
 	db       *db.DB
 	ent      *ent.Client // reads outside a transaction
 	audit    *audit.Log
+	jobs     *jobs.Queue
 	idem     *idempotency.Store
 	patients patientv1connect.PatientServiceClient
 	now      func() time.Time
@@ -70,6 +74,7 @@ func Platform(opts ...Option) platform.Service {
 				db:       m.DB,
 				ent:      ent.NewClient(ent.Driver(m.DB.Driver())),
 				audit:    m.Audit,
+				jobs:     m.Jobs,
 				idem:     m.Idempotency,
 				patients: patientv1connect.NewPatientServiceClient(m.Client("patient")),
 				now:      time.Now,
@@ -78,6 +83,7 @@ func Platform(opts ...Option) platform.Service {
 				o(s)
 			}
 			trialv1connect.RegisterTrialServiceHandler(m.RPC(), s)
+			river.AddWorker(m.Workers, &windowClosedWorker{s: s})
 			return nil
 		},
 		Seed: seed,
@@ -91,7 +97,7 @@ func write[Res proto.Message](ctx context.Context, s *Service, key string, req p
 	fn func(ctx context.Context, tx *db.Tx, c *ent.Client) (Res, error)) (Res, error) {
 	res, err := idempotency.Do(ctx, s.idem, s.db, idempotency.KeyFor(ctx, key), req,
 		func(ctx context.Context, tx *db.Tx) (Res, error) {
-			return fn(ctx, tx, ent.NewClient(ent.Driver(tx.Driver())))
+			return fn(ctx, tx, entOn(tx))
 		})
 	if err != nil {
 		var zero Res
@@ -124,3 +130,14 @@ func caller(ctx context.Context) auth.Caller {
 // stamp is the server time written to rows: UTC, to the microsecond, as both
 // databases keep it (page cursors compare it exactly).
 func (s *Service) stamp() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
+
+// entOn is an ent client on the kit's transaction. ent opens a nested
+// transaction for some statements (UpdateOne does), and the kit's driver
+// (db.Tx.Driver) cannot begin one: txDriver answers with the same transaction,
+// whose commit and rollback stay the kit's.
+func entOn(tx *db.Tx) *ent.Client { return ent.NewClient(ent.Driver(txDriver{tx.Driver()})) }
+
+type txDriver struct{ dialect.Driver }
+
+// Tx returns the enclosing transaction with a no-op commit and rollback.
+func (d txDriver) Tx(context.Context) (dialect.Tx, error) { return dialect.NopTx(d.Driver), nil }

@@ -146,8 +146,8 @@ func (s *Service) ListWorklist(ctx context.Context, req *trialv1.ListWorklistReq
 			switch st {
 			case trialv1.SubjectVisitStatus_SUBJECT_VISIT_STATUS_PENDING:
 				any = append(any, visit.And(visit.Status(int32(plan.Pending)), visit.ClosesAtGT(now)))
-			case trialv1.SubjectVisitStatus_SUBJECT_VISIT_STATUS_MISSED:
-				any = append(any, visit.And(visit.Status(int32(plan.Pending)), visit.ClosesAtLTE(now)))
+			case trialv1.SubjectVisitStatus_SUBJECT_VISIT_STATUS_MISSED: // written by WindowClosed, or not yet
+				any = append(any, visit.Status(int32(plan.Missed)), visit.And(visit.Status(int32(plan.Pending)), visit.ClosesAtLTE(now)))
 			default:
 				any = append(any, visit.Status(int32(st)))
 			}
