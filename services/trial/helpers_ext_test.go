@@ -13,6 +13,7 @@ import (
 
 	"connectrpc.com/connect/v2"
 	"github.com/google/uuid"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	authzv1 "github.com/trialhub/trialhub/gen/go/trialhub/authz/v1"
@@ -208,3 +209,11 @@ func visitByCode(t *testing.T, visits []*trialv1.SubjectVisit, code string) *tri
 	t.Fatalf("no visit %s in %v", code, visits)
 	return nil
 }
+
+type trialv1connectClient = trialv1connect.TrialServiceClient
+
+func trialv1connectNew(env *platformtest.Env, t *testing.T) trialv1connect.TrialServiceClient {
+	return trialv1connect.NewTrialServiceClient(env.Client(t, admin()))
+}
+
+func mask(paths ...string) *fieldmaskpb.FieldMask { return &fieldmaskpb.FieldMask{Paths: paths} }
