@@ -60,15 +60,15 @@ func (s *Service) DefineVisitSchedule(ctx context.Context, req *trialv1.DefineVi
 			if req.GetBaseVersion() != t.CurrentScheduleVersion {
 				return nil, aborted(t.CurrentScheduleVersion)
 			}
-			now := s.stamp()
+			stamp := s.stamp()
 			version := t.CurrentScheduleVersion + 1
 			sch, err := c.Schedule.Create().SetID(uuid.NewString()).SetTrialID(t.ID).SetVersion(version).
 				SetVisits(visitDefs(req.GetVisits())).SetReason(req.GetReason()).
-				SetPolicy(int32(req.GetExistingPlanPolicy())).SetCreatedAt(now).Save(ctx)
+				SetPolicy(int32(req.GetExistingPlanPolicy())).SetCreatedAt(stamp).Save(ctx)
 			if err != nil {
 				return nil, fmt.Errorf("create schedule: %w", err)
 			}
-			if _, err := t.Update().SetCurrentScheduleVersion(version).SetUpdatedAt(now).Save(ctx); err != nil {
+			if _, err := t.Update().SetCurrentScheduleVersion(version).SetUpdatedAt(stamp).Save(ctx); err != nil {
 				return nil, err
 			}
 			if _, err := s.audit.Append(ctx, tx, audit.Event{Action: "VISIT_SCHEDULE_DEFINED", RecordType: "VISIT_SCHEDULE",
@@ -84,7 +84,7 @@ func (s *Service) DefineVisitSchedule(ctx context.Context, req *trialv1.DefineVi
 					return nil, err
 				}
 				for _, e := range enrolled {
-					if err := s.replan(ctx, tx, c, e, sch, req.GetReason(), now); err != nil {
+					if err := s.replan(ctx, tx, c, e, sch, req.GetReason(), stamp); err != nil {
 						return nil, err
 					}
 				}
@@ -115,11 +115,10 @@ func (s *Service) MoveToScheduleVersion(ctx context.Context, req *trialv1.MoveTo
 			if err != nil {
 				return nil, err
 			}
-			now := s.stamp()
-			if err := s.replan(ctx, tx, c, e, sch, req.GetReason(), now); err != nil {
+			if err := s.replan(ctx, tx, c, e, sch, req.GetReason(), s.stamp()); err != nil {
 				return nil, err
 			}
-			em, visits, _, err := planOf(ctx, c, e.ID, now, true)
+			em, visits, _, err := planOf(ctx, c, e.ID, s.now(), true)
 			if err != nil {
 				return nil, err
 			}
@@ -129,7 +128,8 @@ func (s *Service) MoveToScheduleVersion(ctx context.Context, req *trialv1.MoveTo
 
 // replan moves enrollment e's plan onto schedule version sch (plan.Replan's
 // rules) and records the move.
-func (s *Service) replan(ctx context.Context, tx *db.Tx, c *ent.Client, e *ent.Enrollment, sch *ent.Schedule, reason string, now time.Time) error {
+func (s *Service) replan(ctx context.Context, tx *db.Tx, c *ent.Client, e *ent.Enrollment, sch *ent.Schedule, reason string, stamp time.Time) error {
+	now := s.now() // decides which visits are still pending; stamp is what rows record
 	st, err := c.Site.Get(ctx, e.SiteID)
 	if err != nil {
 		return err
@@ -168,7 +168,7 @@ func (s *Service) replan(ctx context.Context, tx *db.Tx, c *ent.Client, e *ent.E
 			SetWindowBefore(int32(d.Before)).SetWindowAfter(int32(d.After)).
 			SetPlannedDate(w.Planned.String()).SetOpenDate(w.Open.String()).SetCloseDate(w.Close.String()).
 			SetOpensAt(w.OpensAt).SetClosesAt(w.ClosesAt).SetQuestionnaires(d.Questionnaires).
-			SetScheduleVersion(sch.Version).SetUpdatedAt(now).Exec(ctx); err != nil {
+			SetScheduleVersion(sch.Version).SetUpdatedAt(stamp).Exec(ctx); err != nil {
 			return err
 		}
 		if err := s.scheduleClose(ctx, tx, id, w.ClosesAt); err != nil {
@@ -176,17 +176,17 @@ func (s *Service) replan(ctx context.Context, tx *db.Tx, c *ent.Client, e *ent.E
 		}
 	}
 	if len(change.Cancel) > 0 {
-		if err := c.Visit.Update().Where(visit.IDIn(change.Cancel...)).SetStatus(int32(plan.Cancelled)).SetUpdatedAt(now).Exec(ctx); err != nil {
+		if err := c.Visit.Update().Where(visit.IDIn(change.Cancel...)).SetStatus(int32(plan.Cancelled)).SetUpdatedAt(stamp).Exec(ctx); err != nil {
 			return err
 		}
 	}
 	for _, dv := range change.Add {
-		if err := s.planVisit(ctx, tx, c, e, defs[dv.Code], st.TimeZone, loc, enrolled, sch.Version, now); err != nil {
+		if err := s.planVisit(ctx, tx, c, e, defs[dv.Code], st.TimeZone, loc, enrolled, sch.Version, stamp); err != nil {
 			return err
 		}
 	}
 	old := e.ScheduleVersion
-	if err := e.Update().SetScheduleVersion(sch.Version).SetUpdatedAt(now).Exec(ctx); err != nil {
+	if err := e.Update().SetScheduleVersion(sch.Version).SetUpdatedAt(stamp).Exec(ctx); err != nil {
 		return err
 	}
 	_, err = s.audit.Append(ctx, tx, audit.Event{Action: "PLAN_MOVED", RecordType: "ENROLLMENT", RecordID: e.ID,
@@ -198,14 +198,14 @@ func (s *Service) replan(ctx context.Context, tx *db.Tx, c *ent.Client, e *ent.E
 // planVisit plans visit d for enrollment e at a site in zone tz and schedules
 // its window's close.
 func (s *Service) planVisit(ctx context.Context, tx *db.Tx, c *ent.Client, e *ent.Enrollment, d schema.VisitDef, tz string,
-	loc *time.Location, enrolled plan.Date, version int32, now time.Time) error {
+	loc *time.Location, enrolled plan.Date, version int32, stamp time.Time) error {
 	w := plan.WindowFor(enrolled, domainVisit(d), loc)
 	v, err := c.Visit.Create().SetID(uuid.NewString()).SetEnrollmentID(e.ID).SetTrialID(e.TrialID).SetSiteID(e.SiteID).
 		SetSubjectUUID(e.SubjectUUID).SetCode(d.Code).SetName(d.Name).SetStudyDay(int32(d.StudyDay)).
 		SetWindowBefore(int32(d.Before)).SetWindowAfter(int32(d.After)).SetTimeZone(tz).
 		SetPlannedDate(w.Planned.String()).SetOpenDate(w.Open.String()).SetCloseDate(w.Close.String()).
 		SetOpensAt(w.OpensAt).SetClosesAt(w.ClosesAt).SetStatus(int32(plan.Pending)).
-		SetQuestionnaires(d.Questionnaires).SetScheduleVersion(version).SetUpdatedAt(now).Save(ctx)
+		SetQuestionnaires(d.Questionnaires).SetScheduleVersion(version).SetUpdatedAt(stamp).Save(ctx)
 	if err != nil {
 		return fmt.Errorf("plan visit: %w", err)
 	}

@@ -127,9 +127,11 @@ func caller(ctx context.Context) auth.Caller {
 	return c
 }
 
-// stamp is the server time written to rows: UTC, to the microsecond, as both
-// databases keep it (page cursors compare it exactly).
-func (s *Service) stamp() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
+// stamp is the server time written to rows (created_at, updated_at, the
+// worklist cursor): the wall clock, not the injectable one that decides visit
+// status, so a cursor keeps moving forward whatever "now" a test sets. UTC, to
+// the microsecond, as both databases keep it (page cursors compare it exactly).
+func (s *Service) stamp() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 
 // entOn is an ent client on the kit's transaction. ent opens a nested
 // transaction for some statements (UpdateOne does), and the kit's driver
