@@ -28,8 +28,14 @@ func at(t *testing.T, s string) time.Time {
 // with a re-plan, move a plan back, read the de-identified view and the audit
 // trail.
 func TestFlow(t *testing.T) {
+	t.Run("postgres", func(t *testing.T) { flow(t) })
+	// The dev stack's embedded database runs the same flow.
+	t.Run("sqlite", func(t *testing.T) { flow(t, platformtest.WithSQLite()) })
+}
+
+func flow(t *testing.T, opts ...platformtest.Option) {
 	ctx := context.Background()
-	h := start(t)
+	h := start(t, opts...)
 	api := h.api(t, admin())
 	trialID, shanghai, newYork := recruitingTrial(t, ctx, api, schedule())
 
