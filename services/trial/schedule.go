@@ -50,12 +50,9 @@ func scheduleRecordID(trialID string, version int32) string {
 func (s *Service) DefineVisitSchedule(ctx context.Context, req *trialv1.DefineVisitScheduleRequest) (*trialv1.DefineVisitScheduleResponse, error) {
 	return write(ctx, s, req.GetIdempotencyKey(), req, "visit schedule",
 		func(ctx context.Context, tx *db.Tx, c *ent.Client) (*trialv1.DefineVisitScheduleResponse, error) {
-			t, err := lockTrial(ctx, c, req.GetTrialId())
+			t, err := openTrial(ctx, c, req.GetTrialId())
 			if err != nil {
 				return nil, err
-			}
-			if readOnly(t.Status) {
-				return nil, precondition("trial_id", "a %s trial is read-only", trialv1.TrialStatus(t.Status))
 			}
 			if req.GetBaseVersion() != t.CurrentScheduleVersion {
 				return nil, aborted(t.CurrentScheduleVersion)

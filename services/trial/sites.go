@@ -22,12 +22,9 @@ func (s *Service) AddSite(ctx context.Context, req *trialv1.AddSiteRequest) (*tr
 	}
 	return write(ctx, s, req.GetIdempotencyKey(), req, "site",
 		func(ctx context.Context, tx *db.Tx, c *ent.Client) (*trialv1.AddSiteResponse, error) {
-			t, err := lockTrial(ctx, c, req.GetTrialId())
+			t, err := openTrial(ctx, c, req.GetTrialId())
 			if err != nil {
 				return nil, err
-			}
-			if readOnly(t.Status) {
-				return nil, precondition("trial_id", "a %s trial takes no new sites", trialv1.TrialStatus(t.Status))
 			}
 			st, err := c.Site.Create().SetID(uuid.NewString()).SetTrialID(t.ID).SetSiteCode(req.GetSiteCode()).
 				SetName(req.GetName()).SetCountryCode(req.GetCountryCode()).SetTimeZone(req.GetTimeZone()).

@@ -176,6 +176,19 @@ func lockTrial(ctx context.Context, c *ent.Client, id string) (*ent.Trial, error
 	return t, err
 }
 
+// openTrial loads a trial that may still change: COMPLETED and TERMINATED
+// trials are read-only (FAILED_PRECONDITION).
+func openTrial(ctx context.Context, c *ent.Client, id string) (*ent.Trial, error) {
+	t, err := lockTrial(ctx, c, id)
+	if err != nil {
+		return nil, err
+	}
+	if readOnly(t.Status) {
+		return nil, precondition("trial_id", "a %s trial is read-only", trialv1.TrialStatus(t.Status))
+	}
+	return t, nil
+}
+
 // UpdateTrialStatus moves a trial along its life cycle.
 func (s *Service) UpdateTrialStatus(ctx context.Context, req *trialv1.UpdateTrialStatusRequest) (*trialv1.UpdateTrialStatusResponse, error) {
 	return write(ctx, s, req.GetIdempotencyKey(), req, "trial",
@@ -216,12 +229,9 @@ func (s *Service) UpdateTrialStatus(ctx context.Context, req *trialv1.UpdateTria
 func (s *Service) UpdateTrial(ctx context.Context, req *trialv1.UpdateTrialRequest) (*trialv1.UpdateTrialResponse, error) {
 	return write(ctx, s, req.GetIdempotencyKey(), req, "trial",
 		func(ctx context.Context, tx *db.Tx, c *ent.Client) (*trialv1.UpdateTrialResponse, error) {
-			t, err := lockTrial(ctx, c, req.GetTrialId())
+			t, err := openTrial(ctx, c, req.GetTrialId())
 			if err != nil {
 				return nil, err
-			}
-			if readOnly(t.Status) {
-				return nil, precondition("trial_id", "a %s trial is read-only", trialv1.TrialStatus(t.Status))
 			}
 			old := trialMsg(t)
 			u := t.Update().SetUpdatedAt(s.stamp())
