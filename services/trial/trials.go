@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"connectrpc.com/connect/v2"
 	"github.com/google/uuid"
 
 	authzv1 "github.com/trialhub/trialhub/gen/go/trialhub/authz/v1"
@@ -213,8 +214,17 @@ func (s *Service) UpdateTrialStatus(ctx context.Context, req *trialv1.UpdateTria
 					return nil, precondition("status", "the trial has no open site")
 				}
 			}
-			t, err = t.Update().SetStatus(int32(to)).SetUpdatedAt(s.stamp()).Save(ctx)
+			// Conditional on the status read: of two concurrent changes one wins, the
+			// other is refused as a transition from a status the trial no longer has.
+			n, err := c.Trial.Update().Where(enttrial.ID(t.ID), enttrial.Status(int32(from))).
+				SetStatus(int32(to)).SetUpdatedAt(s.stamp()).Save(ctx)
 			if err != nil {
+				return nil, err
+			}
+			if n == 0 {
+				return nil, connect.NewError(connect.CodeAborted, "status: the trial changed meanwhile; reload and retry")
+			}
+			if t, err = c.Trial.Get(ctx, t.ID); err != nil {
 				return nil, err
 			}
 			if _, err := s.audit.Append(ctx, tx, audit.Event{Action: "TRIAL_STATUS_CHANGED", RecordType: "TRIAL", RecordID: t.ID,

@@ -75,10 +75,24 @@ func (s *Service) RecordVisitCompletion(ctx context.Context, req *trialv1.Record
 				return nil, precondition("completed_at", "outside the visit window [%s, %s)",
 					w.OpensAt.Format(time.RFC3339), w.ClosesAt.Format(time.RFC3339))
 			}
-			v, err = v.Update().SetStatus(int32(plan.Completed)).SetCompletedAt(completed).
+			// Conditional on the state read above: of two completions racing with
+			// different keys, the second waits for the first's row lock, then
+			// matches nothing and answers the first's completion.
+			n, err := c.Visit.Update().Where(visit.ID(v.ID), visit.StatusIn(int32(plan.Pending), int32(plan.Missed))).
+				SetStatus(int32(plan.Completed)).SetCompletedAt(completed).
 				SetSourceRefs(req.GetSourceReferences()).SetUpdatedAt(s.stamp()).Save(ctx)
 			if err != nil {
 				return nil, err
+			}
+			if v, err = c.Visit.Get(ctx, v.ID); err != nil {
+				return nil, err
+			}
+			if n == 0 {
+				if plan.Status(v.Status) != plan.Completed {
+					return nil, precondition("subject_visit_id", "the visit was cancelled")
+				}
+				m, err := visitMsg(v, now)
+				return &trialv1.RecordVisitCompletionResponse{Visit: m}, err
 			}
 			if _, err := s.audit.Append(ctx, tx, audit.Event{Action: "VISIT_COMPLETED", RecordType: "SUBJECT_VISIT", RecordID: v.ID,
 				SubjectUUID: v.SubjectUUID, TrialID: v.TrialID, SiteID: v.SiteID, Field: "completed_at",
@@ -109,9 +123,17 @@ func (s *Service) WithdrawVisitCompletion(ctx context.Context, req *trialv1.With
 			}
 			old := v.CompletedAt.UTC().Format(time.RFC3339Nano)
 			refs := v.SourceRefs
-			v, err = v.Update().SetStatus(int32(plan.Pending)).ClearCompletedAt().ClearSourceRefs().SetUpdatedAt(s.stamp()).Save(ctx)
+			n, err := c.Visit.Update().Where(visit.ID(v.ID), visit.Status(int32(plan.Completed)), visit.CompletedAt(*v.CompletedAt)).
+				SetStatus(int32(plan.Pending)).ClearCompletedAt().ClearSourceRefs().SetUpdatedAt(s.stamp()).Save(ctx)
 			if err != nil {
 				return nil, err
+			}
+			if v, err = c.Visit.Get(ctx, v.ID); err != nil {
+				return nil, err
+			}
+			if n == 0 { // a concurrent withdrawal won
+				m, err := visitMsg(v, now)
+				return &trialv1.WithdrawVisitCompletionResponse{Visit: m}, err
 			}
 			if _, err := s.audit.Append(ctx, tx, audit.Event{Action: "VISIT_COMPLETION_WITHDRAWN", RecordType: "SUBJECT_VISIT", RecordID: v.ID,
 				SubjectUUID: v.SubjectUUID, TrialID: v.TrialID, SiteID: v.SiteID, Field: "completed_at",
