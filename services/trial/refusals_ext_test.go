@@ -1,9 +1,13 @@
 package trial_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 
 	"connectrpc.com/connect/v2"
@@ -138,7 +142,9 @@ func TestEnrollWithPatientServiceDown(t *testing.T) {
 	}
 	closed := "http://" + ln.Addr().String()
 	ln.Close() // nothing listens there any more
-	env := platformtest.Start(t, trial.Platform(), platformtest.WithDependency("patient", closed))
+	var logs syncBuffer
+	env := platformtest.Start(t, trial.Platform(), platformtest.WithDependency("patient", closed),
+		platformtest.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
 	api := trialv1connectNew(env, t)
 	trialID, shanghai, _ := recruitingTrial(t, ctx, api, schedule())
 	_, err = api.EnrollSubject(ctx, &trialv1.EnrollSubjectRequest{TrialId: trialID, SiteId: shanghai, SubjectUuid: uuid.NewString(),
@@ -150,4 +156,39 @@ func TestEnrollWithPatientServiceDown(t *testing.T) {
 	if err != nil || len(res.GetEnrollments()) != 0 {
 		t.Fatalf("after a refused enrollment: %v, %d enrollments", err, len(res.GetEnrollments()))
 	}
+	// The rpc line says what the client got, at WARN (a dependency, not a fault).
+	found := false
+	for _, line := range strings.Split(logs.String(), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) != nil || rec["msg"] != "rpc" ||
+			rec["procedure"] != "/trialhub.trial.v1.TrialService/EnrollSubject" {
+			continue
+		}
+		found = true
+		t.Logf("EnrollSubject with the patient service down answered in %v ms", rec["duration_ms"])
+		if rec["code"] != "unavailable" || rec["level"] != "WARN" {
+			t.Errorf("EnrollSubject rpc line: %s", line)
+		}
+	}
+	if !found {
+		t.Errorf("no rpc line for EnrollSubject in:\n%s", logs.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer the server's goroutines may write concurrently.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

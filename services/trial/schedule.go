@@ -62,6 +62,9 @@ func (s *Service) DefineVisitSchedule(ctx context.Context, req *trialv1.DefineVi
 			sch, err := c.Schedule.Create().SetID(uuid.NewString()).SetTrialID(t.ID).SetVersion(version).
 				SetVisits(visitDefs(req.GetVisits())).SetReason(req.GetReason()).
 				SetPolicy(int32(req.GetExistingPlanPolicy())).SetCreatedAt(stamp).Save(ctx)
+			if db.Code(err) == connect.CodeAlreadyExists { // a concurrent definition took this version
+				return nil, aborted(version)
+			}
 			if err != nil {
 				return nil, fmt.Errorf("create schedule: %w", err)
 			}
