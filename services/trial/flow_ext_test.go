@@ -13,7 +13,7 @@ import (
 	"github.com/trialhub/trialhub/services/platform/platformtest"
 )
 
-func at(t *testing.T, s string) time.Time {
+func at(t testing.TB, s string) time.Time {
 	t.Helper()
 	v, err := time.Parse(time.RFC3339, s)
 	if err != nil {

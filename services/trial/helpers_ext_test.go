@@ -61,7 +61,7 @@ func (p *patients) GetSubjectStatus(_ context.Context, req *patientv1.GetSubject
 }
 
 // startPatients serves p on a loopback port, verifying tokens of signer.
-func startPatients(t *testing.T, signer *auth.Signer, p *patients) string {
+func startPatients(t testing.TB, signer *auth.Signer, p *patients) string {
 	t.Helper()
 	srv := platform.NewServer("patient", platform.WithDrainDelay(0), platform.WithLogger(quiet), platform.WithVerifier(auth.NewVerifier(signer.Keys(), platformtest.Issuer)))
 	patientv1connect.RegisterPatientServiceHandler(srv.RPC(), p)
@@ -110,7 +110,7 @@ type harness struct {
 	clock    *clock
 }
 
-func start(t *testing.T, opts ...platformtest.Option) *harness {
+func start(t testing.TB, opts ...platformtest.Option) *harness {
 	t.Helper()
 	signer := platformtest.NewSigner(t)
 	p := &patients{statuses: map[string]patientv1.AccountStatus{}}
@@ -120,7 +120,7 @@ func start(t *testing.T, opts ...platformtest.Option) *harness {
 	return &harness{env: platformtest.Start(t, trial.Platform(trial.WithClock(c.Now)), opts...), patients: p, clock: c}
 }
 
-func (h *harness) api(t *testing.T, who auth.Caller) trialv1connect.TrialServiceClient {
+func (h *harness) api(t testing.TB, who auth.Caller) trialv1connect.TrialServiceClient {
 	return trialv1connect.NewTrialServiceClient(h.env.Client(t, who))
 }
 
@@ -140,14 +140,14 @@ func patient(subject string) auth.Caller {
 
 func key() string { return "k-" + uuid.NewString() }
 
-func wantCode(t *testing.T, what string, err error, code connect.Code) {
+func wantCode(t testing.TB, what string, err error, code connect.Code) {
 	t.Helper()
 	if connect.CodeOf(err) != code {
 		t.Fatalf("%s: %v, want %s", what, err, code)
 	}
 }
 
-func must[T any](t *testing.T, what string) func(T, error) T {
+func must[T any](t testing.TB, what string) func(T, error) T {
 	return func(v T, err error) T {
 		t.Helper()
 		if err != nil {
@@ -159,7 +159,7 @@ func must[T any](t *testing.T, what string) func(T, error) T {
 
 // recruitingTrial creates a trial with a Shanghai and a New York site and
 // schedule visits, and opens recruitment.
-func recruitingTrial(t *testing.T, ctx context.Context, api trialv1connect.TrialServiceClient, visits []*trialv1.Visit) (trialID, shanghai, newYork string) {
+func recruitingTrial(t testing.TB, ctx context.Context, api trialv1connect.TrialServiceClient, visits []*trialv1.Visit) (trialID, shanghai, newYork string) {
 	t.Helper()
 	tr := must[*trialv1.CreateTrialResponse](t, "CreateTrial")(api.CreateTrial(ctx, &trialv1.CreateTrialRequest{
 		ProtocolCode: "TH-" + uuid.NewString()[:8], Title: "A test trial", Phase: trialv1.TrialPhase_TRIAL_PHASE_3,
@@ -199,7 +199,7 @@ func schedule() []*trialv1.Visit {
 	}
 }
 
-func visitByCode(t *testing.T, visits []*trialv1.SubjectVisit, code string) *trialv1.SubjectVisit {
+func visitByCode(t testing.TB, visits []*trialv1.SubjectVisit, code string) *trialv1.SubjectVisit {
 	t.Helper()
 	for _, v := range visits {
 		if v.GetVisitCode() == code {
@@ -212,7 +212,7 @@ func visitByCode(t *testing.T, visits []*trialv1.SubjectVisit, code string) *tri
 
 type trialv1connectClient = trialv1connect.TrialServiceClient
 
-func trialv1connectNew(env *platformtest.Env, t *testing.T) trialv1connect.TrialServiceClient {
+func trialv1connectNew(env *platformtest.Env, t testing.TB) trialv1connect.TrialServiceClient {
 	return trialv1connect.NewTrialServiceClient(env.Client(t, admin()))
 }
 

@@ -183,3 +183,15 @@ func TestReplan(t *testing.T) {
 		t.Errorf("closed new window: %+v, want the visit cancelled", c)
 	}
 }
+
+func BenchmarkWindowFor(b *testing.B) {
+	loc, err := LoadZone("America/New_York")
+	if err != nil {
+		b.Fatal(err)
+	}
+	enrolled := Date{2025, time.March, 8}
+	v := Visit{"W04", 29, 3, 3}
+	for b.Loop() {
+		WindowFor(enrolled, v, loc)
+	}
+}
