@@ -1288,8 +1288,10 @@ type EnrollSubjectRequest struct {
 	// Register); the only way the trial service knows a person.
 	SubjectUuid string `protobuf:"bytes,3,opt,name=subject_uuid,json=subjectUuid,proto3" json:"subject_uuid,omitempty"`
 	// Enrollment date, ISO YYYY-MM-DD in the site's time zone: study day 1, the
-	// anchor of every planned visit. It may lie in the past (late data entry) but
-	// not in the future.
+	// anchor of every planned visit. It may lie in the past (late data entry) and
+	// up to 14 days in the future: a subject registered at screening gets the
+	// planned day 1, so that pre-baseline visits (days -14 .. -1) fall before it
+	// and can be done in time.
 	EnrollmentDate string `protobuf:"bytes,4,opt,name=enrollment_date,json=enrollmentDate,proto3" json:"enrollment_date,omitempty"`
 	// Client-chosen key that makes a retry safe: the same key with the same body
 	// returns the same result again and enrolls only once. Reusing a key with a
@@ -1438,8 +1440,8 @@ type WithdrawSubjectRequest struct {
 	// requires the reason to be documented). Free text may carry identifiers: at
 	// most 1000 characters, kept out of de-identified views and exports.
 	Reason string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
-	// Withdrawal date, ISO YYYY-MM-DD in the site's time zone; between the
-	// enrollment date and today.
+	// Withdrawal date, ISO YYYY-MM-DD in the site's time zone; between 14 days
+	// before the enrollment date and today.
 	WithdrawalDate string `protobuf:"bytes,6,opt,name=withdrawal_date,json=withdrawalDate,proto3" json:"withdrawal_date,omitempty"`
 	// Client-chosen key that makes a retry safe: the same key with the same body
 	// returns the same result again and withdraws only once. Reusing a key with a

@@ -304,14 +304,16 @@ type TrialServiceClient interface {
 	// when the patient service cannot answer (down, too slow, its breaker open)
 	// the call is UNAVAILABLE and nothing is written, never a guess. A CLOSED
 	// site is FAILED_PRECONDITION, a site of another trial NOT_FOUND, and an
-	// enrollment_date after today in the site's time zone INVALID_ARGUMENT.
+	// enrollment_date more than 14 days after today in the site's time zone
+	// INVALID_ARGUMENT.
 	EnrollSubject(context.Context, *v1.EnrollSubjectRequest) (*v1.EnrollSubjectResponse, error)
 	// Withdraws an enrolled subject from the trial, with a coded and a free-text
 	// reason. Every visit still PENDING becomes CANCELLED; completed and missed
 	// visits stay as recorded. The enrollment is named by enrollment_id or by
 	// subject_uuid + trial_id. Only ENROLLED subjects can be withdrawn
-	// (FAILED_PRECONDITION otherwise); the withdrawal date lies between the
-	// enrollment date and today in the site's time zone. Investigators may withdraw
+	// (FAILED_PRECONDITION otherwise); the withdrawal date lies between 14 days
+	// before the enrollment date (a subject may leave during screening) and today
+	// in the site's time zone. Investigators may withdraw
 	// only subjects of their own sites.
 	WithdrawSubject(context.Context, *v1.WithdrawSubjectRequest) (*v1.WithdrawSubjectResponse, error)
 	// Lists enrollments, oldest first, filtered and paged, for identified callers:
@@ -473,14 +475,16 @@ type TrialServiceHandler interface {
 	// when the patient service cannot answer (down, too slow, its breaker open)
 	// the call is UNAVAILABLE and nothing is written, never a guess. A CLOSED
 	// site is FAILED_PRECONDITION, a site of another trial NOT_FOUND, and an
-	// enrollment_date after today in the site's time zone INVALID_ARGUMENT.
+	// enrollment_date more than 14 days after today in the site's time zone
+	// INVALID_ARGUMENT.
 	EnrollSubject(context.Context, *v1.EnrollSubjectRequest) (*v1.EnrollSubjectResponse, error)
 	// Withdraws an enrolled subject from the trial, with a coded and a free-text
 	// reason. Every visit still PENDING becomes CANCELLED; completed and missed
 	// visits stay as recorded. The enrollment is named by enrollment_id or by
 	// subject_uuid + trial_id. Only ENROLLED subjects can be withdrawn
-	// (FAILED_PRECONDITION otherwise); the withdrawal date lies between the
-	// enrollment date and today in the site's time zone. Investigators may withdraw
+	// (FAILED_PRECONDITION otherwise); the withdrawal date lies between 14 days
+	// before the enrollment date (a subject may leave during screening) and today
+	// in the site's time zone. Investigators may withdraw
 	// only subjects of their own sites.
 	WithdrawSubject(context.Context, *v1.WithdrawSubjectRequest) (*v1.WithdrawSubjectResponse, error)
 	// Lists enrollments, oldest first, filtered and paged, for identified callers:

@@ -768,8 +768,10 @@ export type EnrollSubjectRequest = Message<"trialhub.trial.v1.EnrollSubjectReque
 
   /**
    * Enrollment date, ISO YYYY-MM-DD in the site's time zone: study day 1, the
-   * anchor of every planned visit. It may lie in the past (late data entry) but
-   * not in the future.
+   * anchor of every planned visit. It may lie in the past (late data entry) and
+   * up to 14 days in the future: a subject registered at screening gets the
+   * planned day 1, so that pre-baseline visits (days -14 .. -1) fall before it
+   * and can be done in time.
    *
    * @generated from field: string enrollment_date = 4;
    */
@@ -868,8 +870,8 @@ export type WithdrawSubjectRequest = Message<"trialhub.trial.v1.WithdrawSubjectR
   reason: string;
 
   /**
-   * Withdrawal date, ISO YYYY-MM-DD in the site's time zone; between the
-   * enrollment date and today.
+   * Withdrawal date, ISO YYYY-MM-DD in the site's time zone; between 14 days
+   * before the enrollment date and today.
    *
    * @generated from field: string withdrawal_date = 6;
    */
@@ -1669,7 +1671,8 @@ export const TrialService: GenService<{
    * when the patient service cannot answer (down, too slow, its breaker open)
    * the call is UNAVAILABLE and nothing is written, never a guess. A CLOSED
    * site is FAILED_PRECONDITION, a site of another trial NOT_FOUND, and an
-   * enrollment_date after today in the site's time zone INVALID_ARGUMENT.
+   * enrollment_date more than 14 days after today in the site's time zone
+   * INVALID_ARGUMENT.
    *
    * @generated from rpc trialhub.trial.v1.TrialService.EnrollSubject
    */
@@ -1683,8 +1686,9 @@ export const TrialService: GenService<{
    * reason. Every visit still PENDING becomes CANCELLED; completed and missed
    * visits stay as recorded. The enrollment is named by enrollment_id or by
    * subject_uuid + trial_id. Only ENROLLED subjects can be withdrawn
-   * (FAILED_PRECONDITION otherwise); the withdrawal date lies between the
-   * enrollment date and today in the site's time zone. Investigators may withdraw
+   * (FAILED_PRECONDITION otherwise); the withdrawal date lies between 14 days
+   * before the enrollment date (a subject may leave during screening) and today
+   * in the site's time zone. Investigators may withdraw
    * only subjects of their own sites.
    *
    * @generated from rpc trialhub.trial.v1.TrialService.WithdrawSubject

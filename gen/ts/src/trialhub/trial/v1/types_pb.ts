@@ -325,8 +325,9 @@ export type Visit = Message<"trialhub.trial.v1.Visit"> & {
    * enrollment day, day 2 the day after, day -1 the day before; there is no day
    * 0 (SDTM --DY convention). Pre-baseline visits (screening, run-in) have
    * negative days, -14 at the earliest; they are planned before the enrollment
-   * date, so an enrollment entered on its own date finds their windows already
-   * closed unless they extend to it. A visit whose window has already closed
+   * date, which is why EnrollSubject accepts an enrollment date up to 14 days
+   * ahead (the planned day 1 of a subject registered at screening). A visit
+   * whose window has already closed
    * when the subject is enrolled (an enrollment entered late) is planned and
    * becomes MISSED.
    *
