@@ -38,8 +38,8 @@ func (s *Service) EnrollSubject(ctx context.Context, req *trialv1.EnrollSubjectR
 	if err != nil {
 		return nil, err
 	}
-	if today := plan.Today(s.now(), loc); today.Before(enrolled) {
-		return nil, invalid("enrollment_date", "is after today (%s) in the site's time zone %s", today, st.TimeZone)
+	if today := plan.Today(s.now(), loc); today.AddDays(plan.Lead).Before(enrolled) {
+		return nil, invalid("enrollment_date", "is more than %d days after today (%s) in the site's time zone %s", plan.Lead, today, st.TimeZone)
 	}
 	exists, err := s.ent.Enrollment.Query().Where(enrollment.TrialID(t.ID), enrollment.SubjectUUID(req.GetSubjectUuid())).Exist(ctx)
 	if err != nil {
@@ -184,8 +184,9 @@ func (s *Service) WithdrawSubject(ctx context.Context, req *trialv1.WithdrawSubj
 			if err != nil {
 				return nil, err
 			}
-			if today := plan.Today(s.now(), loc); date.Before(enrolled) || today.Before(date) {
-				return nil, invalid("withdrawal_date", "must lie between the enrollment date %s and today %s in the site's time zone", enrolled, today)
+			if today := plan.Today(s.now(), loc); date.Before(enrolled.AddDays(-plan.Lead)) || today.Before(date) {
+				return nil, invalid("withdrawal_date", "must lie between %s (%d days before enrollment) and today %s in the site's time zone",
+					enrolled.AddDays(-plan.Lead), plan.Lead, today)
 			}
 			now := s.stamp()
 			cancelled, err := c.Visit.Update().Where(visit.EnrollmentID(e.ID), visit.Status(int32(plan.Pending)), visit.ClosesAtGT(s.now())).

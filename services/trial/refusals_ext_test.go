@@ -51,7 +51,7 @@ func TestRefusals(t *testing.T) {
 		{"unknown subject", enroll(api, uuid.NewString(), shanghai, today), connect.CodeFailedPrecondition, "subject_uuid"},
 		{"suspended subject", enroll(api, suspended, shanghai, today), connect.CodeFailedPrecondition, "subject_uuid"},
 		{"date that does not exist", enroll(api, active, shanghai, "2025-02-31"), connect.CodeInvalidArgument, "enrollment_date"},
-		{"date in the future of the site", enroll(api, active, shanghai, "2025-03-12"), connect.CodeInvalidArgument, "enrollment_date"},
+		{"date more than 14 days ahead", enroll(api, active, shanghai, "2025-03-25"), connect.CodeInvalidArgument, "enrollment_date"},
 		{"site of another trial", enroll(api, active, uuid.NewString(), today), connect.CodeNotFound, "site"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -68,6 +68,25 @@ func TestRefusals(t *testing.T) {
 		err := enroll(api, active, newYork, today)
 		if connect.CodeOf(err) != connect.CodeAlreadyExists || !strings.Contains(err.Error(), "subject_uuid") {
 			t.Errorf("%v, want already_exists naming subject_uuid", err)
+		}
+	})
+	t.Run("enrollment 14 days ahead, withdrawn during screening", func(t *testing.T) {
+		early := uuid.NewString()
+		h.patients.set(early, patientv1.AccountStatus_ACCOUNT_STATUS_ACTIVE)
+		res, err := api.EnrollSubject(ctx, &trialv1.EnrollSubjectRequest{TrialId: trialID, SiteId: shanghai, SubjectUuid: early,
+			EnrollmentDate: "2025-03-24", IdempotencyKey: key()})
+		if err != nil {
+			t.Fatalf("enrollment 14 days ahead: %v", err)
+		}
+		if v := visitByCode(t, res.GetVisits(), "SCREENING"); v.GetStatus() != trialv1.SubjectVisitStatus_SUBJECT_VISIT_STATUS_PENDING ||
+			v.GetPlannedDate() != "2025-03-17" {
+			t.Errorf("screening of a subject enrolled ahead: %s on %s, want PENDING on 2025-03-17", v.GetStatus(), v.GetPlannedDate())
+		}
+		w, err := api.WithdrawSubject(ctx, &trialv1.WithdrawSubjectRequest{EnrollmentId: res.GetEnrollment().GetEnrollmentId(),
+			ReasonCode: trialv1.WithdrawalReason_WITHDRAWAL_REASON_OTHER, Reason: "Screen failure", WithdrawalDate: today, IdempotencyKey: key()})
+		if err != nil || w.GetEnrollment().GetEndStudyDay() != -14 || w.GetCancelledVisitCount() != 3 {
+			t.Errorf("withdrawal during screening: %v, end day %d, %d cancelled; want day -14, 3", err,
+				w.GetEnrollment().GetEndStudyDay(), w.GetCancelledVisitCount())
 		}
 	})
 	t.Run("patient reading another subject's plan", func(t *testing.T) {

@@ -46,7 +46,8 @@ func demoSchedule() []*trialv1.Visit {
 // seed adds the dev stack's recruiting demo trial with a site in Asia/Shanghai
 // and one in America/New_York and the demo schedule, and enrolls the demo
 // patient (s.Get("demo.subject_uuid"), left by the patient service's seed) at
-// the Shanghai site. Every step looks first, so a restart adds nothing.
+// the Shanghai site with day 1 a week ahead, so that the screening visit is
+// due on the day the stack starts. Every step looks first, so a restart adds nothing.
 func seed(ctx context.Context, s *platform.Seeder) error {
 	c, err := s.Client(auth.Caller{Subject: "seed", Role: authzv1.Role_ROLE_ADMIN})
 	if err != nil {
@@ -131,11 +132,12 @@ func seed(ctx context.Context, s *platform.Seeder) error {
 	}
 	_, err = api.EnrollSubject(ctx, &trialv1.EnrollSubjectRequest{
 		TrialId: trial.GetTrialId(), SiteId: shanghai.GetSiteId(), SubjectUuid: subject,
-		EnrollmentDate: plan.Today(time.Now(), loc).String(), IdempotencyKey: "seed-enroll-" + subject,
+		// Day 1 a week ahead: the screening visit (day -7) is due today.
+		EnrollmentDate: plan.Today(time.Now(), loc).AddDays(7).String(), IdempotencyKey: "seed-enroll-" + subject,
 	})
 	if err != nil && connect.CodeOf(err) != connect.CodeAlreadyExists {
 		return fmt.Errorf("enroll the demo patient: %w", err)
 	}
-	_, err = fmt.Fprintf(s.Out, "              demo patient %s enrolled at CN-SH-01\n", subject)
+	_, err = fmt.Fprintf(s.Out, "              demo patient %s enrolled at CN-SH-01 (screening due today)\n", subject)
 	return err
 }

@@ -113,6 +113,10 @@ func TestSeed(t *testing.T) {
 		if err != nil || len(plan.GetVisits()) != 5 || plan.GetTimeZone() != "Asia/Shanghai" {
 			t.Fatalf("demo patient's plan: %v, %d visits in %q", err, len(plan.GetVisits()), plan.GetTimeZone())
 		}
+		if now := time.Now(); !visitByCode(t, plan.GetVisits(), "SCREENING").GetWindowOpensAt().AsTime().Before(now) ||
+			visitByCode(t, plan.GetVisits(), "SCREENING").GetStatus() != trialv1.SubjectVisitStatus_SUBJECT_VISIT_STATUS_PENDING {
+			t.Errorf("the demo screening is not due now: %v", visitByCode(t, plan.GetVisits(), "SCREENING"))
+		}
 		en, err := api.ListEnrollments(ctx, &trialv1.ListEnrollmentsRequest{TrialId: tr.GetTrialId()})
 		if err != nil || len(en.GetEnrollments()) != 1 {
 			t.Fatalf("demo enrollments: %v, %d, want 1", err, len(en.GetEnrollments()))

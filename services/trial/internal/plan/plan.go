@@ -88,6 +88,11 @@ func LoadZone(name string) (*time.Location, error) {
 	return loc, nil
 }
 
+// Lead is how many days before day 1 a plan may start (study day -14, the
+// earliest pre-baseline visit), and so how far ahead an enrollment date may be
+// given.
+const Lead = 14
+
 // Offset is the number of days from the enrollment date to study day d: day 1
 // is offset 0, day -1 offset -1 (there is no day 0).
 func Offset(studyDay int) int {
