@@ -138,6 +138,13 @@ func TestRefusals(t *testing.T) {
 			TimeZone: "Mars/Olympus_Mons", Reason: "Wrong zone", IdempotencyKey: key()})
 		wantCode(t, "UpdateSite to an unknown zone", err, connect.CodeInvalidArgument)
 	})
+	t.Run("country code that is not assigned", func(t *testing.T) {
+		_, err := api.AddSite(ctx, &trialv1.AddSiteRequest{TrialId: trialID, SiteCode: "XX-001", Name: "Nowhere",
+			CountryCode: "ZZ", TimeZone: "Europe/Berlin", IdempotencyKey: key()})
+		if connect.CodeOf(err) != connect.CodeInvalidArgument || !strings.Contains(err.Error(), "country_code") {
+			t.Errorf("%v, want invalid_argument naming country_code", err)
+		}
+	})
 	t.Run("closed site enrolls no one", func(t *testing.T) {
 		must[*trialv1.UpdateTrialStatusResponse](t, "resume")(api.UpdateTrialStatus(ctx, &trialv1.UpdateTrialStatusRequest{
 			TrialId: trialID, Status: trialv1.TrialStatus_TRIAL_STATUS_RECRUITING, Reason: "Review passed", IdempotencyKey: key()}))

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/google/uuid"
+	"golang.org/x/text/language"
 
 	trialv1 "github.com/trialhub/trialhub/gen/go/trialhub/trial/v1"
 	"github.com/trialhub/trialhub/services/platform/audit"
@@ -19,6 +20,9 @@ import (
 func (s *Service) AddSite(ctx context.Context, req *trialv1.AddSiteRequest) (*trialv1.AddSiteResponse, error) {
 	if _, err := plan.LoadZone(req.GetTimeZone()); err != nil {
 		return nil, invalid("time_zone", "not a time zone of the IANA tz database")
+	}
+	if !isCountry(req.GetCountryCode()) {
+		return nil, invalid("country_code", "not an assigned ISO 3166-1 country code")
 	}
 	return write(ctx, s, req.GetIdempotencyKey(), req, "site",
 		func(ctx context.Context, tx *db.Tx, c *ent.Client) (*trialv1.AddSiteResponse, error) {
@@ -40,6 +44,13 @@ func (s *Service) AddSite(ctx context.Context, req *trialv1.AddSiteRequest) (*tr
 		})
 }
 
+// isCountry reports whether code is an ISO 3166-1 alpha-2 code assigned to a
+// country (not "ZZ", "EU" or a private-use code), by the CLDR data of x/text.
+func isCountry(code string) bool {
+	r, err := language.ParseRegion(code)
+	return err == nil && r.IsCountry()
+}
+
 func lockSite(ctx context.Context, c *ent.Client, id string) (*ent.Site, error) {
 	st, err := c.Site.Get(ctx, id)
 	if ent.IsNotFound(err) {
@@ -58,6 +69,9 @@ func lockSite(ctx context.Context, c *ent.Client, id string) (*ent.Site, error) 
 // site has no enrollments.
 func (s *Service) UpdateSite(ctx context.Context, req *trialv1.UpdateSiteRequest) (*trialv1.UpdateSiteResponse, error) {
 	paths := slices.Compact(slices.Sorted(slices.Values(req.GetUpdateMask().GetPaths())))
+	if slices.Contains(paths, "country_code") && !isCountry(req.GetCountryCode()) {
+		return nil, invalid("country_code", "not an assigned ISO 3166-1 country code")
+	}
 	if slices.Contains(paths, "time_zone") {
 		if _, err := plan.LoadZone(req.GetTimeZone()); err != nil {
 			return nil, invalid("time_zone", "not a time zone of the IANA tz database")
