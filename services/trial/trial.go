@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"connectrpc.com/connect/v2"
-	"entgo.io/ent/dialect"
 	"github.com/riverqueue/river"
 	"google.golang.org/protobuf/proto"
 
@@ -133,13 +132,5 @@ func caller(ctx context.Context) auth.Caller {
 // the microsecond, as both databases keep it (page cursors compare it exactly).
 func (s *Service) stamp() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 
-// entOn is an ent client on the kit's transaction. ent opens a nested
-// transaction for some statements (UpdateOne does), and the kit's driver
-// (db.Tx.Driver) cannot begin one: txDriver answers with the same transaction,
-// whose commit and rollback stay the kit's.
-func entOn(tx *db.Tx) *ent.Client { return ent.NewClient(ent.Driver(txDriver{tx.Driver()})) }
-
-type txDriver struct{ dialect.Driver }
-
-// Tx returns the enclosing transaction with a no-op commit and rollback.
-func (d txDriver) Tx(context.Context) (dialect.Tx, error) { return dialect.NopTx(d.Driver), nil }
+// entOn is an ent client inside the kit's transaction tx.
+func entOn(tx *db.Tx) *ent.Client { return ent.NewClient(ent.Driver(tx.Driver())) }
