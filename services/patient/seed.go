@@ -55,7 +55,7 @@ func seed(ctx context.Context, s *platform.Seeder) error {
 	})
 	switch {
 	case err == nil:
-		s.Set("patient.demo_subject_uuid", res.GetSubjectUuid())
+		s.Set("demo.subject_uuid", res.GetSubjectUuid())
 		fmt.Fprintf(s.Out, "  patient:    demo patient %s invited: ActivateAccount with mobile %s and code %s\n", res.GetSubjectUuid(), DemoPatientPhone, res.GetActivationCode())
 	case connect.CodeOf(err) == connect.CodeFailedPrecondition, connect.CodeOf(err) == connect.CodeAlreadyExists:
 		fmt.Fprintf(s.Out, "  patient:    demo patient already activated: Login with mobile %s\n", DemoPatientPhone)

@@ -20,6 +20,7 @@ import (
 	"github.com/trialhub/trialhub/services/platform/auth"
 	"github.com/trialhub/trialhub/services/platform/client"
 	"github.com/trialhub/trialhub/services/platform/fakevendor"
+	"github.com/trialhub/trialhub/services/trial"
 )
 
 // Issuer is the iss claim of the tokens the patient service signs.
@@ -37,7 +38,10 @@ const FakeVendorPath = "/fakevendor"
 // database is data/<name>.db, its handlers share the one port, its workers run in
 // the process, and its seed runs once all of them serve.
 func Services() []platform.Service {
-	return []platform.Service{patient.Platform()}
+	return []platform.Service{
+		patient.Platform(), // first: it issues every token
+		withDemoScopes(trial.Platform()),
+	}
 }
 
 // Config is what `trialhub dev` runs with.

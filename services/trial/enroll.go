@@ -116,9 +116,11 @@ func (s *Service) enrollTarget(ctx context.Context, c *ent.Client, req *trialv1.
 	return t, st, loc, nil
 }
 
-// checkSubject asks the patient service whether the subject exists and is
-// active. When the patient service cannot answer, enrollment fails with
-// UNAVAILABLE: never a guess.
+// checkSubject asks the patient service whether the subject exists and may take
+// part: active, or invited and not yet activated (a site invites a participant
+// and enrolls them at once; the patient activates the account later). Suspended
+// and closed accounts are refused. When the patient service cannot answer,
+// enrollment fails with UNAVAILABLE: never a guess.
 func (s *Service) checkSubject(ctx context.Context, subject string) error {
 	res, err := s.patients.GetSubjectStatus(ctx, &patientv1.GetSubjectStatusRequest{SubjectUuid: subject})
 	if err != nil {
@@ -128,7 +130,9 @@ func (s *Service) checkSubject(ctx context.Context, subject string) error {
 	if !res.GetExists() {
 		return connect.NewError(connect.CodeFailedPrecondition, "subject_uuid: the patient service knows no such subject")
 	}
-	if res.GetStatus() != patientv1.AccountStatus_ACCOUNT_STATUS_ACTIVE {
+	switch res.GetStatus() {
+	case patientv1.AccountStatus_ACCOUNT_STATUS_ACTIVE, patientv1.AccountStatus_ACCOUNT_STATUS_PENDING_ACTIVATION:
+	default:
 		return precondition("subject_uuid", "the subject's account is %s, not active", res.GetStatus())
 	}
 	return nil

@@ -28,6 +28,9 @@ func TestRefusals(t *testing.T) {
 	active, suspended := uuid.NewString(), uuid.NewString()
 	h.patients.set(active, patientv1.AccountStatus_ACCOUNT_STATUS_ACTIVE)
 	h.patients.set(suspended, patientv1.AccountStatus_ACCOUNT_STATUS_SUSPENDED)
+	closed, invited := uuid.NewString(), uuid.NewString()
+	h.patients.set(closed, patientv1.AccountStatus_ACCOUNT_STATUS_CLOSED)
+	h.patients.set(invited, patientv1.AccountStatus_ACCOUNT_STATUS_PENDING_ACTIVATION)
 	enroll := func(c trialv1connectClient, subject, siteID, date string) error {
 		_, err := c.EnrollSubject(ctx, &trialv1.EnrollSubjectRequest{TrialId: trialID, SiteId: siteID, SubjectUuid: subject,
 			EnrollmentDate: date, IdempotencyKey: key()})
@@ -50,6 +53,7 @@ func TestRefusals(t *testing.T) {
 		{"wrong role: patient enrolls", enroll(h.api(t, patient(active)), active, shanghai, today), connect.CodePermissionDenied, ""},
 		{"unknown subject", enroll(api, uuid.NewString(), shanghai, today), connect.CodeFailedPrecondition, "subject_uuid"},
 		{"suspended subject", enroll(api, suspended, shanghai, today), connect.CodeFailedPrecondition, "subject_uuid"},
+		{"closed account", enroll(api, closed, shanghai, today), connect.CodeFailedPrecondition, "subject_uuid"},
 		{"date that does not exist", enroll(api, active, shanghai, "2025-02-31"), connect.CodeInvalidArgument, "enrollment_date"},
 		{"date more than 14 days ahead", enroll(api, active, shanghai, "2025-03-25"), connect.CodeInvalidArgument, "enrollment_date"},
 		{"site of another trial", enroll(api, active, uuid.NewString(), today), connect.CodeNotFound, "site"},
@@ -63,6 +67,10 @@ func TestRefusals(t *testing.T) {
 
 	if err := enroll(api, active, shanghai, today); err != nil {
 		t.Fatal(err)
+	}
+	// A site invites a participant and enrolls them before they activate.
+	if err := enroll(api, invited, shanghai, today); err != nil {
+		t.Fatalf("enrolling an invited subject not yet activated: %v", err)
 	}
 	t.Run("duplicate enrollment", func(t *testing.T) {
 		err := enroll(api, active, newYork, today)
