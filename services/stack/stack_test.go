@@ -240,6 +240,12 @@ func TestDevStackMountsAndSeedsItsServices(t *testing.T) {
 		if !strings.Contains(out.String(), "notes:      a demo note") {
 			t.Errorf("run %d: banner lacks the seed's line:\n%s", run, out)
 		}
+		// The trial service enrolled the patient service's demo patient, asking the
+		// patient service with a SERVICE token it got by the client-credentials
+		// exchange (the first run enrolls; the second finds the enrollment).
+		if run == 0 && !strings.Contains(out.String(), "enrolled at CN-SH-01") {
+			t.Errorf("run %d: the demo patient was not enrolled:\n%s", run, out)
+		}
 		cancel()
 		if err := <-done; err != nil {
 			t.Fatalf("run %d: stopped with %v", run, err)
