@@ -49,7 +49,7 @@ type Config struct {
 	// Addr is the listen address, host:port. Default "127.0.0.1:8080": the stack
 	// prints an admin token, so listening beyond this machine is opt-in.
 	Addr string
-	// Data is the folder for databases and the dev key. Default "data".
+	// Data is the folder for the databases and the patient master key. Default "data".
 	Data string
 	// Web is the folder of the built browser app, served at /. When it does not
 	// exist, / says how to build it. Default "web-client/dist".

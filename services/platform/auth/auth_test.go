@@ -226,34 +226,6 @@ func TestThumbprintRFC8037Example(t *testing.T) {
 	}
 }
 
-func TestDevKeyIsCreatedOnceAndPrivate(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "data")
-	a, err := auth.LoadOrCreateDevKey(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := auth.LoadOrCreateDevKey(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if a.ID != b.ID || !a.Private.Equal(b.Private) {
-		t.Fatal("second load returned another key")
-	}
-	fi, err := os.Stat(filepath.Join(dir, auth.DevKeyFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fi.Mode().Perm() != 0o600 {
-		t.Fatalf("key file mode %v, want 0600", fi.Mode().Perm())
-	}
-	if err := os.WriteFile(filepath.Join(dir, auth.DevKeyFile), []byte("junk"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := auth.LoadOrCreateDevKey(dir); err == nil {
-		t.Fatal("a corrupt key file loaded")
-	}
-}
-
 func TestSignerTokensReuseUntilNearExpiry(t *testing.T) {
 	signer := auth.NewSigner(mustKey(t), "iss")
 	ts := auth.NewSignerTokens(signer, auth.Caller{Subject: "epro", Role: authzv1.Role_ROLE_SERVICE}, time.Hour)

@@ -71,7 +71,7 @@ func env(name, def string) string {
 func dev(args []string) error {
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 	addr := fs.String("addr", env("TRIALHUB_ADDR", "127.0.0.1:8080"), "listen address `host:port` (env TRIALHUB_ADDR)")
-	data := fs.String("data", env("TRIALHUB_DATA", "data"), "data `folder` for databases and the dev key (env TRIALHUB_DATA)")
+	data := fs.String("data", env("TRIALHUB_DATA", "data"), "data `folder` for the databases and the patient master key (env TRIALHUB_DATA)")
 	web := fs.String("web", env("TRIALHUB_WEB", "web-client/dist"), "`folder` of the built browser app, served at / (env TRIALHUB_WEB)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -89,7 +89,7 @@ func (s *sites) Set(v string) error { *s = append(*s, v); return nil }
 func token(args []string) error {
 	fs := flag.NewFlagSet("token", flag.ContinueOnError)
 	role := fs.String("role", "", "role: patient, investigator, analyst, admin or service")
-	data := fs.String("data", env("TRIALHUB_DATA", "data"), "data `folder` whose dev key signs (env TRIALHUB_DATA)")
+	data := fs.String("data", env("TRIALHUB_DATA", "data"), "data `folder` of the stack whose patient service's keys sign (env TRIALHUB_DATA)")
 	subject := fs.String("subject", "", "token subject (default: a new subject_uuid for patients, dev-ROLE otherwise)")
 	ttl := fs.Duration("ttl", 12*time.Hour, "token lifetime")
 	var siteIDs, trialIDs sites
