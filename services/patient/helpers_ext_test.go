@@ -2,10 +2,7 @@ package patient_test
 
 import (
 	"bytes"
-	"encoding/json"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +12,7 @@ import (
 	"github.com/trialhub/trialhub/gen/go/trialhub/patient/v1/patientv1connect"
 	"github.com/trialhub/trialhub/services/platform/auth"
 	"github.com/trialhub/trialhub/services/platform/client"
+	"github.com/trialhub/trialhub/services/platform/fakevendor"
 	"github.com/trialhub/trialhub/services/platform/platformtest"
 )
 
@@ -35,43 +33,21 @@ func newClient(dep client.Dependency, tokens auth.TokenSource) *connect.Client {
 	return client.New(dep, opts...)
 }
 
-// smsInbox is an SMS vendor on a real HTTP server that records what it is sent.
+// smsInbox is the platform's fake vendor (the same program the dev stack and the
+// notification service use), read for the SMS sent to one number.
 type smsInbox struct {
-	*httptest.Server
-	mu   sync.Mutex
-	msgs []sms
-}
-
-type sms struct {
-	To, Text, Key string
+	*fakevendor.Vendor
+	URL string
 }
 
 func newSMSInbox(t testing.TB) *smsInbox {
-	in := &smsInbox{}
-	in.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost || r.URL.Path != "/sms" {
-			http.NotFound(w, r)
-			return
-		}
-		var body struct{ To, Text string }
-		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
-			http.Error(w, "bad json", http.StatusBadRequest)
-			return
-		}
-		in.mu.Lock()
-		in.msgs = append(in.msgs, sms{To: body.To, Text: body.Text, Key: r.Header.Get("Idempotency-Key")})
-		in.mu.Unlock()
-		w.WriteHeader(http.StatusAccepted)
-	}))
-	t.Cleanup(in.Close)
-	return in
+	v, url := fakevendor.Start(t)
+	return &smsInbox{Vendor: v, URL: url}
 }
 
-func (in *smsInbox) to(number string) []sms {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	var out []sms
-	for _, m := range in.msgs {
+func (in *smsInbox) to(number string) []fakevendor.Message {
+	var out []fakevendor.Message
+	for _, m := range in.Messages(fakevendor.SMS) {
 		if m.To == number {
 			out = append(out, m)
 		}
