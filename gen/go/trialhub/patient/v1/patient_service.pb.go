@@ -602,7 +602,7 @@ type InviteParticipantRequest struct {
 	// A client-chosen key that makes a retried invitation safe: the same key with
 	// the same body returns the same subject_uuid again with a new activation code
 	// (codes are stored only hashed; the earlier code stops working); the same key
-	// with a different body is rejected with FAILED_PRECONDITION.
+	// with a different body is rejected with ALREADY_EXISTS.
 	IdempotencyKey string `protobuf:"bytes,7,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache

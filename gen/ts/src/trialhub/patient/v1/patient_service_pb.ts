@@ -356,7 +356,7 @@ export type InviteParticipantRequest = Message<"trialhub.patient.v1.InvitePartic
    * A client-chosen key that makes a retried invitation safe: the same key with
    * the same body returns the same subject_uuid again with a new activation code
    * (codes are stored only hashed; the earlier code stops working); the same key
-   * with a different body is rejected with FAILED_PRECONDITION.
+   * with a different body is rejected with ALREADY_EXISTS.
    *
    * @generated from field: string idempotency_key = 7;
    */
