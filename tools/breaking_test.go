@@ -66,7 +66,7 @@ func TestBreakingGuard(t *testing.T) {
 			r.wantPass("1 commit(s) checked")
 		}},
 		{"renumbered field fails", func(r *tempRepo) {
-			r.edit(trialService, "  int32 visit_schedule_version = 2 [", "  int32 visit_schedule_version = 3 [")
+			r.edit(trialService, getTrialVersion+"2 [", getTrialVersion+"3 [")
 			sha := r.commit("trial: renumber visit_schedule_version")
 			r.wantBreak(r.label(sha), `Previously present field "2" with name "visit_schedule_version" on message "GetTrialRequest" was deleted`)
 		}},
@@ -118,7 +118,7 @@ func TestBreakingGuard(t *testing.T) {
 		{"break behind a commit that does not build fails", func(r *tempRepo) {
 			// A break made together with a syntax error, and the error fixed in the next
 			// commit: neither commit may be skipped for not building.
-			r.edit(trialService, "  int32 visit_schedule_version = 2 [", "  int64 visit_schedule_version = 2 [")
+			r.edit(trialService, getTrialVersion+"2 [", strings.Replace(getTrialVersion, "int32", "int64", 1)+"2 [")
 			r.edit(trialService, "message GetTrialResponse {", "message GetTrialResponse {{")
 			typo := r.commit("trial: wider visit_schedule_version")
 			r.edit(trialService, "message GetTrialResponse {{", "message GetTrialResponse {")
@@ -175,6 +175,10 @@ func TestBreakingGuard(t *testing.T) {
 		})
 	}
 }
+
+// getTrialVersion is GetTrialRequest.visit_schedule_version up to its number (other
+// messages have a field of that name too).
+const getTrialVersion = "  // The visit schedule version to return; 0 returns the current version.\n  int32 visit_schedule_version = "
 
 // newOptionalField adds a field to trialhub.trial.v1.GetTrialRequest.
 const newOptionalField = `message GetTrialRequest {
