@@ -21,7 +21,9 @@ import (
 	"github.com/trialhub/trialhub/services/platform/db"
 	"github.com/trialhub/trialhub/services/platform/idempotency"
 	"github.com/trialhub/trialhub/services/platform/jobs"
+	"github.com/trialhub/trialhub/services/platform/logs"
 	"github.com/trialhub/trialhub/services/platform/migrate"
+	"github.com/trialhub/trialhub/services/platform/telemetry"
 )
 
 // Process runs one or more services on one server and port: the dev stack runs
@@ -55,6 +57,11 @@ type Process struct {
 	ClientOptions []client.Option
 	// JobOptions are added to every service's job queue.
 	JobOptions []jobs.Option
+	// TelemetryOptions configure the process's tracing and metrics (an in-memory
+	// exporter in tests). Every process traces its calls, jobs and the calls it
+	// makes, exports spans over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set, and
+	// serves Prometheus metrics at GET /metrics on its port.
+	TelemetryOptions []telemetry.Option
 	// Log is the process logger. Default JSON on stderr.
 	Log *slog.Logger
 	// Seed, when set, runs every service's Seed once the server answers (dev stack).
@@ -85,9 +92,28 @@ type hosted struct {
 func (p Process) Serve(ctx context.Context, ln net.Listener) (err error) {
 	log := p.Log
 	if log == nil {
-		log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+		// JSON on stderr, through the redaction layer: attributes named like or
+		// looking like secrets and personal data never reach the output.
+		log = slog.New(logs.NewHandler(slog.NewJSONHandler(os.Stderr, nil)))
 	}
-	srv := NewServer(p.Name, append([]Option{WithLogger(log), WithVerifier(p.Verifier)}, p.ServerOptions...)...)
+	tel, err := telemetry.Setup(ctx, p.Name, p.TelemetryOptions...)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer func() {
+		flush, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		err = errors.Join(err, tel.Shutdown(flush))
+	}()
+	srv := NewServer(p.Name, append([]Option{WithLogger(log), WithVerifier(p.Verifier), WithTelemetry(tel.ServerInterceptor())}, p.ServerOptions...)...)
+	srv.Handle("GET /metrics", tel.MetricsHandler())
+	if err := tel.RegisterShedding(func() telemetry.Shedding { return telemetry.Shedding(srv.Shedding()) }); err != nil {
+		ln.Close()
+		return err
+	}
+	p.ClientOptions = append([]client.Option{client.WithInterceptors(tel.ClientInterceptor())}, p.ClientOptions...)
+	p.JobOptions = append([]jobs.Option{jobs.WithPlugins(tel.RiverMiddleware())}, p.JobOptions...)
 	for pattern, h := range p.Routes {
 		srv.Handle(pattern, h)
 	}
@@ -104,6 +130,11 @@ func (p Process) Serve(ctx context.Context, ln net.Listener) (err error) {
 			return fmt.Errorf("service %s: %w", svc.Name, err)
 		}
 		running = append(running, h)
+		st := tel.ForService(svc.Name)
+		if err := errors.Join(st.RegisterRiverJobs(h.mount.DB), st.RegisterAuditEvents(h.mount.DB)); err != nil {
+			ln.Close()
+			return fmt.Errorf("service %s: %w", svc.Name, err)
+		}
 	}
 	for _, h := range running {
 		if err := h.queue.Start(ctx); err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/trialhub/trialhub/services/platform/auth"
 	"github.com/trialhub/trialhub/services/platform/client"
 	"github.com/trialhub/trialhub/services/platform/db"
+	"github.com/trialhub/trialhub/services/platform/logs"
 )
 
 // Main runs svc as its own process, the whole body of services/<name>/cmd/<name>:
@@ -36,7 +37,9 @@ func Run(ctx context.Context, svc Service, args []string, lookup func(string) (s
 		return err
 	}
 	level, _ := cfg.Level()
-	log := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: level}))
+	// JSON logs on stdout through the redaction layer (no secrets or personal
+	// data reach the output, whatever a handler logs).
+	log := slog.New(logs.NewHandler(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: level})))
 	p := Process{
 		Name:     svc.Name,
 		Services: []Service{svc},

@@ -114,69 +114,80 @@ func TestShedderRefusesPastTheBound(t *testing.T) {
 }
 
 // Under load well above capacity the adaptive limit shrinks, the excess is shed,
-// and the calls admitted are much faster than when everything is let in: the
-// ratio of the two p99s is measured in one run, not a time.
+// and the calls admitted are served much faster than when everything is let in.
+// Latency is measured inside the server (handler entry to exit, where queueing
+// for capacity shows), and only as the ratio of two p99s in one run.
 func TestShedderAdaptsToCapacity(t *testing.T) {
 	// A service that can do 4 things at once, 2 ms each: more concurrency only
 	// queues.
 	capacity := make(chan struct{}, 4)
-	work := func(ctx context.Context) {
-		select {
-		case capacity <- struct{}{}:
-		case <-ctx.Done():
-			return
-		}
-		time.Sleep(2 * time.Millisecond)
-		<-capacity
+	type recorder struct {
+		mu        sync.Mutex
+		latencies []time.Duration
 	}
-	offer := func(c *connect.Client) (p99 time.Duration, shed int) {
+	work := func(r *recorder) func(ctx context.Context) {
+		return func(ctx context.Context) {
+			start := time.Now()
+			select {
+			case capacity <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			time.Sleep(2 * time.Millisecond)
+			<-capacity
+			r.mu.Lock()
+			r.latencies = append(r.latencies, time.Since(start))
+			r.mu.Unlock()
+		}
+	}
+	offer := func(c *connect.Client, r *recorder) (p99 time.Duration, shed int) {
+		r.mu.Lock()
+		r.latencies = nil
+		r.mu.Unlock()
 		var mu sync.Mutex
-		var latencies []time.Duration
 		var wg sync.WaitGroup
 		for range 48 {
 			wg.Go(func() {
 				for range 40 {
-					start := time.Now()
 					err := call(context.Background(), c)
-					mu.Lock()
 					switch {
 					case err == nil:
-						latencies = append(latencies, time.Since(start))
 					case connect.CodeOf(err) == connect.CodeResourceExhausted:
+						mu.Lock()
 						shed++
 						mu.Unlock()
 						time.Sleep(5 * time.Millisecond) // a client backing off
-						continue
 					default:
 						t.Errorf("call: %v", err)
 					}
-					mu.Unlock()
 				}
 			})
 		}
 		wg.Wait()
-		slices.Sort(latencies)
-		if len(latencies) == 0 {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		slices.Sort(r.latencies)
+		if len(r.latencies) == 0 {
 			t.Fatal("nothing was admitted")
 		}
-		// The first second is the limiter learning; judge the steady state.
-		return latencies[len(latencies)*99/100], shed
+		return r.latencies[len(r.latencies)*99/100], shed
 	}
-	on, onClient, _ := shedServer(t, platform.Shedding{MinLimit: 4, InitialLimit: 48, Window: 20 * time.Millisecond, Tolerance: 1.5}, work)
-	_, offClient, _ := shedServer(t, platform.Shedding{Disabled: true}, work)
+	onRec, offRec := &recorder{}, &recorder{}
+	on, onClient, _ := shedServer(t, platform.Shedding{MinLimit: 4, InitialLimit: 48, Window: 20 * time.Millisecond, Tolerance: 1.5}, work(onRec))
+	_, offClient, _ := shedServer(t, platform.Shedding{Disabled: true}, work(offRec))
 
-	offP99, offShed := offer(offClient(client.ProtocolGRPC))
-	offer(onClient(client.ProtocolGRPC)) // learn
-	onP99, onShed := offer(onClient(client.ProtocolGRPC))
+	offP99, offShed := offer(offClient(client.ProtocolGRPC), offRec)
+	offer(onClient(client.ProtocolGRPC), onRec) // the limiter learns
+	onP99, onShed := offer(onClient(client.ProtocolGRPC), onRec)
 	st := on.Shedding()
-	t.Logf("p99 admitted: %v with shedding, %v without (ratio %.1f); shed %d; limit %d", onP99, offP99, float64(offP99)/float64(onP99), onShed, st.Limit)
+	t.Logf("p99 in the server: %v with shedding, %v without (ratio %.1f); shed %d; limit %d", onP99, offP99, float64(offP99)/float64(onP99), onShed, st.Limit)
 	if offShed != 0 {
 		t.Errorf("the server without shedding refused %d calls", offShed)
 	}
 	if onShed == 0 || st.Limit >= 48 {
 		t.Fatalf("nothing shed (limit %d): the limit did not adapt", st.Limit)
 	}
-	if onP99*3 > offP99*2 {
-		t.Errorf("admitted p99 %v with shedding is not under two thirds of %v without", onP99, offP99)
+	if onP99*2 > offP99 {
+		t.Errorf("admitted p99 %v with shedding is not under half of %v without", onP99, offP99)
 	}
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/trialhub/trialhub/services/platform/db"
 	"github.com/trialhub/trialhub/services/platform/jobs"
 	"github.com/trialhub/trialhub/services/platform/pgtest"
+	"github.com/trialhub/trialhub/services/platform/telemetry"
 )
 
 // Issuer is the iss claim of the tokens a test environment mints.
@@ -54,6 +55,7 @@ type options struct {
 	jobs     []jobs.Option
 	server   []platform.Option
 	db       []db.Option
+	tel      []telemetry.Option
 	signer   *auth.Signer
 	services []platform.Service
 }
@@ -98,6 +100,12 @@ func All(opts ...Option) Option {
 // WithDBOptions configures the service's database (say, db.WithPostgresDriver(db.LibPQ)).
 func WithDBOptions(opts ...db.Option) Option {
 	return func(o *options) { o.db = append(o.db, opts...) }
+}
+
+// WithTelemetryOptions configures tracing and metrics (telemetry.WithExporter with
+// an in-memory exporter to assert spans).
+func WithTelemetryOptions(opts ...telemetry.Option) Option {
+	return func(o *options) { o.tel = append(o.tel, opts...) }
 }
 
 // WithSigner signs tokens with s, so that two environments trust each other's
@@ -147,11 +155,12 @@ func Start(t testing.TB, svc platform.Service, opts ...Option) *Env {
 			return dep, nil
 		},
 		// Tests stop at once: nothing balances load in front of them.
-		ServerOptions: append([]platform.Option{platform.WithDrainDelay(0)}, o.server...),
-		DBOptions:     o.db,
-		JobOptions:    o.jobs,
-		Log:           o.log,
-		Ready:         func(string) { close(ready) },
+		ServerOptions:    append([]platform.Option{platform.WithDrainDelay(0)}, o.server...),
+		DBOptions:        o.db,
+		TelemetryOptions: o.tel,
+		JobOptions:       o.jobs,
+		Log:              o.log,
+		Ready:            func(string) { close(ready) },
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

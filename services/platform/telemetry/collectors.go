@@ -121,7 +121,7 @@ func (t *Telemetry) RegisterRiverJobs(d *db.DB, opts ...QueryOption) error {
 		age = "(julianday('now') - julianday(min(created_at))) * 86400.0"
 	}
 	query := "SELECT kind, state, count(*), " + age + " FROM river_job WHERE state IN (" + riverStates + ") GROUP BY kind, state"
-	return register(t.reg, "river_jobs", newQueryCollector("river_jobs", d.ReadSQL(), newQueryConfig(opts),
+	return register(t.registerer(), "river_jobs", newQueryCollector("river_jobs", d.ReadSQL(), newQueryConfig(opts),
 		[]*prometheus.Desc{descJobs, descJobAge},
 		func(ctx context.Context, q *sql.DB) ([]prometheus.Metric, error) {
 			rows, err := q.QueryContext(ctx, query)
@@ -150,7 +150,7 @@ func (t *Telemetry) RegisterRiverJobs(d *db.DB, opts ...QueryOption) error {
 // written, by any process), and trialhub_collector_up{collector="audit_events"}.
 // One primary-key lookup, at most once per WithQueryEvery.
 func (t *Telemetry) RegisterAuditEvents(d *db.DB, opts ...QueryOption) error {
-	return register(t.reg, "audit_events", newQueryCollector("audit_events", d.ReadSQL(), newQueryConfig(opts),
+	return register(t.registerer(), "audit_events", newQueryCollector("audit_events", d.ReadSQL(), newQueryConfig(opts),
 		[]*prometheus.Desc{descAudit},
 		func(ctx context.Context, q *sql.DB) ([]prometheus.Metric, error) {
 			var n sql.NullInt64

@@ -50,7 +50,26 @@ type Telemetry struct {
 	exporting bool
 	prop      propagation.TextMapPropagator
 	reg       *prometheus.Registry
+	labeled   prometheus.Registerer // where Register* collectors go; reg unless ForService
 	rpc       *rpcMetrics
+}
+
+// ForService is t for one of several services in one process (the dev stack): the
+// collectors registered through it (RegisterRiverJobs, RegisterAuditEvents) carry
+// a service label, so each service's database reports its own series. Tracing,
+// RPC metrics and the handler are t's.
+func (t *Telemetry) ForService(name string) *Telemetry {
+	c := *t
+	c.labeled = prometheus.WrapRegistererWith(prometheus.Labels{"service": name}, t.reg)
+	return &c
+}
+
+// registerer is where collectors are registered.
+func (t *Telemetry) registerer() prometheus.Registerer {
+	if t.labeled != nil {
+		return t.labeled
+	}
+	return t.reg
 }
 
 // Option configures Setup.
