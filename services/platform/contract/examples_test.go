@@ -278,6 +278,7 @@ var examples = []example{
 	{typ: "trialhub.epro.v1.ListQuestionnairesRequest", json: `{
 		"url": "https://trialhub.example/fhir/Questionnaire/phq-9", "statuses": ["QUESTIONNAIRE_STATUS_ACTIVE", "QUESTIONNAIRE_STATUS_RETIRED"],
 		"pageSize": 10, "pageToken": "page-2"}`},
+	{typ: "trialhub.epro.v1.GetMyQuestionnaireRequest", json: `{"questionnaireId": "` + questionnaireID + `"}`},
 	{typ: "trialhub.epro.v1.ListMyTasksRequest", json: `{
 		"trialId": "` + trialID + `", "statuses": ["TASK_STATUS_DUE", "TASK_STATUS_UPCOMING"],
 		"pageSize": 20, "pageToken": "page-2"}`},
@@ -306,14 +307,14 @@ var examples = []example{
 		"trialId": "` + trialID + `", "siteId": "` + siteID + `", "questionnaireId": "` + questionnaireID + `",
 		"visitCodes": ["W04", "W08"], "subjectUuid": "` + subjectID + `",
 		"statuses": ["RESPONSE_STATUS_COMPLETED", "RESPONSE_STATUS_AMENDED"],
-		"includeHistory": true, "pageSize": 50, "pageToken": "page-2"}`},
+		"includeHistory": true, "freeText": "FREE_TEXT_VISIBILITY_ALL", "pageSize": 50, "pageToken": "page-2"}`},
 	{typ: "trialhub.epro.v1.ExportResponsesRequest", json: `{
 		"format": "EXPORT_FORMAT_CSV", "trialId": "` + trialID + `", "siteId": "` + siteID + `",
 		"questionnaireUrl": "https://trialhub.example/fhir/Questionnaire/phq-9", "visitCodes": ["W04"],
-		"statuses": ["RESPONSE_STATUS_COMPLETED"], "includeReviewedFreeText": true}`},
+		"statuses": ["RESPONSE_STATUS_COMPLETED"], "freeText": "FREE_TEXT_VISIBILITY_REVIEWED_ONLY"}`},
 	{typ: "trialhub.epro.v1.GetComplianceReportRequest", json: `{
 		"trialId": "` + trialID + `", "siteId": "` + siteID + `", "asOfDate": "2025-03-31",
-		"questionnaireUrl": "http://loinc.org/q/44249-1"}`},
+		"questionnaireUrl": "http://loinc.org/q/44249-1", "pageSize": 50, "pageToken": "page-2"}`},
 
 	// trialhub.notification.v1.NotificationService
 	{typ: "trialhub.notification.v1.RegisterDeviceRequest", json: `{

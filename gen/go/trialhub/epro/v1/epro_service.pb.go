@@ -218,6 +218,66 @@ func (AmendAction) EnumDescriptor() ([]byte, []int) {
 	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{2}
 }
 
+// FreeTextVisibility is how much free text a de-identified view shows.
+type FreeTextVisibility int32
+
+const (
+	// Not set: the same as WITHHELD.
+	FreeTextVisibility_FREE_TEXT_VISIBILITY_UNSPECIFIED FreeTextVisibility = 0
+	// No free text at all (WITHHELD_REASON_FREE_TEXT_NOT_REQUESTED).
+	FreeTextVisibility_FREE_TEXT_VISIBILITY_WITHHELD FreeTextVisibility = 1
+	// Free text that a reviewer has read and released (ReviewFreeText); unreviewed
+	// text is withheld as WITHHELD_REASON_FREE_TEXT_UNREVIEWED.
+	FreeTextVisibility_FREE_TEXT_VISIBILITY_REVIEWED_ONLY FreeTextVisibility = 2
+	// All free text except what a reviewer redacted, reviewed or not: for
+	// investigators of the subject's site, so that an unreviewed comment such as "I
+	// want to end it" reaches the site.
+	FreeTextVisibility_FREE_TEXT_VISIBILITY_ALL FreeTextVisibility = 3
+)
+
+// Enum value maps for FreeTextVisibility.
+var (
+	FreeTextVisibility_name = map[int32]string{
+		0: "FREE_TEXT_VISIBILITY_UNSPECIFIED",
+		1: "FREE_TEXT_VISIBILITY_WITHHELD",
+		2: "FREE_TEXT_VISIBILITY_REVIEWED_ONLY",
+		3: "FREE_TEXT_VISIBILITY_ALL",
+	}
+	FreeTextVisibility_value = map[string]int32{
+		"FREE_TEXT_VISIBILITY_UNSPECIFIED":   0,
+		"FREE_TEXT_VISIBILITY_WITHHELD":      1,
+		"FREE_TEXT_VISIBILITY_REVIEWED_ONLY": 2,
+		"FREE_TEXT_VISIBILITY_ALL":           3,
+	}
+)
+
+func (x FreeTextVisibility) Enum() *FreeTextVisibility {
+	p := new(FreeTextVisibility)
+	*p = x
+	return p
+}
+
+func (x FreeTextVisibility) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (FreeTextVisibility) Descriptor() protoreflect.EnumDescriptor {
+	return file_trialhub_epro_v1_epro_service_proto_enumTypes[3].Descriptor()
+}
+
+func (FreeTextVisibility) Type() protoreflect.EnumType {
+	return &file_trialhub_epro_v1_epro_service_proto_enumTypes[3]
+}
+
+func (x FreeTextVisibility) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use FreeTextVisibility.Descriptor instead.
+func (FreeTextVisibility) EnumDescriptor() ([]byte, []int) {
+	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{3}
+}
+
 // ExportFormat is the file format of an export.
 type ExportFormat int32
 
@@ -258,11 +318,11 @@ func (x ExportFormat) String() string {
 }
 
 func (ExportFormat) Descriptor() protoreflect.EnumDescriptor {
-	return file_trialhub_epro_v1_epro_service_proto_enumTypes[3].Descriptor()
+	return file_trialhub_epro_v1_epro_service_proto_enumTypes[4].Descriptor()
 }
 
 func (ExportFormat) Type() protoreflect.EnumType {
-	return &file_trialhub_epro_v1_epro_service_proto_enumTypes[3]
+	return &file_trialhub_epro_v1_epro_service_proto_enumTypes[4]
 }
 
 func (x ExportFormat) Number() protoreflect.EnumNumber {
@@ -271,7 +331,7 @@ func (x ExportFormat) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ExportFormat.Descriptor instead.
 func (ExportFormat) EnumDescriptor() ([]byte, []int) {
-	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{3}
+	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{4}
 }
 
 // ColumnType is the type of the values in a CSV column.
@@ -331,11 +391,11 @@ func (x ColumnType) String() string {
 }
 
 func (ColumnType) Descriptor() protoreflect.EnumDescriptor {
-	return file_trialhub_epro_v1_epro_service_proto_enumTypes[4].Descriptor()
+	return file_trialhub_epro_v1_epro_service_proto_enumTypes[5].Descriptor()
 }
 
 func (ColumnType) Type() protoreflect.EnumType {
-	return &file_trialhub_epro_v1_epro_service_proto_enumTypes[4]
+	return &file_trialhub_epro_v1_epro_service_proto_enumTypes[5]
 }
 
 func (x ColumnType) Number() protoreflect.EnumNumber {
@@ -344,7 +404,7 @@ func (x ColumnType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ColumnType.Descriptor instead.
 func (ColumnType) EnumDescriptor() ([]byte, []int) {
-	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{4}
+	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{5}
 }
 
 // CreateQuestionnaireRequest is a new questionnaire version to store.
@@ -969,6 +1029,99 @@ func (x *GetQuestionnaireResponse) GetQuestionnaire() *Questionnaire {
 	return nil
 }
 
+// GetMyQuestionnaireRequest names a questionnaire version of one of the calling
+// patient's tasks.
+type GetMyQuestionnaireRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The questionnaire version's id, from the task (QuestionnaireTask.questionnaire).
+	QuestionnaireId string `protobuf:"bytes,1,opt,name=questionnaire_id,json=questionnaireId,proto3" json:"questionnaire_id,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *GetMyQuestionnaireRequest) Reset() {
+	*x = GetMyQuestionnaireRequest{}
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetMyQuestionnaireRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetMyQuestionnaireRequest) ProtoMessage() {}
+
+func (x *GetMyQuestionnaireRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetMyQuestionnaireRequest.ProtoReflect.Descriptor instead.
+func (*GetMyQuestionnaireRequest) Descriptor() ([]byte, []int) {
+	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *GetMyQuestionnaireRequest) GetQuestionnaireId() string {
+	if x != nil {
+		return x.QuestionnaireId
+	}
+	return ""
+}
+
+// GetMyQuestionnaireResponse is the patient's view of the questionnaire version.
+type GetMyQuestionnaireResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The questionnaire version without alert rules, thresholds or author.
+	Questionnaire *PatientQuestionnaire `protobuf:"bytes,1,opt,name=questionnaire,proto3" json:"questionnaire,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetMyQuestionnaireResponse) Reset() {
+	*x = GetMyQuestionnaireResponse{}
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetMyQuestionnaireResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetMyQuestionnaireResponse) ProtoMessage() {}
+
+func (x *GetMyQuestionnaireResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetMyQuestionnaireResponse.ProtoReflect.Descriptor instead.
+func (*GetMyQuestionnaireResponse) Descriptor() ([]byte, []int) {
+	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *GetMyQuestionnaireResponse) GetQuestionnaire() *PatientQuestionnaire {
+	if x != nil {
+		return x.Questionnaire
+	}
+	return nil
+}
+
 // ListQuestionnairesRequest filters and pages the questionnaire list.
 type ListQuestionnairesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -988,7 +1141,7 @@ type ListQuestionnairesRequest struct {
 
 func (x *ListQuestionnairesRequest) Reset() {
 	*x = ListQuestionnairesRequest{}
-	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[8]
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1000,7 +1153,7 @@ func (x *ListQuestionnairesRequest) String() string {
 func (*ListQuestionnairesRequest) ProtoMessage() {}
 
 func (x *ListQuestionnairesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[8]
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1013,7 +1166,7 @@ func (x *ListQuestionnairesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListQuestionnairesRequest.ProtoReflect.Descriptor instead.
 func (*ListQuestionnairesRequest) Descriptor() ([]byte, []int) {
-	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{8}
+	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListQuestionnairesRequest) GetUrl() string {
@@ -1057,7 +1210,7 @@ type ListQuestionnairesResponse struct {
 
 func (x *ListQuestionnairesResponse) Reset() {
 	*x = ListQuestionnairesResponse{}
-	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[9]
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1069,7 +1222,7 @@ func (x *ListQuestionnairesResponse) String() string {
 func (*ListQuestionnairesResponse) ProtoMessage() {}
 
 func (x *ListQuestionnairesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[9]
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1082,7 +1235,7 @@ func (x *ListQuestionnairesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListQuestionnairesResponse.ProtoReflect.Descriptor instead.
 func (*ListQuestionnairesResponse) Descriptor() ([]byte, []int) {
-	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{9}
+	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListQuestionnairesResponse) GetQuestionnaires() []*Questionnaire {
@@ -1133,7 +1286,7 @@ type QuestionnaireTask struct {
 
 func (x *QuestionnaireTask) Reset() {
 	*x = QuestionnaireTask{}
-	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[10]
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1145,7 +1298,7 @@ func (x *QuestionnaireTask) String() string {
 func (*QuestionnaireTask) ProtoMessage() {}
 
 func (x *QuestionnaireTask) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[10]
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1158,7 +1311,7 @@ func (x *QuestionnaireTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuestionnaireTask.ProtoReflect.Descriptor instead.
 func (*QuestionnaireTask) Descriptor() ([]byte, []int) {
-	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{10}
+	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *QuestionnaireTask) GetTrialId() string {
@@ -1242,7 +1395,7 @@ type ListMyTasksRequest struct {
 
 func (x *ListMyTasksRequest) Reset() {
 	*x = ListMyTasksRequest{}
-	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[11]
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1254,7 +1407,7 @@ func (x *ListMyTasksRequest) String() string {
 func (*ListMyTasksRequest) ProtoMessage() {}
 
 func (x *ListMyTasksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[11]
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1267,7 +1420,7 @@ func (x *ListMyTasksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMyTasksRequest.ProtoReflect.Descriptor instead.
 func (*ListMyTasksRequest) Descriptor() ([]byte, []int) {
-	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{11}
+	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListMyTasksRequest) GetTrialId() string {
@@ -1311,7 +1464,7 @@ type ListMyTasksResponse struct {
 
 func (x *ListMyTasksResponse) Reset() {
 	*x = ListMyTasksResponse{}
-	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[12]
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1323,7 +1476,7 @@ func (x *ListMyTasksResponse) String() string {
 func (*ListMyTasksResponse) ProtoMessage() {}
 
 func (x *ListMyTasksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[12]
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1336,7 +1489,7 @@ func (x *ListMyTasksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMyTasksResponse.ProtoReflect.Descriptor instead.
 func (*ListMyTasksResponse) Descriptor() ([]byte, []int) {
-	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{12}
+	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListMyTasksResponse) GetTasks() []*QuestionnaireTask {
@@ -1383,7 +1536,7 @@ type SubmitResponseRequest struct {
 
 func (x *SubmitResponseRequest) Reset() {
 	*x = SubmitResponseRequest{}
-	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[13]
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1395,7 +1548,7 @@ func (x *SubmitResponseRequest) String() string {
 func (*SubmitResponseRequest) ProtoMessage() {}
 
 func (x *SubmitResponseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[13]
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1408,7 +1561,7 @@ func (x *SubmitResponseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitResponseRequest.ProtoReflect.Descriptor instead.
 func (*SubmitResponseRequest) Descriptor() ([]byte, []int) {
-	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{13}
+	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SubmitResponseRequest) GetIdempotencyKey() string {
@@ -1453,18 +1606,25 @@ func (x *SubmitResponseRequest) GetAnswers() []*ItemAnswer {
 	return nil
 }
 
-// SubmitResponseResponse is the receipt of a stored response.
+// SubmitResponseResponse is the outcome of a submission: either the response was
+// stored (receipt) or it was kept in quarantine for site staff (quarantined). Both
+// are final answers to the idempotency key: a retry returns the same outcome.
 type SubmitResponseResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The receipt: response id, status, scores, bands, fired alerts, received_at.
-	Receipt       *ResponseReceipt `protobuf:"bytes,1,opt,name=receipt,proto3" json:"receipt,omitempty"`
+	// What happened to the submission; exactly one is set.
+	//
+	// Types that are valid to be assigned to Outcome:
+	//
+	//	*SubmitResponseResponse_Receipt
+	//	*SubmitResponseResponse_Quarantined
+	Outcome       isSubmitResponseResponse_Outcome `protobuf_oneof:"outcome"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SubmitResponseResponse) Reset() {
 	*x = SubmitResponseResponse{}
-	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[14]
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1476,7 +1636,7 @@ func (x *SubmitResponseResponse) String() string {
 func (*SubmitResponseResponse) ProtoMessage() {}
 
 func (x *SubmitResponseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[14]
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1489,15 +1649,52 @@ func (x *SubmitResponseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitResponseResponse.ProtoReflect.Descriptor instead.
 func (*SubmitResponseResponse) Descriptor() ([]byte, []int) {
-	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{14}
+	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *SubmitResponseResponse) GetOutcome() isSubmitResponseResponse_Outcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return nil
 }
 
 func (x *SubmitResponseResponse) GetReceipt() *ResponseReceipt {
 	if x != nil {
-		return x.Receipt
+		if x, ok := x.Outcome.(*SubmitResponseResponse_Receipt); ok {
+			return x.Receipt
+		}
 	}
 	return nil
 }
+
+func (x *SubmitResponseResponse) GetQuarantined() *QuarantineNotice {
+	if x != nil {
+		if x, ok := x.Outcome.(*SubmitResponseResponse_Quarantined); ok {
+			return x.Quarantined
+		}
+	}
+	return nil
+}
+
+type isSubmitResponseResponse_Outcome interface {
+	isSubmitResponseResponse_Outcome()
+}
+
+type SubmitResponseResponse_Receipt struct {
+	// The receipt: response id, status, scores, bands, fired alerts, received_at.
+	Receipt *ResponseReceipt `protobuf:"bytes,1,opt,name=receipt,proto3,oneof"`
+}
+
+type SubmitResponseResponse_Quarantined struct {
+	// The submission was not stored as a response for a reason the patient cannot
+	// fix, and is kept for the site to accept or reject (see QuarantineReason).
+	Quarantined *QuarantineNotice `protobuf:"bytes,2,opt,name=quarantined,proto3,oneof"`
+}
+
+func (*SubmitResponseResponse_Receipt) isSubmitResponseResponse_Outcome() {}
+
+func (*SubmitResponseResponse_Quarantined) isSubmitResponseResponse_Outcome() {}
 
 // AmendResponseRequest is a correction of a stored response.
 type AmendResponseRequest struct {
@@ -1528,7 +1725,7 @@ type AmendResponseRequest struct {
 
 func (x *AmendResponseRequest) Reset() {
 	*x = AmendResponseRequest{}
-	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[15]
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1540,7 +1737,7 @@ func (x *AmendResponseRequest) String() string {
 func (*AmendResponseRequest) ProtoMessage() {}
 
 func (x *AmendResponseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[15]
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1553,7 +1750,7 @@ func (x *AmendResponseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AmendResponseRequest.ProtoReflect.Descriptor instead.
 func (*AmendResponseRequest) Descriptor() ([]byte, []int) {
-	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{15}
+	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *AmendResponseRequest) GetIdempotencyKey() string {
@@ -1609,7 +1806,7 @@ type AmendResponseResponse struct {
 
 func (x *AmendResponseResponse) Reset() {
 	*x = AmendResponseResponse{}
-	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[16]
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1621,7 +1818,7 @@ func (x *AmendResponseResponse) String() string {
 func (*AmendResponseResponse) ProtoMessage() {}
 
 func (x *AmendResponseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[16]
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1634,7 +1831,7 @@ func (x *AmendResponseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AmendResponseResponse.ProtoReflect.Descriptor instead.
 func (*AmendResponseResponse) Descriptor() ([]byte, []int) {
-	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{16}
+	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *AmendResponseResponse) GetReceipt() *ResponseReceipt {
@@ -1668,11 +1865,11 @@ type ListResponsesRequest struct {
 	// corrections (current false). When false, only the latest revision. No rule:
 	// both values are meaningful.
 	IncludeHistory bool `protobuf:"varint,8,opt,name=include_history,json=includeHistory,proto3" json:"include_history,omitempty"`
-	// The free-text flag: when true, free-text answers that a reviewer has checked
-	// and cleared of identifiers are shown. Unreviewed or redacted free text is
-	// withheld whatever this says (see WithheldReason). No rule: both values are
-	// meaningful.
-	IncludeReviewedFreeText bool `protobuf:"varint,9,opt,name=include_reviewed_free_text,json=includeReviewedFreeText,proto3" json:"include_reviewed_free_text,omitempty"`
+	// How much free text (string, text and url answers and the typed-in part of
+	// open_choice answers) to show. UNSPECIFIED is WITHHELD. ALL is for
+	// investigators only (PERMISSION_DENIED for other roles): it lets the site read
+	// an unreviewed comment such as a wish to die. Redacted free text is never shown.
+	FreeText FreeTextVisibility `protobuf:"varint,12,opt,name=free_text,json=freeText,proto3,enum=trialhub.epro.v1.FreeTextVisibility" json:"free_text,omitempty"`
 	// The largest number of responses to return; 0 means the default of 50.
 	PageSize int32 `protobuf:"varint,10,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// The next_page_token of the previous page; empty for the first page. The other
@@ -1684,7 +1881,7 @@ type ListResponsesRequest struct {
 
 func (x *ListResponsesRequest) Reset() {
 	*x = ListResponsesRequest{}
-	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[17]
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1696,7 +1893,7 @@ func (x *ListResponsesRequest) String() string {
 func (*ListResponsesRequest) ProtoMessage() {}
 
 func (x *ListResponsesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[17]
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1709,7 +1906,7 @@ func (x *ListResponsesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponsesRequest.ProtoReflect.Descriptor instead.
 func (*ListResponsesRequest) Descriptor() ([]byte, []int) {
-	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{17}
+	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListResponsesRequest) GetTrialId() string {
@@ -1768,11 +1965,11 @@ func (x *ListResponsesRequest) GetIncludeHistory() bool {
 	return false
 }
 
-func (x *ListResponsesRequest) GetIncludeReviewedFreeText() bool {
+func (x *ListResponsesRequest) GetFreeText() FreeTextVisibility {
 	if x != nil {
-		return x.IncludeReviewedFreeText
+		return x.FreeText
 	}
-	return false
+	return FreeTextVisibility_FREE_TEXT_VISIBILITY_UNSPECIFIED
 }
 
 func (x *ListResponsesRequest) GetPageSize() int32 {
@@ -1802,7 +1999,7 @@ type ListResponsesResponse struct {
 
 func (x *ListResponsesResponse) Reset() {
 	*x = ListResponsesResponse{}
-	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[18]
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1814,7 +2011,7 @@ func (x *ListResponsesResponse) String() string {
 func (*ListResponsesResponse) ProtoMessage() {}
 
 func (x *ListResponsesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[18]
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1827,7 +2024,7 @@ func (x *ListResponsesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponsesResponse.ProtoReflect.Descriptor instead.
 func (*ListResponsesResponse) Descriptor() ([]byte, []int) {
-	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{18}
+	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListResponsesResponse) GetResponses() []*DeidentifiedResponse {
@@ -1863,17 +2060,17 @@ type ExportResponsesRequest struct {
 	// Only responses in these states. Empty: every state except ENTERED_IN_ERROR.
 	// Only the latest revision of each response is exported.
 	Statuses []ResponseStatus `protobuf:"varint,7,rep,packed,name=statuses,proto3,enum=trialhub.epro.v1.ResponseStatus" json:"statuses,omitempty"`
-	// The free-text flag, as in ListResponses: when true, reviewed and cleared free
-	// text is exported; unreviewed or redacted free text never is (its cell is empty
-	// and the codebook says why). No rule: both values are meaningful.
-	IncludeReviewedFreeText bool `protobuf:"varint,8,opt,name=include_reviewed_free_text,json=includeReviewedFreeText,proto3" json:"include_reviewed_free_text,omitempty"`
-	unknownFields           protoimpl.UnknownFields
-	sizeCache               protoimpl.SizeCache
+	// How much free text to export: WITHHELD (also UNSPECIFIED) or REVIEWED_ONLY.
+	// Unreviewed or redacted free text is never exported (its cell is empty and the
+	// codebook says why): exports leave the site, so ALL is not offered.
+	FreeText      FreeTextVisibility `protobuf:"varint,9,opt,name=free_text,json=freeText,proto3,enum=trialhub.epro.v1.FreeTextVisibility" json:"free_text,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ExportResponsesRequest) Reset() {
 	*x = ExportResponsesRequest{}
-	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[19]
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1885,7 +2082,7 @@ func (x *ExportResponsesRequest) String() string {
 func (*ExportResponsesRequest) ProtoMessage() {}
 
 func (x *ExportResponsesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[19]
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1898,7 +2095,7 @@ func (x *ExportResponsesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportResponsesRequest.ProtoReflect.Descriptor instead.
 func (*ExportResponsesRequest) Descriptor() ([]byte, []int) {
-	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{19}
+	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ExportResponsesRequest) GetFormat() ExportFormat {
@@ -1950,11 +2147,11 @@ func (x *ExportResponsesRequest) GetStatuses() []ResponseStatus {
 	return nil
 }
 
-func (x *ExportResponsesRequest) GetIncludeReviewedFreeText() bool {
+func (x *ExportResponsesRequest) GetFreeText() FreeTextVisibility {
 	if x != nil {
-		return x.IncludeReviewedFreeText
+		return x.FreeText
 	}
-	return false
+	return FreeTextVisibility_FREE_TEXT_VISIBILITY_UNSPECIFIED
 }
 
 // ExportResponsesResponse is one message of an export stream: a header first, then
@@ -1976,7 +2173,7 @@ type ExportResponsesResponse struct {
 
 func (x *ExportResponsesResponse) Reset() {
 	*x = ExportResponsesResponse{}
-	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[20]
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1988,7 +2185,7 @@ func (x *ExportResponsesResponse) String() string {
 func (*ExportResponsesResponse) ProtoMessage() {}
 
 func (x *ExportResponsesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[20]
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2001,7 +2198,7 @@ func (x *ExportResponsesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportResponsesResponse.ProtoReflect.Descriptor instead.
 func (*ExportResponsesResponse) Descriptor() ([]byte, []int) {
-	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{20}
+	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ExportResponsesResponse) GetPart() isExportResponsesResponse_Part {
@@ -2106,7 +2303,7 @@ type ExportHeader struct {
 
 func (x *ExportHeader) Reset() {
 	*x = ExportHeader{}
-	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[21]
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2118,7 +2315,7 @@ func (x *ExportHeader) String() string {
 func (*ExportHeader) ProtoMessage() {}
 
 func (x *ExportHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[21]
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2131,7 +2328,7 @@ func (x *ExportHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportHeader.ProtoReflect.Descriptor instead.
 func (*ExportHeader) Descriptor() ([]byte, []int) {
-	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{21}
+	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ExportHeader) GetExportId() string {
@@ -2180,7 +2377,7 @@ type ExportCodebook struct {
 
 func (x *ExportCodebook) Reset() {
 	*x = ExportCodebook{}
-	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[22]
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2192,7 +2389,7 @@ func (x *ExportCodebook) String() string {
 func (*ExportCodebook) ProtoMessage() {}
 
 func (x *ExportCodebook) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[22]
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2205,7 +2402,7 @@ func (x *ExportCodebook) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportCodebook.ProtoReflect.Descriptor instead.
 func (*ExportCodebook) Descriptor() ([]byte, []int) {
-	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{22}
+	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ExportCodebook) GetColumns() []*CodebookColumn {
@@ -2246,7 +2443,7 @@ type CodebookColumn struct {
 
 func (x *CodebookColumn) Reset() {
 	*x = CodebookColumn{}
-	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[23]
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2258,7 +2455,7 @@ func (x *CodebookColumn) String() string {
 func (*CodebookColumn) ProtoMessage() {}
 
 func (x *CodebookColumn) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[23]
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2271,7 +2468,7 @@ func (x *CodebookColumn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CodebookColumn.ProtoReflect.Descriptor instead.
 func (*CodebookColumn) Descriptor() ([]byte, []int) {
-	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{23}
+	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CodebookColumn) GetName() string {
@@ -2352,7 +2549,7 @@ type CodebookValue struct {
 
 func (x *CodebookValue) Reset() {
 	*x = CodebookValue{}
-	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[24]
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2364,7 +2561,7 @@ func (x *CodebookValue) String() string {
 func (*CodebookValue) ProtoMessage() {}
 
 func (x *CodebookValue) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[24]
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2377,7 +2574,7 @@ func (x *CodebookValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CodebookValue.ProtoReflect.Descriptor instead.
 func (*CodebookValue) Descriptor() ([]byte, []int) {
-	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{24}
+	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CodebookValue) GetValue() string {
@@ -2413,7 +2610,7 @@ type ExportRow struct {
 
 func (x *ExportRow) Reset() {
 	*x = ExportRow{}
-	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[25]
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2425,7 +2622,7 @@ func (x *ExportRow) String() string {
 func (*ExportRow) ProtoMessage() {}
 
 func (x *ExportRow) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[25]
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2438,7 +2635,7 @@ func (x *ExportRow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportRow.ProtoReflect.Descriptor instead.
 func (*ExportRow) Descriptor() ([]byte, []int) {
-	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{25}
+	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ExportRow) GetData() string {
@@ -2462,7 +2659,7 @@ type ExportTrailer struct {
 
 func (x *ExportTrailer) Reset() {
 	*x = ExportTrailer{}
-	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[26]
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2474,7 +2671,7 @@ func (x *ExportTrailer) String() string {
 func (*ExportTrailer) ProtoMessage() {}
 
 func (x *ExportTrailer) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[26]
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2487,7 +2684,7 @@ func (x *ExportTrailer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportTrailer.ProtoReflect.Descriptor instead.
 func (*ExportTrailer) Descriptor() ([]byte, []int) {
-	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{26}
+	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ExportTrailer) GetRowCount() int32 {
@@ -2512,17 +2709,25 @@ type GetComplianceReportRequest struct {
 	TrialId string `protobuf:"bytes,1,opt,name=trial_id,json=trialId,proto3" json:"trial_id,omitempty"`
 	// Only this site. Empty: every site the caller may see.
 	SiteId string `protobuf:"bytes,2,opt,name=site_id,json=siteId,proto3" json:"site_id,omitempty"`
-	// Count as of the end of this day (23:59:59 UTC), ISO YYYY-MM-DD. Empty: now.
+	// Count as of the end of this day in each site's time zone (a task whose window
+	// closes by the end of that local day is missed if unanswered), ISO YYYY-MM-DD.
+	// Empty: now.
 	AsOfDate string `protobuf:"bytes,3,opt,name=as_of_date,json=asOfDate,proto3" json:"as_of_date,omitempty"`
 	// Only tasks of this questionnaire (any version). Empty: every questionnaire.
 	QuestionnaireUrl string `protobuf:"bytes,4,opt,name=questionnaire_url,json=questionnaireUrl,proto3" json:"questionnaire_url,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The largest number of rows to return; 0 means the default of 50.
+	PageSize int32 `protobuf:"varint,5,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page; empty for the first page. The other
+	// fields must be the same as on the first page, and as_of_date is fixed by the
+	// first page (an empty one is resolved then).
+	PageToken     string `protobuf:"bytes,6,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetComplianceReportRequest) Reset() {
 	*x = GetComplianceReportRequest{}
-	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[27]
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2534,7 +2739,7 @@ func (x *GetComplianceReportRequest) String() string {
 func (*GetComplianceReportRequest) ProtoMessage() {}
 
 func (x *GetComplianceReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[27]
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2547,7 +2752,7 @@ func (x *GetComplianceReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetComplianceReportRequest.ProtoReflect.Descriptor instead.
 func (*GetComplianceReportRequest) Descriptor() ([]byte, []int) {
-	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{27}
+	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetComplianceReportRequest) GetTrialId() string {
@@ -2578,6 +2783,20 @@ func (x *GetComplianceReportRequest) GetQuestionnaireUrl() string {
 	return ""
 }
 
+func (x *GetComplianceReportRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *GetComplianceReportRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 // ComplianceCounts counts tasks whose window opened by the report time. Responses
 // entered in error do not count as completed. CANCELLED tasks (visit cancelled on
 // withdrawal or re-plan) are not expected and are not counted at all.
@@ -2600,7 +2819,7 @@ type ComplianceCounts struct {
 
 func (x *ComplianceCounts) Reset() {
 	*x = ComplianceCounts{}
-	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[28]
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2612,7 +2831,7 @@ func (x *ComplianceCounts) String() string {
 func (*ComplianceCounts) ProtoMessage() {}
 
 func (x *ComplianceCounts) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[28]
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2625,7 +2844,7 @@ func (x *ComplianceCounts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ComplianceCounts.ProtoReflect.Descriptor instead.
 func (*ComplianceCounts) Descriptor() ([]byte, []int) {
-	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{28}
+	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ComplianceCounts) GetExpected() int32 {
@@ -2686,7 +2905,7 @@ type ComplianceRow struct {
 
 func (x *ComplianceRow) Reset() {
 	*x = ComplianceRow{}
-	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[29]
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2698,7 +2917,7 @@ func (x *ComplianceRow) String() string {
 func (*ComplianceRow) ProtoMessage() {}
 
 func (x *ComplianceRow) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[29]
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2711,7 +2930,7 @@ func (x *ComplianceRow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ComplianceRow.ProtoReflect.Descriptor instead.
 func (*ComplianceRow) Descriptor() ([]byte, []int) {
-	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{29}
+	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ComplianceRow) GetSiteId() string {
@@ -2763,18 +2982,20 @@ type GetComplianceReportResponse struct {
 	AsOfDate string `protobuf:"bytes,1,opt,name=as_of_date,json=asOfDate,proto3" json:"as_of_date,omitempty"`
 	// When the report was computed (UTC).
 	GeneratedAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=generated_at,json=generatedAt,proto3" json:"generated_at,omitempty"`
-	// One row per site, visit code and questionnaire, ordered by site, visit
-	// schedule order and questionnaire.
+	// This page's rows: one per site, visit code and questionnaire, ordered by site,
+	// visit schedule order and questionnaire.
 	Rows []*ComplianceRow `protobuf:"bytes,3,rep,name=rows,proto3" json:"rows,omitempty"`
-	// The counts over all rows.
-	Total         *ComplianceCounts `protobuf:"bytes,4,opt,name=total,proto3" json:"total,omitempty"`
+	// The counts over all rows of every page (the same on each page).
+	Total *ComplianceCounts `protobuf:"bytes,4,opt,name=total,proto3" json:"total,omitempty"`
+	// The token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,5,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetComplianceReportResponse) Reset() {
 	*x = GetComplianceReportResponse{}
-	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[30]
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2786,7 +3007,7 @@ func (x *GetComplianceReportResponse) String() string {
 func (*GetComplianceReportResponse) ProtoMessage() {}
 
 func (x *GetComplianceReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[30]
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2799,7 +3020,7 @@ func (x *GetComplianceReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetComplianceReportResponse.ProtoReflect.Descriptor instead.
 func (*GetComplianceReportResponse) Descriptor() ([]byte, []int) {
-	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{30}
+	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetComplianceReportResponse) GetAsOfDate() string {
@@ -2828,6 +3049,13 @@ func (x *GetComplianceReportResponse) GetTotal() *ComplianceCounts {
 		return x.Total
 	}
 	return nil
+}
+
+func (x *GetComplianceReportResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 var File_trialhub_epro_v1_epro_service_proto protoreflect.FileDescriptor
@@ -2885,7 +3113,11 @@ const file_trialhub_epro_v1_epro_service_proto_rawDesc = "" +
 	"\tcanonical\x18\x02 \x01(\v2(.trialhub.epro.v1.QuestionnaireCanonicalH\x00R\tcanonicalB\x0f\n" +
 	"\x06lookup\x12\x05\xbaH\x02\b\x01\"a\n" +
 	"\x18GetQuestionnaireResponse\x12E\n" +
-	"\rquestionnaire\x18\x01 \x01(\v2\x1f.trialhub.epro.v1.QuestionnaireR\rquestionnaire\"\xe7\x01\n" +
+	"\rquestionnaire\x18\x01 \x01(\v2\x1f.trialhub.epro.v1.QuestionnaireR\rquestionnaire\"P\n" +
+	"\x19GetMyQuestionnaireRequest\x123\n" +
+	"\x10questionnaire_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x0fquestionnaireId\"j\n" +
+	"\x1aGetMyQuestionnaireResponse\x12L\n" +
+	"\rquestionnaire\x18\x01 \x01(\v2&.trialhub.epro.v1.PatientQuestionnaireR\rquestionnaire\"\xe7\x01\n" +
 	"\x19ListQuestionnairesRequest\x12 \n" +
 	"\x03url\x18\x01 \x01(\tB\x0e\xbaH\v\xd8\x01\x01r\x06\x18\x80\b\x88\x01\x01R\x03url\x12V\n" +
 	"\bstatuses\x18\x02 \x03(\x0e2%.trialhub.epro.v1.QuestionnaireStatusB\x13\xbaH\x10\x92\x01\r\x10\x03\x18\x01\"\a\x82\x01\x04\x10\x01 \x00R\bstatuses\x12'\n" +
@@ -2927,9 +3159,11 @@ const file_trialhub_epro_v1_epro_service_proto_rawDesc = "" +
 	"&submit_response.authored_at_not_future\x12%authored_at must not be in the future\x1a\x1ethis <= now + duration('300s')\xc8\x01\x01R\n" +
 	"authoredAt\x12A\n" +
 	"\aanswers\x18\x06 \x03(\v2\x1c.trialhub.epro.v1.ItemAnswerB\t\xbaH\x06\x92\x01\x03\x10\xf4\x03R\aanswers:\xa1\x01\xbaH\x9d\x01\x1a\x9a\x01\n" +
-	"\x1fsubmit_response.unique_link_ids\x12&each link_id may be answered only once\x1aOthis.answers.all(a, this.answers.filter(b, b.link_id == a.link_id).size() == 1)\"U\n" +
-	"\x16SubmitResponseResponse\x12;\n" +
-	"\areceipt\x18\x01 \x01(\v2!.trialhub.epro.v1.ResponseReceiptR\areceipt\"\xc5\x05\n" +
+	"\x1fsubmit_response.unique_link_ids\x12&each link_id may be answered only once\x1aOthis.answers.all(a, this.answers.filter(b, b.link_id == a.link_id).size() == 1)\"\xaa\x01\n" +
+	"\x16SubmitResponseResponse\x12=\n" +
+	"\areceipt\x18\x01 \x01(\v2!.trialhub.epro.v1.ResponseReceiptH\x00R\areceipt\x12F\n" +
+	"\vquarantined\x18\x02 \x01(\v2\".trialhub.epro.v1.QuarantineNoticeH\x00R\vquarantinedB\t\n" +
+	"\aoutcome\"\xc5\x05\n" +
 	"\x14AmendResponseRequest\x12G\n" +
 	"\x0fidempotency_key\x18\x01 \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\x0eidempotencyKey\x12)\n" +
 	"\vresponse_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\n" +
@@ -2943,7 +3177,7 @@ const file_trialhub_epro_v1_epro_service_proto_rawDesc = "" +
 	"#amend_response.answers_match_action\x12Ranswers are required to correct answers and must be empty to mark entered in error\x1a.(this.action == 1) == (size(this.answers) > 0)\x1a\x99\x01\n" +
 	"\x1eamend_response.unique_link_ids\x12&each link_id may be answered only once\x1aOthis.answers.all(a, this.answers.filter(b, b.link_id == a.link_id).size() == 1)\"T\n" +
 	"\x15AmendResponseResponse\x12;\n" +
-	"\areceipt\x18\x01 \x01(\v2!.trialhub.epro.v1.ResponseReceiptR\areceipt\"\x82\x06\n" +
+	"\areceipt\x18\x01 \x01(\v2!.trialhub.epro.v1.ResponseReceiptR\areceipt\"\xb4\x06\n" +
 	"\x14ListResponsesRequest\x12#\n" +
 	"\btrial_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\atrialId\x12$\n" +
 	"\asite_id\x18\x02 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\x06siteId\x126\n" +
@@ -2953,17 +3187,18 @@ const file_trialhub_epro_v1_epro_service_proto_rawDesc = "" +
 	"visitCodes\x12.\n" +
 	"\fsubject_uuid\x18\x06 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\vsubjectUuid\x12Q\n" +
 	"\bstatuses\x18\a \x03(\x0e2 .trialhub.epro.v1.ResponseStatusB\x13\xbaH\x10\x92\x01\r\x10\x05\x18\x01\"\a\x82\x01\x04\x10\x01 \x00R\bstatuses\x12'\n" +
-	"\x0finclude_history\x18\b \x01(\bR\x0eincludeHistory\x12;\n" +
-	"\x1ainclude_reviewed_free_text\x18\t \x01(\bR\x17includeReviewedFreeText\x12'\n" +
+	"\x0finclude_history\x18\b \x01(\bR\x0eincludeHistory\x12K\n" +
+	"\tfree_text\x18\f \x01(\x0e2$.trialhub.epro.v1.FreeTextVisibilityB\b\xbaH\x05\x82\x01\x02\x10\x01R\bfreeText\x12'\n" +
 	"\tpage_size\x18\n" +
 	" \x01(\x05B\n" +
 	"\xbaH\a\x1a\x05\x18\xc8\x01(\x00R\bpageSize\x12'\n" +
 	"\n" +
 	"page_token\x18\v \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken:\xa2\x01\xbaH\x9e\x01\x1a\x9b\x01\n" +
-	"'list_responses.one_questionnaire_filter\x123set questionnaire_id or questionnaire_url, not both\x1a;this.questionnaire_id == '' || this.questionnaire_url == ''\"\x85\x01\n" +
+	"'list_responses.one_questionnaire_filter\x123set questionnaire_id or questionnaire_url, not both\x1a;this.questionnaire_id == '' || this.questionnaire_url == ''J\x04\b\t\x10\n" +
+	"R\x1ainclude_reviewed_free_text\"\x85\x01\n" +
 	"\x15ListResponsesResponse\x12D\n" +
 	"\tresponses\x18\x01 \x03(\v2&.trialhub.epro.v1.DeidentifiedResponseR\tresponses\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x9f\x05\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xd3\x05\n" +
 	"\x16ExportResponsesRequest\x12B\n" +
 	"\x06format\x18\x01 \x01(\x0e2\x1e.trialhub.epro.v1.ExportFormatB\n" +
 	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x06format\x12#\n" +
@@ -2973,9 +3208,10 @@ const file_trialhub_epro_v1_epro_service_proto_rawDesc = "" +
 	"\x11questionnaire_url\x18\x05 \x01(\tB\x0e\xbaH\v\xd8\x01\x01r\x06\x18\x80\b\x88\x01\x01R\x10questionnaireUrl\x12J\n" +
 	"\vvisit_codes\x18\x06 \x03(\tB)\xbaH&\x92\x01#\x102\x18\x01\"\x1dr\x1b\x10\x01\x18 2\x15^[A-Z0-9][A-Z0-9_-]*$R\n" +
 	"visitCodes\x12Q\n" +
-	"\bstatuses\x18\a \x03(\x0e2 .trialhub.epro.v1.ResponseStatusB\x13\xbaH\x10\x92\x01\r\x10\x05\x18\x01\"\a\x82\x01\x04\x10\x01 \x00R\bstatuses\x12;\n" +
-	"\x1ainclude_reviewed_free_text\x18\b \x01(\bR\x17includeReviewedFreeText:\xa4\x01\xbaH\xa0\x01\x1a\x9d\x01\n" +
-	")export_responses.one_questionnaire_filter\x123set questionnaire_id or questionnaire_url, not both\x1a;this.questionnaire_id == '' || this.questionnaire_url == ''\"\x89\x02\n" +
+	"\bstatuses\x18\a \x03(\x0e2 .trialhub.epro.v1.ResponseStatusB\x13\xbaH\x10\x92\x01\r\x10\x05\x18\x01\"\a\x82\x01\x04\x10\x01 \x00R\bstatuses\x12M\n" +
+	"\tfree_text\x18\t \x01(\x0e2$.trialhub.epro.v1.FreeTextVisibilityB\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x03R\bfreeText:\xa4\x01\xbaH\xa0\x01\x1a\x9d\x01\n" +
+	")export_responses.one_questionnaire_filter\x123set questionnaire_id or questionnaire_url, not both\x1a;this.questionnaire_id == '' || this.questionnaire_url == ''J\x04\b\b\x10\tR\x1ainclude_reviewed_free_text\"\x89\x02\n" +
 	"\x17ExportResponsesResponse\x128\n" +
 	"\x06header\x18\x01 \x01(\v2\x1e.trialhub.epro.v1.ExportHeaderH\x00R\x06header\x12>\n" +
 	"\bcodebook\x18\x02 \x01(\v2 .trialhub.epro.v1.ExportCodebookH\x00R\bcodebook\x12/\n" +
@@ -3011,20 +3247,24 @@ const file_trialhub_epro_v1_epro_service_proto_rawDesc = "" +
 	"\x04data\x18\x01 \x01(\tR\x04data\"D\n" +
 	"\rExportTrailer\x12\x1b\n" +
 	"\trow_count\x18\x01 \x01(\x05R\browCount\x12\x16\n" +
-	"\x06sha256\x18\x02 \x01(\tR\x06sha256\"\x81\x02\n" +
+	"\x06sha256\x18\x02 \x01(\tR\x06sha256\"\xd3\x02\n" +
 	"\x1aGetComplianceReportRequest\x12#\n" +
 	"\btrial_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\atrialId\x12$\n" +
 	"\asite_id\x18\x02 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\x06siteId\x12[\n" +
 	"\n" +
 	"as_of_date\x18\x03 \x01(\tB=\xbaH:\xd8\x01\x01r523^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$R\basOfDate\x12;\n" +
-	"\x11questionnaire_url\x18\x04 \x01(\tB\x0e\xbaH\v\xd8\x01\x01r\x06\x18\x80\b\x88\x01\x01R\x10questionnaireUrl\"\xc3\x01\n" +
+	"\x11questionnaire_url\x18\x04 \x01(\tB\x0e\xbaH\v\xd8\x01\x01r\x06\x18\x80\b\x88\x01\x01R\x10questionnaireUrl\x12'\n" +
+	"\tpage_size\x18\x05 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xc8\x01(\x00R\bpageSize\x12'\n" +
+	"\n" +
+	"page_token\x18\x06 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"\xc3\x01\n" +
 	"\x10ComplianceCounts\x12\x1a\n" +
 	"\bexpected\x18\x01 \x01(\x05R\bexpected\x12\x1c\n" +
 	"\tcompleted\x18\x02 \x01(\x05R\tcompleted\x12\x16\n" +
 	"\x06missed\x18\x03 \x01(\x05R\x06missed\x12\x18\n" +
 	"\apending\x18\x04 \x01(\x05R\apending\x12.\n" +
 	"\x10compliance_ratio\x18\x05 \x01(\x01H\x00R\x0fcomplianceRatio\x88\x01\x01B\x13\n" +
-	"\x11_compliance_ratio\"\x86\x02\n" +
+	"\x11_compliance_ratio\"\x90\x02\n" +
 	"\rComplianceRow\x12\x17\n" +
 	"\asite_id\x18\x01 \x01(\tR\x06siteId\x12\x1d\n" +
 	"\n" +
@@ -3033,13 +3273,14 @@ const file_trialhub_epro_v1_epro_service_proto_rawDesc = "" +
 	"visit_name\x18\x04 \x01(\tR\tvisitName\x12+\n" +
 	"\x11questionnaire_url\x18\x05 \x01(\tR\x10questionnaireUrl\x12/\n" +
 	"\x13questionnaire_title\x18\x06 \x01(\tR\x12questionnaireTitle\x12:\n" +
-	"\x06counts\x18\a \x01(\v2\".trialhub.epro.v1.ComplianceCountsR\x06countsJ\x04\b\x02\x10\x03\"\xe9\x01\n" +
+	"\x06counts\x18\a \x01(\v2\".trialhub.epro.v1.ComplianceCountsR\x06countsJ\x04\b\x02\x10\x03R\bvisit_id\"\x91\x02\n" +
 	"\x1bGetComplianceReportResponse\x12\x1c\n" +
 	"\n" +
 	"as_of_date\x18\x01 \x01(\tR\basOfDate\x12=\n" +
 	"\fgenerated_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\vgeneratedAt\x123\n" +
 	"\x04rows\x18\x03 \x03(\v2\x1f.trialhub.epro.v1.ComplianceRowR\x04rows\x128\n" +
-	"\x05total\x18\x04 \x01(\v2\".trialhub.epro.v1.ComplianceCountsR\x05total*\x9c\x02\n" +
+	"\x05total\x18\x04 \x01(\v2\".trialhub.epro.v1.ComplianceCountsR\x05total\x12&\n" +
+	"\x0fnext_page_token\x18\x05 \x01(\tR\rnextPageToken*\x9c\x02\n" +
 	"\x11ImportWarningKind\x12#\n" +
 	"\x1fIMPORT_WARNING_KIND_UNSPECIFIED\x10\x00\x12+\n" +
 	"'IMPORT_WARNING_KIND_UNSUPPORTED_ELEMENT\x10\x01\x12-\n" +
@@ -3058,7 +3299,12 @@ const file_trialhub_epro_v1_epro_service_proto_rawDesc = "" +
 	"\vAmendAction\x12\x1c\n" +
 	"\x18AMEND_ACTION_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cAMEND_ACTION_CORRECT_ANSWERS\x10\x01\x12&\n" +
-	"\"AMEND_ACTION_MARK_ENTERED_IN_ERROR\x10\x02*c\n" +
+	"\"AMEND_ACTION_MARK_ENTERED_IN_ERROR\x10\x02*\xa3\x01\n" +
+	"\x12FreeTextVisibility\x12$\n" +
+	" FREE_TEXT_VISIBILITY_UNSPECIFIED\x10\x00\x12!\n" +
+	"\x1dFREE_TEXT_VISIBILITY_WITHHELD\x10\x01\x12&\n" +
+	"\"FREE_TEXT_VISIBILITY_REVIEWED_ONLY\x10\x02\x12\x1c\n" +
+	"\x18FREE_TEXT_VISIBILITY_ALL\x10\x03*c\n" +
 	"\fExportFormat\x12\x1d\n" +
 	"\x19EXPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11EXPORT_FORMAT_CSV\x10\x01\x12\x1d\n" +
@@ -3072,16 +3318,19 @@ const file_trialhub_epro_v1_epro_service_proto_rawDesc = "" +
 	"\x13COLUMN_TYPE_BOOLEAN\x10\x04\x12\x14\n" +
 	"\x10COLUMN_TYPE_CODE\x10\x05\x12\x14\n" +
 	"\x10COLUMN_TYPE_UUID\x10\x06\x12\x14\n" +
-	"\x10COLUMN_TYPE_TIME\x10\a2\xc2\t\n" +
+	"\x10COLUMN_TYPE_TIME\x10\a2\xbf\n" +
+	"\n" +
 	"\vEproService\x12{\n" +
 	"\x13CreateQuestionnaire\x12,.trialhub.epro.v1.CreateQuestionnaireRequest\x1a-.trialhub.epro.v1.CreateQuestionnaireResponse\"\a\x92\x82\x19\x03\n" +
 	"\x01\x04\x12\x87\x01\n" +
 	"\x17ImportFhirQuestionnaire\x120.trialhub.epro.v1.ImportFhirQuestionnaireRequest\x1a1.trialhub.epro.v1.ImportFhirQuestionnaireResponse\"\a\x92\x82\x19\x03\n" +
-	"\x01\x04\x12y\n" +
-	"\x10GetQuestionnaire\x12).trialhub.epro.v1.GetQuestionnaireRequest\x1a*.trialhub.epro.v1.GetQuestionnaireResponse\"\x0e\x92\x82\x19\a\n" +
-	"\x05\x04\x02\x03\x01\x05\x90\x02\x01\x12\x7f\n" +
-	"\x12ListQuestionnaires\x12+.trialhub.epro.v1.ListQuestionnairesRequest\x1a,.trialhub.epro.v1.ListQuestionnairesResponse\"\x0e\x92\x82\x19\a\n" +
-	"\x05\x04\x02\x03\x01\x05\x90\x02\x01\x12h\n" +
+	"\x01\x04\x12x\n" +
+	"\x10GetQuestionnaire\x12).trialhub.epro.v1.GetQuestionnaireRequest\x1a*.trialhub.epro.v1.GetQuestionnaireResponse\"\r\x92\x82\x19\x06\n" +
+	"\x04\x04\x02\x03\x05\x90\x02\x01\x12~\n" +
+	"\x12ListQuestionnaires\x12+.trialhub.epro.v1.ListQuestionnairesRequest\x1a,.trialhub.epro.v1.ListQuestionnairesResponse\"\r\x92\x82\x19\x06\n" +
+	"\x04\x04\x02\x03\x05\x90\x02\x01\x12}\n" +
+	"\x12GetMyQuestionnaire\x12+.trialhub.epro.v1.GetMyQuestionnaireRequest\x1a,.trialhub.epro.v1.GetMyQuestionnaireResponse\"\f\x92\x82\x19\x05\n" +
+	"\x01\x01\x18\x01\x90\x02\x01\x12h\n" +
 	"\vListMyTasks\x12$.trialhub.epro.v1.ListMyTasksRequest\x1a%.trialhub.epro.v1.ListMyTasksResponse\"\f\x92\x82\x19\x05\n" +
 	"\x01\x01\x18\x01\x90\x02\x01\x12n\n" +
 	"\x0eSubmitResponse\x12'.trialhub.epro.v1.SubmitResponseRequest\x1a(.trialhub.epro.v1.SubmitResponseResponse\"\t\x92\x82\x19\x05\n" +
@@ -3109,131 +3358,142 @@ func file_trialhub_epro_v1_epro_service_proto_rawDescGZIP() []byte {
 	return file_trialhub_epro_v1_epro_service_proto_rawDescData
 }
 
-var file_trialhub_epro_v1_epro_service_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_trialhub_epro_v1_epro_service_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_trialhub_epro_v1_epro_service_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_trialhub_epro_v1_epro_service_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_trialhub_epro_v1_epro_service_proto_goTypes = []any{
 	(ImportWarningKind)(0),                  // 0: trialhub.epro.v1.ImportWarningKind
 	(TaskStatus)(0),                         // 1: trialhub.epro.v1.TaskStatus
 	(AmendAction)(0),                        // 2: trialhub.epro.v1.AmendAction
-	(ExportFormat)(0),                       // 3: trialhub.epro.v1.ExportFormat
-	(ColumnType)(0),                         // 4: trialhub.epro.v1.ColumnType
-	(*CreateQuestionnaireRequest)(nil),      // 5: trialhub.epro.v1.CreateQuestionnaireRequest
-	(*CreateQuestionnaireResponse)(nil),     // 6: trialhub.epro.v1.CreateQuestionnaireResponse
-	(*ImportFhirQuestionnaireRequest)(nil),  // 7: trialhub.epro.v1.ImportFhirQuestionnaireRequest
-	(*ImportFhirQuestionnaireResponse)(nil), // 8: trialhub.epro.v1.ImportFhirQuestionnaireResponse
-	(*ImportWarning)(nil),                   // 9: trialhub.epro.v1.ImportWarning
-	(*QuestionnaireCanonical)(nil),          // 10: trialhub.epro.v1.QuestionnaireCanonical
-	(*GetQuestionnaireRequest)(nil),         // 11: trialhub.epro.v1.GetQuestionnaireRequest
-	(*GetQuestionnaireResponse)(nil),        // 12: trialhub.epro.v1.GetQuestionnaireResponse
-	(*ListQuestionnairesRequest)(nil),       // 13: trialhub.epro.v1.ListQuestionnairesRequest
-	(*ListQuestionnairesResponse)(nil),      // 14: trialhub.epro.v1.ListQuestionnairesResponse
-	(*QuestionnaireTask)(nil),               // 15: trialhub.epro.v1.QuestionnaireTask
-	(*ListMyTasksRequest)(nil),              // 16: trialhub.epro.v1.ListMyTasksRequest
-	(*ListMyTasksResponse)(nil),             // 17: trialhub.epro.v1.ListMyTasksResponse
-	(*SubmitResponseRequest)(nil),           // 18: trialhub.epro.v1.SubmitResponseRequest
-	(*SubmitResponseResponse)(nil),          // 19: trialhub.epro.v1.SubmitResponseResponse
-	(*AmendResponseRequest)(nil),            // 20: trialhub.epro.v1.AmendResponseRequest
-	(*AmendResponseResponse)(nil),           // 21: trialhub.epro.v1.AmendResponseResponse
-	(*ListResponsesRequest)(nil),            // 22: trialhub.epro.v1.ListResponsesRequest
-	(*ListResponsesResponse)(nil),           // 23: trialhub.epro.v1.ListResponsesResponse
-	(*ExportResponsesRequest)(nil),          // 24: trialhub.epro.v1.ExportResponsesRequest
-	(*ExportResponsesResponse)(nil),         // 25: trialhub.epro.v1.ExportResponsesResponse
-	(*ExportHeader)(nil),                    // 26: trialhub.epro.v1.ExportHeader
-	(*ExportCodebook)(nil),                  // 27: trialhub.epro.v1.ExportCodebook
-	(*CodebookColumn)(nil),                  // 28: trialhub.epro.v1.CodebookColumn
-	(*CodebookValue)(nil),                   // 29: trialhub.epro.v1.CodebookValue
-	(*ExportRow)(nil),                       // 30: trialhub.epro.v1.ExportRow
-	(*ExportTrailer)(nil),                   // 31: trialhub.epro.v1.ExportTrailer
-	(*GetComplianceReportRequest)(nil),      // 32: trialhub.epro.v1.GetComplianceReportRequest
-	(*ComplianceCounts)(nil),                // 33: trialhub.epro.v1.ComplianceCounts
-	(*ComplianceRow)(nil),                   // 34: trialhub.epro.v1.ComplianceRow
-	(*GetComplianceReportResponse)(nil),     // 35: trialhub.epro.v1.GetComplianceReportResponse
-	(*Coding)(nil),                          // 36: trialhub.epro.v1.Coding
-	(QuestionnaireStatus)(0),                // 37: trialhub.epro.v1.QuestionnaireStatus
-	(*QuestionnaireItem)(nil),               // 38: trialhub.epro.v1.QuestionnaireItem
-	(*ScoringRule)(nil),                     // 39: trialhub.epro.v1.ScoringRule
-	(*AlertRule)(nil),                       // 40: trialhub.epro.v1.AlertRule
-	(*Questionnaire)(nil),                   // 41: trialhub.epro.v1.Questionnaire
-	(*QuestionnaireRef)(nil),                // 42: trialhub.epro.v1.QuestionnaireRef
-	(*timestamppb.Timestamp)(nil),           // 43: google.protobuf.Timestamp
-	(*ItemAnswer)(nil),                      // 44: trialhub.epro.v1.ItemAnswer
-	(*ResponseReceipt)(nil),                 // 45: trialhub.epro.v1.ResponseReceipt
-	(ResponseStatus)(0),                     // 46: trialhub.epro.v1.ResponseStatus
-	(*DeidentifiedResponse)(nil),            // 47: trialhub.epro.v1.DeidentifiedResponse
+	(FreeTextVisibility)(0),                 // 3: trialhub.epro.v1.FreeTextVisibility
+	(ExportFormat)(0),                       // 4: trialhub.epro.v1.ExportFormat
+	(ColumnType)(0),                         // 5: trialhub.epro.v1.ColumnType
+	(*CreateQuestionnaireRequest)(nil),      // 6: trialhub.epro.v1.CreateQuestionnaireRequest
+	(*CreateQuestionnaireResponse)(nil),     // 7: trialhub.epro.v1.CreateQuestionnaireResponse
+	(*ImportFhirQuestionnaireRequest)(nil),  // 8: trialhub.epro.v1.ImportFhirQuestionnaireRequest
+	(*ImportFhirQuestionnaireResponse)(nil), // 9: trialhub.epro.v1.ImportFhirQuestionnaireResponse
+	(*ImportWarning)(nil),                   // 10: trialhub.epro.v1.ImportWarning
+	(*QuestionnaireCanonical)(nil),          // 11: trialhub.epro.v1.QuestionnaireCanonical
+	(*GetQuestionnaireRequest)(nil),         // 12: trialhub.epro.v1.GetQuestionnaireRequest
+	(*GetQuestionnaireResponse)(nil),        // 13: trialhub.epro.v1.GetQuestionnaireResponse
+	(*GetMyQuestionnaireRequest)(nil),       // 14: trialhub.epro.v1.GetMyQuestionnaireRequest
+	(*GetMyQuestionnaireResponse)(nil),      // 15: trialhub.epro.v1.GetMyQuestionnaireResponse
+	(*ListQuestionnairesRequest)(nil),       // 16: trialhub.epro.v1.ListQuestionnairesRequest
+	(*ListQuestionnairesResponse)(nil),      // 17: trialhub.epro.v1.ListQuestionnairesResponse
+	(*QuestionnaireTask)(nil),               // 18: trialhub.epro.v1.QuestionnaireTask
+	(*ListMyTasksRequest)(nil),              // 19: trialhub.epro.v1.ListMyTasksRequest
+	(*ListMyTasksResponse)(nil),             // 20: trialhub.epro.v1.ListMyTasksResponse
+	(*SubmitResponseRequest)(nil),           // 21: trialhub.epro.v1.SubmitResponseRequest
+	(*SubmitResponseResponse)(nil),          // 22: trialhub.epro.v1.SubmitResponseResponse
+	(*AmendResponseRequest)(nil),            // 23: trialhub.epro.v1.AmendResponseRequest
+	(*AmendResponseResponse)(nil),           // 24: trialhub.epro.v1.AmendResponseResponse
+	(*ListResponsesRequest)(nil),            // 25: trialhub.epro.v1.ListResponsesRequest
+	(*ListResponsesResponse)(nil),           // 26: trialhub.epro.v1.ListResponsesResponse
+	(*ExportResponsesRequest)(nil),          // 27: trialhub.epro.v1.ExportResponsesRequest
+	(*ExportResponsesResponse)(nil),         // 28: trialhub.epro.v1.ExportResponsesResponse
+	(*ExportHeader)(nil),                    // 29: trialhub.epro.v1.ExportHeader
+	(*ExportCodebook)(nil),                  // 30: trialhub.epro.v1.ExportCodebook
+	(*CodebookColumn)(nil),                  // 31: trialhub.epro.v1.CodebookColumn
+	(*CodebookValue)(nil),                   // 32: trialhub.epro.v1.CodebookValue
+	(*ExportRow)(nil),                       // 33: trialhub.epro.v1.ExportRow
+	(*ExportTrailer)(nil),                   // 34: trialhub.epro.v1.ExportTrailer
+	(*GetComplianceReportRequest)(nil),      // 35: trialhub.epro.v1.GetComplianceReportRequest
+	(*ComplianceCounts)(nil),                // 36: trialhub.epro.v1.ComplianceCounts
+	(*ComplianceRow)(nil),                   // 37: trialhub.epro.v1.ComplianceRow
+	(*GetComplianceReportResponse)(nil),     // 38: trialhub.epro.v1.GetComplianceReportResponse
+	(*Coding)(nil),                          // 39: trialhub.epro.v1.Coding
+	(QuestionnaireStatus)(0),                // 40: trialhub.epro.v1.QuestionnaireStatus
+	(*QuestionnaireItem)(nil),               // 41: trialhub.epro.v1.QuestionnaireItem
+	(*ScoringRule)(nil),                     // 42: trialhub.epro.v1.ScoringRule
+	(*AlertRule)(nil),                       // 43: trialhub.epro.v1.AlertRule
+	(*Questionnaire)(nil),                   // 44: trialhub.epro.v1.Questionnaire
+	(*PatientQuestionnaire)(nil),            // 45: trialhub.epro.v1.PatientQuestionnaire
+	(*QuestionnaireRef)(nil),                // 46: trialhub.epro.v1.QuestionnaireRef
+	(*timestamppb.Timestamp)(nil),           // 47: google.protobuf.Timestamp
+	(*ItemAnswer)(nil),                      // 48: trialhub.epro.v1.ItemAnswer
+	(*ResponseReceipt)(nil),                 // 49: trialhub.epro.v1.ResponseReceipt
+	(*QuarantineNotice)(nil),                // 50: trialhub.epro.v1.QuarantineNotice
+	(ResponseStatus)(0),                     // 51: trialhub.epro.v1.ResponseStatus
+	(*DeidentifiedResponse)(nil),            // 52: trialhub.epro.v1.DeidentifiedResponse
 }
 var file_trialhub_epro_v1_epro_service_proto_depIdxs = []int32{
-	36, // 0: trialhub.epro.v1.CreateQuestionnaireRequest.code:type_name -> trialhub.epro.v1.Coding
-	37, // 1: trialhub.epro.v1.CreateQuestionnaireRequest.status:type_name -> trialhub.epro.v1.QuestionnaireStatus
-	38, // 2: trialhub.epro.v1.CreateQuestionnaireRequest.items:type_name -> trialhub.epro.v1.QuestionnaireItem
-	39, // 3: trialhub.epro.v1.CreateQuestionnaireRequest.scoring_rules:type_name -> trialhub.epro.v1.ScoringRule
-	40, // 4: trialhub.epro.v1.CreateQuestionnaireRequest.alert_rules:type_name -> trialhub.epro.v1.AlertRule
-	41, // 5: trialhub.epro.v1.CreateQuestionnaireResponse.questionnaire:type_name -> trialhub.epro.v1.Questionnaire
-	37, // 6: trialhub.epro.v1.ImportFhirQuestionnaireRequest.status:type_name -> trialhub.epro.v1.QuestionnaireStatus
-	39, // 7: trialhub.epro.v1.ImportFhirQuestionnaireRequest.scoring_rules:type_name -> trialhub.epro.v1.ScoringRule
-	40, // 8: trialhub.epro.v1.ImportFhirQuestionnaireRequest.alert_rules:type_name -> trialhub.epro.v1.AlertRule
-	41, // 9: trialhub.epro.v1.ImportFhirQuestionnaireResponse.questionnaire:type_name -> trialhub.epro.v1.Questionnaire
-	9,  // 10: trialhub.epro.v1.ImportFhirQuestionnaireResponse.warnings:type_name -> trialhub.epro.v1.ImportWarning
+	39, // 0: trialhub.epro.v1.CreateQuestionnaireRequest.code:type_name -> trialhub.epro.v1.Coding
+	40, // 1: trialhub.epro.v1.CreateQuestionnaireRequest.status:type_name -> trialhub.epro.v1.QuestionnaireStatus
+	41, // 2: trialhub.epro.v1.CreateQuestionnaireRequest.items:type_name -> trialhub.epro.v1.QuestionnaireItem
+	42, // 3: trialhub.epro.v1.CreateQuestionnaireRequest.scoring_rules:type_name -> trialhub.epro.v1.ScoringRule
+	43, // 4: trialhub.epro.v1.CreateQuestionnaireRequest.alert_rules:type_name -> trialhub.epro.v1.AlertRule
+	44, // 5: trialhub.epro.v1.CreateQuestionnaireResponse.questionnaire:type_name -> trialhub.epro.v1.Questionnaire
+	40, // 6: trialhub.epro.v1.ImportFhirQuestionnaireRequest.status:type_name -> trialhub.epro.v1.QuestionnaireStatus
+	42, // 7: trialhub.epro.v1.ImportFhirQuestionnaireRequest.scoring_rules:type_name -> trialhub.epro.v1.ScoringRule
+	43, // 8: trialhub.epro.v1.ImportFhirQuestionnaireRequest.alert_rules:type_name -> trialhub.epro.v1.AlertRule
+	44, // 9: trialhub.epro.v1.ImportFhirQuestionnaireResponse.questionnaire:type_name -> trialhub.epro.v1.Questionnaire
+	10, // 10: trialhub.epro.v1.ImportFhirQuestionnaireResponse.warnings:type_name -> trialhub.epro.v1.ImportWarning
 	0,  // 11: trialhub.epro.v1.ImportWarning.kind:type_name -> trialhub.epro.v1.ImportWarningKind
-	10, // 12: trialhub.epro.v1.GetQuestionnaireRequest.canonical:type_name -> trialhub.epro.v1.QuestionnaireCanonical
-	41, // 13: trialhub.epro.v1.GetQuestionnaireResponse.questionnaire:type_name -> trialhub.epro.v1.Questionnaire
-	37, // 14: trialhub.epro.v1.ListQuestionnairesRequest.statuses:type_name -> trialhub.epro.v1.QuestionnaireStatus
-	41, // 15: trialhub.epro.v1.ListQuestionnairesResponse.questionnaires:type_name -> trialhub.epro.v1.Questionnaire
-	42, // 16: trialhub.epro.v1.QuestionnaireTask.questionnaire:type_name -> trialhub.epro.v1.QuestionnaireRef
-	43, // 17: trialhub.epro.v1.QuestionnaireTask.window_opens_at:type_name -> google.protobuf.Timestamp
-	43, // 18: trialhub.epro.v1.QuestionnaireTask.window_closes_at:type_name -> google.protobuf.Timestamp
-	1,  // 19: trialhub.epro.v1.QuestionnaireTask.status:type_name -> trialhub.epro.v1.TaskStatus
-	43, // 20: trialhub.epro.v1.QuestionnaireTask.completed_at:type_name -> google.protobuf.Timestamp
-	1,  // 21: trialhub.epro.v1.ListMyTasksRequest.statuses:type_name -> trialhub.epro.v1.TaskStatus
-	15, // 22: trialhub.epro.v1.ListMyTasksResponse.tasks:type_name -> trialhub.epro.v1.QuestionnaireTask
-	43, // 23: trialhub.epro.v1.SubmitResponseRequest.authored_at:type_name -> google.protobuf.Timestamp
-	44, // 24: trialhub.epro.v1.SubmitResponseRequest.answers:type_name -> trialhub.epro.v1.ItemAnswer
-	45, // 25: trialhub.epro.v1.SubmitResponseResponse.receipt:type_name -> trialhub.epro.v1.ResponseReceipt
-	2,  // 26: trialhub.epro.v1.AmendResponseRequest.action:type_name -> trialhub.epro.v1.AmendAction
-	44, // 27: trialhub.epro.v1.AmendResponseRequest.answers:type_name -> trialhub.epro.v1.ItemAnswer
-	45, // 28: trialhub.epro.v1.AmendResponseResponse.receipt:type_name -> trialhub.epro.v1.ResponseReceipt
-	46, // 29: trialhub.epro.v1.ListResponsesRequest.statuses:type_name -> trialhub.epro.v1.ResponseStatus
-	47, // 30: trialhub.epro.v1.ListResponsesResponse.responses:type_name -> trialhub.epro.v1.DeidentifiedResponse
-	3,  // 31: trialhub.epro.v1.ExportResponsesRequest.format:type_name -> trialhub.epro.v1.ExportFormat
-	46, // 32: trialhub.epro.v1.ExportResponsesRequest.statuses:type_name -> trialhub.epro.v1.ResponseStatus
-	26, // 33: trialhub.epro.v1.ExportResponsesResponse.header:type_name -> trialhub.epro.v1.ExportHeader
-	27, // 34: trialhub.epro.v1.ExportResponsesResponse.codebook:type_name -> trialhub.epro.v1.ExportCodebook
-	30, // 35: trialhub.epro.v1.ExportResponsesResponse.row:type_name -> trialhub.epro.v1.ExportRow
-	31, // 36: trialhub.epro.v1.ExportResponsesResponse.trailer:type_name -> trialhub.epro.v1.ExportTrailer
-	3,  // 37: trialhub.epro.v1.ExportHeader.format:type_name -> trialhub.epro.v1.ExportFormat
-	43, // 38: trialhub.epro.v1.ExportHeader.generated_at:type_name -> google.protobuf.Timestamp
-	28, // 39: trialhub.epro.v1.ExportCodebook.columns:type_name -> trialhub.epro.v1.CodebookColumn
-	4,  // 40: trialhub.epro.v1.CodebookColumn.type:type_name -> trialhub.epro.v1.ColumnType
-	36, // 41: trialhub.epro.v1.CodebookColumn.code:type_name -> trialhub.epro.v1.Coding
-	29, // 42: trialhub.epro.v1.CodebookColumn.values:type_name -> trialhub.epro.v1.CodebookValue
-	33, // 43: trialhub.epro.v1.ComplianceRow.counts:type_name -> trialhub.epro.v1.ComplianceCounts
-	43, // 44: trialhub.epro.v1.GetComplianceReportResponse.generated_at:type_name -> google.protobuf.Timestamp
-	34, // 45: trialhub.epro.v1.GetComplianceReportResponse.rows:type_name -> trialhub.epro.v1.ComplianceRow
-	33, // 46: trialhub.epro.v1.GetComplianceReportResponse.total:type_name -> trialhub.epro.v1.ComplianceCounts
-	5,  // 47: trialhub.epro.v1.EproService.CreateQuestionnaire:input_type -> trialhub.epro.v1.CreateQuestionnaireRequest
-	7,  // 48: trialhub.epro.v1.EproService.ImportFhirQuestionnaire:input_type -> trialhub.epro.v1.ImportFhirQuestionnaireRequest
-	11, // 49: trialhub.epro.v1.EproService.GetQuestionnaire:input_type -> trialhub.epro.v1.GetQuestionnaireRequest
-	13, // 50: trialhub.epro.v1.EproService.ListQuestionnaires:input_type -> trialhub.epro.v1.ListQuestionnairesRequest
-	16, // 51: trialhub.epro.v1.EproService.ListMyTasks:input_type -> trialhub.epro.v1.ListMyTasksRequest
-	18, // 52: trialhub.epro.v1.EproService.SubmitResponse:input_type -> trialhub.epro.v1.SubmitResponseRequest
-	20, // 53: trialhub.epro.v1.EproService.AmendResponse:input_type -> trialhub.epro.v1.AmendResponseRequest
-	22, // 54: trialhub.epro.v1.EproService.ListResponses:input_type -> trialhub.epro.v1.ListResponsesRequest
-	24, // 55: trialhub.epro.v1.EproService.ExportResponses:input_type -> trialhub.epro.v1.ExportResponsesRequest
-	32, // 56: trialhub.epro.v1.EproService.GetComplianceReport:input_type -> trialhub.epro.v1.GetComplianceReportRequest
-	6,  // 57: trialhub.epro.v1.EproService.CreateQuestionnaire:output_type -> trialhub.epro.v1.CreateQuestionnaireResponse
-	8,  // 58: trialhub.epro.v1.EproService.ImportFhirQuestionnaire:output_type -> trialhub.epro.v1.ImportFhirQuestionnaireResponse
-	12, // 59: trialhub.epro.v1.EproService.GetQuestionnaire:output_type -> trialhub.epro.v1.GetQuestionnaireResponse
-	14, // 60: trialhub.epro.v1.EproService.ListQuestionnaires:output_type -> trialhub.epro.v1.ListQuestionnairesResponse
-	17, // 61: trialhub.epro.v1.EproService.ListMyTasks:output_type -> trialhub.epro.v1.ListMyTasksResponse
-	19, // 62: trialhub.epro.v1.EproService.SubmitResponse:output_type -> trialhub.epro.v1.SubmitResponseResponse
-	21, // 63: trialhub.epro.v1.EproService.AmendResponse:output_type -> trialhub.epro.v1.AmendResponseResponse
-	23, // 64: trialhub.epro.v1.EproService.ListResponses:output_type -> trialhub.epro.v1.ListResponsesResponse
-	25, // 65: trialhub.epro.v1.EproService.ExportResponses:output_type -> trialhub.epro.v1.ExportResponsesResponse
-	35, // 66: trialhub.epro.v1.EproService.GetComplianceReport:output_type -> trialhub.epro.v1.GetComplianceReportResponse
-	57, // [57:67] is the sub-list for method output_type
-	47, // [47:57] is the sub-list for method input_type
-	47, // [47:47] is the sub-list for extension type_name
-	47, // [47:47] is the sub-list for extension extendee
-	0,  // [0:47] is the sub-list for field type_name
+	11, // 12: trialhub.epro.v1.GetQuestionnaireRequest.canonical:type_name -> trialhub.epro.v1.QuestionnaireCanonical
+	44, // 13: trialhub.epro.v1.GetQuestionnaireResponse.questionnaire:type_name -> trialhub.epro.v1.Questionnaire
+	45, // 14: trialhub.epro.v1.GetMyQuestionnaireResponse.questionnaire:type_name -> trialhub.epro.v1.PatientQuestionnaire
+	40, // 15: trialhub.epro.v1.ListQuestionnairesRequest.statuses:type_name -> trialhub.epro.v1.QuestionnaireStatus
+	44, // 16: trialhub.epro.v1.ListQuestionnairesResponse.questionnaires:type_name -> trialhub.epro.v1.Questionnaire
+	46, // 17: trialhub.epro.v1.QuestionnaireTask.questionnaire:type_name -> trialhub.epro.v1.QuestionnaireRef
+	47, // 18: trialhub.epro.v1.QuestionnaireTask.window_opens_at:type_name -> google.protobuf.Timestamp
+	47, // 19: trialhub.epro.v1.QuestionnaireTask.window_closes_at:type_name -> google.protobuf.Timestamp
+	1,  // 20: trialhub.epro.v1.QuestionnaireTask.status:type_name -> trialhub.epro.v1.TaskStatus
+	47, // 21: trialhub.epro.v1.QuestionnaireTask.completed_at:type_name -> google.protobuf.Timestamp
+	1,  // 22: trialhub.epro.v1.ListMyTasksRequest.statuses:type_name -> trialhub.epro.v1.TaskStatus
+	18, // 23: trialhub.epro.v1.ListMyTasksResponse.tasks:type_name -> trialhub.epro.v1.QuestionnaireTask
+	47, // 24: trialhub.epro.v1.SubmitResponseRequest.authored_at:type_name -> google.protobuf.Timestamp
+	48, // 25: trialhub.epro.v1.SubmitResponseRequest.answers:type_name -> trialhub.epro.v1.ItemAnswer
+	49, // 26: trialhub.epro.v1.SubmitResponseResponse.receipt:type_name -> trialhub.epro.v1.ResponseReceipt
+	50, // 27: trialhub.epro.v1.SubmitResponseResponse.quarantined:type_name -> trialhub.epro.v1.QuarantineNotice
+	2,  // 28: trialhub.epro.v1.AmendResponseRequest.action:type_name -> trialhub.epro.v1.AmendAction
+	48, // 29: trialhub.epro.v1.AmendResponseRequest.answers:type_name -> trialhub.epro.v1.ItemAnswer
+	49, // 30: trialhub.epro.v1.AmendResponseResponse.receipt:type_name -> trialhub.epro.v1.ResponseReceipt
+	51, // 31: trialhub.epro.v1.ListResponsesRequest.statuses:type_name -> trialhub.epro.v1.ResponseStatus
+	3,  // 32: trialhub.epro.v1.ListResponsesRequest.free_text:type_name -> trialhub.epro.v1.FreeTextVisibility
+	52, // 33: trialhub.epro.v1.ListResponsesResponse.responses:type_name -> trialhub.epro.v1.DeidentifiedResponse
+	4,  // 34: trialhub.epro.v1.ExportResponsesRequest.format:type_name -> trialhub.epro.v1.ExportFormat
+	51, // 35: trialhub.epro.v1.ExportResponsesRequest.statuses:type_name -> trialhub.epro.v1.ResponseStatus
+	3,  // 36: trialhub.epro.v1.ExportResponsesRequest.free_text:type_name -> trialhub.epro.v1.FreeTextVisibility
+	29, // 37: trialhub.epro.v1.ExportResponsesResponse.header:type_name -> trialhub.epro.v1.ExportHeader
+	30, // 38: trialhub.epro.v1.ExportResponsesResponse.codebook:type_name -> trialhub.epro.v1.ExportCodebook
+	33, // 39: trialhub.epro.v1.ExportResponsesResponse.row:type_name -> trialhub.epro.v1.ExportRow
+	34, // 40: trialhub.epro.v1.ExportResponsesResponse.trailer:type_name -> trialhub.epro.v1.ExportTrailer
+	4,  // 41: trialhub.epro.v1.ExportHeader.format:type_name -> trialhub.epro.v1.ExportFormat
+	47, // 42: trialhub.epro.v1.ExportHeader.generated_at:type_name -> google.protobuf.Timestamp
+	31, // 43: trialhub.epro.v1.ExportCodebook.columns:type_name -> trialhub.epro.v1.CodebookColumn
+	5,  // 44: trialhub.epro.v1.CodebookColumn.type:type_name -> trialhub.epro.v1.ColumnType
+	39, // 45: trialhub.epro.v1.CodebookColumn.code:type_name -> trialhub.epro.v1.Coding
+	32, // 46: trialhub.epro.v1.CodebookColumn.values:type_name -> trialhub.epro.v1.CodebookValue
+	36, // 47: trialhub.epro.v1.ComplianceRow.counts:type_name -> trialhub.epro.v1.ComplianceCounts
+	47, // 48: trialhub.epro.v1.GetComplianceReportResponse.generated_at:type_name -> google.protobuf.Timestamp
+	37, // 49: trialhub.epro.v1.GetComplianceReportResponse.rows:type_name -> trialhub.epro.v1.ComplianceRow
+	36, // 50: trialhub.epro.v1.GetComplianceReportResponse.total:type_name -> trialhub.epro.v1.ComplianceCounts
+	6,  // 51: trialhub.epro.v1.EproService.CreateQuestionnaire:input_type -> trialhub.epro.v1.CreateQuestionnaireRequest
+	8,  // 52: trialhub.epro.v1.EproService.ImportFhirQuestionnaire:input_type -> trialhub.epro.v1.ImportFhirQuestionnaireRequest
+	12, // 53: trialhub.epro.v1.EproService.GetQuestionnaire:input_type -> trialhub.epro.v1.GetQuestionnaireRequest
+	16, // 54: trialhub.epro.v1.EproService.ListQuestionnaires:input_type -> trialhub.epro.v1.ListQuestionnairesRequest
+	14, // 55: trialhub.epro.v1.EproService.GetMyQuestionnaire:input_type -> trialhub.epro.v1.GetMyQuestionnaireRequest
+	19, // 56: trialhub.epro.v1.EproService.ListMyTasks:input_type -> trialhub.epro.v1.ListMyTasksRequest
+	21, // 57: trialhub.epro.v1.EproService.SubmitResponse:input_type -> trialhub.epro.v1.SubmitResponseRequest
+	23, // 58: trialhub.epro.v1.EproService.AmendResponse:input_type -> trialhub.epro.v1.AmendResponseRequest
+	25, // 59: trialhub.epro.v1.EproService.ListResponses:input_type -> trialhub.epro.v1.ListResponsesRequest
+	27, // 60: trialhub.epro.v1.EproService.ExportResponses:input_type -> trialhub.epro.v1.ExportResponsesRequest
+	35, // 61: trialhub.epro.v1.EproService.GetComplianceReport:input_type -> trialhub.epro.v1.GetComplianceReportRequest
+	7,  // 62: trialhub.epro.v1.EproService.CreateQuestionnaire:output_type -> trialhub.epro.v1.CreateQuestionnaireResponse
+	9,  // 63: trialhub.epro.v1.EproService.ImportFhirQuestionnaire:output_type -> trialhub.epro.v1.ImportFhirQuestionnaireResponse
+	13, // 64: trialhub.epro.v1.EproService.GetQuestionnaire:output_type -> trialhub.epro.v1.GetQuestionnaireResponse
+	17, // 65: trialhub.epro.v1.EproService.ListQuestionnaires:output_type -> trialhub.epro.v1.ListQuestionnairesResponse
+	15, // 66: trialhub.epro.v1.EproService.GetMyQuestionnaire:output_type -> trialhub.epro.v1.GetMyQuestionnaireResponse
+	20, // 67: trialhub.epro.v1.EproService.ListMyTasks:output_type -> trialhub.epro.v1.ListMyTasksResponse
+	22, // 68: trialhub.epro.v1.EproService.SubmitResponse:output_type -> trialhub.epro.v1.SubmitResponseResponse
+	24, // 69: trialhub.epro.v1.EproService.AmendResponse:output_type -> trialhub.epro.v1.AmendResponseResponse
+	26, // 70: trialhub.epro.v1.EproService.ListResponses:output_type -> trialhub.epro.v1.ListResponsesResponse
+	28, // 71: trialhub.epro.v1.EproService.ExportResponses:output_type -> trialhub.epro.v1.ExportResponsesResponse
+	38, // 72: trialhub.epro.v1.EproService.GetComplianceReport:output_type -> trialhub.epro.v1.GetComplianceReportResponse
+	62, // [62:73] is the sub-list for method output_type
+	51, // [51:62] is the sub-list for method input_type
+	51, // [51:51] is the sub-list for extension type_name
+	51, // [51:51] is the sub-list for extension extendee
+	0,  // [0:51] is the sub-list for field type_name
 }
 
 func init() { file_trialhub_epro_v1_epro_service_proto_init() }
@@ -3248,21 +3508,25 @@ func file_trialhub_epro_v1_epro_service_proto_init() {
 		(*GetQuestionnaireRequest_QuestionnaireId)(nil),
 		(*GetQuestionnaireRequest_Canonical)(nil),
 	}
-	file_trialhub_epro_v1_epro_service_proto_msgTypes[20].OneofWrappers = []any{
+	file_trialhub_epro_v1_epro_service_proto_msgTypes[16].OneofWrappers = []any{
+		(*SubmitResponseResponse_Receipt)(nil),
+		(*SubmitResponseResponse_Quarantined)(nil),
+	}
+	file_trialhub_epro_v1_epro_service_proto_msgTypes[22].OneofWrappers = []any{
 		(*ExportResponsesResponse_Header)(nil),
 		(*ExportResponsesResponse_Codebook)(nil),
 		(*ExportResponsesResponse_Row)(nil),
 		(*ExportResponsesResponse_Trailer)(nil),
 	}
-	file_trialhub_epro_v1_epro_service_proto_msgTypes[24].OneofWrappers = []any{}
-	file_trialhub_epro_v1_epro_service_proto_msgTypes[28].OneofWrappers = []any{}
+	file_trialhub_epro_v1_epro_service_proto_msgTypes[26].OneofWrappers = []any{}
+	file_trialhub_epro_v1_epro_service_proto_msgTypes[30].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_trialhub_epro_v1_epro_service_proto_rawDesc), len(file_trialhub_epro_v1_epro_service_proto_rawDesc)),
-			NumEnums:      5,
-			NumMessages:   31,
+			NumEnums:      6,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -681,6 +681,118 @@ func (x *Questionnaire) GetCreatedBy() string {
 	return ""
 }
 
+// PatientQuestionnaire is a questionnaire version as a patient sees it: what to
+// answer, without alert rules and thresholds (knowing that an answer fires an
+// alert would let someone avoid it), staff description or author.
+type PatientQuestionnaire struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The identifier of this version (UUID).
+	QuestionnaireId string `protobuf:"bytes,1,opt,name=questionnaire_id,json=questionnaireId,proto3" json:"questionnaire_id,omitempty"`
+	// The canonical URL of the questionnaire across its versions.
+	Url string `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	// The business version, e.g. "1.0.0".
+	Version string `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
+	// The title shown to the patient.
+	Title string `protobuf:"bytes,4,opt,name=title,proto3" json:"title,omitempty"`
+	// The language of the item texts, as a BCP 47 tag.
+	Language string `protobuf:"bytes,5,opt,name=language,proto3" json:"language,omitempty"`
+	// Copyright and licence notice of the instrument, shown with it.
+	Copyright string `protobuf:"bytes,6,opt,name=copyright,proto3" json:"copyright,omitempty"`
+	// The items in the order they are shown.
+	Items []*QuestionnaireItem `protobuf:"bytes,7,rep,name=items,proto3" json:"items,omitempty"`
+	// The scoring rules with their bands, only when the version shows scores to
+	// patients; empty otherwise.
+	ScoringRules  []*ScoringRule `protobuf:"bytes,8,rep,name=scoring_rules,json=scoringRules,proto3" json:"scoring_rules,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PatientQuestionnaire) Reset() {
+	*x = PatientQuestionnaire{}
+	mi := &file_trialhub_epro_v1_questionnaire_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PatientQuestionnaire) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PatientQuestionnaire) ProtoMessage() {}
+
+func (x *PatientQuestionnaire) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_epro_v1_questionnaire_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PatientQuestionnaire.ProtoReflect.Descriptor instead.
+func (*PatientQuestionnaire) Descriptor() ([]byte, []int) {
+	return file_trialhub_epro_v1_questionnaire_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *PatientQuestionnaire) GetQuestionnaireId() string {
+	if x != nil {
+		return x.QuestionnaireId
+	}
+	return ""
+}
+
+func (x *PatientQuestionnaire) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *PatientQuestionnaire) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *PatientQuestionnaire) GetTitle() string {
+	if x != nil {
+		return x.Title
+	}
+	return ""
+}
+
+func (x *PatientQuestionnaire) GetLanguage() string {
+	if x != nil {
+		return x.Language
+	}
+	return ""
+}
+
+func (x *PatientQuestionnaire) GetCopyright() string {
+	if x != nil {
+		return x.Copyright
+	}
+	return ""
+}
+
+func (x *PatientQuestionnaire) GetItems() []*QuestionnaireItem {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+func (x *PatientQuestionnaire) GetScoringRules() []*ScoringRule {
+	if x != nil {
+		return x.ScoringRules
+	}
+	return nil
+}
+
 // QuestionnaireRef names the questionnaire version a task or response belongs to.
 type QuestionnaireRef struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -699,7 +811,7 @@ type QuestionnaireRef struct {
 
 func (x *QuestionnaireRef) Reset() {
 	*x = QuestionnaireRef{}
-	mi := &file_trialhub_epro_v1_questionnaire_proto_msgTypes[1]
+	mi := &file_trialhub_epro_v1_questionnaire_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -711,7 +823,7 @@ func (x *QuestionnaireRef) String() string {
 func (*QuestionnaireRef) ProtoMessage() {}
 
 func (x *QuestionnaireRef) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_epro_v1_questionnaire_proto_msgTypes[1]
+	mi := &file_trialhub_epro_v1_questionnaire_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -724,7 +836,7 @@ func (x *QuestionnaireRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuestionnaireRef.ProtoReflect.Descriptor instead.
 func (*QuestionnaireRef) Descriptor() ([]byte, []int) {
-	return file_trialhub_epro_v1_questionnaire_proto_rawDescGZIP(), []int{1}
+	return file_trialhub_epro_v1_questionnaire_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *QuestionnaireRef) GetQuestionnaireId() string {
@@ -809,7 +921,7 @@ type QuestionnaireItem struct {
 
 func (x *QuestionnaireItem) Reset() {
 	*x = QuestionnaireItem{}
-	mi := &file_trialhub_epro_v1_questionnaire_proto_msgTypes[2]
+	mi := &file_trialhub_epro_v1_questionnaire_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -821,7 +933,7 @@ func (x *QuestionnaireItem) String() string {
 func (*QuestionnaireItem) ProtoMessage() {}
 
 func (x *QuestionnaireItem) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_epro_v1_questionnaire_proto_msgTypes[2]
+	mi := &file_trialhub_epro_v1_questionnaire_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -834,7 +946,7 @@ func (x *QuestionnaireItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuestionnaireItem.ProtoReflect.Descriptor instead.
 func (*QuestionnaireItem) Descriptor() ([]byte, []int) {
-	return file_trialhub_epro_v1_questionnaire_proto_rawDescGZIP(), []int{2}
+	return file_trialhub_epro_v1_questionnaire_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *QuestionnaireItem) GetLinkId() string {
@@ -958,7 +1070,7 @@ type AnswerOption struct {
 
 func (x *AnswerOption) Reset() {
 	*x = AnswerOption{}
-	mi := &file_trialhub_epro_v1_questionnaire_proto_msgTypes[3]
+	mi := &file_trialhub_epro_v1_questionnaire_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -970,7 +1082,7 @@ func (x *AnswerOption) String() string {
 func (*AnswerOption) ProtoMessage() {}
 
 func (x *AnswerOption) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_epro_v1_questionnaire_proto_msgTypes[3]
+	mi := &file_trialhub_epro_v1_questionnaire_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -983,7 +1095,7 @@ func (x *AnswerOption) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnswerOption.ProtoReflect.Descriptor instead.
 func (*AnswerOption) Descriptor() ([]byte, []int) {
-	return file_trialhub_epro_v1_questionnaire_proto_rawDescGZIP(), []int{3}
+	return file_trialhub_epro_v1_questionnaire_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *AnswerOption) GetValue() isAnswerOption_Value {
@@ -1070,7 +1182,7 @@ type EnableWhen struct {
 
 func (x *EnableWhen) Reset() {
 	*x = EnableWhen{}
-	mi := &file_trialhub_epro_v1_questionnaire_proto_msgTypes[4]
+	mi := &file_trialhub_epro_v1_questionnaire_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1082,7 +1194,7 @@ func (x *EnableWhen) String() string {
 func (*EnableWhen) ProtoMessage() {}
 
 func (x *EnableWhen) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_epro_v1_questionnaire_proto_msgTypes[4]
+	mi := &file_trialhub_epro_v1_questionnaire_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1095,7 +1207,7 @@ func (x *EnableWhen) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableWhen.ProtoReflect.Descriptor instead.
 func (*EnableWhen) Descriptor() ([]byte, []int) {
-	return file_trialhub_epro_v1_questionnaire_proto_rawDescGZIP(), []int{4}
+	return file_trialhub_epro_v1_questionnaire_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *EnableWhen) GetQuestionLinkId() string {
@@ -1146,7 +1258,7 @@ type ScoringRule struct {
 
 func (x *ScoringRule) Reset() {
 	*x = ScoringRule{}
-	mi := &file_trialhub_epro_v1_questionnaire_proto_msgTypes[5]
+	mi := &file_trialhub_epro_v1_questionnaire_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1158,7 +1270,7 @@ func (x *ScoringRule) String() string {
 func (*ScoringRule) ProtoMessage() {}
 
 func (x *ScoringRule) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_epro_v1_questionnaire_proto_msgTypes[5]
+	mi := &file_trialhub_epro_v1_questionnaire_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1171,7 +1283,7 @@ func (x *ScoringRule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScoringRule.ProtoReflect.Descriptor instead.
 func (*ScoringRule) Descriptor() ([]byte, []int) {
-	return file_trialhub_epro_v1_questionnaire_proto_rawDescGZIP(), []int{5}
+	return file_trialhub_epro_v1_questionnaire_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ScoringRule) GetName() string {
@@ -1235,7 +1347,7 @@ type SeverityBand struct {
 
 func (x *SeverityBand) Reset() {
 	*x = SeverityBand{}
-	mi := &file_trialhub_epro_v1_questionnaire_proto_msgTypes[6]
+	mi := &file_trialhub_epro_v1_questionnaire_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1247,7 +1359,7 @@ func (x *SeverityBand) String() string {
 func (*SeverityBand) ProtoMessage() {}
 
 func (x *SeverityBand) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_epro_v1_questionnaire_proto_msgTypes[6]
+	mi := &file_trialhub_epro_v1_questionnaire_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1260,7 +1372,7 @@ func (x *SeverityBand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeverityBand.ProtoReflect.Descriptor instead.
 func (*SeverityBand) Descriptor() ([]byte, []int) {
-	return file_trialhub_epro_v1_questionnaire_proto_rawDescGZIP(), []int{6}
+	return file_trialhub_epro_v1_questionnaire_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SeverityBand) GetMin() float64 {
@@ -1322,7 +1434,7 @@ type AlertRule struct {
 
 func (x *AlertRule) Reset() {
 	*x = AlertRule{}
-	mi := &file_trialhub_epro_v1_questionnaire_proto_msgTypes[7]
+	mi := &file_trialhub_epro_v1_questionnaire_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1334,7 +1446,7 @@ func (x *AlertRule) String() string {
 func (*AlertRule) ProtoMessage() {}
 
 func (x *AlertRule) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_epro_v1_questionnaire_proto_msgTypes[7]
+	mi := &file_trialhub_epro_v1_questionnaire_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1347,7 +1459,7 @@ func (x *AlertRule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlertRule.ProtoReflect.Descriptor instead.
 func (*AlertRule) Descriptor() ([]byte, []int) {
-	return file_trialhub_epro_v1_questionnaire_proto_rawDescGZIP(), []int{7}
+	return file_trialhub_epro_v1_questionnaire_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *AlertRule) GetName() string {
@@ -1438,7 +1550,7 @@ type ItemScoreTrigger struct {
 
 func (x *ItemScoreTrigger) Reset() {
 	*x = ItemScoreTrigger{}
-	mi := &file_trialhub_epro_v1_questionnaire_proto_msgTypes[8]
+	mi := &file_trialhub_epro_v1_questionnaire_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1450,7 +1562,7 @@ func (x *ItemScoreTrigger) String() string {
 func (*ItemScoreTrigger) ProtoMessage() {}
 
 func (x *ItemScoreTrigger) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_epro_v1_questionnaire_proto_msgTypes[8]
+	mi := &file_trialhub_epro_v1_questionnaire_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1463,7 +1575,7 @@ func (x *ItemScoreTrigger) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ItemScoreTrigger.ProtoReflect.Descriptor instead.
 func (*ItemScoreTrigger) Descriptor() ([]byte, []int) {
-	return file_trialhub_epro_v1_questionnaire_proto_rawDescGZIP(), []int{8}
+	return file_trialhub_epro_v1_questionnaire_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ItemScoreTrigger) GetLinkId() string {
@@ -1503,7 +1615,7 @@ type TotalScoreTrigger struct {
 
 func (x *TotalScoreTrigger) Reset() {
 	*x = TotalScoreTrigger{}
-	mi := &file_trialhub_epro_v1_questionnaire_proto_msgTypes[9]
+	mi := &file_trialhub_epro_v1_questionnaire_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1515,7 +1627,7 @@ func (x *TotalScoreTrigger) String() string {
 func (*TotalScoreTrigger) ProtoMessage() {}
 
 func (x *TotalScoreTrigger) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_epro_v1_questionnaire_proto_msgTypes[9]
+	mi := &file_trialhub_epro_v1_questionnaire_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1528,7 +1640,7 @@ func (x *TotalScoreTrigger) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TotalScoreTrigger.ProtoReflect.Descriptor instead.
 func (*TotalScoreTrigger) Descriptor() ([]byte, []int) {
-	return file_trialhub_epro_v1_questionnaire_proto_rawDescGZIP(), []int{9}
+	return file_trialhub_epro_v1_questionnaire_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *TotalScoreTrigger) GetScoringRuleName() string {
@@ -1578,7 +1690,16 @@ const file_trialhub_epro_v1_questionnaire_proto_rawDesc = "" +
 	"\n" +
 	"updated_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x1d\n" +
 	"\n" +
-	"created_by\x18\x10 \x01(\tR\tcreatedBy\"\x9a\x01\n" +
+	"created_by\x18\x10 \x01(\tR\tcreatedBy\"\xbc\x02\n" +
+	"\x14PatientQuestionnaire\x12)\n" +
+	"\x10questionnaire_id\x18\x01 \x01(\tR\x0fquestionnaireId\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\tR\aversion\x12\x14\n" +
+	"\x05title\x18\x04 \x01(\tR\x05title\x12\x1a\n" +
+	"\blanguage\x18\x05 \x01(\tR\blanguage\x12\x1c\n" +
+	"\tcopyright\x18\x06 \x01(\tR\tcopyright\x129\n" +
+	"\x05items\x18\a \x03(\v2#.trialhub.epro.v1.QuestionnaireItemR\x05items\x12B\n" +
+	"\rscoring_rules\x18\b \x03(\v2\x1d.trialhub.epro.v1.ScoringRuleR\fscoringRules\"\x9a\x01\n" +
 	"\x10QuestionnaireRef\x12)\n" +
 	"\x10questionnaire_id\x18\x01 \x01(\tR\x0fquestionnaireId\x12+\n" +
 	"\x11questionnaire_url\x18\x02 \x01(\tR\x10questionnaireUrl\x12\x18\n" +
@@ -1736,7 +1857,7 @@ func file_trialhub_epro_v1_questionnaire_proto_rawDescGZIP() []byte {
 }
 
 var file_trialhub_epro_v1_questionnaire_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_trialhub_epro_v1_questionnaire_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_trialhub_epro_v1_questionnaire_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_trialhub_epro_v1_questionnaire_proto_goTypes = []any{
 	(QuestionnaireStatus)(0),      // 0: trialhub.epro.v1.QuestionnaireStatus
 	(ItemType)(0),                 // 1: trialhub.epro.v1.ItemType
@@ -1746,52 +1867,55 @@ var file_trialhub_epro_v1_questionnaire_proto_goTypes = []any{
 	(ScoringMethod)(0),            // 5: trialhub.epro.v1.ScoringMethod
 	(AlertPriority)(0),            // 6: trialhub.epro.v1.AlertPriority
 	(*Questionnaire)(nil),         // 7: trialhub.epro.v1.Questionnaire
-	(*QuestionnaireRef)(nil),      // 8: trialhub.epro.v1.QuestionnaireRef
-	(*QuestionnaireItem)(nil),     // 9: trialhub.epro.v1.QuestionnaireItem
-	(*AnswerOption)(nil),          // 10: trialhub.epro.v1.AnswerOption
-	(*EnableWhen)(nil),            // 11: trialhub.epro.v1.EnableWhen
-	(*ScoringRule)(nil),           // 12: trialhub.epro.v1.ScoringRule
-	(*SeverityBand)(nil),          // 13: trialhub.epro.v1.SeverityBand
-	(*AlertRule)(nil),             // 14: trialhub.epro.v1.AlertRule
-	(*ItemScoreTrigger)(nil),      // 15: trialhub.epro.v1.ItemScoreTrigger
-	(*TotalScoreTrigger)(nil),     // 16: trialhub.epro.v1.TotalScoreTrigger
-	(*Coding)(nil),                // 17: trialhub.epro.v1.Coding
-	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
-	(*AnswerValue)(nil),           // 19: trialhub.epro.v1.AnswerValue
+	(*PatientQuestionnaire)(nil),  // 8: trialhub.epro.v1.PatientQuestionnaire
+	(*QuestionnaireRef)(nil),      // 9: trialhub.epro.v1.QuestionnaireRef
+	(*QuestionnaireItem)(nil),     // 10: trialhub.epro.v1.QuestionnaireItem
+	(*AnswerOption)(nil),          // 11: trialhub.epro.v1.AnswerOption
+	(*EnableWhen)(nil),            // 12: trialhub.epro.v1.EnableWhen
+	(*ScoringRule)(nil),           // 13: trialhub.epro.v1.ScoringRule
+	(*SeverityBand)(nil),          // 14: trialhub.epro.v1.SeverityBand
+	(*AlertRule)(nil),             // 15: trialhub.epro.v1.AlertRule
+	(*ItemScoreTrigger)(nil),      // 16: trialhub.epro.v1.ItemScoreTrigger
+	(*TotalScoreTrigger)(nil),     // 17: trialhub.epro.v1.TotalScoreTrigger
+	(*Coding)(nil),                // 18: trialhub.epro.v1.Coding
+	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
+	(*AnswerValue)(nil),           // 20: trialhub.epro.v1.AnswerValue
 }
 var file_trialhub_epro_v1_questionnaire_proto_depIdxs = []int32{
-	17, // 0: trialhub.epro.v1.Questionnaire.code:type_name -> trialhub.epro.v1.Coding
+	18, // 0: trialhub.epro.v1.Questionnaire.code:type_name -> trialhub.epro.v1.Coding
 	0,  // 1: trialhub.epro.v1.Questionnaire.status:type_name -> trialhub.epro.v1.QuestionnaireStatus
-	9,  // 2: trialhub.epro.v1.Questionnaire.items:type_name -> trialhub.epro.v1.QuestionnaireItem
-	12, // 3: trialhub.epro.v1.Questionnaire.scoring_rules:type_name -> trialhub.epro.v1.ScoringRule
-	14, // 4: trialhub.epro.v1.Questionnaire.alert_rules:type_name -> trialhub.epro.v1.AlertRule
-	18, // 5: trialhub.epro.v1.Questionnaire.created_at:type_name -> google.protobuf.Timestamp
-	18, // 6: trialhub.epro.v1.Questionnaire.updated_at:type_name -> google.protobuf.Timestamp
-	17, // 7: trialhub.epro.v1.QuestionnaireItem.code:type_name -> trialhub.epro.v1.Coding
-	1,  // 8: trialhub.epro.v1.QuestionnaireItem.type:type_name -> trialhub.epro.v1.ItemType
-	10, // 9: trialhub.epro.v1.QuestionnaireItem.answer_options:type_name -> trialhub.epro.v1.AnswerOption
-	19, // 10: trialhub.epro.v1.QuestionnaireItem.min_value:type_name -> trialhub.epro.v1.AnswerValue
-	19, // 11: trialhub.epro.v1.QuestionnaireItem.max_value:type_name -> trialhub.epro.v1.AnswerValue
-	11, // 12: trialhub.epro.v1.QuestionnaireItem.enable_when:type_name -> trialhub.epro.v1.EnableWhen
-	3,  // 13: trialhub.epro.v1.QuestionnaireItem.enable_behavior:type_name -> trialhub.epro.v1.EnableBehavior
-	9,  // 14: trialhub.epro.v1.QuestionnaireItem.items:type_name -> trialhub.epro.v1.QuestionnaireItem
-	17, // 15: trialhub.epro.v1.AnswerOption.value_coding:type_name -> trialhub.epro.v1.Coding
-	2,  // 16: trialhub.epro.v1.EnableWhen.operator:type_name -> trialhub.epro.v1.EnableWhenOperator
-	19, // 17: trialhub.epro.v1.EnableWhen.answer:type_name -> trialhub.epro.v1.AnswerValue
-	17, // 18: trialhub.epro.v1.ScoringRule.code:type_name -> trialhub.epro.v1.Coding
-	5,  // 19: trialhub.epro.v1.ScoringRule.method:type_name -> trialhub.epro.v1.ScoringMethod
-	13, // 20: trialhub.epro.v1.ScoringRule.bands:type_name -> trialhub.epro.v1.SeverityBand
-	17, // 21: trialhub.epro.v1.SeverityBand.code:type_name -> trialhub.epro.v1.Coding
-	15, // 22: trialhub.epro.v1.AlertRule.item_score:type_name -> trialhub.epro.v1.ItemScoreTrigger
-	16, // 23: trialhub.epro.v1.AlertRule.total_score:type_name -> trialhub.epro.v1.TotalScoreTrigger
-	6,  // 24: trialhub.epro.v1.AlertRule.priority:type_name -> trialhub.epro.v1.AlertPriority
-	4,  // 25: trialhub.epro.v1.ItemScoreTrigger.operator:type_name -> trialhub.epro.v1.ComparisonOperator
-	4,  // 26: trialhub.epro.v1.TotalScoreTrigger.operator:type_name -> trialhub.epro.v1.ComparisonOperator
-	27, // [27:27] is the sub-list for method output_type
-	27, // [27:27] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	10, // 2: trialhub.epro.v1.Questionnaire.items:type_name -> trialhub.epro.v1.QuestionnaireItem
+	13, // 3: trialhub.epro.v1.Questionnaire.scoring_rules:type_name -> trialhub.epro.v1.ScoringRule
+	15, // 4: trialhub.epro.v1.Questionnaire.alert_rules:type_name -> trialhub.epro.v1.AlertRule
+	19, // 5: trialhub.epro.v1.Questionnaire.created_at:type_name -> google.protobuf.Timestamp
+	19, // 6: trialhub.epro.v1.Questionnaire.updated_at:type_name -> google.protobuf.Timestamp
+	10, // 7: trialhub.epro.v1.PatientQuestionnaire.items:type_name -> trialhub.epro.v1.QuestionnaireItem
+	13, // 8: trialhub.epro.v1.PatientQuestionnaire.scoring_rules:type_name -> trialhub.epro.v1.ScoringRule
+	18, // 9: trialhub.epro.v1.QuestionnaireItem.code:type_name -> trialhub.epro.v1.Coding
+	1,  // 10: trialhub.epro.v1.QuestionnaireItem.type:type_name -> trialhub.epro.v1.ItemType
+	11, // 11: trialhub.epro.v1.QuestionnaireItem.answer_options:type_name -> trialhub.epro.v1.AnswerOption
+	20, // 12: trialhub.epro.v1.QuestionnaireItem.min_value:type_name -> trialhub.epro.v1.AnswerValue
+	20, // 13: trialhub.epro.v1.QuestionnaireItem.max_value:type_name -> trialhub.epro.v1.AnswerValue
+	12, // 14: trialhub.epro.v1.QuestionnaireItem.enable_when:type_name -> trialhub.epro.v1.EnableWhen
+	3,  // 15: trialhub.epro.v1.QuestionnaireItem.enable_behavior:type_name -> trialhub.epro.v1.EnableBehavior
+	10, // 16: trialhub.epro.v1.QuestionnaireItem.items:type_name -> trialhub.epro.v1.QuestionnaireItem
+	18, // 17: trialhub.epro.v1.AnswerOption.value_coding:type_name -> trialhub.epro.v1.Coding
+	2,  // 18: trialhub.epro.v1.EnableWhen.operator:type_name -> trialhub.epro.v1.EnableWhenOperator
+	20, // 19: trialhub.epro.v1.EnableWhen.answer:type_name -> trialhub.epro.v1.AnswerValue
+	18, // 20: trialhub.epro.v1.ScoringRule.code:type_name -> trialhub.epro.v1.Coding
+	5,  // 21: trialhub.epro.v1.ScoringRule.method:type_name -> trialhub.epro.v1.ScoringMethod
+	14, // 22: trialhub.epro.v1.ScoringRule.bands:type_name -> trialhub.epro.v1.SeverityBand
+	18, // 23: trialhub.epro.v1.SeverityBand.code:type_name -> trialhub.epro.v1.Coding
+	16, // 24: trialhub.epro.v1.AlertRule.item_score:type_name -> trialhub.epro.v1.ItemScoreTrigger
+	17, // 25: trialhub.epro.v1.AlertRule.total_score:type_name -> trialhub.epro.v1.TotalScoreTrigger
+	6,  // 26: trialhub.epro.v1.AlertRule.priority:type_name -> trialhub.epro.v1.AlertPriority
+	4,  // 27: trialhub.epro.v1.ItemScoreTrigger.operator:type_name -> trialhub.epro.v1.ComparisonOperator
+	4,  // 28: trialhub.epro.v1.TotalScoreTrigger.operator:type_name -> trialhub.epro.v1.ComparisonOperator
+	29, // [29:29] is the sub-list for method output_type
+	29, // [29:29] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_trialhub_epro_v1_questionnaire_proto_init() }
@@ -1800,12 +1924,12 @@ func file_trialhub_epro_v1_questionnaire_proto_init() {
 		return
 	}
 	file_trialhub_epro_v1_types_proto_init()
-	file_trialhub_epro_v1_questionnaire_proto_msgTypes[3].OneofWrappers = []any{
+	file_trialhub_epro_v1_questionnaire_proto_msgTypes[4].OneofWrappers = []any{
 		(*AnswerOption_ValueCoding)(nil),
 		(*AnswerOption_ValueInteger)(nil),
 		(*AnswerOption_ValueString)(nil),
 	}
-	file_trialhub_epro_v1_questionnaire_proto_msgTypes[7].OneofWrappers = []any{
+	file_trialhub_epro_v1_questionnaire_proto_msgTypes[8].OneofWrappers = []any{
 		(*AlertRule_ItemScore)(nil),
 		(*AlertRule_TotalScore)(nil),
 	}
@@ -1815,7 +1939,7 @@ func file_trialhub_epro_v1_questionnaire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_trialhub_epro_v1_questionnaire_proto_rawDesc), len(file_trialhub_epro_v1_questionnaire_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   10,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

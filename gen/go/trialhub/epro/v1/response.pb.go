@@ -106,7 +106,7 @@ const (
 	// de-identified views until reviewed and cleared.
 	WithheldReason_WITHHELD_REASON_FREE_TEXT_UNREVIEWED WithheldReason = 1
 	// Free text that was reviewed, cleared, and is withheld only because the caller
-	// did not ask for reviewed free text (include_reviewed_free_text false).
+	// did not ask for it (free_text WITHHELD or UNSPECIFIED).
 	WithheldReason_WITHHELD_REASON_FREE_TEXT_NOT_REQUESTED WithheldReason = 2
 	// Free text that a reviewer found to contain identifiers; it is never shown in
 	// de-identified views.
@@ -160,6 +160,69 @@ func (x WithheldReason) Number() protoreflect.EnumNumber {
 // Deprecated: Use WithheldReason.Descriptor instead.
 func (WithheldReason) EnumDescriptor() ([]byte, []int) {
 	return file_trialhub_epro_v1_response_proto_rawDescGZIP(), []int{1}
+}
+
+// QuarantineReason is why a submission was kept in quarantine instead of being
+// stored as a response: each is a reason the patient cannot fix.
+type QuarantineReason int32
+
+const (
+	// Not set.
+	QuarantineReason_QUARANTINE_REASON_UNSPECIFIED QuarantineReason = 0
+	// Authored in the window but arrived after the window closed plus the trial's
+	// grace period, or authored after the window closed.
+	QuarantineReason_QUARANTINE_REASON_WINDOW_CLOSED QuarantineReason = 1
+	// The questionnaire version answered was retired before the submission arrived.
+	QuarantineReason_QUARANTINE_REASON_QUESTIONNAIRE_RETIRED QuarantineReason = 2
+	// The subject was withdrawn from the trial before the submission arrived.
+	QuarantineReason_QUARANTINE_REASON_SUBJECT_WITHDRAWN QuarantineReason = 3
+	// The visit's questionnaire was already answered, e.g. from another device.
+	QuarantineReason_QUARANTINE_REASON_ALREADY_ANSWERED QuarantineReason = 4
+)
+
+// Enum value maps for QuarantineReason.
+var (
+	QuarantineReason_name = map[int32]string{
+		0: "QUARANTINE_REASON_UNSPECIFIED",
+		1: "QUARANTINE_REASON_WINDOW_CLOSED",
+		2: "QUARANTINE_REASON_QUESTIONNAIRE_RETIRED",
+		3: "QUARANTINE_REASON_SUBJECT_WITHDRAWN",
+		4: "QUARANTINE_REASON_ALREADY_ANSWERED",
+	}
+	QuarantineReason_value = map[string]int32{
+		"QUARANTINE_REASON_UNSPECIFIED":           0,
+		"QUARANTINE_REASON_WINDOW_CLOSED":         1,
+		"QUARANTINE_REASON_QUESTIONNAIRE_RETIRED": 2,
+		"QUARANTINE_REASON_SUBJECT_WITHDRAWN":     3,
+		"QUARANTINE_REASON_ALREADY_ANSWERED":      4,
+	}
+)
+
+func (x QuarantineReason) Enum() *QuarantineReason {
+	p := new(QuarantineReason)
+	*p = x
+	return p
+}
+
+func (x QuarantineReason) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (QuarantineReason) Descriptor() protoreflect.EnumDescriptor {
+	return file_trialhub_epro_v1_response_proto_enumTypes[2].Descriptor()
+}
+
+func (QuarantineReason) Type() protoreflect.EnumType {
+	return &file_trialhub_epro_v1_response_proto_enumTypes[2]
+}
+
+func (x QuarantineReason) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use QuarantineReason.Descriptor instead.
+func (QuarantineReason) EnumDescriptor() ([]byte, []int) {
+	return file_trialhub_epro_v1_response_proto_rawDescGZIP(), []int{2}
 }
 
 // ItemAnswer is the patient's answer to one item, as FHIR R4
@@ -440,6 +503,107 @@ func (x *ResponseReceipt) GetReceivedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// QuarantineNotice tells the patient that a submission is kept for the site
+// instead of being stored as a response.
+type QuarantineNotice struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The identifier of the quarantined submission (UUID).
+	QuarantineId string `protobuf:"bytes,1,opt,name=quarantine_id,json=quarantineId,proto3" json:"quarantine_id,omitempty"`
+	// Why it was quarantined.
+	Reason QuarantineReason `protobuf:"varint,2,opt,name=reason,proto3,enum=trialhub.epro.v1.QuarantineReason" json:"reason,omitempty"`
+	// The trial (UUID).
+	TrialId string `protobuf:"bytes,3,opt,name=trial_id,json=trialId,proto3" json:"trial_id,omitempty"`
+	// The subject's planned visit the submission was for (UUID).
+	SubjectVisitId string `protobuf:"bytes,4,opt,name=subject_visit_id,json=subjectVisitId,proto3" json:"subject_visit_id,omitempty"`
+	// The questionnaire version answered.
+	Questionnaire *QuestionnaireRef `protobuf:"bytes,5,opt,name=questionnaire,proto3" json:"questionnaire,omitempty"`
+	// When the patient finished answering, as stated by the device (UTC).
+	AuthoredAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=authored_at,json=authoredAt,proto3" json:"authored_at,omitempty"`
+	// When the server received the submission (UTC, server clock).
+	ReceivedAt    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuarantineNotice) Reset() {
+	*x = QuarantineNotice{}
+	mi := &file_trialhub_epro_v1_response_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuarantineNotice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuarantineNotice) ProtoMessage() {}
+
+func (x *QuarantineNotice) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_epro_v1_response_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuarantineNotice.ProtoReflect.Descriptor instead.
+func (*QuarantineNotice) Descriptor() ([]byte, []int) {
+	return file_trialhub_epro_v1_response_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *QuarantineNotice) GetQuarantineId() string {
+	if x != nil {
+		return x.QuarantineId
+	}
+	return ""
+}
+
+func (x *QuarantineNotice) GetReason() QuarantineReason {
+	if x != nil {
+		return x.Reason
+	}
+	return QuarantineReason_QUARANTINE_REASON_UNSPECIFIED
+}
+
+func (x *QuarantineNotice) GetTrialId() string {
+	if x != nil {
+		return x.TrialId
+	}
+	return ""
+}
+
+func (x *QuarantineNotice) GetSubjectVisitId() string {
+	if x != nil {
+		return x.SubjectVisitId
+	}
+	return ""
+}
+
+func (x *QuarantineNotice) GetQuestionnaire() *QuestionnaireRef {
+	if x != nil {
+		return x.Questionnaire
+	}
+	return nil
+}
+
+func (x *QuarantineNotice) GetAuthoredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AuthoredAt
+	}
+	return nil
+}
+
+func (x *QuarantineNotice) GetReceivedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ReceivedAt
+	}
+	return nil
+}
+
 // DeidentifiedResponse is one revision of a response in the de-identified view
 // that analysts see: the subject is named only by subject_uuid, calendar dates are
 // replaced by study days, and free text is withheld unless reviewed.
@@ -496,7 +660,7 @@ type DeidentifiedResponse struct {
 
 func (x *DeidentifiedResponse) Reset() {
 	*x = DeidentifiedResponse{}
-	mi := &file_trialhub_epro_v1_response_proto_msgTypes[3]
+	mi := &file_trialhub_epro_v1_response_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -508,7 +672,7 @@ func (x *DeidentifiedResponse) String() string {
 func (*DeidentifiedResponse) ProtoMessage() {}
 
 func (x *DeidentifiedResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_epro_v1_response_proto_msgTypes[3]
+	mi := &file_trialhub_epro_v1_response_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -521,7 +685,7 @@ func (x *DeidentifiedResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeidentifiedResponse.ProtoReflect.Descriptor instead.
 func (*DeidentifiedResponse) Descriptor() ([]byte, []int) {
-	return file_trialhub_epro_v1_response_proto_rawDescGZIP(), []int{3}
+	return file_trialhub_epro_v1_response_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *DeidentifiedResponse) GetResponseId() string {
@@ -662,7 +826,7 @@ type FiredAlert struct {
 
 func (x *FiredAlert) Reset() {
 	*x = FiredAlert{}
-	mi := &file_trialhub_epro_v1_response_proto_msgTypes[4]
+	mi := &file_trialhub_epro_v1_response_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -674,7 +838,7 @@ func (x *FiredAlert) String() string {
 func (*FiredAlert) ProtoMessage() {}
 
 func (x *FiredAlert) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_epro_v1_response_proto_msgTypes[4]
+	mi := &file_trialhub_epro_v1_response_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -687,7 +851,7 @@ func (x *FiredAlert) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FiredAlert.ProtoReflect.Descriptor instead.
 func (*FiredAlert) Descriptor() ([]byte, []int) {
-	return file_trialhub_epro_v1_response_proto_rawDescGZIP(), []int{4}
+	return file_trialhub_epro_v1_response_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *FiredAlert) GetAlertRuleName() string {
@@ -735,7 +899,7 @@ type DeidentifiedItemAnswer struct {
 
 func (x *DeidentifiedItemAnswer) Reset() {
 	*x = DeidentifiedItemAnswer{}
-	mi := &file_trialhub_epro_v1_response_proto_msgTypes[5]
+	mi := &file_trialhub_epro_v1_response_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -747,7 +911,7 @@ func (x *DeidentifiedItemAnswer) String() string {
 func (*DeidentifiedItemAnswer) ProtoMessage() {}
 
 func (x *DeidentifiedItemAnswer) ProtoReflect() protoreflect.Message {
-	mi := &file_trialhub_epro_v1_response_proto_msgTypes[5]
+	mi := &file_trialhub_epro_v1_response_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -760,7 +924,7 @@ func (x *DeidentifiedItemAnswer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeidentifiedItemAnswer.ProtoReflect.Descriptor instead.
 func (*DeidentifiedItemAnswer) Descriptor() ([]byte, []int) {
-	return file_trialhub_epro_v1_response_proto_rawDescGZIP(), []int{5}
+	return file_trialhub_epro_v1_response_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *DeidentifiedItemAnswer) GetLinkId() string {
@@ -814,7 +978,7 @@ const file_trialhub_epro_v1_response_proto_rawDesc = "" +
 	"\x04code\x18\x03 \x01(\v2\x18.trialhub.epro.v1.CodingR\x04code\x12\x19\n" +
 	"\x05value\x18\x04 \x01(\x01H\x00R\x05value\x88\x01\x01\x122\n" +
 	"\x04band\x18\x05 \x01(\v2\x1e.trialhub.epro.v1.SeverityBandR\x04bandB\b\n" +
-	"\x06_value\"\x89\x04\n" +
+	"\x06_value\"\x9a\x04\n" +
 	"\x0fResponseReceipt\x12\x1f\n" +
 	"\vresponse_id\x18\x01 \x01(\tR\n" +
 	"responseId\x12\x1a\n" +
@@ -830,7 +994,17 @@ const file_trialhub_epro_v1_response_proto_rawDesc = "" +
 	"authoredAt\x12;\n" +
 	"\vreceived_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"receivedAtJ\x04\b\t\x10\n" +
-	"\"\x80\x06\n" +
+	"R\x0fpatient_message\"\xfc\x02\n" +
+	"\x10QuarantineNotice\x12#\n" +
+	"\rquarantine_id\x18\x01 \x01(\tR\fquarantineId\x12:\n" +
+	"\x06reason\x18\x02 \x01(\x0e2\".trialhub.epro.v1.QuarantineReasonR\x06reason\x12\x19\n" +
+	"\btrial_id\x18\x03 \x01(\tR\atrialId\x12(\n" +
+	"\x10subject_visit_id\x18\x04 \x01(\tR\x0esubjectVisitId\x12H\n" +
+	"\rquestionnaire\x18\x05 \x01(\v2\".trialhub.epro.v1.QuestionnaireRefR\rquestionnaire\x12;\n" +
+	"\vauthored_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"authoredAt\x12;\n" +
+	"\vreceived_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"receivedAt\"\x80\x06\n" +
 	"\x14DeidentifiedResponse\x12\x1f\n" +
 	"\vresponse_id\x18\x01 \x01(\tR\n" +
 	"responseId\x12\x1a\n" +
@@ -879,7 +1053,13 @@ const file_trialhub_epro_v1_response_proto_rawDesc = "" +
 	"$WITHHELD_REASON_FREE_TEXT_UNREVIEWED\x10\x01\x12+\n" +
 	"'WITHHELD_REASON_FREE_TEXT_NOT_REQUESTED\x10\x02\x12&\n" +
 	"\"WITHHELD_REASON_FREE_TEXT_REDACTED\x10\x03\x12!\n" +
-	"\x1dWITHHELD_REASON_CALENDAR_DATE\x10\x04B\xc4\x01\n" +
+	"\x1dWITHHELD_REASON_CALENDAR_DATE\x10\x04*\xd8\x01\n" +
+	"\x10QuarantineReason\x12!\n" +
+	"\x1dQUARANTINE_REASON_UNSPECIFIED\x10\x00\x12#\n" +
+	"\x1fQUARANTINE_REASON_WINDOW_CLOSED\x10\x01\x12+\n" +
+	"'QUARANTINE_REASON_QUESTIONNAIRE_RETIRED\x10\x02\x12'\n" +
+	"#QUARANTINE_REASON_SUBJECT_WITHDRAWN\x10\x03\x12&\n" +
+	"\"QUARANTINE_REASON_ALREADY_ANSWERED\x10\x04B\xc4\x01\n" +
 	"\x14com.trialhub.epro.v1B\rResponseProtoP\x01Z;github.com/trialhub/trialhub/gen/go/trialhub/epro/v1;eprov1\xa2\x02\x03TEX\xaa\x02\x10Trialhub.Epro.V1\xca\x02\x10Trialhub\\Epro\\V1\xe2\x02\x1cTrialhub\\Epro\\V1\\GPBMetadata\xea\x02\x12Trialhub::Epro::V1b\x06proto3"
 
 var (
@@ -894,49 +1074,55 @@ func file_trialhub_epro_v1_response_proto_rawDescGZIP() []byte {
 	return file_trialhub_epro_v1_response_proto_rawDescData
 }
 
-var file_trialhub_epro_v1_response_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_trialhub_epro_v1_response_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_trialhub_epro_v1_response_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_trialhub_epro_v1_response_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_trialhub_epro_v1_response_proto_goTypes = []any{
 	(ResponseStatus)(0),            // 0: trialhub.epro.v1.ResponseStatus
 	(WithheldReason)(0),            // 1: trialhub.epro.v1.WithheldReason
-	(*ItemAnswer)(nil),             // 2: trialhub.epro.v1.ItemAnswer
-	(*Score)(nil),                  // 3: trialhub.epro.v1.Score
-	(*ResponseReceipt)(nil),        // 4: trialhub.epro.v1.ResponseReceipt
-	(*DeidentifiedResponse)(nil),   // 5: trialhub.epro.v1.DeidentifiedResponse
-	(*FiredAlert)(nil),             // 6: trialhub.epro.v1.FiredAlert
-	(*DeidentifiedItemAnswer)(nil), // 7: trialhub.epro.v1.DeidentifiedItemAnswer
-	(*AnswerValue)(nil),            // 8: trialhub.epro.v1.AnswerValue
-	(*Coding)(nil),                 // 9: trialhub.epro.v1.Coding
-	(*SeverityBand)(nil),           // 10: trialhub.epro.v1.SeverityBand
-	(*QuestionnaireRef)(nil),       // 11: trialhub.epro.v1.QuestionnaireRef
-	(*timestamppb.Timestamp)(nil),  // 12: google.protobuf.Timestamp
-	(v1.Role)(0),                   // 13: trialhub.authz.v1.Role
-	(AlertPriority)(0),             // 14: trialhub.epro.v1.AlertPriority
+	(QuarantineReason)(0),          // 2: trialhub.epro.v1.QuarantineReason
+	(*ItemAnswer)(nil),             // 3: trialhub.epro.v1.ItemAnswer
+	(*Score)(nil),                  // 4: trialhub.epro.v1.Score
+	(*ResponseReceipt)(nil),        // 5: trialhub.epro.v1.ResponseReceipt
+	(*QuarantineNotice)(nil),       // 6: trialhub.epro.v1.QuarantineNotice
+	(*DeidentifiedResponse)(nil),   // 7: trialhub.epro.v1.DeidentifiedResponse
+	(*FiredAlert)(nil),             // 8: trialhub.epro.v1.FiredAlert
+	(*DeidentifiedItemAnswer)(nil), // 9: trialhub.epro.v1.DeidentifiedItemAnswer
+	(*AnswerValue)(nil),            // 10: trialhub.epro.v1.AnswerValue
+	(*Coding)(nil),                 // 11: trialhub.epro.v1.Coding
+	(*SeverityBand)(nil),           // 12: trialhub.epro.v1.SeverityBand
+	(*QuestionnaireRef)(nil),       // 13: trialhub.epro.v1.QuestionnaireRef
+	(*timestamppb.Timestamp)(nil),  // 14: google.protobuf.Timestamp
+	(v1.Role)(0),                   // 15: trialhub.authz.v1.Role
+	(AlertPriority)(0),             // 16: trialhub.epro.v1.AlertPriority
 }
 var file_trialhub_epro_v1_response_proto_depIdxs = []int32{
-	8,  // 0: trialhub.epro.v1.ItemAnswer.values:type_name -> trialhub.epro.v1.AnswerValue
-	9,  // 1: trialhub.epro.v1.Score.code:type_name -> trialhub.epro.v1.Coding
-	10, // 2: trialhub.epro.v1.Score.band:type_name -> trialhub.epro.v1.SeverityBand
+	10, // 0: trialhub.epro.v1.ItemAnswer.values:type_name -> trialhub.epro.v1.AnswerValue
+	11, // 1: trialhub.epro.v1.Score.code:type_name -> trialhub.epro.v1.Coding
+	12, // 2: trialhub.epro.v1.Score.band:type_name -> trialhub.epro.v1.SeverityBand
 	0,  // 3: trialhub.epro.v1.ResponseReceipt.status:type_name -> trialhub.epro.v1.ResponseStatus
-	11, // 4: trialhub.epro.v1.ResponseReceipt.questionnaire:type_name -> trialhub.epro.v1.QuestionnaireRef
-	3,  // 5: trialhub.epro.v1.ResponseReceipt.scores:type_name -> trialhub.epro.v1.Score
-	6,  // 6: trialhub.epro.v1.ResponseReceipt.fired_alerts:type_name -> trialhub.epro.v1.FiredAlert
-	12, // 7: trialhub.epro.v1.ResponseReceipt.authored_at:type_name -> google.protobuf.Timestamp
-	12, // 8: trialhub.epro.v1.ResponseReceipt.received_at:type_name -> google.protobuf.Timestamp
-	0,  // 9: trialhub.epro.v1.DeidentifiedResponse.status:type_name -> trialhub.epro.v1.ResponseStatus
-	11, // 10: trialhub.epro.v1.DeidentifiedResponse.questionnaire:type_name -> trialhub.epro.v1.QuestionnaireRef
-	3,  // 11: trialhub.epro.v1.DeidentifiedResponse.scores:type_name -> trialhub.epro.v1.Score
-	6,  // 12: trialhub.epro.v1.DeidentifiedResponse.fired_alerts:type_name -> trialhub.epro.v1.FiredAlert
-	7,  // 13: trialhub.epro.v1.DeidentifiedResponse.answers:type_name -> trialhub.epro.v1.DeidentifiedItemAnswer
-	13, // 14: trialhub.epro.v1.DeidentifiedResponse.author_role:type_name -> trialhub.authz.v1.Role
-	14, // 15: trialhub.epro.v1.FiredAlert.priority:type_name -> trialhub.epro.v1.AlertPriority
-	8,  // 16: trialhub.epro.v1.DeidentifiedItemAnswer.values:type_name -> trialhub.epro.v1.AnswerValue
-	1,  // 17: trialhub.epro.v1.DeidentifiedItemAnswer.withheld_reason:type_name -> trialhub.epro.v1.WithheldReason
-	18, // [18:18] is the sub-list for method output_type
-	18, // [18:18] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	13, // 4: trialhub.epro.v1.ResponseReceipt.questionnaire:type_name -> trialhub.epro.v1.QuestionnaireRef
+	4,  // 5: trialhub.epro.v1.ResponseReceipt.scores:type_name -> trialhub.epro.v1.Score
+	8,  // 6: trialhub.epro.v1.ResponseReceipt.fired_alerts:type_name -> trialhub.epro.v1.FiredAlert
+	14, // 7: trialhub.epro.v1.ResponseReceipt.authored_at:type_name -> google.protobuf.Timestamp
+	14, // 8: trialhub.epro.v1.ResponseReceipt.received_at:type_name -> google.protobuf.Timestamp
+	2,  // 9: trialhub.epro.v1.QuarantineNotice.reason:type_name -> trialhub.epro.v1.QuarantineReason
+	13, // 10: trialhub.epro.v1.QuarantineNotice.questionnaire:type_name -> trialhub.epro.v1.QuestionnaireRef
+	14, // 11: trialhub.epro.v1.QuarantineNotice.authored_at:type_name -> google.protobuf.Timestamp
+	14, // 12: trialhub.epro.v1.QuarantineNotice.received_at:type_name -> google.protobuf.Timestamp
+	0,  // 13: trialhub.epro.v1.DeidentifiedResponse.status:type_name -> trialhub.epro.v1.ResponseStatus
+	13, // 14: trialhub.epro.v1.DeidentifiedResponse.questionnaire:type_name -> trialhub.epro.v1.QuestionnaireRef
+	4,  // 15: trialhub.epro.v1.DeidentifiedResponse.scores:type_name -> trialhub.epro.v1.Score
+	8,  // 16: trialhub.epro.v1.DeidentifiedResponse.fired_alerts:type_name -> trialhub.epro.v1.FiredAlert
+	9,  // 17: trialhub.epro.v1.DeidentifiedResponse.answers:type_name -> trialhub.epro.v1.DeidentifiedItemAnswer
+	15, // 18: trialhub.epro.v1.DeidentifiedResponse.author_role:type_name -> trialhub.authz.v1.Role
+	16, // 19: trialhub.epro.v1.FiredAlert.priority:type_name -> trialhub.epro.v1.AlertPriority
+	10, // 20: trialhub.epro.v1.DeidentifiedItemAnswer.values:type_name -> trialhub.epro.v1.AnswerValue
+	1,  // 21: trialhub.epro.v1.DeidentifiedItemAnswer.withheld_reason:type_name -> trialhub.epro.v1.WithheldReason
+	22, // [22:22] is the sub-list for method output_type
+	22, // [22:22] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_trialhub_epro_v1_response_proto_init() }
@@ -947,14 +1133,14 @@ func file_trialhub_epro_v1_response_proto_init() {
 	file_trialhub_epro_v1_questionnaire_proto_init()
 	file_trialhub_epro_v1_types_proto_init()
 	file_trialhub_epro_v1_response_proto_msgTypes[1].OneofWrappers = []any{}
-	file_trialhub_epro_v1_response_proto_msgTypes[5].OneofWrappers = []any{}
+	file_trialhub_epro_v1_response_proto_msgTypes[6].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_trialhub_epro_v1_response_proto_rawDesc), len(file_trialhub_epro_v1_response_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   6,
+			NumEnums:      3,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -36,6 +36,9 @@ const (
 	// EproServiceListQuestionnairesProcedure is the procedure name of the EproService's
 	// ListQuestionnaires RPC.
 	EproServiceListQuestionnairesProcedure = "/trialhub.epro.v1.EproService/ListQuestionnaires"
+	// EproServiceGetMyQuestionnaireProcedure is the procedure name of the EproService's
+	// GetMyQuestionnaire RPC.
+	EproServiceGetMyQuestionnaireProcedure = "/trialhub.epro.v1.EproService/GetMyQuestionnaire"
 	// EproServiceListMyTasksProcedure is the procedure name of the EproService's ListMyTasks RPC.
 	EproServiceListMyTasksProcedure = "/trialhub.epro.v1.EproService/ListMyTasks"
 	// EproServiceSubmitResponseProcedure is the procedure name of the EproService's SubmitResponse RPC.
@@ -80,6 +83,14 @@ var (
 			StreamType:       connect.StreamTypeUnary,
 			Schema:           v1.File_trialhub_epro_v1_epro_service_proto.Services().ByName("EproService").Methods().ByName("ListQuestionnaires"),
 			Procedure:        EproServiceListQuestionnairesProcedure,
+			IdempotencyLevel: connect.IdempotencyNoSideEffects,
+		}
+	})
+	eproServiceGetMyQuestionnaireSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType:       connect.StreamTypeUnary,
+			Schema:           v1.File_trialhub_epro_v1_epro_service_proto.Services().ByName("EproService").Methods().ByName("GetMyQuestionnaire"),
+			Procedure:        EproServiceGetMyQuestionnaireProcedure,
 			IdempotencyLevel: connect.IdempotencyNoSideEffects,
 		}
 	})
@@ -152,13 +163,24 @@ type EproServiceClient interface {
 	// CreateQuestionnaireRequest.version; ALREADY_EXISTS as for CreateQuestionnaire.
 	ImportFhirQuestionnaire(context.Context, *v1.ImportFhirQuestionnaireRequest) (*v1.ImportFhirQuestionnaireResponse, error)
 	// GetQuestionnaire returns one questionnaire version, by questionnaire_id or by
-	// canonical url and version. Versions stay readable after retirement, so every
-	// response can be shown with the exact questions it answered. Errors: NOT_FOUND.
+	// canonical url and version, with its alert rules and author: the staff view.
+	// Versions stay readable after retirement, so every response can be shown with
+	// the exact questions it answered. Patients use GetMyQuestionnaire. Errors:
+	// NOT_FOUND.
 	GetQuestionnaire(context.Context, *v1.GetQuestionnaireRequest) (*v1.GetQuestionnaireResponse, error)
 	// ListQuestionnaires lists questionnaire versions, ordered by url and then most
 	// recently stored version first (versions are labels and are not sorted),
-	// optionally filtered by url and statuses.
+	// optionally filtered by url and statuses: the staff view (patients use
+	// GetMyQuestionnaire for the versions of their tasks).
 	ListQuestionnaires(context.Context, *v1.ListQuestionnairesRequest) (*v1.ListQuestionnairesResponse, error)
+	// GetMyQuestionnaire returns one questionnaire version as the calling patient
+	// sees it: the items, texts and answer options, without alert rules, thresholds,
+	// description or author (knowing that an answer fires an alert would let
+	// someone avoid it), and with scoring rules and bands only when the version
+	// shows scores to patients. The patient is the token's subject. Errors:
+	// NOT_FOUND when the version is not assigned to one of the patient's tasks, or
+	// is a draft (the same answer as for an unknown id, so nothing is revealed).
+	GetMyQuestionnaire(context.Context, *v1.GetMyQuestionnaireRequest) (*v1.GetMyQuestionnaireResponse, error)
 	// ListMyTasks lists the calling patient's questionnaire tasks (one per visit and
 	// assigned questionnaire), most urgent first: due tasks by closing window, then
 	// upcoming ones by opening window, then completed, missed and cancelled ones. The
@@ -177,16 +199,22 @@ type EproServiceClient interface {
 	// response's authored_at, never the time the server received it.
 	//
 	// The server enforces the visit window: authored_at must lie within the task's
-	// window [window_opens_at, window_closes_at), and the response must arrive
-	// before window_closes_at plus the deployment's offline grace period (default none).
-	// Otherwise the call fails with FAILED_PRECONDITION: no back-filling after a
-	// window closes, no pre-filling before it opens. Other errors: FAILED_PRECONDITION
-	// when the questionnaire is not assigned to the visit or the subject is not
-	// enrolled; ALREADY_EXISTS when the visit's questionnaire was already answered
-	// (e.g. from another device; correct it with AmendResponse) or the key was used
-	// with a different body; INVALID_ARGUMENT when answers do not fit the
-	// questionnaire (unknown link_id, missing required item, answer to a hidden item,
-	// value out of range or of the wrong type).
+	// window [window_opens_at, window_closes_at) (no pre-filling, no back-filling).
+	// A response authored in the window that arrives after it closed (a phone that
+	// was offline) is accepted until window_closes_at plus the trial's grace period
+	// (default 24 hours) and flagged late.
+	//
+	// A submission refused for a reason the patient cannot fix is not lost: it is
+	// kept, de-identified, in a quarantine for site staff, and the call succeeds
+	// with outcome quarantined and the reason (see QuarantineReason: window closed
+	// beyond the grace period, questionnaire version retired, subject withdrawn,
+	// visit already answered from another device).
+	//
+	// Errors: FAILED_PRECONDITION when the window has not opened yet, the
+	// questionnaire is not assigned to the visit, or the subject is not enrolled;
+	// ALREADY_EXISTS when the key was used with a different body; INVALID_ARGUMENT
+	// when answers do not fit the questionnaire (unknown link_id, missing required
+	// item, answer to a hidden item, value out of range or of the wrong type).
 	SubmitResponse(context.Context, *v1.SubmitResponseRequest) (*v1.SubmitResponseResponse, error)
 	// AmendResponse corrects a submitted response, or marks it entered in error, with
 	// a mandatory reason. The original is never overwritten: the correction is stored
@@ -222,7 +250,9 @@ type EproServiceClient interface {
 	ExportResponses(context.Context, *v1.ExportResponsesRequest) (EproServiceExportResponsesClientStream, error)
 	// GetComplianceReport counts, per site, visit code and questionnaire, how many
 	// tasks were expected, completed, missed and still pending as of a date, with the
-	// compliance ratio. Investigators see only the sites in their token's scopes.
+	// compliance ratio, one page of rows at a time (the total covers every page).
+	// Days are counted in each site's time zone. Investigators see only the sites
+	// in their token's scopes (PERMISSION_DENIED for a site_id outside them).
 	GetComplianceReport(context.Context, *v1.GetComplianceReportRequest) (*v1.GetComplianceReportResponse, error)
 }
 
@@ -274,13 +304,24 @@ type EproServiceHandler interface {
 	// CreateQuestionnaireRequest.version; ALREADY_EXISTS as for CreateQuestionnaire.
 	ImportFhirQuestionnaire(context.Context, *v1.ImportFhirQuestionnaireRequest) (*v1.ImportFhirQuestionnaireResponse, error)
 	// GetQuestionnaire returns one questionnaire version, by questionnaire_id or by
-	// canonical url and version. Versions stay readable after retirement, so every
-	// response can be shown with the exact questions it answered. Errors: NOT_FOUND.
+	// canonical url and version, with its alert rules and author: the staff view.
+	// Versions stay readable after retirement, so every response can be shown with
+	// the exact questions it answered. Patients use GetMyQuestionnaire. Errors:
+	// NOT_FOUND.
 	GetQuestionnaire(context.Context, *v1.GetQuestionnaireRequest) (*v1.GetQuestionnaireResponse, error)
 	// ListQuestionnaires lists questionnaire versions, ordered by url and then most
 	// recently stored version first (versions are labels and are not sorted),
-	// optionally filtered by url and statuses.
+	// optionally filtered by url and statuses: the staff view (patients use
+	// GetMyQuestionnaire for the versions of their tasks).
 	ListQuestionnaires(context.Context, *v1.ListQuestionnairesRequest) (*v1.ListQuestionnairesResponse, error)
+	// GetMyQuestionnaire returns one questionnaire version as the calling patient
+	// sees it: the items, texts and answer options, without alert rules, thresholds,
+	// description or author (knowing that an answer fires an alert would let
+	// someone avoid it), and with scoring rules and bands only when the version
+	// shows scores to patients. The patient is the token's subject. Errors:
+	// NOT_FOUND when the version is not assigned to one of the patient's tasks, or
+	// is a draft (the same answer as for an unknown id, so nothing is revealed).
+	GetMyQuestionnaire(context.Context, *v1.GetMyQuestionnaireRequest) (*v1.GetMyQuestionnaireResponse, error)
 	// ListMyTasks lists the calling patient's questionnaire tasks (one per visit and
 	// assigned questionnaire), most urgent first: due tasks by closing window, then
 	// upcoming ones by opening window, then completed, missed and cancelled ones. The
@@ -299,16 +340,22 @@ type EproServiceHandler interface {
 	// response's authored_at, never the time the server received it.
 	//
 	// The server enforces the visit window: authored_at must lie within the task's
-	// window [window_opens_at, window_closes_at), and the response must arrive
-	// before window_closes_at plus the deployment's offline grace period (default none).
-	// Otherwise the call fails with FAILED_PRECONDITION: no back-filling after a
-	// window closes, no pre-filling before it opens. Other errors: FAILED_PRECONDITION
-	// when the questionnaire is not assigned to the visit or the subject is not
-	// enrolled; ALREADY_EXISTS when the visit's questionnaire was already answered
-	// (e.g. from another device; correct it with AmendResponse) or the key was used
-	// with a different body; INVALID_ARGUMENT when answers do not fit the
-	// questionnaire (unknown link_id, missing required item, answer to a hidden item,
-	// value out of range or of the wrong type).
+	// window [window_opens_at, window_closes_at) (no pre-filling, no back-filling).
+	// A response authored in the window that arrives after it closed (a phone that
+	// was offline) is accepted until window_closes_at plus the trial's grace period
+	// (default 24 hours) and flagged late.
+	//
+	// A submission refused for a reason the patient cannot fix is not lost: it is
+	// kept, de-identified, in a quarantine for site staff, and the call succeeds
+	// with outcome quarantined and the reason (see QuarantineReason: window closed
+	// beyond the grace period, questionnaire version retired, subject withdrawn,
+	// visit already answered from another device).
+	//
+	// Errors: FAILED_PRECONDITION when the window has not opened yet, the
+	// questionnaire is not assigned to the visit, or the subject is not enrolled;
+	// ALREADY_EXISTS when the key was used with a different body; INVALID_ARGUMENT
+	// when answers do not fit the questionnaire (unknown link_id, missing required
+	// item, answer to a hidden item, value out of range or of the wrong type).
 	SubmitResponse(context.Context, *v1.SubmitResponseRequest) (*v1.SubmitResponseResponse, error)
 	// AmendResponse corrects a submitted response, or marks it entered in error, with
 	// a mandatory reason. The original is never overwritten: the correction is stored
@@ -344,7 +391,9 @@ type EproServiceHandler interface {
 	ExportResponses(context.Context, *v1.ExportResponsesRequest, EproServiceExportResponsesServerStream) error
 	// GetComplianceReport counts, per site, visit code and questionnaire, how many
 	// tasks were expected, completed, missed and still pending as of a date, with the
-	// compliance ratio. Investigators see only the sites in their token's scopes.
+	// compliance ratio, one page of rows at a time (the total covers every page).
+	// Days are counted in each site's time zone. Investigators see only the sites
+	// in their token's scopes (PERMISSION_DENIED for a site_id outside them).
 	GetComplianceReport(context.Context, *v1.GetComplianceReportRequest) (*v1.GetComplianceReportResponse, error)
 }
 
@@ -357,6 +406,7 @@ func RegisterEproServiceHandler(server *connect.Server, svc EproServiceHandler) 
 		connect.Method{Spec: eproServiceImportFhirQuestionnaireSpec(), Handler: adapter.importFhirQuestionnaire},
 		connect.Method{Spec: eproServiceGetQuestionnaireSpec(), Handler: adapter.getQuestionnaire},
 		connect.Method{Spec: eproServiceListQuestionnairesSpec(), Handler: adapter.listQuestionnaires},
+		connect.Method{Spec: eproServiceGetMyQuestionnaireSpec(), Handler: adapter.getMyQuestionnaire},
 		connect.Method{Spec: eproServiceListMyTasksSpec(), Handler: adapter.listMyTasks},
 		connect.Method{Spec: eproServiceSubmitResponseSpec(), Handler: adapter.submitResponse},
 		connect.Method{Spec: eproServiceAmendResponseSpec(), Handler: adapter.amendResponse},
@@ -399,6 +449,10 @@ func (UnimplementedEproServiceHandler) GetQuestionnaire(context.Context, *v1.Get
 
 func (UnimplementedEproServiceHandler) ListQuestionnaires(context.Context, *v1.ListQuestionnairesRequest) (*v1.ListQuestionnairesResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, "trialhub.epro.v1.EproService.ListQuestionnaires is not implemented")
+}
+
+func (UnimplementedEproServiceHandler) GetMyQuestionnaire(context.Context, *v1.GetMyQuestionnaireRequest) (*v1.GetMyQuestionnaireResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "trialhub.epro.v1.EproService.GetMyQuestionnaire is not implemented")
 }
 
 func (UnimplementedEproServiceHandler) ListMyTasks(context.Context, *v1.ListMyTasksRequest) (*v1.ListMyTasksResponse, error) {
@@ -456,6 +510,14 @@ func (c *eproServiceClient) GetQuestionnaire(ctx context.Context, req *v1.GetQue
 func (c *eproServiceClient) ListQuestionnaires(ctx context.Context, req *v1.ListQuestionnairesRequest) (*v1.ListQuestionnairesResponse, error) {
 	var res v1.ListQuestionnairesResponse
 	if err := c.client.CallUnary(ctx, eproServiceListQuestionnairesSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *eproServiceClient) GetMyQuestionnaire(ctx context.Context, req *v1.GetMyQuestionnaireRequest) (*v1.GetMyQuestionnaireResponse, error) {
+	var res v1.GetMyQuestionnaireResponse
+	if err := c.client.CallUnary(ctx, eproServiceGetMyQuestionnaireSpec(), req, &res); err != nil {
 		return nil, err
 	}
 	return &res, nil
@@ -553,6 +615,18 @@ func (h eproServiceHandler) listQuestionnaires(ctx context.Context, _ connect.Sp
 		return err
 	}
 	res, err := h.svc.ListQuestionnaires(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h eproServiceHandler) getMyQuestionnaire(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.GetMyQuestionnaireRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.GetMyQuestionnaire(ctx, &req)
 	if err != nil {
 		return err
 	}

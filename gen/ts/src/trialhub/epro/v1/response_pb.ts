@@ -19,7 +19,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file trialhub/epro/v1/response.proto.
  */
 export const file_trialhub_epro_v1_response: GenFile = /*@__PURE__*/
-  fileDesc("Ch90cmlhbGh1Yi9lcHJvL3YxL3Jlc3BvbnNlLnByb3RvEhB0cmlhbGh1Yi5lcHJvLnYxInkKCkl0ZW1BbnN3ZXISMAoHbGlua19pZBgBIAEoCUIfukgcchoQARiAATITXltBLVphLXowLTkuXzovLV0rJBI5CgZ2YWx1ZXMYAiADKAsyHS50cmlhbGh1Yi5lcHJvLnYxLkFuc3dlclZhbHVlQgq6SAeSAQQIARAyIqUBCgVTY29yZRIZChFzY29yaW5nX3J1bGVfbmFtZRgBIAEoCRINCgV0aXRsZRgCIAEoCRImCgRjb2RlGAMgASgLMhgudHJpYWxodWIuZXByby52MS5Db2RpbmcSEgoFdmFsdWUYBCABKAFIAIgBARIsCgRiYW5kGAUgASgLMh4udHJpYWxodWIuZXByby52MS5TZXZlcml0eUJhbmRCCAoGX3ZhbHVlIpYDCg9SZXNwb25zZVJlY2VpcHQSEwoLcmVzcG9uc2VfaWQYASABKAkSEAoIcmV2aXNpb24YAiABKAUSMAoGc3RhdHVzGAMgASgOMiAudHJpYWxodWIuZXByby52MS5SZXNwb25zZVN0YXR1cxI5Cg1xdWVzdGlvbm5haXJlGAQgASgLMiIudHJpYWxodWIuZXByby52MS5RdWVzdGlvbm5haXJlUmVmEhAKCHRyaWFsX2lkGAUgASgJEhgKEHN1YmplY3RfdmlzaXRfaWQYBiABKAkSJwoGc2NvcmVzGAcgAygLMhcudHJpYWxodWIuZXByby52MS5TY29yZRIyCgxmaXJlZF9hbGVydHMYCCADKAsyHC50cmlhbGh1Yi5lcHJvLnYxLkZpcmVkQWxlcnQSLwoLYXV0aG9yZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3JlY2VpdmVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEoECAkQCiK2BAoURGVpZGVudGlmaWVkUmVzcG9uc2USEwoLcmVzcG9uc2VfaWQYASABKAkSEAoIcmV2aXNpb24YAiABKAUSDwoHY3VycmVudBgDIAEoCBIwCgZzdGF0dXMYBCABKA4yIC50cmlhbGh1Yi5lcHJvLnYxLlJlc3BvbnNlU3RhdHVzEhAKCHRyaWFsX2lkGAUgASgJEg8KB3NpdGVfaWQYBiABKAkSFAoMc3ViamVjdF91dWlkGAcgASgJEhgKEHN1YmplY3RfdmlzaXRfaWQYCCABKAkSEgoKdmlzaXRfY29kZRgJIAEoCRISCgp2aXNpdF9uYW1lGAogASgJEhoKEmF1dGhvcmVkX3N0dWR5X2RheRgLIAEoBRI5Cg1xdWVzdGlvbm5haXJlGAwgASgLMiIudHJpYWxodWIuZXByby52MS5RdWVzdGlvbm5haXJlUmVmEicKBnNjb3JlcxgNIAMoCzIXLnRyaWFsaHViLmVwcm8udjEuU2NvcmUSMgoMZmlyZWRfYWxlcnRzGA4gAygLMhwudHJpYWxodWIuZXByby52MS5GaXJlZEFsZXJ0EjkKB2Fuc3dlcnMYDyADKAsyKC50cmlhbGh1Yi5lcHJvLnYxLkRlaWRlbnRpZmllZEl0ZW1BbnN3ZXISLAoLYXV0aG9yX3JvbGUYECABKA4yFy50cmlhbGh1Yi5hdXRoei52MS5Sb2xlEhwKFGhhc193aXRoaGVsZF9hbnN3ZXJzGBEgASgIInEKCkZpcmVkQWxlcnQSFwoPYWxlcnRfcnVsZV9uYW1lGAEgASgJEjEKCHByaW9yaXR5GAIgASgOMh8udHJpYWxodWIuZXByby52MS5BbGVydFByaW9yaXR5EhcKD3BhdGllbnRfbWVzc2FnZRgDIAEoCSLFAQoWRGVpZGVudGlmaWVkSXRlbUFuc3dlchIPCgdsaW5rX2lkGAEgASgJEi0KBnZhbHVlcxgCIAMoCzIdLnRyaWFsaHViLmVwcm8udjEuQW5zd2VyVmFsdWUSEgoFc2NvcmUYAyABKAFIAIgBARI5Cg93aXRoaGVsZF9yZWFzb24YBCABKA4yIC50cmlhbGh1Yi5lcHJvLnYxLldpdGhoZWxkUmVhc29uEhIKCnN0dWR5X2RheXMYBSADKAVCCAoGX3Njb3JlKtEBCg5SZXNwb25zZVN0YXR1cxIfChtSRVNQT05TRV9TVEFUVVNfVU5TUEVDSUZJRUQQABIfChtSRVNQT05TRV9TVEFUVVNfSU5fUFJPR1JFU1MQARIdChlSRVNQT05TRV9TVEFUVVNfQ09NUExFVEVEEAISGwoXUkVTUE9OU0VfU1RBVFVTX0FNRU5ERUQQAxIkCiBSRVNQT05TRV9TVEFUVVNfRU5URVJFRF9JTl9FUlJPUhAEEhsKF1JFU1BPTlNFX1NUQVRVU19TVE9QUEVEEAUq0wEKDldpdGhoZWxkUmVhc29uEh8KG1dJVEhIRUxEX1JFQVNPTl9VTlNQRUNJRklFRBAAEigKJFdJVEhIRUxEX1JFQVNPTl9GUkVFX1RFWFRfVU5SRVZJRVdFRBABEisKJ1dJVEhIRUxEX1JFQVNPTl9GUkVFX1RFWFRfTk9UX1JFUVVFU1RFRBACEiYKIldJVEhIRUxEX1JFQVNPTl9GUkVFX1RFWFRfUkVEQUNURUQQAxIhCh1XSVRISEVMRF9SRUFTT05fQ0FMRU5EQVJfREFURRAEQsQBChRjb20udHJpYWxodWIuZXByby52MUINUmVzcG9uc2VQcm90b1ABWjtnaXRodWIuY29tL3RyaWFsaHViL3RyaWFsaHViL2dlbi9nby90cmlhbGh1Yi9lcHJvL3YxO2Vwcm92MaICA1RFWKoCEFRyaWFsaHViLkVwcm8uVjHKAhBUcmlhbGh1YlxFcHJvXFYx4gIcVHJpYWxodWJcRXByb1xWMVxHUEJNZXRhZGF0YeoCElRyaWFsaHViOjpFcHJvOjpWMWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_timestamp, file_trialhub_authz_v1_authz, file_trialhub_epro_v1_questionnaire, file_trialhub_epro_v1_types]);
+  fileDesc("Ch90cmlhbGh1Yi9lcHJvL3YxL3Jlc3BvbnNlLnByb3RvEhB0cmlhbGh1Yi5lcHJvLnYxInkKCkl0ZW1BbnN3ZXISMAoHbGlua19pZBgBIAEoCUIfukgcchoQARiAATITXltBLVphLXowLTkuXzovLV0rJBI5CgZ2YWx1ZXMYAiADKAsyHS50cmlhbGh1Yi5lcHJvLnYxLkFuc3dlclZhbHVlQgq6SAeSAQQIARAyIqUBCgVTY29yZRIZChFzY29yaW5nX3J1bGVfbmFtZRgBIAEoCRINCgV0aXRsZRgCIAEoCRImCgRjb2RlGAMgASgLMhgudHJpYWxodWIuZXByby52MS5Db2RpbmcSEgoFdmFsdWUYBCABKAFIAIgBARIsCgRiYW5kGAUgASgLMh4udHJpYWxodWIuZXByby52MS5TZXZlcml0eUJhbmRCCAoGX3ZhbHVlIqcDCg9SZXNwb25zZVJlY2VpcHQSEwoLcmVzcG9uc2VfaWQYASABKAkSEAoIcmV2aXNpb24YAiABKAUSMAoGc3RhdHVzGAMgASgOMiAudHJpYWxodWIuZXByby52MS5SZXNwb25zZVN0YXR1cxI5Cg1xdWVzdGlvbm5haXJlGAQgASgLMiIudHJpYWxodWIuZXByby52MS5RdWVzdGlvbm5haXJlUmVmEhAKCHRyaWFsX2lkGAUgASgJEhgKEHN1YmplY3RfdmlzaXRfaWQYBiABKAkSJwoGc2NvcmVzGAcgAygLMhcudHJpYWxodWIuZXByby52MS5TY29yZRIyCgxmaXJlZF9hbGVydHMYCCADKAsyHC50cmlhbGh1Yi5lcHJvLnYxLkZpcmVkQWxlcnQSLwoLYXV0aG9yZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3JlY2VpdmVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEoECAkQClIPcGF0aWVudF9tZXNzYWdlIqYCChBRdWFyYW50aW5lTm90aWNlEhUKDXF1YXJhbnRpbmVfaWQYASABKAkSMgoGcmVhc29uGAIgASgOMiIudHJpYWxodWIuZXByby52MS5RdWFyYW50aW5lUmVhc29uEhAKCHRyaWFsX2lkGAMgASgJEhgKEHN1YmplY3RfdmlzaXRfaWQYBCABKAkSOQoNcXVlc3Rpb25uYWlyZRgFIAEoCzIiLnRyaWFsaHViLmVwcm8udjEuUXVlc3Rpb25uYWlyZVJlZhIvCgthdXRob3JlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLcmVjZWl2ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIrYEChREZWlkZW50aWZpZWRSZXNwb25zZRITCgtyZXNwb25zZV9pZBgBIAEoCRIQCghyZXZpc2lvbhgCIAEoBRIPCgdjdXJyZW50GAMgASgIEjAKBnN0YXR1cxgEIAEoDjIgLnRyaWFsaHViLmVwcm8udjEuUmVzcG9uc2VTdGF0dXMSEAoIdHJpYWxfaWQYBSABKAkSDwoHc2l0ZV9pZBgGIAEoCRIUCgxzdWJqZWN0X3V1aWQYByABKAkSGAoQc3ViamVjdF92aXNpdF9pZBgIIAEoCRISCgp2aXNpdF9jb2RlGAkgASgJEhIKCnZpc2l0X25hbWUYCiABKAkSGgoSYXV0aG9yZWRfc3R1ZHlfZGF5GAsgASgFEjkKDXF1ZXN0aW9ubmFpcmUYDCABKAsyIi50cmlhbGh1Yi5lcHJvLnYxLlF1ZXN0aW9ubmFpcmVSZWYSJwoGc2NvcmVzGA0gAygLMhcudHJpYWxodWIuZXByby52MS5TY29yZRIyCgxmaXJlZF9hbGVydHMYDiADKAsyHC50cmlhbGh1Yi5lcHJvLnYxLkZpcmVkQWxlcnQSOQoHYW5zd2VycxgPIAMoCzIoLnRyaWFsaHViLmVwcm8udjEuRGVpZGVudGlmaWVkSXRlbUFuc3dlchIsCgthdXRob3Jfcm9sZRgQIAEoDjIXLnRyaWFsaHViLmF1dGh6LnYxLlJvbGUSHAoUaGFzX3dpdGhoZWxkX2Fuc3dlcnMYESABKAgicQoKRmlyZWRBbGVydBIXCg9hbGVydF9ydWxlX25hbWUYASABKAkSMQoIcHJpb3JpdHkYAiABKA4yHy50cmlhbGh1Yi5lcHJvLnYxLkFsZXJ0UHJpb3JpdHkSFwoPcGF0aWVudF9tZXNzYWdlGAMgASgJIsUBChZEZWlkZW50aWZpZWRJdGVtQW5zd2VyEg8KB2xpbmtfaWQYASABKAkSLQoGdmFsdWVzGAIgAygLMh0udHJpYWxodWIuZXByby52MS5BbnN3ZXJWYWx1ZRISCgVzY29yZRgDIAEoAUgAiAEBEjkKD3dpdGhoZWxkX3JlYXNvbhgEIAEoDjIgLnRyaWFsaHViLmVwcm8udjEuV2l0aGhlbGRSZWFzb24SEgoKc3R1ZHlfZGF5cxgFIAMoBUIICgZfc2NvcmUq0QEKDlJlc3BvbnNlU3RhdHVzEh8KG1JFU1BPTlNFX1NUQVRVU19VTlNQRUNJRklFRBAAEh8KG1JFU1BPTlNFX1NUQVRVU19JTl9QUk9HUkVTUxABEh0KGVJFU1BPTlNFX1NUQVRVU19DT01QTEVURUQQAhIbChdSRVNQT05TRV9TVEFUVVNfQU1FTkRFRBADEiQKIFJFU1BPTlNFX1NUQVRVU19FTlRFUkVEX0lOX0VSUk9SEAQSGwoXUkVTUE9OU0VfU1RBVFVTX1NUT1BQRUQQBSrTAQoOV2l0aGhlbGRSZWFzb24SHwobV0lUSEhFTERfUkVBU09OX1VOU1BFQ0lGSUVEEAASKAokV0lUSEhFTERfUkVBU09OX0ZSRUVfVEVYVF9VTlJFVklFV0VEEAESKwonV0lUSEhFTERfUkVBU09OX0ZSRUVfVEVYVF9OT1RfUkVRVUVTVEVEEAISJgoiV0lUSEhFTERfUkVBU09OX0ZSRUVfVEVYVF9SRURBQ1RFRBADEiEKHVdJVEhIRUxEX1JFQVNPTl9DQUxFTkRBUl9EQVRFEAQq2AEKEFF1YXJhbnRpbmVSZWFzb24SIQodUVVBUkFOVElORV9SRUFTT05fVU5TUEVDSUZJRUQQABIjCh9RVUFSQU5USU5FX1JFQVNPTl9XSU5ET1dfQ0xPU0VEEAESKwonUVVBUkFOVElORV9SRUFTT05fUVVFU1RJT05OQUlSRV9SRVRJUkVEEAISJwojUVVBUkFOVElORV9SRUFTT05fU1VCSkVDVF9XSVRIRFJBV04QAxImCiJRVUFSQU5USU5FX1JFQVNPTl9BTFJFQURZX0FOU1dFUkVEEARCxAEKFGNvbS50cmlhbGh1Yi5lcHJvLnYxQg1SZXNwb25zZVByb3RvUAFaO2dpdGh1Yi5jb20vdHJpYWxodWIvdHJpYWxodWIvZ2VuL2dvL3RyaWFsaHViL2Vwcm8vdjE7ZXByb3YxogIDVEVYqgIQVHJpYWxodWIuRXByby5WMcoCEFRyaWFsaHViXEVwcm9cVjHiAhxUcmlhbGh1YlxFcHJvXFYxXEdQQk1ldGFkYXRh6gISVHJpYWxodWI6OkVwcm86OlYxYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_timestamp, file_trialhub_authz_v1_authz, file_trialhub_epro_v1_questionnaire, file_trialhub_epro_v1_types]);
 
 /**
  * ItemAnswer is the patient's answer to one item, as FHIR R4
@@ -197,6 +197,70 @@ export const ResponseReceiptSchema: GenMessage<ResponseReceipt> = /*@__PURE__*/
   messageDesc(file_trialhub_epro_v1_response, 2);
 
 /**
+ * QuarantineNotice tells the patient that a submission is kept for the site
+ * instead of being stored as a response.
+ *
+ * @generated from message trialhub.epro.v1.QuarantineNotice
+ */
+export type QuarantineNotice = Message<"trialhub.epro.v1.QuarantineNotice"> & {
+  /**
+   * The identifier of the quarantined submission (UUID).
+   *
+   * @generated from field: string quarantine_id = 1;
+   */
+  quarantineId: string;
+
+  /**
+   * Why it was quarantined.
+   *
+   * @generated from field: trialhub.epro.v1.QuarantineReason reason = 2;
+   */
+  reason: QuarantineReason;
+
+  /**
+   * The trial (UUID).
+   *
+   * @generated from field: string trial_id = 3;
+   */
+  trialId: string;
+
+  /**
+   * The subject's planned visit the submission was for (UUID).
+   *
+   * @generated from field: string subject_visit_id = 4;
+   */
+  subjectVisitId: string;
+
+  /**
+   * The questionnaire version answered.
+   *
+   * @generated from field: trialhub.epro.v1.QuestionnaireRef questionnaire = 5;
+   */
+  questionnaire?: QuestionnaireRef | undefined;
+
+  /**
+   * When the patient finished answering, as stated by the device (UTC).
+   *
+   * @generated from field: google.protobuf.Timestamp authored_at = 6;
+   */
+  authoredAt?: Timestamp | undefined;
+
+  /**
+   * When the server received the submission (UTC, server clock).
+   *
+   * @generated from field: google.protobuf.Timestamp received_at = 7;
+   */
+  receivedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message trialhub.epro.v1.QuarantineNotice.
+ * Use `create(QuarantineNoticeSchema)` to create a new message.
+ */
+export const QuarantineNoticeSchema: GenMessage<QuarantineNotice> = /*@__PURE__*/
+  messageDesc(file_trialhub_epro_v1_response, 3);
+
+/**
  * DeidentifiedResponse is one revision of a response in the de-identified view
  * that analysts see: the subject is named only by subject_uuid, calendar dates are
  * replaced by study days, and free text is withheld unless reviewed.
@@ -340,7 +404,7 @@ export type DeidentifiedResponse = Message<"trialhub.epro.v1.DeidentifiedRespons
  * Use `create(DeidentifiedResponseSchema)` to create a new message.
  */
 export const DeidentifiedResponseSchema: GenMessage<DeidentifiedResponse> = /*@__PURE__*/
-  messageDesc(file_trialhub_epro_v1_response, 3);
+  messageDesc(file_trialhub_epro_v1_response, 4);
 
 /**
  * FiredAlert is one alert rule of the questionnaire that fired for a response
@@ -379,7 +443,7 @@ export type FiredAlert = Message<"trialhub.epro.v1.FiredAlert"> & {
  * Use `create(FiredAlertSchema)` to create a new message.
  */
 export const FiredAlertSchema: GenMessage<FiredAlert> = /*@__PURE__*/
-  messageDesc(file_trialhub_epro_v1_response, 4);
+  messageDesc(file_trialhub_epro_v1_response, 5);
 
 /**
  * DeidentifiedItemAnswer is one item's answer in a de-identified view.
@@ -433,7 +497,7 @@ export type DeidentifiedItemAnswer = Message<"trialhub.epro.v1.DeidentifiedItemA
  * Use `create(DeidentifiedItemAnswerSchema)` to create a new message.
  */
 export const DeidentifiedItemAnswerSchema: GenMessage<DeidentifiedItemAnswer> = /*@__PURE__*/
-  messageDesc(file_trialhub_epro_v1_response, 5);
+  messageDesc(file_trialhub_epro_v1_response, 6);
 
 /**
  * ResponseStatus is the state of a questionnaire response, as FHIR R4
@@ -520,7 +584,7 @@ export enum WithheldReason {
 
   /**
    * Free text that was reviewed, cleared, and is withheld only because the caller
-   * did not ask for reviewed free text (include_reviewed_free_text false).
+   * did not ask for it (free_text WITHHELD or UNSPECIFIED).
    *
    * @generated from enum value: WITHHELD_REASON_FREE_TEXT_NOT_REQUESTED = 2;
    */
@@ -549,4 +613,54 @@ export enum WithheldReason {
  */
 export const WithheldReasonSchema: GenEnum<WithheldReason> = /*@__PURE__*/
   enumDesc(file_trialhub_epro_v1_response, 1);
+
+/**
+ * QuarantineReason is why a submission was kept in quarantine instead of being
+ * stored as a response: each is a reason the patient cannot fix.
+ *
+ * @generated from enum trialhub.epro.v1.QuarantineReason
+ */
+export enum QuarantineReason {
+  /**
+   * Not set.
+   *
+   * @generated from enum value: QUARANTINE_REASON_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Authored in the window but arrived after the window closed plus the trial's
+   * grace period, or authored after the window closed.
+   *
+   * @generated from enum value: QUARANTINE_REASON_WINDOW_CLOSED = 1;
+   */
+  WINDOW_CLOSED = 1,
+
+  /**
+   * The questionnaire version answered was retired before the submission arrived.
+   *
+   * @generated from enum value: QUARANTINE_REASON_QUESTIONNAIRE_RETIRED = 2;
+   */
+  QUESTIONNAIRE_RETIRED = 2,
+
+  /**
+   * The subject was withdrawn from the trial before the submission arrived.
+   *
+   * @generated from enum value: QUARANTINE_REASON_SUBJECT_WITHDRAWN = 3;
+   */
+  SUBJECT_WITHDRAWN = 3,
+
+  /**
+   * The visit's questionnaire was already answered, e.g. from another device.
+   *
+   * @generated from enum value: QUARANTINE_REASON_ALREADY_ANSWERED = 4;
+   */
+  ALREADY_ANSWERED = 4,
+}
+
+/**
+ * Describes the enum trialhub.epro.v1.QuarantineReason.
+ */
+export const QuarantineReasonSchema: GenEnum<QuarantineReason> = /*@__PURE__*/
+  enumDesc(file_trialhub_epro_v1_response, 2);
 
