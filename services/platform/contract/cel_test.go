@@ -204,6 +204,16 @@ var ruleCases = []ruleCase{
 		m.FromSequence, m.ToSequence = proto.Int64(10), proto.Int64(9)
 	}),
 
+	// trialhub.epro.v1: audit trail
+	celCase("", "epro_list_audit_events.time_range", "", func(m *eprov1.ListAuditEventsRequest) {
+		m.OccurredFrom, m.OccurredUntil = m.OccurredUntil, m.OccurredFrom
+	}),
+	celCase("", "epro_list_audit_events.record_id_needs_type", "", func(m *eprov1.ListAuditEventsRequest) {
+		m.RecordType = eprov1.AuditRecordType_AUDIT_RECORD_TYPE_UNSPECIFIED
+	}),
+	celCase("", "epro_verify_audit_trail.sequence_range", "", func(m *eprov1.VerifyAuditTrailRequest) {
+		m.FromSequence, m.ToSequence = proto.Int64(10), proto.Int64(9)
+	}),
 	// trialhub.epro.v1: questionnaires
 	celCase("", "create_questionnaire.unique_link_ids", "", func(m *eprov1.CreateQuestionnaireRequest) {
 		m.Items = append(m.Items, clone(m.Items[0]))
@@ -274,6 +284,15 @@ var ruleCases = []ruleCase{
 	}),
 	celCase("", "questionnaire_item.enable_when_not_self", "items[1]", func(m *eprov1.CreateQuestionnaireRequest) {
 		m.Items[1].EnableWhen[0].QuestionLinkId = m.Items[1].LinkId
+	}),
+	celCase("", "questionnaire_item.unit_only_for_quantity", "items[0]", func(m *eprov1.CreateQuestionnaireRequest) {
+		m.Items[0].Unit = &eprov1.Coding{System: "http://unitsofmeasure.org", Code: "kg"}
+	}),
+	celCase("", "questionnaire_item.age_integer_only", "items[0]", func(m *eprov1.CreateQuestionnaireRequest) {
+		m.Items[0].Age = true
+	}),
+	celCase("", "questionnaire_item.unique_translation_languages", "items[0]", func(m *eprov1.CreateQuestionnaireRequest) {
+		m.Items[0].TextTranslations = append(m.Items[0].TextTranslations, clone(m.Items[0].TextTranslations[0]))
 	}),
 	celCase("", "questionnaire_item.unique_child_link_ids", "items[2]", func(m *eprov1.CreateQuestionnaireRequest) {
 		m.Items[2].Items = append(m.Items[2].Items, clone(m.Items[2].Items[0]))

@@ -231,6 +231,7 @@ var examples = []example{
 		"items": [
 			{"linkId": "1", "code": {"system": "http://loinc.org", "code": "44250-9"}, "prefix": "1.",
 				"text": "Little interest or pleasure in doing things", "type": "ITEM_TYPE_CHOICE", "required": true,
+				"textTranslations": [{"language": "es-MX", "text": "Poco interés o placer en hacer cosas"}],
 				"answerOptions": [
 					{"valueCoding": {"system": "http://loinc.org", "code": "LA6568-5", "display": "Not at all"}, "score": 0},
 					{"valueInteger": 1, "score": 1},
@@ -244,7 +245,10 @@ var examples = []example{
 				],
 				"enableBehavior": "ENABLE_BEHAVIOR_ANY"},
 			{"linkId": "g", "text": "About you", "type": "ITEM_TYPE_GROUP",
-				"items": [{"linkId": "g.1", "text": "Anything else?", "type": "ITEM_TYPE_TEXT", "maxLength": 500}]}
+				"items": [{"linkId": "g.1", "text": "Anything else?", "type": "ITEM_TYPE_TEXT", "maxLength": 500},
+					{"linkId": "g.2", "text": "How old are you?", "type": "ITEM_TYPE_INTEGER", "age": true},
+					{"linkId": "g.3", "text": "Your weight", "type": "ITEM_TYPE_QUANTITY",
+						"unit": {"system": "http://unitsofmeasure.org", "code": "kg", "display": "kilogram"}}]}
 		],
 		"scoringRules": [
 			{"name": "total", "title": "PHQ-9 total score",
@@ -262,7 +266,7 @@ var examples = []example{
 			{"name": "total_high", "title": "Total of 20 or more",
 				"totalScore": {"scoringRuleName": "total", "operator": "COMPARISON_OPERATOR_GREATER_OR_EQUAL", "threshold": 20},
 				"priority": "ALERT_PRIORITY_ROUTINE"}
-		]}`},
+		], "showScoresToPatient": false}`},
 	{typ: "trialhub.epro.v1.ImportFhirQuestionnaireRequest", json: `{
 		"idempotencyKey": "import-gad7-1.0.0",
 		"questionnaireJson": "{\"resourceType\":\"Questionnaire\",\"url\":\"https://trialhub.example/fhir/Questionnaire/gad-7\",\"version\":\"1.0.0\",\"status\":\"active\"}",
@@ -271,14 +275,34 @@ var examples = []example{
 		"alertRules": [{"name": "total_high", "title": "Severe anxiety",
 			"totalScore": {"scoringRuleName": "total", "operator": "COMPARISON_OPERATOR_GREATER_OR_EQUAL", "threshold": 15},
 			"priority": "ALERT_PRIORITY_ROUTINE"}],
-		"validateOnly": true}`},
+		"validateOnly": true, "showScoresToPatient": true}`},
 	{typ: "trialhub.epro.v1.GetQuestionnaireRequest", variant: "by id", json: `{"questionnaireId": "` + questionnaireID + `"}`},
 	{typ: "trialhub.epro.v1.GetQuestionnaireRequest", variant: "by canonical", json: `{
 		"canonical": {"url": "https://trialhub.example/fhir/Questionnaire/phq-9", "version": "1.0.0"}}`},
 	{typ: "trialhub.epro.v1.ListQuestionnairesRequest", json: `{
 		"url": "https://trialhub.example/fhir/Questionnaire/phq-9", "statuses": ["QUESTIONNAIRE_STATUS_ACTIVE", "QUESTIONNAIRE_STATUS_RETIRED"],
 		"pageSize": 10, "pageToken": "page-2"}`},
-	{typ: "trialhub.epro.v1.GetMyQuestionnaireRequest", json: `{"questionnaireId": "` + questionnaireID + `"}`},
+	{typ: "trialhub.epro.v1.GetMyQuestionnaireRequest", json: `{"questionnaireId": "` + questionnaireID + `", "language": "es-MX"}`},
+	{typ: "trialhub.epro.v1.SetQuestionnaireStatusRequest", json: `{
+		"idempotencyKey": "status-` + questionnaireID + `", "questionnaireId": "` + questionnaireID + `",
+		"status": "QUESTIONNAIRE_STATUS_ACTIVE", "reason": "Approved by the steering committee"}`},
+	{typ: "trialhub.epro.v1.GetMyResponseRequest", json: `{"responseId": "` + responseID + `", "revision": 2}`},
+	{typ: "trialhub.epro.v1.ReviewFreeTextRequest", json: `{
+		"idempotencyKey": "review-` + responseID + `", "responseId": "` + responseID + `", "revision": 1,
+		"linkId": "8", "decision": "FREE_TEXT_DECISION_REDACTED", "reason": "Contains a first name"}`},
+	{typ: "trialhub.epro.v1.ListQuarantineRequest", json: `{
+		"trialId": "` + trialID + `", "siteId": "` + siteID + `",
+		"states": ["QUARANTINE_STATE_PENDING", "QUARANTINE_STATE_ACCEPTED"], "pageSize": 50, "pageToken": "page-2"}`},
+	{typ: "trialhub.epro.v1.ResolveQuarantineRequest", json: `{
+		"idempotencyKey": "resolve-` + responseID + `", "quarantineId": "` + responseID + `",
+		"resolution": "QUARANTINE_RESOLUTION_ACCEPT", "reason": "Phone was offline during a hospital stay"}`},
+	{typ: "trialhub.epro.v1.ListAuditEventsRequest", json: `{
+		"actorId": "` + staffID + `", "subjectUuid": "` + subjectID + `",
+		"actions": ["AUDIT_ACTION_RESPONSE_AMENDED", "AUDIT_ACTION_QUARANTINE_ACCEPTED"],
+		"recordType": "AUDIT_RECORD_TYPE_RESPONSE", "recordId": "` + responseID + `",
+		"occurredFrom": "2025-01-01T00:00:00Z", "occurredUntil": "2025-02-01T00:00:00Z",
+		"order": "AUDIT_EVENT_ORDER_NEWEST_FIRST", "pageSize": 50, "pageToken": "page-2"}`},
+	{typ: "trialhub.epro.v1.VerifyAuditTrailRequest", json: `{"fromSequence": "1", "toSequence": "1000"}`},
 	{typ: "trialhub.epro.v1.ListMyTasksRequest", json: `{
 		"trialId": "` + trialID + `", "statuses": ["TASK_STATUS_DUE", "TASK_STATUS_UPCOMING"],
 		"pageSize": 20, "pageToken": "page-2"}`},
@@ -314,7 +338,7 @@ var examples = []example{
 		"statuses": ["RESPONSE_STATUS_COMPLETED"], "freeText": "FREE_TEXT_VISIBILITY_REVIEWED_ONLY"}`},
 	{typ: "trialhub.epro.v1.GetComplianceReportRequest", json: `{
 		"trialId": "` + trialID + `", "siteId": "` + siteID + `", "asOfDate": "2025-03-31",
-		"questionnaireUrl": "http://loinc.org/q/44249-1", "pageSize": 50, "pageToken": "page-2"}`},
+		"questionnaireUrl": "http://loinc.org/q/44249-1", "pageSize": 50, "pageToken": "page-2", "bySubject": true}`},
 
 	// trialhub.notification.v1.NotificationService
 	{typ: "trialhub.notification.v1.RegisterDeviceRequest", json: `{

@@ -38,6 +38,13 @@ var wideIntegersAllowed = map[protoreflect.FullName]string{
 	"trialhub.trial.v1.VerifyAuditTrailResponse.first_sequence":          "an audit sequence number",
 	"trialhub.trial.v1.VerifyAuditTrailResponse.last_sequence":           "an audit sequence number",
 	"trialhub.trial.v1.VerifyAuditTrailResponse.first_broken_sequence":   "an audit sequence number",
+	"trialhub.epro.v1.AuditEvent.sequence":                               "an audit sequence number, as in the patient service's trail",
+	"trialhub.epro.v1.VerifyAuditTrailRequest.from_sequence":             "an audit sequence number",
+	"trialhub.epro.v1.VerifyAuditTrailRequest.to_sequence":               "an audit sequence number",
+	"trialhub.epro.v1.VerifyAuditTrailResponse.events_checked":           "counts audit events, up to the whole trail",
+	"trialhub.epro.v1.VerifyAuditTrailResponse.first_sequence":           "an audit sequence number",
+	"trialhub.epro.v1.VerifyAuditTrailResponse.last_sequence":            "an audit sequence number",
+	"trialhub.epro.v1.VerifyAuditTrailResponse.first_broken_sequence":    "an audit sequence number",
 }
 
 // sideEffectingReads are the Get/List/Verify methods that are deliberately not

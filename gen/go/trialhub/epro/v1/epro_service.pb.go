@@ -407,6 +407,253 @@ func (ColumnType) EnumDescriptor() ([]byte, []int) {
 	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{5}
 }
 
+// FreeTextDecision is a reviewer's decision on a free-text answer.
+type FreeTextDecision int32
+
+const (
+	// Not set; never valid in a request. In a view: not reviewed yet.
+	FreeTextDecision_FREE_TEXT_DECISION_UNSPECIFIED FreeTextDecision = 0
+	// Read and free of identifiers: shown with FREE_TEXT_VISIBILITY_REVIEWED_ONLY.
+	FreeTextDecision_FREE_TEXT_DECISION_REVIEWED FreeTextDecision = 1
+	// Contains identifiers: never shown in de-identified views.
+	FreeTextDecision_FREE_TEXT_DECISION_REDACTED FreeTextDecision = 2
+)
+
+// Enum value maps for FreeTextDecision.
+var (
+	FreeTextDecision_name = map[int32]string{
+		0: "FREE_TEXT_DECISION_UNSPECIFIED",
+		1: "FREE_TEXT_DECISION_REVIEWED",
+		2: "FREE_TEXT_DECISION_REDACTED",
+	}
+	FreeTextDecision_value = map[string]int32{
+		"FREE_TEXT_DECISION_UNSPECIFIED": 0,
+		"FREE_TEXT_DECISION_REVIEWED":    1,
+		"FREE_TEXT_DECISION_REDACTED":    2,
+	}
+)
+
+func (x FreeTextDecision) Enum() *FreeTextDecision {
+	p := new(FreeTextDecision)
+	*p = x
+	return p
+}
+
+func (x FreeTextDecision) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (FreeTextDecision) Descriptor() protoreflect.EnumDescriptor {
+	return file_trialhub_epro_v1_epro_service_proto_enumTypes[6].Descriptor()
+}
+
+func (FreeTextDecision) Type() protoreflect.EnumType {
+	return &file_trialhub_epro_v1_epro_service_proto_enumTypes[6]
+}
+
+func (x FreeTextDecision) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use FreeTextDecision.Descriptor instead.
+func (FreeTextDecision) EnumDescriptor() ([]byte, []int) {
+	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{6}
+}
+
+// QuarantineState is where a quarantined submission stands.
+type QuarantineState int32
+
+const (
+	// Not set. In a filter it means "any state".
+	QuarantineState_QUARANTINE_STATE_UNSPECIFIED QuarantineState = 0
+	// Waiting for the site to accept or reject it.
+	QuarantineState_QUARANTINE_STATE_PENDING QuarantineState = 1
+	// Accepted as a response flagged as a protocol deviation.
+	QuarantineState_QUARANTINE_STATE_ACCEPTED QuarantineState = 2
+	// Rejected; kept only as this entry.
+	QuarantineState_QUARANTINE_STATE_REJECTED QuarantineState = 3
+)
+
+// Enum value maps for QuarantineState.
+var (
+	QuarantineState_name = map[int32]string{
+		0: "QUARANTINE_STATE_UNSPECIFIED",
+		1: "QUARANTINE_STATE_PENDING",
+		2: "QUARANTINE_STATE_ACCEPTED",
+		3: "QUARANTINE_STATE_REJECTED",
+	}
+	QuarantineState_value = map[string]int32{
+		"QUARANTINE_STATE_UNSPECIFIED": 0,
+		"QUARANTINE_STATE_PENDING":     1,
+		"QUARANTINE_STATE_ACCEPTED":    2,
+		"QUARANTINE_STATE_REJECTED":    3,
+	}
+)
+
+func (x QuarantineState) Enum() *QuarantineState {
+	p := new(QuarantineState)
+	*p = x
+	return p
+}
+
+func (x QuarantineState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (QuarantineState) Descriptor() protoreflect.EnumDescriptor {
+	return file_trialhub_epro_v1_epro_service_proto_enumTypes[7].Descriptor()
+}
+
+func (QuarantineState) Type() protoreflect.EnumType {
+	return &file_trialhub_epro_v1_epro_service_proto_enumTypes[7]
+}
+
+func (x QuarantineState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use QuarantineState.Descriptor instead.
+func (QuarantineState) EnumDescriptor() ([]byte, []int) {
+	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{7}
+}
+
+// QuarantineResolution is how the site settles a quarantined submission.
+type QuarantineResolution int32
+
+const (
+	// Not set; never valid.
+	QuarantineResolution_QUARANTINE_RESOLUTION_UNSPECIFIED QuarantineResolution = 0
+	// Store it as a response flagged as a protocol deviation.
+	QuarantineResolution_QUARANTINE_RESOLUTION_ACCEPT QuarantineResolution = 1
+	// Do not store it as a response.
+	QuarantineResolution_QUARANTINE_RESOLUTION_REJECT QuarantineResolution = 2
+)
+
+// Enum value maps for QuarantineResolution.
+var (
+	QuarantineResolution_name = map[int32]string{
+		0: "QUARANTINE_RESOLUTION_UNSPECIFIED",
+		1: "QUARANTINE_RESOLUTION_ACCEPT",
+		2: "QUARANTINE_RESOLUTION_REJECT",
+	}
+	QuarantineResolution_value = map[string]int32{
+		"QUARANTINE_RESOLUTION_UNSPECIFIED": 0,
+		"QUARANTINE_RESOLUTION_ACCEPT":      1,
+		"QUARANTINE_RESOLUTION_REJECT":      2,
+	}
+)
+
+func (x QuarantineResolution) Enum() *QuarantineResolution {
+	p := new(QuarantineResolution)
+	*p = x
+	return p
+}
+
+func (x QuarantineResolution) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (QuarantineResolution) Descriptor() protoreflect.EnumDescriptor {
+	return file_trialhub_epro_v1_epro_service_proto_enumTypes[8].Descriptor()
+}
+
+func (QuarantineResolution) Type() protoreflect.EnumType {
+	return &file_trialhub_epro_v1_epro_service_proto_enumTypes[8]
+}
+
+func (x QuarantineResolution) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use QuarantineResolution.Descriptor instead.
+func (QuarantineResolution) EnumDescriptor() ([]byte, []int) {
+	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{8}
+}
+
+// PreconditionReason is which precondition a refused call failed.
+type PreconditionReason int32
+
+const (
+	// Not set.
+	PreconditionReason_PRECONDITION_REASON_UNSPECIFIED PreconditionReason = 0
+	// The task's window has not opened yet (no pre-filling); window_opens_at says
+	// when it does.
+	PreconditionReason_PRECONDITION_REASON_WINDOW_NOT_OPEN PreconditionReason = 1
+	// The window has closed (e.g. a patient's amendment after it); window_closes_at
+	// says when it did.
+	PreconditionReason_PRECONDITION_REASON_WINDOW_CLOSED PreconditionReason = 2
+	// The questionnaire version is not assigned to the visit.
+	PreconditionReason_PRECONDITION_REASON_NOT_ASSIGNED PreconditionReason = 3
+	// The subject is not enrolled in the trial, or the visit is not theirs (also
+	// when the subject's visit plan has not reached the ePRO service yet).
+	PreconditionReason_PRECONDITION_REASON_NOT_ENROLLED PreconditionReason = 4
+	// The visit's questionnaire already has a response: existing_response_id.
+	PreconditionReason_PRECONDITION_REASON_ALREADY_ANSWERED PreconditionReason = 5
+	// The response is entered in error and can no longer be amended.
+	PreconditionReason_PRECONDITION_REASON_ENTERED_IN_ERROR PreconditionReason = 6
+	// The questionnaire version's status does not allow this transition.
+	PreconditionReason_PRECONDITION_REASON_STATUS_TRANSITION_NOT_ALLOWED PreconditionReason = 7
+	// The quarantined submission is already resolved.
+	PreconditionReason_PRECONDITION_REASON_QUARANTINE_RESOLVED PreconditionReason = 8
+	// The questionnaire version is a draft or retired.
+	PreconditionReason_PRECONDITION_REASON_QUESTIONNAIRE_NOT_ACTIVE PreconditionReason = 9
+)
+
+// Enum value maps for PreconditionReason.
+var (
+	PreconditionReason_name = map[int32]string{
+		0: "PRECONDITION_REASON_UNSPECIFIED",
+		1: "PRECONDITION_REASON_WINDOW_NOT_OPEN",
+		2: "PRECONDITION_REASON_WINDOW_CLOSED",
+		3: "PRECONDITION_REASON_NOT_ASSIGNED",
+		4: "PRECONDITION_REASON_NOT_ENROLLED",
+		5: "PRECONDITION_REASON_ALREADY_ANSWERED",
+		6: "PRECONDITION_REASON_ENTERED_IN_ERROR",
+		7: "PRECONDITION_REASON_STATUS_TRANSITION_NOT_ALLOWED",
+		8: "PRECONDITION_REASON_QUARANTINE_RESOLVED",
+		9: "PRECONDITION_REASON_QUESTIONNAIRE_NOT_ACTIVE",
+	}
+	PreconditionReason_value = map[string]int32{
+		"PRECONDITION_REASON_UNSPECIFIED":                   0,
+		"PRECONDITION_REASON_WINDOW_NOT_OPEN":               1,
+		"PRECONDITION_REASON_WINDOW_CLOSED":                 2,
+		"PRECONDITION_REASON_NOT_ASSIGNED":                  3,
+		"PRECONDITION_REASON_NOT_ENROLLED":                  4,
+		"PRECONDITION_REASON_ALREADY_ANSWERED":              5,
+		"PRECONDITION_REASON_ENTERED_IN_ERROR":              6,
+		"PRECONDITION_REASON_STATUS_TRANSITION_NOT_ALLOWED": 7,
+		"PRECONDITION_REASON_QUARANTINE_RESOLVED":           8,
+		"PRECONDITION_REASON_QUESTIONNAIRE_NOT_ACTIVE":      9,
+	}
+)
+
+func (x PreconditionReason) Enum() *PreconditionReason {
+	p := new(PreconditionReason)
+	*p = x
+	return p
+}
+
+func (x PreconditionReason) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PreconditionReason) Descriptor() protoreflect.EnumDescriptor {
+	return file_trialhub_epro_v1_epro_service_proto_enumTypes[9].Descriptor()
+}
+
+func (PreconditionReason) Type() protoreflect.EnumType {
+	return &file_trialhub_epro_v1_epro_service_proto_enumTypes[9]
+}
+
+func (x PreconditionReason) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PreconditionReason.Descriptor instead.
+func (PreconditionReason) EnumDescriptor() ([]byte, []int) {
+	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{9}
+}
+
 // CreateQuestionnaireRequest is a new questionnaire version to store.
 type CreateQuestionnaireRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -441,9 +688,13 @@ type CreateQuestionnaireRequest struct {
 	// The scoring rules, e.g. the PHQ-9 total with its bands.
 	ScoringRules []*ScoringRule `protobuf:"bytes,12,rep,name=scoring_rules,json=scoringRules,proto3" json:"scoring_rules,omitempty"`
 	// The alert rules, e.g. PHQ-9 item 9 above 0 raises an urgent safety alert.
-	AlertRules    []*AlertRule `protobuf:"bytes,13,rep,name=alert_rules,json=alertRules,proto3" json:"alert_rules,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	AlertRules []*AlertRule `protobuf:"bytes,13,rep,name=alert_rules,json=alertRules,proto3" json:"alert_rules,omitempty"`
+	// Whether patients see the scores and bands of their responses (receipt,
+	// GetMyResponse); e.g. false in a blinded trial. No rule: both values are
+	// meaningful.
+	ShowScoresToPatient bool `protobuf:"varint,14,opt,name=show_scores_to_patient,json=showScoresToPatient,proto3" json:"show_scores_to_patient,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *CreateQuestionnaireRequest) Reset() {
@@ -567,6 +818,13 @@ func (x *CreateQuestionnaireRequest) GetAlertRules() []*AlertRule {
 	return nil
 }
 
+func (x *CreateQuestionnaireRequest) GetShowScoresToPatient() bool {
+	if x != nil {
+		return x.ShowScoresToPatient
+	}
+	return false
+}
+
 // CreateQuestionnaireResponse is the stored questionnaire version.
 type CreateQuestionnaireResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -633,9 +891,12 @@ type ImportFhirQuestionnaireRequest struct {
 	// When true, the document is checked and converted and the result and warnings
 	// are returned, but nothing is stored (the returned questionnaire has no
 	// questionnaire_id). No rule: both values are meaningful.
-	ValidateOnly  bool `protobuf:"varint,6,opt,name=validate_only,json=validateOnly,proto3" json:"validate_only,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ValidateOnly bool `protobuf:"varint,6,opt,name=validate_only,json=validateOnly,proto3" json:"validate_only,omitempty"`
+	// Whether patients see the scores and bands of their responses (receipt,
+	// GetMyResponse). No rule: both values are meaningful.
+	ShowScoresToPatient bool `protobuf:"varint,7,opt,name=show_scores_to_patient,json=showScoresToPatient,proto3" json:"show_scores_to_patient,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *ImportFhirQuestionnaireRequest) Reset() {
@@ -706,6 +967,13 @@ func (x *ImportFhirQuestionnaireRequest) GetAlertRules() []*AlertRule {
 func (x *ImportFhirQuestionnaireRequest) GetValidateOnly() bool {
 	if x != nil {
 		return x.ValidateOnly
+	}
+	return false
+}
+
+func (x *ImportFhirQuestionnaireRequest) GetShowScoresToPatient() bool {
+	if x != nil {
+		return x.ShowScoresToPatient
 	}
 	return false
 }
@@ -1035,8 +1303,12 @@ type GetMyQuestionnaireRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The questionnaire version's id, from the task (QuestionnaireTask.questionnaire).
 	QuestionnaireId string `protobuf:"bytes,1,opt,name=questionnaire_id,json=questionnaireId,proto3" json:"questionnaire_id,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The patient's language as a BCP 47 tag, e.g. "es-MX": item texts are given in
+	// it where the version has a translation, else in the version's language.
+	// Empty: the version's language.
+	Language      string `protobuf:"bytes,2,opt,name=language,proto3" json:"language,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetMyQuestionnaireRequest) Reset() {
@@ -1072,6 +1344,13 @@ func (*GetMyQuestionnaireRequest) Descriptor() ([]byte, []int) {
 func (x *GetMyQuestionnaireRequest) GetQuestionnaireId() string {
 	if x != nil {
 		return x.QuestionnaireId
+	}
+	return ""
+}
+
+func (x *GetMyQuestionnaireRequest) GetLanguage() string {
+	if x != nil {
+		return x.Language
 	}
 	return ""
 }
@@ -1279,7 +1558,14 @@ type QuestionnaireTask struct {
 	// When the task was completed (UTC): the authored_at of the response that
 	// completed it, i.e. when the patient answered, not when the server stored it.
 	// Unset unless COMPLETED.
-	CompletedAt   *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=completed_at,json=completedAt,proto3" json:"completed_at,omitempty"`
+	CompletedAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=completed_at,json=completedAt,proto3" json:"completed_at,omitempty"`
+	// The current revision of response_id (1, or more after amendments, possibly
+	// from another device); pass it as expected_revision to AmendResponse. 0 unless
+	// COMPLETED.
+	Revision int32 `protobuf:"varint,10,opt,name=revision,proto3" json:"revision,omitempty"`
+	// True when the completing response arrived after the window closed, within
+	// the grace period.
+	Late          bool `protobuf:"varint,11,opt,name=late,proto3" json:"late,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1375,6 +1661,20 @@ func (x *QuestionnaireTask) GetCompletedAt() *timestamppb.Timestamp {
 		return x.CompletedAt
 	}
 	return nil
+}
+
+func (x *QuestionnaireTask) GetRevision() int32 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *QuestionnaireTask) GetLate() bool {
+	if x != nil {
+		return x.Late
+	}
+	return false
 }
 
 // ListMyTasksRequest filters and pages the calling patient's tasks.
@@ -2720,7 +3020,10 @@ type GetComplianceReportRequest struct {
 	// The next_page_token of the previous page; empty for the first page. The other
 	// fields must be the same as on the first page, and as_of_date is fixed by the
 	// first page (an empty one is resolved then).
-	PageToken     string `protobuf:"bytes,6,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	PageToken string `protobuf:"bytes,6,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// When true, rows are broken down per subject as well (subject_uuid set), so a
+	// site sees who is falling behind. No rule: both values are meaningful.
+	BySubject     bool `protobuf:"varint,7,opt,name=by_subject,json=bySubject,proto3" json:"by_subject,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2795,6 +3098,13 @@ func (x *GetComplianceReportRequest) GetPageToken() string {
 		return x.PageToken
 	}
 	return ""
+}
+
+func (x *GetComplianceReportRequest) GetBySubject() bool {
+	if x != nil {
+		return x.BySubject
+	}
+	return false
 }
 
 // ComplianceCounts counts tasks whose window opened by the report time. Responses
@@ -2898,7 +3208,11 @@ type ComplianceRow struct {
 	// The questionnaire's title (latest version).
 	QuestionnaireTitle string `protobuf:"bytes,6,opt,name=questionnaire_title,json=questionnaireTitle,proto3" json:"questionnaire_title,omitempty"`
 	// The counts.
-	Counts        *ComplianceCounts `protobuf:"bytes,7,opt,name=counts,proto3" json:"counts,omitempty"`
+	Counts *ComplianceCounts `protobuf:"bytes,7,opt,name=counts,proto3" json:"counts,omitempty"`
+	// The subject (UUID) when the report is by_subject; empty otherwise.
+	SubjectUuid string `protobuf:"bytes,8,opt,name=subject_uuid,json=subjectUuid,proto3" json:"subject_uuid,omitempty"`
+	// The site's IANA time zone in which days were counted, e.g. "Europe/Berlin".
+	TimeZone      string `protobuf:"bytes,9,opt,name=time_zone,json=timeZone,proto3" json:"time_zone,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2973,6 +3287,20 @@ func (x *ComplianceRow) GetCounts() *ComplianceCounts {
 		return x.Counts
 	}
 	return nil
+}
+
+func (x *ComplianceRow) GetSubjectUuid() string {
+	if x != nil {
+		return x.SubjectUuid
+	}
+	return ""
+}
+
+func (x *ComplianceRow) GetTimeZone() string {
+	if x != nil {
+		return x.TimeZone
+	}
+	return ""
 }
 
 // GetComplianceReportResponse is the compliance report.
@@ -3058,11 +3386,940 @@ func (x *GetComplianceReportResponse) GetNextPageToken() string {
 	return ""
 }
 
+// SetQuestionnaireStatusRequest moves a questionnaire version to a new status.
+type SetQuestionnaireStatusRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A client-chosen key for this write: the same key with the same body returns
+	// the same result again, so retries are safe.
+	IdempotencyKey string `protobuf:"bytes,1,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	// The questionnaire version.
+	QuestionnaireId string `protobuf:"bytes,2,opt,name=questionnaire_id,json=questionnaireId,proto3" json:"questionnaire_id,omitempty"`
+	// The new status: ACTIVE or RETIRED (nothing goes back to DRAFT).
+	Status QuestionnaireStatus `protobuf:"varint,3,opt,name=status,proto3,enum=trialhub.epro.v1.QuestionnaireStatus" json:"status,omitempty"`
+	// Why the status changes, kept on the audit trail; never names or identifiers.
+	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetQuestionnaireStatusRequest) Reset() {
+	*x = SetQuestionnaireStatusRequest{}
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetQuestionnaireStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetQuestionnaireStatusRequest) ProtoMessage() {}
+
+func (x *SetQuestionnaireStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetQuestionnaireStatusRequest.ProtoReflect.Descriptor instead.
+func (*SetQuestionnaireStatusRequest) Descriptor() ([]byte, []int) {
+	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *SetQuestionnaireStatusRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+func (x *SetQuestionnaireStatusRequest) GetQuestionnaireId() string {
+	if x != nil {
+		return x.QuestionnaireId
+	}
+	return ""
+}
+
+func (x *SetQuestionnaireStatusRequest) GetStatus() QuestionnaireStatus {
+	if x != nil {
+		return x.Status
+	}
+	return QuestionnaireStatus_QUESTIONNAIRE_STATUS_UNSPECIFIED
+}
+
+func (x *SetQuestionnaireStatusRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// SetQuestionnaireStatusResponse is the questionnaire version after the change.
+type SetQuestionnaireStatusResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The questionnaire version with its new status and updated_at.
+	Questionnaire *Questionnaire `protobuf:"bytes,1,opt,name=questionnaire,proto3" json:"questionnaire,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetQuestionnaireStatusResponse) Reset() {
+	*x = SetQuestionnaireStatusResponse{}
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetQuestionnaireStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetQuestionnaireStatusResponse) ProtoMessage() {}
+
+func (x *SetQuestionnaireStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetQuestionnaireStatusResponse.ProtoReflect.Descriptor instead.
+func (*SetQuestionnaireStatusResponse) Descriptor() ([]byte, []int) {
+	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *SetQuestionnaireStatusResponse) GetQuestionnaire() *Questionnaire {
+	if x != nil {
+		return x.Questionnaire
+	}
+	return nil
+}
+
+// GetMyResponseRequest names one of the calling patient's responses.
+type GetMyResponseRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The response (from the receipt or the task).
+	ResponseId string `protobuf:"bytes,1,opt,name=response_id,json=responseId,proto3" json:"response_id,omitempty"`
+	// The revision to return; 0 means the latest.
+	Revision      int32 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetMyResponseRequest) Reset() {
+	*x = GetMyResponseRequest{}
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetMyResponseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetMyResponseRequest) ProtoMessage() {}
+
+func (x *GetMyResponseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetMyResponseRequest.ProtoReflect.Descriptor instead.
+func (*GetMyResponseRequest) Descriptor() ([]byte, []int) {
+	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *GetMyResponseRequest) GetResponseId() string {
+	if x != nil {
+		return x.ResponseId
+	}
+	return ""
+}
+
+func (x *GetMyResponseRequest) GetRevision() int32 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+// GetMyResponseResponse is the patient's own response at one revision.
+type GetMyResponseResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The receipt of that revision (scores only when the questionnaire shows them).
+	Receipt *ResponseReceipt `protobuf:"bytes,1,opt,name=receipt,proto3" json:"receipt,omitempty"`
+	// The answers of that revision, as the patient gave them.
+	Answers []*ItemAnswer `protobuf:"bytes,2,rep,name=answers,proto3" json:"answers,omitempty"`
+	// The latest revision of the response; pass it as expected_revision to
+	// AmendResponse.
+	LatestRevision int32 `protobuf:"varint,3,opt,name=latest_revision,json=latestRevision,proto3" json:"latest_revision,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *GetMyResponseResponse) Reset() {
+	*x = GetMyResponseResponse{}
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetMyResponseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetMyResponseResponse) ProtoMessage() {}
+
+func (x *GetMyResponseResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetMyResponseResponse.ProtoReflect.Descriptor instead.
+func (*GetMyResponseResponse) Descriptor() ([]byte, []int) {
+	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *GetMyResponseResponse) GetReceipt() *ResponseReceipt {
+	if x != nil {
+		return x.Receipt
+	}
+	return nil
+}
+
+func (x *GetMyResponseResponse) GetAnswers() []*ItemAnswer {
+	if x != nil {
+		return x.Answers
+	}
+	return nil
+}
+
+func (x *GetMyResponseResponse) GetLatestRevision() int32 {
+	if x != nil {
+		return x.LatestRevision
+	}
+	return 0
+}
+
+// ReviewFreeTextRequest is a reviewer's decision on one free-text answer.
+type ReviewFreeTextRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A client-chosen key for this write: the same key with the same body returns
+	// the same result again, so retries are safe.
+	IdempotencyKey string `protobuf:"bytes,1,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	// The response.
+	ResponseId string `protobuf:"bytes,2,opt,name=response_id,json=responseId,proto3" json:"response_id,omitempty"`
+	// The revision whose answer is reviewed (each revision is reviewed on its own:
+	// a correction may carry new text).
+	Revision int32 `protobuf:"varint,3,opt,name=revision,proto3" json:"revision,omitempty"`
+	// The item whose free text is reviewed.
+	LinkId string `protobuf:"bytes,4,opt,name=link_id,json=linkId,proto3" json:"link_id,omitempty"`
+	// The decision.
+	Decision FreeTextDecision `protobuf:"varint,5,opt,name=decision,proto3,enum=trialhub.epro.v1.FreeTextDecision" json:"decision,omitempty"`
+	// Why, kept on the audit trail (e.g. "contains a first name"); never the
+	// identifier itself.
+	Reason        string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReviewFreeTextRequest) Reset() {
+	*x = ReviewFreeTextRequest{}
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReviewFreeTextRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReviewFreeTextRequest) ProtoMessage() {}
+
+func (x *ReviewFreeTextRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReviewFreeTextRequest.ProtoReflect.Descriptor instead.
+func (*ReviewFreeTextRequest) Descriptor() ([]byte, []int) {
+	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *ReviewFreeTextRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+func (x *ReviewFreeTextRequest) GetResponseId() string {
+	if x != nil {
+		return x.ResponseId
+	}
+	return ""
+}
+
+func (x *ReviewFreeTextRequest) GetRevision() int32 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *ReviewFreeTextRequest) GetLinkId() string {
+	if x != nil {
+		return x.LinkId
+	}
+	return ""
+}
+
+func (x *ReviewFreeTextRequest) GetDecision() FreeTextDecision {
+	if x != nil {
+		return x.Decision
+	}
+	return FreeTextDecision_FREE_TEXT_DECISION_UNSPECIFIED
+}
+
+func (x *ReviewFreeTextRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// ReviewFreeTextResponse is the recorded decision.
+type ReviewFreeTextResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The response.
+	ResponseId string `protobuf:"bytes,1,opt,name=response_id,json=responseId,proto3" json:"response_id,omitempty"`
+	// The revision.
+	Revision int32 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	// The item.
+	LinkId string `protobuf:"bytes,3,opt,name=link_id,json=linkId,proto3" json:"link_id,omitempty"`
+	// The decision now in force.
+	Decision FreeTextDecision `protobuf:"varint,4,opt,name=decision,proto3,enum=trialhub.epro.v1.FreeTextDecision" json:"decision,omitempty"`
+	// When it was recorded (UTC).
+	ReviewedAt    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=reviewed_at,json=reviewedAt,proto3" json:"reviewed_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReviewFreeTextResponse) Reset() {
+	*x = ReviewFreeTextResponse{}
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReviewFreeTextResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReviewFreeTextResponse) ProtoMessage() {}
+
+func (x *ReviewFreeTextResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReviewFreeTextResponse.ProtoReflect.Descriptor instead.
+func (*ReviewFreeTextResponse) Descriptor() ([]byte, []int) {
+	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *ReviewFreeTextResponse) GetResponseId() string {
+	if x != nil {
+		return x.ResponseId
+	}
+	return ""
+}
+
+func (x *ReviewFreeTextResponse) GetRevision() int32 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *ReviewFreeTextResponse) GetLinkId() string {
+	if x != nil {
+		return x.LinkId
+	}
+	return ""
+}
+
+func (x *ReviewFreeTextResponse) GetDecision() FreeTextDecision {
+	if x != nil {
+		return x.Decision
+	}
+	return FreeTextDecision_FREE_TEXT_DECISION_UNSPECIFIED
+}
+
+func (x *ReviewFreeTextResponse) GetReviewedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ReviewedAt
+	}
+	return nil
+}
+
+// QuarantinedSubmission is a submission kept for the site, de-identified.
+type QuarantinedSubmission struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The identifier of the quarantined submission (UUID).
+	QuarantineId string `protobuf:"bytes,1,opt,name=quarantine_id,json=quarantineId,proto3" json:"quarantine_id,omitempty"`
+	// Why it was quarantined.
+	Reason QuarantineReason `protobuf:"varint,2,opt,name=reason,proto3,enum=trialhub.epro.v1.QuarantineReason" json:"reason,omitempty"`
+	// Where it stands.
+	State QuarantineState `protobuf:"varint,3,opt,name=state,proto3,enum=trialhub.epro.v1.QuarantineState" json:"state,omitempty"`
+	// The trial (UUID).
+	TrialId string `protobuf:"bytes,4,opt,name=trial_id,json=trialId,proto3" json:"trial_id,omitempty"`
+	// The site (UUID).
+	SiteId string `protobuf:"bytes,5,opt,name=site_id,json=siteId,proto3" json:"site_id,omitempty"`
+	// The subject's pseudonym (UUID).
+	SubjectUuid string `protobuf:"bytes,6,opt,name=subject_uuid,json=subjectUuid,proto3" json:"subject_uuid,omitempty"`
+	// The subject's planned visit (UUID).
+	SubjectVisitId string `protobuf:"bytes,7,opt,name=subject_visit_id,json=subjectVisitId,proto3" json:"subject_visit_id,omitempty"`
+	// The visit's code in the schedule, e.g. "W04".
+	VisitCode string `protobuf:"bytes,8,opt,name=visit_code,json=visitCode,proto3" json:"visit_code,omitempty"`
+	// The questionnaire version answered.
+	Questionnaire *QuestionnaireRef `protobuf:"bytes,9,opt,name=questionnaire,proto3" json:"questionnaire,omitempty"`
+	// The study day on which it was authored, in the site's time zone.
+	AuthoredStudyDay int32 `protobuf:"varint,10,opt,name=authored_study_day,json=authoredStudyDay,proto3" json:"authored_study_day,omitempty"`
+	// How many hours after the window closed it arrived; 0 unless WINDOW_CLOSED.
+	HoursAfterWindow int32 `protobuf:"varint,11,opt,name=hours_after_window,json=hoursAfterWindow,proto3" json:"hours_after_window,omitempty"`
+	// The answers, de-identified (free text withheld).
+	Answers []*DeidentifiedItemAnswer `protobuf:"bytes,12,rep,name=answers,proto3" json:"answers,omitempty"`
+	// For ALREADY_ANSWERED: the response that answered the visit first.
+	ExistingResponseId string `protobuf:"bytes,13,opt,name=existing_response_id,json=existingResponseId,proto3" json:"existing_response_id,omitempty"`
+	// For ACCEPTED: the response it became.
+	ResponseId string `protobuf:"bytes,14,opt,name=response_id,json=responseId,proto3" json:"response_id,omitempty"`
+	// When the server received it (UTC).
+	ReceivedAt *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"`
+	// When it was resolved (UTC); unset while PENDING.
+	ResolvedAt    *timestamppb.Timestamp `protobuf:"bytes,16,opt,name=resolved_at,json=resolvedAt,proto3" json:"resolved_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuarantinedSubmission) Reset() {
+	*x = QuarantinedSubmission{}
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuarantinedSubmission) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuarantinedSubmission) ProtoMessage() {}
+
+func (x *QuarantinedSubmission) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuarantinedSubmission.ProtoReflect.Descriptor instead.
+func (*QuarantinedSubmission) Descriptor() ([]byte, []int) {
+	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *QuarantinedSubmission) GetQuarantineId() string {
+	if x != nil {
+		return x.QuarantineId
+	}
+	return ""
+}
+
+func (x *QuarantinedSubmission) GetReason() QuarantineReason {
+	if x != nil {
+		return x.Reason
+	}
+	return QuarantineReason_QUARANTINE_REASON_UNSPECIFIED
+}
+
+func (x *QuarantinedSubmission) GetState() QuarantineState {
+	if x != nil {
+		return x.State
+	}
+	return QuarantineState_QUARANTINE_STATE_UNSPECIFIED
+}
+
+func (x *QuarantinedSubmission) GetTrialId() string {
+	if x != nil {
+		return x.TrialId
+	}
+	return ""
+}
+
+func (x *QuarantinedSubmission) GetSiteId() string {
+	if x != nil {
+		return x.SiteId
+	}
+	return ""
+}
+
+func (x *QuarantinedSubmission) GetSubjectUuid() string {
+	if x != nil {
+		return x.SubjectUuid
+	}
+	return ""
+}
+
+func (x *QuarantinedSubmission) GetSubjectVisitId() string {
+	if x != nil {
+		return x.SubjectVisitId
+	}
+	return ""
+}
+
+func (x *QuarantinedSubmission) GetVisitCode() string {
+	if x != nil {
+		return x.VisitCode
+	}
+	return ""
+}
+
+func (x *QuarantinedSubmission) GetQuestionnaire() *QuestionnaireRef {
+	if x != nil {
+		return x.Questionnaire
+	}
+	return nil
+}
+
+func (x *QuarantinedSubmission) GetAuthoredStudyDay() int32 {
+	if x != nil {
+		return x.AuthoredStudyDay
+	}
+	return 0
+}
+
+func (x *QuarantinedSubmission) GetHoursAfterWindow() int32 {
+	if x != nil {
+		return x.HoursAfterWindow
+	}
+	return 0
+}
+
+func (x *QuarantinedSubmission) GetAnswers() []*DeidentifiedItemAnswer {
+	if x != nil {
+		return x.Answers
+	}
+	return nil
+}
+
+func (x *QuarantinedSubmission) GetExistingResponseId() string {
+	if x != nil {
+		return x.ExistingResponseId
+	}
+	return ""
+}
+
+func (x *QuarantinedSubmission) GetResponseId() string {
+	if x != nil {
+		return x.ResponseId
+	}
+	return ""
+}
+
+func (x *QuarantinedSubmission) GetReceivedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ReceivedAt
+	}
+	return nil
+}
+
+func (x *QuarantinedSubmission) GetResolvedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ResolvedAt
+	}
+	return nil
+}
+
+// ListQuarantineRequest filters and pages the quarantine of one trial.
+type ListQuarantineRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The trial.
+	TrialId string `protobuf:"bytes,1,opt,name=trial_id,json=trialId,proto3" json:"trial_id,omitempty"`
+	// Only this site. Empty: every site the caller may see.
+	SiteId string `protobuf:"bytes,2,opt,name=site_id,json=siteId,proto3" json:"site_id,omitempty"`
+	// Only entries in these states. Empty: PENDING only.
+	States []QuarantineState `protobuf:"varint,3,rep,packed,name=states,proto3,enum=trialhub.epro.v1.QuarantineState" json:"states,omitempty"`
+	// The largest number of entries to return; 0 means the default of 50.
+	PageSize int32 `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page; empty for the first page. The other
+	// fields must be the same as on the first page.
+	PageToken     string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListQuarantineRequest) Reset() {
+	*x = ListQuarantineRequest{}
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListQuarantineRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListQuarantineRequest) ProtoMessage() {}
+
+func (x *ListQuarantineRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListQuarantineRequest.ProtoReflect.Descriptor instead.
+func (*ListQuarantineRequest) Descriptor() ([]byte, []int) {
+	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *ListQuarantineRequest) GetTrialId() string {
+	if x != nil {
+		return x.TrialId
+	}
+	return ""
+}
+
+func (x *ListQuarantineRequest) GetSiteId() string {
+	if x != nil {
+		return x.SiteId
+	}
+	return ""
+}
+
+func (x *ListQuarantineRequest) GetStates() []QuarantineState {
+	if x != nil {
+		return x.States
+	}
+	return nil
+}
+
+func (x *ListQuarantineRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListQuarantineRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListQuarantineResponse is one page of quarantined submissions.
+type ListQuarantineResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The entries on this page, oldest received first.
+	Submissions []*QuarantinedSubmission `protobuf:"bytes,1,rep,name=submissions,proto3" json:"submissions,omitempty"`
+	// The token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListQuarantineResponse) Reset() {
+	*x = ListQuarantineResponse{}
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListQuarantineResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListQuarantineResponse) ProtoMessage() {}
+
+func (x *ListQuarantineResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListQuarantineResponse.ProtoReflect.Descriptor instead.
+func (*ListQuarantineResponse) Descriptor() ([]byte, []int) {
+	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *ListQuarantineResponse) GetSubmissions() []*QuarantinedSubmission {
+	if x != nil {
+		return x.Submissions
+	}
+	return nil
+}
+
+func (x *ListQuarantineResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// ResolveQuarantineRequest settles one quarantined submission.
+type ResolveQuarantineRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A client-chosen key for this write: the same key with the same body returns
+	// the same result again, so retries are safe.
+	IdempotencyKey string `protobuf:"bytes,1,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	// The quarantined submission.
+	QuarantineId string `protobuf:"bytes,2,opt,name=quarantine_id,json=quarantineId,proto3" json:"quarantine_id,omitempty"`
+	// Accept or reject.
+	Resolution QuarantineResolution `protobuf:"varint,3,opt,name=resolution,proto3,enum=trialhub.epro.v1.QuarantineResolution" json:"resolution,omitempty"`
+	// Why, kept on the audit trail; never names or identifiers.
+	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResolveQuarantineRequest) Reset() {
+	*x = ResolveQuarantineRequest{}
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResolveQuarantineRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResolveQuarantineRequest) ProtoMessage() {}
+
+func (x *ResolveQuarantineRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResolveQuarantineRequest.ProtoReflect.Descriptor instead.
+func (*ResolveQuarantineRequest) Descriptor() ([]byte, []int) {
+	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *ResolveQuarantineRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+func (x *ResolveQuarantineRequest) GetQuarantineId() string {
+	if x != nil {
+		return x.QuarantineId
+	}
+	return ""
+}
+
+func (x *ResolveQuarantineRequest) GetResolution() QuarantineResolution {
+	if x != nil {
+		return x.Resolution
+	}
+	return QuarantineResolution_QUARANTINE_RESOLUTION_UNSPECIFIED
+}
+
+func (x *ResolveQuarantineRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// ResolveQuarantineResponse is the settled entry.
+type ResolveQuarantineResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The entry, ACCEPTED (with response_id) or REJECTED.
+	Submission    *QuarantinedSubmission `protobuf:"bytes,1,opt,name=submission,proto3" json:"submission,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResolveQuarantineResponse) Reset() {
+	*x = ResolveQuarantineResponse{}
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResolveQuarantineResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResolveQuarantineResponse) ProtoMessage() {}
+
+func (x *ResolveQuarantineResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResolveQuarantineResponse.ProtoReflect.Descriptor instead.
+func (*ResolveQuarantineResponse) Descriptor() ([]byte, []int) {
+	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *ResolveQuarantineResponse) GetSubmission() *QuarantinedSubmission {
+	if x != nil {
+		return x.Submission
+	}
+	return nil
+}
+
+// PreconditionFailure is the typed detail of every FAILED_PRECONDITION error of
+// this service, so a client can act on it without parsing the message.
+type PreconditionFailure struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Which precondition failed.
+	Reason PreconditionReason `protobuf:"varint,1,opt,name=reason,proto3,enum=trialhub.epro.v1.PreconditionReason" json:"reason,omitempty"`
+	// For WINDOW_NOT_OPEN and WINDOW_CLOSED: when the window opens (UTC).
+	WindowOpensAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=window_opens_at,json=windowOpensAt,proto3" json:"window_opens_at,omitempty"`
+	// For WINDOW_NOT_OPEN and WINDOW_CLOSED: when the window closes (UTC).
+	WindowClosesAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=window_closes_at,json=windowClosesAt,proto3" json:"window_closes_at,omitempty"`
+	// For ALREADY_ANSWERED: the response that answered the visit (UUID).
+	ExistingResponseId string `protobuf:"bytes,4,opt,name=existing_response_id,json=existingResponseId,proto3" json:"existing_response_id,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *PreconditionFailure) Reset() {
+	*x = PreconditionFailure{}
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PreconditionFailure) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PreconditionFailure) ProtoMessage() {}
+
+func (x *PreconditionFailure) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_epro_v1_epro_service_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PreconditionFailure.ProtoReflect.Descriptor instead.
+func (*PreconditionFailure) Descriptor() ([]byte, []int) {
+	return file_trialhub_epro_v1_epro_service_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *PreconditionFailure) GetReason() PreconditionReason {
+	if x != nil {
+		return x.Reason
+	}
+	return PreconditionReason_PRECONDITION_REASON_UNSPECIFIED
+}
+
+func (x *PreconditionFailure) GetWindowOpensAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.WindowOpensAt
+	}
+	return nil
+}
+
+func (x *PreconditionFailure) GetWindowClosesAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.WindowClosesAt
+	}
+	return nil
+}
+
+func (x *PreconditionFailure) GetExistingResponseId() string {
+	if x != nil {
+		return x.ExistingResponseId
+	}
+	return ""
+}
+
 var File_trialhub_epro_v1_epro_service_proto protoreflect.FileDescriptor
 
 const file_trialhub_epro_v1_epro_service_proto_rawDesc = "" +
 	"\n" +
-	"#trialhub/epro/v1/epro_service.proto\x12\x10trialhub.epro.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dtrialhub/authz/v1/authz.proto\x1a$trialhub/epro/v1/questionnaire.proto\x1a\x1ftrialhub/epro/v1/response.proto\x1a\x1ctrialhub/epro/v1/types.proto\"\x8a\f\n" +
+	"#trialhub/epro/v1/epro_service.proto\x12\x10trialhub.epro.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dtrialhub/authz/v1/authz.proto\x1a\x1ctrialhub/epro/v1/audit.proto\x1a\x1dtrialhub/epro/v1/limits.proto\x1a$trialhub/epro/v1/questionnaire.proto\x1a\x1ftrialhub/epro/v1/response.proto\x1a\x1ctrialhub/epro/v1/types.proto\"\xbf\f\n" +
 	"\x1aCreateQuestionnaireRequest\x12G\n" +
 	"\x0fidempotency_key\x18\x01 \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\x0eidempotencyKey\x12\x1d\n" +
 	"\x03url\x18\x02 \x01(\tB\v\xbaH\br\x06\x18\x80\b\x88\x01\x01R\x03url\x12@\n" +
@@ -3079,13 +4336,14 @@ const file_trialhub_epro_v1_epro_service_proto_rawDesc = "" +
 	"\x05items\x18\v \x03(\v2#.trialhub.epro.v1.QuestionnaireItemB\v\xbaH\b\x92\x01\x05\b\x01\x10\xc8\x01R\x05items\x12L\n" +
 	"\rscoring_rules\x18\f \x03(\v2\x1d.trialhub.epro.v1.ScoringRuleB\b\xbaH\x05\x92\x01\x02\x10\x14R\fscoringRules\x12F\n" +
 	"\valert_rules\x18\r \x03(\v2\x1b.trialhub.epro.v1.AlertRuleB\b\xbaH\x05\x92\x01\x02\x10\x14R\n" +
-	"alertRules:\xef\x05\xbaH\xeb\x05\x1a\xa0\x01\n" +
+	"alertRules\x123\n" +
+	"\x16show_scores_to_patient\x18\x0e \x01(\bR\x13showScoresToPatient:\xef\x05\xbaH\xeb\x05\x1a\xa0\x01\n" +
 	"$create_questionnaire.unique_link_ids\x12+top-level items must have distinct link_ids\x1aKthis.items.all(i, this.items.filter(j, j.link_id == i.link_id).size() == 1)\x1a\xaf\x01\n" +
 	".create_questionnaire.unique_scoring_rule_names\x12&scoring rules must have distinct names\x1aUthis.scoring_rules.all(r, this.scoring_rules.filter(s, s.name == r.name).size() == 1)\x1a\xa7\x01\n" +
 	",create_questionnaire.unique_alert_rule_names\x12$alert rules must have distinct names\x1aQthis.alert_rules.all(r, this.alert_rules.filter(s, s.name == r.name).size() == 1)\x1a\xe9\x01\n" +
 	".create_questionnaire.alert_scoring_rule_exists\x12>a total_score alert trigger must name one of the scoring rules\x1awthis.alert_rules.all(a, !has(a.total_score) || this.scoring_rules.exists(s, s.name == a.total_score.scoring_rule_name))\"d\n" +
 	"\x1bCreateQuestionnaireResponse\x12E\n" +
-	"\rquestionnaire\x18\x01 \x01(\v2\x1f.trialhub.epro.v1.QuestionnaireR\rquestionnaire\"\x87\b\n" +
+	"\rquestionnaire\x18\x01 \x01(\v2\x1f.trialhub.epro.v1.QuestionnaireR\rquestionnaire\"\xbc\b\n" +
 	"\x1eImportFhirQuestionnaireRequest\x12G\n" +
 	"\x0fidempotency_key\x18\x01 \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\x0eidempotencyKey\x12:\n" +
 	"\x12questionnaire_json\x18\x02 \x01(\tB\v\xbaH\br\x06\x10\x02(\x80\x80@R\x11questionnaireJson\x12G\n" +
@@ -3093,7 +4351,8 @@ const file_trialhub_epro_v1_epro_service_proto_rawDesc = "" +
 	"\rscoring_rules\x18\x04 \x03(\v2\x1d.trialhub.epro.v1.ScoringRuleB\b\xbaH\x05\x92\x01\x02\x10\x14R\fscoringRules\x12F\n" +
 	"\valert_rules\x18\x05 \x03(\v2\x1b.trialhub.epro.v1.AlertRuleB\b\xbaH\x05\x92\x01\x02\x10\x14R\n" +
 	"alertRules\x12#\n" +
-	"\rvalidate_only\x18\x06 \x01(\bR\fvalidateOnly:\xdb\x04\xbaH\xd7\x04\x1a\xb4\x01\n" +
+	"\rvalidate_only\x18\x06 \x01(\bR\fvalidateOnly\x123\n" +
+	"\x16show_scores_to_patient\x18\a \x01(\bR\x13showScoresToPatient:\xdb\x04\xbaH\xd7\x04\x1a\xb4\x01\n" +
 	"3import_fhir_questionnaire.unique_scoring_rule_names\x12&scoring rules must have distinct names\x1aUthis.scoring_rules.all(r, this.scoring_rules.filter(s, s.name == r.name).size() == 1)\x1a\xac\x01\n" +
 	"1import_fhir_questionnaire.unique_alert_rule_names\x12$alert rules must have distinct names\x1aQthis.alert_rules.all(r, this.alert_rules.filter(s, s.name == r.name).size() == 1)\x1a\xee\x01\n" +
 	"3import_fhir_questionnaire.alert_scoring_rule_exists\x12>a total_score alert trigger must name one of the scoring rules\x1awthis.alert_rules.all(a, !has(a.total_score) || this.scoring_rules.exists(s, s.name == a.total_score.scoring_rule_name))\"\xa5\x01\n" +
@@ -3113,9 +4372,10 @@ const file_trialhub_epro_v1_epro_service_proto_rawDesc = "" +
 	"\tcanonical\x18\x02 \x01(\v2(.trialhub.epro.v1.QuestionnaireCanonicalH\x00R\tcanonicalB\x0f\n" +
 	"\x06lookup\x12\x05\xbaH\x02\b\x01\"a\n" +
 	"\x18GetQuestionnaireResponse\x12E\n" +
-	"\rquestionnaire\x18\x01 \x01(\v2\x1f.trialhub.epro.v1.QuestionnaireR\rquestionnaire\"P\n" +
+	"\rquestionnaire\x18\x01 \x01(\v2\x1f.trialhub.epro.v1.QuestionnaireR\rquestionnaire\"\x9d\x01\n" +
 	"\x19GetMyQuestionnaireRequest\x123\n" +
-	"\x10questionnaire_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x0fquestionnaireId\"j\n" +
+	"\x10questionnaire_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x0fquestionnaireId\x12K\n" +
+	"\blanguage\x18\x02 \x01(\tB/\xbaH,\xd8\x01\x01r'\x18#2#^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$R\blanguage\"j\n" +
 	"\x1aGetMyQuestionnaireResponse\x12L\n" +
 	"\rquestionnaire\x18\x01 \x01(\v2&.trialhub.epro.v1.PatientQuestionnaireR\rquestionnaire\"\xe7\x01\n" +
 	"\x19ListQuestionnairesRequest\x12 \n" +
@@ -3127,7 +4387,7 @@ const file_trialhub_epro_v1_epro_service_proto_rawDesc = "" +
 	"page_token\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"\x8d\x01\n" +
 	"\x1aListQuestionnairesResponse\x12G\n" +
 	"\x0equestionnaires\x18\x01 \x03(\v2\x1f.trialhub.epro.v1.QuestionnaireR\x0equestionnaires\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xe1\x03\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x91\x04\n" +
 	"\x11QuestionnaireTask\x12\x19\n" +
 	"\btrial_id\x18\x01 \x01(\tR\atrialId\x12(\n" +
 	"\x10subject_visit_id\x18\x02 \x01(\tR\x0esubjectVisitId\x12\x1d\n" +
@@ -3139,7 +4399,10 @@ const file_trialhub_epro_v1_epro_service_proto_rawDesc = "" +
 	"\x06status\x18\a \x01(\x0e2\x1c.trialhub.epro.v1.TaskStatusR\x06status\x12\x1f\n" +
 	"\vresponse_id\x18\b \x01(\tR\n" +
 	"responseId\x12=\n" +
-	"\fcompleted_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\vcompletedAt\"\xdd\x01\n" +
+	"\fcompleted_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\vcompletedAt\x12\x1a\n" +
+	"\brevision\x18\n" +
+	" \x01(\x05R\brevision\x12\x12\n" +
+	"\x04late\x18\v \x01(\bR\x04late\"\xdd\x01\n" +
 	"\x12ListMyTasksRequest\x12&\n" +
 	"\btrial_id\x18\x01 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\atrialId\x12M\n" +
 	"\bstatuses\x18\x02 \x03(\x0e2\x1c.trialhub.epro.v1.TaskStatusB\x13\xbaH\x10\x92\x01\r\x10\x05\x18\x01\"\a\x82\x01\x04\x10\x01 \x00R\bstatuses\x12'\n" +
@@ -3247,7 +4510,7 @@ const file_trialhub_epro_v1_epro_service_proto_rawDesc = "" +
 	"\x04data\x18\x01 \x01(\tR\x04data\"D\n" +
 	"\rExportTrailer\x12\x1b\n" +
 	"\trow_count\x18\x01 \x01(\x05R\browCount\x12\x16\n" +
-	"\x06sha256\x18\x02 \x01(\tR\x06sha256\"\xd3\x02\n" +
+	"\x06sha256\x18\x02 \x01(\tR\x06sha256\"\xf2\x02\n" +
 	"\x1aGetComplianceReportRequest\x12#\n" +
 	"\btrial_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\atrialId\x12$\n" +
 	"\asite_id\x18\x02 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\x06siteId\x12[\n" +
@@ -3257,14 +4520,16 @@ const file_trialhub_epro_v1_epro_service_proto_rawDesc = "" +
 	"\tpage_size\x18\x05 \x01(\x05B\n" +
 	"\xbaH\a\x1a\x05\x18\xc8\x01(\x00R\bpageSize\x12'\n" +
 	"\n" +
-	"page_token\x18\x06 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"\xc3\x01\n" +
+	"page_token\x18\x06 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken\x12\x1d\n" +
+	"\n" +
+	"by_subject\x18\a \x01(\bR\tbySubject\"\xc3\x01\n" +
 	"\x10ComplianceCounts\x12\x1a\n" +
 	"\bexpected\x18\x01 \x01(\x05R\bexpected\x12\x1c\n" +
 	"\tcompleted\x18\x02 \x01(\x05R\tcompleted\x12\x16\n" +
 	"\x06missed\x18\x03 \x01(\x05R\x06missed\x12\x18\n" +
 	"\apending\x18\x04 \x01(\x05R\apending\x12.\n" +
 	"\x10compliance_ratio\x18\x05 \x01(\x01H\x00R\x0fcomplianceRatio\x88\x01\x01B\x13\n" +
-	"\x11_compliance_ratio\"\x90\x02\n" +
+	"\x11_compliance_ratio\"\xd0\x02\n" +
 	"\rComplianceRow\x12\x17\n" +
 	"\asite_id\x18\x01 \x01(\tR\x06siteId\x12\x1d\n" +
 	"\n" +
@@ -3273,14 +4538,101 @@ const file_trialhub_epro_v1_epro_service_proto_rawDesc = "" +
 	"visit_name\x18\x04 \x01(\tR\tvisitName\x12+\n" +
 	"\x11questionnaire_url\x18\x05 \x01(\tR\x10questionnaireUrl\x12/\n" +
 	"\x13questionnaire_title\x18\x06 \x01(\tR\x12questionnaireTitle\x12:\n" +
-	"\x06counts\x18\a \x01(\v2\".trialhub.epro.v1.ComplianceCountsR\x06countsJ\x04\b\x02\x10\x03R\bvisit_id\"\x91\x02\n" +
+	"\x06counts\x18\a \x01(\v2\".trialhub.epro.v1.ComplianceCountsR\x06counts\x12!\n" +
+	"\fsubject_uuid\x18\b \x01(\tR\vsubjectUuid\x12\x1b\n" +
+	"\ttime_zone\x18\t \x01(\tR\btimeZoneJ\x04\b\x02\x10\x03R\bvisit_id\"\x91\x02\n" +
 	"\x1bGetComplianceReportResponse\x12\x1c\n" +
 	"\n" +
 	"as_of_date\x18\x01 \x01(\tR\basOfDate\x12=\n" +
 	"\fgenerated_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\vgeneratedAt\x123\n" +
 	"\x04rows\x18\x03 \x03(\v2\x1f.trialhub.epro.v1.ComplianceRowR\x04rows\x128\n" +
 	"\x05total\x18\x04 \x01(\v2\".trialhub.epro.v1.ComplianceCountsR\x05total\x12&\n" +
-	"\x0fnext_page_token\x18\x05 \x01(\tR\rnextPageToken*\x9c\x02\n" +
+	"\x0fnext_page_token\x18\x05 \x01(\tR\rnextPageToken\"\x9a\x02\n" +
+	"\x1dSetQuestionnaireStatusRequest\x12G\n" +
+	"\x0fidempotency_key\x18\x01 \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\x0eidempotencyKey\x123\n" +
+	"\x10questionnaire_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x0fquestionnaireId\x12K\n" +
+	"\x06status\x18\x03 \x01(\x0e2%.trialhub.epro.v1.QuestionnaireStatusB\f\xbaH\t\x82\x01\x06\x10\x01\x18\x02\x18\x03R\x06status\x12.\n" +
+	"\x06reason\x18\x04 \x01(\tB\x16\xbaH\x13r\x11\x10\x05\x18\xe8\a2\n" +
+	"(\\S\\s*){5}R\x06reason\"g\n" +
+	"\x1eSetQuestionnaireStatusResponse\x12E\n" +
+	"\rquestionnaire\x18\x01 \x01(\v2\x1f.trialhub.epro.v1.QuestionnaireR\rquestionnaire\"f\n" +
+	"\x14GetMyResponseRequest\x12)\n" +
+	"\vresponse_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\n" +
+	"responseId\x12#\n" +
+	"\brevision\x18\x02 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\brevision\"\xb5\x01\n" +
+	"\x15GetMyResponseResponse\x12;\n" +
+	"\areceipt\x18\x01 \x01(\v2!.trialhub.epro.v1.ResponseReceiptR\areceipt\x126\n" +
+	"\aanswers\x18\x02 \x03(\v2\x1c.trialhub.epro.v1.ItemAnswerR\aanswers\x12'\n" +
+	"\x0flatest_revision\x18\x03 \x01(\x05R\x0elatestRevision\"\xe6\x02\n" +
+	"\x15ReviewFreeTextRequest\x12G\n" +
+	"\x0fidempotency_key\x18\x01 \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\x0eidempotencyKey\x12)\n" +
+	"\vresponse_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\n" +
+	"responseId\x12#\n" +
+	"\brevision\x18\x03 \x01(\x05B\a\xbaH\x04\x1a\x02(\x01R\brevision\x128\n" +
+	"\alink_id\x18\x04 \x01(\tB\x1f\xbaH\x1cr\x1a\x10\x01\x18\x80\x012\x13^[A-Za-z0-9._:/-]+$R\x06linkId\x12J\n" +
+	"\bdecision\x18\x05 \x01(\x0e2\".trialhub.epro.v1.FreeTextDecisionB\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\bdecision\x12.\n" +
+	"\x06reason\x18\x06 \x01(\tB\x16\xbaH\x13r\x11\x10\x05\x18\xe8\a2\n" +
+	"(\\S\\s*){5}R\x06reason\"\xeb\x01\n" +
+	"\x16ReviewFreeTextResponse\x12\x1f\n" +
+	"\vresponse_id\x18\x01 \x01(\tR\n" +
+	"responseId\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\x05R\brevision\x12\x17\n" +
+	"\alink_id\x18\x03 \x01(\tR\x06linkId\x12>\n" +
+	"\bdecision\x18\x04 \x01(\x0e2\".trialhub.epro.v1.FreeTextDecisionR\bdecision\x12;\n" +
+	"\vreviewed_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"reviewedAt\"\x88\x06\n" +
+	"\x15QuarantinedSubmission\x12#\n" +
+	"\rquarantine_id\x18\x01 \x01(\tR\fquarantineId\x12:\n" +
+	"\x06reason\x18\x02 \x01(\x0e2\".trialhub.epro.v1.QuarantineReasonR\x06reason\x127\n" +
+	"\x05state\x18\x03 \x01(\x0e2!.trialhub.epro.v1.QuarantineStateR\x05state\x12\x19\n" +
+	"\btrial_id\x18\x04 \x01(\tR\atrialId\x12\x17\n" +
+	"\asite_id\x18\x05 \x01(\tR\x06siteId\x12!\n" +
+	"\fsubject_uuid\x18\x06 \x01(\tR\vsubjectUuid\x12(\n" +
+	"\x10subject_visit_id\x18\a \x01(\tR\x0esubjectVisitId\x12\x1d\n" +
+	"\n" +
+	"visit_code\x18\b \x01(\tR\tvisitCode\x12H\n" +
+	"\rquestionnaire\x18\t \x01(\v2\".trialhub.epro.v1.QuestionnaireRefR\rquestionnaire\x12,\n" +
+	"\x12authored_study_day\x18\n" +
+	" \x01(\x05R\x10authoredStudyDay\x12,\n" +
+	"\x12hours_after_window\x18\v \x01(\x05R\x10hoursAfterWindow\x12B\n" +
+	"\aanswers\x18\f \x03(\v2(.trialhub.epro.v1.DeidentifiedItemAnswerR\aanswers\x120\n" +
+	"\x14existing_response_id\x18\r \x01(\tR\x12existingResponseId\x12\x1f\n" +
+	"\vresponse_id\x18\x0e \x01(\tR\n" +
+	"responseId\x12;\n" +
+	"\vreceived_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"receivedAt\x12;\n" +
+	"\vresolved_at\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"resolvedAt\"\x84\x02\n" +
+	"\x15ListQuarantineRequest\x12#\n" +
+	"\btrial_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\atrialId\x12$\n" +
+	"\asite_id\x18\x02 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\x06siteId\x12N\n" +
+	"\x06states\x18\x03 \x03(\x0e2!.trialhub.epro.v1.QuarantineStateB\x13\xbaH\x10\x92\x01\r\x10\x03\x18\x01\"\a\x82\x01\x04\x10\x01 \x00R\x06states\x12'\n" +
+	"\tpage_size\x18\x04 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xc8\x01(\x00R\bpageSize\x12'\n" +
+	"\n" +
+	"page_token\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"\x8b\x01\n" +
+	"\x16ListQuarantineResponse\x12I\n" +
+	"\vsubmissions\x18\x01 \x03(\v2'.trialhub.epro.v1.QuarantinedSubmissionR\vsubmissions\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x96\x02\n" +
+	"\x18ResolveQuarantineRequest\x12G\n" +
+	"\x0fidempotency_key\x18\x01 \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\x0eidempotencyKey\x12-\n" +
+	"\rquarantine_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\fquarantineId\x12R\n" +
+	"\n" +
+	"resolution\x18\x03 \x01(\x0e2&.trialhub.epro.v1.QuarantineResolutionB\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\n" +
+	"resolution\x12.\n" +
+	"\x06reason\x18\x04 \x01(\tB\x16\xbaH\x13r\x11\x10\x05\x18\xe8\a2\n" +
+	"(\\S\\s*){5}R\x06reason\"d\n" +
+	"\x19ResolveQuarantineResponse\x12G\n" +
+	"\n" +
+	"submission\x18\x01 \x01(\v2'.trialhub.epro.v1.QuarantinedSubmissionR\n" +
+	"submission\"\x8f\x02\n" +
+	"\x13PreconditionFailure\x12<\n" +
+	"\x06reason\x18\x01 \x01(\x0e2$.trialhub.epro.v1.PreconditionReasonR\x06reason\x12B\n" +
+	"\x0fwindow_opens_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\rwindowOpensAt\x12D\n" +
+	"\x10window_closes_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x0ewindowClosesAt\x120\n" +
+	"\x14existing_response_id\x18\x04 \x01(\tR\x12existingResponseId*\x9c\x02\n" +
 	"\x11ImportWarningKind\x12#\n" +
 	"\x1fIMPORT_WARNING_KIND_UNSPECIFIED\x10\x00\x12+\n" +
 	"'IMPORT_WARNING_KIND_UNSUPPORTED_ELEMENT\x10\x01\x12-\n" +
@@ -3318,32 +4670,68 @@ const file_trialhub_epro_v1_epro_service_proto_rawDesc = "" +
 	"\x13COLUMN_TYPE_BOOLEAN\x10\x04\x12\x14\n" +
 	"\x10COLUMN_TYPE_CODE\x10\x05\x12\x14\n" +
 	"\x10COLUMN_TYPE_UUID\x10\x06\x12\x14\n" +
-	"\x10COLUMN_TYPE_TIME\x10\a2\xbf\n" +
-	"\n" +
-	"\vEproService\x12{\n" +
-	"\x13CreateQuestionnaire\x12,.trialhub.epro.v1.CreateQuestionnaireRequest\x1a-.trialhub.epro.v1.CreateQuestionnaireResponse\"\a\x92\x82\x19\x03\n" +
-	"\x01\x04\x12\x87\x01\n" +
-	"\x17ImportFhirQuestionnaire\x120.trialhub.epro.v1.ImportFhirQuestionnaireRequest\x1a1.trialhub.epro.v1.ImportFhirQuestionnaireResponse\"\a\x92\x82\x19\x03\n" +
-	"\x01\x04\x12x\n" +
-	"\x10GetQuestionnaire\x12).trialhub.epro.v1.GetQuestionnaireRequest\x1a*.trialhub.epro.v1.GetQuestionnaireResponse\"\r\x92\x82\x19\x06\n" +
-	"\x04\x04\x02\x03\x05\x90\x02\x01\x12~\n" +
-	"\x12ListQuestionnaires\x12+.trialhub.epro.v1.ListQuestionnairesRequest\x1a,.trialhub.epro.v1.ListQuestionnairesResponse\"\r\x92\x82\x19\x06\n" +
-	"\x04\x04\x02\x03\x05\x90\x02\x01\x12}\n" +
-	"\x12GetMyQuestionnaire\x12+.trialhub.epro.v1.GetMyQuestionnaireRequest\x1a,.trialhub.epro.v1.GetMyQuestionnaireResponse\"\f\x92\x82\x19\x05\n" +
-	"\x01\x01\x18\x01\x90\x02\x01\x12h\n" +
-	"\vListMyTasks\x12$.trialhub.epro.v1.ListMyTasksRequest\x1a%.trialhub.epro.v1.ListMyTasksResponse\"\f\x92\x82\x19\x05\n" +
-	"\x01\x01\x18\x01\x90\x02\x01\x12n\n" +
-	"\x0eSubmitResponse\x12'.trialhub.epro.v1.SubmitResponseRequest\x1a(.trialhub.epro.v1.SubmitResponseResponse\"\t\x92\x82\x19\x05\n" +
-	"\x01\x01\x18\x01\x12l\n" +
-	"\rAmendResponse\x12&.trialhub.epro.v1.AmendResponseRequest\x1a'.trialhub.epro.v1.AmendResponseResponse\"\n" +
-	"\x92\x82\x19\x06\n" +
-	"\x02\x01\x02\x18\x01\x12n\n" +
-	"\rListResponses\x12&.trialhub.epro.v1.ListResponsesRequest\x1a'.trialhub.epro.v1.ListResponsesResponse\"\f\x92\x82\x19\x05\n" +
-	"\x03\x03\x02\x04\x90\x02\x01\x12u\n" +
-	"\x0fExportResponses\x12(.trialhub.epro.v1.ExportResponsesRequest\x1a).trialhub.epro.v1.ExportResponsesResponse\"\v\x92\x82\x19\x04\n" +
-	"\x02\x03\x04\x90\x02\x010\x01\x12\x80\x01\n" +
-	"\x13GetComplianceReport\x12,.trialhub.epro.v1.GetComplianceReportRequest\x1a-.trialhub.epro.v1.GetComplianceReportResponse\"\f\x92\x82\x19\x05\n" +
-	"\x03\x04\x02\x03\x90\x02\x01B\xc7\x01\n" +
+	"\x10COLUMN_TYPE_TIME\x10\a*x\n" +
+	"\x10FreeTextDecision\x12\"\n" +
+	"\x1eFREE_TEXT_DECISION_UNSPECIFIED\x10\x00\x12\x1f\n" +
+	"\x1bFREE_TEXT_DECISION_REVIEWED\x10\x01\x12\x1f\n" +
+	"\x1bFREE_TEXT_DECISION_REDACTED\x10\x02*\x8f\x01\n" +
+	"\x0fQuarantineState\x12 \n" +
+	"\x1cQUARANTINE_STATE_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18QUARANTINE_STATE_PENDING\x10\x01\x12\x1d\n" +
+	"\x19QUARANTINE_STATE_ACCEPTED\x10\x02\x12\x1d\n" +
+	"\x19QUARANTINE_STATE_REJECTED\x10\x03*\x81\x01\n" +
+	"\x14QuarantineResolution\x12%\n" +
+	"!QUARANTINE_RESOLUTION_UNSPECIFIED\x10\x00\x12 \n" +
+	"\x1cQUARANTINE_RESOLUTION_ACCEPT\x10\x01\x12 \n" +
+	"\x1cQUARANTINE_RESOLUTION_REJECT\x10\x02*\xbf\x03\n" +
+	"\x12PreconditionReason\x12#\n" +
+	"\x1fPRECONDITION_REASON_UNSPECIFIED\x10\x00\x12'\n" +
+	"#PRECONDITION_REASON_WINDOW_NOT_OPEN\x10\x01\x12%\n" +
+	"!PRECONDITION_REASON_WINDOW_CLOSED\x10\x02\x12$\n" +
+	" PRECONDITION_REASON_NOT_ASSIGNED\x10\x03\x12$\n" +
+	" PRECONDITION_REASON_NOT_ENROLLED\x10\x04\x12(\n" +
+	"$PRECONDITION_REASON_ALREADY_ANSWERED\x10\x05\x12(\n" +
+	"$PRECONDITION_REASON_ENTERED_IN_ERROR\x10\x06\x125\n" +
+	"1PRECONDITION_REASON_STATUS_TRANSITION_NOT_ALLOWED\x10\a\x12+\n" +
+	"'PRECONDITION_REASON_QUARANTINE_RESOLVED\x10\b\x120\n" +
+	",PRECONDITION_REASON_QUESTIONNAIRE_NOT_ACTIVE\x10\t2\x80\x12\n" +
+	"\vEproService\x12\x84\x01\n" +
+	"\x13CreateQuestionnaire\x12,.trialhub.epro.v1.CreateQuestionnaireRequest\x1a-.trialhub.epro.v1.CreateQuestionnaireResponse\"\x10\x92\x82\x19\x03\n" +
+	"\x01\x04\u0082\x19\x05\b\x80\x80\x80\x01\x12\x90\x01\n" +
+	"\x17ImportFhirQuestionnaire\x120.trialhub.epro.v1.ImportFhirQuestionnaireRequest\x1a1.trialhub.epro.v1.ImportFhirQuestionnaireResponse\"\x10\x92\x82\x19\x03\n" +
+	"\x01\x04\u0082\x19\x05\b\x80\x80\x80\x01\x12\x7f\n" +
+	"\x10GetQuestionnaire\x12).trialhub.epro.v1.GetQuestionnaireRequest\x1a*.trialhub.epro.v1.GetQuestionnaireResponse\"\x14\x92\x82\x19\x06\n" +
+	"\x04\x04\x02\x03\x05\u0082\x19\x03\b\x80 \x90\x02\x01\x12\x85\x01\n" +
+	"\x12ListQuestionnaires\x12+.trialhub.epro.v1.ListQuestionnairesRequest\x1a,.trialhub.epro.v1.ListQuestionnairesResponse\"\x14\x92\x82\x19\x06\n" +
+	"\x04\x04\x02\x03\x05\u0082\x19\x03\b\x80 \x90\x02\x01\x12\x84\x01\n" +
+	"\x12GetMyQuestionnaire\x12+.trialhub.epro.v1.GetMyQuestionnaireRequest\x1a,.trialhub.epro.v1.GetMyQuestionnaireResponse\"\x13\x92\x82\x19\x05\n" +
+	"\x01\x01\x18\x01\u0082\x19\x03\b\x80 \x90\x02\x01\x12o\n" +
+	"\vListMyTasks\x12$.trialhub.epro.v1.ListMyTasksRequest\x1a%.trialhub.epro.v1.ListMyTasksResponse\"\x13\x92\x82\x19\x05\n" +
+	"\x01\x01\x18\x01\u0082\x19\x03\b\x80 \x90\x02\x01\x12v\n" +
+	"\x0eSubmitResponse\x12'.trialhub.epro.v1.SubmitResponseRequest\x1a(.trialhub.epro.v1.SubmitResponseResponse\"\x11\x92\x82\x19\x05\n" +
+	"\x01\x01\x18\x01\u0082\x19\x04\b\x80\x80\x10\x12t\n" +
+	"\rAmendResponse\x12&.trialhub.epro.v1.AmendResponseRequest\x1a'.trialhub.epro.v1.AmendResponseResponse\"\x12\x92\x82\x19\x06\n" +
+	"\x02\x01\x02\x18\x01\u0082\x19\x04\b\x80\x80\x10\x12u\n" +
+	"\rListResponses\x12&.trialhub.epro.v1.ListResponsesRequest\x1a'.trialhub.epro.v1.ListResponsesResponse\"\x13\x92\x82\x19\x05\n" +
+	"\x03\x03\x02\x04\u0082\x19\x03\b\x80@\x90\x02\x01\x12|\n" +
+	"\x0fExportResponses\x12(.trialhub.epro.v1.ExportResponsesRequest\x1a).trialhub.epro.v1.ExportResponsesResponse\"\x12\x92\x82\x19\x04\n" +
+	"\x02\x03\x04\u0082\x19\x03\b\x80@\x90\x02\x010\x01\x12\x87\x01\n" +
+	"\x13GetComplianceReport\x12,.trialhub.epro.v1.GetComplianceReportRequest\x1a-.trialhub.epro.v1.GetComplianceReportResponse\"\x13\x92\x82\x19\x05\n" +
+	"\x03\x04\x02\x03\u0082\x19\x03\b\x80 \x90\x02\x01\x12\x8b\x01\n" +
+	"\x16SetQuestionnaireStatus\x12/.trialhub.epro.v1.SetQuestionnaireStatusRequest\x1a0.trialhub.epro.v1.SetQuestionnaireStatusResponse\"\x0e\x92\x82\x19\x03\n" +
+	"\x01\x04\u0082\x19\x03\b\x80@\x12u\n" +
+	"\rGetMyResponse\x12&.trialhub.epro.v1.GetMyResponseRequest\x1a'.trialhub.epro.v1.GetMyResponseResponse\"\x13\x92\x82\x19\x05\n" +
+	"\x01\x01\x18\x01\u0082\x19\x03\b\x80 \x90\x02\x01\x12t\n" +
+	"\x0eReviewFreeText\x12'.trialhub.epro.v1.ReviewFreeTextRequest\x1a(.trialhub.epro.v1.ReviewFreeTextResponse\"\x0f\x92\x82\x19\x04\n" +
+	"\x02\x02\x04\u0082\x19\x03\b\x80@\x12w\n" +
+	"\x0eListQuarantine\x12'.trialhub.epro.v1.ListQuarantineRequest\x1a(.trialhub.epro.v1.ListQuarantineResponse\"\x12\x92\x82\x19\x04\n" +
+	"\x02\x02\x04\u0082\x19\x03\b\x80@\x90\x02\x01\x12|\n" +
+	"\x11ResolveQuarantine\x12*.trialhub.epro.v1.ResolveQuarantineRequest\x1a+.trialhub.epro.v1.ResolveQuarantineResponse\"\x0e\x92\x82\x19\x03\n" +
+	"\x01\x02\u0082\x19\x03\b\x80@\x12y\n" +
+	"\x0fListAuditEvents\x12(.trialhub.epro.v1.ListAuditEventsRequest\x1a).trialhub.epro.v1.ListAuditEventsResponse\"\x11\x92\x82\x19\x03\n" +
+	"\x01\x04\u0082\x19\x03\b\x80@\x90\x02\x01\x12|\n" +
+	"\x10VerifyAuditTrail\x12).trialhub.epro.v1.VerifyAuditTrailRequest\x1a*.trialhub.epro.v1.VerifyAuditTrailResponse\"\x11\x92\x82\x19\x03\n" +
+	"\x01\x04\u0082\x19\x03\b\x80\b\x90\x02\x01B\xc7\x01\n" +
 	"\x14com.trialhub.epro.v1B\x10EproServiceProtoP\x01Z;github.com/trialhub/trialhub/gen/go/trialhub/epro/v1;eprov1\xa2\x02\x03TEX\xaa\x02\x10Trialhub.Epro.V1\xca\x02\x10Trialhub\\Epro\\V1\xe2\x02\x1cTrialhub\\Epro\\V1\\GPBMetadata\xea\x02\x12Trialhub::Epro::V1b\x06proto3"
 
 var (
@@ -3358,8 +4746,8 @@ func file_trialhub_epro_v1_epro_service_proto_rawDescGZIP() []byte {
 	return file_trialhub_epro_v1_epro_service_proto_rawDescData
 }
 
-var file_trialhub_epro_v1_epro_service_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_trialhub_epro_v1_epro_service_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_trialhub_epro_v1_epro_service_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
+var file_trialhub_epro_v1_epro_service_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
 var file_trialhub_epro_v1_epro_service_proto_goTypes = []any{
 	(ImportWarningKind)(0),                  // 0: trialhub.epro.v1.ImportWarningKind
 	(TaskStatus)(0),                         // 1: trialhub.epro.v1.TaskStatus
@@ -3367,133 +4755,189 @@ var file_trialhub_epro_v1_epro_service_proto_goTypes = []any{
 	(FreeTextVisibility)(0),                 // 3: trialhub.epro.v1.FreeTextVisibility
 	(ExportFormat)(0),                       // 4: trialhub.epro.v1.ExportFormat
 	(ColumnType)(0),                         // 5: trialhub.epro.v1.ColumnType
-	(*CreateQuestionnaireRequest)(nil),      // 6: trialhub.epro.v1.CreateQuestionnaireRequest
-	(*CreateQuestionnaireResponse)(nil),     // 7: trialhub.epro.v1.CreateQuestionnaireResponse
-	(*ImportFhirQuestionnaireRequest)(nil),  // 8: trialhub.epro.v1.ImportFhirQuestionnaireRequest
-	(*ImportFhirQuestionnaireResponse)(nil), // 9: trialhub.epro.v1.ImportFhirQuestionnaireResponse
-	(*ImportWarning)(nil),                   // 10: trialhub.epro.v1.ImportWarning
-	(*QuestionnaireCanonical)(nil),          // 11: trialhub.epro.v1.QuestionnaireCanonical
-	(*GetQuestionnaireRequest)(nil),         // 12: trialhub.epro.v1.GetQuestionnaireRequest
-	(*GetQuestionnaireResponse)(nil),        // 13: trialhub.epro.v1.GetQuestionnaireResponse
-	(*GetMyQuestionnaireRequest)(nil),       // 14: trialhub.epro.v1.GetMyQuestionnaireRequest
-	(*GetMyQuestionnaireResponse)(nil),      // 15: trialhub.epro.v1.GetMyQuestionnaireResponse
-	(*ListQuestionnairesRequest)(nil),       // 16: trialhub.epro.v1.ListQuestionnairesRequest
-	(*ListQuestionnairesResponse)(nil),      // 17: trialhub.epro.v1.ListQuestionnairesResponse
-	(*QuestionnaireTask)(nil),               // 18: trialhub.epro.v1.QuestionnaireTask
-	(*ListMyTasksRequest)(nil),              // 19: trialhub.epro.v1.ListMyTasksRequest
-	(*ListMyTasksResponse)(nil),             // 20: trialhub.epro.v1.ListMyTasksResponse
-	(*SubmitResponseRequest)(nil),           // 21: trialhub.epro.v1.SubmitResponseRequest
-	(*SubmitResponseResponse)(nil),          // 22: trialhub.epro.v1.SubmitResponseResponse
-	(*AmendResponseRequest)(nil),            // 23: trialhub.epro.v1.AmendResponseRequest
-	(*AmendResponseResponse)(nil),           // 24: trialhub.epro.v1.AmendResponseResponse
-	(*ListResponsesRequest)(nil),            // 25: trialhub.epro.v1.ListResponsesRequest
-	(*ListResponsesResponse)(nil),           // 26: trialhub.epro.v1.ListResponsesResponse
-	(*ExportResponsesRequest)(nil),          // 27: trialhub.epro.v1.ExportResponsesRequest
-	(*ExportResponsesResponse)(nil),         // 28: trialhub.epro.v1.ExportResponsesResponse
-	(*ExportHeader)(nil),                    // 29: trialhub.epro.v1.ExportHeader
-	(*ExportCodebook)(nil),                  // 30: trialhub.epro.v1.ExportCodebook
-	(*CodebookColumn)(nil),                  // 31: trialhub.epro.v1.CodebookColumn
-	(*CodebookValue)(nil),                   // 32: trialhub.epro.v1.CodebookValue
-	(*ExportRow)(nil),                       // 33: trialhub.epro.v1.ExportRow
-	(*ExportTrailer)(nil),                   // 34: trialhub.epro.v1.ExportTrailer
-	(*GetComplianceReportRequest)(nil),      // 35: trialhub.epro.v1.GetComplianceReportRequest
-	(*ComplianceCounts)(nil),                // 36: trialhub.epro.v1.ComplianceCounts
-	(*ComplianceRow)(nil),                   // 37: trialhub.epro.v1.ComplianceRow
-	(*GetComplianceReportResponse)(nil),     // 38: trialhub.epro.v1.GetComplianceReportResponse
-	(*Coding)(nil),                          // 39: trialhub.epro.v1.Coding
-	(QuestionnaireStatus)(0),                // 40: trialhub.epro.v1.QuestionnaireStatus
-	(*QuestionnaireItem)(nil),               // 41: trialhub.epro.v1.QuestionnaireItem
-	(*ScoringRule)(nil),                     // 42: trialhub.epro.v1.ScoringRule
-	(*AlertRule)(nil),                       // 43: trialhub.epro.v1.AlertRule
-	(*Questionnaire)(nil),                   // 44: trialhub.epro.v1.Questionnaire
-	(*PatientQuestionnaire)(nil),            // 45: trialhub.epro.v1.PatientQuestionnaire
-	(*QuestionnaireRef)(nil),                // 46: trialhub.epro.v1.QuestionnaireRef
-	(*timestamppb.Timestamp)(nil),           // 47: google.protobuf.Timestamp
-	(*ItemAnswer)(nil),                      // 48: trialhub.epro.v1.ItemAnswer
-	(*ResponseReceipt)(nil),                 // 49: trialhub.epro.v1.ResponseReceipt
-	(*QuarantineNotice)(nil),                // 50: trialhub.epro.v1.QuarantineNotice
-	(ResponseStatus)(0),                     // 51: trialhub.epro.v1.ResponseStatus
-	(*DeidentifiedResponse)(nil),            // 52: trialhub.epro.v1.DeidentifiedResponse
+	(FreeTextDecision)(0),                   // 6: trialhub.epro.v1.FreeTextDecision
+	(QuarantineState)(0),                    // 7: trialhub.epro.v1.QuarantineState
+	(QuarantineResolution)(0),               // 8: trialhub.epro.v1.QuarantineResolution
+	(PreconditionReason)(0),                 // 9: trialhub.epro.v1.PreconditionReason
+	(*CreateQuestionnaireRequest)(nil),      // 10: trialhub.epro.v1.CreateQuestionnaireRequest
+	(*CreateQuestionnaireResponse)(nil),     // 11: trialhub.epro.v1.CreateQuestionnaireResponse
+	(*ImportFhirQuestionnaireRequest)(nil),  // 12: trialhub.epro.v1.ImportFhirQuestionnaireRequest
+	(*ImportFhirQuestionnaireResponse)(nil), // 13: trialhub.epro.v1.ImportFhirQuestionnaireResponse
+	(*ImportWarning)(nil),                   // 14: trialhub.epro.v1.ImportWarning
+	(*QuestionnaireCanonical)(nil),          // 15: trialhub.epro.v1.QuestionnaireCanonical
+	(*GetQuestionnaireRequest)(nil),         // 16: trialhub.epro.v1.GetQuestionnaireRequest
+	(*GetQuestionnaireResponse)(nil),        // 17: trialhub.epro.v1.GetQuestionnaireResponse
+	(*GetMyQuestionnaireRequest)(nil),       // 18: trialhub.epro.v1.GetMyQuestionnaireRequest
+	(*GetMyQuestionnaireResponse)(nil),      // 19: trialhub.epro.v1.GetMyQuestionnaireResponse
+	(*ListQuestionnairesRequest)(nil),       // 20: trialhub.epro.v1.ListQuestionnairesRequest
+	(*ListQuestionnairesResponse)(nil),      // 21: trialhub.epro.v1.ListQuestionnairesResponse
+	(*QuestionnaireTask)(nil),               // 22: trialhub.epro.v1.QuestionnaireTask
+	(*ListMyTasksRequest)(nil),              // 23: trialhub.epro.v1.ListMyTasksRequest
+	(*ListMyTasksResponse)(nil),             // 24: trialhub.epro.v1.ListMyTasksResponse
+	(*SubmitResponseRequest)(nil),           // 25: trialhub.epro.v1.SubmitResponseRequest
+	(*SubmitResponseResponse)(nil),          // 26: trialhub.epro.v1.SubmitResponseResponse
+	(*AmendResponseRequest)(nil),            // 27: trialhub.epro.v1.AmendResponseRequest
+	(*AmendResponseResponse)(nil),           // 28: trialhub.epro.v1.AmendResponseResponse
+	(*ListResponsesRequest)(nil),            // 29: trialhub.epro.v1.ListResponsesRequest
+	(*ListResponsesResponse)(nil),           // 30: trialhub.epro.v1.ListResponsesResponse
+	(*ExportResponsesRequest)(nil),          // 31: trialhub.epro.v1.ExportResponsesRequest
+	(*ExportResponsesResponse)(nil),         // 32: trialhub.epro.v1.ExportResponsesResponse
+	(*ExportHeader)(nil),                    // 33: trialhub.epro.v1.ExportHeader
+	(*ExportCodebook)(nil),                  // 34: trialhub.epro.v1.ExportCodebook
+	(*CodebookColumn)(nil),                  // 35: trialhub.epro.v1.CodebookColumn
+	(*CodebookValue)(nil),                   // 36: trialhub.epro.v1.CodebookValue
+	(*ExportRow)(nil),                       // 37: trialhub.epro.v1.ExportRow
+	(*ExportTrailer)(nil),                   // 38: trialhub.epro.v1.ExportTrailer
+	(*GetComplianceReportRequest)(nil),      // 39: trialhub.epro.v1.GetComplianceReportRequest
+	(*ComplianceCounts)(nil),                // 40: trialhub.epro.v1.ComplianceCounts
+	(*ComplianceRow)(nil),                   // 41: trialhub.epro.v1.ComplianceRow
+	(*GetComplianceReportResponse)(nil),     // 42: trialhub.epro.v1.GetComplianceReportResponse
+	(*SetQuestionnaireStatusRequest)(nil),   // 43: trialhub.epro.v1.SetQuestionnaireStatusRequest
+	(*SetQuestionnaireStatusResponse)(nil),  // 44: trialhub.epro.v1.SetQuestionnaireStatusResponse
+	(*GetMyResponseRequest)(nil),            // 45: trialhub.epro.v1.GetMyResponseRequest
+	(*GetMyResponseResponse)(nil),           // 46: trialhub.epro.v1.GetMyResponseResponse
+	(*ReviewFreeTextRequest)(nil),           // 47: trialhub.epro.v1.ReviewFreeTextRequest
+	(*ReviewFreeTextResponse)(nil),          // 48: trialhub.epro.v1.ReviewFreeTextResponse
+	(*QuarantinedSubmission)(nil),           // 49: trialhub.epro.v1.QuarantinedSubmission
+	(*ListQuarantineRequest)(nil),           // 50: trialhub.epro.v1.ListQuarantineRequest
+	(*ListQuarantineResponse)(nil),          // 51: trialhub.epro.v1.ListQuarantineResponse
+	(*ResolveQuarantineRequest)(nil),        // 52: trialhub.epro.v1.ResolveQuarantineRequest
+	(*ResolveQuarantineResponse)(nil),       // 53: trialhub.epro.v1.ResolveQuarantineResponse
+	(*PreconditionFailure)(nil),             // 54: trialhub.epro.v1.PreconditionFailure
+	(*Coding)(nil),                          // 55: trialhub.epro.v1.Coding
+	(QuestionnaireStatus)(0),                // 56: trialhub.epro.v1.QuestionnaireStatus
+	(*QuestionnaireItem)(nil),               // 57: trialhub.epro.v1.QuestionnaireItem
+	(*ScoringRule)(nil),                     // 58: trialhub.epro.v1.ScoringRule
+	(*AlertRule)(nil),                       // 59: trialhub.epro.v1.AlertRule
+	(*Questionnaire)(nil),                   // 60: trialhub.epro.v1.Questionnaire
+	(*PatientQuestionnaire)(nil),            // 61: trialhub.epro.v1.PatientQuestionnaire
+	(*QuestionnaireRef)(nil),                // 62: trialhub.epro.v1.QuestionnaireRef
+	(*timestamppb.Timestamp)(nil),           // 63: google.protobuf.Timestamp
+	(*ItemAnswer)(nil),                      // 64: trialhub.epro.v1.ItemAnswer
+	(*ResponseReceipt)(nil),                 // 65: trialhub.epro.v1.ResponseReceipt
+	(*QuarantineNotice)(nil),                // 66: trialhub.epro.v1.QuarantineNotice
+	(ResponseStatus)(0),                     // 67: trialhub.epro.v1.ResponseStatus
+	(*DeidentifiedResponse)(nil),            // 68: trialhub.epro.v1.DeidentifiedResponse
+	(QuarantineReason)(0),                   // 69: trialhub.epro.v1.QuarantineReason
+	(*DeidentifiedItemAnswer)(nil),          // 70: trialhub.epro.v1.DeidentifiedItemAnswer
+	(*ListAuditEventsRequest)(nil),          // 71: trialhub.epro.v1.ListAuditEventsRequest
+	(*VerifyAuditTrailRequest)(nil),         // 72: trialhub.epro.v1.VerifyAuditTrailRequest
+	(*ListAuditEventsResponse)(nil),         // 73: trialhub.epro.v1.ListAuditEventsResponse
+	(*VerifyAuditTrailResponse)(nil),        // 74: trialhub.epro.v1.VerifyAuditTrailResponse
 }
 var file_trialhub_epro_v1_epro_service_proto_depIdxs = []int32{
-	39, // 0: trialhub.epro.v1.CreateQuestionnaireRequest.code:type_name -> trialhub.epro.v1.Coding
-	40, // 1: trialhub.epro.v1.CreateQuestionnaireRequest.status:type_name -> trialhub.epro.v1.QuestionnaireStatus
-	41, // 2: trialhub.epro.v1.CreateQuestionnaireRequest.items:type_name -> trialhub.epro.v1.QuestionnaireItem
-	42, // 3: trialhub.epro.v1.CreateQuestionnaireRequest.scoring_rules:type_name -> trialhub.epro.v1.ScoringRule
-	43, // 4: trialhub.epro.v1.CreateQuestionnaireRequest.alert_rules:type_name -> trialhub.epro.v1.AlertRule
-	44, // 5: trialhub.epro.v1.CreateQuestionnaireResponse.questionnaire:type_name -> trialhub.epro.v1.Questionnaire
-	40, // 6: trialhub.epro.v1.ImportFhirQuestionnaireRequest.status:type_name -> trialhub.epro.v1.QuestionnaireStatus
-	42, // 7: trialhub.epro.v1.ImportFhirQuestionnaireRequest.scoring_rules:type_name -> trialhub.epro.v1.ScoringRule
-	43, // 8: trialhub.epro.v1.ImportFhirQuestionnaireRequest.alert_rules:type_name -> trialhub.epro.v1.AlertRule
-	44, // 9: trialhub.epro.v1.ImportFhirQuestionnaireResponse.questionnaire:type_name -> trialhub.epro.v1.Questionnaire
-	10, // 10: trialhub.epro.v1.ImportFhirQuestionnaireResponse.warnings:type_name -> trialhub.epro.v1.ImportWarning
+	55, // 0: trialhub.epro.v1.CreateQuestionnaireRequest.code:type_name -> trialhub.epro.v1.Coding
+	56, // 1: trialhub.epro.v1.CreateQuestionnaireRequest.status:type_name -> trialhub.epro.v1.QuestionnaireStatus
+	57, // 2: trialhub.epro.v1.CreateQuestionnaireRequest.items:type_name -> trialhub.epro.v1.QuestionnaireItem
+	58, // 3: trialhub.epro.v1.CreateQuestionnaireRequest.scoring_rules:type_name -> trialhub.epro.v1.ScoringRule
+	59, // 4: trialhub.epro.v1.CreateQuestionnaireRequest.alert_rules:type_name -> trialhub.epro.v1.AlertRule
+	60, // 5: trialhub.epro.v1.CreateQuestionnaireResponse.questionnaire:type_name -> trialhub.epro.v1.Questionnaire
+	56, // 6: trialhub.epro.v1.ImportFhirQuestionnaireRequest.status:type_name -> trialhub.epro.v1.QuestionnaireStatus
+	58, // 7: trialhub.epro.v1.ImportFhirQuestionnaireRequest.scoring_rules:type_name -> trialhub.epro.v1.ScoringRule
+	59, // 8: trialhub.epro.v1.ImportFhirQuestionnaireRequest.alert_rules:type_name -> trialhub.epro.v1.AlertRule
+	60, // 9: trialhub.epro.v1.ImportFhirQuestionnaireResponse.questionnaire:type_name -> trialhub.epro.v1.Questionnaire
+	14, // 10: trialhub.epro.v1.ImportFhirQuestionnaireResponse.warnings:type_name -> trialhub.epro.v1.ImportWarning
 	0,  // 11: trialhub.epro.v1.ImportWarning.kind:type_name -> trialhub.epro.v1.ImportWarningKind
-	11, // 12: trialhub.epro.v1.GetQuestionnaireRequest.canonical:type_name -> trialhub.epro.v1.QuestionnaireCanonical
-	44, // 13: trialhub.epro.v1.GetQuestionnaireResponse.questionnaire:type_name -> trialhub.epro.v1.Questionnaire
-	45, // 14: trialhub.epro.v1.GetMyQuestionnaireResponse.questionnaire:type_name -> trialhub.epro.v1.PatientQuestionnaire
-	40, // 15: trialhub.epro.v1.ListQuestionnairesRequest.statuses:type_name -> trialhub.epro.v1.QuestionnaireStatus
-	44, // 16: trialhub.epro.v1.ListQuestionnairesResponse.questionnaires:type_name -> trialhub.epro.v1.Questionnaire
-	46, // 17: trialhub.epro.v1.QuestionnaireTask.questionnaire:type_name -> trialhub.epro.v1.QuestionnaireRef
-	47, // 18: trialhub.epro.v1.QuestionnaireTask.window_opens_at:type_name -> google.protobuf.Timestamp
-	47, // 19: trialhub.epro.v1.QuestionnaireTask.window_closes_at:type_name -> google.protobuf.Timestamp
+	15, // 12: trialhub.epro.v1.GetQuestionnaireRequest.canonical:type_name -> trialhub.epro.v1.QuestionnaireCanonical
+	60, // 13: trialhub.epro.v1.GetQuestionnaireResponse.questionnaire:type_name -> trialhub.epro.v1.Questionnaire
+	61, // 14: trialhub.epro.v1.GetMyQuestionnaireResponse.questionnaire:type_name -> trialhub.epro.v1.PatientQuestionnaire
+	56, // 15: trialhub.epro.v1.ListQuestionnairesRequest.statuses:type_name -> trialhub.epro.v1.QuestionnaireStatus
+	60, // 16: trialhub.epro.v1.ListQuestionnairesResponse.questionnaires:type_name -> trialhub.epro.v1.Questionnaire
+	62, // 17: trialhub.epro.v1.QuestionnaireTask.questionnaire:type_name -> trialhub.epro.v1.QuestionnaireRef
+	63, // 18: trialhub.epro.v1.QuestionnaireTask.window_opens_at:type_name -> google.protobuf.Timestamp
+	63, // 19: trialhub.epro.v1.QuestionnaireTask.window_closes_at:type_name -> google.protobuf.Timestamp
 	1,  // 20: trialhub.epro.v1.QuestionnaireTask.status:type_name -> trialhub.epro.v1.TaskStatus
-	47, // 21: trialhub.epro.v1.QuestionnaireTask.completed_at:type_name -> google.protobuf.Timestamp
+	63, // 21: trialhub.epro.v1.QuestionnaireTask.completed_at:type_name -> google.protobuf.Timestamp
 	1,  // 22: trialhub.epro.v1.ListMyTasksRequest.statuses:type_name -> trialhub.epro.v1.TaskStatus
-	18, // 23: trialhub.epro.v1.ListMyTasksResponse.tasks:type_name -> trialhub.epro.v1.QuestionnaireTask
-	47, // 24: trialhub.epro.v1.SubmitResponseRequest.authored_at:type_name -> google.protobuf.Timestamp
-	48, // 25: trialhub.epro.v1.SubmitResponseRequest.answers:type_name -> trialhub.epro.v1.ItemAnswer
-	49, // 26: trialhub.epro.v1.SubmitResponseResponse.receipt:type_name -> trialhub.epro.v1.ResponseReceipt
-	50, // 27: trialhub.epro.v1.SubmitResponseResponse.quarantined:type_name -> trialhub.epro.v1.QuarantineNotice
+	22, // 23: trialhub.epro.v1.ListMyTasksResponse.tasks:type_name -> trialhub.epro.v1.QuestionnaireTask
+	63, // 24: trialhub.epro.v1.SubmitResponseRequest.authored_at:type_name -> google.protobuf.Timestamp
+	64, // 25: trialhub.epro.v1.SubmitResponseRequest.answers:type_name -> trialhub.epro.v1.ItemAnswer
+	65, // 26: trialhub.epro.v1.SubmitResponseResponse.receipt:type_name -> trialhub.epro.v1.ResponseReceipt
+	66, // 27: trialhub.epro.v1.SubmitResponseResponse.quarantined:type_name -> trialhub.epro.v1.QuarantineNotice
 	2,  // 28: trialhub.epro.v1.AmendResponseRequest.action:type_name -> trialhub.epro.v1.AmendAction
-	48, // 29: trialhub.epro.v1.AmendResponseRequest.answers:type_name -> trialhub.epro.v1.ItemAnswer
-	49, // 30: trialhub.epro.v1.AmendResponseResponse.receipt:type_name -> trialhub.epro.v1.ResponseReceipt
-	51, // 31: trialhub.epro.v1.ListResponsesRequest.statuses:type_name -> trialhub.epro.v1.ResponseStatus
+	64, // 29: trialhub.epro.v1.AmendResponseRequest.answers:type_name -> trialhub.epro.v1.ItemAnswer
+	65, // 30: trialhub.epro.v1.AmendResponseResponse.receipt:type_name -> trialhub.epro.v1.ResponseReceipt
+	67, // 31: trialhub.epro.v1.ListResponsesRequest.statuses:type_name -> trialhub.epro.v1.ResponseStatus
 	3,  // 32: trialhub.epro.v1.ListResponsesRequest.free_text:type_name -> trialhub.epro.v1.FreeTextVisibility
-	52, // 33: trialhub.epro.v1.ListResponsesResponse.responses:type_name -> trialhub.epro.v1.DeidentifiedResponse
+	68, // 33: trialhub.epro.v1.ListResponsesResponse.responses:type_name -> trialhub.epro.v1.DeidentifiedResponse
 	4,  // 34: trialhub.epro.v1.ExportResponsesRequest.format:type_name -> trialhub.epro.v1.ExportFormat
-	51, // 35: trialhub.epro.v1.ExportResponsesRequest.statuses:type_name -> trialhub.epro.v1.ResponseStatus
+	67, // 35: trialhub.epro.v1.ExportResponsesRequest.statuses:type_name -> trialhub.epro.v1.ResponseStatus
 	3,  // 36: trialhub.epro.v1.ExportResponsesRequest.free_text:type_name -> trialhub.epro.v1.FreeTextVisibility
-	29, // 37: trialhub.epro.v1.ExportResponsesResponse.header:type_name -> trialhub.epro.v1.ExportHeader
-	30, // 38: trialhub.epro.v1.ExportResponsesResponse.codebook:type_name -> trialhub.epro.v1.ExportCodebook
-	33, // 39: trialhub.epro.v1.ExportResponsesResponse.row:type_name -> trialhub.epro.v1.ExportRow
-	34, // 40: trialhub.epro.v1.ExportResponsesResponse.trailer:type_name -> trialhub.epro.v1.ExportTrailer
+	33, // 37: trialhub.epro.v1.ExportResponsesResponse.header:type_name -> trialhub.epro.v1.ExportHeader
+	34, // 38: trialhub.epro.v1.ExportResponsesResponse.codebook:type_name -> trialhub.epro.v1.ExportCodebook
+	37, // 39: trialhub.epro.v1.ExportResponsesResponse.row:type_name -> trialhub.epro.v1.ExportRow
+	38, // 40: trialhub.epro.v1.ExportResponsesResponse.trailer:type_name -> trialhub.epro.v1.ExportTrailer
 	4,  // 41: trialhub.epro.v1.ExportHeader.format:type_name -> trialhub.epro.v1.ExportFormat
-	47, // 42: trialhub.epro.v1.ExportHeader.generated_at:type_name -> google.protobuf.Timestamp
-	31, // 43: trialhub.epro.v1.ExportCodebook.columns:type_name -> trialhub.epro.v1.CodebookColumn
+	63, // 42: trialhub.epro.v1.ExportHeader.generated_at:type_name -> google.protobuf.Timestamp
+	35, // 43: trialhub.epro.v1.ExportCodebook.columns:type_name -> trialhub.epro.v1.CodebookColumn
 	5,  // 44: trialhub.epro.v1.CodebookColumn.type:type_name -> trialhub.epro.v1.ColumnType
-	39, // 45: trialhub.epro.v1.CodebookColumn.code:type_name -> trialhub.epro.v1.Coding
-	32, // 46: trialhub.epro.v1.CodebookColumn.values:type_name -> trialhub.epro.v1.CodebookValue
-	36, // 47: trialhub.epro.v1.ComplianceRow.counts:type_name -> trialhub.epro.v1.ComplianceCounts
-	47, // 48: trialhub.epro.v1.GetComplianceReportResponse.generated_at:type_name -> google.protobuf.Timestamp
-	37, // 49: trialhub.epro.v1.GetComplianceReportResponse.rows:type_name -> trialhub.epro.v1.ComplianceRow
-	36, // 50: trialhub.epro.v1.GetComplianceReportResponse.total:type_name -> trialhub.epro.v1.ComplianceCounts
-	6,  // 51: trialhub.epro.v1.EproService.CreateQuestionnaire:input_type -> trialhub.epro.v1.CreateQuestionnaireRequest
-	8,  // 52: trialhub.epro.v1.EproService.ImportFhirQuestionnaire:input_type -> trialhub.epro.v1.ImportFhirQuestionnaireRequest
-	12, // 53: trialhub.epro.v1.EproService.GetQuestionnaire:input_type -> trialhub.epro.v1.GetQuestionnaireRequest
-	16, // 54: trialhub.epro.v1.EproService.ListQuestionnaires:input_type -> trialhub.epro.v1.ListQuestionnairesRequest
-	14, // 55: trialhub.epro.v1.EproService.GetMyQuestionnaire:input_type -> trialhub.epro.v1.GetMyQuestionnaireRequest
-	19, // 56: trialhub.epro.v1.EproService.ListMyTasks:input_type -> trialhub.epro.v1.ListMyTasksRequest
-	21, // 57: trialhub.epro.v1.EproService.SubmitResponse:input_type -> trialhub.epro.v1.SubmitResponseRequest
-	23, // 58: trialhub.epro.v1.EproService.AmendResponse:input_type -> trialhub.epro.v1.AmendResponseRequest
-	25, // 59: trialhub.epro.v1.EproService.ListResponses:input_type -> trialhub.epro.v1.ListResponsesRequest
-	27, // 60: trialhub.epro.v1.EproService.ExportResponses:input_type -> trialhub.epro.v1.ExportResponsesRequest
-	35, // 61: trialhub.epro.v1.EproService.GetComplianceReport:input_type -> trialhub.epro.v1.GetComplianceReportRequest
-	7,  // 62: trialhub.epro.v1.EproService.CreateQuestionnaire:output_type -> trialhub.epro.v1.CreateQuestionnaireResponse
-	9,  // 63: trialhub.epro.v1.EproService.ImportFhirQuestionnaire:output_type -> trialhub.epro.v1.ImportFhirQuestionnaireResponse
-	13, // 64: trialhub.epro.v1.EproService.GetQuestionnaire:output_type -> trialhub.epro.v1.GetQuestionnaireResponse
-	17, // 65: trialhub.epro.v1.EproService.ListQuestionnaires:output_type -> trialhub.epro.v1.ListQuestionnairesResponse
-	15, // 66: trialhub.epro.v1.EproService.GetMyQuestionnaire:output_type -> trialhub.epro.v1.GetMyQuestionnaireResponse
-	20, // 67: trialhub.epro.v1.EproService.ListMyTasks:output_type -> trialhub.epro.v1.ListMyTasksResponse
-	22, // 68: trialhub.epro.v1.EproService.SubmitResponse:output_type -> trialhub.epro.v1.SubmitResponseResponse
-	24, // 69: trialhub.epro.v1.EproService.AmendResponse:output_type -> trialhub.epro.v1.AmendResponseResponse
-	26, // 70: trialhub.epro.v1.EproService.ListResponses:output_type -> trialhub.epro.v1.ListResponsesResponse
-	28, // 71: trialhub.epro.v1.EproService.ExportResponses:output_type -> trialhub.epro.v1.ExportResponsesResponse
-	38, // 72: trialhub.epro.v1.EproService.GetComplianceReport:output_type -> trialhub.epro.v1.GetComplianceReportResponse
-	62, // [62:73] is the sub-list for method output_type
-	51, // [51:62] is the sub-list for method input_type
-	51, // [51:51] is the sub-list for extension type_name
-	51, // [51:51] is the sub-list for extension extendee
-	0,  // [0:51] is the sub-list for field type_name
+	55, // 45: trialhub.epro.v1.CodebookColumn.code:type_name -> trialhub.epro.v1.Coding
+	36, // 46: trialhub.epro.v1.CodebookColumn.values:type_name -> trialhub.epro.v1.CodebookValue
+	40, // 47: trialhub.epro.v1.ComplianceRow.counts:type_name -> trialhub.epro.v1.ComplianceCounts
+	63, // 48: trialhub.epro.v1.GetComplianceReportResponse.generated_at:type_name -> google.protobuf.Timestamp
+	41, // 49: trialhub.epro.v1.GetComplianceReportResponse.rows:type_name -> trialhub.epro.v1.ComplianceRow
+	40, // 50: trialhub.epro.v1.GetComplianceReportResponse.total:type_name -> trialhub.epro.v1.ComplianceCounts
+	56, // 51: trialhub.epro.v1.SetQuestionnaireStatusRequest.status:type_name -> trialhub.epro.v1.QuestionnaireStatus
+	60, // 52: trialhub.epro.v1.SetQuestionnaireStatusResponse.questionnaire:type_name -> trialhub.epro.v1.Questionnaire
+	65, // 53: trialhub.epro.v1.GetMyResponseResponse.receipt:type_name -> trialhub.epro.v1.ResponseReceipt
+	64, // 54: trialhub.epro.v1.GetMyResponseResponse.answers:type_name -> trialhub.epro.v1.ItemAnswer
+	6,  // 55: trialhub.epro.v1.ReviewFreeTextRequest.decision:type_name -> trialhub.epro.v1.FreeTextDecision
+	6,  // 56: trialhub.epro.v1.ReviewFreeTextResponse.decision:type_name -> trialhub.epro.v1.FreeTextDecision
+	63, // 57: trialhub.epro.v1.ReviewFreeTextResponse.reviewed_at:type_name -> google.protobuf.Timestamp
+	69, // 58: trialhub.epro.v1.QuarantinedSubmission.reason:type_name -> trialhub.epro.v1.QuarantineReason
+	7,  // 59: trialhub.epro.v1.QuarantinedSubmission.state:type_name -> trialhub.epro.v1.QuarantineState
+	62, // 60: trialhub.epro.v1.QuarantinedSubmission.questionnaire:type_name -> trialhub.epro.v1.QuestionnaireRef
+	70, // 61: trialhub.epro.v1.QuarantinedSubmission.answers:type_name -> trialhub.epro.v1.DeidentifiedItemAnswer
+	63, // 62: trialhub.epro.v1.QuarantinedSubmission.received_at:type_name -> google.protobuf.Timestamp
+	63, // 63: trialhub.epro.v1.QuarantinedSubmission.resolved_at:type_name -> google.protobuf.Timestamp
+	7,  // 64: trialhub.epro.v1.ListQuarantineRequest.states:type_name -> trialhub.epro.v1.QuarantineState
+	49, // 65: trialhub.epro.v1.ListQuarantineResponse.submissions:type_name -> trialhub.epro.v1.QuarantinedSubmission
+	8,  // 66: trialhub.epro.v1.ResolveQuarantineRequest.resolution:type_name -> trialhub.epro.v1.QuarantineResolution
+	49, // 67: trialhub.epro.v1.ResolveQuarantineResponse.submission:type_name -> trialhub.epro.v1.QuarantinedSubmission
+	9,  // 68: trialhub.epro.v1.PreconditionFailure.reason:type_name -> trialhub.epro.v1.PreconditionReason
+	63, // 69: trialhub.epro.v1.PreconditionFailure.window_opens_at:type_name -> google.protobuf.Timestamp
+	63, // 70: trialhub.epro.v1.PreconditionFailure.window_closes_at:type_name -> google.protobuf.Timestamp
+	10, // 71: trialhub.epro.v1.EproService.CreateQuestionnaire:input_type -> trialhub.epro.v1.CreateQuestionnaireRequest
+	12, // 72: trialhub.epro.v1.EproService.ImportFhirQuestionnaire:input_type -> trialhub.epro.v1.ImportFhirQuestionnaireRequest
+	16, // 73: trialhub.epro.v1.EproService.GetQuestionnaire:input_type -> trialhub.epro.v1.GetQuestionnaireRequest
+	20, // 74: trialhub.epro.v1.EproService.ListQuestionnaires:input_type -> trialhub.epro.v1.ListQuestionnairesRequest
+	18, // 75: trialhub.epro.v1.EproService.GetMyQuestionnaire:input_type -> trialhub.epro.v1.GetMyQuestionnaireRequest
+	23, // 76: trialhub.epro.v1.EproService.ListMyTasks:input_type -> trialhub.epro.v1.ListMyTasksRequest
+	25, // 77: trialhub.epro.v1.EproService.SubmitResponse:input_type -> trialhub.epro.v1.SubmitResponseRequest
+	27, // 78: trialhub.epro.v1.EproService.AmendResponse:input_type -> trialhub.epro.v1.AmendResponseRequest
+	29, // 79: trialhub.epro.v1.EproService.ListResponses:input_type -> trialhub.epro.v1.ListResponsesRequest
+	31, // 80: trialhub.epro.v1.EproService.ExportResponses:input_type -> trialhub.epro.v1.ExportResponsesRequest
+	39, // 81: trialhub.epro.v1.EproService.GetComplianceReport:input_type -> trialhub.epro.v1.GetComplianceReportRequest
+	43, // 82: trialhub.epro.v1.EproService.SetQuestionnaireStatus:input_type -> trialhub.epro.v1.SetQuestionnaireStatusRequest
+	45, // 83: trialhub.epro.v1.EproService.GetMyResponse:input_type -> trialhub.epro.v1.GetMyResponseRequest
+	47, // 84: trialhub.epro.v1.EproService.ReviewFreeText:input_type -> trialhub.epro.v1.ReviewFreeTextRequest
+	50, // 85: trialhub.epro.v1.EproService.ListQuarantine:input_type -> trialhub.epro.v1.ListQuarantineRequest
+	52, // 86: trialhub.epro.v1.EproService.ResolveQuarantine:input_type -> trialhub.epro.v1.ResolveQuarantineRequest
+	71, // 87: trialhub.epro.v1.EproService.ListAuditEvents:input_type -> trialhub.epro.v1.ListAuditEventsRequest
+	72, // 88: trialhub.epro.v1.EproService.VerifyAuditTrail:input_type -> trialhub.epro.v1.VerifyAuditTrailRequest
+	11, // 89: trialhub.epro.v1.EproService.CreateQuestionnaire:output_type -> trialhub.epro.v1.CreateQuestionnaireResponse
+	13, // 90: trialhub.epro.v1.EproService.ImportFhirQuestionnaire:output_type -> trialhub.epro.v1.ImportFhirQuestionnaireResponse
+	17, // 91: trialhub.epro.v1.EproService.GetQuestionnaire:output_type -> trialhub.epro.v1.GetQuestionnaireResponse
+	21, // 92: trialhub.epro.v1.EproService.ListQuestionnaires:output_type -> trialhub.epro.v1.ListQuestionnairesResponse
+	19, // 93: trialhub.epro.v1.EproService.GetMyQuestionnaire:output_type -> trialhub.epro.v1.GetMyQuestionnaireResponse
+	24, // 94: trialhub.epro.v1.EproService.ListMyTasks:output_type -> trialhub.epro.v1.ListMyTasksResponse
+	26, // 95: trialhub.epro.v1.EproService.SubmitResponse:output_type -> trialhub.epro.v1.SubmitResponseResponse
+	28, // 96: trialhub.epro.v1.EproService.AmendResponse:output_type -> trialhub.epro.v1.AmendResponseResponse
+	30, // 97: trialhub.epro.v1.EproService.ListResponses:output_type -> trialhub.epro.v1.ListResponsesResponse
+	32, // 98: trialhub.epro.v1.EproService.ExportResponses:output_type -> trialhub.epro.v1.ExportResponsesResponse
+	42, // 99: trialhub.epro.v1.EproService.GetComplianceReport:output_type -> trialhub.epro.v1.GetComplianceReportResponse
+	44, // 100: trialhub.epro.v1.EproService.SetQuestionnaireStatus:output_type -> trialhub.epro.v1.SetQuestionnaireStatusResponse
+	46, // 101: trialhub.epro.v1.EproService.GetMyResponse:output_type -> trialhub.epro.v1.GetMyResponseResponse
+	48, // 102: trialhub.epro.v1.EproService.ReviewFreeText:output_type -> trialhub.epro.v1.ReviewFreeTextResponse
+	51, // 103: trialhub.epro.v1.EproService.ListQuarantine:output_type -> trialhub.epro.v1.ListQuarantineResponse
+	53, // 104: trialhub.epro.v1.EproService.ResolveQuarantine:output_type -> trialhub.epro.v1.ResolveQuarantineResponse
+	73, // 105: trialhub.epro.v1.EproService.ListAuditEvents:output_type -> trialhub.epro.v1.ListAuditEventsResponse
+	74, // 106: trialhub.epro.v1.EproService.VerifyAuditTrail:output_type -> trialhub.epro.v1.VerifyAuditTrailResponse
+	89, // [89:107] is the sub-list for method output_type
+	71, // [71:89] is the sub-list for method input_type
+	71, // [71:71] is the sub-list for extension type_name
+	71, // [71:71] is the sub-list for extension extendee
+	0,  // [0:71] is the sub-list for field type_name
 }
 
 func init() { file_trialhub_epro_v1_epro_service_proto_init() }
@@ -3501,6 +4945,8 @@ func file_trialhub_epro_v1_epro_service_proto_init() {
 	if File_trialhub_epro_v1_epro_service_proto != nil {
 		return
 	}
+	file_trialhub_epro_v1_audit_proto_init()
+	file_trialhub_epro_v1_limits_proto_init()
 	file_trialhub_epro_v1_questionnaire_proto_init()
 	file_trialhub_epro_v1_response_proto_init()
 	file_trialhub_epro_v1_types_proto_init()
@@ -3525,8 +4971,8 @@ func file_trialhub_epro_v1_epro_service_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_trialhub_epro_v1_epro_service_proto_rawDesc), len(file_trialhub_epro_v1_epro_service_proto_rawDesc)),
-			NumEnums:      6,
-			NumMessages:   33,
+			NumEnums:      10,
+			NumMessages:   45,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

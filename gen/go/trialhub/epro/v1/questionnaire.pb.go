@@ -534,9 +534,11 @@ type Questionnaire struct {
 	// When the status last changed (UTC); equals created_at until it does.
 	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
 	// The account that stored this version (staff account id, never a name).
-	CreatedBy     string `protobuf:"bytes,16,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	CreatedBy string `protobuf:"bytes,16,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	// Whether patients see the scores and bands of their responses.
+	ShowScoresToPatient bool `protobuf:"varint,17,opt,name=show_scores_to_patient,json=showScoresToPatient,proto3" json:"show_scores_to_patient,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *Questionnaire) Reset() {
@@ -681,6 +683,13 @@ func (x *Questionnaire) GetCreatedBy() string {
 	return ""
 }
 
+func (x *Questionnaire) GetShowScoresToPatient() bool {
+	if x != nil {
+		return x.ShowScoresToPatient
+	}
+	return false
+}
+
 // PatientQuestionnaire is a questionnaire version as a patient sees it: what to
 // answer, without alert rules and thresholds (knowing that an answer fires an
 // alert would let someone avoid it), staff description or author.
@@ -702,9 +711,11 @@ type PatientQuestionnaire struct {
 	Items []*QuestionnaireItem `protobuf:"bytes,7,rep,name=items,proto3" json:"items,omitempty"`
 	// The scoring rules with their bands, only when the version shows scores to
 	// patients; empty otherwise.
-	ScoringRules  []*ScoringRule `protobuf:"bytes,8,rep,name=scoring_rules,json=scoringRules,proto3" json:"scoring_rules,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ScoringRules []*ScoringRule `protobuf:"bytes,8,rep,name=scoring_rules,json=scoringRules,proto3" json:"scoring_rules,omitempty"`
+	// Whether the patient sees scores and bands (receipt, GetMyResponse).
+	ShowScoresToPatient bool `protobuf:"varint,9,opt,name=show_scores_to_patient,json=showScoresToPatient,proto3" json:"show_scores_to_patient,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *PatientQuestionnaire) Reset() {
@@ -791,6 +802,13 @@ func (x *PatientQuestionnaire) GetScoringRules() []*ScoringRule {
 		return x.ScoringRules
 	}
 	return nil
+}
+
+func (x *PatientQuestionnaire) GetShowScoresToPatient() bool {
+	if x != nil {
+		return x.ShowScoresToPatient
+	}
+	return false
 }
 
 // QuestionnaireRef names the questionnaire version a task or response belongs to.
@@ -914,7 +932,18 @@ type QuestionnaireItem struct {
 	EnableBehavior EnableBehavior `protobuf:"varint,13,opt,name=enable_behavior,json=enableBehavior,proto3,enum=trialhub.epro.v1.EnableBehavior" json:"enable_behavior,omitempty"`
 	// Nested items of a group (or follow-up questions of a question), in display
 	// order. The server accepts at most 5 levels of nesting (INVALID_ARGUMENT).
-	Items         []*QuestionnaireItem `protobuf:"bytes,14,rep,name=items,proto3" json:"items,omitempty"`
+	Items []*QuestionnaireItem `protobuf:"bytes,14,rep,name=items,proto3" json:"items,omitempty"`
+	// The text in other languages (FHIR translation extension on item.text); text
+	// is in the questionnaire's language.
+	TextTranslations []*LocalizedText `protobuf:"bytes,15,rep,name=text_translations,json=textTranslations,proto3" json:"text_translations,omitempty"`
+	// The unit of a quantity item, normally UCUM (FHIR questionnaire-unit
+	// extension). De-identified views show it in place of the unit the patient's
+	// device sent. Unset for other items and for free units.
+	Unit *Coding `protobuf:"bytes,16,opt,name=unit,proto3" json:"unit,omitempty"`
+	// True when the answer is an age in years: de-identified views report ages over
+	// 89 as 90 ("90+"; HIPAA Safe Harbor). Integer items only. No rule beyond
+	// questionnaire_item.age_integer_only: both values are meaningful.
+	Age           bool `protobuf:"varint,17,opt,name=age,proto3" json:"age,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1045,6 +1074,27 @@ func (x *QuestionnaireItem) GetItems() []*QuestionnaireItem {
 		return x.Items
 	}
 	return nil
+}
+
+func (x *QuestionnaireItem) GetTextTranslations() []*LocalizedText {
+	if x != nil {
+		return x.TextTranslations
+	}
+	return nil
+}
+
+func (x *QuestionnaireItem) GetUnit() *Coding {
+	if x != nil {
+		return x.Unit
+	}
+	return nil
+}
+
+func (x *QuestionnaireItem) GetAge() bool {
+	if x != nil {
+		return x.Age
+	}
+	return false
 }
 
 // AnswerOption is one allowed answer of a choice item, as FHIR R4
@@ -1668,7 +1718,7 @@ var File_trialhub_epro_v1_questionnaire_proto protoreflect.FileDescriptor
 
 const file_trialhub_epro_v1_questionnaire_proto_rawDesc = "" +
 	"\n" +
-	"$trialhub/epro/v1/questionnaire.proto\x12\x10trialhub.epro.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ctrialhub/epro/v1/types.proto\"\xab\x05\n" +
+	"$trialhub/epro/v1/questionnaire.proto\x12\x10trialhub.epro.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ctrialhub/epro/v1/types.proto\"\xe0\x05\n" +
 	"\rQuestionnaire\x12)\n" +
 	"\x10questionnaire_id\x18\x01 \x01(\tR\x0fquestionnaireId\x12\x10\n" +
 	"\x03url\x18\x02 \x01(\tR\x03url\x12\x18\n" +
@@ -1690,7 +1740,8 @@ const file_trialhub_epro_v1_questionnaire_proto_rawDesc = "" +
 	"\n" +
 	"updated_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x1d\n" +
 	"\n" +
-	"created_by\x18\x10 \x01(\tR\tcreatedBy\"\xbc\x02\n" +
+	"created_by\x18\x10 \x01(\tR\tcreatedBy\x123\n" +
+	"\x16show_scores_to_patient\x18\x11 \x01(\bR\x13showScoresToPatient\"\xf1\x02\n" +
 	"\x14PatientQuestionnaire\x12)\n" +
 	"\x10questionnaire_id\x18\x01 \x01(\tR\x0fquestionnaireId\x12\x10\n" +
 	"\x03url\x18\x02 \x01(\tR\x03url\x12\x18\n" +
@@ -1699,12 +1750,13 @@ const file_trialhub_epro_v1_questionnaire_proto_rawDesc = "" +
 	"\blanguage\x18\x05 \x01(\tR\blanguage\x12\x1c\n" +
 	"\tcopyright\x18\x06 \x01(\tR\tcopyright\x129\n" +
 	"\x05items\x18\a \x03(\v2#.trialhub.epro.v1.QuestionnaireItemR\x05items\x12B\n" +
-	"\rscoring_rules\x18\b \x03(\v2\x1d.trialhub.epro.v1.ScoringRuleR\fscoringRules\"\x9a\x01\n" +
+	"\rscoring_rules\x18\b \x03(\v2\x1d.trialhub.epro.v1.ScoringRuleR\fscoringRules\x123\n" +
+	"\x16show_scores_to_patient\x18\t \x01(\bR\x13showScoresToPatient\"\x9a\x01\n" +
 	"\x10QuestionnaireRef\x12)\n" +
 	"\x10questionnaire_id\x18\x01 \x01(\tR\x0fquestionnaireId\x12+\n" +
 	"\x11questionnaire_url\x18\x02 \x01(\tR\x10questionnaireUrl\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\tR\aversion\x12\x14\n" +
-	"\x05title\x18\x04 \x01(\tR\x05title\"\xd1\x1c\n" +
+	"\x05title\x18\x04 \x01(\tR\x05title\"\x97!\n" +
 	"\x11QuestionnaireItem\x128\n" +
 	"\alink_id\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a\x10\x01\x18\x80\x012\x13^[A-Za-z0-9._:/-]+$R\x06linkId\x12,\n" +
 	"\x04code\x18\x02 \x01(\v2\x18.trialhub.epro.v1.CodingR\x04code\x12\x1f\n" +
@@ -1724,7 +1776,10 @@ const file_trialhub_epro_v1_questionnaire_proto_rawDesc = "" +
 	"\venable_when\x18\f \x03(\v2\x1c.trialhub.epro.v1.EnableWhenB\b\xbaH\x05\x92\x01\x02\x10\x14R\n" +
 	"enableWhen\x12S\n" +
 	"\x0fenable_behavior\x18\r \x01(\x0e2 .trialhub.epro.v1.EnableBehaviorB\b\xbaH\x05\x82\x01\x02\x10\x01R\x0eenableBehavior\x12D\n" +
-	"\x05items\x18\x0e \x03(\v2#.trialhub.epro.v1.QuestionnaireItemB\t\xbaH\x06\x92\x01\x03\x10\xc8\x01R\x05items:\xc9\x16\xbaH\xc5\x16\x1a|\n" +
+	"\x05items\x18\x0e \x03(\v2#.trialhub.epro.v1.QuestionnaireItemB\t\xbaH\x06\x92\x01\x03\x10\xc8\x01R\x05items\x12V\n" +
+	"\x11text_translations\x18\x0f \x03(\v2\x1f.trialhub.epro.v1.LocalizedTextB\b\xbaH\x05\x92\x01\x02\x102R\x10textTranslations\x12,\n" +
+	"\x04unit\x18\x10 \x01(\v2\x18.trialhub.epro.v1.CodingR\x04unit\x12\x10\n" +
+	"\x03age\x18\x11 \x01(\bR\x03age:\xf7\x19\xbaH\xf3\x19\x1a|\n" +
 	" questionnaire_item.text_required\x121text is required for every item type except group\x1a%this.type == 1 || size(this.text) > 0\x1ay\n" +
 	"\"questionnaire_item.group_has_items\x12+a group item needs at least one nested item\x1a&this.type != 1 || size(this.items) > 0\x1aj\n" +
 	"#questionnaire_item.group_no_repeats\x12\"repeating groups are not supported\x1a\x1fthis.type != 1 || !this.repeats\x1a\xeb\x01\n" +
@@ -1736,7 +1791,10 @@ const file_trialhub_epro_v1_questionnaire_proto_rawDesc = "" +
 	"!questionnaire_item.max_value_type\x12\x7fmax_value must be value_integer on integer items, value_decimal on decimal items, value_date on date items, and unset otherwise\x1a\xbc\x01!has(this.max_value) || (this.type == 5 && has(this.max_value.value_integer)) || (this.type == 4 && has(this.max_value.value_decimal)) || (this.type == 6 && has(this.max_value.value_date))\x1a\x87\x04\n" +
 	"*questionnaire_item.min_value_lte_max_value\x12,min_value must not be greater than max_value\x1a\xaa\x03(!has(this.min_value.value_integer) || !has(this.max_value.value_integer) || this.min_value.value_integer <= this.max_value.value_integer) && (!has(this.min_value.value_decimal) || !has(this.max_value.value_decimal) || double(this.min_value.value_decimal) <= double(this.max_value.value_decimal)) && (!has(this.min_value.value_date) || !has(this.max_value.value_date) || this.min_value.value_date <= this.max_value.value_date)\x1a\xb8\x01\n" +
 	"+questionnaire_item.enable_behavior_required\x12Penable_behavior is required when an item has more than one enable_when condition\x1a7size(this.enable_when) < 2 || this.enable_behavior != 0\x1a\xa0\x01\n" +
-	"'questionnaire_item.enable_when_not_self\x128an enable_when condition cannot refer to the item itself\x1a;this.enable_when.all(e, e.question_link_id != this.link_id)\x1a\xa1\x01\n" +
+	"'questionnaire_item.enable_when_not_self\x128an enable_when condition cannot refer to the item itself\x1a;this.enable_when.all(e, e.question_link_id != this.link_id)\x1aw\n" +
+	")questionnaire_item.unit_only_for_quantity\x12&unit is allowed only on quantity items\x1a\"!has(this.unit) || this.type == 14\x1ah\n" +
+	"#questionnaire_item.age_integer_only\x12$age is allowed only on integer items\x1a\x1b!this.age || this.type == 5\x1a\xc8\x01\n" +
+	"/questionnaire_item.unique_translation_languages\x12.text_translations must have distinct languages\x1aethis.text_translations.all(t, this.text_translations.filter(u, u.language == t.language).size() == 1)\x1a\xa1\x01\n" +
 	"(questionnaire_item.unique_child_link_ids\x12(nested items must have distinct link_ids\x1aKthis.items.all(i, this.items.filter(j, j.link_id == i.link_id).size() == 1)\"\xf5\x01\n" +
 	"\fAnswerOption\x12=\n" +
 	"\fvalue_coding\x18\x01 \x01(\v2\x18.trialhub.epro.v1.CodingH\x00R\vvalueCoding\x12%\n" +
@@ -1880,6 +1938,7 @@ var file_trialhub_epro_v1_questionnaire_proto_goTypes = []any{
 	(*Coding)(nil),                // 18: trialhub.epro.v1.Coding
 	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
 	(*AnswerValue)(nil),           // 20: trialhub.epro.v1.AnswerValue
+	(*LocalizedText)(nil),         // 21: trialhub.epro.v1.LocalizedText
 }
 var file_trialhub_epro_v1_questionnaire_proto_depIdxs = []int32{
 	18, // 0: trialhub.epro.v1.Questionnaire.code:type_name -> trialhub.epro.v1.Coding
@@ -1899,23 +1958,25 @@ var file_trialhub_epro_v1_questionnaire_proto_depIdxs = []int32{
 	12, // 14: trialhub.epro.v1.QuestionnaireItem.enable_when:type_name -> trialhub.epro.v1.EnableWhen
 	3,  // 15: trialhub.epro.v1.QuestionnaireItem.enable_behavior:type_name -> trialhub.epro.v1.EnableBehavior
 	10, // 16: trialhub.epro.v1.QuestionnaireItem.items:type_name -> trialhub.epro.v1.QuestionnaireItem
-	18, // 17: trialhub.epro.v1.AnswerOption.value_coding:type_name -> trialhub.epro.v1.Coding
-	2,  // 18: trialhub.epro.v1.EnableWhen.operator:type_name -> trialhub.epro.v1.EnableWhenOperator
-	20, // 19: trialhub.epro.v1.EnableWhen.answer:type_name -> trialhub.epro.v1.AnswerValue
-	18, // 20: trialhub.epro.v1.ScoringRule.code:type_name -> trialhub.epro.v1.Coding
-	5,  // 21: trialhub.epro.v1.ScoringRule.method:type_name -> trialhub.epro.v1.ScoringMethod
-	14, // 22: trialhub.epro.v1.ScoringRule.bands:type_name -> trialhub.epro.v1.SeverityBand
-	18, // 23: trialhub.epro.v1.SeverityBand.code:type_name -> trialhub.epro.v1.Coding
-	16, // 24: trialhub.epro.v1.AlertRule.item_score:type_name -> trialhub.epro.v1.ItemScoreTrigger
-	17, // 25: trialhub.epro.v1.AlertRule.total_score:type_name -> trialhub.epro.v1.TotalScoreTrigger
-	6,  // 26: trialhub.epro.v1.AlertRule.priority:type_name -> trialhub.epro.v1.AlertPriority
-	4,  // 27: trialhub.epro.v1.ItemScoreTrigger.operator:type_name -> trialhub.epro.v1.ComparisonOperator
-	4,  // 28: trialhub.epro.v1.TotalScoreTrigger.operator:type_name -> trialhub.epro.v1.ComparisonOperator
-	29, // [29:29] is the sub-list for method output_type
-	29, // [29:29] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	21, // 17: trialhub.epro.v1.QuestionnaireItem.text_translations:type_name -> trialhub.epro.v1.LocalizedText
+	18, // 18: trialhub.epro.v1.QuestionnaireItem.unit:type_name -> trialhub.epro.v1.Coding
+	18, // 19: trialhub.epro.v1.AnswerOption.value_coding:type_name -> trialhub.epro.v1.Coding
+	2,  // 20: trialhub.epro.v1.EnableWhen.operator:type_name -> trialhub.epro.v1.EnableWhenOperator
+	20, // 21: trialhub.epro.v1.EnableWhen.answer:type_name -> trialhub.epro.v1.AnswerValue
+	18, // 22: trialhub.epro.v1.ScoringRule.code:type_name -> trialhub.epro.v1.Coding
+	5,  // 23: trialhub.epro.v1.ScoringRule.method:type_name -> trialhub.epro.v1.ScoringMethod
+	14, // 24: trialhub.epro.v1.ScoringRule.bands:type_name -> trialhub.epro.v1.SeverityBand
+	18, // 25: trialhub.epro.v1.SeverityBand.code:type_name -> trialhub.epro.v1.Coding
+	16, // 26: trialhub.epro.v1.AlertRule.item_score:type_name -> trialhub.epro.v1.ItemScoreTrigger
+	17, // 27: trialhub.epro.v1.AlertRule.total_score:type_name -> trialhub.epro.v1.TotalScoreTrigger
+	6,  // 28: trialhub.epro.v1.AlertRule.priority:type_name -> trialhub.epro.v1.AlertPriority
+	4,  // 29: trialhub.epro.v1.ItemScoreTrigger.operator:type_name -> trialhub.epro.v1.ComparisonOperator
+	4,  // 30: trialhub.epro.v1.TotalScoreTrigger.operator:type_name -> trialhub.epro.v1.ComparisonOperator
+	31, // [31:31] is the sub-list for method output_type
+	31, // [31:31] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_trialhub_epro_v1_questionnaire_proto_init() }

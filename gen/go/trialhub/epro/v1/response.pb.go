@@ -398,7 +398,13 @@ type ResponseReceipt struct {
 	// When the patient finished answering, as stated by the device (UTC).
 	AuthoredAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=authored_at,json=authoredAt,proto3" json:"authored_at,omitempty"`
 	// When the server stored this revision (UTC, server clock).
-	ReceivedAt    *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"`
+	ReceivedAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"`
+	// True when the response arrived after its window closed, within the trial's
+	// grace period (authored inside the window on a phone that was offline).
+	Late bool `protobuf:"varint,12,opt,name=late,proto3" json:"late,omitempty"`
+	// True when the questionnaire does not show scores to patients and the receipt
+	// is the patient's: scores holds no values or bands then.
+	ScoresHidden  bool `protobuf:"varint,13,opt,name=scores_hidden,json=scoresHidden,proto3" json:"scores_hidden,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -503,6 +509,20 @@ func (x *ResponseReceipt) GetReceivedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *ResponseReceipt) GetLate() bool {
+	if x != nil {
+		return x.Late
+	}
+	return false
+}
+
+func (x *ResponseReceipt) GetScoresHidden() bool {
+	if x != nil {
+		return x.ScoresHidden
+	}
+	return false
+}
+
 // QuarantineNotice tells the patient that a submission is kept for the site
 // instead of being stored as a response.
 type QuarantineNotice struct {
@@ -520,9 +540,12 @@ type QuarantineNotice struct {
 	// When the patient finished answering, as stated by the device (UTC).
 	AuthoredAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=authored_at,json=authoredAt,proto3" json:"authored_at,omitempty"`
 	// When the server received the submission (UTC, server clock).
-	ReceivedAt    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ReceivedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"`
+	// For ALREADY_ANSWERED: the response that answered the visit first (UUID), e.g.
+	// from another device; read it with GetMyResponse.
+	ExistingResponseId string `protobuf:"bytes,8,opt,name=existing_response_id,json=existingResponseId,proto3" json:"existing_response_id,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *QuarantineNotice) Reset() {
@@ -604,6 +627,13 @@ func (x *QuarantineNotice) GetReceivedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *QuarantineNotice) GetExistingResponseId() string {
+	if x != nil {
+		return x.ExistingResponseId
+	}
+	return ""
+}
+
 // DeidentifiedResponse is one revision of a response in the de-identified view
 // that analysts see: the subject is named only by subject_uuid, calendar dates are
 // replaced by study days, and free text is withheld unless reviewed.
@@ -654,8 +684,14 @@ type DeidentifiedResponse struct {
 	AuthorRole v1.Role `protobuf:"varint,16,opt,name=author_role,json=authorRole,proto3,enum=trialhub.authz.v1.Role" json:"author_role,omitempty"`
 	// True when at least one answer of this revision has withheld values.
 	HasWithheldAnswers bool `protobuf:"varint,17,opt,name=has_withheld_answers,json=hasWithheldAnswers,proto3" json:"has_withheld_answers,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// True when the response arrived after its window closed, within the grace
+	// period.
+	Late bool `protobuf:"varint,18,opt,name=late,proto3" json:"late,omitempty"`
+	// True when the response was accepted from the quarantine by the site
+	// (ResolveQuarantine): a protocol deviation.
+	ProtocolDeviation bool `protobuf:"varint,19,opt,name=protocol_deviation,json=protocolDeviation,proto3" json:"protocol_deviation,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *DeidentifiedResponse) Reset() {
@@ -803,6 +839,20 @@ func (x *DeidentifiedResponse) GetAuthorRole() v1.Role {
 func (x *DeidentifiedResponse) GetHasWithheldAnswers() bool {
 	if x != nil {
 		return x.HasWithheldAnswers
+	}
+	return false
+}
+
+func (x *DeidentifiedResponse) GetLate() bool {
+	if x != nil {
+		return x.Late
+	}
+	return false
+}
+
+func (x *DeidentifiedResponse) GetProtocolDeviation() bool {
+	if x != nil {
+		return x.ProtocolDeviation
 	}
 	return false
 }
@@ -978,7 +1028,7 @@ const file_trialhub_epro_v1_response_proto_rawDesc = "" +
 	"\x04code\x18\x03 \x01(\v2\x18.trialhub.epro.v1.CodingR\x04code\x12\x19\n" +
 	"\x05value\x18\x04 \x01(\x01H\x00R\x05value\x88\x01\x01\x122\n" +
 	"\x04band\x18\x05 \x01(\v2\x1e.trialhub.epro.v1.SeverityBandR\x04bandB\b\n" +
-	"\x06_value\"\x9a\x04\n" +
+	"\x06_value\"\xd3\x04\n" +
 	"\x0fResponseReceipt\x12\x1f\n" +
 	"\vresponse_id\x18\x01 \x01(\tR\n" +
 	"responseId\x12\x1a\n" +
@@ -993,8 +1043,10 @@ const file_trialhub_epro_v1_response_proto_rawDesc = "" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"authoredAt\x12;\n" +
 	"\vreceived_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"receivedAtJ\x04\b\t\x10\n" +
-	"R\x0fpatient_message\"\xfc\x02\n" +
+	"receivedAt\x12\x12\n" +
+	"\x04late\x18\f \x01(\bR\x04late\x12#\n" +
+	"\rscores_hidden\x18\r \x01(\bR\fscoresHiddenJ\x04\b\t\x10\n" +
+	"R\x0fpatient_message\"\xae\x03\n" +
 	"\x10QuarantineNotice\x12#\n" +
 	"\rquarantine_id\x18\x01 \x01(\tR\fquarantineId\x12:\n" +
 	"\x06reason\x18\x02 \x01(\x0e2\".trialhub.epro.v1.QuarantineReasonR\x06reason\x12\x19\n" +
@@ -1004,7 +1056,8 @@ const file_trialhub_epro_v1_response_proto_rawDesc = "" +
 	"\vauthored_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"authoredAt\x12;\n" +
 	"\vreceived_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"receivedAt\"\x80\x06\n" +
+	"receivedAt\x120\n" +
+	"\x14existing_response_id\x18\b \x01(\tR\x12existingResponseId\"\xc3\x06\n" +
 	"\x14DeidentifiedResponse\x12\x1f\n" +
 	"\vresponse_id\x18\x01 \x01(\tR\n" +
 	"responseId\x12\x1a\n" +
@@ -1027,7 +1080,9 @@ const file_trialhub_epro_v1_response_proto_rawDesc = "" +
 	"\aanswers\x18\x0f \x03(\v2(.trialhub.epro.v1.DeidentifiedItemAnswerR\aanswers\x128\n" +
 	"\vauthor_role\x18\x10 \x01(\x0e2\x17.trialhub.authz.v1.RoleR\n" +
 	"authorRole\x120\n" +
-	"\x14has_withheld_answers\x18\x11 \x01(\bR\x12hasWithheldAnswers\"\x9a\x01\n" +
+	"\x14has_withheld_answers\x18\x11 \x01(\bR\x12hasWithheldAnswers\x12\x12\n" +
+	"\x04late\x18\x12 \x01(\bR\x04late\x12-\n" +
+	"\x12protocol_deviation\x18\x13 \x01(\bR\x11protocolDeviation\"\x9a\x01\n" +
 	"\n" +
 	"FiredAlert\x12&\n" +
 	"\x0falert_rule_name\x18\x01 \x01(\tR\ralertRuleName\x12;\n" +

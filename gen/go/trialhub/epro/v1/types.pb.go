@@ -404,6 +404,61 @@ func (*AnswerValue_ValueCoding) isAnswerValue_Value() {}
 
 func (*AnswerValue_ValueQuantity) isAnswerValue_Value() {}
 
+// LocalizedText is a text in one language, as the FHIR translation extension.
+type LocalizedText struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The language as a BCP 47 tag, e.g. "es-MX".
+	Language string `protobuf:"bytes,1,opt,name=language,proto3" json:"language,omitempty"`
+	// The text in that language.
+	Text          string `protobuf:"bytes,2,opt,name=text,proto3" json:"text,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LocalizedText) Reset() {
+	*x = LocalizedText{}
+	mi := &file_trialhub_epro_v1_types_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LocalizedText) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LocalizedText) ProtoMessage() {}
+
+func (x *LocalizedText) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_epro_v1_types_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LocalizedText.ProtoReflect.Descriptor instead.
+func (*LocalizedText) Descriptor() ([]byte, []int) {
+	return file_trialhub_epro_v1_types_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *LocalizedText) GetLanguage() string {
+	if x != nil {
+		return x.Language
+	}
+	return ""
+}
+
+func (x *LocalizedText) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
 var File_trialhub_epro_v1_types_proto protoreflect.FileDescriptor
 
 const file_trialhub_epro_v1_types_proto_rawDesc = "" +
@@ -433,7 +488,11 @@ const file_trialhub_epro_v1_types_proto_rawDesc = "" +
 	"\fvalue_coding\x18\t \x01(\v2\x18.trialhub.epro.v1.CodingH\x00R\vvalueCoding\x12C\n" +
 	"\x0evalue_quantity\x18\n" +
 	" \x01(\v2\x1a.trialhub.epro.v1.QuantityH\x00R\rvalueQuantityB\x0e\n" +
-	"\x05value\x12\x05\xbaH\x02\b\x01B\xc1\x01\n" +
+	"\x05value\x12\x05\xbaH\x02\b\x01\"y\n" +
+	"\rLocalizedText\x12H\n" +
+	"\blanguage\x18\x01 \x01(\tB,\xbaH)r'\x18#2#^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$R\blanguage\x12\x1e\n" +
+	"\x04text\x18\x02 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\xa0\x1fR\x04textB\xc1\x01\n" +
 	"\x14com.trialhub.epro.v1B\n" +
 	"TypesProtoP\x01Z;github.com/trialhub/trialhub/gen/go/trialhub/epro/v1;eprov1\xa2\x02\x03TEX\xaa\x02\x10Trialhub.Epro.V1\xca\x02\x10Trialhub\\Epro\\V1\xe2\x02\x1cTrialhub\\Epro\\V1\\GPBMetadata\xea\x02\x12Trialhub::Epro::V1b\x06proto3"
 
@@ -449,15 +508,16 @@ func file_trialhub_epro_v1_types_proto_rawDescGZIP() []byte {
 	return file_trialhub_epro_v1_types_proto_rawDescData
 }
 
-var file_trialhub_epro_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_trialhub_epro_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_trialhub_epro_v1_types_proto_goTypes = []any{
 	(*Coding)(nil),                // 0: trialhub.epro.v1.Coding
 	(*Quantity)(nil),              // 1: trialhub.epro.v1.Quantity
 	(*AnswerValue)(nil),           // 2: trialhub.epro.v1.AnswerValue
-	(*timestamppb.Timestamp)(nil), // 3: google.protobuf.Timestamp
+	(*LocalizedText)(nil),         // 3: trialhub.epro.v1.LocalizedText
+	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
 }
 var file_trialhub_epro_v1_types_proto_depIdxs = []int32{
-	3, // 0: trialhub.epro.v1.AnswerValue.value_date_time:type_name -> google.protobuf.Timestamp
+	4, // 0: trialhub.epro.v1.AnswerValue.value_date_time:type_name -> google.protobuf.Timestamp
 	0, // 1: trialhub.epro.v1.AnswerValue.value_coding:type_name -> trialhub.epro.v1.Coding
 	1, // 2: trialhub.epro.v1.AnswerValue.value_quantity:type_name -> trialhub.epro.v1.Quantity
 	3, // [3:3] is the sub-list for method output_type
@@ -490,7 +550,7 @@ func file_trialhub_epro_v1_types_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_trialhub_epro_v1_types_proto_rawDesc), len(file_trialhub_epro_v1_types_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -53,6 +53,24 @@ const (
 	// EproServiceGetComplianceReportProcedure is the procedure name of the EproService's
 	// GetComplianceReport RPC.
 	EproServiceGetComplianceReportProcedure = "/trialhub.epro.v1.EproService/GetComplianceReport"
+	// EproServiceSetQuestionnaireStatusProcedure is the procedure name of the EproService's
+	// SetQuestionnaireStatus RPC.
+	EproServiceSetQuestionnaireStatusProcedure = "/trialhub.epro.v1.EproService/SetQuestionnaireStatus"
+	// EproServiceGetMyResponseProcedure is the procedure name of the EproService's GetMyResponse RPC.
+	EproServiceGetMyResponseProcedure = "/trialhub.epro.v1.EproService/GetMyResponse"
+	// EproServiceReviewFreeTextProcedure is the procedure name of the EproService's ReviewFreeText RPC.
+	EproServiceReviewFreeTextProcedure = "/trialhub.epro.v1.EproService/ReviewFreeText"
+	// EproServiceListQuarantineProcedure is the procedure name of the EproService's ListQuarantine RPC.
+	EproServiceListQuarantineProcedure = "/trialhub.epro.v1.EproService/ListQuarantine"
+	// EproServiceResolveQuarantineProcedure is the procedure name of the EproService's
+	// ResolveQuarantine RPC.
+	EproServiceResolveQuarantineProcedure = "/trialhub.epro.v1.EproService/ResolveQuarantine"
+	// EproServiceListAuditEventsProcedure is the procedure name of the EproService's ListAuditEvents
+	// RPC.
+	EproServiceListAuditEventsProcedure = "/trialhub.epro.v1.EproService/ListAuditEvents"
+	// EproServiceVerifyAuditTrailProcedure is the procedure name of the EproService's VerifyAuditTrail
+	// RPC.
+	EproServiceVerifyAuditTrailProcedure = "/trialhub.epro.v1.EproService/VerifyAuditTrail"
 )
 
 var (
@@ -140,6 +158,59 @@ var (
 			IdempotencyLevel: connect.IdempotencyNoSideEffects,
 		}
 	})
+	eproServiceSetQuestionnaireStatusSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType: connect.StreamTypeUnary,
+			Schema:     v1.File_trialhub_epro_v1_epro_service_proto.Services().ByName("EproService").Methods().ByName("SetQuestionnaireStatus"),
+			Procedure:  EproServiceSetQuestionnaireStatusProcedure,
+		}
+	})
+	eproServiceGetMyResponseSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType:       connect.StreamTypeUnary,
+			Schema:           v1.File_trialhub_epro_v1_epro_service_proto.Services().ByName("EproService").Methods().ByName("GetMyResponse"),
+			Procedure:        EproServiceGetMyResponseProcedure,
+			IdempotencyLevel: connect.IdempotencyNoSideEffects,
+		}
+	})
+	eproServiceReviewFreeTextSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType: connect.StreamTypeUnary,
+			Schema:     v1.File_trialhub_epro_v1_epro_service_proto.Services().ByName("EproService").Methods().ByName("ReviewFreeText"),
+			Procedure:  EproServiceReviewFreeTextProcedure,
+		}
+	})
+	eproServiceListQuarantineSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType:       connect.StreamTypeUnary,
+			Schema:           v1.File_trialhub_epro_v1_epro_service_proto.Services().ByName("EproService").Methods().ByName("ListQuarantine"),
+			Procedure:        EproServiceListQuarantineProcedure,
+			IdempotencyLevel: connect.IdempotencyNoSideEffects,
+		}
+	})
+	eproServiceResolveQuarantineSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType: connect.StreamTypeUnary,
+			Schema:     v1.File_trialhub_epro_v1_epro_service_proto.Services().ByName("EproService").Methods().ByName("ResolveQuarantine"),
+			Procedure:  EproServiceResolveQuarantineProcedure,
+		}
+	})
+	eproServiceListAuditEventsSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType:       connect.StreamTypeUnary,
+			Schema:           v1.File_trialhub_epro_v1_epro_service_proto.Services().ByName("EproService").Methods().ByName("ListAuditEvents"),
+			Procedure:        EproServiceListAuditEventsProcedure,
+			IdempotencyLevel: connect.IdempotencyNoSideEffects,
+		}
+	})
+	eproServiceVerifyAuditTrailSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType:       connect.StreamTypeUnary,
+			Schema:           v1.File_trialhub_epro_v1_epro_service_proto.Services().ByName("EproService").Methods().ByName("VerifyAuditTrail"),
+			Procedure:        EproServiceVerifyAuditTrailProcedure,
+			IdempotencyLevel: connect.IdempotencyNoSideEffects,
+		}
+	})
 )
 
 // EproServiceClient is a client for the trialhub.epro.v1.EproService service.
@@ -210,8 +281,13 @@ type EproServiceClient interface {
 	// beyond the grace period, questionnaire version retired, subject withdrawn,
 	// visit already answered from another device).
 	//
+	// A subject whose visit plan has not reached the ePRO service yet has no tasks
+	// and gets NOT_ENROLLED; the device keeps the submission and retries.
+	//
 	// Errors: FAILED_PRECONDITION when the window has not opened yet, the
-	// questionnaire is not assigned to the visit, or the subject is not enrolled;
+	// questionnaire is not assigned to the visit, or the subject is not enrolled,
+	// each with a PreconditionFailure detail naming it (WINDOW_NOT_OPEN with the
+	// window, NOT_ASSIGNED, NOT_ENROLLED);
 	// ALREADY_EXISTS when the key was used with a different body; INVALID_ARGUMENT
 	// when answers do not fit the questionnaire (unknown link_id, missing required
 	// item, answer to a hidden item, value out of range or of the wrong type).
@@ -233,7 +309,8 @@ type EproServiceClient interface {
 	// investigator with PERMISSION_DENIED.
 	// Errors: ABORTED when expected_revision is not the current revision (someone
 	// else amended it first); FAILED_PRECONDITION when the response is entered in
-	// error; INVALID_ARGUMENT as for SubmitResponse.
+	// error or, for a patient, the window has closed (PreconditionFailure detail
+	// ENTERED_IN_ERROR or WINDOW_CLOSED); INVALID_ARGUMENT as for SubmitResponse.
 	AmendResponse(context.Context, *v1.AmendResponseRequest) (*v1.AmendResponseResponse, error)
 	// ListResponses lists responses of one trial in the de-identified view: subject
 	// as subject_uuid, site, visit and study day (day 1 = enrollment, no day 0)
@@ -254,6 +331,56 @@ type EproServiceClient interface {
 	// Days are counted in each site's time zone. Investigators see only the sites
 	// in their token's scopes (PERMISSION_DENIED for a site_id outside them).
 	GetComplianceReport(context.Context, *v1.GetComplianceReportRequest) (*v1.GetComplianceReportResponse, error)
+	// SetQuestionnaireStatus moves a questionnaire version along its life cycle:
+	// DRAFT to ACTIVE (released: it may be assigned and answered), ACTIVE to
+	// RETIRED (no new responses; submissions still on their way are quarantined),
+	// or DRAFT to RETIRED (abandoned). The content never changes. Errors:
+	// NOT_FOUND; FAILED_PRECONDITION for any other transition (details: a
+	// PreconditionFailure with reason STATUS_TRANSITION_NOT_ALLOWED); ALREADY_EXISTS
+	// when the key was used with a different body.
+	SetQuestionnaireStatus(context.Context, *v1.SetQuestionnaireStatusRequest) (*v1.SetQuestionnaireStatusResponse, error)
+	// GetMyResponse returns one of the calling patient's own responses, by id, at
+	// its latest revision or the revision asked for, with the answers as the
+	// patient gave them (a second device can show and amend it). Scores and bands
+	// are included only when the questionnaire shows scores to patients. Errors:
+	// NOT_FOUND for another subject's response, an unknown id or revision.
+	GetMyResponse(context.Context, *v1.GetMyResponseRequest) (*v1.GetMyResponseResponse, error)
+	// ReviewFreeText records a reviewer's decision on one free-text answer of a
+	// response revision: REVIEWED (read, no identifiers: it may be shown with
+	// FREE_TEXT_VISIBILITY_REVIEWED_ONLY) or REDACTED (it contains identifiers and
+	// is never shown in de-identified views), with the reason. The text itself is
+	// never changed, and a later decision replaces an earlier one, both on the
+	// audit trail. Investigators review only subjects of the sites in their token's
+	// scopes (PERMISSION_DENIED otherwise). Errors: NOT_FOUND for an unknown
+	// response or revision; INVALID_ARGUMENT when link_id has no free-text answer
+	// in that revision; ALREADY_EXISTS when the key was used with a different body.
+	ReviewFreeText(context.Context, *v1.ReviewFreeTextRequest) (*v1.ReviewFreeTextResponse, error)
+	// ListQuarantine lists quarantined submissions of one trial, oldest first:
+	// subject_uuid, site, visit, questionnaire version, reason and state, with the
+	// answers de-identified (free text withheld). Investigators see only the sites
+	// in their token's scopes (PERMISSION_DENIED for a site_id outside them).
+	ListQuarantine(context.Context, *v1.ListQuarantineRequest) (*v1.ListQuarantineResponse, error)
+	// ResolveQuarantine settles a quarantined submission with a mandatory reason:
+	// ACCEPT stores it as a response flagged as a protocol deviation (scored, its
+	// alerts queued, the visit completion recorded, as a submission would), REJECT
+	// keeps it only as a rejected quarantine entry. Both are on the audit trail.
+	// Investigators resolve only the sites in their token's scopes
+	// (PERMISSION_DENIED otherwise). Errors: NOT_FOUND; FAILED_PRECONDITION when
+	// it is already resolved (details: reason QUARANTINE_RESOLVED), or, for ACCEPT,
+	// when the visit's questionnaire has a response by now (details: reason
+	// ALREADY_ANSWERED with existing_response_id); ALREADY_EXISTS when the key was
+	// used with a different body.
+	ResolveQuarantine(context.Context, *v1.ResolveQuarantineRequest) (*v1.ResolveQuarantineResponse, error)
+	// ListAuditEvents lists this service's audit events (questionnaires,
+	// submissions, amendments, quarantine, free-text reviews, exports) matching the
+	// filters, oldest first by default, a page at a time. Reading the trail does
+	// not change it. A page_token from another query is INVALID_ARGUMENT.
+	ListAuditEvents(context.Context, *v1.ListAuditEventsRequest) (*v1.ListAuditEventsResponse, error)
+	// VerifyAuditTrail recomputes this service's audit hash chain over a range of
+	// events (by default the whole trail) and reports whether it is intact or
+	// where it first breaks. A from_sequence beyond the newest event is
+	// OUT_OF_RANGE; a to_sequence beyond it is treated as the newest event.
+	VerifyAuditTrail(context.Context, *v1.VerifyAuditTrailRequest) (*v1.VerifyAuditTrailResponse, error)
 }
 
 // NewEproServiceClient constructs a client for the trialhub.epro.v1.EproService service. Multiple
@@ -351,8 +478,13 @@ type EproServiceHandler interface {
 	// beyond the grace period, questionnaire version retired, subject withdrawn,
 	// visit already answered from another device).
 	//
+	// A subject whose visit plan has not reached the ePRO service yet has no tasks
+	// and gets NOT_ENROLLED; the device keeps the submission and retries.
+	//
 	// Errors: FAILED_PRECONDITION when the window has not opened yet, the
-	// questionnaire is not assigned to the visit, or the subject is not enrolled;
+	// questionnaire is not assigned to the visit, or the subject is not enrolled,
+	// each with a PreconditionFailure detail naming it (WINDOW_NOT_OPEN with the
+	// window, NOT_ASSIGNED, NOT_ENROLLED);
 	// ALREADY_EXISTS when the key was used with a different body; INVALID_ARGUMENT
 	// when answers do not fit the questionnaire (unknown link_id, missing required
 	// item, answer to a hidden item, value out of range or of the wrong type).
@@ -374,7 +506,8 @@ type EproServiceHandler interface {
 	// investigator with PERMISSION_DENIED.
 	// Errors: ABORTED when expected_revision is not the current revision (someone
 	// else amended it first); FAILED_PRECONDITION when the response is entered in
-	// error; INVALID_ARGUMENT as for SubmitResponse.
+	// error or, for a patient, the window has closed (PreconditionFailure detail
+	// ENTERED_IN_ERROR or WINDOW_CLOSED); INVALID_ARGUMENT as for SubmitResponse.
 	AmendResponse(context.Context, *v1.AmendResponseRequest) (*v1.AmendResponseResponse, error)
 	// ListResponses lists responses of one trial in the de-identified view: subject
 	// as subject_uuid, site, visit and study day (day 1 = enrollment, no day 0)
@@ -395,6 +528,56 @@ type EproServiceHandler interface {
 	// Days are counted in each site's time zone. Investigators see only the sites
 	// in their token's scopes (PERMISSION_DENIED for a site_id outside them).
 	GetComplianceReport(context.Context, *v1.GetComplianceReportRequest) (*v1.GetComplianceReportResponse, error)
+	// SetQuestionnaireStatus moves a questionnaire version along its life cycle:
+	// DRAFT to ACTIVE (released: it may be assigned and answered), ACTIVE to
+	// RETIRED (no new responses; submissions still on their way are quarantined),
+	// or DRAFT to RETIRED (abandoned). The content never changes. Errors:
+	// NOT_FOUND; FAILED_PRECONDITION for any other transition (details: a
+	// PreconditionFailure with reason STATUS_TRANSITION_NOT_ALLOWED); ALREADY_EXISTS
+	// when the key was used with a different body.
+	SetQuestionnaireStatus(context.Context, *v1.SetQuestionnaireStatusRequest) (*v1.SetQuestionnaireStatusResponse, error)
+	// GetMyResponse returns one of the calling patient's own responses, by id, at
+	// its latest revision or the revision asked for, with the answers as the
+	// patient gave them (a second device can show and amend it). Scores and bands
+	// are included only when the questionnaire shows scores to patients. Errors:
+	// NOT_FOUND for another subject's response, an unknown id or revision.
+	GetMyResponse(context.Context, *v1.GetMyResponseRequest) (*v1.GetMyResponseResponse, error)
+	// ReviewFreeText records a reviewer's decision on one free-text answer of a
+	// response revision: REVIEWED (read, no identifiers: it may be shown with
+	// FREE_TEXT_VISIBILITY_REVIEWED_ONLY) or REDACTED (it contains identifiers and
+	// is never shown in de-identified views), with the reason. The text itself is
+	// never changed, and a later decision replaces an earlier one, both on the
+	// audit trail. Investigators review only subjects of the sites in their token's
+	// scopes (PERMISSION_DENIED otherwise). Errors: NOT_FOUND for an unknown
+	// response or revision; INVALID_ARGUMENT when link_id has no free-text answer
+	// in that revision; ALREADY_EXISTS when the key was used with a different body.
+	ReviewFreeText(context.Context, *v1.ReviewFreeTextRequest) (*v1.ReviewFreeTextResponse, error)
+	// ListQuarantine lists quarantined submissions of one trial, oldest first:
+	// subject_uuid, site, visit, questionnaire version, reason and state, with the
+	// answers de-identified (free text withheld). Investigators see only the sites
+	// in their token's scopes (PERMISSION_DENIED for a site_id outside them).
+	ListQuarantine(context.Context, *v1.ListQuarantineRequest) (*v1.ListQuarantineResponse, error)
+	// ResolveQuarantine settles a quarantined submission with a mandatory reason:
+	// ACCEPT stores it as a response flagged as a protocol deviation (scored, its
+	// alerts queued, the visit completion recorded, as a submission would), REJECT
+	// keeps it only as a rejected quarantine entry. Both are on the audit trail.
+	// Investigators resolve only the sites in their token's scopes
+	// (PERMISSION_DENIED otherwise). Errors: NOT_FOUND; FAILED_PRECONDITION when
+	// it is already resolved (details: reason QUARANTINE_RESOLVED), or, for ACCEPT,
+	// when the visit's questionnaire has a response by now (details: reason
+	// ALREADY_ANSWERED with existing_response_id); ALREADY_EXISTS when the key was
+	// used with a different body.
+	ResolveQuarantine(context.Context, *v1.ResolveQuarantineRequest) (*v1.ResolveQuarantineResponse, error)
+	// ListAuditEvents lists this service's audit events (questionnaires,
+	// submissions, amendments, quarantine, free-text reviews, exports) matching the
+	// filters, oldest first by default, a page at a time. Reading the trail does
+	// not change it. A page_token from another query is INVALID_ARGUMENT.
+	ListAuditEvents(context.Context, *v1.ListAuditEventsRequest) (*v1.ListAuditEventsResponse, error)
+	// VerifyAuditTrail recomputes this service's audit hash chain over a range of
+	// events (by default the whole trail) and reports whether it is intact or
+	// where it first breaks. A from_sequence beyond the newest event is
+	// OUT_OF_RANGE; a to_sequence beyond it is treated as the newest event.
+	VerifyAuditTrail(context.Context, *v1.VerifyAuditTrailRequest) (*v1.VerifyAuditTrailResponse, error)
 }
 
 // RegisterEproServiceHandler registers svc as the trialhub.epro.v1.EproService implementation on
@@ -413,6 +596,13 @@ func RegisterEproServiceHandler(server *connect.Server, svc EproServiceHandler) 
 		connect.Method{Spec: eproServiceListResponsesSpec(), Handler: adapter.listResponses},
 		connect.Method{Spec: eproServiceExportResponsesSpec(), Handler: adapter.exportResponses},
 		connect.Method{Spec: eproServiceGetComplianceReportSpec(), Handler: adapter.getComplianceReport},
+		connect.Method{Spec: eproServiceSetQuestionnaireStatusSpec(), Handler: adapter.setQuestionnaireStatus},
+		connect.Method{Spec: eproServiceGetMyResponseSpec(), Handler: adapter.getMyResponse},
+		connect.Method{Spec: eproServiceReviewFreeTextSpec(), Handler: adapter.reviewFreeText},
+		connect.Method{Spec: eproServiceListQuarantineSpec(), Handler: adapter.listQuarantine},
+		connect.Method{Spec: eproServiceResolveQuarantineSpec(), Handler: adapter.resolveQuarantine},
+		connect.Method{Spec: eproServiceListAuditEventsSpec(), Handler: adapter.listAuditEvents},
+		connect.Method{Spec: eproServiceVerifyAuditTrailSpec(), Handler: adapter.verifyAuditTrail},
 	)
 }
 
@@ -477,6 +667,34 @@ func (UnimplementedEproServiceHandler) ExportResponses(context.Context, *v1.Expo
 
 func (UnimplementedEproServiceHandler) GetComplianceReport(context.Context, *v1.GetComplianceReportRequest) (*v1.GetComplianceReportResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, "trialhub.epro.v1.EproService.GetComplianceReport is not implemented")
+}
+
+func (UnimplementedEproServiceHandler) SetQuestionnaireStatus(context.Context, *v1.SetQuestionnaireStatusRequest) (*v1.SetQuestionnaireStatusResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "trialhub.epro.v1.EproService.SetQuestionnaireStatus is not implemented")
+}
+
+func (UnimplementedEproServiceHandler) GetMyResponse(context.Context, *v1.GetMyResponseRequest) (*v1.GetMyResponseResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "trialhub.epro.v1.EproService.GetMyResponse is not implemented")
+}
+
+func (UnimplementedEproServiceHandler) ReviewFreeText(context.Context, *v1.ReviewFreeTextRequest) (*v1.ReviewFreeTextResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "trialhub.epro.v1.EproService.ReviewFreeText is not implemented")
+}
+
+func (UnimplementedEproServiceHandler) ListQuarantine(context.Context, *v1.ListQuarantineRequest) (*v1.ListQuarantineResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "trialhub.epro.v1.EproService.ListQuarantine is not implemented")
+}
+
+func (UnimplementedEproServiceHandler) ResolveQuarantine(context.Context, *v1.ResolveQuarantineRequest) (*v1.ResolveQuarantineResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "trialhub.epro.v1.EproService.ResolveQuarantine is not implemented")
+}
+
+func (UnimplementedEproServiceHandler) ListAuditEvents(context.Context, *v1.ListAuditEventsRequest) (*v1.ListAuditEventsResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "trialhub.epro.v1.EproService.ListAuditEvents is not implemented")
+}
+
+func (UnimplementedEproServiceHandler) VerifyAuditTrail(context.Context, *v1.VerifyAuditTrailRequest) (*v1.VerifyAuditTrailResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "trialhub.epro.v1.EproService.VerifyAuditTrail is not implemented")
 }
 
 type eproServiceClient struct {
@@ -566,6 +784,62 @@ func (c *eproServiceClient) ExportResponses(ctx context.Context, req *v1.ExportR
 func (c *eproServiceClient) GetComplianceReport(ctx context.Context, req *v1.GetComplianceReportRequest) (*v1.GetComplianceReportResponse, error) {
 	var res v1.GetComplianceReportResponse
 	if err := c.client.CallUnary(ctx, eproServiceGetComplianceReportSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *eproServiceClient) SetQuestionnaireStatus(ctx context.Context, req *v1.SetQuestionnaireStatusRequest) (*v1.SetQuestionnaireStatusResponse, error) {
+	var res v1.SetQuestionnaireStatusResponse
+	if err := c.client.CallUnary(ctx, eproServiceSetQuestionnaireStatusSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *eproServiceClient) GetMyResponse(ctx context.Context, req *v1.GetMyResponseRequest) (*v1.GetMyResponseResponse, error) {
+	var res v1.GetMyResponseResponse
+	if err := c.client.CallUnary(ctx, eproServiceGetMyResponseSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *eproServiceClient) ReviewFreeText(ctx context.Context, req *v1.ReviewFreeTextRequest) (*v1.ReviewFreeTextResponse, error) {
+	var res v1.ReviewFreeTextResponse
+	if err := c.client.CallUnary(ctx, eproServiceReviewFreeTextSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *eproServiceClient) ListQuarantine(ctx context.Context, req *v1.ListQuarantineRequest) (*v1.ListQuarantineResponse, error) {
+	var res v1.ListQuarantineResponse
+	if err := c.client.CallUnary(ctx, eproServiceListQuarantineSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *eproServiceClient) ResolveQuarantine(ctx context.Context, req *v1.ResolveQuarantineRequest) (*v1.ResolveQuarantineResponse, error) {
+	var res v1.ResolveQuarantineResponse
+	if err := c.client.CallUnary(ctx, eproServiceResolveQuarantineSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *eproServiceClient) ListAuditEvents(ctx context.Context, req *v1.ListAuditEventsRequest) (*v1.ListAuditEventsResponse, error) {
+	var res v1.ListAuditEventsResponse
+	if err := c.client.CallUnary(ctx, eproServiceListAuditEventsSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *eproServiceClient) VerifyAuditTrail(ctx context.Context, req *v1.VerifyAuditTrailRequest) (*v1.VerifyAuditTrailResponse, error) {
+	var res v1.VerifyAuditTrailResponse
+	if err := c.client.CallUnary(ctx, eproServiceVerifyAuditTrailSpec(), req, &res); err != nil {
 		return nil, err
 	}
 	return &res, nil
@@ -695,6 +969,90 @@ func (h eproServiceHandler) getComplianceReport(ctx context.Context, _ connect.S
 		return err
 	}
 	res, err := h.svc.GetComplianceReport(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h eproServiceHandler) setQuestionnaireStatus(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.SetQuestionnaireStatusRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.SetQuestionnaireStatus(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h eproServiceHandler) getMyResponse(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.GetMyResponseRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.GetMyResponse(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h eproServiceHandler) reviewFreeText(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.ReviewFreeTextRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.ReviewFreeText(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h eproServiceHandler) listQuarantine(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.ListQuarantineRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.ListQuarantine(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h eproServiceHandler) resolveQuarantine(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.ResolveQuarantineRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.ResolveQuarantine(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h eproServiceHandler) listAuditEvents(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.ListAuditEventsRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.ListAuditEvents(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h eproServiceHandler) verifyAuditTrail(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.VerifyAuditTrailRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.VerifyAuditTrail(ctx, &req)
 	if err != nil {
 		return err
 	}

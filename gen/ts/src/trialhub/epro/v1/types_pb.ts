@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file trialhub/epro/v1/types.proto.
  */
 export const file_trialhub_epro_v1_types: GenFile = /*@__PURE__*/
-  fileDesc("Chx0cmlhbGh1Yi9lcHJvL3YxL3R5cGVzLnByb3RvEhB0cmlhbGh1Yi5lcHJvLnYxInEKBkNvZGluZxIeCgZzeXN0ZW0YASABKAlCDrpIC9gBAXIGGIACiAEBEiwKBGNvZGUYAiABKAlCHrpIG3IZEAEYQDITXlteXHNdKyhcc1teXHNdKykqJBIZCgdkaXNwbGF5GAMgASgJQgi6SAVyAxiAAiKYAQoIUXVhbnRpdHkSPgoFdmFsdWUYASABKAlCL7pILHIqMiheLT8oMHxbMS05XVswLTldezAsMTd9KShcLlswLTldezEsMTh9KT8kEhUKBHVuaXQYAiABKAlCB7pIBHICGEASHgoGc3lzdGVtGAMgASgJQg66SAvYAQFyBhiAAogBARIVCgRjb2RlGAQgASgJQge6SARyAhhAIq4ECgtBbnN3ZXJWYWx1ZRIXCg12YWx1ZV9ib29sZWFuGAEgASgISAASSAoNdmFsdWVfZGVjaW1hbBgCIAEoCUIvukgscioyKF4tPygwfFsxLTldWzAtOV17MCwxN30pKFwuWzAtOV17MSwxOH0pPyRIABIXCg12YWx1ZV9pbnRlZ2VyGAMgASgFSAASUAoKdmFsdWVfZGF0ZRgEIAEoCUI6ukg3cjUyM15bMC05XXs0fS0oMFsxLTldfDFbMC0yXSktKDBbMS05XXxbMTJdWzAtOV18M1swMV0pJEgAEkoKD3ZhbHVlX2RhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCE7pIELIBDTILCICD1uL3/////wFIABJHCgp2YWx1ZV90aW1lGAYgASgJQjG6SC5yLDIqXihbMDFdWzAtOV18MlswLTNdKTpbMC01XVswLTldOlswLTVdWzAtOV0kSAASIgoMdmFsdWVfc3RyaW5nGAcgASgJQgq6SAdyBRABGKAfSAASIAoJdmFsdWVfdXJpGAggASgJQgu6SAhyBhiAEIgBAUgAEjAKDHZhbHVlX2NvZGluZxgJIAEoCzIYLnRyaWFsaHViLmVwcm8udjEuQ29kaW5nSAASNAoOdmFsdWVfcXVhbnRpdHkYCiABKAsyGi50cmlhbGh1Yi5lcHJvLnYxLlF1YW50aXR5SABCDgoFdmFsdWUSBbpIAggBQsEBChRjb20udHJpYWxodWIuZXByby52MUIKVHlwZXNQcm90b1ABWjtnaXRodWIuY29tL3RyaWFsaHViL3RyaWFsaHViL2dlbi9nby90cmlhbGh1Yi9lcHJvL3YxO2Vwcm92MaICA1RFWKoCEFRyaWFsaHViLkVwcm8uVjHKAhBUcmlhbGh1YlxFcHJvXFYx4gIcVHJpYWxodWJcRXByb1xWMVxHUEJNZXRhZGF0YeoCElRyaWFsaHViOjpFcHJvOjpWMWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_timestamp]);
+  fileDesc("Chx0cmlhbGh1Yi9lcHJvL3YxL3R5cGVzLnByb3RvEhB0cmlhbGh1Yi5lcHJvLnYxInEKBkNvZGluZxIeCgZzeXN0ZW0YASABKAlCDrpIC9gBAXIGGIACiAEBEiwKBGNvZGUYAiABKAlCHrpIG3IZEAEYQDITXlteXHNdKyhcc1teXHNdKykqJBIZCgdkaXNwbGF5GAMgASgJQgi6SAVyAxiAAiKYAQoIUXVhbnRpdHkSPgoFdmFsdWUYASABKAlCL7pILHIqMiheLT8oMHxbMS05XVswLTldezAsMTd9KShcLlswLTldezEsMTh9KT8kEhUKBHVuaXQYAiABKAlCB7pIBHICGEASHgoGc3lzdGVtGAMgASgJQg66SAvYAQFyBhiAAogBARIVCgRjb2RlGAQgASgJQge6SARyAhhAIq4ECgtBbnN3ZXJWYWx1ZRIXCg12YWx1ZV9ib29sZWFuGAEgASgISAASSAoNdmFsdWVfZGVjaW1hbBgCIAEoCUIvukgscioyKF4tPygwfFsxLTldWzAtOV17MCwxN30pKFwuWzAtOV17MSwxOH0pPyRIABIXCg12YWx1ZV9pbnRlZ2VyGAMgASgFSAASUAoKdmFsdWVfZGF0ZRgEIAEoCUI6ukg3cjUyM15bMC05XXs0fS0oMFsxLTldfDFbMC0yXSktKDBbMS05XXxbMTJdWzAtOV18M1swMV0pJEgAEkoKD3ZhbHVlX2RhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCE7pIELIBDTILCICD1uL3/////wFIABJHCgp2YWx1ZV90aW1lGAYgASgJQjG6SC5yLDIqXihbMDFdWzAtOV18MlswLTNdKTpbMC01XVswLTldOlswLTVdWzAtOV0kSAASIgoMdmFsdWVfc3RyaW5nGAcgASgJQgq6SAdyBRABGKAfSAASIAoJdmFsdWVfdXJpGAggASgJQgu6SAhyBhiAEIgBAUgAEjAKDHZhbHVlX2NvZGluZxgJIAEoCzIYLnRyaWFsaHViLmVwcm8udjEuQ29kaW5nSAASNAoOdmFsdWVfcXVhbnRpdHkYCiABKAsyGi50cmlhbGh1Yi5lcHJvLnYxLlF1YW50aXR5SABCDgoFdmFsdWUSBbpIAggBImkKDUxvY2FsaXplZFRleHQSPgoIbGFuZ3VhZ2UYASABKAlCLLpIKXInGCMyI15bQS1aYS16XXsyLDN9KC1bQS1aYS16MC05XXsxLDh9KSokEhgKBHRleHQYAiABKAlCCrpIB3IFEAEYoB9CwQEKFGNvbS50cmlhbGh1Yi5lcHJvLnYxQgpUeXBlc1Byb3RvUAFaO2dpdGh1Yi5jb20vdHJpYWxodWIvdHJpYWxodWIvZ2VuL2dvL3RyaWFsaHViL2Vwcm8vdjE7ZXByb3YxogIDVEVYqgIQVHJpYWxodWIuRXByby5WMcoCEFRyaWFsaHViXEVwcm9cVjHiAhxUcmlhbGh1YlxFcHJvXFYxXEdQQk1ldGFkYXRh6gISVHJpYWxodWI6OkVwcm86OlYxYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_timestamp]);
 
 /**
  * Coding is a code from a terminology, as FHIR R4 `Coding`: a LOINC code for a
@@ -213,4 +213,32 @@ export type AnswerValue = Message<"trialhub.epro.v1.AnswerValue"> & {
  */
 export const AnswerValueSchema: GenMessage<AnswerValue> = /*@__PURE__*/
   messageDesc(file_trialhub_epro_v1_types, 2);
+
+/**
+ * LocalizedText is a text in one language, as the FHIR translation extension.
+ *
+ * @generated from message trialhub.epro.v1.LocalizedText
+ */
+export type LocalizedText = Message<"trialhub.epro.v1.LocalizedText"> & {
+  /**
+   * The language as a BCP 47 tag, e.g. "es-MX".
+   *
+   * @generated from field: string language = 1;
+   */
+  language: string;
+
+  /**
+   * The text in that language.
+   *
+   * @generated from field: string text = 2;
+   */
+  text: string;
+};
+
+/**
+ * Describes the message trialhub.epro.v1.LocalizedText.
+ * Use `create(LocalizedTextSchema)` to create a new message.
+ */
+export const LocalizedTextSchema: GenMessage<LocalizedText> = /*@__PURE__*/
+  messageDesc(file_trialhub_epro_v1_types, 3);
 
