@@ -9,6 +9,8 @@
 package contract
 
 import (
+	"maps"
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -20,7 +22,7 @@ import (
 )
 
 // Definition returns the domain definition of a contract questionnaire. Item texts
-// are in the questionnaire's language (the contract has one text per item today).
+// are in the questionnaire's language, translations in text_translations.
 func Definition(pb *eprov1.Questionnaire) *q.Definition {
 	d := &q.Definition{
 		URL: pb.GetUrl(), Version: pb.GetVersion(), Name: pb.GetName(), Title: pb.GetTitle(),
@@ -55,9 +57,16 @@ func item(pb *eprov1.QuestionnaireItem, lang string) q.Item {
 		Required: pb.GetRequired(), Repeats: pb.GetRepeats(), MaxLength: int(pb.GetMaxLength()),
 		Behavior: q.Behavior(pb.GetEnableBehavior()),
 	}
-	if pb.GetText() != "" {
-		it.Text = q.Localized{lang: pb.GetText()}
+	if pb.GetText() != "" || len(pb.GetTextTranslations()) > 0 {
+		it.Text = q.Localized{}
+		if pb.GetText() != "" {
+			it.Text[lang] = pb.GetText()
+		}
+		for _, tr := range pb.GetTextTranslations() {
+			it.Text[tr.GetLanguage()] = tr.GetText()
+		}
 	}
+	it.Unit, it.Age = coding(pb.GetUnit()), pb.GetAge()
 	for _, o := range pb.GetAnswerOptions() {
 		opt := q.Option{Score: o.Score}
 		switch v := o.GetValue().(type) {
@@ -88,8 +97,8 @@ func item(pb *eprov1.QuestionnaireItem, lang string) q.Item {
 }
 
 // Questionnaire returns the contract form of a definition (without the stored
-// fields: id, status, timestamps, author). Texts are in the definition's language;
-// translations have no field in the contract yet.
+// fields: id, status, timestamps, author). Texts are in the definition's language,
+// the others in text_translations, sorted by language.
 func Questionnaire(d *q.Definition) *eprov1.Questionnaire {
 	pb := &eprov1.Questionnaire{
 		Url: d.URL, Version: d.Version, Name: d.Name, Title: d.Title, Description: d.Description,
@@ -121,6 +130,12 @@ func pbItem(it *q.Item, lang string) *eprov1.QuestionnaireItem {
 	pb := &eprov1.QuestionnaireItem{
 		LinkId: it.LinkID, Code: pbCoding(it.Code), Prefix: it.Prefix, Text: it.Text[lang], Type: eprov1.ItemType(it.Type),
 		Required: it.Required, Repeats: it.Repeats, MaxLength: int32(it.MaxLength), EnableBehavior: eprov1.EnableBehavior(it.Behavior),
+		Unit: pbCoding(it.Unit), Age: it.Age,
+	}
+	for _, tag := range slices.Sorted(maps.Keys(it.Text)) {
+		if tag != lang {
+			pb.TextTranslations = append(pb.TextTranslations, &eprov1.LocalizedText{Language: tag, Text: it.Text[tag]})
+		}
 	}
 	for _, o := range it.Options {
 		po := &eprov1.AnswerOption{Score: o.Score}

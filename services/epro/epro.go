@@ -1,0 +1,109 @@
+// Package epro is the ePRO service: versioned, scored questionnaires and the
+// patients' responses under a pseudonymous subject_uuid, with de-identified
+// views for analysts. It implements trialhub.epro.v1.EproService on the platform
+// kit, with ent over PostgreSQL or SQLite.
+//
+// Its database holds subject_uuid and answers, never a name, national ID, phone,
+// device token or calendar birth date. The domain (definitions, answer checks,
+// scoring, de-identification, windows, FHIR) is plain Go in internal/; the
+// handlers here translate between the contract and it and choose the codes.
+package epro
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"time"
+
+	"connectrpc.com/connect/v2"
+
+	authzv1 "github.com/trialhub/trialhub/gen/go/trialhub/authz/v1"
+	eprov1 "github.com/trialhub/trialhub/gen/go/trialhub/epro/v1"
+	"github.com/trialhub/trialhub/gen/go/trialhub/epro/v1/eprov1connect"
+	"github.com/trialhub/trialhub/services/epro/ent"
+	"github.com/trialhub/trialhub/services/epro/internal/contract"
+	"github.com/trialhub/trialhub/services/epro/internal/instruments"
+	q "github.com/trialhub/trialhub/services/epro/internal/questionnaire"
+	"github.com/trialhub/trialhub/services/platform"
+	"github.com/trialhub/trialhub/services/platform/audit"
+	"github.com/trialhub/trialhub/services/platform/auth"
+	"github.com/trialhub/trialhub/services/platform/db"
+	"github.com/trialhub/trialhub/services/platform/idempotency"
+	"github.com/trialhub/trialhub/services/platform/jobs"
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+// Name is the service's name in the kit (data/epro.db in the dev stack).
+const Name = "epro"
+
+// Service implements trialhub.epro.v1.EproService. Methods not built yet answer
+// UNIMPLEMENTED (see README.md).
+type Service struct {
+	eprov1connect.UnimplementedEproServiceHandler
+
+	db    *db.DB
+	ent   *ent.Client
+	jobs  *jobs.Queue
+	audit *audit.Log
+	idem  *idempotency.Store
+	log   *slog.Logger
+	now   func() time.Time
+}
+
+// Platform returns the ePRO service as the kit mounts it.
+func Platform() platform.Service {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		panic(err)
+	}
+	return platform.Service{
+		Name:       Name,
+		Migrations: sub,
+		Mount: func(_ context.Context, m *platform.Mount) error {
+			s := &Service{
+				db: m.DB, ent: ent.NewClient(ent.Driver(m.DB.Driver())), jobs: m.Jobs, audit: m.Audit,
+				idem: m.Idempotency, log: m.Log, now: func() time.Time { return time.Now().UTC() },
+			}
+			eprov1connect.RegisterEproServiceHandler(m.RPC(), s)
+			return nil
+		},
+		Seed: seed,
+	}
+}
+
+// seed stores the instruments the platform ships (PHQ-9, GAD-7) as ACTIVE
+// versions through the API; the idempotency keys and ALREADY_EXISTS make a rerun
+// add nothing.
+func seed(ctx context.Context, s *platform.Seeder) error {
+	admin, err := s.Client(auth.Caller{Subject: "seed-admin", Role: authzv1.Role_ROLE_ADMIN})
+	if err != nil {
+		return err
+	}
+	c := eprov1connect.NewEproServiceClient(admin)
+	for _, d := range instruments.All() {
+		if _, err := c.CreateQuestionnaire(ctx, seedRequest(d)); err != nil && connect.CodeOf(err) != connect.CodeAlreadyExists {
+			return fmt.Errorf("seed %s: %w", d.Canonical(), err)
+		}
+		if _, err := fmt.Fprintf(s.Out, "  epro:       %s (%s)\n", d.Title, d.Canonical()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// seedRequest is the CreateQuestionnaire request that stores a shipped
+// instrument as an ACTIVE version that shows patients their scores.
+func seedRequest(d *q.Definition) *eprov1.CreateQuestionnaireRequest {
+	pb := contract.Questionnaire(d)
+	return &eprov1.CreateQuestionnaireRequest{
+		IdempotencyKey: "seed-questionnaire-" + d.Name + "-" + d.Version,
+		Url:            pb.GetUrl(), Version: pb.GetVersion(), Name: pb.GetName(), Title: pb.GetTitle(), Code: pb.GetCode(),
+		Status: eprov1.QuestionnaireStatus_QUESTIONNAIRE_STATUS_ACTIVE, Description: pb.GetDescription(),
+		Language: pb.GetLanguage(), Copyright: pb.GetCopyright(), Items: pb.GetItems(),
+		ScoringRules: pb.GetScoringRules(), AlertRules: pb.GetAlertRules(), ShowScoresToPatient: true,
+	}
+}
