@@ -18,10 +18,13 @@ import (
 	"time"
 
 	"connectrpc.com/connect/v2"
+	"github.com/riverqueue/river"
 
 	authzv1 "github.com/trialhub/trialhub/gen/go/trialhub/authz/v1"
 	eprov1 "github.com/trialhub/trialhub/gen/go/trialhub/epro/v1"
 	"github.com/trialhub/trialhub/gen/go/trialhub/epro/v1/eprov1connect"
+	"github.com/trialhub/trialhub/gen/go/trialhub/notification/v1/notificationv1connect"
+	"github.com/trialhub/trialhub/gen/go/trialhub/trial/v1/trialv1connect"
 	"github.com/trialhub/trialhub/services/epro/ent"
 	"github.com/trialhub/trialhub/services/epro/internal/contract"
 	"github.com/trialhub/trialhub/services/epro/internal/instruments"
@@ -29,6 +32,7 @@ import (
 	"github.com/trialhub/trialhub/services/platform"
 	"github.com/trialhub/trialhub/services/platform/audit"
 	"github.com/trialhub/trialhub/services/platform/auth"
+	"github.com/trialhub/trialhub/services/platform/client"
 	"github.com/trialhub/trialhub/services/platform/db"
 	"github.com/trialhub/trialhub/services/platform/idempotency"
 	"github.com/trialhub/trialhub/services/platform/jobs"
@@ -52,7 +56,27 @@ type Service struct {
 	idem  *idempotency.Store
 	log   *slog.Logger
 	now   func() time.Time
+	// grace is how late after a window closes a response authored in it is
+	// still accepted (flagged late): DefaultGrace unless configured.
+	grace         time.Duration
+	trials        trialv1connect.TrialServiceClient
+	notifications notificationv1connect.NotificationServiceClient
 }
+
+// DefaultGrace is the offline grace period: a phone that was offline may deliver
+// a response authored in the window up to 24 hours after the window closed.
+const DefaultGrace = 24 * time.Hour
+
+// Dependencies this service declares: the trial service (the visit plan
+// through its worklist, visit completions) and the notification service (safety
+// alerts). Both are called only from River jobs, never on a request's path.
+const (
+	TrialDependency        = "trial"
+	NotificationDependency = "notification"
+)
+
+// PollEvery is how often the worklist poller runs (see visits.go).
+var PollEvery = 30 * time.Second
 
 // Platform returns the ePRO service as the kit mounts it.
 func Platform() platform.Service {
@@ -63,12 +87,24 @@ func Platform() platform.Service {
 	return platform.Service{
 		Name:       Name,
 		Migrations: sub,
+		Needs: []client.Dependency{
+			client.Service(TrialDependency, ""),
+			client.Service(NotificationDependency, ""),
+		},
 		Mount: func(_ context.Context, m *platform.Mount) error {
 			s := &Service{
 				db: m.DB, ent: ent.NewClient(ent.Driver(m.DB.Driver())), jobs: m.Jobs, audit: m.Audit,
-				idem: m.Idempotency, log: m.Log, now: func() time.Time { return time.Now().UTC() },
+				idem: m.Idempotency, log: m.Log, now: func() time.Time { return time.Now().UTC() }, grace: DefaultGrace,
+				trials:        trialv1connect.NewTrialServiceClient(m.Client(TrialDependency)),
+				notifications: notificationv1connect.NewNotificationServiceClient(m.Client(NotificationDependency)),
 			}
 			eprov1connect.RegisterEproServiceHandler(m.RPC(), s)
+			river.AddWorker(m.Workers, &pollWorklistWorker{s: s})
+			river.AddWorker(m.Workers, &recordCompletionWorker{s: s})
+			river.AddWorker(m.Workers, &safetyAlertWorker{s: s})
+			m.Jobs.Client().PeriodicJobs().Add(river.NewPeriodicJob(river.PeriodicInterval(PollEvery),
+				func() (river.JobArgs, *river.InsertOpts) { return PollWorklist{}, nil },
+				&river.PeriodicJobOpts{RunOnStart: true}))
 			return nil
 		},
 		Seed: seed,

@@ -243,6 +243,9 @@ func questionnaireOf(row *ent.Questionnaire) (*eprov1.Questionnaire, error) {
 	return pb, nil
 }
 
+// trimEnum is an enum value's stored form: its name without the type prefix.
+func trimEnum(name, prefix string) string { return strings.TrimPrefix(name, prefix) }
+
 // statusName is the stored form of a status: its enum name without the prefix.
 func statusName(st eprov1.QuestionnaireStatus) string {
 	return strings.TrimPrefix(st.String(), "QUESTIONNAIRE_STATUS_")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 
 	"connectrpc.com/connect/v2"
@@ -14,6 +15,7 @@ import (
 	"github.com/trialhub/trialhub/gen/go/trialhub/epro/v1/eprov1connect"
 	"github.com/trialhub/trialhub/services/epro"
 	"github.com/trialhub/trialhub/services/epro/internal/instruments"
+	"github.com/trialhub/trialhub/services/platform/db"
 	"github.com/trialhub/trialhub/services/platform/pgtest"
 	"github.com/trialhub/trialhub/services/platform/platformtest"
 )
@@ -26,10 +28,17 @@ func start(t *testing.T) (*platformtest.Env, eprov1connect.EproServiceClient) {
 	return env, eprov1connect.NewEproServiceClient(env.Client(t, platformtest.Admin()))
 }
 
+// dbs holds one database handle per environment: each DB(t) opens a pool.
+var dbs sync.Map
+
 func count(t *testing.T, env *platformtest.Env, query string, args ...any) int {
 	t.Helper()
+	d, ok := dbs.Load(env)
+	if !ok {
+		d, _ = dbs.LoadOrStore(env, env.DB(t))
+	}
 	var n int
-	if err := env.DB(t).ReadSQL().QueryRowContext(context.Background(), query, args...).Scan(&n); err != nil {
+	if err := d.(*db.DB).ReadSQL().QueryRowContext(context.Background(), query, args...).Scan(&n); err != nil {
 		t.Fatalf("%s: %v", query, err)
 	}
 	return n

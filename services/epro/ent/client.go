@@ -10,11 +10,15 @@ import (
 	"reflect"
 
 	"github.com/trialhub/trialhub/services/epro/ent/migrate"
+	"github.com/trialhub/trialhub/services/patient/ent"
 
-	"entgo.io/ent"
 	"entgo.io/ent/dialect"
 	"entgo.io/ent/dialect/sql"
+	"github.com/trialhub/trialhub/services/epro/ent/cursor"
+	"github.com/trialhub/trialhub/services/epro/ent/quarantine"
 	"github.com/trialhub/trialhub/services/epro/ent/questionnaire"
+	"github.com/trialhub/trialhub/services/epro/ent/response"
+	"github.com/trialhub/trialhub/services/epro/ent/subjectvisit"
 )
 
 // Client is the client that holds all ent builders.
@@ -22,8 +26,16 @@ type Client struct {
 	config
 	// Schema is the client for creating, migrating and dropping schema.
 	Schema *migrate.Schema
+	// Cursor is the client for interacting with the Cursor builders.
+	Cursor *CursorClient
+	// Quarantine is the client for interacting with the Quarantine builders.
+	Quarantine *QuarantineClient
 	// Questionnaire is the client for interacting with the Questionnaire builders.
 	Questionnaire *QuestionnaireClient
+	// Response is the client for interacting with the Response builders.
+	Response *ResponseClient
+	// SubjectVisit is the client for interacting with the SubjectVisit builders.
+	SubjectVisit *SubjectVisitClient
 }
 
 // NewClient creates a new client configured with the given options.
@@ -35,7 +47,11 @@ func NewClient(opts ...Option) *Client {
 
 func (c *Client) init() {
 	c.Schema = migrate.NewSchema(c.driver)
+	c.Cursor = NewCursorClient(c.config)
+	c.Quarantine = NewQuarantineClient(c.config)
 	c.Questionnaire = NewQuestionnaireClient(c.config)
+	c.Response = NewResponseClient(c.config)
+	c.SubjectVisit = NewSubjectVisitClient(c.config)
 }
 
 type (
@@ -128,7 +144,11 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 	return &Tx{
 		ctx:           ctx,
 		config:        cfg,
+		Cursor:        NewCursorClient(cfg),
+		Quarantine:    NewQuarantineClient(cfg),
 		Questionnaire: NewQuestionnaireClient(cfg),
+		Response:      NewResponseClient(cfg),
+		SubjectVisit:  NewSubjectVisitClient(cfg),
 	}, nil
 }
 
@@ -148,14 +168,18 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 	return &Tx{
 		ctx:           ctx,
 		config:        cfg,
+		Cursor:        NewCursorClient(cfg),
+		Quarantine:    NewQuarantineClient(cfg),
 		Questionnaire: NewQuestionnaireClient(cfg),
+		Response:      NewResponseClient(cfg),
+		SubjectVisit:  NewSubjectVisitClient(cfg),
 	}, nil
 }
 
 // Debug returns a new debug-client. It's used to get verbose logging on specific operations.
 //
 //	client.Debug().
-//		Questionnaire.
+//		Cursor.
 //		Query().
 //		Count(ctx)
 func (c *Client) Debug() *Client {
@@ -177,22 +201,304 @@ func (c *Client) Close() error {
 // Use adds the mutation hooks to all the entity clients.
 // In order to add hooks to a specific client, call: `client.Node.Use(...)`.
 func (c *Client) Use(hooks ...Hook) {
+	c.Cursor.Use(hooks...)
+	c.Quarantine.Use(hooks...)
 	c.Questionnaire.Use(hooks...)
+	c.Response.Use(hooks...)
+	c.SubjectVisit.Use(hooks...)
 }
 
 // Intercept adds the query interceptors to all the entity clients.
 // In order to add interceptors to a specific client, call: `client.Node.Intercept(...)`.
 func (c *Client) Intercept(interceptors ...Interceptor) {
+	c.Cursor.Intercept(interceptors...)
+	c.Quarantine.Intercept(interceptors...)
 	c.Questionnaire.Intercept(interceptors...)
+	c.Response.Intercept(interceptors...)
+	c.SubjectVisit.Intercept(interceptors...)
 }
 
 // Mutate implements the ent.Mutator interface.
 func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 	switch m := m.(type) {
+	case *CursorMutation:
+		return c.Cursor.mutate(ctx, m)
+	case *QuarantineMutation:
+		return c.Quarantine.mutate(ctx, m)
 	case *QuestionnaireMutation:
 		return c.Questionnaire.mutate(ctx, m)
+	case *ResponseMutation:
+		return c.Response.mutate(ctx, m)
+	case *SubjectVisitMutation:
+		return c.SubjectVisit.mutate(ctx, m)
 	default:
 		return nil, fmt.Errorf("ent: unknown mutation type %T", m)
+	}
+}
+
+// CursorClient is a client for the Cursor schema.
+type CursorClient struct {
+	config
+}
+
+// NewCursorClient returns a client for the Cursor from the given config.
+func NewCursorClient(c config) *CursorClient {
+	return &CursorClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `cursor.Hooks(f(g(h())))`.
+func (c *CursorClient) Use(hooks ...Hook) {
+	c.hooks.Cursor = append(c.hooks.Cursor, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `cursor.Intercept(f(g(h())))`.
+func (c *CursorClient) Intercept(interceptors ...Interceptor) {
+	c.inters.Cursor = append(c.inters.Cursor, interceptors...)
+}
+
+// Create returns a builder for creating a Cursor entity.
+func (c *CursorClient) Create() *CursorCreate {
+	mutation := newCursorMutation(c.config, OpCreate)
+	return &CursorCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of Cursor entities.
+func (c *CursorClient) CreateBulk(builders ...*CursorCreate) *CursorCreateBulk {
+	return &CursorCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *CursorClient) MapCreateBulk(slice any, setFunc func(*CursorCreate, int)) *CursorCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &CursorCreateBulk{err: fmt.Errorf("calling to CursorClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*CursorCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &CursorCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for Cursor.
+func (c *CursorClient) Update() *CursorUpdate {
+	mutation := newCursorMutation(c.config, OpUpdate)
+	return &CursorUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *CursorClient) UpdateOne(_m *Cursor) *CursorUpdateOne {
+	mutation := newCursorMutation(c.config, OpUpdateOne, withCursor(_m))
+	return &CursorUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *CursorClient) UpdateOneID(id string) *CursorUpdateOne {
+	mutation := newCursorMutation(c.config, OpUpdateOne, withCursorID(id))
+	return &CursorUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for Cursor.
+func (c *CursorClient) Delete() *CursorDelete {
+	mutation := newCursorMutation(c.config, OpDelete)
+	return &CursorDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *CursorClient) DeleteOne(_m *Cursor) *CursorDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *CursorClient) DeleteOneID(id string) *CursorDeleteOne {
+	builder := c.Delete().Where(cursor.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &CursorDeleteOne{builder}
+}
+
+// Query returns a query builder for Cursor.
+func (c *CursorClient) Query() *CursorQuery {
+	return &CursorQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeCursor},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a Cursor entity by its id.
+func (c *CursorClient) Get(ctx context.Context, id string) (*Cursor, error) {
+	return c.Query().Where(cursor.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *CursorClient) GetX(ctx context.Context, id string) *Cursor {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *CursorClient) Hooks() []Hook {
+	return c.hooks.Cursor
+}
+
+// Interceptors returns the client interceptors.
+func (c *CursorClient) Interceptors() []Interceptor {
+	return c.inters.Cursor
+}
+
+func (c *CursorClient) mutate(ctx context.Context, m *CursorMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&CursorCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&CursorUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&CursorUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&CursorDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown Cursor mutation op: %q", m.Op())
+	}
+}
+
+// QuarantineClient is a client for the Quarantine schema.
+type QuarantineClient struct {
+	config
+}
+
+// NewQuarantineClient returns a client for the Quarantine from the given config.
+func NewQuarantineClient(c config) *QuarantineClient {
+	return &QuarantineClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `quarantine.Hooks(f(g(h())))`.
+func (c *QuarantineClient) Use(hooks ...Hook) {
+	c.hooks.Quarantine = append(c.hooks.Quarantine, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `quarantine.Intercept(f(g(h())))`.
+func (c *QuarantineClient) Intercept(interceptors ...Interceptor) {
+	c.inters.Quarantine = append(c.inters.Quarantine, interceptors...)
+}
+
+// Create returns a builder for creating a Quarantine entity.
+func (c *QuarantineClient) Create() *QuarantineCreate {
+	mutation := newQuarantineMutation(c.config, OpCreate)
+	return &QuarantineCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of Quarantine entities.
+func (c *QuarantineClient) CreateBulk(builders ...*QuarantineCreate) *QuarantineCreateBulk {
+	return &QuarantineCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *QuarantineClient) MapCreateBulk(slice any, setFunc func(*QuarantineCreate, int)) *QuarantineCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &QuarantineCreateBulk{err: fmt.Errorf("calling to QuarantineClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*QuarantineCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &QuarantineCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for Quarantine.
+func (c *QuarantineClient) Update() *QuarantineUpdate {
+	mutation := newQuarantineMutation(c.config, OpUpdate)
+	return &QuarantineUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *QuarantineClient) UpdateOne(_m *Quarantine) *QuarantineUpdateOne {
+	mutation := newQuarantineMutation(c.config, OpUpdateOne, withQuarantine(_m))
+	return &QuarantineUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *QuarantineClient) UpdateOneID(id string) *QuarantineUpdateOne {
+	mutation := newQuarantineMutation(c.config, OpUpdateOne, withQuarantineID(id))
+	return &QuarantineUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for Quarantine.
+func (c *QuarantineClient) Delete() *QuarantineDelete {
+	mutation := newQuarantineMutation(c.config, OpDelete)
+	return &QuarantineDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *QuarantineClient) DeleteOne(_m *Quarantine) *QuarantineDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *QuarantineClient) DeleteOneID(id string) *QuarantineDeleteOne {
+	builder := c.Delete().Where(quarantine.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &QuarantineDeleteOne{builder}
+}
+
+// Query returns a query builder for Quarantine.
+func (c *QuarantineClient) Query() *QuarantineQuery {
+	return &QuarantineQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeQuarantine},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a Quarantine entity by its id.
+func (c *QuarantineClient) Get(ctx context.Context, id string) (*Quarantine, error) {
+	return c.Query().Where(quarantine.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *QuarantineClient) GetX(ctx context.Context, id string) *Quarantine {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *QuarantineClient) Hooks() []Hook {
+	return c.hooks.Quarantine
+}
+
+// Interceptors returns the client interceptors.
+func (c *QuarantineClient) Interceptors() []Interceptor {
+	return c.inters.Quarantine
+}
+
+func (c *QuarantineClient) mutate(ctx context.Context, m *QuarantineMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&QuarantineCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&QuarantineUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&QuarantineUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&QuarantineDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown Quarantine mutation op: %q", m.Op())
 	}
 }
 
@@ -329,12 +635,278 @@ func (c *QuestionnaireClient) mutate(ctx context.Context, m *QuestionnaireMutati
 	}
 }
 
+// ResponseClient is a client for the Response schema.
+type ResponseClient struct {
+	config
+}
+
+// NewResponseClient returns a client for the Response from the given config.
+func NewResponseClient(c config) *ResponseClient {
+	return &ResponseClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `response.Hooks(f(g(h())))`.
+func (c *ResponseClient) Use(hooks ...Hook) {
+	c.hooks.Response = append(c.hooks.Response, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `response.Intercept(f(g(h())))`.
+func (c *ResponseClient) Intercept(interceptors ...Interceptor) {
+	c.inters.Response = append(c.inters.Response, interceptors...)
+}
+
+// Create returns a builder for creating a Response entity.
+func (c *ResponseClient) Create() *ResponseCreate {
+	mutation := newResponseMutation(c.config, OpCreate)
+	return &ResponseCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of Response entities.
+func (c *ResponseClient) CreateBulk(builders ...*ResponseCreate) *ResponseCreateBulk {
+	return &ResponseCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *ResponseClient) MapCreateBulk(slice any, setFunc func(*ResponseCreate, int)) *ResponseCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &ResponseCreateBulk{err: fmt.Errorf("calling to ResponseClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*ResponseCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &ResponseCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for Response.
+func (c *ResponseClient) Update() *ResponseUpdate {
+	mutation := newResponseMutation(c.config, OpUpdate)
+	return &ResponseUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *ResponseClient) UpdateOne(_m *Response) *ResponseUpdateOne {
+	mutation := newResponseMutation(c.config, OpUpdateOne, withResponse(_m))
+	return &ResponseUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *ResponseClient) UpdateOneID(id string) *ResponseUpdateOne {
+	mutation := newResponseMutation(c.config, OpUpdateOne, withResponseID(id))
+	return &ResponseUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for Response.
+func (c *ResponseClient) Delete() *ResponseDelete {
+	mutation := newResponseMutation(c.config, OpDelete)
+	return &ResponseDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *ResponseClient) DeleteOne(_m *Response) *ResponseDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *ResponseClient) DeleteOneID(id string) *ResponseDeleteOne {
+	builder := c.Delete().Where(response.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &ResponseDeleteOne{builder}
+}
+
+// Query returns a query builder for Response.
+func (c *ResponseClient) Query() *ResponseQuery {
+	return &ResponseQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeResponse},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a Response entity by its id.
+func (c *ResponseClient) Get(ctx context.Context, id string) (*Response, error) {
+	return c.Query().Where(response.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *ResponseClient) GetX(ctx context.Context, id string) *Response {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *ResponseClient) Hooks() []Hook {
+	return c.hooks.Response
+}
+
+// Interceptors returns the client interceptors.
+func (c *ResponseClient) Interceptors() []Interceptor {
+	return c.inters.Response
+}
+
+func (c *ResponseClient) mutate(ctx context.Context, m *ResponseMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&ResponseCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&ResponseUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&ResponseUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&ResponseDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown Response mutation op: %q", m.Op())
+	}
+}
+
+// SubjectVisitClient is a client for the SubjectVisit schema.
+type SubjectVisitClient struct {
+	config
+}
+
+// NewSubjectVisitClient returns a client for the SubjectVisit from the given config.
+func NewSubjectVisitClient(c config) *SubjectVisitClient {
+	return &SubjectVisitClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `subjectvisit.Hooks(f(g(h())))`.
+func (c *SubjectVisitClient) Use(hooks ...Hook) {
+	c.hooks.SubjectVisit = append(c.hooks.SubjectVisit, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `subjectvisit.Intercept(f(g(h())))`.
+func (c *SubjectVisitClient) Intercept(interceptors ...Interceptor) {
+	c.inters.SubjectVisit = append(c.inters.SubjectVisit, interceptors...)
+}
+
+// Create returns a builder for creating a SubjectVisit entity.
+func (c *SubjectVisitClient) Create() *SubjectVisitCreate {
+	mutation := newSubjectVisitMutation(c.config, OpCreate)
+	return &SubjectVisitCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of SubjectVisit entities.
+func (c *SubjectVisitClient) CreateBulk(builders ...*SubjectVisitCreate) *SubjectVisitCreateBulk {
+	return &SubjectVisitCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *SubjectVisitClient) MapCreateBulk(slice any, setFunc func(*SubjectVisitCreate, int)) *SubjectVisitCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &SubjectVisitCreateBulk{err: fmt.Errorf("calling to SubjectVisitClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*SubjectVisitCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &SubjectVisitCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for SubjectVisit.
+func (c *SubjectVisitClient) Update() *SubjectVisitUpdate {
+	mutation := newSubjectVisitMutation(c.config, OpUpdate)
+	return &SubjectVisitUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *SubjectVisitClient) UpdateOne(_m *SubjectVisit) *SubjectVisitUpdateOne {
+	mutation := newSubjectVisitMutation(c.config, OpUpdateOne, withSubjectVisit(_m))
+	return &SubjectVisitUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *SubjectVisitClient) UpdateOneID(id string) *SubjectVisitUpdateOne {
+	mutation := newSubjectVisitMutation(c.config, OpUpdateOne, withSubjectVisitID(id))
+	return &SubjectVisitUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for SubjectVisit.
+func (c *SubjectVisitClient) Delete() *SubjectVisitDelete {
+	mutation := newSubjectVisitMutation(c.config, OpDelete)
+	return &SubjectVisitDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *SubjectVisitClient) DeleteOne(_m *SubjectVisit) *SubjectVisitDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *SubjectVisitClient) DeleteOneID(id string) *SubjectVisitDeleteOne {
+	builder := c.Delete().Where(subjectvisit.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &SubjectVisitDeleteOne{builder}
+}
+
+// Query returns a query builder for SubjectVisit.
+func (c *SubjectVisitClient) Query() *SubjectVisitQuery {
+	return &SubjectVisitQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeSubjectVisit},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a SubjectVisit entity by its id.
+func (c *SubjectVisitClient) Get(ctx context.Context, id string) (*SubjectVisit, error) {
+	return c.Query().Where(subjectvisit.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *SubjectVisitClient) GetX(ctx context.Context, id string) *SubjectVisit {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *SubjectVisitClient) Hooks() []Hook {
+	return c.hooks.SubjectVisit
+}
+
+// Interceptors returns the client interceptors.
+func (c *SubjectVisitClient) Interceptors() []Interceptor {
+	return c.inters.SubjectVisit
+}
+
+func (c *SubjectVisitClient) mutate(ctx context.Context, m *SubjectVisitMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&SubjectVisitCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&SubjectVisitUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&SubjectVisitUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&SubjectVisitDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown SubjectVisit mutation op: %q", m.Op())
+	}
+}
+
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		Questionnaire []ent.Hook
+		Cursor, Quarantine, Questionnaire, Response, SubjectVisit []ent.Hook
 	}
 	inters struct {
-		Questionnaire []ent.Interceptor
+		Cursor, Quarantine, Questionnaire, Response, SubjectVisit []ent.Interceptor
 	}
 )

@@ -12,7 +12,11 @@ import (
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
+	"github.com/trialhub/trialhub/services/epro/ent/cursor"
+	"github.com/trialhub/trialhub/services/epro/ent/quarantine"
 	"github.com/trialhub/trialhub/services/epro/ent/questionnaire"
+	"github.com/trialhub/trialhub/services/epro/ent/response"
+	"github.com/trialhub/trialhub/services/epro/ent/subjectvisit"
 )
 
 // ent aliases to avoid import conflicts in user's code.
@@ -73,7 +77,11 @@ var (
 func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
+			cursor.Table:        cursor.ValidColumn,
+			quarantine.Table:    quarantine.ValidColumn,
 			questionnaire.Table: questionnaire.ValidColumn,
+			response.Table:      response.ValidColumn,
+			subjectvisit.Table:  subjectvisit.ValidColumn,
 		})
 	})
 	return columnCheck(t, c)

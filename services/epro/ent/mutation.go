@@ -11,8 +11,12 @@ import (
 
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
+	"github.com/trialhub/trialhub/services/epro/ent/cursor"
 	"github.com/trialhub/trialhub/services/epro/ent/predicate"
+	"github.com/trialhub/trialhub/services/epro/ent/quarantine"
 	"github.com/trialhub/trialhub/services/epro/ent/questionnaire"
+	"github.com/trialhub/trialhub/services/epro/ent/response"
+	"github.com/trialhub/trialhub/services/epro/ent/subjectvisit"
 )
 
 const (
@@ -24,8 +28,1346 @@ const (
 	OpUpdateOne = ent.OpUpdateOne
 
 	// Node types.
+	TypeCursor        = "Cursor"
+	TypeQuarantine    = "Quarantine"
 	TypeQuestionnaire = "Questionnaire"
+	TypeResponse      = "Response"
+	TypeSubjectVisit  = "SubjectVisit"
 )
+
+// CursorMutation represents an operation that mutates the Cursor nodes in the graph.
+type CursorMutation struct {
+	config
+	op            Op
+	typ           string
+	id            *string
+	updated_after *time.Time
+	clearedFields map[string]struct{}
+	done          bool
+	oldValue      func(context.Context) (*Cursor, error)
+	predicates    []predicate.Cursor
+}
+
+var _ ent.Mutation = (*CursorMutation)(nil)
+
+// cursorOption allows management of the mutation configuration using functional options.
+type cursorOption func(*CursorMutation)
+
+// newCursorMutation creates new mutation for the Cursor entity.
+func newCursorMutation(c config, op Op, opts ...cursorOption) *CursorMutation {
+	m := &CursorMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeCursor,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withCursorID sets the ID field of the mutation.
+func withCursorID(id string) cursorOption {
+	return func(m *CursorMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *Cursor
+		)
+		m.oldValue = func(ctx context.Context) (*Cursor, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().Cursor.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withCursor sets the old Cursor of the mutation.
+func withCursor(node *Cursor) cursorOption {
+	return func(m *CursorMutation) {
+		m.oldValue = func(context.Context) (*Cursor, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m CursorMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m CursorMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of Cursor entities.
+func (m *CursorMutation) SetID(id string) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *CursorMutation) ID() (id string, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *CursorMutation) IDs(ctx context.Context) ([]string, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []string{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().Cursor.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetUpdatedAfter sets the "updated_after" field.
+func (m *CursorMutation) SetUpdatedAfter(t time.Time) {
+	m.updated_after = &t
+}
+
+// UpdatedAfter returns the value of the "updated_after" field in the mutation.
+func (m *CursorMutation) UpdatedAfter() (r time.Time, exists bool) {
+	v := m.updated_after
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUpdatedAfter returns the old "updated_after" field's value of the Cursor entity.
+// If the Cursor object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CursorMutation) OldUpdatedAfter(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUpdatedAfter is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUpdatedAfter requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUpdatedAfter: %w", err)
+	}
+	return oldValue.UpdatedAfter, nil
+}
+
+// ResetUpdatedAfter resets all changes to the "updated_after" field.
+func (m *CursorMutation) ResetUpdatedAfter() {
+	m.updated_after = nil
+}
+
+// Where appends a list predicates to the CursorMutation builder.
+func (m *CursorMutation) Where(ps ...predicate.Cursor) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the CursorMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *CursorMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.Cursor, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *CursorMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *CursorMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (Cursor).
+func (m *CursorMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *CursorMutation) Fields() []string {
+	fields := make([]string, 0, 1)
+	if m.updated_after != nil {
+		fields = append(fields, cursor.FieldUpdatedAfter)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *CursorMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case cursor.FieldUpdatedAfter:
+		return m.UpdatedAfter()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *CursorMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case cursor.FieldUpdatedAfter:
+		return m.OldUpdatedAfter(ctx)
+	}
+	return nil, fmt.Errorf("unknown Cursor field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *CursorMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case cursor.FieldUpdatedAfter:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUpdatedAfter(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Cursor field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *CursorMutation) AddedFields() []string {
+	return nil
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *CursorMutation) AddedField(name string) (ent.Value, bool) {
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *CursorMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	}
+	return fmt.Errorf("unknown Cursor numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *CursorMutation) ClearedFields() []string {
+	return nil
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *CursorMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *CursorMutation) ClearField(name string) error {
+	return fmt.Errorf("unknown Cursor nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *CursorMutation) ResetField(name string) error {
+	switch name {
+	case cursor.FieldUpdatedAfter:
+		m.ResetUpdatedAfter()
+		return nil
+	}
+	return fmt.Errorf("unknown Cursor field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *CursorMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *CursorMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *CursorMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *CursorMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *CursorMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *CursorMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *CursorMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown Cursor unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *CursorMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown Cursor edge %s", name)
+}
+
+// QuarantineMutation represents an operation that mutates the Quarantine nodes in the graph.
+type QuarantineMutation struct {
+	config
+	op                   Op
+	typ                  string
+	id                   *string
+	reason               *string
+	state                *string
+	trial_id             *string
+	site_id              *string
+	subject_uuid         *string
+	subject_visit_id     *string
+	questionnaire_id     *string
+	answers              *string
+	authored_at          *time.Time
+	received_at          *time.Time
+	existing_response_id *string
+	response_id          *string
+	resolved_at          *time.Time
+	clearedFields        map[string]struct{}
+	done                 bool
+	oldValue             func(context.Context) (*Quarantine, error)
+	predicates           []predicate.Quarantine
+}
+
+var _ ent.Mutation = (*QuarantineMutation)(nil)
+
+// quarantineOption allows management of the mutation configuration using functional options.
+type quarantineOption func(*QuarantineMutation)
+
+// newQuarantineMutation creates new mutation for the Quarantine entity.
+func newQuarantineMutation(c config, op Op, opts ...quarantineOption) *QuarantineMutation {
+	m := &QuarantineMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeQuarantine,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withQuarantineID sets the ID field of the mutation.
+func withQuarantineID(id string) quarantineOption {
+	return func(m *QuarantineMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *Quarantine
+		)
+		m.oldValue = func(ctx context.Context) (*Quarantine, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().Quarantine.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withQuarantine sets the old Quarantine of the mutation.
+func withQuarantine(node *Quarantine) quarantineOption {
+	return func(m *QuarantineMutation) {
+		m.oldValue = func(context.Context) (*Quarantine, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m QuarantineMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m QuarantineMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of Quarantine entities.
+func (m *QuarantineMutation) SetID(id string) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *QuarantineMutation) ID() (id string, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *QuarantineMutation) IDs(ctx context.Context) ([]string, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []string{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().Quarantine.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetReason sets the "reason" field.
+func (m *QuarantineMutation) SetReason(s string) {
+	m.reason = &s
+}
+
+// Reason returns the value of the "reason" field in the mutation.
+func (m *QuarantineMutation) Reason() (r string, exists bool) {
+	v := m.reason
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldReason returns the old "reason" field's value of the Quarantine entity.
+// If the Quarantine object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QuarantineMutation) OldReason(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldReason is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldReason requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldReason: %w", err)
+	}
+	return oldValue.Reason, nil
+}
+
+// ResetReason resets all changes to the "reason" field.
+func (m *QuarantineMutation) ResetReason() {
+	m.reason = nil
+}
+
+// SetState sets the "state" field.
+func (m *QuarantineMutation) SetState(s string) {
+	m.state = &s
+}
+
+// State returns the value of the "state" field in the mutation.
+func (m *QuarantineMutation) State() (r string, exists bool) {
+	v := m.state
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldState returns the old "state" field's value of the Quarantine entity.
+// If the Quarantine object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QuarantineMutation) OldState(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldState is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldState requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldState: %w", err)
+	}
+	return oldValue.State, nil
+}
+
+// ResetState resets all changes to the "state" field.
+func (m *QuarantineMutation) ResetState() {
+	m.state = nil
+}
+
+// SetTrialID sets the "trial_id" field.
+func (m *QuarantineMutation) SetTrialID(s string) {
+	m.trial_id = &s
+}
+
+// TrialID returns the value of the "trial_id" field in the mutation.
+func (m *QuarantineMutation) TrialID() (r string, exists bool) {
+	v := m.trial_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTrialID returns the old "trial_id" field's value of the Quarantine entity.
+// If the Quarantine object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QuarantineMutation) OldTrialID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTrialID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTrialID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTrialID: %w", err)
+	}
+	return oldValue.TrialID, nil
+}
+
+// ResetTrialID resets all changes to the "trial_id" field.
+func (m *QuarantineMutation) ResetTrialID() {
+	m.trial_id = nil
+}
+
+// SetSiteID sets the "site_id" field.
+func (m *QuarantineMutation) SetSiteID(s string) {
+	m.site_id = &s
+}
+
+// SiteID returns the value of the "site_id" field in the mutation.
+func (m *QuarantineMutation) SiteID() (r string, exists bool) {
+	v := m.site_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSiteID returns the old "site_id" field's value of the Quarantine entity.
+// If the Quarantine object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QuarantineMutation) OldSiteID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSiteID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSiteID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSiteID: %w", err)
+	}
+	return oldValue.SiteID, nil
+}
+
+// ResetSiteID resets all changes to the "site_id" field.
+func (m *QuarantineMutation) ResetSiteID() {
+	m.site_id = nil
+}
+
+// SetSubjectUUID sets the "subject_uuid" field.
+func (m *QuarantineMutation) SetSubjectUUID(s string) {
+	m.subject_uuid = &s
+}
+
+// SubjectUUID returns the value of the "subject_uuid" field in the mutation.
+func (m *QuarantineMutation) SubjectUUID() (r string, exists bool) {
+	v := m.subject_uuid
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSubjectUUID returns the old "subject_uuid" field's value of the Quarantine entity.
+// If the Quarantine object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QuarantineMutation) OldSubjectUUID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSubjectUUID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSubjectUUID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSubjectUUID: %w", err)
+	}
+	return oldValue.SubjectUUID, nil
+}
+
+// ResetSubjectUUID resets all changes to the "subject_uuid" field.
+func (m *QuarantineMutation) ResetSubjectUUID() {
+	m.subject_uuid = nil
+}
+
+// SetSubjectVisitID sets the "subject_visit_id" field.
+func (m *QuarantineMutation) SetSubjectVisitID(s string) {
+	m.subject_visit_id = &s
+}
+
+// SubjectVisitID returns the value of the "subject_visit_id" field in the mutation.
+func (m *QuarantineMutation) SubjectVisitID() (r string, exists bool) {
+	v := m.subject_visit_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSubjectVisitID returns the old "subject_visit_id" field's value of the Quarantine entity.
+// If the Quarantine object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QuarantineMutation) OldSubjectVisitID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSubjectVisitID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSubjectVisitID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSubjectVisitID: %w", err)
+	}
+	return oldValue.SubjectVisitID, nil
+}
+
+// ResetSubjectVisitID resets all changes to the "subject_visit_id" field.
+func (m *QuarantineMutation) ResetSubjectVisitID() {
+	m.subject_visit_id = nil
+}
+
+// SetQuestionnaireID sets the "questionnaire_id" field.
+func (m *QuarantineMutation) SetQuestionnaireID(s string) {
+	m.questionnaire_id = &s
+}
+
+// QuestionnaireID returns the value of the "questionnaire_id" field in the mutation.
+func (m *QuarantineMutation) QuestionnaireID() (r string, exists bool) {
+	v := m.questionnaire_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldQuestionnaireID returns the old "questionnaire_id" field's value of the Quarantine entity.
+// If the Quarantine object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QuarantineMutation) OldQuestionnaireID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldQuestionnaireID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldQuestionnaireID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldQuestionnaireID: %w", err)
+	}
+	return oldValue.QuestionnaireID, nil
+}
+
+// ResetQuestionnaireID resets all changes to the "questionnaire_id" field.
+func (m *QuarantineMutation) ResetQuestionnaireID() {
+	m.questionnaire_id = nil
+}
+
+// SetAnswers sets the "answers" field.
+func (m *QuarantineMutation) SetAnswers(s string) {
+	m.answers = &s
+}
+
+// Answers returns the value of the "answers" field in the mutation.
+func (m *QuarantineMutation) Answers() (r string, exists bool) {
+	v := m.answers
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAnswers returns the old "answers" field's value of the Quarantine entity.
+// If the Quarantine object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QuarantineMutation) OldAnswers(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAnswers is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAnswers requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAnswers: %w", err)
+	}
+	return oldValue.Answers, nil
+}
+
+// ResetAnswers resets all changes to the "answers" field.
+func (m *QuarantineMutation) ResetAnswers() {
+	m.answers = nil
+}
+
+// SetAuthoredAt sets the "authored_at" field.
+func (m *QuarantineMutation) SetAuthoredAt(t time.Time) {
+	m.authored_at = &t
+}
+
+// AuthoredAt returns the value of the "authored_at" field in the mutation.
+func (m *QuarantineMutation) AuthoredAt() (r time.Time, exists bool) {
+	v := m.authored_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAuthoredAt returns the old "authored_at" field's value of the Quarantine entity.
+// If the Quarantine object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QuarantineMutation) OldAuthoredAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAuthoredAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAuthoredAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAuthoredAt: %w", err)
+	}
+	return oldValue.AuthoredAt, nil
+}
+
+// ResetAuthoredAt resets all changes to the "authored_at" field.
+func (m *QuarantineMutation) ResetAuthoredAt() {
+	m.authored_at = nil
+}
+
+// SetReceivedAt sets the "received_at" field.
+func (m *QuarantineMutation) SetReceivedAt(t time.Time) {
+	m.received_at = &t
+}
+
+// ReceivedAt returns the value of the "received_at" field in the mutation.
+func (m *QuarantineMutation) ReceivedAt() (r time.Time, exists bool) {
+	v := m.received_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldReceivedAt returns the old "received_at" field's value of the Quarantine entity.
+// If the Quarantine object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QuarantineMutation) OldReceivedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldReceivedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldReceivedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldReceivedAt: %w", err)
+	}
+	return oldValue.ReceivedAt, nil
+}
+
+// ResetReceivedAt resets all changes to the "received_at" field.
+func (m *QuarantineMutation) ResetReceivedAt() {
+	m.received_at = nil
+}
+
+// SetExistingResponseID sets the "existing_response_id" field.
+func (m *QuarantineMutation) SetExistingResponseID(s string) {
+	m.existing_response_id = &s
+}
+
+// ExistingResponseID returns the value of the "existing_response_id" field in the mutation.
+func (m *QuarantineMutation) ExistingResponseID() (r string, exists bool) {
+	v := m.existing_response_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldExistingResponseID returns the old "existing_response_id" field's value of the Quarantine entity.
+// If the Quarantine object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QuarantineMutation) OldExistingResponseID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldExistingResponseID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldExistingResponseID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldExistingResponseID: %w", err)
+	}
+	return oldValue.ExistingResponseID, nil
+}
+
+// ResetExistingResponseID resets all changes to the "existing_response_id" field.
+func (m *QuarantineMutation) ResetExistingResponseID() {
+	m.existing_response_id = nil
+}
+
+// SetResponseID sets the "response_id" field.
+func (m *QuarantineMutation) SetResponseID(s string) {
+	m.response_id = &s
+}
+
+// ResponseID returns the value of the "response_id" field in the mutation.
+func (m *QuarantineMutation) ResponseID() (r string, exists bool) {
+	v := m.response_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldResponseID returns the old "response_id" field's value of the Quarantine entity.
+// If the Quarantine object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QuarantineMutation) OldResponseID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldResponseID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldResponseID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldResponseID: %w", err)
+	}
+	return oldValue.ResponseID, nil
+}
+
+// ResetResponseID resets all changes to the "response_id" field.
+func (m *QuarantineMutation) ResetResponseID() {
+	m.response_id = nil
+}
+
+// SetResolvedAt sets the "resolved_at" field.
+func (m *QuarantineMutation) SetResolvedAt(t time.Time) {
+	m.resolved_at = &t
+}
+
+// ResolvedAt returns the value of the "resolved_at" field in the mutation.
+func (m *QuarantineMutation) ResolvedAt() (r time.Time, exists bool) {
+	v := m.resolved_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldResolvedAt returns the old "resolved_at" field's value of the Quarantine entity.
+// If the Quarantine object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QuarantineMutation) OldResolvedAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldResolvedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldResolvedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldResolvedAt: %w", err)
+	}
+	return oldValue.ResolvedAt, nil
+}
+
+// ClearResolvedAt clears the value of the "resolved_at" field.
+func (m *QuarantineMutation) ClearResolvedAt() {
+	m.resolved_at = nil
+	m.clearedFields[quarantine.FieldResolvedAt] = struct{}{}
+}
+
+// ResolvedAtCleared returns if the "resolved_at" field was cleared in this mutation.
+func (m *QuarantineMutation) ResolvedAtCleared() bool {
+	_, ok := m.clearedFields[quarantine.FieldResolvedAt]
+	return ok
+}
+
+// ResetResolvedAt resets all changes to the "resolved_at" field.
+func (m *QuarantineMutation) ResetResolvedAt() {
+	m.resolved_at = nil
+	delete(m.clearedFields, quarantine.FieldResolvedAt)
+}
+
+// Where appends a list predicates to the QuarantineMutation builder.
+func (m *QuarantineMutation) Where(ps ...predicate.Quarantine) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the QuarantineMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *QuarantineMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.Quarantine, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *QuarantineMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *QuarantineMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (Quarantine).
+func (m *QuarantineMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *QuarantineMutation) Fields() []string {
+	fields := make([]string, 0, 13)
+	if m.reason != nil {
+		fields = append(fields, quarantine.FieldReason)
+	}
+	if m.state != nil {
+		fields = append(fields, quarantine.FieldState)
+	}
+	if m.trial_id != nil {
+		fields = append(fields, quarantine.FieldTrialID)
+	}
+	if m.site_id != nil {
+		fields = append(fields, quarantine.FieldSiteID)
+	}
+	if m.subject_uuid != nil {
+		fields = append(fields, quarantine.FieldSubjectUUID)
+	}
+	if m.subject_visit_id != nil {
+		fields = append(fields, quarantine.FieldSubjectVisitID)
+	}
+	if m.questionnaire_id != nil {
+		fields = append(fields, quarantine.FieldQuestionnaireID)
+	}
+	if m.answers != nil {
+		fields = append(fields, quarantine.FieldAnswers)
+	}
+	if m.authored_at != nil {
+		fields = append(fields, quarantine.FieldAuthoredAt)
+	}
+	if m.received_at != nil {
+		fields = append(fields, quarantine.FieldReceivedAt)
+	}
+	if m.existing_response_id != nil {
+		fields = append(fields, quarantine.FieldExistingResponseID)
+	}
+	if m.response_id != nil {
+		fields = append(fields, quarantine.FieldResponseID)
+	}
+	if m.resolved_at != nil {
+		fields = append(fields, quarantine.FieldResolvedAt)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *QuarantineMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case quarantine.FieldReason:
+		return m.Reason()
+	case quarantine.FieldState:
+		return m.State()
+	case quarantine.FieldTrialID:
+		return m.TrialID()
+	case quarantine.FieldSiteID:
+		return m.SiteID()
+	case quarantine.FieldSubjectUUID:
+		return m.SubjectUUID()
+	case quarantine.FieldSubjectVisitID:
+		return m.SubjectVisitID()
+	case quarantine.FieldQuestionnaireID:
+		return m.QuestionnaireID()
+	case quarantine.FieldAnswers:
+		return m.Answers()
+	case quarantine.FieldAuthoredAt:
+		return m.AuthoredAt()
+	case quarantine.FieldReceivedAt:
+		return m.ReceivedAt()
+	case quarantine.FieldExistingResponseID:
+		return m.ExistingResponseID()
+	case quarantine.FieldResponseID:
+		return m.ResponseID()
+	case quarantine.FieldResolvedAt:
+		return m.ResolvedAt()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *QuarantineMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case quarantine.FieldReason:
+		return m.OldReason(ctx)
+	case quarantine.FieldState:
+		return m.OldState(ctx)
+	case quarantine.FieldTrialID:
+		return m.OldTrialID(ctx)
+	case quarantine.FieldSiteID:
+		return m.OldSiteID(ctx)
+	case quarantine.FieldSubjectUUID:
+		return m.OldSubjectUUID(ctx)
+	case quarantine.FieldSubjectVisitID:
+		return m.OldSubjectVisitID(ctx)
+	case quarantine.FieldQuestionnaireID:
+		return m.OldQuestionnaireID(ctx)
+	case quarantine.FieldAnswers:
+		return m.OldAnswers(ctx)
+	case quarantine.FieldAuthoredAt:
+		return m.OldAuthoredAt(ctx)
+	case quarantine.FieldReceivedAt:
+		return m.OldReceivedAt(ctx)
+	case quarantine.FieldExistingResponseID:
+		return m.OldExistingResponseID(ctx)
+	case quarantine.FieldResponseID:
+		return m.OldResponseID(ctx)
+	case quarantine.FieldResolvedAt:
+		return m.OldResolvedAt(ctx)
+	}
+	return nil, fmt.Errorf("unknown Quarantine field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *QuarantineMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case quarantine.FieldReason:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetReason(v)
+		return nil
+	case quarantine.FieldState:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetState(v)
+		return nil
+	case quarantine.FieldTrialID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTrialID(v)
+		return nil
+	case quarantine.FieldSiteID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSiteID(v)
+		return nil
+	case quarantine.FieldSubjectUUID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSubjectUUID(v)
+		return nil
+	case quarantine.FieldSubjectVisitID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSubjectVisitID(v)
+		return nil
+	case quarantine.FieldQuestionnaireID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetQuestionnaireID(v)
+		return nil
+	case quarantine.FieldAnswers:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAnswers(v)
+		return nil
+	case quarantine.FieldAuthoredAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAuthoredAt(v)
+		return nil
+	case quarantine.FieldReceivedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetReceivedAt(v)
+		return nil
+	case quarantine.FieldExistingResponseID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetExistingResponseID(v)
+		return nil
+	case quarantine.FieldResponseID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetResponseID(v)
+		return nil
+	case quarantine.FieldResolvedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetResolvedAt(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Quarantine field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *QuarantineMutation) AddedFields() []string {
+	return nil
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *QuarantineMutation) AddedField(name string) (ent.Value, bool) {
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *QuarantineMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	}
+	return fmt.Errorf("unknown Quarantine numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *QuarantineMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(quarantine.FieldResolvedAt) {
+		fields = append(fields, quarantine.FieldResolvedAt)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *QuarantineMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *QuarantineMutation) ClearField(name string) error {
+	switch name {
+	case quarantine.FieldResolvedAt:
+		m.ClearResolvedAt()
+		return nil
+	}
+	return fmt.Errorf("unknown Quarantine nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *QuarantineMutation) ResetField(name string) error {
+	switch name {
+	case quarantine.FieldReason:
+		m.ResetReason()
+		return nil
+	case quarantine.FieldState:
+		m.ResetState()
+		return nil
+	case quarantine.FieldTrialID:
+		m.ResetTrialID()
+		return nil
+	case quarantine.FieldSiteID:
+		m.ResetSiteID()
+		return nil
+	case quarantine.FieldSubjectUUID:
+		m.ResetSubjectUUID()
+		return nil
+	case quarantine.FieldSubjectVisitID:
+		m.ResetSubjectVisitID()
+		return nil
+	case quarantine.FieldQuestionnaireID:
+		m.ResetQuestionnaireID()
+		return nil
+	case quarantine.FieldAnswers:
+		m.ResetAnswers()
+		return nil
+	case quarantine.FieldAuthoredAt:
+		m.ResetAuthoredAt()
+		return nil
+	case quarantine.FieldReceivedAt:
+		m.ResetReceivedAt()
+		return nil
+	case quarantine.FieldExistingResponseID:
+		m.ResetExistingResponseID()
+		return nil
+	case quarantine.FieldResponseID:
+		m.ResetResponseID()
+		return nil
+	case quarantine.FieldResolvedAt:
+		m.ResetResolvedAt()
+		return nil
+	}
+	return fmt.Errorf("unknown Quarantine field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *QuarantineMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *QuarantineMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *QuarantineMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *QuarantineMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *QuarantineMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *QuarantineMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *QuarantineMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown Quarantine unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *QuarantineMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown Quarantine edge %s", name)
+}
 
 // QuestionnaireMutation represents an operation that mutates the Questionnaire nodes in the graph.
 type QuestionnaireMutation struct {
@@ -897,4 +2239,2140 @@ func (m *QuestionnaireMutation) ClearEdge(name string) error {
 // It returns an error if the edge is not defined in the schema.
 func (m *QuestionnaireMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown Questionnaire edge %s", name)
+}
+
+// ResponseMutation represents an operation that mutates the Response nodes in the graph.
+type ResponseMutation struct {
+	config
+	op                 Op
+	typ                string
+	id                 *string
+	response_id        *string
+	revision           *int
+	addrevision        *int
+	current            *bool
+	trial_id           *string
+	site_id            *string
+	subject_uuid       *string
+	subject_visit_id   *string
+	questionnaire_id   *string
+	status             *string
+	answers            *string
+	scores             *string
+	fired_alerts       *[]string
+	appendfired_alerts []string
+	authored_at        *time.Time
+	received_at        *time.Time
+	late               *bool
+	protocol_deviation *bool
+	author_role        *string
+	clearedFields      map[string]struct{}
+	done               bool
+	oldValue           func(context.Context) (*Response, error)
+	predicates         []predicate.Response
+}
+
+var _ ent.Mutation = (*ResponseMutation)(nil)
+
+// responseOption allows management of the mutation configuration using functional options.
+type responseOption func(*ResponseMutation)
+
+// newResponseMutation creates new mutation for the Response entity.
+func newResponseMutation(c config, op Op, opts ...responseOption) *ResponseMutation {
+	m := &ResponseMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeResponse,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withResponseID sets the ID field of the mutation.
+func withResponseID(id string) responseOption {
+	return func(m *ResponseMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *Response
+		)
+		m.oldValue = func(ctx context.Context) (*Response, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().Response.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withResponse sets the old Response of the mutation.
+func withResponse(node *Response) responseOption {
+	return func(m *ResponseMutation) {
+		m.oldValue = func(context.Context) (*Response, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m ResponseMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m ResponseMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of Response entities.
+func (m *ResponseMutation) SetID(id string) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *ResponseMutation) ID() (id string, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *ResponseMutation) IDs(ctx context.Context) ([]string, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []string{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().Response.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetResponseID sets the "response_id" field.
+func (m *ResponseMutation) SetResponseID(s string) {
+	m.response_id = &s
+}
+
+// ResponseID returns the value of the "response_id" field in the mutation.
+func (m *ResponseMutation) ResponseID() (r string, exists bool) {
+	v := m.response_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldResponseID returns the old "response_id" field's value of the Response entity.
+// If the Response object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ResponseMutation) OldResponseID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldResponseID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldResponseID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldResponseID: %w", err)
+	}
+	return oldValue.ResponseID, nil
+}
+
+// ResetResponseID resets all changes to the "response_id" field.
+func (m *ResponseMutation) ResetResponseID() {
+	m.response_id = nil
+}
+
+// SetRevision sets the "revision" field.
+func (m *ResponseMutation) SetRevision(i int) {
+	m.revision = &i
+	m.addrevision = nil
+}
+
+// Revision returns the value of the "revision" field in the mutation.
+func (m *ResponseMutation) Revision() (r int, exists bool) {
+	v := m.revision
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRevision returns the old "revision" field's value of the Response entity.
+// If the Response object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ResponseMutation) OldRevision(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRevision is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRevision requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRevision: %w", err)
+	}
+	return oldValue.Revision, nil
+}
+
+// AddRevision adds i to the "revision" field.
+func (m *ResponseMutation) AddRevision(i int) {
+	if m.addrevision != nil {
+		*m.addrevision += i
+	} else {
+		m.addrevision = &i
+	}
+}
+
+// AddedRevision returns the value that was added to the "revision" field in this mutation.
+func (m *ResponseMutation) AddedRevision() (r int, exists bool) {
+	v := m.addrevision
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetRevision resets all changes to the "revision" field.
+func (m *ResponseMutation) ResetRevision() {
+	m.revision = nil
+	m.addrevision = nil
+}
+
+// SetCurrent sets the "current" field.
+func (m *ResponseMutation) SetCurrent(b bool) {
+	m.current = &b
+}
+
+// Current returns the value of the "current" field in the mutation.
+func (m *ResponseMutation) Current() (r bool, exists bool) {
+	v := m.current
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCurrent returns the old "current" field's value of the Response entity.
+// If the Response object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ResponseMutation) OldCurrent(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCurrent is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCurrent requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCurrent: %w", err)
+	}
+	return oldValue.Current, nil
+}
+
+// ResetCurrent resets all changes to the "current" field.
+func (m *ResponseMutation) ResetCurrent() {
+	m.current = nil
+}
+
+// SetTrialID sets the "trial_id" field.
+func (m *ResponseMutation) SetTrialID(s string) {
+	m.trial_id = &s
+}
+
+// TrialID returns the value of the "trial_id" field in the mutation.
+func (m *ResponseMutation) TrialID() (r string, exists bool) {
+	v := m.trial_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTrialID returns the old "trial_id" field's value of the Response entity.
+// If the Response object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ResponseMutation) OldTrialID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTrialID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTrialID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTrialID: %w", err)
+	}
+	return oldValue.TrialID, nil
+}
+
+// ResetTrialID resets all changes to the "trial_id" field.
+func (m *ResponseMutation) ResetTrialID() {
+	m.trial_id = nil
+}
+
+// SetSiteID sets the "site_id" field.
+func (m *ResponseMutation) SetSiteID(s string) {
+	m.site_id = &s
+}
+
+// SiteID returns the value of the "site_id" field in the mutation.
+func (m *ResponseMutation) SiteID() (r string, exists bool) {
+	v := m.site_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSiteID returns the old "site_id" field's value of the Response entity.
+// If the Response object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ResponseMutation) OldSiteID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSiteID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSiteID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSiteID: %w", err)
+	}
+	return oldValue.SiteID, nil
+}
+
+// ResetSiteID resets all changes to the "site_id" field.
+func (m *ResponseMutation) ResetSiteID() {
+	m.site_id = nil
+}
+
+// SetSubjectUUID sets the "subject_uuid" field.
+func (m *ResponseMutation) SetSubjectUUID(s string) {
+	m.subject_uuid = &s
+}
+
+// SubjectUUID returns the value of the "subject_uuid" field in the mutation.
+func (m *ResponseMutation) SubjectUUID() (r string, exists bool) {
+	v := m.subject_uuid
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSubjectUUID returns the old "subject_uuid" field's value of the Response entity.
+// If the Response object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ResponseMutation) OldSubjectUUID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSubjectUUID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSubjectUUID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSubjectUUID: %w", err)
+	}
+	return oldValue.SubjectUUID, nil
+}
+
+// ResetSubjectUUID resets all changes to the "subject_uuid" field.
+func (m *ResponseMutation) ResetSubjectUUID() {
+	m.subject_uuid = nil
+}
+
+// SetSubjectVisitID sets the "subject_visit_id" field.
+func (m *ResponseMutation) SetSubjectVisitID(s string) {
+	m.subject_visit_id = &s
+}
+
+// SubjectVisitID returns the value of the "subject_visit_id" field in the mutation.
+func (m *ResponseMutation) SubjectVisitID() (r string, exists bool) {
+	v := m.subject_visit_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSubjectVisitID returns the old "subject_visit_id" field's value of the Response entity.
+// If the Response object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ResponseMutation) OldSubjectVisitID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSubjectVisitID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSubjectVisitID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSubjectVisitID: %w", err)
+	}
+	return oldValue.SubjectVisitID, nil
+}
+
+// ResetSubjectVisitID resets all changes to the "subject_visit_id" field.
+func (m *ResponseMutation) ResetSubjectVisitID() {
+	m.subject_visit_id = nil
+}
+
+// SetQuestionnaireID sets the "questionnaire_id" field.
+func (m *ResponseMutation) SetQuestionnaireID(s string) {
+	m.questionnaire_id = &s
+}
+
+// QuestionnaireID returns the value of the "questionnaire_id" field in the mutation.
+func (m *ResponseMutation) QuestionnaireID() (r string, exists bool) {
+	v := m.questionnaire_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldQuestionnaireID returns the old "questionnaire_id" field's value of the Response entity.
+// If the Response object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ResponseMutation) OldQuestionnaireID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldQuestionnaireID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldQuestionnaireID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldQuestionnaireID: %w", err)
+	}
+	return oldValue.QuestionnaireID, nil
+}
+
+// ResetQuestionnaireID resets all changes to the "questionnaire_id" field.
+func (m *ResponseMutation) ResetQuestionnaireID() {
+	m.questionnaire_id = nil
+}
+
+// SetStatus sets the "status" field.
+func (m *ResponseMutation) SetStatus(s string) {
+	m.status = &s
+}
+
+// Status returns the value of the "status" field in the mutation.
+func (m *ResponseMutation) Status() (r string, exists bool) {
+	v := m.status
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldStatus returns the old "status" field's value of the Response entity.
+// If the Response object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ResponseMutation) OldStatus(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldStatus is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldStatus requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldStatus: %w", err)
+	}
+	return oldValue.Status, nil
+}
+
+// ResetStatus resets all changes to the "status" field.
+func (m *ResponseMutation) ResetStatus() {
+	m.status = nil
+}
+
+// SetAnswers sets the "answers" field.
+func (m *ResponseMutation) SetAnswers(s string) {
+	m.answers = &s
+}
+
+// Answers returns the value of the "answers" field in the mutation.
+func (m *ResponseMutation) Answers() (r string, exists bool) {
+	v := m.answers
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAnswers returns the old "answers" field's value of the Response entity.
+// If the Response object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ResponseMutation) OldAnswers(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAnswers is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAnswers requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAnswers: %w", err)
+	}
+	return oldValue.Answers, nil
+}
+
+// ResetAnswers resets all changes to the "answers" field.
+func (m *ResponseMutation) ResetAnswers() {
+	m.answers = nil
+}
+
+// SetScores sets the "scores" field.
+func (m *ResponseMutation) SetScores(s string) {
+	m.scores = &s
+}
+
+// Scores returns the value of the "scores" field in the mutation.
+func (m *ResponseMutation) Scores() (r string, exists bool) {
+	v := m.scores
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldScores returns the old "scores" field's value of the Response entity.
+// If the Response object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ResponseMutation) OldScores(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldScores is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldScores requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldScores: %w", err)
+	}
+	return oldValue.Scores, nil
+}
+
+// ResetScores resets all changes to the "scores" field.
+func (m *ResponseMutation) ResetScores() {
+	m.scores = nil
+}
+
+// SetFiredAlerts sets the "fired_alerts" field.
+func (m *ResponseMutation) SetFiredAlerts(s []string) {
+	m.fired_alerts = &s
+	m.appendfired_alerts = nil
+}
+
+// FiredAlerts returns the value of the "fired_alerts" field in the mutation.
+func (m *ResponseMutation) FiredAlerts() (r []string, exists bool) {
+	v := m.fired_alerts
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldFiredAlerts returns the old "fired_alerts" field's value of the Response entity.
+// If the Response object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ResponseMutation) OldFiredAlerts(ctx context.Context) (v []string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldFiredAlerts is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldFiredAlerts requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldFiredAlerts: %w", err)
+	}
+	return oldValue.FiredAlerts, nil
+}
+
+// AppendFiredAlerts adds s to the "fired_alerts" field.
+func (m *ResponseMutation) AppendFiredAlerts(s []string) {
+	m.appendfired_alerts = append(m.appendfired_alerts, s...)
+}
+
+// AppendedFiredAlerts returns the list of values that were appended to the "fired_alerts" field in this mutation.
+func (m *ResponseMutation) AppendedFiredAlerts() ([]string, bool) {
+	if len(m.appendfired_alerts) == 0 {
+		return nil, false
+	}
+	return m.appendfired_alerts, true
+}
+
+// ResetFiredAlerts resets all changes to the "fired_alerts" field.
+func (m *ResponseMutation) ResetFiredAlerts() {
+	m.fired_alerts = nil
+	m.appendfired_alerts = nil
+}
+
+// SetAuthoredAt sets the "authored_at" field.
+func (m *ResponseMutation) SetAuthoredAt(t time.Time) {
+	m.authored_at = &t
+}
+
+// AuthoredAt returns the value of the "authored_at" field in the mutation.
+func (m *ResponseMutation) AuthoredAt() (r time.Time, exists bool) {
+	v := m.authored_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAuthoredAt returns the old "authored_at" field's value of the Response entity.
+// If the Response object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ResponseMutation) OldAuthoredAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAuthoredAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAuthoredAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAuthoredAt: %w", err)
+	}
+	return oldValue.AuthoredAt, nil
+}
+
+// ResetAuthoredAt resets all changes to the "authored_at" field.
+func (m *ResponseMutation) ResetAuthoredAt() {
+	m.authored_at = nil
+}
+
+// SetReceivedAt sets the "received_at" field.
+func (m *ResponseMutation) SetReceivedAt(t time.Time) {
+	m.received_at = &t
+}
+
+// ReceivedAt returns the value of the "received_at" field in the mutation.
+func (m *ResponseMutation) ReceivedAt() (r time.Time, exists bool) {
+	v := m.received_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldReceivedAt returns the old "received_at" field's value of the Response entity.
+// If the Response object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ResponseMutation) OldReceivedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldReceivedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldReceivedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldReceivedAt: %w", err)
+	}
+	return oldValue.ReceivedAt, nil
+}
+
+// ResetReceivedAt resets all changes to the "received_at" field.
+func (m *ResponseMutation) ResetReceivedAt() {
+	m.received_at = nil
+}
+
+// SetLate sets the "late" field.
+func (m *ResponseMutation) SetLate(b bool) {
+	m.late = &b
+}
+
+// Late returns the value of the "late" field in the mutation.
+func (m *ResponseMutation) Late() (r bool, exists bool) {
+	v := m.late
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLate returns the old "late" field's value of the Response entity.
+// If the Response object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ResponseMutation) OldLate(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLate is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLate requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLate: %w", err)
+	}
+	return oldValue.Late, nil
+}
+
+// ResetLate resets all changes to the "late" field.
+func (m *ResponseMutation) ResetLate() {
+	m.late = nil
+}
+
+// SetProtocolDeviation sets the "protocol_deviation" field.
+func (m *ResponseMutation) SetProtocolDeviation(b bool) {
+	m.protocol_deviation = &b
+}
+
+// ProtocolDeviation returns the value of the "protocol_deviation" field in the mutation.
+func (m *ResponseMutation) ProtocolDeviation() (r bool, exists bool) {
+	v := m.protocol_deviation
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldProtocolDeviation returns the old "protocol_deviation" field's value of the Response entity.
+// If the Response object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ResponseMutation) OldProtocolDeviation(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldProtocolDeviation is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldProtocolDeviation requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldProtocolDeviation: %w", err)
+	}
+	return oldValue.ProtocolDeviation, nil
+}
+
+// ResetProtocolDeviation resets all changes to the "protocol_deviation" field.
+func (m *ResponseMutation) ResetProtocolDeviation() {
+	m.protocol_deviation = nil
+}
+
+// SetAuthorRole sets the "author_role" field.
+func (m *ResponseMutation) SetAuthorRole(s string) {
+	m.author_role = &s
+}
+
+// AuthorRole returns the value of the "author_role" field in the mutation.
+func (m *ResponseMutation) AuthorRole() (r string, exists bool) {
+	v := m.author_role
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAuthorRole returns the old "author_role" field's value of the Response entity.
+// If the Response object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ResponseMutation) OldAuthorRole(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAuthorRole is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAuthorRole requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAuthorRole: %w", err)
+	}
+	return oldValue.AuthorRole, nil
+}
+
+// ResetAuthorRole resets all changes to the "author_role" field.
+func (m *ResponseMutation) ResetAuthorRole() {
+	m.author_role = nil
+}
+
+// Where appends a list predicates to the ResponseMutation builder.
+func (m *ResponseMutation) Where(ps ...predicate.Response) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the ResponseMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *ResponseMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.Response, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *ResponseMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *ResponseMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (Response).
+func (m *ResponseMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *ResponseMutation) Fields() []string {
+	fields := make([]string, 0, 17)
+	if m.response_id != nil {
+		fields = append(fields, response.FieldResponseID)
+	}
+	if m.revision != nil {
+		fields = append(fields, response.FieldRevision)
+	}
+	if m.current != nil {
+		fields = append(fields, response.FieldCurrent)
+	}
+	if m.trial_id != nil {
+		fields = append(fields, response.FieldTrialID)
+	}
+	if m.site_id != nil {
+		fields = append(fields, response.FieldSiteID)
+	}
+	if m.subject_uuid != nil {
+		fields = append(fields, response.FieldSubjectUUID)
+	}
+	if m.subject_visit_id != nil {
+		fields = append(fields, response.FieldSubjectVisitID)
+	}
+	if m.questionnaire_id != nil {
+		fields = append(fields, response.FieldQuestionnaireID)
+	}
+	if m.status != nil {
+		fields = append(fields, response.FieldStatus)
+	}
+	if m.answers != nil {
+		fields = append(fields, response.FieldAnswers)
+	}
+	if m.scores != nil {
+		fields = append(fields, response.FieldScores)
+	}
+	if m.fired_alerts != nil {
+		fields = append(fields, response.FieldFiredAlerts)
+	}
+	if m.authored_at != nil {
+		fields = append(fields, response.FieldAuthoredAt)
+	}
+	if m.received_at != nil {
+		fields = append(fields, response.FieldReceivedAt)
+	}
+	if m.late != nil {
+		fields = append(fields, response.FieldLate)
+	}
+	if m.protocol_deviation != nil {
+		fields = append(fields, response.FieldProtocolDeviation)
+	}
+	if m.author_role != nil {
+		fields = append(fields, response.FieldAuthorRole)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *ResponseMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case response.FieldResponseID:
+		return m.ResponseID()
+	case response.FieldRevision:
+		return m.Revision()
+	case response.FieldCurrent:
+		return m.Current()
+	case response.FieldTrialID:
+		return m.TrialID()
+	case response.FieldSiteID:
+		return m.SiteID()
+	case response.FieldSubjectUUID:
+		return m.SubjectUUID()
+	case response.FieldSubjectVisitID:
+		return m.SubjectVisitID()
+	case response.FieldQuestionnaireID:
+		return m.QuestionnaireID()
+	case response.FieldStatus:
+		return m.Status()
+	case response.FieldAnswers:
+		return m.Answers()
+	case response.FieldScores:
+		return m.Scores()
+	case response.FieldFiredAlerts:
+		return m.FiredAlerts()
+	case response.FieldAuthoredAt:
+		return m.AuthoredAt()
+	case response.FieldReceivedAt:
+		return m.ReceivedAt()
+	case response.FieldLate:
+		return m.Late()
+	case response.FieldProtocolDeviation:
+		return m.ProtocolDeviation()
+	case response.FieldAuthorRole:
+		return m.AuthorRole()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *ResponseMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case response.FieldResponseID:
+		return m.OldResponseID(ctx)
+	case response.FieldRevision:
+		return m.OldRevision(ctx)
+	case response.FieldCurrent:
+		return m.OldCurrent(ctx)
+	case response.FieldTrialID:
+		return m.OldTrialID(ctx)
+	case response.FieldSiteID:
+		return m.OldSiteID(ctx)
+	case response.FieldSubjectUUID:
+		return m.OldSubjectUUID(ctx)
+	case response.FieldSubjectVisitID:
+		return m.OldSubjectVisitID(ctx)
+	case response.FieldQuestionnaireID:
+		return m.OldQuestionnaireID(ctx)
+	case response.FieldStatus:
+		return m.OldStatus(ctx)
+	case response.FieldAnswers:
+		return m.OldAnswers(ctx)
+	case response.FieldScores:
+		return m.OldScores(ctx)
+	case response.FieldFiredAlerts:
+		return m.OldFiredAlerts(ctx)
+	case response.FieldAuthoredAt:
+		return m.OldAuthoredAt(ctx)
+	case response.FieldReceivedAt:
+		return m.OldReceivedAt(ctx)
+	case response.FieldLate:
+		return m.OldLate(ctx)
+	case response.FieldProtocolDeviation:
+		return m.OldProtocolDeviation(ctx)
+	case response.FieldAuthorRole:
+		return m.OldAuthorRole(ctx)
+	}
+	return nil, fmt.Errorf("unknown Response field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *ResponseMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case response.FieldResponseID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetResponseID(v)
+		return nil
+	case response.FieldRevision:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRevision(v)
+		return nil
+	case response.FieldCurrent:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCurrent(v)
+		return nil
+	case response.FieldTrialID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTrialID(v)
+		return nil
+	case response.FieldSiteID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSiteID(v)
+		return nil
+	case response.FieldSubjectUUID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSubjectUUID(v)
+		return nil
+	case response.FieldSubjectVisitID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSubjectVisitID(v)
+		return nil
+	case response.FieldQuestionnaireID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetQuestionnaireID(v)
+		return nil
+	case response.FieldStatus:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetStatus(v)
+		return nil
+	case response.FieldAnswers:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAnswers(v)
+		return nil
+	case response.FieldScores:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetScores(v)
+		return nil
+	case response.FieldFiredAlerts:
+		v, ok := value.([]string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetFiredAlerts(v)
+		return nil
+	case response.FieldAuthoredAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAuthoredAt(v)
+		return nil
+	case response.FieldReceivedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetReceivedAt(v)
+		return nil
+	case response.FieldLate:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLate(v)
+		return nil
+	case response.FieldProtocolDeviation:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetProtocolDeviation(v)
+		return nil
+	case response.FieldAuthorRole:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAuthorRole(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Response field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *ResponseMutation) AddedFields() []string {
+	var fields []string
+	if m.addrevision != nil {
+		fields = append(fields, response.FieldRevision)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *ResponseMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case response.FieldRevision:
+		return m.AddedRevision()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *ResponseMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case response.FieldRevision:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddRevision(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Response numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *ResponseMutation) ClearedFields() []string {
+	return nil
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *ResponseMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *ResponseMutation) ClearField(name string) error {
+	return fmt.Errorf("unknown Response nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *ResponseMutation) ResetField(name string) error {
+	switch name {
+	case response.FieldResponseID:
+		m.ResetResponseID()
+		return nil
+	case response.FieldRevision:
+		m.ResetRevision()
+		return nil
+	case response.FieldCurrent:
+		m.ResetCurrent()
+		return nil
+	case response.FieldTrialID:
+		m.ResetTrialID()
+		return nil
+	case response.FieldSiteID:
+		m.ResetSiteID()
+		return nil
+	case response.FieldSubjectUUID:
+		m.ResetSubjectUUID()
+		return nil
+	case response.FieldSubjectVisitID:
+		m.ResetSubjectVisitID()
+		return nil
+	case response.FieldQuestionnaireID:
+		m.ResetQuestionnaireID()
+		return nil
+	case response.FieldStatus:
+		m.ResetStatus()
+		return nil
+	case response.FieldAnswers:
+		m.ResetAnswers()
+		return nil
+	case response.FieldScores:
+		m.ResetScores()
+		return nil
+	case response.FieldFiredAlerts:
+		m.ResetFiredAlerts()
+		return nil
+	case response.FieldAuthoredAt:
+		m.ResetAuthoredAt()
+		return nil
+	case response.FieldReceivedAt:
+		m.ResetReceivedAt()
+		return nil
+	case response.FieldLate:
+		m.ResetLate()
+		return nil
+	case response.FieldProtocolDeviation:
+		m.ResetProtocolDeviation()
+		return nil
+	case response.FieldAuthorRole:
+		m.ResetAuthorRole()
+		return nil
+	}
+	return fmt.Errorf("unknown Response field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *ResponseMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *ResponseMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *ResponseMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *ResponseMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *ResponseMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *ResponseMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *ResponseMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown Response unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *ResponseMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown Response edge %s", name)
+}
+
+// SubjectVisitMutation represents an operation that mutates the SubjectVisit nodes in the graph.
+type SubjectVisitMutation struct {
+	config
+	op                      Op
+	typ                     string
+	id                      *string
+	trial_id                *string
+	site_id                 *string
+	subject_uuid            *string
+	enrollment_id           *string
+	visit_code              *string
+	visit_name              *string
+	window_opens_at         *time.Time
+	window_closes_at        *time.Time
+	status                  *string
+	questionnaire_ids       *[]string
+	appendquestionnaire_ids []string
+	trial_updated_at        *time.Time
+	clearedFields           map[string]struct{}
+	done                    bool
+	oldValue                func(context.Context) (*SubjectVisit, error)
+	predicates              []predicate.SubjectVisit
+}
+
+var _ ent.Mutation = (*SubjectVisitMutation)(nil)
+
+// subjectvisitOption allows management of the mutation configuration using functional options.
+type subjectvisitOption func(*SubjectVisitMutation)
+
+// newSubjectVisitMutation creates new mutation for the SubjectVisit entity.
+func newSubjectVisitMutation(c config, op Op, opts ...subjectvisitOption) *SubjectVisitMutation {
+	m := &SubjectVisitMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeSubjectVisit,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withSubjectVisitID sets the ID field of the mutation.
+func withSubjectVisitID(id string) subjectvisitOption {
+	return func(m *SubjectVisitMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *SubjectVisit
+		)
+		m.oldValue = func(ctx context.Context) (*SubjectVisit, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().SubjectVisit.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withSubjectVisit sets the old SubjectVisit of the mutation.
+func withSubjectVisit(node *SubjectVisit) subjectvisitOption {
+	return func(m *SubjectVisitMutation) {
+		m.oldValue = func(context.Context) (*SubjectVisit, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m SubjectVisitMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m SubjectVisitMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of SubjectVisit entities.
+func (m *SubjectVisitMutation) SetID(id string) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *SubjectVisitMutation) ID() (id string, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *SubjectVisitMutation) IDs(ctx context.Context) ([]string, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []string{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().SubjectVisit.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetTrialID sets the "trial_id" field.
+func (m *SubjectVisitMutation) SetTrialID(s string) {
+	m.trial_id = &s
+}
+
+// TrialID returns the value of the "trial_id" field in the mutation.
+func (m *SubjectVisitMutation) TrialID() (r string, exists bool) {
+	v := m.trial_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTrialID returns the old "trial_id" field's value of the SubjectVisit entity.
+// If the SubjectVisit object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubjectVisitMutation) OldTrialID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTrialID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTrialID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTrialID: %w", err)
+	}
+	return oldValue.TrialID, nil
+}
+
+// ResetTrialID resets all changes to the "trial_id" field.
+func (m *SubjectVisitMutation) ResetTrialID() {
+	m.trial_id = nil
+}
+
+// SetSiteID sets the "site_id" field.
+func (m *SubjectVisitMutation) SetSiteID(s string) {
+	m.site_id = &s
+}
+
+// SiteID returns the value of the "site_id" field in the mutation.
+func (m *SubjectVisitMutation) SiteID() (r string, exists bool) {
+	v := m.site_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSiteID returns the old "site_id" field's value of the SubjectVisit entity.
+// If the SubjectVisit object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubjectVisitMutation) OldSiteID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSiteID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSiteID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSiteID: %w", err)
+	}
+	return oldValue.SiteID, nil
+}
+
+// ResetSiteID resets all changes to the "site_id" field.
+func (m *SubjectVisitMutation) ResetSiteID() {
+	m.site_id = nil
+}
+
+// SetSubjectUUID sets the "subject_uuid" field.
+func (m *SubjectVisitMutation) SetSubjectUUID(s string) {
+	m.subject_uuid = &s
+}
+
+// SubjectUUID returns the value of the "subject_uuid" field in the mutation.
+func (m *SubjectVisitMutation) SubjectUUID() (r string, exists bool) {
+	v := m.subject_uuid
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSubjectUUID returns the old "subject_uuid" field's value of the SubjectVisit entity.
+// If the SubjectVisit object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubjectVisitMutation) OldSubjectUUID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSubjectUUID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSubjectUUID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSubjectUUID: %w", err)
+	}
+	return oldValue.SubjectUUID, nil
+}
+
+// ResetSubjectUUID resets all changes to the "subject_uuid" field.
+func (m *SubjectVisitMutation) ResetSubjectUUID() {
+	m.subject_uuid = nil
+}
+
+// SetEnrollmentID sets the "enrollment_id" field.
+func (m *SubjectVisitMutation) SetEnrollmentID(s string) {
+	m.enrollment_id = &s
+}
+
+// EnrollmentID returns the value of the "enrollment_id" field in the mutation.
+func (m *SubjectVisitMutation) EnrollmentID() (r string, exists bool) {
+	v := m.enrollment_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldEnrollmentID returns the old "enrollment_id" field's value of the SubjectVisit entity.
+// If the SubjectVisit object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubjectVisitMutation) OldEnrollmentID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldEnrollmentID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldEnrollmentID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldEnrollmentID: %w", err)
+	}
+	return oldValue.EnrollmentID, nil
+}
+
+// ResetEnrollmentID resets all changes to the "enrollment_id" field.
+func (m *SubjectVisitMutation) ResetEnrollmentID() {
+	m.enrollment_id = nil
+}
+
+// SetVisitCode sets the "visit_code" field.
+func (m *SubjectVisitMutation) SetVisitCode(s string) {
+	m.visit_code = &s
+}
+
+// VisitCode returns the value of the "visit_code" field in the mutation.
+func (m *SubjectVisitMutation) VisitCode() (r string, exists bool) {
+	v := m.visit_code
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldVisitCode returns the old "visit_code" field's value of the SubjectVisit entity.
+// If the SubjectVisit object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubjectVisitMutation) OldVisitCode(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldVisitCode is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldVisitCode requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldVisitCode: %w", err)
+	}
+	return oldValue.VisitCode, nil
+}
+
+// ResetVisitCode resets all changes to the "visit_code" field.
+func (m *SubjectVisitMutation) ResetVisitCode() {
+	m.visit_code = nil
+}
+
+// SetVisitName sets the "visit_name" field.
+func (m *SubjectVisitMutation) SetVisitName(s string) {
+	m.visit_name = &s
+}
+
+// VisitName returns the value of the "visit_name" field in the mutation.
+func (m *SubjectVisitMutation) VisitName() (r string, exists bool) {
+	v := m.visit_name
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldVisitName returns the old "visit_name" field's value of the SubjectVisit entity.
+// If the SubjectVisit object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubjectVisitMutation) OldVisitName(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldVisitName is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldVisitName requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldVisitName: %w", err)
+	}
+	return oldValue.VisitName, nil
+}
+
+// ResetVisitName resets all changes to the "visit_name" field.
+func (m *SubjectVisitMutation) ResetVisitName() {
+	m.visit_name = nil
+}
+
+// SetWindowOpensAt sets the "window_opens_at" field.
+func (m *SubjectVisitMutation) SetWindowOpensAt(t time.Time) {
+	m.window_opens_at = &t
+}
+
+// WindowOpensAt returns the value of the "window_opens_at" field in the mutation.
+func (m *SubjectVisitMutation) WindowOpensAt() (r time.Time, exists bool) {
+	v := m.window_opens_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldWindowOpensAt returns the old "window_opens_at" field's value of the SubjectVisit entity.
+// If the SubjectVisit object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubjectVisitMutation) OldWindowOpensAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldWindowOpensAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldWindowOpensAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldWindowOpensAt: %w", err)
+	}
+	return oldValue.WindowOpensAt, nil
+}
+
+// ResetWindowOpensAt resets all changes to the "window_opens_at" field.
+func (m *SubjectVisitMutation) ResetWindowOpensAt() {
+	m.window_opens_at = nil
+}
+
+// SetWindowClosesAt sets the "window_closes_at" field.
+func (m *SubjectVisitMutation) SetWindowClosesAt(t time.Time) {
+	m.window_closes_at = &t
+}
+
+// WindowClosesAt returns the value of the "window_closes_at" field in the mutation.
+func (m *SubjectVisitMutation) WindowClosesAt() (r time.Time, exists bool) {
+	v := m.window_closes_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldWindowClosesAt returns the old "window_closes_at" field's value of the SubjectVisit entity.
+// If the SubjectVisit object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubjectVisitMutation) OldWindowClosesAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldWindowClosesAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldWindowClosesAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldWindowClosesAt: %w", err)
+	}
+	return oldValue.WindowClosesAt, nil
+}
+
+// ResetWindowClosesAt resets all changes to the "window_closes_at" field.
+func (m *SubjectVisitMutation) ResetWindowClosesAt() {
+	m.window_closes_at = nil
+}
+
+// SetStatus sets the "status" field.
+func (m *SubjectVisitMutation) SetStatus(s string) {
+	m.status = &s
+}
+
+// Status returns the value of the "status" field in the mutation.
+func (m *SubjectVisitMutation) Status() (r string, exists bool) {
+	v := m.status
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldStatus returns the old "status" field's value of the SubjectVisit entity.
+// If the SubjectVisit object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubjectVisitMutation) OldStatus(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldStatus is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldStatus requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldStatus: %w", err)
+	}
+	return oldValue.Status, nil
+}
+
+// ResetStatus resets all changes to the "status" field.
+func (m *SubjectVisitMutation) ResetStatus() {
+	m.status = nil
+}
+
+// SetQuestionnaireIds sets the "questionnaire_ids" field.
+func (m *SubjectVisitMutation) SetQuestionnaireIds(s []string) {
+	m.questionnaire_ids = &s
+	m.appendquestionnaire_ids = nil
+}
+
+// QuestionnaireIds returns the value of the "questionnaire_ids" field in the mutation.
+func (m *SubjectVisitMutation) QuestionnaireIds() (r []string, exists bool) {
+	v := m.questionnaire_ids
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldQuestionnaireIds returns the old "questionnaire_ids" field's value of the SubjectVisit entity.
+// If the SubjectVisit object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubjectVisitMutation) OldQuestionnaireIds(ctx context.Context) (v []string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldQuestionnaireIds is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldQuestionnaireIds requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldQuestionnaireIds: %w", err)
+	}
+	return oldValue.QuestionnaireIds, nil
+}
+
+// AppendQuestionnaireIds adds s to the "questionnaire_ids" field.
+func (m *SubjectVisitMutation) AppendQuestionnaireIds(s []string) {
+	m.appendquestionnaire_ids = append(m.appendquestionnaire_ids, s...)
+}
+
+// AppendedQuestionnaireIds returns the list of values that were appended to the "questionnaire_ids" field in this mutation.
+func (m *SubjectVisitMutation) AppendedQuestionnaireIds() ([]string, bool) {
+	if len(m.appendquestionnaire_ids) == 0 {
+		return nil, false
+	}
+	return m.appendquestionnaire_ids, true
+}
+
+// ResetQuestionnaireIds resets all changes to the "questionnaire_ids" field.
+func (m *SubjectVisitMutation) ResetQuestionnaireIds() {
+	m.questionnaire_ids = nil
+	m.appendquestionnaire_ids = nil
+}
+
+// SetTrialUpdatedAt sets the "trial_updated_at" field.
+func (m *SubjectVisitMutation) SetTrialUpdatedAt(t time.Time) {
+	m.trial_updated_at = &t
+}
+
+// TrialUpdatedAt returns the value of the "trial_updated_at" field in the mutation.
+func (m *SubjectVisitMutation) TrialUpdatedAt() (r time.Time, exists bool) {
+	v := m.trial_updated_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTrialUpdatedAt returns the old "trial_updated_at" field's value of the SubjectVisit entity.
+// If the SubjectVisit object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubjectVisitMutation) OldTrialUpdatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTrialUpdatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTrialUpdatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTrialUpdatedAt: %w", err)
+	}
+	return oldValue.TrialUpdatedAt, nil
+}
+
+// ResetTrialUpdatedAt resets all changes to the "trial_updated_at" field.
+func (m *SubjectVisitMutation) ResetTrialUpdatedAt() {
+	m.trial_updated_at = nil
+}
+
+// Where appends a list predicates to the SubjectVisitMutation builder.
+func (m *SubjectVisitMutation) Where(ps ...predicate.SubjectVisit) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the SubjectVisitMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *SubjectVisitMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.SubjectVisit, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *SubjectVisitMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *SubjectVisitMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (SubjectVisit).
+func (m *SubjectVisitMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *SubjectVisitMutation) Fields() []string {
+	fields := make([]string, 0, 11)
+	if m.trial_id != nil {
+		fields = append(fields, subjectvisit.FieldTrialID)
+	}
+	if m.site_id != nil {
+		fields = append(fields, subjectvisit.FieldSiteID)
+	}
+	if m.subject_uuid != nil {
+		fields = append(fields, subjectvisit.FieldSubjectUUID)
+	}
+	if m.enrollment_id != nil {
+		fields = append(fields, subjectvisit.FieldEnrollmentID)
+	}
+	if m.visit_code != nil {
+		fields = append(fields, subjectvisit.FieldVisitCode)
+	}
+	if m.visit_name != nil {
+		fields = append(fields, subjectvisit.FieldVisitName)
+	}
+	if m.window_opens_at != nil {
+		fields = append(fields, subjectvisit.FieldWindowOpensAt)
+	}
+	if m.window_closes_at != nil {
+		fields = append(fields, subjectvisit.FieldWindowClosesAt)
+	}
+	if m.status != nil {
+		fields = append(fields, subjectvisit.FieldStatus)
+	}
+	if m.questionnaire_ids != nil {
+		fields = append(fields, subjectvisit.FieldQuestionnaireIds)
+	}
+	if m.trial_updated_at != nil {
+		fields = append(fields, subjectvisit.FieldTrialUpdatedAt)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *SubjectVisitMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case subjectvisit.FieldTrialID:
+		return m.TrialID()
+	case subjectvisit.FieldSiteID:
+		return m.SiteID()
+	case subjectvisit.FieldSubjectUUID:
+		return m.SubjectUUID()
+	case subjectvisit.FieldEnrollmentID:
+		return m.EnrollmentID()
+	case subjectvisit.FieldVisitCode:
+		return m.VisitCode()
+	case subjectvisit.FieldVisitName:
+		return m.VisitName()
+	case subjectvisit.FieldWindowOpensAt:
+		return m.WindowOpensAt()
+	case subjectvisit.FieldWindowClosesAt:
+		return m.WindowClosesAt()
+	case subjectvisit.FieldStatus:
+		return m.Status()
+	case subjectvisit.FieldQuestionnaireIds:
+		return m.QuestionnaireIds()
+	case subjectvisit.FieldTrialUpdatedAt:
+		return m.TrialUpdatedAt()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *SubjectVisitMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case subjectvisit.FieldTrialID:
+		return m.OldTrialID(ctx)
+	case subjectvisit.FieldSiteID:
+		return m.OldSiteID(ctx)
+	case subjectvisit.FieldSubjectUUID:
+		return m.OldSubjectUUID(ctx)
+	case subjectvisit.FieldEnrollmentID:
+		return m.OldEnrollmentID(ctx)
+	case subjectvisit.FieldVisitCode:
+		return m.OldVisitCode(ctx)
+	case subjectvisit.FieldVisitName:
+		return m.OldVisitName(ctx)
+	case subjectvisit.FieldWindowOpensAt:
+		return m.OldWindowOpensAt(ctx)
+	case subjectvisit.FieldWindowClosesAt:
+		return m.OldWindowClosesAt(ctx)
+	case subjectvisit.FieldStatus:
+		return m.OldStatus(ctx)
+	case subjectvisit.FieldQuestionnaireIds:
+		return m.OldQuestionnaireIds(ctx)
+	case subjectvisit.FieldTrialUpdatedAt:
+		return m.OldTrialUpdatedAt(ctx)
+	}
+	return nil, fmt.Errorf("unknown SubjectVisit field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *SubjectVisitMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case subjectvisit.FieldTrialID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTrialID(v)
+		return nil
+	case subjectvisit.FieldSiteID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSiteID(v)
+		return nil
+	case subjectvisit.FieldSubjectUUID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSubjectUUID(v)
+		return nil
+	case subjectvisit.FieldEnrollmentID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetEnrollmentID(v)
+		return nil
+	case subjectvisit.FieldVisitCode:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetVisitCode(v)
+		return nil
+	case subjectvisit.FieldVisitName:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetVisitName(v)
+		return nil
+	case subjectvisit.FieldWindowOpensAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetWindowOpensAt(v)
+		return nil
+	case subjectvisit.FieldWindowClosesAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetWindowClosesAt(v)
+		return nil
+	case subjectvisit.FieldStatus:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetStatus(v)
+		return nil
+	case subjectvisit.FieldQuestionnaireIds:
+		v, ok := value.([]string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetQuestionnaireIds(v)
+		return nil
+	case subjectvisit.FieldTrialUpdatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTrialUpdatedAt(v)
+		return nil
+	}
+	return fmt.Errorf("unknown SubjectVisit field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *SubjectVisitMutation) AddedFields() []string {
+	return nil
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *SubjectVisitMutation) AddedField(name string) (ent.Value, bool) {
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *SubjectVisitMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	}
+	return fmt.Errorf("unknown SubjectVisit numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *SubjectVisitMutation) ClearedFields() []string {
+	return nil
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *SubjectVisitMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *SubjectVisitMutation) ClearField(name string) error {
+	return fmt.Errorf("unknown SubjectVisit nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *SubjectVisitMutation) ResetField(name string) error {
+	switch name {
+	case subjectvisit.FieldTrialID:
+		m.ResetTrialID()
+		return nil
+	case subjectvisit.FieldSiteID:
+		m.ResetSiteID()
+		return nil
+	case subjectvisit.FieldSubjectUUID:
+		m.ResetSubjectUUID()
+		return nil
+	case subjectvisit.FieldEnrollmentID:
+		m.ResetEnrollmentID()
+		return nil
+	case subjectvisit.FieldVisitCode:
+		m.ResetVisitCode()
+		return nil
+	case subjectvisit.FieldVisitName:
+		m.ResetVisitName()
+		return nil
+	case subjectvisit.FieldWindowOpensAt:
+		m.ResetWindowOpensAt()
+		return nil
+	case subjectvisit.FieldWindowClosesAt:
+		m.ResetWindowClosesAt()
+		return nil
+	case subjectvisit.FieldStatus:
+		m.ResetStatus()
+		return nil
+	case subjectvisit.FieldQuestionnaireIds:
+		m.ResetQuestionnaireIds()
+		return nil
+	case subjectvisit.FieldTrialUpdatedAt:
+		m.ResetTrialUpdatedAt()
+		return nil
+	}
+	return fmt.Errorf("unknown SubjectVisit field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *SubjectVisitMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *SubjectVisitMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *SubjectVisitMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *SubjectVisitMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *SubjectVisitMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *SubjectVisitMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *SubjectVisitMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown SubjectVisit unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *SubjectVisitMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown SubjectVisit edge %s", name)
 }

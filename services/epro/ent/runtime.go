@@ -2,8 +2,19 @@
 
 package ent
 
+import (
+	"github.com/trialhub/trialhub/services/epro/ent/quarantine"
+	"github.com/trialhub/trialhub/services/epro/ent/schema"
+)
+
 // The init function reads all schema descriptors with runtime code
 // (default values, validators, hooks and policies) and stitches it
 // to their package variables.
 func init() {
+	quarantineFields := schema.Quarantine{}.Fields()
+	_ = quarantineFields
+	// quarantineDescResponseID is the schema descriptor for response_id field.
+	quarantineDescResponseID := quarantineFields[12].Descriptor()
+	// quarantine.DefaultResponseID holds the default value on creation for the response_id field.
+	quarantine.DefaultResponseID = quarantineDescResponseID.Default.(string)
 }

@@ -12,8 +12,16 @@ import (
 // Tx is a transactional client that is created by calling Client.Tx().
 type Tx struct {
 	config
+	// Cursor is the client for interacting with the Cursor builders.
+	Cursor *CursorClient
+	// Quarantine is the client for interacting with the Quarantine builders.
+	Quarantine *QuarantineClient
 	// Questionnaire is the client for interacting with the Questionnaire builders.
 	Questionnaire *QuestionnaireClient
+	// Response is the client for interacting with the Response builders.
+	Response *ResponseClient
+	// SubjectVisit is the client for interacting with the SubjectVisit builders.
+	SubjectVisit *SubjectVisitClient
 
 	// lazily loaded.
 	client     *Client
@@ -145,7 +153,11 @@ func (tx *Tx) Client() *Client {
 }
 
 func (tx *Tx) init() {
+	tx.Cursor = NewCursorClient(tx.config)
+	tx.Quarantine = NewQuarantineClient(tx.config)
 	tx.Questionnaire = NewQuestionnaireClient(tx.config)
+	tx.Response = NewResponseClient(tx.config)
+	tx.SubjectVisit = NewSubjectVisitClient(tx.config)
 }
 
 // txDriver wraps the given dialect.Tx with a nop dialect.Driver implementation.
@@ -155,7 +167,7 @@ func (tx *Tx) init() {
 // of them in order to commit or rollback the transaction.
 //
 // If a closed transaction is embedded in one of the generated entities, and the entity
-// applies a query, for example: Questionnaire.QueryXXX(), the query will be executed
+// applies a query, for example: Cursor.QueryXXX(), the query will be executed
 // through the driver which created this transaction.
 //
 // Note that txDriver is not goroutine safe.

@@ -9,6 +9,30 @@ import (
 	"github.com/trialhub/trialhub/services/epro/ent"
 )
 
+// The CursorFunc type is an adapter to allow the use of ordinary
+// function as Cursor mutator.
+type CursorFunc func(context.Context, *ent.CursorMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f CursorFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.CursorMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.CursorMutation", m)
+}
+
+// The QuarantineFunc type is an adapter to allow the use of ordinary
+// function as Quarantine mutator.
+type QuarantineFunc func(context.Context, *ent.QuarantineMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f QuarantineFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.QuarantineMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.QuarantineMutation", m)
+}
+
 // The QuestionnaireFunc type is an adapter to allow the use of ordinary
 // function as Questionnaire mutator.
 type QuestionnaireFunc func(context.Context, *ent.QuestionnaireMutation) (ent.Value, error)
@@ -19,6 +43,30 @@ func (f QuestionnaireFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Valu
 		return f(ctx, mv)
 	}
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.QuestionnaireMutation", m)
+}
+
+// The ResponseFunc type is an adapter to allow the use of ordinary
+// function as Response mutator.
+type ResponseFunc func(context.Context, *ent.ResponseMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f ResponseFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.ResponseMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.ResponseMutation", m)
+}
+
+// The SubjectVisitFunc type is an adapter to allow the use of ordinary
+// function as SubjectVisit mutator.
+type SubjectVisitFunc func(context.Context, *ent.SubjectVisitMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f SubjectVisitFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.SubjectVisitMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.SubjectVisitMutation", m)
 }
 
 // Condition is a hook condition function.

@@ -8,6 +8,47 @@ import (
 )
 
 var (
+	// CursorsColumns holds the columns for the "cursors" table.
+	CursorsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeString},
+		{Name: "updated_after", Type: field.TypeTime},
+	}
+	// CursorsTable holds the schema information for the "cursors" table.
+	CursorsTable = &schema.Table{
+		Name:       "cursors",
+		Columns:    CursorsColumns,
+		PrimaryKey: []*schema.Column{CursorsColumns[0]},
+	}
+	// QuarantinesColumns holds the columns for the "quarantines" table.
+	QuarantinesColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeString},
+		{Name: "reason", Type: field.TypeString},
+		{Name: "state", Type: field.TypeString},
+		{Name: "trial_id", Type: field.TypeString},
+		{Name: "site_id", Type: field.TypeString},
+		{Name: "subject_uuid", Type: field.TypeString},
+		{Name: "subject_visit_id", Type: field.TypeString},
+		{Name: "questionnaire_id", Type: field.TypeString},
+		{Name: "answers", Type: field.TypeString, Size: 2147483647},
+		{Name: "authored_at", Type: field.TypeTime},
+		{Name: "received_at", Type: field.TypeTime},
+		{Name: "existing_response_id", Type: field.TypeString},
+		{Name: "response_id", Type: field.TypeString, Default: ""},
+		{Name: "resolved_at", Type: field.TypeTime, Nullable: true},
+	}
+	// QuarantinesTable holds the schema information for the "quarantines" table.
+	QuarantinesTable = &schema.Table{
+		Name:       "quarantines",
+		Columns:    QuarantinesColumns,
+		PrimaryKey: []*schema.Column{QuarantinesColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "quarantine_trial_id_state_received_at",
+				Unique:  false,
+				Columns: []*schema.Column{QuarantinesColumns[3], QuarantinesColumns[2], QuarantinesColumns[10]},
+			},
+		},
+	}
 	// QuestionnairesColumns holds the columns for the "questionnaires" table.
 	QuestionnairesColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeString},
@@ -41,9 +82,85 @@ var (
 			},
 		},
 	}
+	// ResponsesColumns holds the columns for the "responses" table.
+	ResponsesColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeString},
+		{Name: "response_id", Type: field.TypeString},
+		{Name: "revision", Type: field.TypeInt},
+		{Name: "current", Type: field.TypeBool},
+		{Name: "trial_id", Type: field.TypeString},
+		{Name: "site_id", Type: field.TypeString},
+		{Name: "subject_uuid", Type: field.TypeString},
+		{Name: "subject_visit_id", Type: field.TypeString},
+		{Name: "questionnaire_id", Type: field.TypeString},
+		{Name: "status", Type: field.TypeString},
+		{Name: "answers", Type: field.TypeString, Size: 2147483647},
+		{Name: "scores", Type: field.TypeString, Size: 2147483647},
+		{Name: "fired_alerts", Type: field.TypeJSON},
+		{Name: "authored_at", Type: field.TypeTime},
+		{Name: "received_at", Type: field.TypeTime},
+		{Name: "late", Type: field.TypeBool},
+		{Name: "protocol_deviation", Type: field.TypeBool},
+		{Name: "author_role", Type: field.TypeString},
+	}
+	// ResponsesTable holds the schema information for the "responses" table.
+	ResponsesTable = &schema.Table{
+		Name:       "responses",
+		Columns:    ResponsesColumns,
+		PrimaryKey: []*schema.Column{ResponsesColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "response_response_id_revision",
+				Unique:  true,
+				Columns: []*schema.Column{ResponsesColumns[1], ResponsesColumns[2]},
+			},
+			{
+				Name:    "response_subject_visit_id_questionnaire_id_revision",
+				Unique:  true,
+				Columns: []*schema.Column{ResponsesColumns[7], ResponsesColumns[8], ResponsesColumns[2]},
+			},
+			{
+				Name:    "response_trial_id_site_id_subject_uuid",
+				Unique:  false,
+				Columns: []*schema.Column{ResponsesColumns[4], ResponsesColumns[5], ResponsesColumns[6]},
+			},
+		},
+	}
+	// SubjectVisitsColumns holds the columns for the "subject_visits" table.
+	SubjectVisitsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeString},
+		{Name: "trial_id", Type: field.TypeString},
+		{Name: "site_id", Type: field.TypeString},
+		{Name: "subject_uuid", Type: field.TypeString},
+		{Name: "enrollment_id", Type: field.TypeString},
+		{Name: "visit_code", Type: field.TypeString},
+		{Name: "visit_name", Type: field.TypeString},
+		{Name: "window_opens_at", Type: field.TypeTime},
+		{Name: "window_closes_at", Type: field.TypeTime},
+		{Name: "status", Type: field.TypeString},
+		{Name: "questionnaire_ids", Type: field.TypeJSON},
+		{Name: "trial_updated_at", Type: field.TypeTime},
+	}
+	// SubjectVisitsTable holds the schema information for the "subject_visits" table.
+	SubjectVisitsTable = &schema.Table{
+		Name:       "subject_visits",
+		Columns:    SubjectVisitsColumns,
+		PrimaryKey: []*schema.Column{SubjectVisitsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "subjectvisit_subject_uuid_window_closes_at",
+				Unique:  false,
+				Columns: []*schema.Column{SubjectVisitsColumns[3], SubjectVisitsColumns[8]},
+			},
+		},
+	}
 	// Tables holds all the tables in the schema.
 	Tables = []*schema.Table{
+		CursorsTable,
+		QuarantinesTable,
 		QuestionnairesTable,
+		ResponsesTable,
+		SubjectVisitsTable,
 	}
 )
 

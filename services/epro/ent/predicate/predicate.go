@@ -6,5 +6,17 @@ import (
 	"entgo.io/ent/dialect/sql"
 )
 
+// Cursor is the predicate function for cursor builders.
+type Cursor func(*sql.Selector)
+
+// Quarantine is the predicate function for quarantine builders.
+type Quarantine func(*sql.Selector)
+
 // Questionnaire is the predicate function for questionnaire builders.
 type Questionnaire func(*sql.Selector)
+
+// Response is the predicate function for response builders.
+type Response func(*sql.Selector)
+
+// SubjectVisit is the predicate function for subjectvisit builders.
+type SubjectVisit func(*sql.Selector)
