@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -363,6 +364,83 @@ func TestSafetyAlertDeliveredAfterOutage(t *testing.T) {
 	for key, times := range f.notify.sent {
 		if times != 1 {
 			t.Fatalf("alert %s sent %d times", key, times)
+		}
+	}
+}
+
+func TestQuarantineResolutions(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	answers := phq9Answers(t, total(7))
+	var ids []string
+	for i := range 2 {
+		closed := f.visit(t, now.Add(-3*time.Hour), now.Add(-time.Hour), trialv1.SubjectVisitStatus_SUBJECT_VISIT_STATUS_PENDING)
+		res, err := f.submit(ctx, fmt.Sprintf("after-window-%06d", i), closed, now, answers)
+		if err != nil || res.GetQuarantined() == nil {
+			t.Fatalf("quarantine %d: %v %v", i, res, err)
+		}
+		ids = append(ids, res.GetQuarantined().GetQuarantineId())
+	}
+	other := eprov1connect.NewEproServiceClient(f.env.Client(t, platformtest.Investigator(uuid.NewString())))
+	_, err := other.ListQuarantine(ctx, &eprov1.ListQuarantineRequest{TrialId: f.trial.trialID, SiteId: siteID})
+	wantCode(t, err, connect.CodePermissionDenied, "site_id")
+	inv := eprov1connect.NewEproServiceClient(f.env.Client(t, platformtest.Investigator(siteID)))
+	list, err := inv.ListQuarantine(ctx, &eprov1.ListQuarantineRequest{TrialId: f.trial.trialID})
+	if err != nil || len(list.GetSubmissions()) != 2 || list.GetSubmissions()[0].GetVisitCode() != "W04" ||
+		list.GetSubmissions()[0].GetHoursAfterWindow() != 1 {
+		t.Fatalf("list: %v %v", list, err)
+	}
+	_, err = other.ResolveQuarantine(ctx, &eprov1.ResolveQuarantineRequest{IdempotencyKey: "resolve-foreign-01", QuarantineId: ids[0],
+		Resolution: eprov1.QuarantineResolution_QUARANTINE_RESOLUTION_ACCEPT, Reason: "Phone was offline in hospital"})
+	wantCode(t, err, connect.CodePermissionDenied, "")
+	acc, err := inv.ResolveQuarantine(ctx, &eprov1.ResolveQuarantineRequest{IdempotencyKey: "resolve-accept-001", QuarantineId: ids[0],
+		Resolution: eprov1.QuarantineResolution_QUARANTINE_RESOLUTION_ACCEPT, Reason: "Phone was offline in hospital"})
+	if err != nil || acc.GetSubmission().GetState() != eprov1.QuarantineState_QUARANTINE_STATE_ACCEPTED || acc.GetSubmission().GetResponseId() == "" {
+		t.Fatalf("accept: %v %v", acc, err)
+	}
+	rej, err := inv.ResolveQuarantine(ctx, &eprov1.ResolveQuarantineRequest{IdempotencyKey: "resolve-reject-001", QuarantineId: ids[1],
+		Resolution: eprov1.QuarantineResolution_QUARANTINE_RESOLUTION_REJECT, Reason: "Answered for the wrong week"})
+	if err != nil || rej.GetSubmission().GetState() != eprov1.QuarantineState_QUARANTINE_STATE_REJECTED || rej.GetSubmission().GetResponseId() != "" {
+		t.Fatalf("reject: %v %v", rej, err)
+	}
+	_, err = inv.ResolveQuarantine(ctx, &eprov1.ResolveQuarantineRequest{IdempotencyKey: "resolve-again-0001", QuarantineId: ids[1],
+		Resolution: eprov1.QuarantineResolution_QUARANTINE_RESOLUTION_ACCEPT, Reason: "Changed our mind today"})
+	wantCode(t, err, connect.CodeFailedPrecondition, "already resolved")
+	if n := count(t, f.env, `SELECT COUNT(*) FROM responses WHERE protocol_deviation AND response_id = $1`, ids[0]); n != 1 {
+		t.Fatalf("%d deviation responses, want 1", n)
+	}
+	for _, action := range []string{"QUARANTINE_ACCEPTED", "QUARANTINE_REJECTED"} {
+		if n := count(t, f.env, `SELECT COUNT(*) FROM audit_events WHERE action = $1 AND reason <> ''`, action); n != 1 {
+			t.Fatalf("%d %s events, want 1", n, action)
+		}
+	}
+}
+
+func TestPatientViewOfQuestionnaires(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	// Not assigned yet: NOT_FOUND, as for an unknown id.
+	_, err := f.patient.GetMyQuestionnaire(ctx, &eprov1.GetMyQuestionnaireRequest{QuestionnaireId: f.phq9.GetQuestionnaireId()})
+	wantCode(t, err, connect.CodeNotFound, "questionnaire")
+	f.visit(t, now.Add(-time.Hour), now.Add(time.Hour), trialv1.SubjectVisitStatus_SUBJECT_VISIT_STATUS_PENDING)
+	res, err := f.patient.GetMyQuestionnaire(ctx, &eprov1.GetMyQuestionnaireRequest{QuestionnaireId: f.phq9.GetQuestionnaireId()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pq := res.GetQuestionnaire()
+	if len(pq.GetItems()) != len(f.phq9.GetItems()) || len(pq.GetScoringRules()) != 1 || !pq.GetShowScoresToPatient() {
+		t.Fatalf("patient view %v", pq)
+	}
+	// No alert rule, threshold or author reaches the patient, in any field.
+	wire, err := proto.Marshal(pq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"item9_self_harm", f.phq9.GetCreatedBy()} {
+		if strings.Contains(string(wire), secret) {
+			t.Fatalf("patient view carries %q", secret)
 		}
 	}
 }
