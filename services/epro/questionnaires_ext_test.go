@@ -31,7 +31,7 @@ func start(t *testing.T) (*platformtest.Env, eprov1connect.EproServiceClient) {
 // dbs holds one database handle per environment: each DB(t) opens a pool.
 var dbs sync.Map
 
-func count(t *testing.T, env *platformtest.Env, query string, args ...any) int {
+func count(t testing.TB, env *platformtest.Env, query string, args ...any) int {
 	t.Helper()
 	d, ok := dbs.Load(env)
 	if !ok {

@@ -128,7 +128,7 @@ type fixture struct {
 	phq9    *eprov1.Questionnaire
 }
 
-func setup(t *testing.T) *fixture {
+func setup(t testing.TB) *fixture {
 	t.Helper()
 	epro.PollEvery = 100 * time.Millisecond
 	tr := &trialStandIn{trialID: uuid.NewString(), completions: map[string]*trialv1.RecordVisitCompletionRequest{}}
@@ -153,7 +153,7 @@ func setup(t *testing.T) *fixture {
 }
 
 // eventually polls cond with a generous bound: background work is awaited, not timed.
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if cond() {
@@ -164,7 +164,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 // visit plans a visit in the stand-in and waits until the poller copied it.
-func (f *fixture) visit(t *testing.T, opens, closes time.Time, status trialv1.SubjectVisitStatus) string {
+func (f *fixture) visit(t testing.TB, opens, closes time.Time, status trialv1.SubjectVisitStatus) string {
 	t.Helper()
 	id := f.trial.addVisit(f.subject, f.phq9.GetQuestionnaireId(), opens, closes, status)
 	eventually(t, "the visit copied", func() bool {
@@ -174,7 +174,7 @@ func (f *fixture) visit(t *testing.T, opens, closes time.Time, status trialv1.Su
 }
 
 // phq9Answers answers the nine PHQ-9 items with the given option indexes (0-3).
-func phq9Answers(t *testing.T, scores [9]int) []*eprov1.ItemAnswer {
+func phq9Answers(t testing.TB, scores [9]int) []*eprov1.ItemAnswer {
 	t.Helper()
 	d := instruments.PHQ9()
 	var out []*eprov1.ItemAnswer
