@@ -76,4 +76,3 @@ func BenchmarkPlainInsert(b *testing.B) {
 		}
 	}
 }
-

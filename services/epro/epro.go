@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"os"
 	"time"
 
 	"connectrpc.com/connect/v2"
@@ -92,9 +93,13 @@ func Platform() platform.Service {
 			client.Service(NotificationDependency, ""),
 		},
 		Mount: func(_ context.Context, m *platform.Mount) error {
+			grace, err := durationEnv("TRIALHUB_EPRO_GRACE", DefaultGrace)
+			if err != nil {
+				return err
+			}
 			s := &Service{
 				db: m.DB, ent: ent.NewClient(ent.Driver(m.DB.Driver())), jobs: m.Jobs, audit: m.Audit,
-				idem: m.Idempotency, log: m.Log, now: func() time.Time { return time.Now().UTC() }, grace: DefaultGrace,
+				idem: m.Idempotency, log: m.Log, now: func() time.Time { return time.Now().UTC() }, grace: grace,
 				trials:        trialv1connect.NewTrialServiceClient(m.Client(TrialDependency)),
 				notifications: notificationv1connect.NewNotificationServiceClient(m.Client(NotificationDependency)),
 			}
@@ -142,4 +147,17 @@ func seedRequest(d *q.Definition) *eprov1.CreateQuestionnaireRequest {
 		Language: pb.GetLanguage(), Copyright: pb.GetCopyright(), Items: pb.GetItems(),
 		ScoringRules: pb.GetScoringRules(), AlertRules: pb.GetAlertRules(), ShowScoresToPatient: true,
 	}
+}
+
+// durationEnv reads a duration setting such as "36h" from the environment.
+func durationEnv(name string, def time.Duration) (time.Duration, error) {
+	v, ok := os.LookupEnv(name)
+	if !ok || v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%s: want a duration such as 24h, got %q", name, v)
+	}
+	return d, nil
 }
