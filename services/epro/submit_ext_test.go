@@ -444,3 +444,51 @@ func TestPatientViewOfQuestionnaires(t *testing.T) {
 		}
 	}
 }
+
+func TestAmendmentHistory(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	visitID := f.visit(t, now.Add(-time.Hour), now.Add(time.Hour), trialv1.SubjectVisitStatus_SUBJECT_VISIT_STATUS_PENDING)
+	first, err := f.submit(ctx, "amend-original-0001", visitID, now, phq9Answers(t, total(4)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := first.GetReceipt().GetResponseId()
+	amend := func(c eprov1connect.EproServiceClient, key string, rev int32, action eprov1.AmendAction, answers []*eprov1.ItemAnswer) (*eprov1.AmendResponseResponse, error) {
+		return c.AmendResponse(ctx, &eprov1.AmendResponseRequest{IdempotencyKey: key, ResponseId: id, ExpectedRevision: rev,
+			Action: action, Answers: answers, Reason: "Tapped the wrong option on item 1"})
+	}
+	corrected := total(4)
+	corrected[0] = 3 // total 7: Mild
+	res, err := amend(f.patient, "amend-correct-00001", 1, eprov1.AmendAction_AMEND_ACTION_CORRECT_ANSWERS, phq9Answers(t, corrected))
+	if err != nil || res.GetReceipt().GetRevision() != 2 || res.GetReceipt().GetScores()[0].GetBand().GetLabel() != "Mild" ||
+		res.GetReceipt().GetStatus() != eprov1.ResponseStatus_RESPONSE_STATUS_AMENDED {
+		t.Fatalf("correction: %v %v", res, err)
+	}
+	_, err = amend(f.patient, "amend-stale-000001", 1, eprov1.AmendAction_AMEND_ACTION_CORRECT_ANSWERS, phq9Answers(t, corrected))
+	wantCode(t, err, connect.CodeAborted, "expected_revision")
+	inv := eprov1connect.NewEproServiceClient(f.env.Client(t, platformtest.Investigator(siteID)))
+	_, err = amend(inv, "amend-by-site-0001", 2, eprov1.AmendAction_AMEND_ACTION_CORRECT_ANSWERS, phq9Answers(t, corrected))
+	wantCode(t, err, connect.CodePermissionDenied, "action")
+	res, err = amend(inv, "amend-error-000001", 2, eprov1.AmendAction_AMEND_ACTION_MARK_ENTERED_IN_ERROR, nil)
+	if err != nil || res.GetReceipt().GetStatus() != eprov1.ResponseStatus_RESPONSE_STATUS_ENTERED_IN_ERROR {
+		t.Fatalf("entered in error: %v %v", res, err)
+	}
+	_, err = amend(f.patient, "amend-after-error1", 3, eprov1.AmendAction_AMEND_ACTION_CORRECT_ANSWERS, phq9Answers(t, corrected))
+	wantCode(t, err, connect.CodeFailedPrecondition, "entered in error")
+	// Every revision is kept; only the last is current.
+	if n := count(t, f.env, `SELECT COUNT(*) FROM responses WHERE response_id = $1`, id); n != 3 {
+		t.Fatalf("%d revisions, want 3", n)
+	}
+	if n := count(t, f.env, `SELECT COUNT(*) FROM responses WHERE response_id = $1 AND current`, id); n != 1 {
+		t.Fatalf("%d current revisions, want 1", n)
+	}
+	// Item 1 changed: one RESPONSE_AMENDED event with the reason; then the status change.
+	if n := count(t, f.env, `SELECT COUNT(*) FROM audit_events WHERE action = 'RESPONSE_AMENDED' AND field = 'answers.1' AND reason <> ''`); n != 1 {
+		t.Fatalf("%d item events, want 1", n)
+	}
+	if n := count(t, f.env, `SELECT COUNT(*) FROM audit_events WHERE action = 'RESPONSE_ENTERED_IN_ERROR'`); n != 1 {
+		t.Fatalf("%d entered-in-error events, want 1", n)
+	}
+}
