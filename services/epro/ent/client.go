@@ -10,8 +10,8 @@ import (
 	"reflect"
 
 	"github.com/trialhub/trialhub/services/epro/ent/migrate"
-	"github.com/trialhub/trialhub/services/patient/ent"
 
+	"entgo.io/ent"
 	"entgo.io/ent/dialect"
 	"entgo.io/ent/dialect/sql"
 	"github.com/trialhub/trialhub/services/epro/ent/cursor"
