@@ -156,3 +156,51 @@ func changedItems(before, after []*eprov1.ItemAnswer) []itemChange {
 	}
 	return out
 }
+
+// GetMyResponse returns one of the calling patient's responses at its latest or
+// a given revision, with the answers as given; scores only when the
+// questionnaire shows them to patients. Another subject's response is NOT_FOUND.
+func (s *Service) GetMyResponse(ctx context.Context, req *eprov1.GetMyResponseRequest) (*eprov1.GetMyResponseResponse, error) {
+	caller, _ := auth.CallerFrom(ctx)
+	notFound := connect.NewError(connect.CodeNotFound, "response: not found")
+	rows, err := s.ent.Response.Query().Where(entresponse.ResponseID(req.GetResponseId()), entresponse.SubjectUUID(caller.Subject)).
+		Order(ent.Asc(entresponse.FieldRevision)).All(ctx)
+	if err != nil {
+		return nil, db.ConnectError(err, "response")
+	}
+	if len(rows) == 0 {
+		return nil, notFound
+	}
+	row := rows[len(rows)-1]
+	if rev := int(req.GetRevision()); rev != 0 {
+		if rev > len(rows) || rows[rev-1].Revision != rev {
+			return nil, notFound
+		}
+		row = rows[rev-1]
+	}
+	stored := &eprov1.SubmitResponseRequest{}
+	if err := protojson.Unmarshal([]byte(row.Answers), stored); err != nil {
+		return nil, fmt.Errorf("decode answers: %w", err)
+	}
+	scores := &eprov1.ResponseReceipt{}
+	if err := protojson.Unmarshal([]byte(row.Scores), scores); err != nil {
+		return nil, fmt.Errorf("decode scores: %w", err)
+	}
+	qrow, err := s.ent.Questionnaire.Get(ctx, row.QuestionnaireID)
+	if err != nil {
+		return nil, db.ConnectError(err, "questionnaire")
+	}
+	receipt := &eprov1.ResponseReceipt{
+		ResponseId: row.ResponseID, Revision: int32(row.Revision), Status: eprov1.ResponseStatus(eprov1.ResponseStatus_value["RESPONSE_STATUS_"+row.Status]),
+		Questionnaire: &eprov1.QuestionnaireRef{QuestionnaireId: qrow.ID, QuestionnaireUrl: qrow.URL, Version: qrow.Version, Title: qrow.Title},
+		TrialId:       row.TrialID, SubjectVisitId: row.SubjectVisitID, Scores: scores.GetScores(),
+		AuthoredAt: timestamppb.New(row.AuthoredAt), ReceivedAt: timestamppb.New(row.ReceivedAt), Late: row.Late,
+	}
+	if !qrow.ShowScoresToPatient {
+		receipt.ScoresHidden = true
+		for _, sc := range receipt.Scores {
+			sc.Value, sc.Band = nil, nil
+		}
+	}
+	return &eprov1.GetMyResponseResponse{Receipt: receipt, Answers: stored.GetAnswers(), LatestRevision: int32(rows[len(rows)-1].Revision)}, nil
+}

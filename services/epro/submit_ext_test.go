@@ -460,7 +460,7 @@ func TestAmendmentHistory(t *testing.T) {
 			Action: action, Answers: answers, Reason: "Tapped the wrong option on item 1"})
 	}
 	corrected := total(4)
-	corrected[0] = 3 // total 7: Mild
+	corrected[0] = 3 // total 6: Mild
 	res, err := amend(f.patient, "amend-correct-00001", 1, eprov1.AmendAction_AMEND_ACTION_CORRECT_ANSWERS, phq9Answers(t, corrected))
 	if err != nil || res.GetReceipt().GetRevision() != 2 || res.GetReceipt().GetScores()[0].GetBand().GetLabel() != "Mild" ||
 		res.GetReceipt().GetStatus() != eprov1.ResponseStatus_RESPONSE_STATUS_AMENDED {
@@ -477,6 +477,18 @@ func TestAmendmentHistory(t *testing.T) {
 	}
 	_, err = amend(f.patient, "amend-after-error1", 3, eprov1.AmendAction_AMEND_ACTION_CORRECT_ANSWERS, phq9Answers(t, corrected))
 	wantCode(t, err, connect.CodeFailedPrecondition, "entered in error")
+	// Both revisions stay readable to the patient, and another subject gets NOT_FOUND.
+	mine, err := f.patient.GetMyResponse(ctx, &eprov1.GetMyResponseRequest{ResponseId: id, Revision: 1})
+	if err != nil || mine.GetLatestRevision() != 3 || mine.GetReceipt().GetScores()[0].GetValue() != 4 {
+		t.Fatalf("revision 1: %v %v", mine, err)
+	}
+	mine, err = f.patient.GetMyResponse(ctx, &eprov1.GetMyResponseRequest{ResponseId: id, Revision: 2})
+	if err != nil || mine.GetReceipt().GetScores()[0].GetValue() != 6 || len(mine.GetAnswers()) != 9 {
+		t.Fatalf("revision 2: %v %v", mine, err)
+	}
+	stranger := eprov1connect.NewEproServiceClient(f.env.Client(t, platformtest.Patient()))
+	_, err = stranger.GetMyResponse(ctx, &eprov1.GetMyResponseRequest{ResponseId: id})
+	wantCode(t, err, connect.CodeNotFound, "response")
 	// Every revision is kept; only the last is current.
 	if n := count(t, f.env, `SELECT COUNT(*) FROM responses WHERE response_id = $1`, id); n != 3 {
 		t.Fatalf("%d revisions, want 3", n)
