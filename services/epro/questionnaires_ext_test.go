@@ -161,6 +161,15 @@ func TestStatusTransitions(t *testing.T) {
 	if n := count(t, env, `SELECT COUNT(*) FROM audit_events WHERE action = 'QUESTIONNAIRE_STATUS_CHANGED'`); n != 2 {
 		t.Fatalf("%d status events, want 2", n)
 	}
+	events, err := c.ListAuditEvents(ctx, &eprov1.ListAuditEventsRequest{RecordType: eprov1.AuditRecordType_AUDIT_RECORD_TYPE_QUESTIONNAIRE,
+		RecordId: id, Actions: []eprov1.AuditAction{eprov1.AuditAction_AUDIT_ACTION_QUESTIONNAIRE_STATUS_CHANGED}})
+	if err != nil || len(events.GetEvents()) != 2 || events.GetEvents()[1].GetNewValue() != "RETIRED" || events.GetEvents()[0].GetReason() == "" {
+		t.Fatalf("audit events: %v %v", events, err)
+	}
+	verified, err := c.VerifyAuditTrail(ctx, &eprov1.VerifyAuditTrailRequest{})
+	if err != nil || !verified.GetIntact() || verified.GetEventsChecked() != 3 {
+		t.Fatalf("verify: %v %v", verified, err)
+	}
 }
 
 func TestImportFhirPHQ9(t *testing.T) {
