@@ -214,3 +214,20 @@ func TestPatientCannotReadStaffView(t *testing.T) {
 	_, err = patient.ListQuestionnaires(ctx, &eprov1.ListQuestionnairesRequest{})
 	wantCode(t, err, connect.CodePermissionDenied, "")
 }
+
+// TestSQLiteDevStack: the dev stack runs the service on embedded SQLite; its
+// migrations apply and the seed's instruments store and read back there too.
+func TestSQLiteDevStack(t *testing.T) {
+	env := platformtest.Start(t, epro.Platform(), platformtest.WithSQLite())
+	c := eprov1connect.NewEproServiceClient(env.Client(t, platformtest.Admin()))
+	ctx := context.Background()
+	for _, d := range instruments.All() {
+		if _, err := c.CreateQuestionnaire(ctx, epro.SeedRequest(d)); err != nil {
+			t.Fatalf("create %s: %v", d.Canonical(), err)
+		}
+	}
+	list, err := c.ListQuestionnaires(ctx, &eprov1.ListQuestionnairesRequest{})
+	if err != nil || len(list.GetQuestionnaires()) != 2 {
+		t.Fatalf("list: %v %v", list, err)
+	}
+}
