@@ -128,7 +128,11 @@ type fixture struct {
 	phq9    *eprov1.Questionnaire
 }
 
-func setup(t testing.TB) *fixture {
+func setup(t testing.TB) *fixture { return setupReplicas(t, 1) }
+
+// setupReplicas runs n replicas of the service on one PostgreSQL database, each
+// with its own River workers; the fixture talks to the first.
+func setupReplicas(t testing.TB, n int) *fixture {
 	t.Helper()
 	epro.PollEvery = 100 * time.Millisecond
 	tr := &trialStandIn{trialID: uuid.NewString(), completions: map[string]*trialv1.RecordVisitCompletionRequest{}}
@@ -140,8 +144,15 @@ func setup(t testing.TB) *fixture {
 		notificationv1connect.RegisterNotificationServiceHandler(m.RPC(), ns)
 		return nil
 	}}, platformtest.WithSigner(signer), platformtest.WithSQLite())
-	env := platformtest.Start(t, epro.Platform(), platformtest.WithDSN(pgtest.New(t)), platformtest.WithSigner(signer),
-		platformtest.WithDependency(epro.TrialDependency, standIns.URL), platformtest.WithDependency(epro.NotificationDependency, standIns.URL))
+	dsn := pgtest.New(t)
+	var env *platformtest.Env
+	for i := range n {
+		e := platformtest.Start(t, epro.Platform(), platformtest.WithDSN(dsn), platformtest.WithSigner(signer),
+			platformtest.WithDependency(epro.TrialDependency, standIns.URL), platformtest.WithDependency(epro.NotificationDependency, standIns.URL))
+		if i == 0 {
+			env = e
+		}
+	}
 	admin := eprov1connect.NewEproServiceClient(env.Client(t, platformtest.Admin()))
 	created, err := admin.CreateQuestionnaire(context.Background(), epro.SeedRequest(instruments.PHQ9()))
 	if err != nil {
@@ -502,5 +513,33 @@ func TestAmendmentHistory(t *testing.T) {
 	}
 	if n := count(t, f.env, `SELECT COUNT(*) FROM audit_events WHERE action = 'RESPONSE_ENTERED_IN_ERROR'`); n != 1 {
 		t.Fatalf("%d entered-in-error events, want 1", n)
+	}
+}
+
+// TestJobsOnceWithTwoReplicas: two processes work one queue; every alert and
+// completion reaches its service once.
+func TestJobsOnceWithTwoReplicas(t *testing.T) {
+	f := setupReplicas(t, 2)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	scores := total(3)
+	scores[8] = 2
+	const n = 6
+	for i := range n {
+		visitID := f.visit(t, now.Add(-time.Hour), now.Add(time.Hour), trialv1.SubjectVisitStatus_SUBJECT_VISIT_STATUS_PENDING)
+		if _, err := f.submit(ctx, fmt.Sprintf("two-replicas-%06d", i), visitID, now, phq9Answers(t, scores)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "every alert and completion", func() bool { return f.notify.keys() == n && f.trial.completionCount() == n })
+	f.notify.mu.Lock()
+	defer f.notify.mu.Unlock()
+	for key, times := range f.notify.sent {
+		if times != 1 {
+			t.Fatalf("alert %s sent %d times", key, times)
+		}
+	}
+	if calls := f.notify.calls.Load(); calls != n {
+		t.Fatalf("%d SendNotification calls for %d alerts", calls, n)
 	}
 }
