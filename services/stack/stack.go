@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/trialhub/trialhub/services/epro"
 	"github.com/trialhub/trialhub/services/patient"
 	"github.com/trialhub/trialhub/services/platform"
 	"github.com/trialhub/trialhub/services/platform/auth"
@@ -41,6 +42,7 @@ func Services() []platform.Service {
 	return []platform.Service{
 		patient.Platform(), // first: it issues every token
 		withDemoScopes(trial.Platform()),
+		epro.Platform(),
 	}
 }
 

@@ -18,10 +18,11 @@ import (
 // DemoProtocol is the protocol code of the dev stack's demo trial.
 const DemoProtocol = "TH-DEMO-001"
 
-// Questionnaire canonicals the demo schedule assigns (LOINC panels).
+// Questionnaire canonicals the demo schedule assigns: the instruments the ePRO
+// service ships and seeds (services/epro/internal/instruments), version 1.0.0.
 const (
-	phq9URL = "http://loinc.org/q/44249-1"
-	gad7URL = "http://loinc.org/q/69737-5"
+	phq9URL = "https://trialhub.example/fhir/Questionnaire/phq-9"
+	gad7URL = "https://trialhub.example/fhir/Questionnaire/gad-7"
 )
 
 // demoSchedule is the demo trial's schedule: screening on day -7, baseline on
