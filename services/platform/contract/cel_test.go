@@ -358,6 +358,16 @@ var ruleCases = []ruleCase{
 	celCase("reminder", "send_notification.about_subject_matches_recipient", "", func(m *notificationv1.SendNotificationRequest) {
 		m.AboutSubjectUuid = otherSubjectID
 	}),
+	celCase("reminder", "send_notification.template_parameters_unique", "", func(m *notificationv1.SendNotificationRequest) {
+		m.TemplateParameters = append(m.TemplateParameters, &notificationv1.TemplateParameter{
+			Name: m.TemplateParameters[0].Name, Value: &notificationv1.TemplateParameter_Hours{Hours: 3}})
+	}),
+	celCase("alert", "send_notification.staff_in_trial", "", func(m *notificationv1.SendNotificationRequest) {
+		m.TrialId = ""
+	}),
+	oneofCase("reminder", "trialhub.notification.v1.TemplateParameter.value", "template_parameters[0].value", func(m *notificationv1.SendNotificationRequest) {
+		m.TemplateParameters[0].Value = nil
+	}),
 	oneofCase("reminder", "trialhub.notification.v1.Recipient.target", "recipient.target", func(m *notificationv1.SendNotificationRequest) {
 		m.Recipient = &notificationv1.Recipient{}
 	}),

@@ -349,7 +349,7 @@ var examples = []example{
 		"idempotencyKey": "reminder:` + visitID + `:window-open",
 		"kind": "NOTIFICATION_KIND_REMINDER", "recipient": {"subjectUuid": "` + subjectID + `"},
 		"templateCode": "visit_window_opened",
-		"parameters": {"closes_in_days": "2", "due_count": "1"},
+		"templateParameters": [{"name": "closes_in", "days": 2}, {"name": "due_count", "count": 1}],
 		"priority": "NOTIFICATION_PRIORITY_NORMAL",
 		"notBefore": "{{now+1h}}", "expiresAt": "{{now+48h}}",
 		"trialId": "` + trialID + `", "subjectVisitId": "` + visitID + `", "aboutSubjectUuid": "` + subjectID + `",

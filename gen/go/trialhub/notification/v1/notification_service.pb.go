@@ -278,15 +278,14 @@ type SendNotificationRequest struct {
 	// "safety_alert_phq9_item9". The server knows each template's texts per locale and
 	// the parameters it declares.
 	TemplateCode string `protobuf:"bytes,4,opt,name=template_code,json=templateCode,proto3" json:"template_code,omitempty"`
-	// Values for the template's placeholders, e.g. {"closes_in_days": "2"} for
-	// "Your questionnaire closes in 2 days". They pass through a third-party push
-	// vendor and appear on the lock screen, so they must never carry calendar dates
-	// (a date is an identifier), names of any kind (people, trials, conditions,
-	// questionnaires such as "PHQ-9": they reveal the illness), phone numbers, IDs,
-	// free text a person wrote, nor answers or scores. Use relative values and counts
-	// such as "closes_in_days" or "due_count", and keep the template's own wording
-	// generic ("your questionnaire", "your study visit").
-	Parameters map[string]string `protobuf:"bytes,5,rep,name=parameters,proto3" json:"parameters,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The values of the template's placeholders, e.g. {name: "closes_in", days: 2} for
+	// "Your questionnaire closes in 2 days". Each is a typed count or duration, never a
+	// string: they pass through a third-party push vendor and appear on lock screens, so
+	// there is no way to send a calendar date, a name of any kind (people, trials,
+	// conditions, questionnaires such as "PHQ-9"), an ID, free text a person wrote, or an
+	// answer. The template declares its parameters and their types; a parameter it does
+	// not declare, or of another type, is INVALID_ARGUMENT naming it.
+	TemplateParameters []*TemplateParameter `protobuf:"bytes,13,rep,name=template_parameters,json=templateParameters,proto3" json:"template_parameters,omitempty"`
 	// How urgently the vendor delivers it: NORMAL for reminders and routine alerts,
 	// HIGH for alerts the site must act on at once (e.g. an urgent ePRO alert rule)
 	// and for reminders of a window about to close.
@@ -299,7 +298,9 @@ type SendNotificationRequest struct {
 	// longer can. Must be after not_before. Unset means no expiry. A time already
 	// past is accepted: the notification is stored EXPIRED and never sent.
 	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
-	// The trial it belongs to (the trial service's trial id), if any.
+	// The trial it belongs to (the trial service's trial id). Required when the
+	// recipient is a site's staff: staff act on a site only within their trials, so the
+	// recipients are the site's staff in this trial.
 	TrialId string `protobuf:"bytes,9,opt,name=trial_id,json=trialId,proto3" json:"trial_id,omitempty"`
 	// The subject's planned visit it is about (the trial service's
 	// SubjectVisit.subject_visit_id), if any.
@@ -374,9 +375,9 @@ func (x *SendNotificationRequest) GetTemplateCode() string {
 	return ""
 }
 
-func (x *SendNotificationRequest) GetParameters() map[string]string {
+func (x *SendNotificationRequest) GetTemplateParameters() []*TemplateParameter {
 	if x != nil {
-		return x.Parameters
+		return x.TemplateParameters
 	}
 	return nil
 }
@@ -908,16 +909,14 @@ const file_trialhub_notification_v1_notification_service_proto_rawDesc = "" +
 	"\tdevice_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\bdeviceId\"|\n" +
 	"\x18UnregisterDeviceResponse\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12C\n" +
-	"\x0funregistered_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x0eunregisteredAt\"\xa5\x0e\n" +
+	"\x0funregistered_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x0eunregisteredAt\"\xab\x10\n" +
 	"\x17SendNotificationRequest\x12G\n" +
 	"\x0fidempotency_key\x18\x01 \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\x0eidempotencyKey\x12J\n" +
 	"\x04kind\x18\x02 \x01(\x0e2*.trialhub.notification.v1.NotificationKindB\n" +
 	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x04kind\x12I\n" +
 	"\trecipient\x18\x03 \x01(\v2#.trialhub.notification.v1.RecipientB\x06\xbaH\x03\xc8\x01\x01R\trecipient\x12U\n" +
-	"\rtemplate_code\x18\x04 \x01(\tB0\xbaH-r+\x10\x03\x18@2%^[a-z][a-z0-9_]*(\\.[a-z][a-z0-9_]*)*$R\ftemplateCode\x12\xa2\x01\n" +
-	"\n" +
-	"parameters\x18\x05 \x03(\v2A.trialhub.notification.v1.SendNotificationRequest.ParametersEntryB?\xbaH<\x9a\x019\x10\x10\"\x19r\x17\x10\x01\x18 2\x11^[a-z][a-z0-9_]*$*\x1ar\x18\x18\xc8\x012\x13^[^\\x00-\\x1F\\x7F]*$R\n" +
-	"parameters\x12V\n" +
+	"\rtemplate_code\x18\x04 \x01(\tB0\xbaH-r+\x10\x03\x18@2%^[a-z][a-z0-9_]*(\\.[a-z][a-z0-9_]*)*$R\ftemplateCode\x12f\n" +
+	"\x13template_parameters\x18\r \x03(\v2+.trialhub.notification.v1.TemplateParameterB\b\xbaH\x05\x92\x01\x02\x10\x10R\x12templateParameters\x12V\n" +
 	"\bpriority\x18\x06 \x01(\x0e2..trialhub.notification.v1.NotificationPriorityB\n" +
 	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\bpriority\x12I\n" +
 	"\n" +
@@ -928,14 +927,14 @@ const file_trialhub_notification_v1_notification_service_proto_rawDesc = "" +
 	"\x10subject_visit_id\x18\n" +
 	" \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\x0esubjectVisitId\x129\n" +
 	"\x12about_subject_uuid\x18\v \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\x10aboutSubjectUuid\x12j\n" +
-	"\x10source_reference\x18\f \x01(\tB?\xbaH<\xd8\x01\x01r7\x18\xc8\x0122^[a-z][a-z0-9_]*:[a-z][a-z0-9_]*/[A-Za-z0-9._:-]+$R\x0fsourceReference\x1a=\n" +
-	"\x0fParametersEntry\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01:\xfa\x05\xbaH\xf6\x05\x1a\xa6\x01\n" +
+	"\x10source_reference\x18\f \x01(\tB?\xbaH<\xd8\x01\x01r7\x18\xc8\x0122^[a-z][a-z0-9_]*:[a-z][a-z0-9_]*/[A-Za-z0-9._:-]+$R\x0fsourceReference:\xea\b\xbaH\xe6\b\x1a\xa6\x01\n" +
 	"*send_notification.expires_after_not_before\x12#expires_at must be after not_before\x1aS!has(this.not_before) || !has(this.expires_at) || this.expires_at > this.not_before\x1a\x9a\x01\n" +
 	" send_notification.alert_to_staff\x120an alert must go to site staff, not to a patient\x1aDthis.kind != 2 || (has(this.recipient) && has(this.recipient.staff))\x1a\x9a\x01\n" +
-	"%send_notification.alert_about_subject\x12@an alert must name the subject it concerns in about_subject_uuid\x1a/this.kind != 2 || this.about_subject_uuid != ''\x1a\x90\x02\n" +
-	"1send_notification.about_subject_matches_recipient\x12Dabout_subject_uuid must be empty or equal the recipient subject_uuid\x1a\x94\x01!has(this.recipient) || !has(this.recipient.subject_uuid) || this.about_subject_uuid == '' || this.about_subject_uuid == this.recipient.subject_uuid\"f\n" +
+	"%send_notification.alert_about_subject\x12@an alert must name the subject it concerns in about_subject_uuid\x1a/this.kind != 2 || this.about_subject_uuid != ''\x1a\x95\x01\n" +
+	",send_notification.template_parameters_unique\x123template_parameters must name each placeholder once\x1a0this.template_parameters.map(p, p.name).unique()\x1a\xd5\x01\n" +
+	" send_notification.staff_in_trial\x12@a notification to a site's staff must name its trial in trial_id\x1ao!has(this.recipient) || !has(this.recipient.staff) || !has(this.recipient.staff.site_id) || this.trial_id != ''\x1a\x90\x02\n" +
+	"1send_notification.about_subject_matches_recipient\x12Dabout_subject_uuid must be empty or equal the recipient subject_uuid\x1a\x94\x01!has(this.recipient) || !has(this.recipient.subject_uuid) || this.about_subject_uuid == '' || this.about_subject_uuid == this.recipient.subject_uuidJ\x04\b\x05\x10\x06R\n" +
+	"parameters\"f\n" +
 	"\x18SendNotificationResponse\x12J\n" +
 	"\fnotification\x18\x01 \x01(\v2&.trialhub.notification.v1.NotificationR\fnotification\"K\n" +
 	"\x16GetNotificationRequest\x121\n" +
@@ -994,7 +993,7 @@ func file_trialhub_notification_v1_notification_service_proto_rawDescGZIP() []by
 	return file_trialhub_notification_v1_notification_service_proto_rawDescData
 }
 
-var file_trialhub_notification_v1_notification_service_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_trialhub_notification_v1_notification_service_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_trialhub_notification_v1_notification_service_proto_goTypes = []any{
 	(*RegisterDeviceRequest)(nil),      // 0: trialhub.notification.v1.RegisterDeviceRequest
 	(*RegisterDeviceResponse)(nil),     // 1: trialhub.notification.v1.RegisterDeviceResponse
@@ -1008,32 +1007,32 @@ var file_trialhub_notification_v1_notification_service_proto_goTypes = []any{
 	(*ListNotificationsResponse)(nil),  // 9: trialhub.notification.v1.ListNotificationsResponse
 	(*CancelNotificationRequest)(nil),  // 10: trialhub.notification.v1.CancelNotificationRequest
 	(*CancelNotificationResponse)(nil), // 11: trialhub.notification.v1.CancelNotificationResponse
-	nil,                                // 12: trialhub.notification.v1.SendNotificationRequest.ParametersEntry
-	(DevicePlatform)(0),                // 13: trialhub.notification.v1.DevicePlatform
-	(*Device)(nil),                     // 14: trialhub.notification.v1.Device
-	(*timestamppb.Timestamp)(nil),      // 15: google.protobuf.Timestamp
-	(NotificationKind)(0),              // 16: trialhub.notification.v1.NotificationKind
-	(*Recipient)(nil),                  // 17: trialhub.notification.v1.Recipient
+	(DevicePlatform)(0),                // 12: trialhub.notification.v1.DevicePlatform
+	(*Device)(nil),                     // 13: trialhub.notification.v1.Device
+	(*timestamppb.Timestamp)(nil),      // 14: google.protobuf.Timestamp
+	(NotificationKind)(0),              // 15: trialhub.notification.v1.NotificationKind
+	(*Recipient)(nil),                  // 16: trialhub.notification.v1.Recipient
+	(*TemplateParameter)(nil),          // 17: trialhub.notification.v1.TemplateParameter
 	(NotificationPriority)(0),          // 18: trialhub.notification.v1.NotificationPriority
 	(*Notification)(nil),               // 19: trialhub.notification.v1.Notification
 	(NotificationStatus)(0),            // 20: trialhub.notification.v1.NotificationStatus
 }
 var file_trialhub_notification_v1_notification_service_proto_depIdxs = []int32{
-	13, // 0: trialhub.notification.v1.RegisterDeviceRequest.platform:type_name -> trialhub.notification.v1.DevicePlatform
-	14, // 1: trialhub.notification.v1.RegisterDeviceResponse.device:type_name -> trialhub.notification.v1.Device
-	15, // 2: trialhub.notification.v1.UnregisterDeviceResponse.unregistered_at:type_name -> google.protobuf.Timestamp
-	16, // 3: trialhub.notification.v1.SendNotificationRequest.kind:type_name -> trialhub.notification.v1.NotificationKind
-	17, // 4: trialhub.notification.v1.SendNotificationRequest.recipient:type_name -> trialhub.notification.v1.Recipient
-	12, // 5: trialhub.notification.v1.SendNotificationRequest.parameters:type_name -> trialhub.notification.v1.SendNotificationRequest.ParametersEntry
+	12, // 0: trialhub.notification.v1.RegisterDeviceRequest.platform:type_name -> trialhub.notification.v1.DevicePlatform
+	13, // 1: trialhub.notification.v1.RegisterDeviceResponse.device:type_name -> trialhub.notification.v1.Device
+	14, // 2: trialhub.notification.v1.UnregisterDeviceResponse.unregistered_at:type_name -> google.protobuf.Timestamp
+	15, // 3: trialhub.notification.v1.SendNotificationRequest.kind:type_name -> trialhub.notification.v1.NotificationKind
+	16, // 4: trialhub.notification.v1.SendNotificationRequest.recipient:type_name -> trialhub.notification.v1.Recipient
+	17, // 5: trialhub.notification.v1.SendNotificationRequest.template_parameters:type_name -> trialhub.notification.v1.TemplateParameter
 	18, // 6: trialhub.notification.v1.SendNotificationRequest.priority:type_name -> trialhub.notification.v1.NotificationPriority
-	15, // 7: trialhub.notification.v1.SendNotificationRequest.not_before:type_name -> google.protobuf.Timestamp
-	15, // 8: trialhub.notification.v1.SendNotificationRequest.expires_at:type_name -> google.protobuf.Timestamp
+	14, // 7: trialhub.notification.v1.SendNotificationRequest.not_before:type_name -> google.protobuf.Timestamp
+	14, // 8: trialhub.notification.v1.SendNotificationRequest.expires_at:type_name -> google.protobuf.Timestamp
 	19, // 9: trialhub.notification.v1.SendNotificationResponse.notification:type_name -> trialhub.notification.v1.Notification
 	19, // 10: trialhub.notification.v1.GetNotificationResponse.notification:type_name -> trialhub.notification.v1.Notification
 	20, // 11: trialhub.notification.v1.ListNotificationsRequest.statuses:type_name -> trialhub.notification.v1.NotificationStatus
-	16, // 12: trialhub.notification.v1.ListNotificationsRequest.kinds:type_name -> trialhub.notification.v1.NotificationKind
-	15, // 13: trialhub.notification.v1.ListNotificationsRequest.created_from:type_name -> google.protobuf.Timestamp
-	15, // 14: trialhub.notification.v1.ListNotificationsRequest.created_until:type_name -> google.protobuf.Timestamp
+	15, // 12: trialhub.notification.v1.ListNotificationsRequest.kinds:type_name -> trialhub.notification.v1.NotificationKind
+	14, // 13: trialhub.notification.v1.ListNotificationsRequest.created_from:type_name -> google.protobuf.Timestamp
+	14, // 14: trialhub.notification.v1.ListNotificationsRequest.created_until:type_name -> google.protobuf.Timestamp
 	19, // 15: trialhub.notification.v1.ListNotificationsResponse.notifications:type_name -> trialhub.notification.v1.Notification
 	19, // 16: trialhub.notification.v1.CancelNotificationResponse.notification:type_name -> trialhub.notification.v1.Notification
 	0,  // 17: trialhub.notification.v1.NotificationService.RegisterDevice:input_type -> trialhub.notification.v1.RegisterDeviceRequest
@@ -1071,7 +1070,7 @@ func file_trialhub_notification_v1_notification_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_trialhub_notification_v1_notification_service_proto_rawDesc), len(file_trialhub_notification_v1_notification_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -510,9 +510,11 @@ type isStaffRecipient_Target interface {
 }
 
 type StaffRecipient_SiteId struct {
-	// Every staff member whose site scopes include this site (the trial service's
-	// site id), as last seen by the notification service when they registered a
-	// device.
+	// Every active staff member scoped to this site (the trial service's site id)
+	// in the notification's trial, resolved when the notification is sent (the
+	// patient service's ListSiteStaff), never from a copy: a removed or suspended
+	// investigator stops receiving the site's alerts at once. The notification's
+	// trial_id is then required.
 	SiteId string `protobuf:"bytes,1,opt,name=site_id,json=siteId,proto3,oneof"`
 }
 
@@ -632,10 +634,9 @@ type Notification struct {
 	Recipient *Recipient `protobuf:"bytes,3,opt,name=recipient,proto3" json:"recipient,omitempty"`
 	// The message template, rendered on delivery in each device's locale.
 	TemplateCode string `protobuf:"bytes,4,opt,name=template_code,json=templateCode,proto3" json:"template_code,omitempty"`
-	// The values filled into the template: relative values and generic labels only,
-	// never calendar dates, names, conditions, questionnaire names or answers (see
-	// SendNotificationRequest.parameters).
-	Parameters map[string]string `protobuf:"bytes,5,rep,name=parameters,proto3" json:"parameters,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The values filled into the template: typed counts and durations only (see
+	// SendNotificationRequest.template_parameters).
+	TemplateParameters []*TemplateParameter `protobuf:"bytes,25,rep,name=template_parameters,json=templateParameters,proto3" json:"template_parameters,omitempty"`
 	// How urgently the vendor delivers it.
 	Priority NotificationPriority `protobuf:"varint,6,opt,name=priority,proto3,enum=trialhub.notification.v1.NotificationPriority" json:"priority,omitempty"`
 	// Where delivery stands.
@@ -745,9 +746,9 @@ func (x *Notification) GetTemplateCode() string {
 	return ""
 }
 
-func (x *Notification) GetParameters() map[string]string {
+func (x *Notification) GetTemplateParameters() []*TemplateParameter {
 	if x != nil {
-		return x.Parameters
+		return x.TemplateParameters
 	}
 	return nil
 }
@@ -885,6 +886,139 @@ func (x *Notification) GetCancelReason() string {
 	return ""
 }
 
+// TemplateParameter is one placeholder value of a message template: a name the
+// template declares and a typed number. There is deliberately no string value: what
+// reaches a push vendor and a lock screen cannot carry a date, a name, an ID or text a
+// person wrote.
+type TemplateParameter struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The placeholder, e.g. "closes_in" or "due_count", as the template declares it.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The value, in the unit the template declares for the placeholder.
+	//
+	// Types that are valid to be assigned to Value:
+	//
+	//	*TemplateParameter_Count
+	//	*TemplateParameter_Days
+	//	*TemplateParameter_Hours
+	//	*TemplateParameter_Minutes
+	Value         isTemplateParameter_Value `protobuf_oneof:"value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TemplateParameter) Reset() {
+	*x = TemplateParameter{}
+	mi := &file_trialhub_notification_v1_types_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TemplateParameter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TemplateParameter) ProtoMessage() {}
+
+func (x *TemplateParameter) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_notification_v1_types_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TemplateParameter.ProtoReflect.Descriptor instead.
+func (*TemplateParameter) Descriptor() ([]byte, []int) {
+	return file_trialhub_notification_v1_types_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *TemplateParameter) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *TemplateParameter) GetValue() isTemplateParameter_Value {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *TemplateParameter) GetCount() int32 {
+	if x != nil {
+		if x, ok := x.Value.(*TemplateParameter_Count); ok {
+			return x.Count
+		}
+	}
+	return 0
+}
+
+func (x *TemplateParameter) GetDays() int32 {
+	if x != nil {
+		if x, ok := x.Value.(*TemplateParameter_Days); ok {
+			return x.Days
+		}
+	}
+	return 0
+}
+
+func (x *TemplateParameter) GetHours() int32 {
+	if x != nil {
+		if x, ok := x.Value.(*TemplateParameter_Hours); ok {
+			return x.Hours
+		}
+	}
+	return 0
+}
+
+func (x *TemplateParameter) GetMinutes() int32 {
+	if x != nil {
+		if x, ok := x.Value.(*TemplateParameter_Minutes); ok {
+			return x.Minutes
+		}
+	}
+	return 0
+}
+
+type isTemplateParameter_Value interface {
+	isTemplateParameter_Value()
+}
+
+type TemplateParameter_Count struct {
+	// A count of things, e.g. questionnaires due.
+	Count int32 `protobuf:"varint,2,opt,name=count,proto3,oneof"`
+}
+
+type TemplateParameter_Days struct {
+	// A number of days, e.g. until a window closes.
+	Days int32 `protobuf:"varint,3,opt,name=days,proto3,oneof"`
+}
+
+type TemplateParameter_Hours struct {
+	// A number of hours.
+	Hours int32 `protobuf:"varint,4,opt,name=hours,proto3,oneof"`
+}
+
+type TemplateParameter_Minutes struct {
+	// A number of minutes.
+	Minutes int32 `protobuf:"varint,5,opt,name=minutes,proto3,oneof"`
+}
+
+func (*TemplateParameter_Count) isTemplateParameter_Value() {}
+
+func (*TemplateParameter_Days) isTemplateParameter_Value() {}
+
+func (*TemplateParameter_Hours) isTemplateParameter_Value() {}
+
+func (*TemplateParameter_Minutes) isTemplateParameter_Value() {}
+
 var File_trialhub_notification_v1_types_proto protoreflect.FileDescriptor
 
 const file_trialhub_notification_v1_types_proto_rawDesc = "" +
@@ -906,16 +1040,14 @@ const file_trialhub_notification_v1_types_proto_rawDesc = "" +
 	"\x06locale\x18\x04 \x01(\tR\x06locale\x12?\n" +
 	"\rregistered_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\fregisteredAt\x12<\n" +
 	"\flast_seen_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"lastSeenAt\"\xca\n" +
+	"lastSeenAt\"\xa3\n" +
 	"\n" +
 	"\fNotification\x12'\n" +
 	"\x0fnotification_id\x18\x01 \x01(\tR\x0enotificationId\x12>\n" +
 	"\x04kind\x18\x02 \x01(\x0e2*.trialhub.notification.v1.NotificationKindR\x04kind\x12A\n" +
 	"\trecipient\x18\x03 \x01(\v2#.trialhub.notification.v1.RecipientR\trecipient\x12#\n" +
-	"\rtemplate_code\x18\x04 \x01(\tR\ftemplateCode\x12V\n" +
-	"\n" +
-	"parameters\x18\x05 \x03(\v26.trialhub.notification.v1.Notification.ParametersEntryR\n" +
-	"parameters\x12J\n" +
+	"\rtemplate_code\x18\x04 \x01(\tR\ftemplateCode\x12\\\n" +
+	"\x13template_parameters\x18\x19 \x03(\v2+.trialhub.notification.v1.TemplateParameterR\x12templateParameters\x12J\n" +
 	"\bpriority\x18\x06 \x01(\x0e2..trialhub.notification.v1.NotificationPriorityR\bpriority\x12D\n" +
 	"\x06status\x18\a \x01(\x0e2,.trialhub.notification.v1.NotificationStatusR\x06status\x12N\n" +
 	"\x0efailure_reason\x18\b \x01(\x0e2'.trialhub.notification.v1.FailureReasonR\rfailureReason\x12#\n" +
@@ -940,10 +1072,19 @@ const file_trialhub_notification_v1_types_proto_rawDesc = "" +
 	"\x12about_subject_uuid\x18\x15 \x01(\tR\x10aboutSubjectUuid\x12)\n" +
 	"\x10source_reference\x18\x16 \x01(\tR\x0fsourceReference\x12!\n" +
 	"\frequested_by\x18\x17 \x01(\tR\vrequestedBy\x12#\n" +
-	"\rcancel_reason\x18\x18 \x01(\tR\fcancelReason\x1a=\n" +
-	"\x0fParametersEntry\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01*\x80\x01\n" +
+	"\rcancel_reason\x18\x18 \x01(\tR\fcancelReasonJ\x04\b\x05\x10\x06R\n" +
+	"parameters\"\xe7\x01\n" +
+	"\x11TemplateParameter\x120\n" +
+	"\x04name\x18\x01 \x01(\tB\x1c\xbaH\x19r\x17\x10\x01\x18 2\x11^[a-z][a-z0-9_]*$R\x04name\x12\"\n" +
+	"\x05count\x18\x02 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\x8fN(\x00H\x00R\x05count\x12 \n" +
+	"\x04days\x18\x03 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xee\x02(\x00H\x00R\x04days\x12\"\n" +
+	"\x05hours\x18\x04 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xe8\x05(\x00H\x00R\x05hours\x12&\n" +
+	"\aminutes\x18\x05 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xa0\v(\x00H\x00R\aminutesB\x0e\n" +
+	"\x05value\x12\x05\xbaH\x02\b\x01*\x80\x01\n" +
 	"\x0eDevicePlatform\x12\x1f\n" +
 	"\x1bDEVICE_PLATFORM_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13DEVICE_PLATFORM_IOS\x10\x01\x12\x1b\n" +
@@ -999,7 +1140,7 @@ var file_trialhub_notification_v1_types_proto_goTypes = []any{
 	(*StaffRecipient)(nil),        // 6: trialhub.notification.v1.StaffRecipient
 	(*Device)(nil),                // 7: trialhub.notification.v1.Device
 	(*Notification)(nil),          // 8: trialhub.notification.v1.Notification
-	nil,                           // 9: trialhub.notification.v1.Notification.ParametersEntry
+	(*TemplateParameter)(nil),     // 9: trialhub.notification.v1.TemplateParameter
 	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
 }
 var file_trialhub_notification_v1_types_proto_depIdxs = []int32{
@@ -1009,7 +1150,7 @@ var file_trialhub_notification_v1_types_proto_depIdxs = []int32{
 	10, // 3: trialhub.notification.v1.Device.last_seen_at:type_name -> google.protobuf.Timestamp
 	1,  // 4: trialhub.notification.v1.Notification.kind:type_name -> trialhub.notification.v1.NotificationKind
 	5,  // 5: trialhub.notification.v1.Notification.recipient:type_name -> trialhub.notification.v1.Recipient
-	9,  // 6: trialhub.notification.v1.Notification.parameters:type_name -> trialhub.notification.v1.Notification.ParametersEntry
+	9,  // 6: trialhub.notification.v1.Notification.template_parameters:type_name -> trialhub.notification.v1.TemplateParameter
 	2,  // 7: trialhub.notification.v1.Notification.priority:type_name -> trialhub.notification.v1.NotificationPriority
 	3,  // 8: trialhub.notification.v1.Notification.status:type_name -> trialhub.notification.v1.NotificationStatus
 	4,  // 9: trialhub.notification.v1.Notification.failure_reason:type_name -> trialhub.notification.v1.FailureReason
@@ -1038,6 +1179,12 @@ func file_trialhub_notification_v1_types_proto_init() {
 	file_trialhub_notification_v1_types_proto_msgTypes[1].OneofWrappers = []any{
 		(*StaffRecipient_SiteId)(nil),
 		(*StaffRecipient_StaffId)(nil),
+	}
+	file_trialhub_notification_v1_types_proto_msgTypes[4].OneofWrappers = []any{
+		(*TemplateParameter_Count)(nil),
+		(*TemplateParameter_Days)(nil),
+		(*TemplateParameter_Hours)(nil),
+		(*TemplateParameter_Minutes)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

@@ -107,8 +107,9 @@ type NotificationServiceClient interface {
 	// now signed in on it.
 	//
 	// Patients receive reminders on their devices. Investigators register their devices
-	// to receive safety alerts for the sites in their token's scopes; those scopes are
-	// recorded at each registration.
+	// to receive safety alerts; which sites they receive alerts for is not recorded here
+	// but asked of the patient service each time an alert is sent, so a removed or
+	// suspended investigator stops receiving alerts at once.
 	RegisterDevice(context.Context, *v1.RegisterDeviceRequest) (*v1.RegisterDeviceResponse, error)
 	// UnregisterDevice removes one of the caller's device registrations and erases its
 	// push token; the app calls it on sign-out. Unregistering a device that is already
@@ -124,8 +125,8 @@ type NotificationServiceClient interface {
 	// nothing, so the replay gets a definite answer and stops. A replay of a send that
 	// was accepted earlier returns that notification in its current state.
 	//
-	// Errors: INVALID_ARGUMENT for an unknown template code or parameters the template
-	// does not declare; ALREADY_EXISTS when the idempotency key was used with a
+	// Errors: INVALID_ARGUMENT for an unknown template code, a parameter the template
+	// does not declare or of another type, or a declared one missing; ALREADY_EXISTS when the idempotency key was used with a
 	// different body.
 	SendNotification(context.Context, *v1.SendNotificationRequest) (*v1.SendNotificationResponse, error)
 	// GetNotification returns one notification and its delivery state.
@@ -160,8 +161,9 @@ type NotificationServiceHandler interface {
 	// now signed in on it.
 	//
 	// Patients receive reminders on their devices. Investigators register their devices
-	// to receive safety alerts for the sites in their token's scopes; those scopes are
-	// recorded at each registration.
+	// to receive safety alerts; which sites they receive alerts for is not recorded here
+	// but asked of the patient service each time an alert is sent, so a removed or
+	// suspended investigator stops receiving alerts at once.
 	RegisterDevice(context.Context, *v1.RegisterDeviceRequest) (*v1.RegisterDeviceResponse, error)
 	// UnregisterDevice removes one of the caller's device registrations and erases its
 	// push token; the app calls it on sign-out. Unregistering a device that is already
@@ -177,8 +179,8 @@ type NotificationServiceHandler interface {
 	// nothing, so the replay gets a definite answer and stops. A replay of a send that
 	// was accepted earlier returns that notification in its current state.
 	//
-	// Errors: INVALID_ARGUMENT for an unknown template code or parameters the template
-	// does not declare; ALREADY_EXISTS when the idempotency key was used with a
+	// Errors: INVALID_ARGUMENT for an unknown template code, a parameter the template
+	// does not declare or of another type, or a declared one missing; ALREADY_EXISTS when the idempotency key was used with a
 	// different body.
 	SendNotification(context.Context, *v1.SendNotificationRequest) (*v1.SendNotificationResponse, error)
 	// GetNotification returns one notification and its delivery state.

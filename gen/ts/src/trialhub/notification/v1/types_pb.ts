@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file trialhub/notification/v1/types.proto.
  */
 export const file_trialhub_notification_v1_types: GenFile = /*@__PURE__*/
-  fileDesc("CiR0cmlhbGh1Yi9ub3RpZmljYXRpb24vdjEvdHlwZXMucHJvdG8SGHRyaWFsaHViLm5vdGlmaWNhdGlvbi52MSJ5CglSZWNpcGllbnQSIAoMc3ViamVjdF91dWlkGAEgASgJQgi6SAVyA7ABAUgAEjkKBXN0YWZmGAIgASgLMigudHJpYWxodWIubm90aWZpY2F0aW9uLnYxLlN0YWZmUmVjaXBpZW50SABCDwoGdGFyZ2V0EgW6SAIIASJcCg5TdGFmZlJlY2lwaWVudBIbCgdzaXRlX2lkGAEgASgJQgi6SAVyA7ABAUgAEhwKCHN0YWZmX2lkGAIgASgJQgi6SAVyA7ABAUgAQg8KBnRhcmdldBIFukgCCAEi4QEKBkRldmljZRIRCglkZXZpY2VfaWQYASABKAkSOgoIcGxhdGZvcm0YAiABKA4yKC50cmlhbGh1Yi5ub3RpZmljYXRpb24udjEuRGV2aWNlUGxhdGZvcm0SEwoLYXBwX3ZlcnNpb24YAyABKAkSDgoGbG9jYWxlGAQgASgJEjEKDXJlZ2lzdGVyZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGxhc3Rfc2Vlbl9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAihwgKDE5vdGlmaWNhdGlvbhIXCg9ub3RpZmljYXRpb25faWQYASABKAkSOAoEa2luZBgCIAEoDjIqLnRyaWFsaHViLm5vdGlmaWNhdGlvbi52MS5Ob3RpZmljYXRpb25LaW5kEjYKCXJlY2lwaWVudBgDIAEoCzIjLnRyaWFsaHViLm5vdGlmaWNhdGlvbi52MS5SZWNpcGllbnQSFQoNdGVtcGxhdGVfY29kZRgEIAEoCRJKCgpwYXJhbWV0ZXJzGAUgAygLMjYudHJpYWxodWIubm90aWZpY2F0aW9uLnYxLk5vdGlmaWNhdGlvbi5QYXJhbWV0ZXJzRW50cnkSQAoIcHJpb3JpdHkYBiABKA4yLi50cmlhbGh1Yi5ub3RpZmljYXRpb24udjEuTm90aWZpY2F0aW9uUHJpb3JpdHkSPAoGc3RhdHVzGAcgASgOMiwudHJpYWxodWIubm90aWZpY2F0aW9uLnYxLk5vdGlmaWNhdGlvblN0YXR1cxI/Cg5mYWlsdXJlX3JlYXNvbhgIIAEoDjInLnRyaWFsaHViLm5vdGlmaWNhdGlvbi52MS5GYWlsdXJlUmVhc29uEhUKDWF0dGVtcHRfY291bnQYCSABKAUSEgoKbGFzdF9lcnJvchgKIAEoCRIUCgxkZXZpY2VfY291bnQYCyABKAUSHgoWZGVsaXZlcmVkX2RldmljZV9jb3VudBgMIAEoBRIuCgpub3RfYmVmb3JlGA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCg9uZXh0X2F0dGVtcHRfYXQYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNyZWF0ZWRfYXQYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYESABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGRlbGl2ZXJlZF9hdBgSIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIdHJpYWxfaWQYEyABKAkSGAoQc3ViamVjdF92aXNpdF9pZBgUIAEoCRIaChJhYm91dF9zdWJqZWN0X3V1aWQYFSABKAkSGAoQc291cmNlX3JlZmVyZW5jZRgWIAEoCRIUCgxyZXF1ZXN0ZWRfYnkYFyABKAkSFQoNY2FuY2VsX3JlYXNvbhgYIAEoCRoxCg9QYXJhbWV0ZXJzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASqAAQoORGV2aWNlUGxhdGZvcm0SHwobREVWSUNFX1BMQVRGT1JNX1VOU1BFQ0lGSUVEEAASFwoTREVWSUNFX1BMQVRGT1JNX0lPUxABEhsKF0RFVklDRV9QTEFURk9STV9BTkRST0lEEAISFwoTREVWSUNFX1BMQVRGT1JNX1dFQhADKnIKEE5vdGlmaWNhdGlvbktpbmQSIQodTk9USUZJQ0FUSU9OX0tJTkRfVU5TUEVDSUZJRUQQABIeChpOT1RJRklDQVRJT05fS0lORF9SRU1JTkRFUhABEhsKF05PVElGSUNBVElPTl9LSU5EX0FMRVJUEAIqfwoUTm90aWZpY2F0aW9uUHJpb3JpdHkSJQohTk9USUZJQ0FUSU9OX1BSSU9SSVRZX1VOU1BFQ0lGSUVEEAASIAocTk9USUZJQ0FUSU9OX1BSSU9SSVRZX05PUk1BTBABEh4KGk5PVElGSUNBVElPTl9QUklPUklUWV9ISUdIEAIqgQIKEk5vdGlmaWNhdGlvblN0YXR1cxIjCh9OT1RJRklDQVRJT05fU1RBVFVTX1VOU1BFQ0lGSUVEEAASHgoaTk9USUZJQ0FUSU9OX1NUQVRVU19RVUVVRUQQARIfChtOT1RJRklDQVRJT05fU1RBVFVTX1NFTkRJTkcQAhIhCh1OT1RJRklDQVRJT05fU1RBVFVTX0RFTElWRVJFRBADEh4KGk5PVElGSUNBVElPTl9TVEFUVVNfRkFJTEVEEAQSHwobTk9USUZJQ0FUSU9OX1NUQVRVU19FWFBJUkVEEAUSIQodTk9USUZJQ0FUSU9OX1NUQVRVU19DQU5DRUxMRUQQBirgAQoNRmFpbHVyZVJlYXNvbhIeChpGQUlMVVJFX1JFQVNPTl9VTlNQRUNJRklFRBAAEhwKGEZBSUxVUkVfUkVBU09OX05PX0RFVklDRRABEiUKIUZBSUxVUkVfUkVBU09OX1JFQ0lQSUVOVF9JTkFDVElWRRACEiAKHEZBSUxVUkVfUkVBU09OX1RPS0VOX0lOVkFMSUQQAxIiCh5GQUlMVVJFX1JFQVNPTl9WRU5ET1JfUkVKRUNURUQQBBIkCiBGQUlMVVJFX1JFQVNPTl9SRVRSSUVTX0VYSEFVU1RFRBAFQvkBChxjb20udHJpYWxodWIubm90aWZpY2F0aW9uLnYxQgpUeXBlc1Byb3RvUAFaS2dpdGh1Yi5jb20vdHJpYWxodWIvdHJpYWxodWIvZ2VuL2dvL3RyaWFsaHViL25vdGlmaWNhdGlvbi92MTtub3RpZmljYXRpb252MaICA1ROWKoCGFRyaWFsaHViLk5vdGlmaWNhdGlvbi5WMcoCGFRyaWFsaHViXE5vdGlmaWNhdGlvblxWMeICJFRyaWFsaHViXE5vdGlmaWNhdGlvblxWMVxHUEJNZXRhZGF0YeoCGlRyaWFsaHViOjpOb3RpZmljYXRpb246OlYxYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_timestamp]);
+  fileDesc("CiR0cmlhbGh1Yi9ub3RpZmljYXRpb24vdjEvdHlwZXMucHJvdG8SGHRyaWFsaHViLm5vdGlmaWNhdGlvbi52MSJ5CglSZWNpcGllbnQSIAoMc3ViamVjdF91dWlkGAEgASgJQgi6SAVyA7ABAUgAEjkKBXN0YWZmGAIgASgLMigudHJpYWxodWIubm90aWZpY2F0aW9uLnYxLlN0YWZmUmVjaXBpZW50SABCDwoGdGFyZ2V0EgW6SAIIASJcCg5TdGFmZlJlY2lwaWVudBIbCgdzaXRlX2lkGAEgASgJQgi6SAVyA7ABAUgAEhwKCHN0YWZmX2lkGAIgASgJQgi6SAVyA7ABAUgAQg8KBnRhcmdldBIFukgCCAEi4QEKBkRldmljZRIRCglkZXZpY2VfaWQYASABKAkSOgoIcGxhdGZvcm0YAiABKA4yKC50cmlhbGh1Yi5ub3RpZmljYXRpb24udjEuRGV2aWNlUGxhdGZvcm0SEwoLYXBwX3ZlcnNpb24YAyABKAkSDgoGbG9jYWxlGAQgASgJEjEKDXJlZ2lzdGVyZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGxhc3Rfc2Vlbl9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi5AcKDE5vdGlmaWNhdGlvbhIXCg9ub3RpZmljYXRpb25faWQYASABKAkSOAoEa2luZBgCIAEoDjIqLnRyaWFsaHViLm5vdGlmaWNhdGlvbi52MS5Ob3RpZmljYXRpb25LaW5kEjYKCXJlY2lwaWVudBgDIAEoCzIjLnRyaWFsaHViLm5vdGlmaWNhdGlvbi52MS5SZWNpcGllbnQSFQoNdGVtcGxhdGVfY29kZRgEIAEoCRJIChN0ZW1wbGF0ZV9wYXJhbWV0ZXJzGBkgAygLMisudHJpYWxodWIubm90aWZpY2F0aW9uLnYxLlRlbXBsYXRlUGFyYW1ldGVyEkAKCHByaW9yaXR5GAYgASgOMi4udHJpYWxodWIubm90aWZpY2F0aW9uLnYxLk5vdGlmaWNhdGlvblByaW9yaXR5EjwKBnN0YXR1cxgHIAEoDjIsLnRyaWFsaHViLm5vdGlmaWNhdGlvbi52MS5Ob3RpZmljYXRpb25TdGF0dXMSPwoOZmFpbHVyZV9yZWFzb24YCCABKA4yJy50cmlhbGh1Yi5ub3RpZmljYXRpb24udjEuRmFpbHVyZVJlYXNvbhIVCg1hdHRlbXB0X2NvdW50GAkgASgFEhIKCmxhc3RfZXJyb3IYCiABKAkSFAoMZGV2aWNlX2NvdW50GAsgASgFEh4KFmRlbGl2ZXJlZF9kZXZpY2VfY291bnQYDCABKAUSLgoKbm90X2JlZm9yZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZXhwaXJlc19hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoPbmV4dF9hdHRlbXB0X2F0GA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpjcmVhdGVkX2F0GBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxkZWxpdmVyZWRfYXQYEiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHRyaWFsX2lkGBMgASgJEhgKEHN1YmplY3RfdmlzaXRfaWQYFCABKAkSGgoSYWJvdXRfc3ViamVjdF91dWlkGBUgASgJEhgKEHNvdXJjZV9yZWZlcmVuY2UYFiABKAkSFAoMcmVxdWVzdGVkX2J5GBcgASgJEhUKDWNhbmNlbF9yZWFzb24YGCABKAlKBAgFEAZSCnBhcmFtZXRlcnMixAEKEVRlbXBsYXRlUGFyYW1ldGVyEioKBG5hbWUYASABKAlCHLpIGXIXEAEYIDIRXlthLXpdW2EtejAtOV9dKiQSGwoFY291bnQYAiABKAVCCrpIBxoFGI9OKABIABIaCgRkYXlzGAMgASgFQgq6SAcaBRjuAigASAASGwoFaG91cnMYBCABKAVCCrpIBxoFGOgFKABIABIdCgdtaW51dGVzGAUgASgFQgq6SAcaBRigCygASABCDgoFdmFsdWUSBbpIAggBKoABCg5EZXZpY2VQbGF0Zm9ybRIfChtERVZJQ0VfUExBVEZPUk1fVU5TUEVDSUZJRUQQABIXChNERVZJQ0VfUExBVEZPUk1fSU9TEAESGwoXREVWSUNFX1BMQVRGT1JNX0FORFJPSUQQAhIXChNERVZJQ0VfUExBVEZPUk1fV0VCEAMqcgoQTm90aWZpY2F0aW9uS2luZBIhCh1OT1RJRklDQVRJT05fS0lORF9VTlNQRUNJRklFRBAAEh4KGk5PVElGSUNBVElPTl9LSU5EX1JFTUlOREVSEAESGwoXTk9USUZJQ0FUSU9OX0tJTkRfQUxFUlQQAip/ChROb3RpZmljYXRpb25Qcmlvcml0eRIlCiFOT1RJRklDQVRJT05fUFJJT1JJVFlfVU5TUEVDSUZJRUQQABIgChxOT1RJRklDQVRJT05fUFJJT1JJVFlfTk9STUFMEAESHgoaTk9USUZJQ0FUSU9OX1BSSU9SSVRZX0hJR0gQAiqBAgoSTm90aWZpY2F0aW9uU3RhdHVzEiMKH05PVElGSUNBVElPTl9TVEFUVVNfVU5TUEVDSUZJRUQQABIeChpOT1RJRklDQVRJT05fU1RBVFVTX1FVRVVFRBABEh8KG05PVElGSUNBVElPTl9TVEFUVVNfU0VORElORxACEiEKHU5PVElGSUNBVElPTl9TVEFUVVNfREVMSVZFUkVEEAMSHgoaTk9USUZJQ0FUSU9OX1NUQVRVU19GQUlMRUQQBBIfChtOT1RJRklDQVRJT05fU1RBVFVTX0VYUElSRUQQBRIhCh1OT1RJRklDQVRJT05fU1RBVFVTX0NBTkNFTExFRBAGKuABCg1GYWlsdXJlUmVhc29uEh4KGkZBSUxVUkVfUkVBU09OX1VOU1BFQ0lGSUVEEAASHAoYRkFJTFVSRV9SRUFTT05fTk9fREVWSUNFEAESJQohRkFJTFVSRV9SRUFTT05fUkVDSVBJRU5UX0lOQUNUSVZFEAISIAocRkFJTFVSRV9SRUFTT05fVE9LRU5fSU5WQUxJRBADEiIKHkZBSUxVUkVfUkVBU09OX1ZFTkRPUl9SRUpFQ1RFRBAEEiQKIEZBSUxVUkVfUkVBU09OX1JFVFJJRVNfRVhIQVVTVEVEEAVC+QEKHGNvbS50cmlhbGh1Yi5ub3RpZmljYXRpb24udjFCClR5cGVzUHJvdG9QAVpLZ2l0aHViLmNvbS90cmlhbGh1Yi90cmlhbGh1Yi9nZW4vZ28vdHJpYWxodWIvbm90aWZpY2F0aW9uL3YxO25vdGlmaWNhdGlvbnYxogIDVE5YqgIYVHJpYWxodWIuTm90aWZpY2F0aW9uLlYxygIYVHJpYWxodWJcTm90aWZpY2F0aW9uXFYx4gIkVHJpYWxodWJcTm90aWZpY2F0aW9uXFYxXEdQQk1ldGFkYXRh6gIaVHJpYWxodWI6Ok5vdGlmaWNhdGlvbjo6VjFiBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_timestamp]);
 
 /**
  * Recipient is who a notification goes to: one patient, or site staff.
@@ -71,9 +71,11 @@ export type StaffRecipient = Message<"trialhub.notification.v1.StaffRecipient"> 
    */
   target: {
     /**
-     * Every staff member whose site scopes include this site (the trial service's
-     * site id), as last seen by the notification service when they registered a
-     * device.
+     * Every active staff member scoped to this site (the trial service's site id)
+     * in the notification's trial, resolved when the notification is sent (the
+     * patient service's ListSiteStaff), never from a copy: a removed or suspended
+     * investigator stops receiving the site's alerts at once. The notification's
+     * trial_id is then required.
      *
      * @generated from field: string site_id = 1;
      */
@@ -193,13 +195,12 @@ export type Notification = Message<"trialhub.notification.v1.Notification"> & {
   templateCode: string;
 
   /**
-   * The values filled into the template: relative values and generic labels only,
-   * never calendar dates, names, conditions, questionnaire names or answers (see
-   * SendNotificationRequest.parameters).
+   * The values filled into the template: typed counts and durations only (see
+   * SendNotificationRequest.template_parameters).
    *
-   * @generated from field: map<string, string> parameters = 5;
+   * @generated from field: repeated trialhub.notification.v1.TemplateParameter template_parameters = 25;
    */
-  parameters: { [key: string]: string };
+  templateParameters: TemplateParameter[];
 
   /**
    * How urgently the vendor delivers it.
@@ -350,6 +351,69 @@ export type Notification = Message<"trialhub.notification.v1.Notification"> & {
  */
 export const NotificationSchema: GenMessage<Notification> = /*@__PURE__*/
   messageDesc(file_trialhub_notification_v1_types, 3);
+
+/**
+ * TemplateParameter is one placeholder value of a message template: a name the
+ * template declares and a typed number. There is deliberately no string value: what
+ * reaches a push vendor and a lock screen cannot carry a date, a name, an ID or text a
+ * person wrote.
+ *
+ * @generated from message trialhub.notification.v1.TemplateParameter
+ */
+export type TemplateParameter = Message<"trialhub.notification.v1.TemplateParameter"> & {
+  /**
+   * The placeholder, e.g. "closes_in" or "due_count", as the template declares it.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * The value, in the unit the template declares for the placeholder.
+   *
+   * @generated from oneof trialhub.notification.v1.TemplateParameter.value
+   */
+  value: {
+    /**
+     * A count of things, e.g. questionnaires due.
+     *
+     * @generated from field: int32 count = 2;
+     */
+    value: number;
+    case: "count";
+  } | {
+    /**
+     * A number of days, e.g. until a window closes.
+     *
+     * @generated from field: int32 days = 3;
+     */
+    value: number;
+    case: "days";
+  } | {
+    /**
+     * A number of hours.
+     *
+     * @generated from field: int32 hours = 4;
+     */
+    value: number;
+    case: "hours";
+  } | {
+    /**
+     * A number of minutes.
+     *
+     * @generated from field: int32 minutes = 5;
+     */
+    value: number;
+    case: "minutes";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message trialhub.notification.v1.TemplateParameter.
+ * Use `create(TemplateParameterSchema)` to create a new message.
+ */
+export const TemplateParameterSchema: GenMessage<TemplateParameter> = /*@__PURE__*/
+  messageDesc(file_trialhub_notification_v1_types, 4);
 
 /**
  * DevicePlatform is the push channel an app installation is reachable through.
