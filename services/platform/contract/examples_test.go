@@ -368,6 +368,14 @@ var examples = []example{
 		"pageSize": 100, "pageToken": "page-2"}`},
 	{typ: "trialhub.notification.v1.CancelNotificationRequest", json: `{
 		"notificationId": "` + notificationID + `", "reason": "questionnaire submitted"}`},
+	{typ: "trialhub.notification.v1.ListMyDevicesRequest", json: `{"pageSize": 20, "pageToken": "page-2"}`},
+	{typ: "trialhub.notification.v1.ReportNotificationOpenedRequest", json: `{"notificationId": "` + notificationID + `"}`},
+	{typ: "trialhub.notification.v1.RequeueNotificationRequest", json: `{
+		"notificationId": "` + notificationID + `", "reason": "vendor credentials renewed"}`},
+	{typ: "trialhub.notification.v1.ListSafetyAlertsRequest", json: `{
+		"trialId": "` + trialID + `", "siteId": "` + siteID + `", "statuses": ["SAFETY_ALERT_STATUS_OPEN"],
+		"pageSize": 50, "pageToken": "page-2"}`},
+	{typ: "trialhub.notification.v1.AcknowledgeSafetyAlertRequest", json: `{"alertId": "` + notificationID + `"}`},
 }
 
 // name is how the example is called in test output.

@@ -888,6 +888,540 @@ func (x *CancelNotificationResponse) GetNotification() *Notification {
 	return nil
 }
 
+// ListMyDevicesRequest pages the caller's own devices.
+type ListMyDevicesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The most devices to return; 0 means the server default of 50.
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page; empty for the first page.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListMyDevicesRequest) Reset() {
+	*x = ListMyDevicesRequest{}
+	mi := &file_trialhub_notification_v1_notification_service_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListMyDevicesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListMyDevicesRequest) ProtoMessage() {}
+
+func (x *ListMyDevicesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_notification_v1_notification_service_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListMyDevicesRequest.ProtoReflect.Descriptor instead.
+func (*ListMyDevicesRequest) Descriptor() ([]byte, []int) {
+	return file_trialhub_notification_v1_notification_service_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ListMyDevicesRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListMyDevicesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListMyDevicesResponse is one page of the caller's devices.
+type ListMyDevicesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The caller's registered devices, by last_seen_at descending.
+	Devices []*Device `protobuf:"bytes,1,rep,name=devices,proto3" json:"devices,omitempty"`
+	// Pass as page_token to get the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListMyDevicesResponse) Reset() {
+	*x = ListMyDevicesResponse{}
+	mi := &file_trialhub_notification_v1_notification_service_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListMyDevicesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListMyDevicesResponse) ProtoMessage() {}
+
+func (x *ListMyDevicesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_notification_v1_notification_service_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListMyDevicesResponse.ProtoReflect.Descriptor instead.
+func (*ListMyDevicesResponse) Descriptor() ([]byte, []int) {
+	return file_trialhub_notification_v1_notification_service_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ListMyDevicesResponse) GetDevices() []*Device {
+	if x != nil {
+		return x.Devices
+	}
+	return nil
+}
+
+func (x *ListMyDevicesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// ReportNotificationOpenedRequest names a notification the caller opened.
+type ReportNotificationOpenedRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The notification_id carried in the push payload.
+	NotificationId string `protobuf:"bytes,1,opt,name=notification_id,json=notificationId,proto3" json:"notification_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ReportNotificationOpenedRequest) Reset() {
+	*x = ReportNotificationOpenedRequest{}
+	mi := &file_trialhub_notification_v1_notification_service_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportNotificationOpenedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportNotificationOpenedRequest) ProtoMessage() {}
+
+func (x *ReportNotificationOpenedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_notification_v1_notification_service_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportNotificationOpenedRequest.ProtoReflect.Descriptor instead.
+func (*ReportNotificationOpenedRequest) Descriptor() ([]byte, []int) {
+	return file_trialhub_notification_v1_notification_service_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ReportNotificationOpenedRequest) GetNotificationId() string {
+	if x != nil {
+		return x.NotificationId
+	}
+	return ""
+}
+
+// ReportNotificationOpenedResponse confirms the report.
+type ReportNotificationOpenedResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// When the notification was first reported opened.
+	OpenedAt      *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=opened_at,json=openedAt,proto3" json:"opened_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportNotificationOpenedResponse) Reset() {
+	*x = ReportNotificationOpenedResponse{}
+	mi := &file_trialhub_notification_v1_notification_service_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportNotificationOpenedResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportNotificationOpenedResponse) ProtoMessage() {}
+
+func (x *ReportNotificationOpenedResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_notification_v1_notification_service_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportNotificationOpenedResponse.ProtoReflect.Descriptor instead.
+func (*ReportNotificationOpenedResponse) Descriptor() ([]byte, []int) {
+	return file_trialhub_notification_v1_notification_service_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ReportNotificationOpenedResponse) GetOpenedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OpenedAt
+	}
+	return nil
+}
+
+// RequeueNotificationRequest names a FAILED or DEAD notification and says why it is
+// sent again.
+type RequeueNotificationRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The notification to send again.
+	NotificationId string `protobuf:"bytes,1,opt,name=notification_id,json=notificationId,proto3" json:"notification_id,omitempty"`
+	// Why it is sent again (e.g. "vendor credentials renewed"); kept on the audit
+	// trail. Free text: never put personal data in it.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequeueNotificationRequest) Reset() {
+	*x = RequeueNotificationRequest{}
+	mi := &file_trialhub_notification_v1_notification_service_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequeueNotificationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequeueNotificationRequest) ProtoMessage() {}
+
+func (x *RequeueNotificationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_notification_v1_notification_service_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequeueNotificationRequest.ProtoReflect.Descriptor instead.
+func (*RequeueNotificationRequest) Descriptor() ([]byte, []int) {
+	return file_trialhub_notification_v1_notification_service_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *RequeueNotificationRequest) GetNotificationId() string {
+	if x != nil {
+		return x.NotificationId
+	}
+	return ""
+}
+
+func (x *RequeueNotificationRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// RequeueNotificationResponse is the notification, QUEUED again.
+type RequeueNotificationResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The notification, now QUEUED with a fresh retry budget.
+	Notification  *Notification `protobuf:"bytes,1,opt,name=notification,proto3" json:"notification,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequeueNotificationResponse) Reset() {
+	*x = RequeueNotificationResponse{}
+	mi := &file_trialhub_notification_v1_notification_service_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequeueNotificationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequeueNotificationResponse) ProtoMessage() {}
+
+func (x *RequeueNotificationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_notification_v1_notification_service_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequeueNotificationResponse.ProtoReflect.Descriptor instead.
+func (*RequeueNotificationResponse) Descriptor() ([]byte, []int) {
+	return file_trialhub_notification_v1_notification_service_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *RequeueNotificationResponse) GetNotification() *Notification {
+	if x != nil {
+		return x.Notification
+	}
+	return nil
+}
+
+// ListSafetyAlertsRequest filters and pages safety alerts.
+type ListSafetyAlertsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only alerts of this trial. Investigators must name a trial in their scopes.
+	TrialId string `protobuf:"bytes,1,opt,name=trial_id,json=trialId,proto3" json:"trial_id,omitempty"`
+	// Only alerts of this site. Investigators must name a site in their scopes.
+	SiteId string `protobuf:"bytes,2,opt,name=site_id,json=siteId,proto3" json:"site_id,omitempty"`
+	// Only alerts in one of these states; empty means all.
+	Statuses []SafetyAlertStatus `protobuf:"varint,3,rep,packed,name=statuses,proto3,enum=trialhub.notification.v1.SafetyAlertStatus" json:"statuses,omitempty"`
+	// The most alerts to return; 0 means the server default of 50.
+	PageSize int32 `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page, with the same filters.
+	PageToken     string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSafetyAlertsRequest) Reset() {
+	*x = ListSafetyAlertsRequest{}
+	mi := &file_trialhub_notification_v1_notification_service_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSafetyAlertsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSafetyAlertsRequest) ProtoMessage() {}
+
+func (x *ListSafetyAlertsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_notification_v1_notification_service_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSafetyAlertsRequest.ProtoReflect.Descriptor instead.
+func (*ListSafetyAlertsRequest) Descriptor() ([]byte, []int) {
+	return file_trialhub_notification_v1_notification_service_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ListSafetyAlertsRequest) GetTrialId() string {
+	if x != nil {
+		return x.TrialId
+	}
+	return ""
+}
+
+func (x *ListSafetyAlertsRequest) GetSiteId() string {
+	if x != nil {
+		return x.SiteId
+	}
+	return ""
+}
+
+func (x *ListSafetyAlertsRequest) GetStatuses() []SafetyAlertStatus {
+	if x != nil {
+		return x.Statuses
+	}
+	return nil
+}
+
+func (x *ListSafetyAlertsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListSafetyAlertsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListSafetyAlertsResponse is one page of safety alerts.
+type ListSafetyAlertsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Open alerts first, oldest first; then acknowledged ones, newest first.
+	Alerts []*SafetyAlert `protobuf:"bytes,1,rep,name=alerts,proto3" json:"alerts,omitempty"`
+	// Pass as page_token to get the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSafetyAlertsResponse) Reset() {
+	*x = ListSafetyAlertsResponse{}
+	mi := &file_trialhub_notification_v1_notification_service_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSafetyAlertsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSafetyAlertsResponse) ProtoMessage() {}
+
+func (x *ListSafetyAlertsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_notification_v1_notification_service_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSafetyAlertsResponse.ProtoReflect.Descriptor instead.
+func (*ListSafetyAlertsResponse) Descriptor() ([]byte, []int) {
+	return file_trialhub_notification_v1_notification_service_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ListSafetyAlertsResponse) GetAlerts() []*SafetyAlert {
+	if x != nil {
+		return x.Alerts
+	}
+	return nil
+}
+
+func (x *ListSafetyAlertsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// AcknowledgeSafetyAlertRequest names the alert taken charge of.
+type AcknowledgeSafetyAlertRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The alert (SafetyAlert.alert_id).
+	AlertId       string `protobuf:"bytes,1,opt,name=alert_id,json=alertId,proto3" json:"alert_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AcknowledgeSafetyAlertRequest) Reset() {
+	*x = AcknowledgeSafetyAlertRequest{}
+	mi := &file_trialhub_notification_v1_notification_service_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AcknowledgeSafetyAlertRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AcknowledgeSafetyAlertRequest) ProtoMessage() {}
+
+func (x *AcknowledgeSafetyAlertRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_notification_v1_notification_service_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AcknowledgeSafetyAlertRequest.ProtoReflect.Descriptor instead.
+func (*AcknowledgeSafetyAlertRequest) Descriptor() ([]byte, []int) {
+	return file_trialhub_notification_v1_notification_service_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *AcknowledgeSafetyAlertRequest) GetAlertId() string {
+	if x != nil {
+		return x.AlertId
+	}
+	return ""
+}
+
+// AcknowledgeSafetyAlertResponse is the acknowledged alert.
+type AcknowledgeSafetyAlertResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The alert, ACKNOWLEDGED.
+	Alert         *SafetyAlert `protobuf:"bytes,1,opt,name=alert,proto3" json:"alert,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AcknowledgeSafetyAlertResponse) Reset() {
+	*x = AcknowledgeSafetyAlertResponse{}
+	mi := &file_trialhub_notification_v1_notification_service_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AcknowledgeSafetyAlertResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AcknowledgeSafetyAlertResponse) ProtoMessage() {}
+
+func (x *AcknowledgeSafetyAlertResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_notification_v1_notification_service_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AcknowledgeSafetyAlertResponse.ProtoReflect.Descriptor instead.
+func (*AcknowledgeSafetyAlertResponse) Descriptor() ([]byte, []int) {
+	return file_trialhub_notification_v1_notification_service_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *AcknowledgeSafetyAlertResponse) GetAlert() *SafetyAlert {
+	if x != nil {
+		return x.Alert
+	}
+	return nil
+}
+
 var File_trialhub_notification_v1_notification_service_proto protoreflect.FileDescriptor
 
 const file_trialhub_notification_v1_notification_service_proto_rawDesc = "" +
@@ -942,7 +1476,7 @@ const file_trialhub_notification_v1_notification_service_proto_rawDesc = "" +
 	"\x17GetNotificationResponse\x12J\n" +
 	"\fnotification\x18\x01 \x01(\v2&.trialhub.notification.v1.NotificationR\fnotification\"\xf6\x05\n" +
 	"\x18ListNotificationsRequest\x12]\n" +
-	"\bstatuses\x18\x01 \x03(\x0e2,.trialhub.notification.v1.NotificationStatusB\x13\xbaH\x10\x92\x01\r\x10\x06\x18\x01\"\a\x82\x01\x04\x10\x01 \x00R\bstatuses\x12U\n" +
+	"\bstatuses\x18\x01 \x03(\x0e2,.trialhub.notification.v1.NotificationStatusB\x13\xbaH\x10\x92\x01\r\x10\b\x18\x01\"\a\x82\x01\x04\x10\x01 \x00R\bstatuses\x12U\n" +
 	"\x05kinds\x18\x02 \x03(\x0e2*.trialhub.notification.v1.NotificationKindB\x13\xbaH\x10\x92\x01\r\x10\x02\x18\x01\"\a\x82\x01\x04\x10\x01 \x00R\x05kinds\x12.\n" +
 	"\fsubject_uuid\x18\x03 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\vsubjectUuid\x12$\n" +
 	"\asite_id\x18\x04 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\x06siteId\x12&\n" +
@@ -964,7 +1498,40 @@ const file_trialhub_notification_v1_notification_service_proto_rawDesc = "" +
 	"(\\S\\s*){5}R\x06reasonB\x0f\n" +
 	"\x06target\x12\x05\xbaH\x02\b\x01\"h\n" +
 	"\x1aCancelNotificationResponse\x12J\n" +
-	"\fnotification\x18\x01 \x01(\v2&.trialhub.notification.v1.NotificationR\fnotification2\xcb\x06\n" +
+	"\fnotification\x18\x01 \x01(\v2&.trialhub.notification.v1.NotificationR\fnotification\"h\n" +
+	"\x14ListMyDevicesRequest\x12'\n" +
+	"\tpage_size\x18\x01 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xc8\x01(\x00R\bpageSize\x12'\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"{\n" +
+	"\x15ListMyDevicesResponse\x12:\n" +
+	"\adevices\x18\x01 \x03(\v2 .trialhub.notification.v1.DeviceR\adevices\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"T\n" +
+	"\x1fReportNotificationOpenedRequest\x121\n" +
+	"\x0fnotification_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x0enotificationId\"[\n" +
+	" ReportNotificationOpenedResponse\x127\n" +
+	"\topened_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\bopenedAt\"\x7f\n" +
+	"\x1aRequeueNotificationRequest\x121\n" +
+	"\x0fnotification_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x0enotificationId\x12.\n" +
+	"\x06reason\x18\x02 \x01(\tB\x16\xbaH\x13r\x11\x10\x05\x18\xe8\a2\n" +
+	"(\\S\\s*){5}R\x06reason\"i\n" +
+	"\x1bRequeueNotificationResponse\x12J\n" +
+	"\fnotification\x18\x01 \x01(\v2&.trialhub.notification.v1.NotificationR\fnotification\"\x97\x02\n" +
+	"\x17ListSafetyAlertsRequest\x12&\n" +
+	"\btrial_id\x18\x01 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\atrialId\x12$\n" +
+	"\asite_id\x18\x02 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\x06siteId\x12\\\n" +
+	"\bstatuses\x18\x03 \x03(\x0e2+.trialhub.notification.v1.SafetyAlertStatusB\x13\xbaH\x10\x92\x01\r\x10\x02\x18\x01\"\a\x82\x01\x04\x10\x01 \x00R\bstatuses\x12'\n" +
+	"\tpage_size\x18\x04 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xc8\x01(\x00R\bpageSize\x12'\n" +
+	"\n" +
+	"page_token\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"\x81\x01\n" +
+	"\x18ListSafetyAlertsResponse\x12=\n" +
+	"\x06alerts\x18\x01 \x03(\v2%.trialhub.notification.v1.SafetyAlertR\x06alerts\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"D\n" +
+	"\x1dAcknowledgeSafetyAlertRequest\x12#\n" +
+	"\balert_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aalertId\"]\n" +
+	"\x1eAcknowledgeSafetyAlertResponse\x12;\n" +
+	"\x05alert\x18\x01 \x01(\v2%.trialhub.notification.v1.SafetyAlertR\x05alert2\xa1\f\n" +
 	"\x13NotificationService\x12\x82\x01\n" +
 	"\x0eRegisterDevice\x12/.trialhub.notification.v1.RegisterDeviceRequest\x1a0.trialhub.notification.v1.RegisterDeviceResponse\"\r\x92\x82\x19\x06\n" +
 	"\x02\x01\x02\x18\x01\x90\x02\x02\x12\x88\x01\n" +
@@ -978,7 +1545,17 @@ const file_trialhub_notification_v1_notification_service_proto_rawDesc = "" +
 	"\x92\x82\x19\x03\n" +
 	"\x01\x04\x90\x02\x01\x12\x8c\x01\n" +
 	"\x12CancelNotification\x123.trialhub.notification.v1.CancelNotificationRequest\x1a4.trialhub.notification.v1.CancelNotificationResponse\"\v\x92\x82\x19\x04\n" +
-	"\x02\x05\x04\x90\x02\x02B\x87\x02\n" +
+	"\x02\x05\x04\x90\x02\x02\x12\x7f\n" +
+	"\rListMyDevices\x12..trialhub.notification.v1.ListMyDevicesRequest\x1a/.trialhub.notification.v1.ListMyDevicesResponse\"\r\x92\x82\x19\x06\n" +
+	"\x02\x01\x02\x18\x01\x90\x02\x01\x12\xa0\x01\n" +
+	"\x18ReportNotificationOpened\x129.trialhub.notification.v1.ReportNotificationOpenedRequest\x1a:.trialhub.notification.v1.ReportNotificationOpenedResponse\"\r\x92\x82\x19\x06\n" +
+	"\x02\x01\x02\x18\x01\x90\x02\x02\x12\x8b\x01\n" +
+	"\x13RequeueNotification\x124.trialhub.notification.v1.RequeueNotificationRequest\x1a5.trialhub.notification.v1.RequeueNotificationResponse\"\a\x92\x82\x19\x03\n" +
+	"\x01\x04\x12\x86\x01\n" +
+	"\x10ListSafetyAlerts\x121.trialhub.notification.v1.ListSafetyAlertsRequest\x1a2.trialhub.notification.v1.ListSafetyAlertsResponse\"\v\x92\x82\x19\x04\n" +
+	"\x02\x02\x04\x90\x02\x01\x12\x98\x01\n" +
+	"\x16AcknowledgeSafetyAlert\x127.trialhub.notification.v1.AcknowledgeSafetyAlertRequest\x1a8.trialhub.notification.v1.AcknowledgeSafetyAlertResponse\"\v\x92\x82\x19\x04\n" +
+	"\x02\x02\x04\x90\x02\x02B\x87\x02\n" +
 	"\x1ccom.trialhub.notification.v1B\x18NotificationServiceProtoP\x01ZKgithub.com/trialhub/trialhub/gen/go/trialhub/notification/v1;notificationv1\xa2\x02\x03TNX\xaa\x02\x18Trialhub.Notification.V1\xca\x02\x18Trialhub\\Notification\\V1\xe2\x02$Trialhub\\Notification\\V1\\GPBMetadata\xea\x02\x1aTrialhub::Notification::V1b\x06proto3"
 
 var (
@@ -993,65 +1570,93 @@ func file_trialhub_notification_v1_notification_service_proto_rawDescGZIP() []by
 	return file_trialhub_notification_v1_notification_service_proto_rawDescData
 }
 
-var file_trialhub_notification_v1_notification_service_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_trialhub_notification_v1_notification_service_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_trialhub_notification_v1_notification_service_proto_goTypes = []any{
-	(*RegisterDeviceRequest)(nil),      // 0: trialhub.notification.v1.RegisterDeviceRequest
-	(*RegisterDeviceResponse)(nil),     // 1: trialhub.notification.v1.RegisterDeviceResponse
-	(*UnregisterDeviceRequest)(nil),    // 2: trialhub.notification.v1.UnregisterDeviceRequest
-	(*UnregisterDeviceResponse)(nil),   // 3: trialhub.notification.v1.UnregisterDeviceResponse
-	(*SendNotificationRequest)(nil),    // 4: trialhub.notification.v1.SendNotificationRequest
-	(*SendNotificationResponse)(nil),   // 5: trialhub.notification.v1.SendNotificationResponse
-	(*GetNotificationRequest)(nil),     // 6: trialhub.notification.v1.GetNotificationRequest
-	(*GetNotificationResponse)(nil),    // 7: trialhub.notification.v1.GetNotificationResponse
-	(*ListNotificationsRequest)(nil),   // 8: trialhub.notification.v1.ListNotificationsRequest
-	(*ListNotificationsResponse)(nil),  // 9: trialhub.notification.v1.ListNotificationsResponse
-	(*CancelNotificationRequest)(nil),  // 10: trialhub.notification.v1.CancelNotificationRequest
-	(*CancelNotificationResponse)(nil), // 11: trialhub.notification.v1.CancelNotificationResponse
-	(DevicePlatform)(0),                // 12: trialhub.notification.v1.DevicePlatform
-	(*Device)(nil),                     // 13: trialhub.notification.v1.Device
-	(*timestamppb.Timestamp)(nil),      // 14: google.protobuf.Timestamp
-	(NotificationKind)(0),              // 15: trialhub.notification.v1.NotificationKind
-	(*Recipient)(nil),                  // 16: trialhub.notification.v1.Recipient
-	(*TemplateParameter)(nil),          // 17: trialhub.notification.v1.TemplateParameter
-	(NotificationPriority)(0),          // 18: trialhub.notification.v1.NotificationPriority
-	(*Notification)(nil),               // 19: trialhub.notification.v1.Notification
-	(NotificationStatus)(0),            // 20: trialhub.notification.v1.NotificationStatus
+	(*RegisterDeviceRequest)(nil),            // 0: trialhub.notification.v1.RegisterDeviceRequest
+	(*RegisterDeviceResponse)(nil),           // 1: trialhub.notification.v1.RegisterDeviceResponse
+	(*UnregisterDeviceRequest)(nil),          // 2: trialhub.notification.v1.UnregisterDeviceRequest
+	(*UnregisterDeviceResponse)(nil),         // 3: trialhub.notification.v1.UnregisterDeviceResponse
+	(*SendNotificationRequest)(nil),          // 4: trialhub.notification.v1.SendNotificationRequest
+	(*SendNotificationResponse)(nil),         // 5: trialhub.notification.v1.SendNotificationResponse
+	(*GetNotificationRequest)(nil),           // 6: trialhub.notification.v1.GetNotificationRequest
+	(*GetNotificationResponse)(nil),          // 7: trialhub.notification.v1.GetNotificationResponse
+	(*ListNotificationsRequest)(nil),         // 8: trialhub.notification.v1.ListNotificationsRequest
+	(*ListNotificationsResponse)(nil),        // 9: trialhub.notification.v1.ListNotificationsResponse
+	(*CancelNotificationRequest)(nil),        // 10: trialhub.notification.v1.CancelNotificationRequest
+	(*CancelNotificationResponse)(nil),       // 11: trialhub.notification.v1.CancelNotificationResponse
+	(*ListMyDevicesRequest)(nil),             // 12: trialhub.notification.v1.ListMyDevicesRequest
+	(*ListMyDevicesResponse)(nil),            // 13: trialhub.notification.v1.ListMyDevicesResponse
+	(*ReportNotificationOpenedRequest)(nil),  // 14: trialhub.notification.v1.ReportNotificationOpenedRequest
+	(*ReportNotificationOpenedResponse)(nil), // 15: trialhub.notification.v1.ReportNotificationOpenedResponse
+	(*RequeueNotificationRequest)(nil),       // 16: trialhub.notification.v1.RequeueNotificationRequest
+	(*RequeueNotificationResponse)(nil),      // 17: trialhub.notification.v1.RequeueNotificationResponse
+	(*ListSafetyAlertsRequest)(nil),          // 18: trialhub.notification.v1.ListSafetyAlertsRequest
+	(*ListSafetyAlertsResponse)(nil),         // 19: trialhub.notification.v1.ListSafetyAlertsResponse
+	(*AcknowledgeSafetyAlertRequest)(nil),    // 20: trialhub.notification.v1.AcknowledgeSafetyAlertRequest
+	(*AcknowledgeSafetyAlertResponse)(nil),   // 21: trialhub.notification.v1.AcknowledgeSafetyAlertResponse
+	(DevicePlatform)(0),                      // 22: trialhub.notification.v1.DevicePlatform
+	(*Device)(nil),                           // 23: trialhub.notification.v1.Device
+	(*timestamppb.Timestamp)(nil),            // 24: google.protobuf.Timestamp
+	(NotificationKind)(0),                    // 25: trialhub.notification.v1.NotificationKind
+	(*Recipient)(nil),                        // 26: trialhub.notification.v1.Recipient
+	(*TemplateParameter)(nil),                // 27: trialhub.notification.v1.TemplateParameter
+	(NotificationPriority)(0),                // 28: trialhub.notification.v1.NotificationPriority
+	(*Notification)(nil),                     // 29: trialhub.notification.v1.Notification
+	(NotificationStatus)(0),                  // 30: trialhub.notification.v1.NotificationStatus
+	(SafetyAlertStatus)(0),                   // 31: trialhub.notification.v1.SafetyAlertStatus
+	(*SafetyAlert)(nil),                      // 32: trialhub.notification.v1.SafetyAlert
 }
 var file_trialhub_notification_v1_notification_service_proto_depIdxs = []int32{
-	12, // 0: trialhub.notification.v1.RegisterDeviceRequest.platform:type_name -> trialhub.notification.v1.DevicePlatform
-	13, // 1: trialhub.notification.v1.RegisterDeviceResponse.device:type_name -> trialhub.notification.v1.Device
-	14, // 2: trialhub.notification.v1.UnregisterDeviceResponse.unregistered_at:type_name -> google.protobuf.Timestamp
-	15, // 3: trialhub.notification.v1.SendNotificationRequest.kind:type_name -> trialhub.notification.v1.NotificationKind
-	16, // 4: trialhub.notification.v1.SendNotificationRequest.recipient:type_name -> trialhub.notification.v1.Recipient
-	17, // 5: trialhub.notification.v1.SendNotificationRequest.template_parameters:type_name -> trialhub.notification.v1.TemplateParameter
-	18, // 6: trialhub.notification.v1.SendNotificationRequest.priority:type_name -> trialhub.notification.v1.NotificationPriority
-	14, // 7: trialhub.notification.v1.SendNotificationRequest.not_before:type_name -> google.protobuf.Timestamp
-	14, // 8: trialhub.notification.v1.SendNotificationRequest.expires_at:type_name -> google.protobuf.Timestamp
-	19, // 9: trialhub.notification.v1.SendNotificationResponse.notification:type_name -> trialhub.notification.v1.Notification
-	19, // 10: trialhub.notification.v1.GetNotificationResponse.notification:type_name -> trialhub.notification.v1.Notification
-	20, // 11: trialhub.notification.v1.ListNotificationsRequest.statuses:type_name -> trialhub.notification.v1.NotificationStatus
-	15, // 12: trialhub.notification.v1.ListNotificationsRequest.kinds:type_name -> trialhub.notification.v1.NotificationKind
-	14, // 13: trialhub.notification.v1.ListNotificationsRequest.created_from:type_name -> google.protobuf.Timestamp
-	14, // 14: trialhub.notification.v1.ListNotificationsRequest.created_until:type_name -> google.protobuf.Timestamp
-	19, // 15: trialhub.notification.v1.ListNotificationsResponse.notifications:type_name -> trialhub.notification.v1.Notification
-	19, // 16: trialhub.notification.v1.CancelNotificationResponse.notification:type_name -> trialhub.notification.v1.Notification
-	0,  // 17: trialhub.notification.v1.NotificationService.RegisterDevice:input_type -> trialhub.notification.v1.RegisterDeviceRequest
-	2,  // 18: trialhub.notification.v1.NotificationService.UnregisterDevice:input_type -> trialhub.notification.v1.UnregisterDeviceRequest
-	4,  // 19: trialhub.notification.v1.NotificationService.SendNotification:input_type -> trialhub.notification.v1.SendNotificationRequest
-	6,  // 20: trialhub.notification.v1.NotificationService.GetNotification:input_type -> trialhub.notification.v1.GetNotificationRequest
-	8,  // 21: trialhub.notification.v1.NotificationService.ListNotifications:input_type -> trialhub.notification.v1.ListNotificationsRequest
-	10, // 22: trialhub.notification.v1.NotificationService.CancelNotification:input_type -> trialhub.notification.v1.CancelNotificationRequest
-	1,  // 23: trialhub.notification.v1.NotificationService.RegisterDevice:output_type -> trialhub.notification.v1.RegisterDeviceResponse
-	3,  // 24: trialhub.notification.v1.NotificationService.UnregisterDevice:output_type -> trialhub.notification.v1.UnregisterDeviceResponse
-	5,  // 25: trialhub.notification.v1.NotificationService.SendNotification:output_type -> trialhub.notification.v1.SendNotificationResponse
-	7,  // 26: trialhub.notification.v1.NotificationService.GetNotification:output_type -> trialhub.notification.v1.GetNotificationResponse
-	9,  // 27: trialhub.notification.v1.NotificationService.ListNotifications:output_type -> trialhub.notification.v1.ListNotificationsResponse
-	11, // 28: trialhub.notification.v1.NotificationService.CancelNotification:output_type -> trialhub.notification.v1.CancelNotificationResponse
-	23, // [23:29] is the sub-list for method output_type
-	17, // [17:23] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	22, // 0: trialhub.notification.v1.RegisterDeviceRequest.platform:type_name -> trialhub.notification.v1.DevicePlatform
+	23, // 1: trialhub.notification.v1.RegisterDeviceResponse.device:type_name -> trialhub.notification.v1.Device
+	24, // 2: trialhub.notification.v1.UnregisterDeviceResponse.unregistered_at:type_name -> google.protobuf.Timestamp
+	25, // 3: trialhub.notification.v1.SendNotificationRequest.kind:type_name -> trialhub.notification.v1.NotificationKind
+	26, // 4: trialhub.notification.v1.SendNotificationRequest.recipient:type_name -> trialhub.notification.v1.Recipient
+	27, // 5: trialhub.notification.v1.SendNotificationRequest.template_parameters:type_name -> trialhub.notification.v1.TemplateParameter
+	28, // 6: trialhub.notification.v1.SendNotificationRequest.priority:type_name -> trialhub.notification.v1.NotificationPriority
+	24, // 7: trialhub.notification.v1.SendNotificationRequest.not_before:type_name -> google.protobuf.Timestamp
+	24, // 8: trialhub.notification.v1.SendNotificationRequest.expires_at:type_name -> google.protobuf.Timestamp
+	29, // 9: trialhub.notification.v1.SendNotificationResponse.notification:type_name -> trialhub.notification.v1.Notification
+	29, // 10: trialhub.notification.v1.GetNotificationResponse.notification:type_name -> trialhub.notification.v1.Notification
+	30, // 11: trialhub.notification.v1.ListNotificationsRequest.statuses:type_name -> trialhub.notification.v1.NotificationStatus
+	25, // 12: trialhub.notification.v1.ListNotificationsRequest.kinds:type_name -> trialhub.notification.v1.NotificationKind
+	24, // 13: trialhub.notification.v1.ListNotificationsRequest.created_from:type_name -> google.protobuf.Timestamp
+	24, // 14: trialhub.notification.v1.ListNotificationsRequest.created_until:type_name -> google.protobuf.Timestamp
+	29, // 15: trialhub.notification.v1.ListNotificationsResponse.notifications:type_name -> trialhub.notification.v1.Notification
+	29, // 16: trialhub.notification.v1.CancelNotificationResponse.notification:type_name -> trialhub.notification.v1.Notification
+	23, // 17: trialhub.notification.v1.ListMyDevicesResponse.devices:type_name -> trialhub.notification.v1.Device
+	24, // 18: trialhub.notification.v1.ReportNotificationOpenedResponse.opened_at:type_name -> google.protobuf.Timestamp
+	29, // 19: trialhub.notification.v1.RequeueNotificationResponse.notification:type_name -> trialhub.notification.v1.Notification
+	31, // 20: trialhub.notification.v1.ListSafetyAlertsRequest.statuses:type_name -> trialhub.notification.v1.SafetyAlertStatus
+	32, // 21: trialhub.notification.v1.ListSafetyAlertsResponse.alerts:type_name -> trialhub.notification.v1.SafetyAlert
+	32, // 22: trialhub.notification.v1.AcknowledgeSafetyAlertResponse.alert:type_name -> trialhub.notification.v1.SafetyAlert
+	0,  // 23: trialhub.notification.v1.NotificationService.RegisterDevice:input_type -> trialhub.notification.v1.RegisterDeviceRequest
+	2,  // 24: trialhub.notification.v1.NotificationService.UnregisterDevice:input_type -> trialhub.notification.v1.UnregisterDeviceRequest
+	4,  // 25: trialhub.notification.v1.NotificationService.SendNotification:input_type -> trialhub.notification.v1.SendNotificationRequest
+	6,  // 26: trialhub.notification.v1.NotificationService.GetNotification:input_type -> trialhub.notification.v1.GetNotificationRequest
+	8,  // 27: trialhub.notification.v1.NotificationService.ListNotifications:input_type -> trialhub.notification.v1.ListNotificationsRequest
+	10, // 28: trialhub.notification.v1.NotificationService.CancelNotification:input_type -> trialhub.notification.v1.CancelNotificationRequest
+	12, // 29: trialhub.notification.v1.NotificationService.ListMyDevices:input_type -> trialhub.notification.v1.ListMyDevicesRequest
+	14, // 30: trialhub.notification.v1.NotificationService.ReportNotificationOpened:input_type -> trialhub.notification.v1.ReportNotificationOpenedRequest
+	16, // 31: trialhub.notification.v1.NotificationService.RequeueNotification:input_type -> trialhub.notification.v1.RequeueNotificationRequest
+	18, // 32: trialhub.notification.v1.NotificationService.ListSafetyAlerts:input_type -> trialhub.notification.v1.ListSafetyAlertsRequest
+	20, // 33: trialhub.notification.v1.NotificationService.AcknowledgeSafetyAlert:input_type -> trialhub.notification.v1.AcknowledgeSafetyAlertRequest
+	1,  // 34: trialhub.notification.v1.NotificationService.RegisterDevice:output_type -> trialhub.notification.v1.RegisterDeviceResponse
+	3,  // 35: trialhub.notification.v1.NotificationService.UnregisterDevice:output_type -> trialhub.notification.v1.UnregisterDeviceResponse
+	5,  // 36: trialhub.notification.v1.NotificationService.SendNotification:output_type -> trialhub.notification.v1.SendNotificationResponse
+	7,  // 37: trialhub.notification.v1.NotificationService.GetNotification:output_type -> trialhub.notification.v1.GetNotificationResponse
+	9,  // 38: trialhub.notification.v1.NotificationService.ListNotifications:output_type -> trialhub.notification.v1.ListNotificationsResponse
+	11, // 39: trialhub.notification.v1.NotificationService.CancelNotification:output_type -> trialhub.notification.v1.CancelNotificationResponse
+	13, // 40: trialhub.notification.v1.NotificationService.ListMyDevices:output_type -> trialhub.notification.v1.ListMyDevicesResponse
+	15, // 41: trialhub.notification.v1.NotificationService.ReportNotificationOpened:output_type -> trialhub.notification.v1.ReportNotificationOpenedResponse
+	17, // 42: trialhub.notification.v1.NotificationService.RequeueNotification:output_type -> trialhub.notification.v1.RequeueNotificationResponse
+	19, // 43: trialhub.notification.v1.NotificationService.ListSafetyAlerts:output_type -> trialhub.notification.v1.ListSafetyAlertsResponse
+	21, // 44: trialhub.notification.v1.NotificationService.AcknowledgeSafetyAlert:output_type -> trialhub.notification.v1.AcknowledgeSafetyAlertResponse
+	34, // [34:45] is the sub-list for method output_type
+	23, // [23:34] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_trialhub_notification_v1_notification_service_proto_init() }
@@ -1070,7 +1675,7 @@ func file_trialhub_notification_v1_notification_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_trialhub_notification_v1_notification_service_proto_rawDesc), len(file_trialhub_notification_v1_notification_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

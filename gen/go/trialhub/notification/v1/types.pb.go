@@ -200,10 +200,11 @@ func (NotificationPriority) EnumDescriptor() ([]byte, []int) {
 
 // NotificationStatus is where a notification is in its delivery life cycle.
 //
-// QUEUED -> SENDING -> DELIVERED, or back to QUEUED for a retry after a transient
-// vendor error, until it is DELIVERED, FAILED (permanent error or retries used up) or
-// EXPIRED (expires_at passed first). A QUEUED notification can be CANCELLED.
-// DELIVERED, FAILED, EXPIRED and CANCELLED are final.
+// QUEUED -> SENDING -> DELIVERED, or RETRYING after a transient vendor error (then
+// SENDING again at next_attempt_at), until it is DELIVERED, FAILED (a permanent
+// error), DEAD (retries used up) or EXPIRED (expires_at passed first). A QUEUED or
+// RETRYING notification can be CANCELLED. DELIVERED, EXPIRED and CANCELLED are final;
+// an administrator can put a FAILED or DEAD one back to QUEUED (RequeueNotification).
 type NotificationStatus int32
 
 const (
@@ -217,7 +218,8 @@ const (
 	// The push vendor accepted the message for at least one of the recipient's devices.
 	// This is the vendor's acknowledgement, not proof that a person read it.
 	NotificationStatus_NOTIFICATION_STATUS_DELIVERED NotificationStatus = 3
-	// Delivery was given up: see Notification.failure_reason and last_error. Final.
+	// Delivery was given up for a reason retrying cannot fix: see
+	// Notification.failure_reason and last_error. An administrator may re-queue it.
 	NotificationStatus_NOTIFICATION_STATUS_FAILED NotificationStatus = 4
 	// expires_at passed before the message could be delivered (for example the visit
 	// window it reminded about has closed), including a send, or an idempotent replay
@@ -226,6 +228,13 @@ const (
 	NotificationStatus_NOTIFICATION_STATUS_EXPIRED NotificationStatus = 5
 	// Cancelled by CancelNotification before any attempt was in flight. Final.
 	NotificationStatus_NOTIFICATION_STATUS_CANCELLED NotificationStatus = 6
+	// The last attempt failed transiently (timeout, 5xx, throttling, the vendor's
+	// circuit open); the next is due at next_attempt_at. last_error says why.
+	NotificationStatus_NOTIFICATION_STATUS_RETRYING NotificationStatus = 7
+	// Transient errors lasted until the retry budget was used up (failure_reason
+	// RETRIES_EXHAUSTED): the dead letter. Nothing is sent until an administrator
+	// re-queues it.
+	NotificationStatus_NOTIFICATION_STATUS_DEAD NotificationStatus = 8
 )
 
 // Enum value maps for NotificationStatus.
@@ -238,6 +247,8 @@ var (
 		4: "NOTIFICATION_STATUS_FAILED",
 		5: "NOTIFICATION_STATUS_EXPIRED",
 		6: "NOTIFICATION_STATUS_CANCELLED",
+		7: "NOTIFICATION_STATUS_RETRYING",
+		8: "NOTIFICATION_STATUS_DEAD",
 	}
 	NotificationStatus_value = map[string]int32{
 		"NOTIFICATION_STATUS_UNSPECIFIED": 0,
@@ -247,6 +258,8 @@ var (
 		"NOTIFICATION_STATUS_FAILED":      4,
 		"NOTIFICATION_STATUS_EXPIRED":     5,
 		"NOTIFICATION_STATUS_CANCELLED":   6,
+		"NOTIFICATION_STATUS_RETRYING":    7,
+		"NOTIFICATION_STATUS_DEAD":        8,
 	}
 )
 
@@ -345,6 +358,117 @@ func (x FailureReason) Number() protoreflect.EnumNumber {
 // Deprecated: Use FailureReason.Descriptor instead.
 func (FailureReason) EnumDescriptor() ([]byte, []int) {
 	return file_trialhub_notification_v1_types_proto_rawDescGZIP(), []int{4}
+}
+
+// SafetyAlertStatus is whether someone at the site has taken charge of an alert.
+type SafetyAlertStatus int32
+
+const (
+	// Not set; never returned. In filters it is rejected.
+	SafetyAlertStatus_SAFETY_ALERT_STATUS_UNSPECIFIED SafetyAlertStatus = 0
+	// Nobody has acknowledged it yet; it escalates when escalate_at passes.
+	SafetyAlertStatus_SAFETY_ALERT_STATUS_OPEN SafetyAlertStatus = 1
+	// Acknowledged (AcknowledgeSafetyAlert); escalation stopped. Final.
+	SafetyAlertStatus_SAFETY_ALERT_STATUS_ACKNOWLEDGED SafetyAlertStatus = 2
+)
+
+// Enum value maps for SafetyAlertStatus.
+var (
+	SafetyAlertStatus_name = map[int32]string{
+		0: "SAFETY_ALERT_STATUS_UNSPECIFIED",
+		1: "SAFETY_ALERT_STATUS_OPEN",
+		2: "SAFETY_ALERT_STATUS_ACKNOWLEDGED",
+	}
+	SafetyAlertStatus_value = map[string]int32{
+		"SAFETY_ALERT_STATUS_UNSPECIFIED":  0,
+		"SAFETY_ALERT_STATUS_OPEN":         1,
+		"SAFETY_ALERT_STATUS_ACKNOWLEDGED": 2,
+	}
+)
+
+func (x SafetyAlertStatus) Enum() *SafetyAlertStatus {
+	p := new(SafetyAlertStatus)
+	*p = x
+	return p
+}
+
+func (x SafetyAlertStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SafetyAlertStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_trialhub_notification_v1_types_proto_enumTypes[5].Descriptor()
+}
+
+func (SafetyAlertStatus) Type() protoreflect.EnumType {
+	return &file_trialhub_notification_v1_types_proto_enumTypes[5]
+}
+
+func (x SafetyAlertStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SafetyAlertStatus.Descriptor instead.
+func (SafetyAlertStatus) EnumDescriptor() ([]byte, []int) {
+	return file_trialhub_notification_v1_types_proto_rawDescGZIP(), []int{5}
+}
+
+// EscalationLevel is who an alert has been sent to so far.
+type EscalationLevel int32
+
+const (
+	// Not set; never returned.
+	EscalationLevel_ESCALATION_LEVEL_UNSPECIFIED EscalationLevel = 0
+	// The investigators of the subject's site in the trial (the first send).
+	EscalationLevel_ESCALATION_LEVEL_SITE_INVESTIGATORS EscalationLevel = 1
+	// The staff of the trial's other sites, after the escalation time passed
+	// unacknowledged.
+	EscalationLevel_ESCALATION_LEVEL_TRIAL_STAFF EscalationLevel = 2
+	// The administrators, after it passed again. The last level.
+	EscalationLevel_ESCALATION_LEVEL_ADMINS EscalationLevel = 3
+)
+
+// Enum value maps for EscalationLevel.
+var (
+	EscalationLevel_name = map[int32]string{
+		0: "ESCALATION_LEVEL_UNSPECIFIED",
+		1: "ESCALATION_LEVEL_SITE_INVESTIGATORS",
+		2: "ESCALATION_LEVEL_TRIAL_STAFF",
+		3: "ESCALATION_LEVEL_ADMINS",
+	}
+	EscalationLevel_value = map[string]int32{
+		"ESCALATION_LEVEL_UNSPECIFIED":        0,
+		"ESCALATION_LEVEL_SITE_INVESTIGATORS": 1,
+		"ESCALATION_LEVEL_TRIAL_STAFF":        2,
+		"ESCALATION_LEVEL_ADMINS":             3,
+	}
+)
+
+func (x EscalationLevel) Enum() *EscalationLevel {
+	p := new(EscalationLevel)
+	*p = x
+	return p
+}
+
+func (x EscalationLevel) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (EscalationLevel) Descriptor() protoreflect.EnumDescriptor {
+	return file_trialhub_notification_v1_types_proto_enumTypes[6].Descriptor()
+}
+
+func (EscalationLevel) Type() protoreflect.EnumType {
+	return &file_trialhub_notification_v1_types_proto_enumTypes[6]
+}
+
+func (x EscalationLevel) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use EscalationLevel.Descriptor instead.
+func (EscalationLevel) EnumDescriptor() ([]byte, []int) {
+	return file_trialhub_notification_v1_types_proto_rawDescGZIP(), []int{6}
 }
 
 // Recipient is who a notification goes to: one patient, or site staff.
@@ -646,9 +770,10 @@ type Notification struct {
 	// How many delivery attempts were made so far (one attempt reaches all of the
 	// recipient's devices).
 	AttemptCount int32 `protobuf:"varint,9,opt,name=attempt_count,json=attemptCount,proto3" json:"attempt_count,omitempty"`
-	// The last error the push vendor returned, truncated to 1024 characters; empty when
-	// the last attempt succeeded or none was made. It is the vendor's text, never message
-	// content.
+	// The last delivery error, sanitised and truncated to 1024 characters: the HTTP
+	// status or transport failure and the vendor's error code, never an endpoint URL, a
+	// push token, a credential or message content. Empty when the last attempt
+	// succeeded or none was made.
 	LastError string `protobuf:"bytes,10,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
 	// How many devices the last attempt targeted (several for a patient with a phone and
 	// a tablet, or for a whole site's staff).
@@ -683,7 +808,21 @@ type Notification struct {
 	// caller's token.
 	RequestedBy string `protobuf:"bytes,23,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
 	// Why it was cancelled, as given to CancelNotification; set only when CANCELLED.
-	CancelReason  string `protobuf:"bytes,24,opt,name=cancel_reason,json=cancelReason,proto3" json:"cancel_reason,omitempty"`
+	CancelReason string `protobuf:"bytes,24,opt,name=cancel_reason,json=cancelReason,proto3" json:"cancel_reason,omitempty"`
+	// When it was meant to go: not_before, or the acceptance time when there was none.
+	// With first_sent_at, delivered_at and opened_at it is the delivery log compliance
+	// reports read.
+	ScheduledFor *timestamppb.Timestamp `protobuf:"bytes,26,opt,name=scheduled_for,json=scheduledFor,proto3" json:"scheduled_for,omitempty"`
+	// When the first attempt went to the vendor; unset before any attempt.
+	FirstSentAt *timestamppb.Timestamp `protobuf:"bytes,27,opt,name=first_sent_at,json=firstSentAt,proto3" json:"first_sent_at,omitempty"`
+	// When a recipient first opened it, as the app reported (ReportNotificationOpened);
+	// unset when never reported.
+	OpenedAt *timestamppb.Timestamp `protobuf:"bytes,28,opt,name=opened_at,json=openedAt,proto3" json:"opened_at,omitempty"`
+	// The safety alert this notification is a step of (SafetyAlert.alert_id); set for
+	// alerts and their escalations.
+	SafetyAlertId string `protobuf:"bytes,29,opt,name=safety_alert_id,json=safetyAlertId,proto3" json:"safety_alert_id,omitempty"`
+	// How many times an administrator re-queued it.
+	RequeueCount  int32 `protobuf:"varint,30,opt,name=requeue_count,json=requeueCount,proto3" json:"requeue_count,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -886,6 +1025,41 @@ func (x *Notification) GetCancelReason() string {
 	return ""
 }
 
+func (x *Notification) GetScheduledFor() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ScheduledFor
+	}
+	return nil
+}
+
+func (x *Notification) GetFirstSentAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FirstSentAt
+	}
+	return nil
+}
+
+func (x *Notification) GetOpenedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OpenedAt
+	}
+	return nil
+}
+
+func (x *Notification) GetSafetyAlertId() string {
+	if x != nil {
+		return x.SafetyAlertId
+	}
+	return ""
+}
+
+func (x *Notification) GetRequeueCount() int32 {
+	if x != nil {
+		return x.RequeueCount
+	}
+	return 0
+}
+
 // TemplateParameter is one placeholder value of a message template: a name the
 // template declares and a typed number. There is deliberately no string value: what
 // reaches a push vendor and a lock screen cannot carry a date, a name, an ID or text a
@@ -1019,6 +1193,245 @@ func (*TemplateParameter_Hours) isTemplateParameter_Value() {}
 
 func (*TemplateParameter_Minutes) isTemplateParameter_Value() {}
 
+// SafetyAlert is one safety alert about one subject and how it was escalated. It is
+// raised by a SendNotification of kind ALERT; each escalation step is a notification
+// of its own.
+type SafetyAlert struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The alert's id (UUID), minted by this service.
+	AlertId string `protobuf:"bytes,1,opt,name=alert_id,json=alertId,proto3" json:"alert_id,omitempty"`
+	// The trial (UUID).
+	TrialId string `protobuf:"bytes,2,opt,name=trial_id,json=trialId,proto3" json:"trial_id,omitempty"`
+	// The subject's site (UUID).
+	SiteId string `protobuf:"bytes,3,opt,name=site_id,json=siteId,proto3" json:"site_id,omitempty"`
+	// The subject it concerns (UUID).
+	AboutSubjectUuid string `protobuf:"bytes,4,opt,name=about_subject_uuid,json=aboutSubjectUuid,proto3" json:"about_subject_uuid,omitempty"`
+	// The record that raised it, e.g. "epro:response/<id>".
+	SourceReference string `protobuf:"bytes,5,opt,name=source_reference,json=sourceReference,proto3" json:"source_reference,omitempty"`
+	// The alert's template, naming the rule (e.g. "epro_alert_urgent").
+	TemplateCode string `protobuf:"bytes,6,opt,name=template_code,json=templateCode,proto3" json:"template_code,omitempty"`
+	// How urgent it is.
+	Priority NotificationPriority `protobuf:"varint,7,opt,name=priority,proto3,enum=trialhub.notification.v1.NotificationPriority" json:"priority,omitempty"`
+	// Open or acknowledged.
+	Status SafetyAlertStatus `protobuf:"varint,8,opt,name=status,proto3,enum=trialhub.notification.v1.SafetyAlertStatus" json:"status,omitempty"`
+	// Who it has reached so far.
+	EscalationLevel EscalationLevel `protobuf:"varint,9,opt,name=escalation_level,json=escalationLevel,proto3,enum=trialhub.notification.v1.EscalationLevel" json:"escalation_level,omitempty"`
+	// When it was raised (the first SendNotification accepted).
+	RaisedAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=raised_at,json=raisedAt,proto3" json:"raised_at,omitempty"`
+	// When it escalates to the next level if still open; unset when acknowledged or at
+	// the last level.
+	EscalateAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=escalate_at,json=escalateAt,proto3" json:"escalate_at,omitempty"`
+	// When it was acknowledged; unset while open.
+	AcknowledgedAt *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=acknowledged_at,json=acknowledgedAt,proto3" json:"acknowledged_at,omitempty"`
+	// Who acknowledged it (the staff account's id, the `sub` of their token).
+	AcknowledgedBy string `protobuf:"bytes,13,opt,name=acknowledged_by,json=acknowledgedBy,proto3" json:"acknowledged_by,omitempty"`
+	// Every step, in order: the first send and each escalation.
+	Steps         []*EscalationStep `protobuf:"bytes,14,rep,name=steps,proto3" json:"steps,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SafetyAlert) Reset() {
+	*x = SafetyAlert{}
+	mi := &file_trialhub_notification_v1_types_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SafetyAlert) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SafetyAlert) ProtoMessage() {}
+
+func (x *SafetyAlert) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_notification_v1_types_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SafetyAlert.ProtoReflect.Descriptor instead.
+func (*SafetyAlert) Descriptor() ([]byte, []int) {
+	return file_trialhub_notification_v1_types_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *SafetyAlert) GetAlertId() string {
+	if x != nil {
+		return x.AlertId
+	}
+	return ""
+}
+
+func (x *SafetyAlert) GetTrialId() string {
+	if x != nil {
+		return x.TrialId
+	}
+	return ""
+}
+
+func (x *SafetyAlert) GetSiteId() string {
+	if x != nil {
+		return x.SiteId
+	}
+	return ""
+}
+
+func (x *SafetyAlert) GetAboutSubjectUuid() string {
+	if x != nil {
+		return x.AboutSubjectUuid
+	}
+	return ""
+}
+
+func (x *SafetyAlert) GetSourceReference() string {
+	if x != nil {
+		return x.SourceReference
+	}
+	return ""
+}
+
+func (x *SafetyAlert) GetTemplateCode() string {
+	if x != nil {
+		return x.TemplateCode
+	}
+	return ""
+}
+
+func (x *SafetyAlert) GetPriority() NotificationPriority {
+	if x != nil {
+		return x.Priority
+	}
+	return NotificationPriority_NOTIFICATION_PRIORITY_UNSPECIFIED
+}
+
+func (x *SafetyAlert) GetStatus() SafetyAlertStatus {
+	if x != nil {
+		return x.Status
+	}
+	return SafetyAlertStatus_SAFETY_ALERT_STATUS_UNSPECIFIED
+}
+
+func (x *SafetyAlert) GetEscalationLevel() EscalationLevel {
+	if x != nil {
+		return x.EscalationLevel
+	}
+	return EscalationLevel_ESCALATION_LEVEL_UNSPECIFIED
+}
+
+func (x *SafetyAlert) GetRaisedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RaisedAt
+	}
+	return nil
+}
+
+func (x *SafetyAlert) GetEscalateAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EscalateAt
+	}
+	return nil
+}
+
+func (x *SafetyAlert) GetAcknowledgedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AcknowledgedAt
+	}
+	return nil
+}
+
+func (x *SafetyAlert) GetAcknowledgedBy() string {
+	if x != nil {
+		return x.AcknowledgedBy
+	}
+	return ""
+}
+
+func (x *SafetyAlert) GetSteps() []*EscalationStep {
+	if x != nil {
+		return x.Steps
+	}
+	return nil
+}
+
+// EscalationStep is one send of a safety alert to one level of recipients.
+type EscalationStep struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Who it went to.
+	Level EscalationLevel `protobuf:"varint,1,opt,name=level,proto3,enum=trialhub.notification.v1.EscalationLevel" json:"level,omitempty"`
+	// When the step was taken.
+	At *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=at,proto3" json:"at,omitempty"`
+	// The notification that carries it; its status says whether it was delivered.
+	NotificationId string `protobuf:"bytes,3,opt,name=notification_id,json=notificationId,proto3" json:"notification_id,omitempty"`
+	// How many staff accounts it was addressed to when it was sent.
+	RecipientCount int32 `protobuf:"varint,4,opt,name=recipient_count,json=recipientCount,proto3" json:"recipient_count,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *EscalationStep) Reset() {
+	*x = EscalationStep{}
+	mi := &file_trialhub_notification_v1_types_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EscalationStep) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EscalationStep) ProtoMessage() {}
+
+func (x *EscalationStep) ProtoReflect() protoreflect.Message {
+	mi := &file_trialhub_notification_v1_types_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EscalationStep.ProtoReflect.Descriptor instead.
+func (*EscalationStep) Descriptor() ([]byte, []int) {
+	return file_trialhub_notification_v1_types_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *EscalationStep) GetLevel() EscalationLevel {
+	if x != nil {
+		return x.Level
+	}
+	return EscalationLevel_ESCALATION_LEVEL_UNSPECIFIED
+}
+
+func (x *EscalationStep) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+func (x *EscalationStep) GetNotificationId() string {
+	if x != nil {
+		return x.NotificationId
+	}
+	return ""
+}
+
+func (x *EscalationStep) GetRecipientCount() int32 {
+	if x != nil {
+		return x.RecipientCount
+	}
+	return 0
+}
+
 var File_trialhub_notification_v1_types_proto protoreflect.FileDescriptor
 
 const file_trialhub_notification_v1_types_proto_rawDesc = "" +
@@ -1040,8 +1453,7 @@ const file_trialhub_notification_v1_types_proto_rawDesc = "" +
 	"\x06locale\x18\x04 \x01(\tR\x06locale\x12?\n" +
 	"\rregistered_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\fregisteredAt\x12<\n" +
 	"\flast_seen_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"lastSeenAt\"\xa3\n" +
-	"\n" +
+	"lastSeenAt\"\xaa\f\n" +
 	"\fNotification\x12'\n" +
 	"\x0fnotification_id\x18\x01 \x01(\tR\x0enotificationId\x12>\n" +
 	"\x04kind\x18\x02 \x01(\x0e2*.trialhub.notification.v1.NotificationKindR\x04kind\x12A\n" +
@@ -1072,7 +1484,12 @@ const file_trialhub_notification_v1_types_proto_rawDesc = "" +
 	"\x12about_subject_uuid\x18\x15 \x01(\tR\x10aboutSubjectUuid\x12)\n" +
 	"\x10source_reference\x18\x16 \x01(\tR\x0fsourceReference\x12!\n" +
 	"\frequested_by\x18\x17 \x01(\tR\vrequestedBy\x12#\n" +
-	"\rcancel_reason\x18\x18 \x01(\tR\fcancelReasonJ\x04\b\x05\x10\x06R\n" +
+	"\rcancel_reason\x18\x18 \x01(\tR\fcancelReason\x12?\n" +
+	"\rscheduled_for\x18\x1a \x01(\v2\x1a.google.protobuf.TimestampR\fscheduledFor\x12>\n" +
+	"\rfirst_sent_at\x18\x1b \x01(\v2\x1a.google.protobuf.TimestampR\vfirstSentAt\x127\n" +
+	"\topened_at\x18\x1c \x01(\v2\x1a.google.protobuf.TimestampR\bopenedAt\x12&\n" +
+	"\x0fsafety_alert_id\x18\x1d \x01(\tR\rsafetyAlertId\x12#\n" +
+	"\rrequeue_count\x18\x1e \x01(\x05R\frequeueCountJ\x04\b\x05\x10\x06R\n" +
 	"parameters\"\xe7\x01\n" +
 	"\x11TemplateParameter\x120\n" +
 	"\x04name\x18\x01 \x01(\tB\x1c\xbaH\x19r\x17\x10\x01\x18 2\x11^[a-z][a-z0-9_]*$R\x04name\x12\"\n" +
@@ -1084,7 +1501,29 @@ const file_trialhub_notification_v1_types_proto_rawDesc = "" +
 	"\xbaH\a\x1a\x05\x18\xe8\x05(\x00H\x00R\x05hours\x12&\n" +
 	"\aminutes\x18\x05 \x01(\x05B\n" +
 	"\xbaH\a\x1a\x05\x18\xa0\v(\x00H\x00R\aminutesB\x0e\n" +
-	"\x05value\x12\x05\xbaH\x02\b\x01*\x80\x01\n" +
+	"\x05value\x12\x05\xbaH\x02\b\x01\"\xe5\x05\n" +
+	"\vSafetyAlert\x12\x19\n" +
+	"\balert_id\x18\x01 \x01(\tR\aalertId\x12\x19\n" +
+	"\btrial_id\x18\x02 \x01(\tR\atrialId\x12\x17\n" +
+	"\asite_id\x18\x03 \x01(\tR\x06siteId\x12,\n" +
+	"\x12about_subject_uuid\x18\x04 \x01(\tR\x10aboutSubjectUuid\x12)\n" +
+	"\x10source_reference\x18\x05 \x01(\tR\x0fsourceReference\x12#\n" +
+	"\rtemplate_code\x18\x06 \x01(\tR\ftemplateCode\x12J\n" +
+	"\bpriority\x18\a \x01(\x0e2..trialhub.notification.v1.NotificationPriorityR\bpriority\x12C\n" +
+	"\x06status\x18\b \x01(\x0e2+.trialhub.notification.v1.SafetyAlertStatusR\x06status\x12T\n" +
+	"\x10escalation_level\x18\t \x01(\x0e2).trialhub.notification.v1.EscalationLevelR\x0fescalationLevel\x127\n" +
+	"\traised_at\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\braisedAt\x12;\n" +
+	"\vescalate_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"escalateAt\x12C\n" +
+	"\x0facknowledged_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x0eacknowledgedAt\x12'\n" +
+	"\x0facknowledged_by\x18\r \x01(\tR\x0eacknowledgedBy\x12>\n" +
+	"\x05steps\x18\x0e \x03(\v2(.trialhub.notification.v1.EscalationStepR\x05steps\"\xcf\x01\n" +
+	"\x0eEscalationStep\x12?\n" +
+	"\x05level\x18\x01 \x01(\x0e2).trialhub.notification.v1.EscalationLevelR\x05level\x12*\n" +
+	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12'\n" +
+	"\x0fnotification_id\x18\x03 \x01(\tR\x0enotificationId\x12'\n" +
+	"\x0frecipient_count\x18\x04 \x01(\x05R\x0erecipientCount*\x80\x01\n" +
 	"\x0eDevicePlatform\x12\x1f\n" +
 	"\x1bDEVICE_PLATFORM_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13DEVICE_PLATFORM_IOS\x10\x01\x12\x1b\n" +
@@ -1097,7 +1536,7 @@ const file_trialhub_notification_v1_types_proto_rawDesc = "" +
 	"\x14NotificationPriority\x12%\n" +
 	"!NOTIFICATION_PRIORITY_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cNOTIFICATION_PRIORITY_NORMAL\x10\x01\x12\x1e\n" +
-	"\x1aNOTIFICATION_PRIORITY_HIGH\x10\x02*\x81\x02\n" +
+	"\x1aNOTIFICATION_PRIORITY_HIGH\x10\x02*\xc1\x02\n" +
 	"\x12NotificationStatus\x12#\n" +
 	"\x1fNOTIFICATION_STATUS_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aNOTIFICATION_STATUS_QUEUED\x10\x01\x12\x1f\n" +
@@ -1105,14 +1544,25 @@ const file_trialhub_notification_v1_types_proto_rawDesc = "" +
 	"\x1dNOTIFICATION_STATUS_DELIVERED\x10\x03\x12\x1e\n" +
 	"\x1aNOTIFICATION_STATUS_FAILED\x10\x04\x12\x1f\n" +
 	"\x1bNOTIFICATION_STATUS_EXPIRED\x10\x05\x12!\n" +
-	"\x1dNOTIFICATION_STATUS_CANCELLED\x10\x06*\xe0\x01\n" +
+	"\x1dNOTIFICATION_STATUS_CANCELLED\x10\x06\x12 \n" +
+	"\x1cNOTIFICATION_STATUS_RETRYING\x10\a\x12\x1c\n" +
+	"\x18NOTIFICATION_STATUS_DEAD\x10\b*\xe0\x01\n" +
 	"\rFailureReason\x12\x1e\n" +
 	"\x1aFAILURE_REASON_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18FAILURE_REASON_NO_DEVICE\x10\x01\x12%\n" +
 	"!FAILURE_REASON_RECIPIENT_INACTIVE\x10\x02\x12 \n" +
 	"\x1cFAILURE_REASON_TOKEN_INVALID\x10\x03\x12\"\n" +
 	"\x1eFAILURE_REASON_VENDOR_REJECTED\x10\x04\x12$\n" +
-	" FAILURE_REASON_RETRIES_EXHAUSTED\x10\x05B\xf9\x01\n" +
+	" FAILURE_REASON_RETRIES_EXHAUSTED\x10\x05*|\n" +
+	"\x11SafetyAlertStatus\x12#\n" +
+	"\x1fSAFETY_ALERT_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18SAFETY_ALERT_STATUS_OPEN\x10\x01\x12$\n" +
+	" SAFETY_ALERT_STATUS_ACKNOWLEDGED\x10\x02*\x9b\x01\n" +
+	"\x0fEscalationLevel\x12 \n" +
+	"\x1cESCALATION_LEVEL_UNSPECIFIED\x10\x00\x12'\n" +
+	"#ESCALATION_LEVEL_SITE_INVESTIGATORS\x10\x01\x12 \n" +
+	"\x1cESCALATION_LEVEL_TRIAL_STAFF\x10\x02\x12\x1b\n" +
+	"\x17ESCALATION_LEVEL_ADMINS\x10\x03B\xf9\x01\n" +
 	"\x1ccom.trialhub.notification.v1B\n" +
 	"TypesProtoP\x01ZKgithub.com/trialhub/trialhub/gen/go/trialhub/notification/v1;notificationv1\xa2\x02\x03TNX\xaa\x02\x18Trialhub.Notification.V1\xca\x02\x18Trialhub\\Notification\\V1\xe2\x02$Trialhub\\Notification\\V1\\GPBMetadata\xea\x02\x1aTrialhub::Notification::V1b\x06proto3"
 
@@ -1128,43 +1578,59 @@ func file_trialhub_notification_v1_types_proto_rawDescGZIP() []byte {
 	return file_trialhub_notification_v1_types_proto_rawDescData
 }
 
-var file_trialhub_notification_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_trialhub_notification_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_trialhub_notification_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
+var file_trialhub_notification_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_trialhub_notification_v1_types_proto_goTypes = []any{
 	(DevicePlatform)(0),           // 0: trialhub.notification.v1.DevicePlatform
 	(NotificationKind)(0),         // 1: trialhub.notification.v1.NotificationKind
 	(NotificationPriority)(0),     // 2: trialhub.notification.v1.NotificationPriority
 	(NotificationStatus)(0),       // 3: trialhub.notification.v1.NotificationStatus
 	(FailureReason)(0),            // 4: trialhub.notification.v1.FailureReason
-	(*Recipient)(nil),             // 5: trialhub.notification.v1.Recipient
-	(*StaffRecipient)(nil),        // 6: trialhub.notification.v1.StaffRecipient
-	(*Device)(nil),                // 7: trialhub.notification.v1.Device
-	(*Notification)(nil),          // 8: trialhub.notification.v1.Notification
-	(*TemplateParameter)(nil),     // 9: trialhub.notification.v1.TemplateParameter
-	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
+	(SafetyAlertStatus)(0),        // 5: trialhub.notification.v1.SafetyAlertStatus
+	(EscalationLevel)(0),          // 6: trialhub.notification.v1.EscalationLevel
+	(*Recipient)(nil),             // 7: trialhub.notification.v1.Recipient
+	(*StaffRecipient)(nil),        // 8: trialhub.notification.v1.StaffRecipient
+	(*Device)(nil),                // 9: trialhub.notification.v1.Device
+	(*Notification)(nil),          // 10: trialhub.notification.v1.Notification
+	(*TemplateParameter)(nil),     // 11: trialhub.notification.v1.TemplateParameter
+	(*SafetyAlert)(nil),           // 12: trialhub.notification.v1.SafetyAlert
+	(*EscalationStep)(nil),        // 13: trialhub.notification.v1.EscalationStep
+	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
 }
 var file_trialhub_notification_v1_types_proto_depIdxs = []int32{
-	6,  // 0: trialhub.notification.v1.Recipient.staff:type_name -> trialhub.notification.v1.StaffRecipient
+	8,  // 0: trialhub.notification.v1.Recipient.staff:type_name -> trialhub.notification.v1.StaffRecipient
 	0,  // 1: trialhub.notification.v1.Device.platform:type_name -> trialhub.notification.v1.DevicePlatform
-	10, // 2: trialhub.notification.v1.Device.registered_at:type_name -> google.protobuf.Timestamp
-	10, // 3: trialhub.notification.v1.Device.last_seen_at:type_name -> google.protobuf.Timestamp
+	14, // 2: trialhub.notification.v1.Device.registered_at:type_name -> google.protobuf.Timestamp
+	14, // 3: trialhub.notification.v1.Device.last_seen_at:type_name -> google.protobuf.Timestamp
 	1,  // 4: trialhub.notification.v1.Notification.kind:type_name -> trialhub.notification.v1.NotificationKind
-	5,  // 5: trialhub.notification.v1.Notification.recipient:type_name -> trialhub.notification.v1.Recipient
-	9,  // 6: trialhub.notification.v1.Notification.template_parameters:type_name -> trialhub.notification.v1.TemplateParameter
+	7,  // 5: trialhub.notification.v1.Notification.recipient:type_name -> trialhub.notification.v1.Recipient
+	11, // 6: trialhub.notification.v1.Notification.template_parameters:type_name -> trialhub.notification.v1.TemplateParameter
 	2,  // 7: trialhub.notification.v1.Notification.priority:type_name -> trialhub.notification.v1.NotificationPriority
 	3,  // 8: trialhub.notification.v1.Notification.status:type_name -> trialhub.notification.v1.NotificationStatus
 	4,  // 9: trialhub.notification.v1.Notification.failure_reason:type_name -> trialhub.notification.v1.FailureReason
-	10, // 10: trialhub.notification.v1.Notification.not_before:type_name -> google.protobuf.Timestamp
-	10, // 11: trialhub.notification.v1.Notification.expires_at:type_name -> google.protobuf.Timestamp
-	10, // 12: trialhub.notification.v1.Notification.next_attempt_at:type_name -> google.protobuf.Timestamp
-	10, // 13: trialhub.notification.v1.Notification.created_at:type_name -> google.protobuf.Timestamp
-	10, // 14: trialhub.notification.v1.Notification.updated_at:type_name -> google.protobuf.Timestamp
-	10, // 15: trialhub.notification.v1.Notification.delivered_at:type_name -> google.protobuf.Timestamp
-	16, // [16:16] is the sub-list for method output_type
-	16, // [16:16] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	14, // 10: trialhub.notification.v1.Notification.not_before:type_name -> google.protobuf.Timestamp
+	14, // 11: trialhub.notification.v1.Notification.expires_at:type_name -> google.protobuf.Timestamp
+	14, // 12: trialhub.notification.v1.Notification.next_attempt_at:type_name -> google.protobuf.Timestamp
+	14, // 13: trialhub.notification.v1.Notification.created_at:type_name -> google.protobuf.Timestamp
+	14, // 14: trialhub.notification.v1.Notification.updated_at:type_name -> google.protobuf.Timestamp
+	14, // 15: trialhub.notification.v1.Notification.delivered_at:type_name -> google.protobuf.Timestamp
+	14, // 16: trialhub.notification.v1.Notification.scheduled_for:type_name -> google.protobuf.Timestamp
+	14, // 17: trialhub.notification.v1.Notification.first_sent_at:type_name -> google.protobuf.Timestamp
+	14, // 18: trialhub.notification.v1.Notification.opened_at:type_name -> google.protobuf.Timestamp
+	2,  // 19: trialhub.notification.v1.SafetyAlert.priority:type_name -> trialhub.notification.v1.NotificationPriority
+	5,  // 20: trialhub.notification.v1.SafetyAlert.status:type_name -> trialhub.notification.v1.SafetyAlertStatus
+	6,  // 21: trialhub.notification.v1.SafetyAlert.escalation_level:type_name -> trialhub.notification.v1.EscalationLevel
+	14, // 22: trialhub.notification.v1.SafetyAlert.raised_at:type_name -> google.protobuf.Timestamp
+	14, // 23: trialhub.notification.v1.SafetyAlert.escalate_at:type_name -> google.protobuf.Timestamp
+	14, // 24: trialhub.notification.v1.SafetyAlert.acknowledged_at:type_name -> google.protobuf.Timestamp
+	13, // 25: trialhub.notification.v1.SafetyAlert.steps:type_name -> trialhub.notification.v1.EscalationStep
+	6,  // 26: trialhub.notification.v1.EscalationStep.level:type_name -> trialhub.notification.v1.EscalationLevel
+	14, // 27: trialhub.notification.v1.EscalationStep.at:type_name -> google.protobuf.Timestamp
+	28, // [28:28] is the sub-list for method output_type
+	28, // [28:28] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_trialhub_notification_v1_types_proto_init() }
@@ -1191,8 +1657,8 @@ func file_trialhub_notification_v1_types_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_trialhub_notification_v1_types_proto_rawDesc), len(file_trialhub_notification_v1_types_proto_rawDesc)),
-			NumEnums:      5,
-			NumMessages:   5,
+			NumEnums:      7,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

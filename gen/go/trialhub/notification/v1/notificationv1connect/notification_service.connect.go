@@ -42,6 +42,21 @@ const (
 	// NotificationServiceCancelNotificationProcedure is the procedure name of the NotificationService's
 	// CancelNotification RPC.
 	NotificationServiceCancelNotificationProcedure = "/trialhub.notification.v1.NotificationService/CancelNotification"
+	// NotificationServiceListMyDevicesProcedure is the procedure name of the NotificationService's
+	// ListMyDevices RPC.
+	NotificationServiceListMyDevicesProcedure = "/trialhub.notification.v1.NotificationService/ListMyDevices"
+	// NotificationServiceReportNotificationOpenedProcedure is the procedure name of the
+	// NotificationService's ReportNotificationOpened RPC.
+	NotificationServiceReportNotificationOpenedProcedure = "/trialhub.notification.v1.NotificationService/ReportNotificationOpened"
+	// NotificationServiceRequeueNotificationProcedure is the procedure name of the
+	// NotificationService's RequeueNotification RPC.
+	NotificationServiceRequeueNotificationProcedure = "/trialhub.notification.v1.NotificationService/RequeueNotification"
+	// NotificationServiceListSafetyAlertsProcedure is the procedure name of the NotificationService's
+	// ListSafetyAlerts RPC.
+	NotificationServiceListSafetyAlertsProcedure = "/trialhub.notification.v1.NotificationService/ListSafetyAlerts"
+	// NotificationServiceAcknowledgeSafetyAlertProcedure is the procedure name of the
+	// NotificationService's AcknowledgeSafetyAlert RPC.
+	NotificationServiceAcknowledgeSafetyAlertProcedure = "/trialhub.notification.v1.NotificationService/AcknowledgeSafetyAlert"
 )
 
 var (
@@ -92,6 +107,45 @@ var (
 			IdempotencyLevel: connect.IdempotencyIdempotent,
 		}
 	})
+	notificationServiceListMyDevicesSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType:       connect.StreamTypeUnary,
+			Schema:           v1.File_trialhub_notification_v1_notification_service_proto.Services().ByName("NotificationService").Methods().ByName("ListMyDevices"),
+			Procedure:        NotificationServiceListMyDevicesProcedure,
+			IdempotencyLevel: connect.IdempotencyNoSideEffects,
+		}
+	})
+	notificationServiceReportNotificationOpenedSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType:       connect.StreamTypeUnary,
+			Schema:           v1.File_trialhub_notification_v1_notification_service_proto.Services().ByName("NotificationService").Methods().ByName("ReportNotificationOpened"),
+			Procedure:        NotificationServiceReportNotificationOpenedProcedure,
+			IdempotencyLevel: connect.IdempotencyIdempotent,
+		}
+	})
+	notificationServiceRequeueNotificationSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType: connect.StreamTypeUnary,
+			Schema:     v1.File_trialhub_notification_v1_notification_service_proto.Services().ByName("NotificationService").Methods().ByName("RequeueNotification"),
+			Procedure:  NotificationServiceRequeueNotificationProcedure,
+		}
+	})
+	notificationServiceListSafetyAlertsSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType:       connect.StreamTypeUnary,
+			Schema:           v1.File_trialhub_notification_v1_notification_service_proto.Services().ByName("NotificationService").Methods().ByName("ListSafetyAlerts"),
+			Procedure:        NotificationServiceListSafetyAlertsProcedure,
+			IdempotencyLevel: connect.IdempotencyNoSideEffects,
+		}
+	})
+	notificationServiceAcknowledgeSafetyAlertSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType:       connect.StreamTypeUnary,
+			Schema:           v1.File_trialhub_notification_v1_notification_service_proto.Services().ByName("NotificationService").Methods().ByName("AcknowledgeSafetyAlert"),
+			Procedure:        NotificationServiceAcknowledgeSafetyAlertProcedure,
+			IdempotencyLevel: connect.IdempotencyIdempotent,
+		}
+	})
 )
 
 // NotificationServiceClient is a client for the trialhub.notification.v1.NotificationService
@@ -139,6 +193,30 @@ type NotificationServiceClient interface {
 	// subject. Cancelling an already CANCELLED notification returns it unchanged;
 	// one that is SENDING or in another final state is FAILED_PRECONDITION.
 	CancelNotification(context.Context, *v1.CancelNotificationRequest) (*v1.CancelNotificationResponse, error)
+	// ListMyDevices lists the caller's own device registrations, newest seen first,
+	// so a patient or investigator can see where pushes go and remove a lost phone
+	// with UnregisterDevice. Push tokens are never returned.
+	ListMyDevices(context.Context, *v1.ListMyDevicesRequest) (*v1.ListMyDevicesResponse, error)
+	// ReportNotificationOpened records that the recipient opened a notification on a
+	// device (the app reports it when the person taps it), for the delivery log and
+	// compliance reports. Only a recipient of the notification may report it; the first
+	// report sets opened_at, later ones change nothing. Another caller's notification
+	// is NOT_FOUND.
+	ReportNotificationOpened(context.Context, *v1.ReportNotificationOpenedRequest) (*v1.ReportNotificationOpenedResponse, error)
+	// RequeueNotification puts a notification that ended FAILED or DEAD back in the
+	// queue, e.g. once the vendor's credentials are fixed or the recipient registered a
+	// device: a failed safety alert is not final. The reason is kept on the audit
+	// trail. Any other status is FAILED_PRECONDITION, and the error says which.
+	RequeueNotification(context.Context, *v1.RequeueNotificationRequest) (*v1.RequeueNotificationResponse, error)
+	// ListSafetyAlerts lists safety alerts, oldest open first, with their escalation
+	// steps. Investigators see the alerts of the sites and trials in their token's
+	// scopes (a site outside them is PERMISSION_DENIED); administrators see all.
+	ListSafetyAlerts(context.Context, *v1.ListSafetyAlertsRequest) (*v1.ListSafetyAlertsResponse, error)
+	// AcknowledgeSafetyAlert records that a person at the site has taken charge of an
+	// alert; it stops its escalation. Investigators acknowledge alerts of their sites
+	// and trials, administrators any. Acknowledging an acknowledged alert returns it
+	// unchanged, with who acknowledged it first.
+	AcknowledgeSafetyAlert(context.Context, *v1.AcknowledgeSafetyAlertRequest) (*v1.AcknowledgeSafetyAlertResponse, error)
 }
 
 // NewNotificationServiceClient constructs a client for the
@@ -193,6 +271,30 @@ type NotificationServiceHandler interface {
 	// subject. Cancelling an already CANCELLED notification returns it unchanged;
 	// one that is SENDING or in another final state is FAILED_PRECONDITION.
 	CancelNotification(context.Context, *v1.CancelNotificationRequest) (*v1.CancelNotificationResponse, error)
+	// ListMyDevices lists the caller's own device registrations, newest seen first,
+	// so a patient or investigator can see where pushes go and remove a lost phone
+	// with UnregisterDevice. Push tokens are never returned.
+	ListMyDevices(context.Context, *v1.ListMyDevicesRequest) (*v1.ListMyDevicesResponse, error)
+	// ReportNotificationOpened records that the recipient opened a notification on a
+	// device (the app reports it when the person taps it), for the delivery log and
+	// compliance reports. Only a recipient of the notification may report it; the first
+	// report sets opened_at, later ones change nothing. Another caller's notification
+	// is NOT_FOUND.
+	ReportNotificationOpened(context.Context, *v1.ReportNotificationOpenedRequest) (*v1.ReportNotificationOpenedResponse, error)
+	// RequeueNotification puts a notification that ended FAILED or DEAD back in the
+	// queue, e.g. once the vendor's credentials are fixed or the recipient registered a
+	// device: a failed safety alert is not final. The reason is kept on the audit
+	// trail. Any other status is FAILED_PRECONDITION, and the error says which.
+	RequeueNotification(context.Context, *v1.RequeueNotificationRequest) (*v1.RequeueNotificationResponse, error)
+	// ListSafetyAlerts lists safety alerts, oldest open first, with their escalation
+	// steps. Investigators see the alerts of the sites and trials in their token's
+	// scopes (a site outside them is PERMISSION_DENIED); administrators see all.
+	ListSafetyAlerts(context.Context, *v1.ListSafetyAlertsRequest) (*v1.ListSafetyAlertsResponse, error)
+	// AcknowledgeSafetyAlert records that a person at the site has taken charge of an
+	// alert; it stops its escalation. Investigators acknowledge alerts of their sites
+	// and trials, administrators any. Acknowledging an acknowledged alert returns it
+	// unchanged, with who acknowledged it first.
+	AcknowledgeSafetyAlert(context.Context, *v1.AcknowledgeSafetyAlertRequest) (*v1.AcknowledgeSafetyAlertResponse, error)
 }
 
 // RegisterNotificationServiceHandler registers svc as the
@@ -206,6 +308,11 @@ func RegisterNotificationServiceHandler(server *connect.Server, svc Notification
 		connect.Method{Spec: notificationServiceGetNotificationSpec(), Handler: adapter.getNotification},
 		connect.Method{Spec: notificationServiceListNotificationsSpec(), Handler: adapter.listNotifications},
 		connect.Method{Spec: notificationServiceCancelNotificationSpec(), Handler: adapter.cancelNotification},
+		connect.Method{Spec: notificationServiceListMyDevicesSpec(), Handler: adapter.listMyDevices},
+		connect.Method{Spec: notificationServiceReportNotificationOpenedSpec(), Handler: adapter.reportNotificationOpened},
+		connect.Method{Spec: notificationServiceRequeueNotificationSpec(), Handler: adapter.requeueNotification},
+		connect.Method{Spec: notificationServiceListSafetyAlertsSpec(), Handler: adapter.listSafetyAlerts},
+		connect.Method{Spec: notificationServiceAcknowledgeSafetyAlertSpec(), Handler: adapter.acknowledgeSafetyAlert},
 	)
 }
 
@@ -234,6 +341,26 @@ func (UnimplementedNotificationServiceHandler) ListNotifications(context.Context
 
 func (UnimplementedNotificationServiceHandler) CancelNotification(context.Context, *v1.CancelNotificationRequest) (*v1.CancelNotificationResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, "trialhub.notification.v1.NotificationService.CancelNotification is not implemented")
+}
+
+func (UnimplementedNotificationServiceHandler) ListMyDevices(context.Context, *v1.ListMyDevicesRequest) (*v1.ListMyDevicesResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "trialhub.notification.v1.NotificationService.ListMyDevices is not implemented")
+}
+
+func (UnimplementedNotificationServiceHandler) ReportNotificationOpened(context.Context, *v1.ReportNotificationOpenedRequest) (*v1.ReportNotificationOpenedResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "trialhub.notification.v1.NotificationService.ReportNotificationOpened is not implemented")
+}
+
+func (UnimplementedNotificationServiceHandler) RequeueNotification(context.Context, *v1.RequeueNotificationRequest) (*v1.RequeueNotificationResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "trialhub.notification.v1.NotificationService.RequeueNotification is not implemented")
+}
+
+func (UnimplementedNotificationServiceHandler) ListSafetyAlerts(context.Context, *v1.ListSafetyAlertsRequest) (*v1.ListSafetyAlertsResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "trialhub.notification.v1.NotificationService.ListSafetyAlerts is not implemented")
+}
+
+func (UnimplementedNotificationServiceHandler) AcknowledgeSafetyAlert(context.Context, *v1.AcknowledgeSafetyAlertRequest) (*v1.AcknowledgeSafetyAlertResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "trialhub.notification.v1.NotificationService.AcknowledgeSafetyAlert is not implemented")
 }
 
 type notificationServiceClient struct {
@@ -283,6 +410,46 @@ func (c *notificationServiceClient) ListNotifications(ctx context.Context, req *
 func (c *notificationServiceClient) CancelNotification(ctx context.Context, req *v1.CancelNotificationRequest) (*v1.CancelNotificationResponse, error) {
 	var res v1.CancelNotificationResponse
 	if err := c.client.CallUnary(ctx, notificationServiceCancelNotificationSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *notificationServiceClient) ListMyDevices(ctx context.Context, req *v1.ListMyDevicesRequest) (*v1.ListMyDevicesResponse, error) {
+	var res v1.ListMyDevicesResponse
+	if err := c.client.CallUnary(ctx, notificationServiceListMyDevicesSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *notificationServiceClient) ReportNotificationOpened(ctx context.Context, req *v1.ReportNotificationOpenedRequest) (*v1.ReportNotificationOpenedResponse, error) {
+	var res v1.ReportNotificationOpenedResponse
+	if err := c.client.CallUnary(ctx, notificationServiceReportNotificationOpenedSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *notificationServiceClient) RequeueNotification(ctx context.Context, req *v1.RequeueNotificationRequest) (*v1.RequeueNotificationResponse, error) {
+	var res v1.RequeueNotificationResponse
+	if err := c.client.CallUnary(ctx, notificationServiceRequeueNotificationSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *notificationServiceClient) ListSafetyAlerts(ctx context.Context, req *v1.ListSafetyAlertsRequest) (*v1.ListSafetyAlertsResponse, error) {
+	var res v1.ListSafetyAlertsResponse
+	if err := c.client.CallUnary(ctx, notificationServiceListSafetyAlertsSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *notificationServiceClient) AcknowledgeSafetyAlert(ctx context.Context, req *v1.AcknowledgeSafetyAlertRequest) (*v1.AcknowledgeSafetyAlertResponse, error) {
+	var res v1.AcknowledgeSafetyAlertResponse
+	if err := c.client.CallUnary(ctx, notificationServiceAcknowledgeSafetyAlertSpec(), req, &res); err != nil {
 		return nil, err
 	}
 	return &res, nil
@@ -356,6 +523,66 @@ func (h notificationServiceHandler) cancelNotification(ctx context.Context, _ co
 		return err
 	}
 	res, err := h.svc.CancelNotification(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h notificationServiceHandler) listMyDevices(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.ListMyDevicesRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.ListMyDevices(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h notificationServiceHandler) reportNotificationOpened(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.ReportNotificationOpenedRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.ReportNotificationOpened(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h notificationServiceHandler) requeueNotification(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.RequeueNotificationRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.RequeueNotification(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h notificationServiceHandler) listSafetyAlerts(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.ListSafetyAlertsRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.ListSafetyAlerts(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h notificationServiceHandler) acknowledgeSafetyAlert(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.AcknowledgeSafetyAlertRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.AcknowledgeSafetyAlert(ctx, &req)
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,7 @@ import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/vali
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import { file_trialhub_authz_v1_authz } from "../../authz/v1/authz_pb.js";
-import type { Device, DevicePlatform, Notification, NotificationKind, NotificationPriority, NotificationStatus, Recipient, TemplateParameter } from "./types_pb.js";
+import type { Device, DevicePlatform, Notification, NotificationKind, NotificationPriority, NotificationStatus, Recipient, SafetyAlert, SafetyAlertStatus, TemplateParameter } from "./types_pb.js";
 import { file_trialhub_notification_v1_types } from "./types_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file trialhub/notification/v1/notification_service.proto.
  */
 export const file_trialhub_notification_v1_notification_service: GenFile = /*@__PURE__*/
-  fileDesc("CjN0cmlhbGh1Yi9ub3RpZmljYXRpb24vdjEvbm90aWZpY2F0aW9uX3NlcnZpY2UucHJvdG8SGHRyaWFsaHViLm5vdGlmaWNhdGlvbi52MSL+AQoVUmVnaXN0ZXJEZXZpY2VSZXF1ZXN0Eh4KCnB1c2hfdG9rZW4YASABKAlCCrpIB3IFEAEYgCASRgoIcGxhdGZvcm0YAiABKA4yKC50cmlhbGh1Yi5ub3RpZmljYXRpb24udjEuRGV2aWNlUGxhdGZvcm1CCrpIB4IBBBABIAASPQoLYXBwX3ZlcnNpb24YAyABKAlCKLpIJXIjEAEYQDIdXlswLTlBLVphLXpdWzAtOUEtWmEtei4rXy1dKiQSPgoGbG9jYWxlGAQgASgJQi66SCtyKRACGCMyI15bQS1aYS16XXsyLDN9KC1bQS1aYS16MC05XXsxLDh9KSokIlsKFlJlZ2lzdGVyRGV2aWNlUmVzcG9uc2USMAoGZGV2aWNlGAEgASgLMiAudHJpYWxodWIubm90aWZpY2F0aW9uLnYxLkRldmljZRIPCgdjcmVhdGVkGAIgASgIIjYKF1VucmVnaXN0ZXJEZXZpY2VSZXF1ZXN0EhsKCWRldmljZV9pZBgBIAEoCUIIukgFcgOwAQEiYgoYVW5yZWdpc3RlckRldmljZVJlc3BvbnNlEhEKCWRldmljZV9pZBgBIAEoCRIzCg91bnJlZ2lzdGVyZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIowPChdTZW5kTm90aWZpY2F0aW9uUmVxdWVzdBI3Cg9pZGVtcG90ZW5jeV9rZXkYASABKAlCHrpIG3IZEBAYgAEyEl5bQS1aYS16MC05Ll86LV0rJBJECgRraW5kGAIgASgOMioudHJpYWxodWIubm90aWZpY2F0aW9uLnYxLk5vdGlmaWNhdGlvbktpbmRCCrpIB4IBBBABIAASPgoJcmVjaXBpZW50GAMgASgLMiMudHJpYWxodWIubm90aWZpY2F0aW9uLnYxLlJlY2lwaWVudEIGukgDyAEBEkcKDXRlbXBsYXRlX2NvZGUYBCABKAlCMLpILXIrEAMYQDIlXlthLXpdW2EtejAtOV9dKihcLlthLXpdW2EtejAtOV9dKikqJBJSChN0ZW1wbGF0ZV9wYXJhbWV0ZXJzGA0gAygLMisudHJpYWxodWIubm90aWZpY2F0aW9uLnYxLlRlbXBsYXRlUGFyYW1ldGVyQgi6SAWSAQIQEBJMCghwcmlvcml0eRgGIAEoDjIuLnRyaWFsaHViLm5vdGlmaWNhdGlvbi52MS5Ob3RpZmljYXRpb25Qcmlvcml0eUIKukgHggEEEAEgABI+Cgpub3RfYmVmb3JlGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIOukgLsgEIMgYIgIe1wwMSPgoKZXhwaXJlc19hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCDrpIC7IBCDIGCICHtcMDEh0KCHRyaWFsX2lkGAkgASgJQgu6SAjYAQFyA7ABARIlChBzdWJqZWN0X3Zpc2l0X2lkGAogASgJQgu6SAjYAQFyA7ABARInChJhYm91dF9zdWJqZWN0X3V1aWQYCyABKAlCC7pICNgBAXIDsAEBElkKEHNvdXJjZV9yZWZlcmVuY2UYDCABKAlCP7pIPNgBAXI3GMgBMjJeW2Etel1bYS16MC05X10qOlthLXpdW2EtejAtOV9dKi9bQS1aYS16MC05Ll86LV0rJDrqCLpI5ggapgEKKnNlbmRfbm90aWZpY2F0aW9uLmV4cGlyZXNfYWZ0ZXJfbm90X2JlZm9yZRIjZXhwaXJlc19hdCBtdXN0IGJlIGFmdGVyIG5vdF9iZWZvcmUaUyFoYXModGhpcy5ub3RfYmVmb3JlKSB8fCAhaGFzKHRoaXMuZXhwaXJlc19hdCkgfHwgdGhpcy5leHBpcmVzX2F0ID4gdGhpcy5ub3RfYmVmb3JlGpoBCiBzZW5kX25vdGlmaWNhdGlvbi5hbGVydF90b19zdGFmZhIwYW4gYWxlcnQgbXVzdCBnbyB0byBzaXRlIHN0YWZmLCBub3QgdG8gYSBwYXRpZW50GkR0aGlzLmtpbmQgIT0gMiB8fCAoaGFzKHRoaXMucmVjaXBpZW50KSAmJiBoYXModGhpcy5yZWNpcGllbnQuc3RhZmYpKRqaAQolc2VuZF9ub3RpZmljYXRpb24uYWxlcnRfYWJvdXRfc3ViamVjdBJAYW4gYWxlcnQgbXVzdCBuYW1lIHRoZSBzdWJqZWN0IGl0IGNvbmNlcm5zIGluIGFib3V0X3N1YmplY3RfdXVpZBovdGhpcy5raW5kICE9IDIgfHwgdGhpcy5hYm91dF9zdWJqZWN0X3V1aWQgIT0gJycalQEKLHNlbmRfbm90aWZpY2F0aW9uLnRlbXBsYXRlX3BhcmFtZXRlcnNfdW5pcXVlEjN0ZW1wbGF0ZV9wYXJhbWV0ZXJzIG11c3QgbmFtZSBlYWNoIHBsYWNlaG9sZGVyIG9uY2UaMHRoaXMudGVtcGxhdGVfcGFyYW1ldGVycy5tYXAocCwgcC5uYW1lKS51bmlxdWUoKRrVAQogc2VuZF9ub3RpZmljYXRpb24uc3RhZmZfaW5fdHJpYWwSQGEgbm90aWZpY2F0aW9uIHRvIGEgc2l0ZSdzIHN0YWZmIG11c3QgbmFtZSBpdHMgdHJpYWwgaW4gdHJpYWxfaWQabyFoYXModGhpcy5yZWNpcGllbnQpIHx8ICFoYXModGhpcy5yZWNpcGllbnQuc3RhZmYpIHx8ICFoYXModGhpcy5yZWNpcGllbnQuc3RhZmYuc2l0ZV9pZCkgfHwgdGhpcy50cmlhbF9pZCAhPSAnJxqQAgoxc2VuZF9ub3RpZmljYXRpb24uYWJvdXRfc3ViamVjdF9tYXRjaGVzX3JlY2lwaWVudBJEYWJvdXRfc3ViamVjdF91dWlkIG11c3QgYmUgZW1wdHkgb3IgZXF1YWwgdGhlIHJlY2lwaWVudCBzdWJqZWN0X3V1aWQalAEhaGFzKHRoaXMucmVjaXBpZW50KSB8fCAhaGFzKHRoaXMucmVjaXBpZW50LnN1YmplY3RfdXVpZCkgfHwgdGhpcy5hYm91dF9zdWJqZWN0X3V1aWQgPT0gJycgfHwgdGhpcy5hYm91dF9zdWJqZWN0X3V1aWQgPT0gdGhpcy5yZWNpcGllbnQuc3ViamVjdF91dWlkSgQIBRAGUgpwYXJhbWV0ZXJzIlgKGFNlbmROb3RpZmljYXRpb25SZXNwb25zZRI8Cgxub3RpZmljYXRpb24YASABKAsyJi50cmlhbGh1Yi5ub3RpZmljYXRpb24udjEuTm90aWZpY2F0aW9uIjsKFkdldE5vdGlmaWNhdGlvblJlcXVlc3QSIQoPbm90aWZpY2F0aW9uX2lkGAEgASgJQgi6SAVyA7ABASJXChdHZXROb3RpZmljYXRpb25SZXNwb25zZRI8Cgxub3RpZmljYXRpb24YASABKAsyJi50cmlhbGh1Yi5ub3RpZmljYXRpb24udjEuTm90aWZpY2F0aW9uIpcFChhMaXN0Tm90aWZpY2F0aW9uc1JlcXVlc3QSUwoIc3RhdHVzZXMYASADKA4yLC50cmlhbGh1Yi5ub3RpZmljYXRpb24udjEuTm90aWZpY2F0aW9uU3RhdHVzQhO6SBCSAQ0QBhgBIgeCAQQQASAAEk4KBWtpbmRzGAIgAygOMioudHJpYWxodWIubm90aWZpY2F0aW9uLnYxLk5vdGlmaWNhdGlvbktpbmRCE7pIEJIBDRACGAEiB4IBBBABIAASIQoMc3ViamVjdF91dWlkGAMgASgJQgu6SAjYAQFyA7ABARIcCgdzaXRlX2lkGAQgASgJQgu6SAjYAQFyA7ABARIdCgh0cmlhbF9pZBgFIAEoCUILukgI2AEBcgOwAQESQAoMY3JlYXRlZF9mcm9tGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIOukgLsgEIMgYIgIe1wwMSQQoNY3JlYXRlZF91bnRpbBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCDrpIC7IBCDIGCICHtcMDEh0KCXBhZ2Vfc2l6ZRgIIAEoBUIKukgHGgUYyAEoABIcCgpwYWdlX3Rva2VuGAkgASgJQgi6SAVyAxiABDqzAbpIrwEarAEKIGxpc3Rfbm90aWZpY2F0aW9ucy5jcmVhdGVkX3JhbmdlEiljcmVhdGVkX2Zyb20gbXVzdCBiZSBiZWZvcmUgY3JlYXRlZF91bnRpbBpdIWhhcyh0aGlzLmNyZWF0ZWRfZnJvbSkgfHwgIWhhcyh0aGlzLmNyZWF0ZWRfdW50aWwpIHx8IHRoaXMuY3JlYXRlZF9mcm9tIDwgdGhpcy5jcmVhdGVkX3VudGlsInMKGUxpc3ROb3RpZmljYXRpb25zUmVzcG9uc2USPQoNbm90aWZpY2F0aW9ucxgBIAMoCzImLnRyaWFsaHViLm5vdGlmaWNhdGlvbi52MS5Ob3RpZmljYXRpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIrQBChlDYW5jZWxOb3RpZmljYXRpb25SZXF1ZXN0EiMKD25vdGlmaWNhdGlvbl9pZBgBIAEoCUIIukgFcgOwAQFIABI5Cg9pZGVtcG90ZW5jeV9rZXkYAiABKAlCHrpIG3IZEBAYgAEyEl5bQS1aYS16MC05Ll86LV0rJEgAEiYKBnJlYXNvbhgDIAEoCUIWukgTchEQBRjoBzIKKFxTXHMqKXs1fUIPCgZ0YXJnZXQSBbpIAggBIloKGkNhbmNlbE5vdGlmaWNhdGlvblJlc3BvbnNlEjwKDG5vdGlmaWNhdGlvbhgBIAEoCzImLnRyaWFsaHViLm5vdGlmaWNhdGlvbi52MS5Ob3RpZmljYXRpb24yywYKE05vdGlmaWNhdGlvblNlcnZpY2USggEKDlJlZ2lzdGVyRGV2aWNlEi8udHJpYWxodWIubm90aWZpY2F0aW9uLnYxLlJlZ2lzdGVyRGV2aWNlUmVxdWVzdBowLnRyaWFsaHViLm5vdGlmaWNhdGlvbi52MS5SZWdpc3RlckRldmljZVJlc3BvbnNlIg2QAgKSghkGCgIBAhgBEogBChBVbnJlZ2lzdGVyRGV2aWNlEjEudHJpYWxodWIubm90aWZpY2F0aW9uLnYxLlVucmVnaXN0ZXJEZXZpY2VSZXF1ZXN0GjIudHJpYWxodWIubm90aWZpY2F0aW9uLnYxLlVucmVnaXN0ZXJEZXZpY2VSZXNwb25zZSINkAICkoIZBgoCAQIYARKDAQoQU2VuZE5vdGlmaWNhdGlvbhIxLnRyaWFsaHViLm5vdGlmaWNhdGlvbi52MS5TZW5kTm90aWZpY2F0aW9uUmVxdWVzdBoyLnRyaWFsaHViLm5vdGlmaWNhdGlvbi52MS5TZW5kTm90aWZpY2F0aW9uUmVzcG9uc2UiCJKCGQQKAgUEEoMBCg9HZXROb3RpZmljYXRpb24SMC50cmlhbGh1Yi5ub3RpZmljYXRpb24udjEuR2V0Tm90aWZpY2F0aW9uUmVxdWVzdBoxLnRyaWFsaHViLm5vdGlmaWNhdGlvbi52MS5HZXROb3RpZmljYXRpb25SZXNwb25zZSILkAIBkoIZBAoCBQQSiAEKEUxpc3ROb3RpZmljYXRpb25zEjIudHJpYWxodWIubm90aWZpY2F0aW9uLnYxLkxpc3ROb3RpZmljYXRpb25zUmVxdWVzdBozLnRyaWFsaHViLm5vdGlmaWNhdGlvbi52MS5MaXN0Tm90aWZpY2F0aW9uc1Jlc3BvbnNlIgqQAgGSghkDCgEEEowBChJDYW5jZWxOb3RpZmljYXRpb24SMy50cmlhbGh1Yi5ub3RpZmljYXRpb24udjEuQ2FuY2VsTm90aWZpY2F0aW9uUmVxdWVzdBo0LnRyaWFsaHViLm5vdGlmaWNhdGlvbi52MS5DYW5jZWxOb3RpZmljYXRpb25SZXNwb25zZSILkAICkoIZBAoCBQRChwIKHGNvbS50cmlhbGh1Yi5ub3RpZmljYXRpb24udjFCGE5vdGlmaWNhdGlvblNlcnZpY2VQcm90b1ABWktnaXRodWIuY29tL3RyaWFsaHViL3RyaWFsaHViL2dlbi9nby90cmlhbGh1Yi9ub3RpZmljYXRpb24vdjE7bm90aWZpY2F0aW9udjGiAgNUTliqAhhUcmlhbGh1Yi5Ob3RpZmljYXRpb24uVjHKAhhUcmlhbGh1YlxOb3RpZmljYXRpb25cVjHiAiRUcmlhbGh1YlxOb3RpZmljYXRpb25cVjFcR1BCTWV0YWRhdGHqAhpUcmlhbGh1Yjo6Tm90aWZpY2F0aW9uOjpWMWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_timestamp, file_trialhub_authz_v1_authz, file_trialhub_notification_v1_types]);
+  fileDesc("CjN0cmlhbGh1Yi9ub3RpZmljYXRpb24vdjEvbm90aWZpY2F0aW9uX3NlcnZpY2UucHJvdG8SGHRyaWFsaHViLm5vdGlmaWNhdGlvbi52MSL+AQoVUmVnaXN0ZXJEZXZpY2VSZXF1ZXN0Eh4KCnB1c2hfdG9rZW4YASABKAlCCrpIB3IFEAEYgCASRgoIcGxhdGZvcm0YAiABKA4yKC50cmlhbGh1Yi5ub3RpZmljYXRpb24udjEuRGV2aWNlUGxhdGZvcm1CCrpIB4IBBBABIAASPQoLYXBwX3ZlcnNpb24YAyABKAlCKLpIJXIjEAEYQDIdXlswLTlBLVphLXpdWzAtOUEtWmEtei4rXy1dKiQSPgoGbG9jYWxlGAQgASgJQi66SCtyKRACGCMyI15bQS1aYS16XXsyLDN9KC1bQS1aYS16MC05XXsxLDh9KSokIlsKFlJlZ2lzdGVyRGV2aWNlUmVzcG9uc2USMAoGZGV2aWNlGAEgASgLMiAudHJpYWxodWIubm90aWZpY2F0aW9uLnYxLkRldmljZRIPCgdjcmVhdGVkGAIgASgIIjYKF1VucmVnaXN0ZXJEZXZpY2VSZXF1ZXN0EhsKCWRldmljZV9pZBgBIAEoCUIIukgFcgOwAQEiYgoYVW5yZWdpc3RlckRldmljZVJlc3BvbnNlEhEKCWRldmljZV9pZBgBIAEoCRIzCg91bnJlZ2lzdGVyZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIowPChdTZW5kTm90aWZpY2F0aW9uUmVxdWVzdBI3Cg9pZGVtcG90ZW5jeV9rZXkYASABKAlCHrpIG3IZEBAYgAEyEl5bQS1aYS16MC05Ll86LV0rJBJECgRraW5kGAIgASgOMioudHJpYWxodWIubm90aWZpY2F0aW9uLnYxLk5vdGlmaWNhdGlvbktpbmRCCrpIB4IBBBABIAASPgoJcmVjaXBpZW50GAMgASgLMiMudHJpYWxodWIubm90aWZpY2F0aW9uLnYxLlJlY2lwaWVudEIGukgDyAEBEkcKDXRlbXBsYXRlX2NvZGUYBCABKAlCMLpILXIrEAMYQDIlXlthLXpdW2EtejAtOV9dKihcLlthLXpdW2EtejAtOV9dKikqJBJSChN0ZW1wbGF0ZV9wYXJhbWV0ZXJzGA0gAygLMisudHJpYWxodWIubm90aWZpY2F0aW9uLnYxLlRlbXBsYXRlUGFyYW1ldGVyQgi6SAWSAQIQEBJMCghwcmlvcml0eRgGIAEoDjIuLnRyaWFsaHViLm5vdGlmaWNhdGlvbi52MS5Ob3RpZmljYXRpb25Qcmlvcml0eUIKukgHggEEEAEgABI+Cgpub3RfYmVmb3JlGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIOukgLsgEIMgYIgIe1wwMSPgoKZXhwaXJlc19hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCDrpIC7IBCDIGCICHtcMDEh0KCHRyaWFsX2lkGAkgASgJQgu6SAjYAQFyA7ABARIlChBzdWJqZWN0X3Zpc2l0X2lkGAogASgJQgu6SAjYAQFyA7ABARInChJhYm91dF9zdWJqZWN0X3V1aWQYCyABKAlCC7pICNgBAXIDsAEBElkKEHNvdXJjZV9yZWZlcmVuY2UYDCABKAlCP7pIPNgBAXI3GMgBMjJeW2Etel1bYS16MC05X10qOlthLXpdW2EtejAtOV9dKi9bQS1aYS16MC05Ll86LV0rJDrqCLpI5ggapgEKKnNlbmRfbm90aWZpY2F0aW9uLmV4cGlyZXNfYWZ0ZXJfbm90X2JlZm9yZRIjZXhwaXJlc19hdCBtdXN0IGJlIGFmdGVyIG5vdF9iZWZvcmUaUyFoYXModGhpcy5ub3RfYmVmb3JlKSB8fCAhaGFzKHRoaXMuZXhwaXJlc19hdCkgfHwgdGhpcy5leHBpcmVzX2F0ID4gdGhpcy5ub3RfYmVmb3JlGpoBCiBzZW5kX25vdGlmaWNhdGlvbi5hbGVydF90b19zdGFmZhIwYW4gYWxlcnQgbXVzdCBnbyB0byBzaXRlIHN0YWZmLCBub3QgdG8gYSBwYXRpZW50GkR0aGlzLmtpbmQgIT0gMiB8fCAoaGFzKHRoaXMucmVjaXBpZW50KSAmJiBoYXModGhpcy5yZWNpcGllbnQuc3RhZmYpKRqaAQolc2VuZF9ub3RpZmljYXRpb24uYWxlcnRfYWJvdXRfc3ViamVjdBJAYW4gYWxlcnQgbXVzdCBuYW1lIHRoZSBzdWJqZWN0IGl0IGNvbmNlcm5zIGluIGFib3V0X3N1YmplY3RfdXVpZBovdGhpcy5raW5kICE9IDIgfHwgdGhpcy5hYm91dF9zdWJqZWN0X3V1aWQgIT0gJycalQEKLHNlbmRfbm90aWZpY2F0aW9uLnRlbXBsYXRlX3BhcmFtZXRlcnNfdW5pcXVlEjN0ZW1wbGF0ZV9wYXJhbWV0ZXJzIG11c3QgbmFtZSBlYWNoIHBsYWNlaG9sZGVyIG9uY2UaMHRoaXMudGVtcGxhdGVfcGFyYW1ldGVycy5tYXAocCwgcC5uYW1lKS51bmlxdWUoKRrVAQogc2VuZF9ub3RpZmljYXRpb24uc3RhZmZfaW5fdHJpYWwSQGEgbm90aWZpY2F0aW9uIHRvIGEgc2l0ZSdzIHN0YWZmIG11c3QgbmFtZSBpdHMgdHJpYWwgaW4gdHJpYWxfaWQabyFoYXModGhpcy5yZWNpcGllbnQpIHx8ICFoYXModGhpcy5yZWNpcGllbnQuc3RhZmYpIHx8ICFoYXModGhpcy5yZWNpcGllbnQuc3RhZmYuc2l0ZV9pZCkgfHwgdGhpcy50cmlhbF9pZCAhPSAnJxqQAgoxc2VuZF9ub3RpZmljYXRpb24uYWJvdXRfc3ViamVjdF9tYXRjaGVzX3JlY2lwaWVudBJEYWJvdXRfc3ViamVjdF91dWlkIG11c3QgYmUgZW1wdHkgb3IgZXF1YWwgdGhlIHJlY2lwaWVudCBzdWJqZWN0X3V1aWQalAEhaGFzKHRoaXMucmVjaXBpZW50KSB8fCAhaGFzKHRoaXMucmVjaXBpZW50LnN1YmplY3RfdXVpZCkgfHwgdGhpcy5hYm91dF9zdWJqZWN0X3V1aWQgPT0gJycgfHwgdGhpcy5hYm91dF9zdWJqZWN0X3V1aWQgPT0gdGhpcy5yZWNpcGllbnQuc3ViamVjdF91dWlkSgQIBRAGUgpwYXJhbWV0ZXJzIlgKGFNlbmROb3RpZmljYXRpb25SZXNwb25zZRI8Cgxub3RpZmljYXRpb24YASABKAsyJi50cmlhbGh1Yi5ub3RpZmljYXRpb24udjEuTm90aWZpY2F0aW9uIjsKFkdldE5vdGlmaWNhdGlvblJlcXVlc3QSIQoPbm90aWZpY2F0aW9uX2lkGAEgASgJQgi6SAVyA7ABASJXChdHZXROb3RpZmljYXRpb25SZXNwb25zZRI8Cgxub3RpZmljYXRpb24YASABKAsyJi50cmlhbGh1Yi5ub3RpZmljYXRpb24udjEuTm90aWZpY2F0aW9uIpcFChhMaXN0Tm90aWZpY2F0aW9uc1JlcXVlc3QSUwoIc3RhdHVzZXMYASADKA4yLC50cmlhbGh1Yi5ub3RpZmljYXRpb24udjEuTm90aWZpY2F0aW9uU3RhdHVzQhO6SBCSAQ0QCBgBIgeCAQQQASAAEk4KBWtpbmRzGAIgAygOMioudHJpYWxodWIubm90aWZpY2F0aW9uLnYxLk5vdGlmaWNhdGlvbktpbmRCE7pIEJIBDRACGAEiB4IBBBABIAASIQoMc3ViamVjdF91dWlkGAMgASgJQgu6SAjYAQFyA7ABARIcCgdzaXRlX2lkGAQgASgJQgu6SAjYAQFyA7ABARIdCgh0cmlhbF9pZBgFIAEoCUILukgI2AEBcgOwAQESQAoMY3JlYXRlZF9mcm9tGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIOukgLsgEIMgYIgIe1wwMSQQoNY3JlYXRlZF91bnRpbBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCDrpIC7IBCDIGCICHtcMDEh0KCXBhZ2Vfc2l6ZRgIIAEoBUIKukgHGgUYyAEoABIcCgpwYWdlX3Rva2VuGAkgASgJQgi6SAVyAxiABDqzAbpIrwEarAEKIGxpc3Rfbm90aWZpY2F0aW9ucy5jcmVhdGVkX3JhbmdlEiljcmVhdGVkX2Zyb20gbXVzdCBiZSBiZWZvcmUgY3JlYXRlZF91bnRpbBpdIWhhcyh0aGlzLmNyZWF0ZWRfZnJvbSkgfHwgIWhhcyh0aGlzLmNyZWF0ZWRfdW50aWwpIHx8IHRoaXMuY3JlYXRlZF9mcm9tIDwgdGhpcy5jcmVhdGVkX3VudGlsInMKGUxpc3ROb3RpZmljYXRpb25zUmVzcG9uc2USPQoNbm90aWZpY2F0aW9ucxgBIAMoCzImLnRyaWFsaHViLm5vdGlmaWNhdGlvbi52MS5Ob3RpZmljYXRpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIrQBChlDYW5jZWxOb3RpZmljYXRpb25SZXF1ZXN0EiMKD25vdGlmaWNhdGlvbl9pZBgBIAEoCUIIukgFcgOwAQFIABI5Cg9pZGVtcG90ZW5jeV9rZXkYAiABKAlCHrpIG3IZEBAYgAEyEl5bQS1aYS16MC05Ll86LV0rJEgAEiYKBnJlYXNvbhgDIAEoCUIWukgTchEQBRjoBzIKKFxTXHMqKXs1fUIPCgZ0YXJnZXQSBbpIAggBIloKGkNhbmNlbE5vdGlmaWNhdGlvblJlc3BvbnNlEjwKDG5vdGlmaWNhdGlvbhgBIAEoCzImLnRyaWFsaHViLm5vdGlmaWNhdGlvbi52MS5Ob3RpZmljYXRpb24iUwoUTGlzdE15RGV2aWNlc1JlcXVlc3QSHQoJcGFnZV9zaXplGAEgASgFQgq6SAcaBRjIASgAEhwKCnBhZ2VfdG9rZW4YAiABKAlCCLpIBXIDGIAEImMKFUxpc3RNeURldmljZXNSZXNwb25zZRIxCgdkZXZpY2VzGAEgAygLMiAudHJpYWxodWIubm90aWZpY2F0aW9uLnYxLkRldmljZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiRAofUmVwb3J0Tm90aWZpY2F0aW9uT3BlbmVkUmVxdWVzdBIhCg9ub3RpZmljYXRpb25faWQYASABKAlCCLpIBXIDsAEBIlEKIFJlcG9ydE5vdGlmaWNhdGlvbk9wZW5lZFJlc3BvbnNlEi0KCW9wZW5lZF9hdBgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiZwoaUmVxdWV1ZU5vdGlmaWNhdGlvblJlcXVlc3QSIQoPbm90aWZpY2F0aW9uX2lkGAEgASgJQgi6SAVyA7ABARImCgZyZWFzb24YAiABKAlCFrpIE3IREAUY6AcyCihcU1xzKil7NX0iWwobUmVxdWV1ZU5vdGlmaWNhdGlvblJlc3BvbnNlEjwKDG5vdGlmaWNhdGlvbhgBIAEoCzImLnRyaWFsaHViLm5vdGlmaWNhdGlvbi52MS5Ob3RpZmljYXRpb24i5wEKF0xpc3RTYWZldHlBbGVydHNSZXF1ZXN0Eh0KCHRyaWFsX2lkGAEgASgJQgu6SAjYAQFyA7ABARIcCgdzaXRlX2lkGAIgASgJQgu6SAjYAQFyA7ABARJSCghzdGF0dXNlcxgDIAMoDjIrLnRyaWFsaHViLm5vdGlmaWNhdGlvbi52MS5TYWZldHlBbGVydFN0YXR1c0ITukgQkgENEAIYASIHggEEEAEgABIdCglwYWdlX3NpemUYBCABKAVCCrpIBxoFGMgBKAASHAoKcGFnZV90b2tlbhgFIAEoCUIIukgFcgMYgAQiagoYTGlzdFNhZmV0eUFsZXJ0c1Jlc3BvbnNlEjUKBmFsZXJ0cxgBIAMoCzIlLnRyaWFsaHViLm5vdGlmaWNhdGlvbi52MS5TYWZldHlBbGVydBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiOwodQWNrbm93bGVkZ2VTYWZldHlBbGVydFJlcXVlc3QSGgoIYWxlcnRfaWQYASABKAlCCLpIBXIDsAEBIlYKHkFja25vd2xlZGdlU2FmZXR5QWxlcnRSZXNwb25zZRI0CgVhbGVydBgBIAEoCzIlLnRyaWFsaHViLm5vdGlmaWNhdGlvbi52MS5TYWZldHlBbGVydDKhDAoTTm90aWZpY2F0aW9uU2VydmljZRKCAQoOUmVnaXN0ZXJEZXZpY2USLy50cmlhbGh1Yi5ub3RpZmljYXRpb24udjEuUmVnaXN0ZXJEZXZpY2VSZXF1ZXN0GjAudHJpYWxodWIubm90aWZpY2F0aW9uLnYxLlJlZ2lzdGVyRGV2aWNlUmVzcG9uc2UiDZACApKCGQYKAgECGAESiAEKEFVucmVnaXN0ZXJEZXZpY2USMS50cmlhbGh1Yi5ub3RpZmljYXRpb24udjEuVW5yZWdpc3RlckRldmljZVJlcXVlc3QaMi50cmlhbGh1Yi5ub3RpZmljYXRpb24udjEuVW5yZWdpc3RlckRldmljZVJlc3BvbnNlIg2QAgKSghkGCgIBAhgBEoMBChBTZW5kTm90aWZpY2F0aW9uEjEudHJpYWxodWIubm90aWZpY2F0aW9uLnYxLlNlbmROb3RpZmljYXRpb25SZXF1ZXN0GjIudHJpYWxodWIubm90aWZpY2F0aW9uLnYxLlNlbmROb3RpZmljYXRpb25SZXNwb25zZSIIkoIZBAoCBQQSgwEKD0dldE5vdGlmaWNhdGlvbhIwLnRyaWFsaHViLm5vdGlmaWNhdGlvbi52MS5HZXROb3RpZmljYXRpb25SZXF1ZXN0GjEudHJpYWxodWIubm90aWZpY2F0aW9uLnYxLkdldE5vdGlmaWNhdGlvblJlc3BvbnNlIguQAgGSghkECgIFBBKIAQoRTGlzdE5vdGlmaWNhdGlvbnMSMi50cmlhbGh1Yi5ub3RpZmljYXRpb24udjEuTGlzdE5vdGlmaWNhdGlvbnNSZXF1ZXN0GjMudHJpYWxodWIubm90aWZpY2F0aW9uLnYxLkxpc3ROb3RpZmljYXRpb25zUmVzcG9uc2UiCpACAZKCGQMKAQQSjAEKEkNhbmNlbE5vdGlmaWNhdGlvbhIzLnRyaWFsaHViLm5vdGlmaWNhdGlvbi52MS5DYW5jZWxOb3RpZmljYXRpb25SZXF1ZXN0GjQudHJpYWxodWIubm90aWZpY2F0aW9uLnYxLkNhbmNlbE5vdGlmaWNhdGlvblJlc3BvbnNlIguQAgKSghkECgIFBBJ/Cg1MaXN0TXlEZXZpY2VzEi4udHJpYWxodWIubm90aWZpY2F0aW9uLnYxLkxpc3RNeURldmljZXNSZXF1ZXN0Gi8udHJpYWxodWIubm90aWZpY2F0aW9uLnYxLkxpc3RNeURldmljZXNSZXNwb25zZSINkAIBkoIZBgoCAQIYARKgAQoYUmVwb3J0Tm90aWZpY2F0aW9uT3BlbmVkEjkudHJpYWxodWIubm90aWZpY2F0aW9uLnYxLlJlcG9ydE5vdGlmaWNhdGlvbk9wZW5lZFJlcXVlc3QaOi50cmlhbGh1Yi5ub3RpZmljYXRpb24udjEuUmVwb3J0Tm90aWZpY2F0aW9uT3BlbmVkUmVzcG9uc2UiDZACApKCGQYKAgECGAESiwEKE1JlcXVldWVOb3RpZmljYXRpb24SNC50cmlhbGh1Yi5ub3RpZmljYXRpb24udjEuUmVxdWV1ZU5vdGlmaWNhdGlvblJlcXVlc3QaNS50cmlhbGh1Yi5ub3RpZmljYXRpb24udjEuUmVxdWV1ZU5vdGlmaWNhdGlvblJlc3BvbnNlIgeSghkDCgEEEoYBChBMaXN0U2FmZXR5QWxlcnRzEjEudHJpYWxodWIubm90aWZpY2F0aW9uLnYxLkxpc3RTYWZldHlBbGVydHNSZXF1ZXN0GjIudHJpYWxodWIubm90aWZpY2F0aW9uLnYxLkxpc3RTYWZldHlBbGVydHNSZXNwb25zZSILkAIBkoIZBAoCAgQSmAEKFkFja25vd2xlZGdlU2FmZXR5QWxlcnQSNy50cmlhbGh1Yi5ub3RpZmljYXRpb24udjEuQWNrbm93bGVkZ2VTYWZldHlBbGVydFJlcXVlc3QaOC50cmlhbGh1Yi5ub3RpZmljYXRpb24udjEuQWNrbm93bGVkZ2VTYWZldHlBbGVydFJlc3BvbnNlIguQAgKSghkECgICBEKHAgocY29tLnRyaWFsaHViLm5vdGlmaWNhdGlvbi52MUIYTm90aWZpY2F0aW9uU2VydmljZVByb3RvUAFaS2dpdGh1Yi5jb20vdHJpYWxodWIvdHJpYWxodWIvZ2VuL2dvL3RyaWFsaHViL25vdGlmaWNhdGlvbi92MTtub3RpZmljYXRpb252MaICA1ROWKoCGFRyaWFsaHViLk5vdGlmaWNhdGlvbi5WMcoCGFRyaWFsaHViXE5vdGlmaWNhdGlvblxWMeICJFRyaWFsaHViXE5vdGlmaWNhdGlvblxWMVxHUEJNZXRhZGF0YeoCGlRyaWFsaHViOjpOb3RpZmljYXRpb246OlYxYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_timestamp, file_trialhub_authz_v1_authz, file_trialhub_notification_v1_types]);
 
 /**
  * RegisterDeviceRequest describes the calling app installation. The account it is
@@ -506,6 +506,274 @@ export const CancelNotificationResponseSchema: GenMessage<CancelNotificationResp
   messageDesc(file_trialhub_notification_v1_notification_service, 11);
 
 /**
+ * ListMyDevicesRequest pages the caller's own devices.
+ *
+ * @generated from message trialhub.notification.v1.ListMyDevicesRequest
+ */
+export type ListMyDevicesRequest = Message<"trialhub.notification.v1.ListMyDevicesRequest"> & {
+  /**
+   * The most devices to return; 0 means the server default of 50.
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * The next_page_token of the previous page; empty for the first page.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message trialhub.notification.v1.ListMyDevicesRequest.
+ * Use `create(ListMyDevicesRequestSchema)` to create a new message.
+ */
+export const ListMyDevicesRequestSchema: GenMessage<ListMyDevicesRequest> = /*@__PURE__*/
+  messageDesc(file_trialhub_notification_v1_notification_service, 12);
+
+/**
+ * ListMyDevicesResponse is one page of the caller's devices.
+ *
+ * @generated from message trialhub.notification.v1.ListMyDevicesResponse
+ */
+export type ListMyDevicesResponse = Message<"trialhub.notification.v1.ListMyDevicesResponse"> & {
+  /**
+   * The caller's registered devices, by last_seen_at descending.
+   *
+   * @generated from field: repeated trialhub.notification.v1.Device devices = 1;
+   */
+  devices: Device[];
+
+  /**
+   * Pass as page_token to get the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message trialhub.notification.v1.ListMyDevicesResponse.
+ * Use `create(ListMyDevicesResponseSchema)` to create a new message.
+ */
+export const ListMyDevicesResponseSchema: GenMessage<ListMyDevicesResponse> = /*@__PURE__*/
+  messageDesc(file_trialhub_notification_v1_notification_service, 13);
+
+/**
+ * ReportNotificationOpenedRequest names a notification the caller opened.
+ *
+ * @generated from message trialhub.notification.v1.ReportNotificationOpenedRequest
+ */
+export type ReportNotificationOpenedRequest = Message<"trialhub.notification.v1.ReportNotificationOpenedRequest"> & {
+  /**
+   * The notification_id carried in the push payload.
+   *
+   * @generated from field: string notification_id = 1;
+   */
+  notificationId: string;
+};
+
+/**
+ * Describes the message trialhub.notification.v1.ReportNotificationOpenedRequest.
+ * Use `create(ReportNotificationOpenedRequestSchema)` to create a new message.
+ */
+export const ReportNotificationOpenedRequestSchema: GenMessage<ReportNotificationOpenedRequest> = /*@__PURE__*/
+  messageDesc(file_trialhub_notification_v1_notification_service, 14);
+
+/**
+ * ReportNotificationOpenedResponse confirms the report.
+ *
+ * @generated from message trialhub.notification.v1.ReportNotificationOpenedResponse
+ */
+export type ReportNotificationOpenedResponse = Message<"trialhub.notification.v1.ReportNotificationOpenedResponse"> & {
+  /**
+   * When the notification was first reported opened.
+   *
+   * @generated from field: google.protobuf.Timestamp opened_at = 1;
+   */
+  openedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message trialhub.notification.v1.ReportNotificationOpenedResponse.
+ * Use `create(ReportNotificationOpenedResponseSchema)` to create a new message.
+ */
+export const ReportNotificationOpenedResponseSchema: GenMessage<ReportNotificationOpenedResponse> = /*@__PURE__*/
+  messageDesc(file_trialhub_notification_v1_notification_service, 15);
+
+/**
+ * RequeueNotificationRequest names a FAILED or DEAD notification and says why it is
+ * sent again.
+ *
+ * @generated from message trialhub.notification.v1.RequeueNotificationRequest
+ */
+export type RequeueNotificationRequest = Message<"trialhub.notification.v1.RequeueNotificationRequest"> & {
+  /**
+   * The notification to send again.
+   *
+   * @generated from field: string notification_id = 1;
+   */
+  notificationId: string;
+
+  /**
+   * Why it is sent again (e.g. "vendor credentials renewed"); kept on the audit
+   * trail. Free text: never put personal data in it.
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message trialhub.notification.v1.RequeueNotificationRequest.
+ * Use `create(RequeueNotificationRequestSchema)` to create a new message.
+ */
+export const RequeueNotificationRequestSchema: GenMessage<RequeueNotificationRequest> = /*@__PURE__*/
+  messageDesc(file_trialhub_notification_v1_notification_service, 16);
+
+/**
+ * RequeueNotificationResponse is the notification, QUEUED again.
+ *
+ * @generated from message trialhub.notification.v1.RequeueNotificationResponse
+ */
+export type RequeueNotificationResponse = Message<"trialhub.notification.v1.RequeueNotificationResponse"> & {
+  /**
+   * The notification, now QUEUED with a fresh retry budget.
+   *
+   * @generated from field: trialhub.notification.v1.Notification notification = 1;
+   */
+  notification?: Notification | undefined;
+};
+
+/**
+ * Describes the message trialhub.notification.v1.RequeueNotificationResponse.
+ * Use `create(RequeueNotificationResponseSchema)` to create a new message.
+ */
+export const RequeueNotificationResponseSchema: GenMessage<RequeueNotificationResponse> = /*@__PURE__*/
+  messageDesc(file_trialhub_notification_v1_notification_service, 17);
+
+/**
+ * ListSafetyAlertsRequest filters and pages safety alerts.
+ *
+ * @generated from message trialhub.notification.v1.ListSafetyAlertsRequest
+ */
+export type ListSafetyAlertsRequest = Message<"trialhub.notification.v1.ListSafetyAlertsRequest"> & {
+  /**
+   * Only alerts of this trial. Investigators must name a trial in their scopes.
+   *
+   * @generated from field: string trial_id = 1;
+   */
+  trialId: string;
+
+  /**
+   * Only alerts of this site. Investigators must name a site in their scopes.
+   *
+   * @generated from field: string site_id = 2;
+   */
+  siteId: string;
+
+  /**
+   * Only alerts in one of these states; empty means all.
+   *
+   * @generated from field: repeated trialhub.notification.v1.SafetyAlertStatus statuses = 3;
+   */
+  statuses: SafetyAlertStatus[];
+
+  /**
+   * The most alerts to return; 0 means the server default of 50.
+   *
+   * @generated from field: int32 page_size = 4;
+   */
+  pageSize: number;
+
+  /**
+   * The next_page_token of the previous page, with the same filters.
+   *
+   * @generated from field: string page_token = 5;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message trialhub.notification.v1.ListSafetyAlertsRequest.
+ * Use `create(ListSafetyAlertsRequestSchema)` to create a new message.
+ */
+export const ListSafetyAlertsRequestSchema: GenMessage<ListSafetyAlertsRequest> = /*@__PURE__*/
+  messageDesc(file_trialhub_notification_v1_notification_service, 18);
+
+/**
+ * ListSafetyAlertsResponse is one page of safety alerts.
+ *
+ * @generated from message trialhub.notification.v1.ListSafetyAlertsResponse
+ */
+export type ListSafetyAlertsResponse = Message<"trialhub.notification.v1.ListSafetyAlertsResponse"> & {
+  /**
+   * Open alerts first, oldest first; then acknowledged ones, newest first.
+   *
+   * @generated from field: repeated trialhub.notification.v1.SafetyAlert alerts = 1;
+   */
+  alerts: SafetyAlert[];
+
+  /**
+   * Pass as page_token to get the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message trialhub.notification.v1.ListSafetyAlertsResponse.
+ * Use `create(ListSafetyAlertsResponseSchema)` to create a new message.
+ */
+export const ListSafetyAlertsResponseSchema: GenMessage<ListSafetyAlertsResponse> = /*@__PURE__*/
+  messageDesc(file_trialhub_notification_v1_notification_service, 19);
+
+/**
+ * AcknowledgeSafetyAlertRequest names the alert taken charge of.
+ *
+ * @generated from message trialhub.notification.v1.AcknowledgeSafetyAlertRequest
+ */
+export type AcknowledgeSafetyAlertRequest = Message<"trialhub.notification.v1.AcknowledgeSafetyAlertRequest"> & {
+  /**
+   * The alert (SafetyAlert.alert_id).
+   *
+   * @generated from field: string alert_id = 1;
+   */
+  alertId: string;
+};
+
+/**
+ * Describes the message trialhub.notification.v1.AcknowledgeSafetyAlertRequest.
+ * Use `create(AcknowledgeSafetyAlertRequestSchema)` to create a new message.
+ */
+export const AcknowledgeSafetyAlertRequestSchema: GenMessage<AcknowledgeSafetyAlertRequest> = /*@__PURE__*/
+  messageDesc(file_trialhub_notification_v1_notification_service, 20);
+
+/**
+ * AcknowledgeSafetyAlertResponse is the acknowledged alert.
+ *
+ * @generated from message trialhub.notification.v1.AcknowledgeSafetyAlertResponse
+ */
+export type AcknowledgeSafetyAlertResponse = Message<"trialhub.notification.v1.AcknowledgeSafetyAlertResponse"> & {
+  /**
+   * The alert, ACKNOWLEDGED.
+   *
+   * @generated from field: trialhub.notification.v1.SafetyAlert alert = 1;
+   */
+  alert?: SafetyAlert | undefined;
+};
+
+/**
+ * Describes the message trialhub.notification.v1.AcknowledgeSafetyAlertResponse.
+ * Use `create(AcknowledgeSafetyAlertResponseSchema)` to create a new message.
+ */
+export const AcknowledgeSafetyAlertResponseSchema: GenMessage<AcknowledgeSafetyAlertResponse> = /*@__PURE__*/
+  messageDesc(file_trialhub_notification_v1_notification_service, 21);
+
+/**
  * NotificationService registers devices and delivers reminders and safety alerts.
  *
  * Delivery is asynchronous: SendNotification stores the notification and returns at
@@ -611,6 +879,70 @@ export const NotificationService: GenService<{
     methodKind: "unary";
     input: typeof CancelNotificationRequestSchema;
     output: typeof CancelNotificationResponseSchema;
+  },
+  /**
+   * ListMyDevices lists the caller's own device registrations, newest seen first,
+   * so a patient or investigator can see where pushes go and remove a lost phone
+   * with UnregisterDevice. Push tokens are never returned.
+   *
+   * @generated from rpc trialhub.notification.v1.NotificationService.ListMyDevices
+   */
+  listMyDevices: {
+    methodKind: "unary";
+    input: typeof ListMyDevicesRequestSchema;
+    output: typeof ListMyDevicesResponseSchema;
+  },
+  /**
+   * ReportNotificationOpened records that the recipient opened a notification on a
+   * device (the app reports it when the person taps it), for the delivery log and
+   * compliance reports. Only a recipient of the notification may report it; the first
+   * report sets opened_at, later ones change nothing. Another caller's notification
+   * is NOT_FOUND.
+   *
+   * @generated from rpc trialhub.notification.v1.NotificationService.ReportNotificationOpened
+   */
+  reportNotificationOpened: {
+    methodKind: "unary";
+    input: typeof ReportNotificationOpenedRequestSchema;
+    output: typeof ReportNotificationOpenedResponseSchema;
+  },
+  /**
+   * RequeueNotification puts a notification that ended FAILED or DEAD back in the
+   * queue, e.g. once the vendor's credentials are fixed or the recipient registered a
+   * device: a failed safety alert is not final. The reason is kept on the audit
+   * trail. Any other status is FAILED_PRECONDITION, and the error says which.
+   *
+   * @generated from rpc trialhub.notification.v1.NotificationService.RequeueNotification
+   */
+  requeueNotification: {
+    methodKind: "unary";
+    input: typeof RequeueNotificationRequestSchema;
+    output: typeof RequeueNotificationResponseSchema;
+  },
+  /**
+   * ListSafetyAlerts lists safety alerts, oldest open first, with their escalation
+   * steps. Investigators see the alerts of the sites and trials in their token's
+   * scopes (a site outside them is PERMISSION_DENIED); administrators see all.
+   *
+   * @generated from rpc trialhub.notification.v1.NotificationService.ListSafetyAlerts
+   */
+  listSafetyAlerts: {
+    methodKind: "unary";
+    input: typeof ListSafetyAlertsRequestSchema;
+    output: typeof ListSafetyAlertsResponseSchema;
+  },
+  /**
+   * AcknowledgeSafetyAlert records that a person at the site has taken charge of an
+   * alert; it stops its escalation. Investigators acknowledge alerts of their sites
+   * and trials, administrators any. Acknowledging an acknowledged alert returns it
+   * unchanged, with who acknowledged it first.
+   *
+   * @generated from rpc trialhub.notification.v1.NotificationService.AcknowledgeSafetyAlert
+   */
+  acknowledgeSafetyAlert: {
+    methodKind: "unary";
+    input: typeof AcknowledgeSafetyAlertRequestSchema;
+    output: typeof AcknowledgeSafetyAlertResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_trialhub_notification_v1_notification_service, 0);

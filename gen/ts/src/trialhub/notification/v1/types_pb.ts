@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file trialhub/notification/v1/types.proto.
  */
 export const file_trialhub_notification_v1_types: GenFile = /*@__PURE__*/
-  fileDesc("CiR0cmlhbGh1Yi9ub3RpZmljYXRpb24vdjEvdHlwZXMucHJvdG8SGHRyaWFsaHViLm5vdGlmaWNhdGlvbi52MSJ5CglSZWNpcGllbnQSIAoMc3ViamVjdF91dWlkGAEgASgJQgi6SAVyA7ABAUgAEjkKBXN0YWZmGAIgASgLMigudHJpYWxodWIubm90aWZpY2F0aW9uLnYxLlN0YWZmUmVjaXBpZW50SABCDwoGdGFyZ2V0EgW6SAIIASJcCg5TdGFmZlJlY2lwaWVudBIbCgdzaXRlX2lkGAEgASgJQgi6SAVyA7ABAUgAEhwKCHN0YWZmX2lkGAIgASgJQgi6SAVyA7ABAUgAQg8KBnRhcmdldBIFukgCCAEi4QEKBkRldmljZRIRCglkZXZpY2VfaWQYASABKAkSOgoIcGxhdGZvcm0YAiABKA4yKC50cmlhbGh1Yi5ub3RpZmljYXRpb24udjEuRGV2aWNlUGxhdGZvcm0SEwoLYXBwX3ZlcnNpb24YAyABKAkSDgoGbG9jYWxlGAQgASgJEjEKDXJlZ2lzdGVyZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGxhc3Rfc2Vlbl9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi5AcKDE5vdGlmaWNhdGlvbhIXCg9ub3RpZmljYXRpb25faWQYASABKAkSOAoEa2luZBgCIAEoDjIqLnRyaWFsaHViLm5vdGlmaWNhdGlvbi52MS5Ob3RpZmljYXRpb25LaW5kEjYKCXJlY2lwaWVudBgDIAEoCzIjLnRyaWFsaHViLm5vdGlmaWNhdGlvbi52MS5SZWNpcGllbnQSFQoNdGVtcGxhdGVfY29kZRgEIAEoCRJIChN0ZW1wbGF0ZV9wYXJhbWV0ZXJzGBkgAygLMisudHJpYWxodWIubm90aWZpY2F0aW9uLnYxLlRlbXBsYXRlUGFyYW1ldGVyEkAKCHByaW9yaXR5GAYgASgOMi4udHJpYWxodWIubm90aWZpY2F0aW9uLnYxLk5vdGlmaWNhdGlvblByaW9yaXR5EjwKBnN0YXR1cxgHIAEoDjIsLnRyaWFsaHViLm5vdGlmaWNhdGlvbi52MS5Ob3RpZmljYXRpb25TdGF0dXMSPwoOZmFpbHVyZV9yZWFzb24YCCABKA4yJy50cmlhbGh1Yi5ub3RpZmljYXRpb24udjEuRmFpbHVyZVJlYXNvbhIVCg1hdHRlbXB0X2NvdW50GAkgASgFEhIKCmxhc3RfZXJyb3IYCiABKAkSFAoMZGV2aWNlX2NvdW50GAsgASgFEh4KFmRlbGl2ZXJlZF9kZXZpY2VfY291bnQYDCABKAUSLgoKbm90X2JlZm9yZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZXhwaXJlc19hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoPbmV4dF9hdHRlbXB0X2F0GA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpjcmVhdGVkX2F0GBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxkZWxpdmVyZWRfYXQYEiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHRyaWFsX2lkGBMgASgJEhgKEHN1YmplY3RfdmlzaXRfaWQYFCABKAkSGgoSYWJvdXRfc3ViamVjdF91dWlkGBUgASgJEhgKEHNvdXJjZV9yZWZlcmVuY2UYFiABKAkSFAoMcmVxdWVzdGVkX2J5GBcgASgJEhUKDWNhbmNlbF9yZWFzb24YGCABKAlKBAgFEAZSCnBhcmFtZXRlcnMixAEKEVRlbXBsYXRlUGFyYW1ldGVyEioKBG5hbWUYASABKAlCHLpIGXIXEAEYIDIRXlthLXpdW2EtejAtOV9dKiQSGwoFY291bnQYAiABKAVCCrpIBxoFGI9OKABIABIaCgRkYXlzGAMgASgFQgq6SAcaBRjuAigASAASGwoFaG91cnMYBCABKAVCCrpIBxoFGOgFKABIABIdCgdtaW51dGVzGAUgASgFQgq6SAcaBRigCygASABCDgoFdmFsdWUSBbpIAggBKoABCg5EZXZpY2VQbGF0Zm9ybRIfChtERVZJQ0VfUExBVEZPUk1fVU5TUEVDSUZJRUQQABIXChNERVZJQ0VfUExBVEZPUk1fSU9TEAESGwoXREVWSUNFX1BMQVRGT1JNX0FORFJPSUQQAhIXChNERVZJQ0VfUExBVEZPUk1fV0VCEAMqcgoQTm90aWZpY2F0aW9uS2luZBIhCh1OT1RJRklDQVRJT05fS0lORF9VTlNQRUNJRklFRBAAEh4KGk5PVElGSUNBVElPTl9LSU5EX1JFTUlOREVSEAESGwoXTk9USUZJQ0FUSU9OX0tJTkRfQUxFUlQQAip/ChROb3RpZmljYXRpb25Qcmlvcml0eRIlCiFOT1RJRklDQVRJT05fUFJJT1JJVFlfVU5TUEVDSUZJRUQQABIgChxOT1RJRklDQVRJT05fUFJJT1JJVFlfTk9STUFMEAESHgoaTk9USUZJQ0FUSU9OX1BSSU9SSVRZX0hJR0gQAiqBAgoSTm90aWZpY2F0aW9uU3RhdHVzEiMKH05PVElGSUNBVElPTl9TVEFUVVNfVU5TUEVDSUZJRUQQABIeChpOT1RJRklDQVRJT05fU1RBVFVTX1FVRVVFRBABEh8KG05PVElGSUNBVElPTl9TVEFUVVNfU0VORElORxACEiEKHU5PVElGSUNBVElPTl9TVEFUVVNfREVMSVZFUkVEEAMSHgoaTk9USUZJQ0FUSU9OX1NUQVRVU19GQUlMRUQQBBIfChtOT1RJRklDQVRJT05fU1RBVFVTX0VYUElSRUQQBRIhCh1OT1RJRklDQVRJT05fU1RBVFVTX0NBTkNFTExFRBAGKuABCg1GYWlsdXJlUmVhc29uEh4KGkZBSUxVUkVfUkVBU09OX1VOU1BFQ0lGSUVEEAASHAoYRkFJTFVSRV9SRUFTT05fTk9fREVWSUNFEAESJQohRkFJTFVSRV9SRUFTT05fUkVDSVBJRU5UX0lOQUNUSVZFEAISIAocRkFJTFVSRV9SRUFTT05fVE9LRU5fSU5WQUxJRBADEiIKHkZBSUxVUkVfUkVBU09OX1ZFTkRPUl9SRUpFQ1RFRBAEEiQKIEZBSUxVUkVfUkVBU09OX1JFVFJJRVNfRVhIQVVTVEVEEAVC+QEKHGNvbS50cmlhbGh1Yi5ub3RpZmljYXRpb24udjFCClR5cGVzUHJvdG9QAVpLZ2l0aHViLmNvbS90cmlhbGh1Yi90cmlhbGh1Yi9nZW4vZ28vdHJpYWxodWIvbm90aWZpY2F0aW9uL3YxO25vdGlmaWNhdGlvbnYxogIDVE5YqgIYVHJpYWxodWIuTm90aWZpY2F0aW9uLlYxygIYVHJpYWxodWJcTm90aWZpY2F0aW9uXFYx4gIkVHJpYWxodWJcTm90aWZpY2F0aW9uXFYxXEdQQk1ldGFkYXRh6gIaVHJpYWxodWI6Ok5vdGlmaWNhdGlvbjo6VjFiBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_timestamp]);
+  fileDesc("CiR0cmlhbGh1Yi9ub3RpZmljYXRpb24vdjEvdHlwZXMucHJvdG8SGHRyaWFsaHViLm5vdGlmaWNhdGlvbi52MSJ5CglSZWNpcGllbnQSIAoMc3ViamVjdF91dWlkGAEgASgJQgi6SAVyA7ABAUgAEjkKBXN0YWZmGAIgASgLMigudHJpYWxodWIubm90aWZpY2F0aW9uLnYxLlN0YWZmUmVjaXBpZW50SABCDwoGdGFyZ2V0EgW6SAIIASJcCg5TdGFmZlJlY2lwaWVudBIbCgdzaXRlX2lkGAEgASgJQgi6SAVyA7ABAUgAEhwKCHN0YWZmX2lkGAIgASgJQgi6SAVyA7ABAUgAQg8KBnRhcmdldBIFukgCCAEi4QEKBkRldmljZRIRCglkZXZpY2VfaWQYASABKAkSOgoIcGxhdGZvcm0YAiABKA4yKC50cmlhbGh1Yi5ub3RpZmljYXRpb24udjEuRGV2aWNlUGxhdGZvcm0SEwoLYXBwX3ZlcnNpb24YAyABKAkSDgoGbG9jYWxlGAQgASgJEjEKDXJlZ2lzdGVyZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGxhc3Rfc2Vlbl9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiqQkKDE5vdGlmaWNhdGlvbhIXCg9ub3RpZmljYXRpb25faWQYASABKAkSOAoEa2luZBgCIAEoDjIqLnRyaWFsaHViLm5vdGlmaWNhdGlvbi52MS5Ob3RpZmljYXRpb25LaW5kEjYKCXJlY2lwaWVudBgDIAEoCzIjLnRyaWFsaHViLm5vdGlmaWNhdGlvbi52MS5SZWNpcGllbnQSFQoNdGVtcGxhdGVfY29kZRgEIAEoCRJIChN0ZW1wbGF0ZV9wYXJhbWV0ZXJzGBkgAygLMisudHJpYWxodWIubm90aWZpY2F0aW9uLnYxLlRlbXBsYXRlUGFyYW1ldGVyEkAKCHByaW9yaXR5GAYgASgOMi4udHJpYWxodWIubm90aWZpY2F0aW9uLnYxLk5vdGlmaWNhdGlvblByaW9yaXR5EjwKBnN0YXR1cxgHIAEoDjIsLnRyaWFsaHViLm5vdGlmaWNhdGlvbi52MS5Ob3RpZmljYXRpb25TdGF0dXMSPwoOZmFpbHVyZV9yZWFzb24YCCABKA4yJy50cmlhbGh1Yi5ub3RpZmljYXRpb24udjEuRmFpbHVyZVJlYXNvbhIVCg1hdHRlbXB0X2NvdW50GAkgASgFEhIKCmxhc3RfZXJyb3IYCiABKAkSFAoMZGV2aWNlX2NvdW50GAsgASgFEh4KFmRlbGl2ZXJlZF9kZXZpY2VfY291bnQYDCABKAUSLgoKbm90X2JlZm9yZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZXhwaXJlc19hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoPbmV4dF9hdHRlbXB0X2F0GA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpjcmVhdGVkX2F0GBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxkZWxpdmVyZWRfYXQYEiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHRyaWFsX2lkGBMgASgJEhgKEHN1YmplY3RfdmlzaXRfaWQYFCABKAkSGgoSYWJvdXRfc3ViamVjdF91dWlkGBUgASgJEhgKEHNvdXJjZV9yZWZlcmVuY2UYFiABKAkSFAoMcmVxdWVzdGVkX2J5GBcgASgJEhUKDWNhbmNlbF9yZWFzb24YGCABKAkSMQoNc2NoZWR1bGVkX2ZvchgaIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoNZmlyc3Rfc2VudF9hdBgbIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJb3BlbmVkX2F0GBwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIXCg9zYWZldHlfYWxlcnRfaWQYHSABKAkSFQoNcmVxdWV1ZV9jb3VudBgeIAEoBUoECAUQBlIKcGFyYW1ldGVycyLEAQoRVGVtcGxhdGVQYXJhbWV0ZXISKgoEbmFtZRgBIAEoCUIcukgZchcQARggMhFeW2Etel1bYS16MC05X10qJBIbCgVjb3VudBgCIAEoBUIKukgHGgUYj04oAEgAEhoKBGRheXMYAyABKAVCCrpIBxoFGO4CKABIABIbCgVob3VycxgEIAEoBUIKukgHGgUY6AUoAEgAEh0KB21pbnV0ZXMYBSABKAVCCrpIBxoFGKALKABIAEIOCgV2YWx1ZRIFukgCCAEiugQKC1NhZmV0eUFsZXJ0EhAKCGFsZXJ0X2lkGAEgASgJEhAKCHRyaWFsX2lkGAIgASgJEg8KB3NpdGVfaWQYAyABKAkSGgoSYWJvdXRfc3ViamVjdF91dWlkGAQgASgJEhgKEHNvdXJjZV9yZWZlcmVuY2UYBSABKAkSFQoNdGVtcGxhdGVfY29kZRgGIAEoCRJACghwcmlvcml0eRgHIAEoDjIuLnRyaWFsaHViLm5vdGlmaWNhdGlvbi52MS5Ob3RpZmljYXRpb25Qcmlvcml0eRI7CgZzdGF0dXMYCCABKA4yKy50cmlhbGh1Yi5ub3RpZmljYXRpb24udjEuU2FmZXR5QWxlcnRTdGF0dXMSQwoQZXNjYWxhdGlvbl9sZXZlbBgJIAEoDjIpLnRyaWFsaHViLm5vdGlmaWNhdGlvbi52MS5Fc2NhbGF0aW9uTGV2ZWwSLQoJcmFpc2VkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtlc2NhbGF0ZV9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoPYWNrbm93bGVkZ2VkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIXCg9hY2tub3dsZWRnZWRfYnkYDSABKAkSNwoFc3RlcHMYDiADKAsyKC50cmlhbGh1Yi5ub3RpZmljYXRpb24udjEuRXNjYWxhdGlvblN0ZXAipAEKDkVzY2FsYXRpb25TdGVwEjgKBWxldmVsGAEgASgOMikudHJpYWxodWIubm90aWZpY2F0aW9uLnYxLkVzY2FsYXRpb25MZXZlbBImCgJhdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoPbm90aWZpY2F0aW9uX2lkGAMgASgJEhcKD3JlY2lwaWVudF9jb3VudBgEIAEoBSqAAQoORGV2aWNlUGxhdGZvcm0SHwobREVWSUNFX1BMQVRGT1JNX1VOU1BFQ0lGSUVEEAASFwoTREVWSUNFX1BMQVRGT1JNX0lPUxABEhsKF0RFVklDRV9QTEFURk9STV9BTkRST0lEEAISFwoTREVWSUNFX1BMQVRGT1JNX1dFQhADKnIKEE5vdGlmaWNhdGlvbktpbmQSIQodTk9USUZJQ0FUSU9OX0tJTkRfVU5TUEVDSUZJRUQQABIeChpOT1RJRklDQVRJT05fS0lORF9SRU1JTkRFUhABEhsKF05PVElGSUNBVElPTl9LSU5EX0FMRVJUEAIqfwoUTm90aWZpY2F0aW9uUHJpb3JpdHkSJQohTk9USUZJQ0FUSU9OX1BSSU9SSVRZX1VOU1BFQ0lGSUVEEAASIAocTk9USUZJQ0FUSU9OX1BSSU9SSVRZX05PUk1BTBABEh4KGk5PVElGSUNBVElPTl9QUklPUklUWV9ISUdIEAIqwQIKEk5vdGlmaWNhdGlvblN0YXR1cxIjCh9OT1RJRklDQVRJT05fU1RBVFVTX1VOU1BFQ0lGSUVEEAASHgoaTk9USUZJQ0FUSU9OX1NUQVRVU19RVUVVRUQQARIfChtOT1RJRklDQVRJT05fU1RBVFVTX1NFTkRJTkcQAhIhCh1OT1RJRklDQVRJT05fU1RBVFVTX0RFTElWRVJFRBADEh4KGk5PVElGSUNBVElPTl9TVEFUVVNfRkFJTEVEEAQSHwobTk9USUZJQ0FUSU9OX1NUQVRVU19FWFBJUkVEEAUSIQodTk9USUZJQ0FUSU9OX1NUQVRVU19DQU5DRUxMRUQQBhIgChxOT1RJRklDQVRJT05fU1RBVFVTX1JFVFJZSU5HEAcSHAoYTk9USUZJQ0FUSU9OX1NUQVRVU19ERUFEEAgq4AEKDUZhaWx1cmVSZWFzb24SHgoaRkFJTFVSRV9SRUFTT05fVU5TUEVDSUZJRUQQABIcChhGQUlMVVJFX1JFQVNPTl9OT19ERVZJQ0UQARIlCiFGQUlMVVJFX1JFQVNPTl9SRUNJUElFTlRfSU5BQ1RJVkUQAhIgChxGQUlMVVJFX1JFQVNPTl9UT0tFTl9JTlZBTElEEAMSIgoeRkFJTFVSRV9SRUFTT05fVkVORE9SX1JFSkVDVEVEEAQSJAogRkFJTFVSRV9SRUFTT05fUkVUUklFU19FWEhBVVNURUQQBSp8ChFTYWZldHlBbGVydFN0YXR1cxIjCh9TQUZFVFlfQUxFUlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASHAoYU0FGRVRZX0FMRVJUX1NUQVRVU19PUEVOEAESJAogU0FGRVRZX0FMRVJUX1NUQVRVU19BQ0tOT1dMRURHRUQQAiqbAQoPRXNjYWxhdGlvbkxldmVsEiAKHEVTQ0FMQVRJT05fTEVWRUxfVU5TUEVDSUZJRUQQABInCiNFU0NBTEFUSU9OX0xFVkVMX1NJVEVfSU5WRVNUSUdBVE9SUxABEiAKHEVTQ0FMQVRJT05fTEVWRUxfVFJJQUxfU1RBRkYQAhIbChdFU0NBTEFUSU9OX0xFVkVMX0FETUlOUxADQvkBChxjb20udHJpYWxodWIubm90aWZpY2F0aW9uLnYxQgpUeXBlc1Byb3RvUAFaS2dpdGh1Yi5jb20vdHJpYWxodWIvdHJpYWxodWIvZ2VuL2dvL3RyaWFsaHViL25vdGlmaWNhdGlvbi92MTtub3RpZmljYXRpb252MaICA1ROWKoCGFRyaWFsaHViLk5vdGlmaWNhdGlvbi5WMcoCGFRyaWFsaHViXE5vdGlmaWNhdGlvblxWMeICJFRyaWFsaHViXE5vdGlmaWNhdGlvblxWMVxHUEJNZXRhZGF0YeoCGlRyaWFsaHViOjpOb3RpZmljYXRpb246OlYxYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_timestamp]);
 
 /**
  * Recipient is who a notification goes to: one patient, or site staff.
@@ -232,9 +232,10 @@ export type Notification = Message<"trialhub.notification.v1.Notification"> & {
   attemptCount: number;
 
   /**
-   * The last error the push vendor returned, truncated to 1024 characters; empty when
-   * the last attempt succeeded or none was made. It is the vendor's text, never message
-   * content.
+   * The last delivery error, sanitised and truncated to 1024 characters: the HTTP
+   * status or transport failure and the vendor's error code, never an endpoint URL, a
+   * push token, a credential or message content. Empty when the last attempt
+   * succeeded or none was made.
    *
    * @generated from field: string last_error = 10;
    */
@@ -343,6 +344,45 @@ export type Notification = Message<"trialhub.notification.v1.Notification"> & {
    * @generated from field: string cancel_reason = 24;
    */
   cancelReason: string;
+
+  /**
+   * When it was meant to go: not_before, or the acceptance time when there was none.
+   * With first_sent_at, delivered_at and opened_at it is the delivery log compliance
+   * reports read.
+   *
+   * @generated from field: google.protobuf.Timestamp scheduled_for = 26;
+   */
+  scheduledFor?: Timestamp | undefined;
+
+  /**
+   * When the first attempt went to the vendor; unset before any attempt.
+   *
+   * @generated from field: google.protobuf.Timestamp first_sent_at = 27;
+   */
+  firstSentAt?: Timestamp | undefined;
+
+  /**
+   * When a recipient first opened it, as the app reported (ReportNotificationOpened);
+   * unset when never reported.
+   *
+   * @generated from field: google.protobuf.Timestamp opened_at = 28;
+   */
+  openedAt?: Timestamp | undefined;
+
+  /**
+   * The safety alert this notification is a step of (SafetyAlert.alert_id); set for
+   * alerts and their escalations.
+   *
+   * @generated from field: string safety_alert_id = 29;
+   */
+  safetyAlertId: string;
+
+  /**
+   * How many times an administrator re-queued it.
+   *
+   * @generated from field: int32 requeue_count = 30;
+   */
+  requeueCount: number;
 };
 
 /**
@@ -414,6 +454,163 @@ export type TemplateParameter = Message<"trialhub.notification.v1.TemplateParame
  */
 export const TemplateParameterSchema: GenMessage<TemplateParameter> = /*@__PURE__*/
   messageDesc(file_trialhub_notification_v1_types, 4);
+
+/**
+ * SafetyAlert is one safety alert about one subject and how it was escalated. It is
+ * raised by a SendNotification of kind ALERT; each escalation step is a notification
+ * of its own.
+ *
+ * @generated from message trialhub.notification.v1.SafetyAlert
+ */
+export type SafetyAlert = Message<"trialhub.notification.v1.SafetyAlert"> & {
+  /**
+   * The alert's id (UUID), minted by this service.
+   *
+   * @generated from field: string alert_id = 1;
+   */
+  alertId: string;
+
+  /**
+   * The trial (UUID).
+   *
+   * @generated from field: string trial_id = 2;
+   */
+  trialId: string;
+
+  /**
+   * The subject's site (UUID).
+   *
+   * @generated from field: string site_id = 3;
+   */
+  siteId: string;
+
+  /**
+   * The subject it concerns (UUID).
+   *
+   * @generated from field: string about_subject_uuid = 4;
+   */
+  aboutSubjectUuid: string;
+
+  /**
+   * The record that raised it, e.g. "epro:response/<id>".
+   *
+   * @generated from field: string source_reference = 5;
+   */
+  sourceReference: string;
+
+  /**
+   * The alert's template, naming the rule (e.g. "epro_alert_urgent").
+   *
+   * @generated from field: string template_code = 6;
+   */
+  templateCode: string;
+
+  /**
+   * How urgent it is.
+   *
+   * @generated from field: trialhub.notification.v1.NotificationPriority priority = 7;
+   */
+  priority: NotificationPriority;
+
+  /**
+   * Open or acknowledged.
+   *
+   * @generated from field: trialhub.notification.v1.SafetyAlertStatus status = 8;
+   */
+  status: SafetyAlertStatus;
+
+  /**
+   * Who it has reached so far.
+   *
+   * @generated from field: trialhub.notification.v1.EscalationLevel escalation_level = 9;
+   */
+  escalationLevel: EscalationLevel;
+
+  /**
+   * When it was raised (the first SendNotification accepted).
+   *
+   * @generated from field: google.protobuf.Timestamp raised_at = 10;
+   */
+  raisedAt?: Timestamp | undefined;
+
+  /**
+   * When it escalates to the next level if still open; unset when acknowledged or at
+   * the last level.
+   *
+   * @generated from field: google.protobuf.Timestamp escalate_at = 11;
+   */
+  escalateAt?: Timestamp | undefined;
+
+  /**
+   * When it was acknowledged; unset while open.
+   *
+   * @generated from field: google.protobuf.Timestamp acknowledged_at = 12;
+   */
+  acknowledgedAt?: Timestamp | undefined;
+
+  /**
+   * Who acknowledged it (the staff account's id, the `sub` of their token).
+   *
+   * @generated from field: string acknowledged_by = 13;
+   */
+  acknowledgedBy: string;
+
+  /**
+   * Every step, in order: the first send and each escalation.
+   *
+   * @generated from field: repeated trialhub.notification.v1.EscalationStep steps = 14;
+   */
+  steps: EscalationStep[];
+};
+
+/**
+ * Describes the message trialhub.notification.v1.SafetyAlert.
+ * Use `create(SafetyAlertSchema)` to create a new message.
+ */
+export const SafetyAlertSchema: GenMessage<SafetyAlert> = /*@__PURE__*/
+  messageDesc(file_trialhub_notification_v1_types, 5);
+
+/**
+ * EscalationStep is one send of a safety alert to one level of recipients.
+ *
+ * @generated from message trialhub.notification.v1.EscalationStep
+ */
+export type EscalationStep = Message<"trialhub.notification.v1.EscalationStep"> & {
+  /**
+   * Who it went to.
+   *
+   * @generated from field: trialhub.notification.v1.EscalationLevel level = 1;
+   */
+  level: EscalationLevel;
+
+  /**
+   * When the step was taken.
+   *
+   * @generated from field: google.protobuf.Timestamp at = 2;
+   */
+  at?: Timestamp | undefined;
+
+  /**
+   * The notification that carries it; its status says whether it was delivered.
+   *
+   * @generated from field: string notification_id = 3;
+   */
+  notificationId: string;
+
+  /**
+   * How many staff accounts it was addressed to when it was sent.
+   *
+   * @generated from field: int32 recipient_count = 4;
+   */
+  recipientCount: number;
+};
+
+/**
+ * Describes the message trialhub.notification.v1.EscalationStep.
+ * Use `create(EscalationStepSchema)` to create a new message.
+ */
+export const EscalationStepSchema: GenMessage<EscalationStep> = /*@__PURE__*/
+  messageDesc(file_trialhub_notification_v1_types, 6);
 
 /**
  * DevicePlatform is the push channel an app installation is reachable through.
@@ -535,10 +732,11 @@ export const NotificationPrioritySchema: GenEnum<NotificationPriority> = /*@__PU
 /**
  * NotificationStatus is where a notification is in its delivery life cycle.
  *
- * QUEUED -> SENDING -> DELIVERED, or back to QUEUED for a retry after a transient
- * vendor error, until it is DELIVERED, FAILED (permanent error or retries used up) or
- * EXPIRED (expires_at passed first). A QUEUED notification can be CANCELLED.
- * DELIVERED, FAILED, EXPIRED and CANCELLED are final.
+ * QUEUED -> SENDING -> DELIVERED, or RETRYING after a transient vendor error (then
+ * SENDING again at next_attempt_at), until it is DELIVERED, FAILED (a permanent
+ * error), DEAD (retries used up) or EXPIRED (expires_at passed first). A QUEUED or
+ * RETRYING notification can be CANCELLED. DELIVERED, EXPIRED and CANCELLED are final;
+ * an administrator can put a FAILED or DEAD one back to QUEUED (RequeueNotification).
  *
  * @generated from enum trialhub.notification.v1.NotificationStatus
  */
@@ -574,7 +772,8 @@ export enum NotificationStatus {
   DELIVERED = 3,
 
   /**
-   * Delivery was given up: see Notification.failure_reason and last_error. Final.
+   * Delivery was given up for a reason retrying cannot fix: see
+   * Notification.failure_reason and last_error. An administrator may re-queue it.
    *
    * @generated from enum value: NOTIFICATION_STATUS_FAILED = 4;
    */
@@ -596,6 +795,23 @@ export enum NotificationStatus {
    * @generated from enum value: NOTIFICATION_STATUS_CANCELLED = 6;
    */
   CANCELLED = 6,
+
+  /**
+   * The last attempt failed transiently (timeout, 5xx, throttling, the vendor's
+   * circuit open); the next is due at next_attempt_at. last_error says why.
+   *
+   * @generated from enum value: NOTIFICATION_STATUS_RETRYING = 7;
+   */
+  RETRYING = 7,
+
+  /**
+   * Transient errors lasted until the retry budget was used up (failure_reason
+   * RETRIES_EXHAUSTED): the dead letter. Nothing is sent until an administrator
+   * re-queues it.
+   *
+   * @generated from enum value: NOTIFICATION_STATUS_DEAD = 8;
+   */
+  DEAD = 8,
 }
 
 /**
@@ -663,4 +879,80 @@ export enum FailureReason {
  */
 export const FailureReasonSchema: GenEnum<FailureReason> = /*@__PURE__*/
   enumDesc(file_trialhub_notification_v1_types, 4);
+
+/**
+ * SafetyAlertStatus is whether someone at the site has taken charge of an alert.
+ *
+ * @generated from enum trialhub.notification.v1.SafetyAlertStatus
+ */
+export enum SafetyAlertStatus {
+  /**
+   * Not set; never returned. In filters it is rejected.
+   *
+   * @generated from enum value: SAFETY_ALERT_STATUS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Nobody has acknowledged it yet; it escalates when escalate_at passes.
+   *
+   * @generated from enum value: SAFETY_ALERT_STATUS_OPEN = 1;
+   */
+  OPEN = 1,
+
+  /**
+   * Acknowledged (AcknowledgeSafetyAlert); escalation stopped. Final.
+   *
+   * @generated from enum value: SAFETY_ALERT_STATUS_ACKNOWLEDGED = 2;
+   */
+  ACKNOWLEDGED = 2,
+}
+
+/**
+ * Describes the enum trialhub.notification.v1.SafetyAlertStatus.
+ */
+export const SafetyAlertStatusSchema: GenEnum<SafetyAlertStatus> = /*@__PURE__*/
+  enumDesc(file_trialhub_notification_v1_types, 5);
+
+/**
+ * EscalationLevel is who an alert has been sent to so far.
+ *
+ * @generated from enum trialhub.notification.v1.EscalationLevel
+ */
+export enum EscalationLevel {
+  /**
+   * Not set; never returned.
+   *
+   * @generated from enum value: ESCALATION_LEVEL_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The investigators of the subject's site in the trial (the first send).
+   *
+   * @generated from enum value: ESCALATION_LEVEL_SITE_INVESTIGATORS = 1;
+   */
+  SITE_INVESTIGATORS = 1,
+
+  /**
+   * The staff of the trial's other sites, after the escalation time passed
+   * unacknowledged.
+   *
+   * @generated from enum value: ESCALATION_LEVEL_TRIAL_STAFF = 2;
+   */
+  TRIAL_STAFF = 2,
+
+  /**
+   * The administrators, after it passed again. The last level.
+   *
+   * @generated from enum value: ESCALATION_LEVEL_ADMINS = 3;
+   */
+  ADMINS = 3,
+}
+
+/**
+ * Describes the enum trialhub.notification.v1.EscalationLevel.
+ */
+export const EscalationLevelSchema: GenEnum<EscalationLevel> = /*@__PURE__*/
+  enumDesc(file_trialhub_notification_v1_types, 6);
 
