@@ -1531,12 +1531,12 @@ const file_trialhub_notification_v1_notification_service_proto_rawDesc = "" +
 	"\x1dAcknowledgeSafetyAlertRequest\x12#\n" +
 	"\balert_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aalertId\"]\n" +
 	"\x1eAcknowledgeSafetyAlertResponse\x12;\n" +
-	"\x05alert\x18\x01 \x01(\v2%.trialhub.notification.v1.SafetyAlertR\x05alert2\xa1\f\n" +
-	"\x13NotificationService\x12\x82\x01\n" +
-	"\x0eRegisterDevice\x12/.trialhub.notification.v1.RegisterDeviceRequest\x1a0.trialhub.notification.v1.RegisterDeviceResponse\"\r\x92\x82\x19\x06\n" +
-	"\x02\x01\x02\x18\x01\x90\x02\x02\x12\x88\x01\n" +
-	"\x10UnregisterDevice\x121.trialhub.notification.v1.UnregisterDeviceRequest\x1a2.trialhub.notification.v1.UnregisterDeviceResponse\"\r\x92\x82\x19\x06\n" +
-	"\x02\x01\x02\x18\x01\x90\x02\x02\x12\x83\x01\n" +
+	"\x05alert\x18\x01 \x01(\v2%.trialhub.notification.v1.SafetyAlertR\x05alert2\xa6\f\n" +
+	"\x13NotificationService\x12\x83\x01\n" +
+	"\x0eRegisterDevice\x12/.trialhub.notification.v1.RegisterDeviceRequest\x1a0.trialhub.notification.v1.RegisterDeviceResponse\"\x0e\x92\x82\x19\a\n" +
+	"\x03\x01\x02\x04\x18\x01\x90\x02\x02\x12\x89\x01\n" +
+	"\x10UnregisterDevice\x121.trialhub.notification.v1.UnregisterDeviceRequest\x1a2.trialhub.notification.v1.UnregisterDeviceResponse\"\x0e\x92\x82\x19\a\n" +
+	"\x03\x01\x02\x04\x18\x01\x90\x02\x02\x12\x83\x01\n" +
 	"\x10SendNotification\x121.trialhub.notification.v1.SendNotificationRequest\x1a2.trialhub.notification.v1.SendNotificationResponse\"\b\x92\x82\x19\x04\n" +
 	"\x02\x05\x04\x12\x83\x01\n" +
 	"\x0fGetNotification\x120.trialhub.notification.v1.GetNotificationRequest\x1a1.trialhub.notification.v1.GetNotificationResponse\"\v\x92\x82\x19\x04\n" +
@@ -1545,11 +1545,11 @@ const file_trialhub_notification_v1_notification_service_proto_rawDesc = "" +
 	"\x92\x82\x19\x03\n" +
 	"\x01\x04\x90\x02\x01\x12\x8c\x01\n" +
 	"\x12CancelNotification\x123.trialhub.notification.v1.CancelNotificationRequest\x1a4.trialhub.notification.v1.CancelNotificationResponse\"\v\x92\x82\x19\x04\n" +
-	"\x02\x05\x04\x90\x02\x02\x12\x7f\n" +
-	"\rListMyDevices\x12..trialhub.notification.v1.ListMyDevicesRequest\x1a/.trialhub.notification.v1.ListMyDevicesResponse\"\r\x92\x82\x19\x06\n" +
-	"\x02\x01\x02\x18\x01\x90\x02\x01\x12\xa0\x01\n" +
-	"\x18ReportNotificationOpened\x129.trialhub.notification.v1.ReportNotificationOpenedRequest\x1a:.trialhub.notification.v1.ReportNotificationOpenedResponse\"\r\x92\x82\x19\x06\n" +
-	"\x02\x01\x02\x18\x01\x90\x02\x02\x12\x8b\x01\n" +
+	"\x02\x05\x04\x90\x02\x02\x12\x80\x01\n" +
+	"\rListMyDevices\x12..trialhub.notification.v1.ListMyDevicesRequest\x1a/.trialhub.notification.v1.ListMyDevicesResponse\"\x0e\x92\x82\x19\a\n" +
+	"\x03\x01\x02\x04\x18\x01\x90\x02\x01\x12\xa1\x01\n" +
+	"\x18ReportNotificationOpened\x129.trialhub.notification.v1.ReportNotificationOpenedRequest\x1a:.trialhub.notification.v1.ReportNotificationOpenedResponse\"\x0e\x92\x82\x19\a\n" +
+	"\x03\x01\x02\x04\x18\x01\x90\x02\x02\x12\x8b\x01\n" +
 	"\x13RequeueNotification\x124.trialhub.notification.v1.RequeueNotificationRequest\x1a5.trialhub.notification.v1.RequeueNotificationResponse\"\a\x92\x82\x19\x03\n" +
 	"\x01\x04\x12\x86\x01\n" +
 	"\x10ListSafetyAlerts\x121.trialhub.notification.v1.ListSafetyAlertsRequest\x1a2.trialhub.notification.v1.ListSafetyAlertsResponse\"\v\x92\x82\x19\x04\n" +

@@ -163,7 +163,8 @@ type NotificationServiceClient interface {
 	// Patients receive reminders on their devices. Investigators register their devices
 	// to receive safety alerts; which sites they receive alerts for is not recorded here
 	// but asked of the patient service each time an alert is sent, so a removed or
-	// suspended investigator stops receiving alerts at once.
+	// suspended investigator stops receiving alerts at once. Administrators register
+	// theirs to receive the last escalation step of unacknowledged safety alerts.
 	RegisterDevice(context.Context, *v1.RegisterDeviceRequest) (*v1.RegisterDeviceResponse, error)
 	// UnregisterDevice removes one of the caller's device registrations and erases its
 	// push token; the app calls it on sign-out. Unregistering a device that is already
@@ -241,7 +242,8 @@ type NotificationServiceHandler interface {
 	// Patients receive reminders on their devices. Investigators register their devices
 	// to receive safety alerts; which sites they receive alerts for is not recorded here
 	// but asked of the patient service each time an alert is sent, so a removed or
-	// suspended investigator stops receiving alerts at once.
+	// suspended investigator stops receiving alerts at once. Administrators register
+	// theirs to receive the last escalation step of unacknowledged safety alerts.
 	RegisterDevice(context.Context, *v1.RegisterDeviceRequest) (*v1.RegisterDeviceResponse, error)
 	// UnregisterDevice removes one of the caller's device registrations and erases its
 	// push token; the app calls it on sign-out. Unregistering a device that is already
