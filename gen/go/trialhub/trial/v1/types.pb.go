@@ -1585,7 +1585,19 @@ type SubjectVisit struct {
 	// When this visit was last written: planned, completed, its completion
 	// withdrawn, cancelled or re-planned (UTC, server clock). The cursor of
 	// ListWorklist; a visit turning MISSED is not a write.
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,19,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,19,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// The subject's enrollment date (study day 1), ISO YYYY-MM-DD in the site's
+	// time zone, so a service that keeps a copy of the plan (ePRO) can count study
+	// days without calling back. Set in ListWorklist; empty in the answers of
+	// RecordVisitCompletion and WithdrawVisitCompletion.
+	EnrollmentDate string `protobuf:"bytes,20,opt,name=enrollment_date,json=enrollmentDate,proto3" json:"enrollment_date,omitempty"`
+	// The IANA time zone of the subject's site (e.g. "Europe/Berlin"), in which
+	// the dates of this visit are given and in which days are counted.
+	SiteTimeZone string `protobuf:"bytes,21,opt,name=site_time_zone,json=siteTimeZone,proto3" json:"site_time_zone,omitempty"`
+	// The code of the subject's site (Site.site_code, e.g. "DE-001"), the site's
+	// name in exports. Set in ListWorklist; empty in the answers of
+	// RecordVisitCompletion and WithdrawVisitCompletion.
+	SiteCode      string `protobuf:"bytes,22,opt,name=site_code,json=siteCode,proto3" json:"site_code,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1753,6 +1765,27 @@ func (x *SubjectVisit) GetUpdatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *SubjectVisit) GetEnrollmentDate() string {
+	if x != nil {
+		return x.EnrollmentDate
+	}
+	return ""
+}
+
+func (x *SubjectVisit) GetSiteTimeZone() string {
+	if x != nil {
+		return x.SiteTimeZone
+	}
+	return ""
+}
+
+func (x *SubjectVisit) GetSiteCode() string {
+	if x != nil {
+		return x.SiteCode
+	}
+	return ""
+}
+
 var File_trialhub_trial_v1_types_proto protoreflect.FileDescriptor
 
 const file_trialhub_trial_v1_types_proto_rawDesc = "" +
@@ -1851,7 +1884,7 @@ const file_trialhub_trial_v1_types_proto_rawDesc = "" +
 	"\x10target_study_day\x18\x02 \x01(\x05R\x0etargetStudyDay\x12=\n" +
 	"\x06status\x18\x03 \x01(\x0e2%.trialhub.trial.v1.SubjectVisitStatusR\x06status\x12.\n" +
 	"\x13completed_study_day\x18\x04 \x01(\x05R\x11completedStudyDay\x124\n" +
-	"\x16visit_schedule_version\x18\x05 \x01(\x05R\x14visitScheduleVersion\"\x88\a\n" +
+	"\x16visit_schedule_version\x18\x05 \x01(\x05R\x14visitScheduleVersion\"\xf4\a\n" +
 	"\fSubjectVisit\x12(\n" +
 	"\x10subject_visit_id\x18\x01 \x01(\tR\x0esubjectVisitId\x12#\n" +
 	"\renrollment_id\x18\x02 \x01(\tR\fenrollmentId\x12\x19\n" +
@@ -1875,7 +1908,10 @@ const file_trialhub_trial_v1_types_proto_rawDesc = "" +
 	"\x16visit_schedule_version\x18\x11 \x01(\x05R\x14visitScheduleVersion\x12\x17\n" +
 	"\asite_id\x18\x12 \x01(\tR\x06siteId\x129\n" +
 	"\n" +
-	"updated_at\x18\x13 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt*\xd8\x01\n" +
+	"updated_at\x18\x13 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12'\n" +
+	"\x0fenrollment_date\x18\x14 \x01(\tR\x0eenrollmentDate\x12$\n" +
+	"\x0esite_time_zone\x18\x15 \x01(\tR\fsiteTimeZone\x12\x1b\n" +
+	"\tsite_code\x18\x16 \x01(\tR\bsiteCode*\xd8\x01\n" +
 	"\n" +
 	"TrialPhase\x12\x1b\n" +
 	"\x17TRIAL_PHASE_UNSPECIFIED\x10\x00\x12\x17\n" +
