@@ -162,7 +162,7 @@ func visitMsg(v *ent.Visit, now time.Time) (*trialv1.SubjectVisit, error) {
 		Status:      trialv1.SubjectVisitStatus(plan.StatusAt(plan.Status(v.Status), w, now)),
 		CompletedAt: tsp(v.CompletedAt), SourceReferences: v.SourceRefs,
 		Questionnaires: questionnaireMsgs(v.Questionnaires), VisitScheduleVersion: v.ScheduleVersion,
-		SiteId: v.SiteID, UpdatedAt: ts(v.UpdatedAt),
+		SiteId: v.SiteID, UpdatedAt: ts(v.UpdatedAt), SiteTimeZone: v.TimeZone,
 	}, nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/trialhub/trialhub/services/trial/ent"
 	"github.com/trialhub/trialhub/services/trial/ent/enrollment"
 	"github.com/trialhub/trialhub/services/trial/ent/predicate"
+	"github.com/trialhub/trialhub/services/trial/ent/site"
 	"github.com/trialhub/trialhub/services/trial/ent/visit"
 	"github.com/trialhub/trialhub/services/trial/internal/plan"
 )
@@ -211,5 +212,40 @@ func (s *Service) ListWorklist(ctx context.Context, req *trialv1.ListWorklistReq
 	if res.Visits, err = visitMsgs(rows, now); err != nil {
 		return nil, connect.NewError(connect.CodeInternal, "stored plan is unreadable").WithCause(err)
 	}
+	if err := s.addEnrollmentDates(ctx, res.Visits); err != nil {
+		return nil, db.ConnectError(err, "worklist")
+	}
 	return res, nil
+}
+
+// addEnrollmentDates sets each worklist visit's enrollment date and site code,
+// two queries per page, so a copy of the plan (ePRO's) counts study days
+// without calling back.
+func (s *Service) addEnrollmentDates(ctx context.Context, visits []*trialv1.SubjectVisit) error {
+	var enrollments, sites []string
+	for _, v := range visits {
+		enrollments = append(enrollments, v.GetEnrollmentId())
+		sites = append(sites, v.GetSiteId())
+	}
+	slices.Sort(enrollments)
+	slices.Sort(sites)
+	es, err := s.ent.Enrollment.Query().Where(enrollment.IDIn(slices.Compact(enrollments)...)).All(ctx)
+	if err != nil {
+		return err
+	}
+	ss, err := s.ent.Site.Query().Where(site.IDIn(slices.Compact(sites)...)).All(ctx)
+	if err != nil {
+		return err
+	}
+	dates, codes := map[string]string{}, map[string]string{}
+	for _, e := range es {
+		dates[e.ID] = e.EnrollmentDate
+	}
+	for _, st := range ss {
+		codes[st.ID] = st.SiteCode
+	}
+	for _, v := range visits {
+		v.EnrollmentDate, v.SiteCode = dates[v.GetEnrollmentId()], codes[v.GetSiteId()]
+	}
+	return nil
 }

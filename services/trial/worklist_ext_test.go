@@ -83,6 +83,18 @@ func TestWorklist(t *testing.T) {
 	if len(all) != 12 || len(seen) != 12 {
 		t.Fatalf("%d visits (%d distinct), want 12", len(all), len(seen))
 	}
+	// Each visit carries what a copy of the plan needs to count days: the
+	// subject's enrollment date, the site's zone and code.
+	for _, v := range all {
+		wantDate, wantZone, wantCode := "2025-03-10", "Asia/Shanghai", "CN-001"
+		if v.GetSiteId() == newYork {
+			wantDate, wantZone, wantCode = "2025-03-09", "America/New_York", "US-001"
+		}
+		if v.GetEnrollmentDate() != wantDate || v.GetSiteTimeZone() != wantZone || v.GetSiteCode() != wantCode {
+			t.Errorf("visit %s at %s: enrollment_date %q site_time_zone %q site_code %q, want %q %q %q", v.GetVisitCode(),
+				v.GetSiteId(), v.GetEnrollmentDate(), v.GetSiteTimeZone(), v.GetSiteCode(), wantDate, wantZone, wantCode)
+		}
+	}
 	last := all[len(all)-1].GetUpdatedAt()
 
 	_, err := api.ListWorklist(ctx, &trialv1.ListWorklistRequest{TrialId: trialID, SiteId: shanghai, PageToken: req.GetPageToken()})
