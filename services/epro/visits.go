@@ -82,6 +82,16 @@ func (s *Service) pollTrial(ctx context.Context, trialID string) error {
 	} else if !ent.IsNotFound(err) {
 		return err
 	}
+	// A copy made before the worklist carried enrollment dates and site zones
+	// lacks them: read the trial again from the start (a copy only moves
+	// forward, and a visit read again at the same updated_at is rewritten).
+	stale, err := s.ent.SubjectVisit.Query().Where(subjectvisit.TrialID(trialID), subjectvisit.EnrollmentDate("")).Exist(ctx)
+	if err != nil {
+		return err
+	}
+	if stale {
+		after = time.Time{}
+	}
 	req := &trialv1.ListWorklistRequest{TrialId: trialID}
 	if !after.IsZero() {
 		req.UpdatedAfter = timestamppb.New(after)
@@ -127,14 +137,16 @@ func copyVisits(ctx context.Context, c *ent.Client, trialID string, visits []*tr
 				SetSubjectUUID(v.GetSubjectUuid()).SetEnrollmentID(v.GetEnrollmentId()).SetVisitCode(v.GetVisitCode()).
 				SetVisitName(v.GetVisitName()).SetWindowOpensAt(v.GetWindowOpensAt().AsTime()).
 				SetWindowClosesAt(v.GetWindowClosesAt().AsTime()).SetStatus(status).SetQuestionnaireIds(ids).
-				SetTrialUpdatedAt(updated).Exec(ctx)
+				SetTrialUpdatedAt(updated).SetEnrollmentDate(v.GetEnrollmentDate()).SetSiteTimeZone(v.GetSiteTimeZone()).
+				SetSiteCode(v.GetSiteCode()).Exec(ctx)
 		case err != nil:
 		case updated.Before(existing.TrialUpdatedAt):
 			continue // an older copy read again through the overlap
 		default:
 			err = existing.Update().SetSiteID(v.GetSiteId()).SetVisitCode(v.GetVisitCode()).SetVisitName(v.GetVisitName()).
 				SetWindowOpensAt(v.GetWindowOpensAt().AsTime()).SetWindowClosesAt(v.GetWindowClosesAt().AsTime()).
-				SetStatus(status).SetQuestionnaireIds(ids).SetTrialUpdatedAt(updated).Exec(ctx)
+				SetStatus(status).SetQuestionnaireIds(ids).SetTrialUpdatedAt(updated).SetEnrollmentDate(v.GetEnrollmentDate()).
+				SetSiteTimeZone(v.GetSiteTimeZone()).SetSiteCode(v.GetSiteCode()).Exec(ctx)
 		}
 		if err != nil {
 			return fmt.Errorf("copy visit %s: %w", v.GetSubjectVisitId(), err)

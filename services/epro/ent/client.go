@@ -15,6 +15,7 @@ import (
 	"entgo.io/ent/dialect"
 	"entgo.io/ent/dialect/sql"
 	"github.com/trialhub/trialhub/services/epro/ent/cursor"
+	"github.com/trialhub/trialhub/services/epro/ent/freetextreview"
 	"github.com/trialhub/trialhub/services/epro/ent/quarantine"
 	"github.com/trialhub/trialhub/services/epro/ent/questionnaire"
 	"github.com/trialhub/trialhub/services/epro/ent/response"
@@ -28,6 +29,8 @@ type Client struct {
 	Schema *migrate.Schema
 	// Cursor is the client for interacting with the Cursor builders.
 	Cursor *CursorClient
+	// FreeTextReview is the client for interacting with the FreeTextReview builders.
+	FreeTextReview *FreeTextReviewClient
 	// Quarantine is the client for interacting with the Quarantine builders.
 	Quarantine *QuarantineClient
 	// Questionnaire is the client for interacting with the Questionnaire builders.
@@ -48,6 +51,7 @@ func NewClient(opts ...Option) *Client {
 func (c *Client) init() {
 	c.Schema = migrate.NewSchema(c.driver)
 	c.Cursor = NewCursorClient(c.config)
+	c.FreeTextReview = NewFreeTextReviewClient(c.config)
 	c.Quarantine = NewQuarantineClient(c.config)
 	c.Questionnaire = NewQuestionnaireClient(c.config)
 	c.Response = NewResponseClient(c.config)
@@ -142,13 +146,14 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 	cfg := c.config
 	cfg.driver = tx
 	return &Tx{
-		ctx:           ctx,
-		config:        cfg,
-		Cursor:        NewCursorClient(cfg),
-		Quarantine:    NewQuarantineClient(cfg),
-		Questionnaire: NewQuestionnaireClient(cfg),
-		Response:      NewResponseClient(cfg),
-		SubjectVisit:  NewSubjectVisitClient(cfg),
+		ctx:            ctx,
+		config:         cfg,
+		Cursor:         NewCursorClient(cfg),
+		FreeTextReview: NewFreeTextReviewClient(cfg),
+		Quarantine:     NewQuarantineClient(cfg),
+		Questionnaire:  NewQuestionnaireClient(cfg),
+		Response:       NewResponseClient(cfg),
+		SubjectVisit:   NewSubjectVisitClient(cfg),
 	}, nil
 }
 
@@ -166,13 +171,14 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 	cfg := c.config
 	cfg.driver = &txDriver{tx: tx, drv: c.driver}
 	return &Tx{
-		ctx:           ctx,
-		config:        cfg,
-		Cursor:        NewCursorClient(cfg),
-		Quarantine:    NewQuarantineClient(cfg),
-		Questionnaire: NewQuestionnaireClient(cfg),
-		Response:      NewResponseClient(cfg),
-		SubjectVisit:  NewSubjectVisitClient(cfg),
+		ctx:            ctx,
+		config:         cfg,
+		Cursor:         NewCursorClient(cfg),
+		FreeTextReview: NewFreeTextReviewClient(cfg),
+		Quarantine:     NewQuarantineClient(cfg),
+		Questionnaire:  NewQuestionnaireClient(cfg),
+		Response:       NewResponseClient(cfg),
+		SubjectVisit:   NewSubjectVisitClient(cfg),
 	}, nil
 }
 
@@ -201,21 +207,23 @@ func (c *Client) Close() error {
 // Use adds the mutation hooks to all the entity clients.
 // In order to add hooks to a specific client, call: `client.Node.Use(...)`.
 func (c *Client) Use(hooks ...Hook) {
-	c.Cursor.Use(hooks...)
-	c.Quarantine.Use(hooks...)
-	c.Questionnaire.Use(hooks...)
-	c.Response.Use(hooks...)
-	c.SubjectVisit.Use(hooks...)
+	for _, n := range []interface{ Use(...Hook) }{
+		c.Cursor, c.FreeTextReview, c.Quarantine, c.Questionnaire, c.Response,
+		c.SubjectVisit,
+	} {
+		n.Use(hooks...)
+	}
 }
 
 // Intercept adds the query interceptors to all the entity clients.
 // In order to add interceptors to a specific client, call: `client.Node.Intercept(...)`.
 func (c *Client) Intercept(interceptors ...Interceptor) {
-	c.Cursor.Intercept(interceptors...)
-	c.Quarantine.Intercept(interceptors...)
-	c.Questionnaire.Intercept(interceptors...)
-	c.Response.Intercept(interceptors...)
-	c.SubjectVisit.Intercept(interceptors...)
+	for _, n := range []interface{ Intercept(...Interceptor) }{
+		c.Cursor, c.FreeTextReview, c.Quarantine, c.Questionnaire, c.Response,
+		c.SubjectVisit,
+	} {
+		n.Intercept(interceptors...)
+	}
 }
 
 // Mutate implements the ent.Mutator interface.
@@ -223,6 +231,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 	switch m := m.(type) {
 	case *CursorMutation:
 		return c.Cursor.mutate(ctx, m)
+	case *FreeTextReviewMutation:
+		return c.FreeTextReview.mutate(ctx, m)
 	case *QuarantineMutation:
 		return c.Quarantine.mutate(ctx, m)
 	case *QuestionnaireMutation:
@@ -366,6 +376,139 @@ func (c *CursorClient) mutate(ctx context.Context, m *CursorMutation) (Value, er
 		return (&CursorDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown Cursor mutation op: %q", m.Op())
+	}
+}
+
+// FreeTextReviewClient is a client for the FreeTextReview schema.
+type FreeTextReviewClient struct {
+	config
+}
+
+// NewFreeTextReviewClient returns a client for the FreeTextReview from the given config.
+func NewFreeTextReviewClient(c config) *FreeTextReviewClient {
+	return &FreeTextReviewClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `freetextreview.Hooks(f(g(h())))`.
+func (c *FreeTextReviewClient) Use(hooks ...Hook) {
+	c.hooks.FreeTextReview = append(c.hooks.FreeTextReview, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `freetextreview.Intercept(f(g(h())))`.
+func (c *FreeTextReviewClient) Intercept(interceptors ...Interceptor) {
+	c.inters.FreeTextReview = append(c.inters.FreeTextReview, interceptors...)
+}
+
+// Create returns a builder for creating a FreeTextReview entity.
+func (c *FreeTextReviewClient) Create() *FreeTextReviewCreate {
+	mutation := newFreeTextReviewMutation(c.config, OpCreate)
+	return &FreeTextReviewCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of FreeTextReview entities.
+func (c *FreeTextReviewClient) CreateBulk(builders ...*FreeTextReviewCreate) *FreeTextReviewCreateBulk {
+	return &FreeTextReviewCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *FreeTextReviewClient) MapCreateBulk(slice any, setFunc func(*FreeTextReviewCreate, int)) *FreeTextReviewCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &FreeTextReviewCreateBulk{err: fmt.Errorf("calling to FreeTextReviewClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*FreeTextReviewCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &FreeTextReviewCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for FreeTextReview.
+func (c *FreeTextReviewClient) Update() *FreeTextReviewUpdate {
+	mutation := newFreeTextReviewMutation(c.config, OpUpdate)
+	return &FreeTextReviewUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *FreeTextReviewClient) UpdateOne(_m *FreeTextReview) *FreeTextReviewUpdateOne {
+	mutation := newFreeTextReviewMutation(c.config, OpUpdateOne, withFreeTextReview(_m))
+	return &FreeTextReviewUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *FreeTextReviewClient) UpdateOneID(id string) *FreeTextReviewUpdateOne {
+	mutation := newFreeTextReviewMutation(c.config, OpUpdateOne, withFreeTextReviewID(id))
+	return &FreeTextReviewUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for FreeTextReview.
+func (c *FreeTextReviewClient) Delete() *FreeTextReviewDelete {
+	mutation := newFreeTextReviewMutation(c.config, OpDelete)
+	return &FreeTextReviewDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *FreeTextReviewClient) DeleteOne(_m *FreeTextReview) *FreeTextReviewDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *FreeTextReviewClient) DeleteOneID(id string) *FreeTextReviewDeleteOne {
+	builder := c.Delete().Where(freetextreview.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &FreeTextReviewDeleteOne{builder}
+}
+
+// Query returns a query builder for FreeTextReview.
+func (c *FreeTextReviewClient) Query() *FreeTextReviewQuery {
+	return &FreeTextReviewQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeFreeTextReview},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a FreeTextReview entity by its id.
+func (c *FreeTextReviewClient) Get(ctx context.Context, id string) (*FreeTextReview, error) {
+	return c.Query().Where(freetextreview.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *FreeTextReviewClient) GetX(ctx context.Context, id string) *FreeTextReview {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *FreeTextReviewClient) Hooks() []Hook {
+	return c.hooks.FreeTextReview
+}
+
+// Interceptors returns the client interceptors.
+func (c *FreeTextReviewClient) Interceptors() []Interceptor {
+	return c.inters.FreeTextReview
+}
+
+func (c *FreeTextReviewClient) mutate(ctx context.Context, m *FreeTextReviewMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&FreeTextReviewCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&FreeTextReviewUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&FreeTextReviewUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&FreeTextReviewDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown FreeTextReview mutation op: %q", m.Op())
 	}
 }
 
@@ -904,9 +1047,11 @@ func (c *SubjectVisitClient) mutate(ctx context.Context, m *SubjectVisitMutation
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		Cursor, Quarantine, Questionnaire, Response, SubjectVisit []ent.Hook
+		Cursor, FreeTextReview, Quarantine, Questionnaire, Response,
+		SubjectVisit []ent.Hook
 	}
 	inters struct {
-		Cursor, Quarantine, Questionnaire, Response, SubjectVisit []ent.Interceptor
+		Cursor, FreeTextReview, Quarantine, Questionnaire, Response,
+		SubjectVisit []ent.Interceptor
 	}
 )

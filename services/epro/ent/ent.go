@@ -13,6 +13,7 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"github.com/trialhub/trialhub/services/epro/ent/cursor"
+	"github.com/trialhub/trialhub/services/epro/ent/freetextreview"
 	"github.com/trialhub/trialhub/services/epro/ent/quarantine"
 	"github.com/trialhub/trialhub/services/epro/ent/questionnaire"
 	"github.com/trialhub/trialhub/services/epro/ent/response"
@@ -77,11 +78,12 @@ var (
 func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
-			cursor.Table:        cursor.ValidColumn,
-			quarantine.Table:    quarantine.ValidColumn,
-			questionnaire.Table: questionnaire.ValidColumn,
-			response.Table:      response.ValidColumn,
-			subjectvisit.Table:  subjectvisit.ValidColumn,
+			cursor.Table:         cursor.ValidColumn,
+			freetextreview.Table: freetextreview.ValidColumn,
+			quarantine.Table:     quarantine.ValidColumn,
+			questionnaire.Table:  questionnaire.ValidColumn,
+			response.Table:       response.ValidColumn,
+			subjectvisit.Table:   subjectvisit.ValidColumn,
 		})
 	})
 	return columnCheck(t, c)

@@ -12,6 +12,7 @@ import (
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
 	"github.com/trialhub/trialhub/services/epro/ent/cursor"
+	"github.com/trialhub/trialhub/services/epro/ent/freetextreview"
 	"github.com/trialhub/trialhub/services/epro/ent/predicate"
 	"github.com/trialhub/trialhub/services/epro/ent/quarantine"
 	"github.com/trialhub/trialhub/services/epro/ent/questionnaire"
@@ -28,11 +29,12 @@ const (
 	OpUpdateOne = ent.OpUpdateOne
 
 	// Node types.
-	TypeCursor        = "Cursor"
-	TypeQuarantine    = "Quarantine"
-	TypeQuestionnaire = "Questionnaire"
-	TypeResponse      = "Response"
-	TypeSubjectVisit  = "SubjectVisit"
+	TypeCursor         = "Cursor"
+	TypeFreeTextReview = "FreeTextReview"
+	TypeQuarantine     = "Quarantine"
+	TypeQuestionnaire  = "Questionnaire"
+	TypeResponse       = "Response"
+	TypeSubjectVisit   = "SubjectVisit"
 )
 
 // CursorMutation represents an operation that mutates the Cursor nodes in the graph.
@@ -365,6 +367,644 @@ func (m *CursorMutation) ClearEdge(name string) error {
 // It returns an error if the edge is not defined in the schema.
 func (m *CursorMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown Cursor edge %s", name)
+}
+
+// FreeTextReviewMutation represents an operation that mutates the FreeTextReview nodes in the graph.
+type FreeTextReviewMutation struct {
+	config
+	op            Op
+	typ           string
+	id            *string
+	response_id   *string
+	revision      *int
+	addrevision   *int
+	link_id       *string
+	decision      *string
+	reviewer_role *string
+	reviewed_at   *time.Time
+	clearedFields map[string]struct{}
+	done          bool
+	oldValue      func(context.Context) (*FreeTextReview, error)
+	predicates    []predicate.FreeTextReview
+}
+
+var _ ent.Mutation = (*FreeTextReviewMutation)(nil)
+
+// freetextreviewOption allows management of the mutation configuration using functional options.
+type freetextreviewOption func(*FreeTextReviewMutation)
+
+// newFreeTextReviewMutation creates new mutation for the FreeTextReview entity.
+func newFreeTextReviewMutation(c config, op Op, opts ...freetextreviewOption) *FreeTextReviewMutation {
+	m := &FreeTextReviewMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeFreeTextReview,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withFreeTextReviewID sets the ID field of the mutation.
+func withFreeTextReviewID(id string) freetextreviewOption {
+	return func(m *FreeTextReviewMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *FreeTextReview
+		)
+		m.oldValue = func(ctx context.Context) (*FreeTextReview, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().FreeTextReview.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withFreeTextReview sets the old FreeTextReview of the mutation.
+func withFreeTextReview(node *FreeTextReview) freetextreviewOption {
+	return func(m *FreeTextReviewMutation) {
+		m.oldValue = func(context.Context) (*FreeTextReview, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m FreeTextReviewMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m FreeTextReviewMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of FreeTextReview entities.
+func (m *FreeTextReviewMutation) SetID(id string) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *FreeTextReviewMutation) ID() (id string, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *FreeTextReviewMutation) IDs(ctx context.Context) ([]string, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []string{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().FreeTextReview.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetResponseID sets the "response_id" field.
+func (m *FreeTextReviewMutation) SetResponseID(s string) {
+	m.response_id = &s
+}
+
+// ResponseID returns the value of the "response_id" field in the mutation.
+func (m *FreeTextReviewMutation) ResponseID() (r string, exists bool) {
+	v := m.response_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldResponseID returns the old "response_id" field's value of the FreeTextReview entity.
+// If the FreeTextReview object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *FreeTextReviewMutation) OldResponseID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldResponseID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldResponseID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldResponseID: %w", err)
+	}
+	return oldValue.ResponseID, nil
+}
+
+// ResetResponseID resets all changes to the "response_id" field.
+func (m *FreeTextReviewMutation) ResetResponseID() {
+	m.response_id = nil
+}
+
+// SetRevision sets the "revision" field.
+func (m *FreeTextReviewMutation) SetRevision(i int) {
+	m.revision = &i
+	m.addrevision = nil
+}
+
+// Revision returns the value of the "revision" field in the mutation.
+func (m *FreeTextReviewMutation) Revision() (r int, exists bool) {
+	v := m.revision
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRevision returns the old "revision" field's value of the FreeTextReview entity.
+// If the FreeTextReview object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *FreeTextReviewMutation) OldRevision(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRevision is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRevision requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRevision: %w", err)
+	}
+	return oldValue.Revision, nil
+}
+
+// AddRevision adds i to the "revision" field.
+func (m *FreeTextReviewMutation) AddRevision(i int) {
+	if m.addrevision != nil {
+		*m.addrevision += i
+	} else {
+		m.addrevision = &i
+	}
+}
+
+// AddedRevision returns the value that was added to the "revision" field in this mutation.
+func (m *FreeTextReviewMutation) AddedRevision() (r int, exists bool) {
+	v := m.addrevision
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetRevision resets all changes to the "revision" field.
+func (m *FreeTextReviewMutation) ResetRevision() {
+	m.revision = nil
+	m.addrevision = nil
+}
+
+// SetLinkID sets the "link_id" field.
+func (m *FreeTextReviewMutation) SetLinkID(s string) {
+	m.link_id = &s
+}
+
+// LinkID returns the value of the "link_id" field in the mutation.
+func (m *FreeTextReviewMutation) LinkID() (r string, exists bool) {
+	v := m.link_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLinkID returns the old "link_id" field's value of the FreeTextReview entity.
+// If the FreeTextReview object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *FreeTextReviewMutation) OldLinkID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLinkID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLinkID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLinkID: %w", err)
+	}
+	return oldValue.LinkID, nil
+}
+
+// ResetLinkID resets all changes to the "link_id" field.
+func (m *FreeTextReviewMutation) ResetLinkID() {
+	m.link_id = nil
+}
+
+// SetDecision sets the "decision" field.
+func (m *FreeTextReviewMutation) SetDecision(s string) {
+	m.decision = &s
+}
+
+// Decision returns the value of the "decision" field in the mutation.
+func (m *FreeTextReviewMutation) Decision() (r string, exists bool) {
+	v := m.decision
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDecision returns the old "decision" field's value of the FreeTextReview entity.
+// If the FreeTextReview object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *FreeTextReviewMutation) OldDecision(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDecision is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDecision requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDecision: %w", err)
+	}
+	return oldValue.Decision, nil
+}
+
+// ResetDecision resets all changes to the "decision" field.
+func (m *FreeTextReviewMutation) ResetDecision() {
+	m.decision = nil
+}
+
+// SetReviewerRole sets the "reviewer_role" field.
+func (m *FreeTextReviewMutation) SetReviewerRole(s string) {
+	m.reviewer_role = &s
+}
+
+// ReviewerRole returns the value of the "reviewer_role" field in the mutation.
+func (m *FreeTextReviewMutation) ReviewerRole() (r string, exists bool) {
+	v := m.reviewer_role
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldReviewerRole returns the old "reviewer_role" field's value of the FreeTextReview entity.
+// If the FreeTextReview object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *FreeTextReviewMutation) OldReviewerRole(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldReviewerRole is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldReviewerRole requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldReviewerRole: %w", err)
+	}
+	return oldValue.ReviewerRole, nil
+}
+
+// ResetReviewerRole resets all changes to the "reviewer_role" field.
+func (m *FreeTextReviewMutation) ResetReviewerRole() {
+	m.reviewer_role = nil
+}
+
+// SetReviewedAt sets the "reviewed_at" field.
+func (m *FreeTextReviewMutation) SetReviewedAt(t time.Time) {
+	m.reviewed_at = &t
+}
+
+// ReviewedAt returns the value of the "reviewed_at" field in the mutation.
+func (m *FreeTextReviewMutation) ReviewedAt() (r time.Time, exists bool) {
+	v := m.reviewed_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldReviewedAt returns the old "reviewed_at" field's value of the FreeTextReview entity.
+// If the FreeTextReview object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *FreeTextReviewMutation) OldReviewedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldReviewedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldReviewedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldReviewedAt: %w", err)
+	}
+	return oldValue.ReviewedAt, nil
+}
+
+// ResetReviewedAt resets all changes to the "reviewed_at" field.
+func (m *FreeTextReviewMutation) ResetReviewedAt() {
+	m.reviewed_at = nil
+}
+
+// Where appends a list predicates to the FreeTextReviewMutation builder.
+func (m *FreeTextReviewMutation) Where(ps ...predicate.FreeTextReview) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the FreeTextReviewMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *FreeTextReviewMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.FreeTextReview, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *FreeTextReviewMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *FreeTextReviewMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (FreeTextReview).
+func (m *FreeTextReviewMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *FreeTextReviewMutation) Fields() []string {
+	fields := make([]string, 0, 6)
+	if m.response_id != nil {
+		fields = append(fields, freetextreview.FieldResponseID)
+	}
+	if m.revision != nil {
+		fields = append(fields, freetextreview.FieldRevision)
+	}
+	if m.link_id != nil {
+		fields = append(fields, freetextreview.FieldLinkID)
+	}
+	if m.decision != nil {
+		fields = append(fields, freetextreview.FieldDecision)
+	}
+	if m.reviewer_role != nil {
+		fields = append(fields, freetextreview.FieldReviewerRole)
+	}
+	if m.reviewed_at != nil {
+		fields = append(fields, freetextreview.FieldReviewedAt)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *FreeTextReviewMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case freetextreview.FieldResponseID:
+		return m.ResponseID()
+	case freetextreview.FieldRevision:
+		return m.Revision()
+	case freetextreview.FieldLinkID:
+		return m.LinkID()
+	case freetextreview.FieldDecision:
+		return m.Decision()
+	case freetextreview.FieldReviewerRole:
+		return m.ReviewerRole()
+	case freetextreview.FieldReviewedAt:
+		return m.ReviewedAt()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *FreeTextReviewMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case freetextreview.FieldResponseID:
+		return m.OldResponseID(ctx)
+	case freetextreview.FieldRevision:
+		return m.OldRevision(ctx)
+	case freetextreview.FieldLinkID:
+		return m.OldLinkID(ctx)
+	case freetextreview.FieldDecision:
+		return m.OldDecision(ctx)
+	case freetextreview.FieldReviewerRole:
+		return m.OldReviewerRole(ctx)
+	case freetextreview.FieldReviewedAt:
+		return m.OldReviewedAt(ctx)
+	}
+	return nil, fmt.Errorf("unknown FreeTextReview field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *FreeTextReviewMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case freetextreview.FieldResponseID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetResponseID(v)
+		return nil
+	case freetextreview.FieldRevision:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRevision(v)
+		return nil
+	case freetextreview.FieldLinkID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLinkID(v)
+		return nil
+	case freetextreview.FieldDecision:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDecision(v)
+		return nil
+	case freetextreview.FieldReviewerRole:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetReviewerRole(v)
+		return nil
+	case freetextreview.FieldReviewedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetReviewedAt(v)
+		return nil
+	}
+	return fmt.Errorf("unknown FreeTextReview field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *FreeTextReviewMutation) AddedFields() []string {
+	var fields []string
+	if m.addrevision != nil {
+		fields = append(fields, freetextreview.FieldRevision)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *FreeTextReviewMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case freetextreview.FieldRevision:
+		return m.AddedRevision()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *FreeTextReviewMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case freetextreview.FieldRevision:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddRevision(v)
+		return nil
+	}
+	return fmt.Errorf("unknown FreeTextReview numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *FreeTextReviewMutation) ClearedFields() []string {
+	return nil
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *FreeTextReviewMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *FreeTextReviewMutation) ClearField(name string) error {
+	return fmt.Errorf("unknown FreeTextReview nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *FreeTextReviewMutation) ResetField(name string) error {
+	switch name {
+	case freetextreview.FieldResponseID:
+		m.ResetResponseID()
+		return nil
+	case freetextreview.FieldRevision:
+		m.ResetRevision()
+		return nil
+	case freetextreview.FieldLinkID:
+		m.ResetLinkID()
+		return nil
+	case freetextreview.FieldDecision:
+		m.ResetDecision()
+		return nil
+	case freetextreview.FieldReviewerRole:
+		m.ResetReviewerRole()
+		return nil
+	case freetextreview.FieldReviewedAt:
+		m.ResetReviewedAt()
+		return nil
+	}
+	return fmt.Errorf("unknown FreeTextReview field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *FreeTextReviewMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *FreeTextReviewMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *FreeTextReviewMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *FreeTextReviewMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *FreeTextReviewMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *FreeTextReviewMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *FreeTextReviewMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown FreeTextReview unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *FreeTextReviewMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown FreeTextReview edge %s", name)
 }
 
 // QuarantineMutation represents an operation that mutates the Quarantine nodes in the graph.
@@ -3507,6 +4147,9 @@ type SubjectVisitMutation struct {
 	questionnaire_ids       *[]string
 	appendquestionnaire_ids []string
 	trial_updated_at        *time.Time
+	enrollment_date         *string
+	site_time_zone          *string
+	site_code               *string
 	clearedFields           map[string]struct{}
 	done                    bool
 	oldValue                func(context.Context) (*SubjectVisit, error)
@@ -4028,6 +4671,114 @@ func (m *SubjectVisitMutation) ResetTrialUpdatedAt() {
 	m.trial_updated_at = nil
 }
 
+// SetEnrollmentDate sets the "enrollment_date" field.
+func (m *SubjectVisitMutation) SetEnrollmentDate(s string) {
+	m.enrollment_date = &s
+}
+
+// EnrollmentDate returns the value of the "enrollment_date" field in the mutation.
+func (m *SubjectVisitMutation) EnrollmentDate() (r string, exists bool) {
+	v := m.enrollment_date
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldEnrollmentDate returns the old "enrollment_date" field's value of the SubjectVisit entity.
+// If the SubjectVisit object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubjectVisitMutation) OldEnrollmentDate(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldEnrollmentDate is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldEnrollmentDate requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldEnrollmentDate: %w", err)
+	}
+	return oldValue.EnrollmentDate, nil
+}
+
+// ResetEnrollmentDate resets all changes to the "enrollment_date" field.
+func (m *SubjectVisitMutation) ResetEnrollmentDate() {
+	m.enrollment_date = nil
+}
+
+// SetSiteTimeZone sets the "site_time_zone" field.
+func (m *SubjectVisitMutation) SetSiteTimeZone(s string) {
+	m.site_time_zone = &s
+}
+
+// SiteTimeZone returns the value of the "site_time_zone" field in the mutation.
+func (m *SubjectVisitMutation) SiteTimeZone() (r string, exists bool) {
+	v := m.site_time_zone
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSiteTimeZone returns the old "site_time_zone" field's value of the SubjectVisit entity.
+// If the SubjectVisit object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubjectVisitMutation) OldSiteTimeZone(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSiteTimeZone is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSiteTimeZone requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSiteTimeZone: %w", err)
+	}
+	return oldValue.SiteTimeZone, nil
+}
+
+// ResetSiteTimeZone resets all changes to the "site_time_zone" field.
+func (m *SubjectVisitMutation) ResetSiteTimeZone() {
+	m.site_time_zone = nil
+}
+
+// SetSiteCode sets the "site_code" field.
+func (m *SubjectVisitMutation) SetSiteCode(s string) {
+	m.site_code = &s
+}
+
+// SiteCode returns the value of the "site_code" field in the mutation.
+func (m *SubjectVisitMutation) SiteCode() (r string, exists bool) {
+	v := m.site_code
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSiteCode returns the old "site_code" field's value of the SubjectVisit entity.
+// If the SubjectVisit object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubjectVisitMutation) OldSiteCode(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSiteCode is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSiteCode requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSiteCode: %w", err)
+	}
+	return oldValue.SiteCode, nil
+}
+
+// ResetSiteCode resets all changes to the "site_code" field.
+func (m *SubjectVisitMutation) ResetSiteCode() {
+	m.site_code = nil
+}
+
 // Where appends a list predicates to the SubjectVisitMutation builder.
 func (m *SubjectVisitMutation) Where(ps ...predicate.SubjectVisit) {
 	m.predicates = append(m.predicates, ps...)
@@ -4062,7 +4813,7 @@ func (m *SubjectVisitMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *SubjectVisitMutation) Fields() []string {
-	fields := make([]string, 0, 11)
+	fields := make([]string, 0, 14)
 	if m.trial_id != nil {
 		fields = append(fields, subjectvisit.FieldTrialID)
 	}
@@ -4096,6 +4847,15 @@ func (m *SubjectVisitMutation) Fields() []string {
 	if m.trial_updated_at != nil {
 		fields = append(fields, subjectvisit.FieldTrialUpdatedAt)
 	}
+	if m.enrollment_date != nil {
+		fields = append(fields, subjectvisit.FieldEnrollmentDate)
+	}
+	if m.site_time_zone != nil {
+		fields = append(fields, subjectvisit.FieldSiteTimeZone)
+	}
+	if m.site_code != nil {
+		fields = append(fields, subjectvisit.FieldSiteCode)
+	}
 	return fields
 }
 
@@ -4126,6 +4886,12 @@ func (m *SubjectVisitMutation) Field(name string) (ent.Value, bool) {
 		return m.QuestionnaireIds()
 	case subjectvisit.FieldTrialUpdatedAt:
 		return m.TrialUpdatedAt()
+	case subjectvisit.FieldEnrollmentDate:
+		return m.EnrollmentDate()
+	case subjectvisit.FieldSiteTimeZone:
+		return m.SiteTimeZone()
+	case subjectvisit.FieldSiteCode:
+		return m.SiteCode()
 	}
 	return nil, false
 }
@@ -4157,6 +4923,12 @@ func (m *SubjectVisitMutation) OldField(ctx context.Context, name string) (ent.V
 		return m.OldQuestionnaireIds(ctx)
 	case subjectvisit.FieldTrialUpdatedAt:
 		return m.OldTrialUpdatedAt(ctx)
+	case subjectvisit.FieldEnrollmentDate:
+		return m.OldEnrollmentDate(ctx)
+	case subjectvisit.FieldSiteTimeZone:
+		return m.OldSiteTimeZone(ctx)
+	case subjectvisit.FieldSiteCode:
+		return m.OldSiteCode(ctx)
 	}
 	return nil, fmt.Errorf("unknown SubjectVisit field %s", name)
 }
@@ -4243,6 +5015,27 @@ func (m *SubjectVisitMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetTrialUpdatedAt(v)
 		return nil
+	case subjectvisit.FieldEnrollmentDate:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetEnrollmentDate(v)
+		return nil
+	case subjectvisit.FieldSiteTimeZone:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSiteTimeZone(v)
+		return nil
+	case subjectvisit.FieldSiteCode:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSiteCode(v)
+		return nil
 	}
 	return fmt.Errorf("unknown SubjectVisit field %s", name)
 }
@@ -4324,6 +5117,15 @@ func (m *SubjectVisitMutation) ResetField(name string) error {
 		return nil
 	case subjectvisit.FieldTrialUpdatedAt:
 		m.ResetTrialUpdatedAt()
+		return nil
+	case subjectvisit.FieldEnrollmentDate:
+		m.ResetEnrollmentDate()
+		return nil
+	case subjectvisit.FieldSiteTimeZone:
+		m.ResetSiteTimeZone()
+		return nil
+	case subjectvisit.FieldSiteCode:
+		m.ResetSiteCode()
 		return nil
 	}
 	return fmt.Errorf("unknown SubjectVisit field %s", name)

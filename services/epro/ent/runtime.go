@@ -5,6 +5,7 @@ package ent
 import (
 	"github.com/trialhub/trialhub/services/epro/ent/quarantine"
 	"github.com/trialhub/trialhub/services/epro/ent/schema"
+	"github.com/trialhub/trialhub/services/epro/ent/subjectvisit"
 )
 
 // The init function reads all schema descriptors with runtime code
@@ -17,4 +18,18 @@ func init() {
 	quarantineDescResponseID := quarantineFields[12].Descriptor()
 	// quarantine.DefaultResponseID holds the default value on creation for the response_id field.
 	quarantine.DefaultResponseID = quarantineDescResponseID.Default.(string)
+	subjectvisitFields := schema.SubjectVisit{}.Fields()
+	_ = subjectvisitFields
+	// subjectvisitDescEnrollmentDate is the schema descriptor for enrollment_date field.
+	subjectvisitDescEnrollmentDate := subjectvisitFields[12].Descriptor()
+	// subjectvisit.DefaultEnrollmentDate holds the default value on creation for the enrollment_date field.
+	subjectvisit.DefaultEnrollmentDate = subjectvisitDescEnrollmentDate.Default.(string)
+	// subjectvisitDescSiteTimeZone is the schema descriptor for site_time_zone field.
+	subjectvisitDescSiteTimeZone := subjectvisitFields[13].Descriptor()
+	// subjectvisit.DefaultSiteTimeZone holds the default value on creation for the site_time_zone field.
+	subjectvisit.DefaultSiteTimeZone = subjectvisitDescSiteTimeZone.Default.(string)
+	// subjectvisitDescSiteCode is the schema descriptor for site_code field.
+	subjectvisitDescSiteCode := subjectvisitFields[14].Descriptor()
+	// subjectvisit.DefaultSiteCode holds the default value on creation for the site_code field.
+	subjectvisit.DefaultSiteCode = subjectvisitDescSiteCode.Default.(string)
 }

@@ -40,7 +40,13 @@ type SubjectVisit struct {
 	QuestionnaireIds []string `json:"questionnaire_ids,omitempty"`
 	// TrialUpdatedAt holds the value of the "trial_updated_at" field.
 	TrialUpdatedAt time.Time `json:"trial_updated_at,omitempty"`
-	selectValues   sql.SelectValues
+	// EnrollmentDate holds the value of the "enrollment_date" field.
+	EnrollmentDate string `json:"enrollment_date,omitempty"`
+	// SiteTimeZone holds the value of the "site_time_zone" field.
+	SiteTimeZone string `json:"site_time_zone,omitempty"`
+	// SiteCode holds the value of the "site_code" field.
+	SiteCode     string `json:"site_code,omitempty"`
+	selectValues sql.SelectValues
 }
 
 // scanValues returns the types for scanning values from sql.Rows.
@@ -50,7 +56,7 @@ func (*SubjectVisit) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case subjectvisit.FieldQuestionnaireIds:
 			values[i] = new([]byte)
-		case subjectvisit.FieldID, subjectvisit.FieldTrialID, subjectvisit.FieldSiteID, subjectvisit.FieldSubjectUUID, subjectvisit.FieldEnrollmentID, subjectvisit.FieldVisitCode, subjectvisit.FieldVisitName, subjectvisit.FieldStatus:
+		case subjectvisit.FieldID, subjectvisit.FieldTrialID, subjectvisit.FieldSiteID, subjectvisit.FieldSubjectUUID, subjectvisit.FieldEnrollmentID, subjectvisit.FieldVisitCode, subjectvisit.FieldVisitName, subjectvisit.FieldStatus, subjectvisit.FieldEnrollmentDate, subjectvisit.FieldSiteTimeZone, subjectvisit.FieldSiteCode:
 			values[i] = new(sql.NullString)
 		case subjectvisit.FieldWindowOpensAt, subjectvisit.FieldWindowClosesAt, subjectvisit.FieldTrialUpdatedAt:
 			values[i] = new(sql.NullTime)
@@ -143,6 +149,24 @@ func (_m *SubjectVisit) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.TrialUpdatedAt = value.Time
 			}
+		case subjectvisit.FieldEnrollmentDate:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field enrollment_date", values[i])
+			} else if value.Valid {
+				_m.EnrollmentDate = value.String
+			}
+		case subjectvisit.FieldSiteTimeZone:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field site_time_zone", values[i])
+			} else if value.Valid {
+				_m.SiteTimeZone = value.String
+			}
+		case subjectvisit.FieldSiteCode:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field site_code", values[i])
+			} else if value.Valid {
+				_m.SiteCode = value.String
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -211,6 +235,15 @@ func (_m *SubjectVisit) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("trial_updated_at=")
 	builder.WriteString(_m.TrialUpdatedAt.Format(time.ANSIC))
+	builder.WriteString(", ")
+	builder.WriteString("enrollment_date=")
+	builder.WriteString(_m.EnrollmentDate)
+	builder.WriteString(", ")
+	builder.WriteString("site_time_zone=")
+	builder.WriteString(_m.SiteTimeZone)
+	builder.WriteString(", ")
+	builder.WriteString("site_code=")
+	builder.WriteString(_m.SiteCode)
 	builder.WriteByte(')')
 	return builder.String()
 }

@@ -86,6 +86,48 @@ func (_c *SubjectVisitCreate) SetTrialUpdatedAt(v time.Time) *SubjectVisitCreate
 	return _c
 }
 
+// SetEnrollmentDate sets the "enrollment_date" field.
+func (_c *SubjectVisitCreate) SetEnrollmentDate(v string) *SubjectVisitCreate {
+	_c.mutation.SetEnrollmentDate(v)
+	return _c
+}
+
+// SetNillableEnrollmentDate sets the "enrollment_date" field if the given value is not nil.
+func (_c *SubjectVisitCreate) SetNillableEnrollmentDate(v *string) *SubjectVisitCreate {
+	if v != nil {
+		_c.SetEnrollmentDate(*v)
+	}
+	return _c
+}
+
+// SetSiteTimeZone sets the "site_time_zone" field.
+func (_c *SubjectVisitCreate) SetSiteTimeZone(v string) *SubjectVisitCreate {
+	_c.mutation.SetSiteTimeZone(v)
+	return _c
+}
+
+// SetNillableSiteTimeZone sets the "site_time_zone" field if the given value is not nil.
+func (_c *SubjectVisitCreate) SetNillableSiteTimeZone(v *string) *SubjectVisitCreate {
+	if v != nil {
+		_c.SetSiteTimeZone(*v)
+	}
+	return _c
+}
+
+// SetSiteCode sets the "site_code" field.
+func (_c *SubjectVisitCreate) SetSiteCode(v string) *SubjectVisitCreate {
+	_c.mutation.SetSiteCode(v)
+	return _c
+}
+
+// SetNillableSiteCode sets the "site_code" field if the given value is not nil.
+func (_c *SubjectVisitCreate) SetNillableSiteCode(v *string) *SubjectVisitCreate {
+	if v != nil {
+		_c.SetSiteCode(*v)
+	}
+	return _c
+}
+
 // SetID sets the "id" field.
 func (_c *SubjectVisitCreate) SetID(v string) *SubjectVisitCreate {
 	_c.mutation.SetID(v)
@@ -99,6 +141,7 @@ func (_c *SubjectVisitCreate) Mutation() *SubjectVisitMutation {
 
 // Save creates the SubjectVisit in the database.
 func (_c *SubjectVisitCreate) Save(ctx context.Context) (*SubjectVisit, error) {
+	_c.defaults()
 	return withHooks(ctx, _c.sqlSave, _c.mutation, _c.hooks)
 }
 
@@ -121,6 +164,22 @@ func (_c *SubjectVisitCreate) Exec(ctx context.Context) error {
 func (_c *SubjectVisitCreate) ExecX(ctx context.Context) {
 	if err := _c.Exec(ctx); err != nil {
 		panic(err)
+	}
+}
+
+// defaults sets the default values of the builder before save.
+func (_c *SubjectVisitCreate) defaults() {
+	if _, ok := _c.mutation.EnrollmentDate(); !ok {
+		v := subjectvisit.DefaultEnrollmentDate
+		_c.mutation.SetEnrollmentDate(v)
+	}
+	if _, ok := _c.mutation.SiteTimeZone(); !ok {
+		v := subjectvisit.DefaultSiteTimeZone
+		_c.mutation.SetSiteTimeZone(v)
+	}
+	if _, ok := _c.mutation.SiteCode(); !ok {
+		v := subjectvisit.DefaultSiteCode
+		_c.mutation.SetSiteCode(v)
 	}
 }
 
@@ -158,6 +217,15 @@ func (_c *SubjectVisitCreate) check() error {
 	}
 	if _, ok := _c.mutation.TrialUpdatedAt(); !ok {
 		return &ValidationError{Name: "trial_updated_at", err: errors.New(`ent: missing required field "SubjectVisit.trial_updated_at"`)}
+	}
+	if _, ok := _c.mutation.EnrollmentDate(); !ok {
+		return &ValidationError{Name: "enrollment_date", err: errors.New(`ent: missing required field "SubjectVisit.enrollment_date"`)}
+	}
+	if _, ok := _c.mutation.SiteTimeZone(); !ok {
+		return &ValidationError{Name: "site_time_zone", err: errors.New(`ent: missing required field "SubjectVisit.site_time_zone"`)}
+	}
+	if _, ok := _c.mutation.SiteCode(); !ok {
+		return &ValidationError{Name: "site_code", err: errors.New(`ent: missing required field "SubjectVisit.site_code"`)}
 	}
 	return nil
 }
@@ -238,6 +306,18 @@ func (_c *SubjectVisitCreate) createSpec() (*SubjectVisit, *sqlgraph.CreateSpec)
 		_spec.SetField(subjectvisit.FieldTrialUpdatedAt, field.TypeTime, value)
 		_node.TrialUpdatedAt = value
 	}
+	if value, ok := _c.mutation.EnrollmentDate(); ok {
+		_spec.SetField(subjectvisit.FieldEnrollmentDate, field.TypeString, value)
+		_node.EnrollmentDate = value
+	}
+	if value, ok := _c.mutation.SiteTimeZone(); ok {
+		_spec.SetField(subjectvisit.FieldSiteTimeZone, field.TypeString, value)
+		_node.SiteTimeZone = value
+	}
+	if value, ok := _c.mutation.SiteCode(); ok {
+		_spec.SetField(subjectvisit.FieldSiteCode, field.TypeString, value)
+		_node.SiteCode = value
+	}
 	return _node, _spec
 }
 
@@ -259,6 +339,7 @@ func (_c *SubjectVisitCreateBulk) Save(ctx context.Context) ([]*SubjectVisit, er
 	for i := range _c.builders {
 		func(i int, root context.Context) {
 			builder := _c.builders[i]
+			builder.defaults()
 			var mut Mutator = MutateFunc(func(ctx context.Context, m Mutation) (Value, error) {
 				mutation, ok := m.(*SubjectVisitMutation)
 				if !ok {

@@ -181,6 +181,48 @@ func (_u *SubjectVisitUpdate) SetNillableTrialUpdatedAt(v *time.Time) *SubjectVi
 	return _u
 }
 
+// SetEnrollmentDate sets the "enrollment_date" field.
+func (_u *SubjectVisitUpdate) SetEnrollmentDate(v string) *SubjectVisitUpdate {
+	_u.mutation.SetEnrollmentDate(v)
+	return _u
+}
+
+// SetNillableEnrollmentDate sets the "enrollment_date" field if the given value is not nil.
+func (_u *SubjectVisitUpdate) SetNillableEnrollmentDate(v *string) *SubjectVisitUpdate {
+	if v != nil {
+		_u.SetEnrollmentDate(*v)
+	}
+	return _u
+}
+
+// SetSiteTimeZone sets the "site_time_zone" field.
+func (_u *SubjectVisitUpdate) SetSiteTimeZone(v string) *SubjectVisitUpdate {
+	_u.mutation.SetSiteTimeZone(v)
+	return _u
+}
+
+// SetNillableSiteTimeZone sets the "site_time_zone" field if the given value is not nil.
+func (_u *SubjectVisitUpdate) SetNillableSiteTimeZone(v *string) *SubjectVisitUpdate {
+	if v != nil {
+		_u.SetSiteTimeZone(*v)
+	}
+	return _u
+}
+
+// SetSiteCode sets the "site_code" field.
+func (_u *SubjectVisitUpdate) SetSiteCode(v string) *SubjectVisitUpdate {
+	_u.mutation.SetSiteCode(v)
+	return _u
+}
+
+// SetNillableSiteCode sets the "site_code" field if the given value is not nil.
+func (_u *SubjectVisitUpdate) SetNillableSiteCode(v *string) *SubjectVisitUpdate {
+	if v != nil {
+		_u.SetSiteCode(*v)
+	}
+	return _u
+}
+
 // Mutation returns the SubjectVisitMutation object of the builder.
 func (_u *SubjectVisitUpdate) Mutation() *SubjectVisitMutation {
 	return _u.mutation
@@ -259,6 +301,15 @@ func (_u *SubjectVisitUpdate) sqlSave(ctx context.Context) (_node int, err error
 	}
 	if value, ok := _u.mutation.TrialUpdatedAt(); ok {
 		_spec.SetField(subjectvisit.FieldTrialUpdatedAt, field.TypeTime, value)
+	}
+	if value, ok := _u.mutation.EnrollmentDate(); ok {
+		_spec.SetField(subjectvisit.FieldEnrollmentDate, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.SiteTimeZone(); ok {
+		_spec.SetField(subjectvisit.FieldSiteTimeZone, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.SiteCode(); ok {
+		_spec.SetField(subjectvisit.FieldSiteCode, field.TypeString, value)
 	}
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
 		if _, ok := err.(*sqlgraph.NotFoundError); ok {
@@ -432,6 +483,48 @@ func (_u *SubjectVisitUpdateOne) SetNillableTrialUpdatedAt(v *time.Time) *Subjec
 	return _u
 }
 
+// SetEnrollmentDate sets the "enrollment_date" field.
+func (_u *SubjectVisitUpdateOne) SetEnrollmentDate(v string) *SubjectVisitUpdateOne {
+	_u.mutation.SetEnrollmentDate(v)
+	return _u
+}
+
+// SetNillableEnrollmentDate sets the "enrollment_date" field if the given value is not nil.
+func (_u *SubjectVisitUpdateOne) SetNillableEnrollmentDate(v *string) *SubjectVisitUpdateOne {
+	if v != nil {
+		_u.SetEnrollmentDate(*v)
+	}
+	return _u
+}
+
+// SetSiteTimeZone sets the "site_time_zone" field.
+func (_u *SubjectVisitUpdateOne) SetSiteTimeZone(v string) *SubjectVisitUpdateOne {
+	_u.mutation.SetSiteTimeZone(v)
+	return _u
+}
+
+// SetNillableSiteTimeZone sets the "site_time_zone" field if the given value is not nil.
+func (_u *SubjectVisitUpdateOne) SetNillableSiteTimeZone(v *string) *SubjectVisitUpdateOne {
+	if v != nil {
+		_u.SetSiteTimeZone(*v)
+	}
+	return _u
+}
+
+// SetSiteCode sets the "site_code" field.
+func (_u *SubjectVisitUpdateOne) SetSiteCode(v string) *SubjectVisitUpdateOne {
+	_u.mutation.SetSiteCode(v)
+	return _u
+}
+
+// SetNillableSiteCode sets the "site_code" field if the given value is not nil.
+func (_u *SubjectVisitUpdateOne) SetNillableSiteCode(v *string) *SubjectVisitUpdateOne {
+	if v != nil {
+		_u.SetSiteCode(*v)
+	}
+	return _u
+}
+
 // Mutation returns the SubjectVisitMutation object of the builder.
 func (_u *SubjectVisitUpdateOne) Mutation() *SubjectVisitMutation {
 	return _u.mutation
@@ -540,6 +633,15 @@ func (_u *SubjectVisitUpdateOne) sqlSave(ctx context.Context) (_node *SubjectVis
 	}
 	if value, ok := _u.mutation.TrialUpdatedAt(); ok {
 		_spec.SetField(subjectvisit.FieldTrialUpdatedAt, field.TypeTime, value)
+	}
+	if value, ok := _u.mutation.EnrollmentDate(); ok {
+		_spec.SetField(subjectvisit.FieldEnrollmentDate, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.SiteTimeZone(); ok {
+		_spec.SetField(subjectvisit.FieldSiteTimeZone, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.SiteCode(); ok {
+		_spec.SetField(subjectvisit.FieldSiteCode, field.TypeString, value)
 	}
 	_node = &SubjectVisit{config: _u.config}
 	_spec.Assign = _node.assignValues

@@ -14,6 +14,8 @@ type Tx struct {
 	config
 	// Cursor is the client for interacting with the Cursor builders.
 	Cursor *CursorClient
+	// FreeTextReview is the client for interacting with the FreeTextReview builders.
+	FreeTextReview *FreeTextReviewClient
 	// Quarantine is the client for interacting with the Quarantine builders.
 	Quarantine *QuarantineClient
 	// Questionnaire is the client for interacting with the Questionnaire builders.
@@ -154,6 +156,7 @@ func (tx *Tx) Client() *Client {
 
 func (tx *Tx) init() {
 	tx.Cursor = NewCursorClient(tx.config)
+	tx.FreeTextReview = NewFreeTextReviewClient(tx.config)
 	tx.Quarantine = NewQuarantineClient(tx.config)
 	tx.Questionnaire = NewQuestionnaireClient(tx.config)
 	tx.Response = NewResponseClient(tx.config)

@@ -21,6 +21,18 @@ func (f CursorFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, erro
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.CursorMutation", m)
 }
 
+// The FreeTextReviewFunc type is an adapter to allow the use of ordinary
+// function as FreeTextReview mutator.
+type FreeTextReviewFunc func(context.Context, *ent.FreeTextReviewMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f FreeTextReviewFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.FreeTextReviewMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.FreeTextReviewMutation", m)
+}
+
 // The QuarantineFunc type is an adapter to allow the use of ordinary
 // function as Quarantine mutator.
 type QuarantineFunc func(context.Context, *ent.QuarantineMutation) (ent.Value, error)

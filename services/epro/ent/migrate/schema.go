@@ -19,6 +19,29 @@ var (
 		Columns:    CursorsColumns,
 		PrimaryKey: []*schema.Column{CursorsColumns[0]},
 	}
+	// FreeTextReviewsColumns holds the columns for the "free_text_reviews" table.
+	FreeTextReviewsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeString},
+		{Name: "response_id", Type: field.TypeString},
+		{Name: "revision", Type: field.TypeInt},
+		{Name: "link_id", Type: field.TypeString},
+		{Name: "decision", Type: field.TypeString},
+		{Name: "reviewer_role", Type: field.TypeString},
+		{Name: "reviewed_at", Type: field.TypeTime},
+	}
+	// FreeTextReviewsTable holds the schema information for the "free_text_reviews" table.
+	FreeTextReviewsTable = &schema.Table{
+		Name:       "free_text_reviews",
+		Columns:    FreeTextReviewsColumns,
+		PrimaryKey: []*schema.Column{FreeTextReviewsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "freetextreview_response_id_revision",
+				Unique:  false,
+				Columns: []*schema.Column{FreeTextReviewsColumns[1], FreeTextReviewsColumns[2]},
+			},
+		},
+	}
 	// QuarantinesColumns holds the columns for the "quarantines" table.
 	QuarantinesColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeString},
@@ -124,6 +147,11 @@ var (
 				Unique:  false,
 				Columns: []*schema.Column{ResponsesColumns[4], ResponsesColumns[5], ResponsesColumns[6]},
 			},
+			{
+				Name:    "response_trial_id_site_id_subject_uuid_authored_at_response_id_revision",
+				Unique:  false,
+				Columns: []*schema.Column{ResponsesColumns[4], ResponsesColumns[5], ResponsesColumns[6], ResponsesColumns[13], ResponsesColumns[1], ResponsesColumns[2]},
+			},
 		},
 	}
 	// SubjectVisitsColumns holds the columns for the "subject_visits" table.
@@ -140,6 +168,9 @@ var (
 		{Name: "status", Type: field.TypeString},
 		{Name: "questionnaire_ids", Type: field.TypeJSON},
 		{Name: "trial_updated_at", Type: field.TypeTime},
+		{Name: "enrollment_date", Type: field.TypeString, Default: ""},
+		{Name: "site_time_zone", Type: field.TypeString, Default: ""},
+		{Name: "site_code", Type: field.TypeString, Default: ""},
 	}
 	// SubjectVisitsTable holds the schema information for the "subject_visits" table.
 	SubjectVisitsTable = &schema.Table{
@@ -152,11 +183,17 @@ var (
 				Unique:  false,
 				Columns: []*schema.Column{SubjectVisitsColumns[3], SubjectVisitsColumns[8]},
 			},
+			{
+				Name:    "subjectvisit_trial_id_site_id_visit_code",
+				Unique:  false,
+				Columns: []*schema.Column{SubjectVisitsColumns[1], SubjectVisitsColumns[2], SubjectVisitsColumns[5]},
+			},
 		},
 	}
 	// Tables holds all the tables in the schema.
 	Tables = []*schema.Table{
 		CursorsTable,
+		FreeTextReviewsTable,
 		QuarantinesTable,
 		QuestionnairesTable,
 		ResponsesTable,

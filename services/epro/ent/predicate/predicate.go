@@ -9,6 +9,9 @@ import (
 // Cursor is the predicate function for cursor builders.
 type Cursor func(*sql.Selector)
 
+// FreeTextReview is the predicate function for freetextreview builders.
+type FreeTextReview func(*sql.Selector)
+
 // Quarantine is the predicate function for quarantine builders.
 type Quarantine func(*sql.Selector)
 

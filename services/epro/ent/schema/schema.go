@@ -67,12 +67,24 @@ func (SubjectVisit) Fields() []ent.Field {
 		// trial_updated_at is the visit's updated_at in the trial service: a copy
 		// only moves forward.
 		field.Time("trial_updated_at"),
+		// enrollment_date (study day 1, ISO date in the site's zone), the site's
+		// IANA zone and code, from the worklist: study days and site-local days
+		// are counted here without calling the trial service. Empty on a copy
+		// made before the worklist carried them (the poller then re-reads the
+		// trial from the start, see visits.go).
+		field.String("enrollment_date").Default(""),
+		field.String("site_time_zone").Default(""),
+		field.String("site_code").Default(""),
 	}
 }
 
 // Indexes of SubjectVisit.
 func (SubjectVisit) Indexes() []ent.Index {
-	return []ent.Index{index.Fields("subject_uuid", "window_closes_at")}
+	return []ent.Index{
+		index.Fields("subject_uuid", "window_closes_at"),
+		// The compliance report reads a trial's visits site by site.
+		index.Fields("trial_id", "site_id", "visit_code"),
+	}
 }
 
 // Response is one revision of a patient's response to one questionnaire at one
@@ -113,7 +125,33 @@ func (Response) Indexes() []ent.Index {
 		// submission goes to the quarantine, and a race between two loses here.
 		index.Fields("subject_visit_id", "questionnaire_id", "revision").Unique(),
 		index.Fields("trial_id", "site_id", "subject_uuid"),
+		// Listings and exports page in this order (keyset).
+		index.Fields("trial_id", "site_id", "subject_uuid", "authored_at", "response_id", "revision"),
 	}
+}
+
+// FreeTextReview is a reviewer's decision on the free text of one answer of one
+// response revision; a later decision replaces the earlier one (both are on the
+// audit trail, with the reason). The text itself is never changed.
+type FreeTextReview struct{ ent.Schema }
+
+// Fields of FreeTextReview.
+func (FreeTextReview) Fields() []ent.Field {
+	return []ent.Field{
+		field.String("id").Immutable(), // response_id + "/" + revision + "/" + link_id
+		field.String("response_id").Immutable(),
+		field.Int("revision").Immutable(),
+		field.String("link_id").Immutable(),
+		// decision is the contract's FreeTextDecision name: "REVIEWED" or "REDACTED".
+		field.String("decision"),
+		field.String("reviewer_role"),
+		field.Time("reviewed_at"),
+	}
+}
+
+// Indexes of FreeTextReview.
+func (FreeTextReview) Indexes() []ent.Index {
+	return []ent.Index{index.Fields("response_id", "revision")}
 }
 
 // Quarantine is a submission refused for a reason the patient cannot fix, kept

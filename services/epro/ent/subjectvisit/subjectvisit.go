@@ -33,6 +33,12 @@ const (
 	FieldQuestionnaireIds = "questionnaire_ids"
 	// FieldTrialUpdatedAt holds the string denoting the trial_updated_at field in the database.
 	FieldTrialUpdatedAt = "trial_updated_at"
+	// FieldEnrollmentDate holds the string denoting the enrollment_date field in the database.
+	FieldEnrollmentDate = "enrollment_date"
+	// FieldSiteTimeZone holds the string denoting the site_time_zone field in the database.
+	FieldSiteTimeZone = "site_time_zone"
+	// FieldSiteCode holds the string denoting the site_code field in the database.
+	FieldSiteCode = "site_code"
 	// Table holds the table name of the subjectvisit in the database.
 	Table = "subject_visits"
 )
@@ -51,6 +57,9 @@ var Columns = []string{
 	FieldStatus,
 	FieldQuestionnaireIds,
 	FieldTrialUpdatedAt,
+	FieldEnrollmentDate,
+	FieldSiteTimeZone,
+	FieldSiteCode,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -62,6 +71,15 @@ func ValidColumn(column string) bool {
 	}
 	return false
 }
+
+var (
+	// DefaultEnrollmentDate holds the default value on creation for the "enrollment_date" field.
+	DefaultEnrollmentDate string
+	// DefaultSiteTimeZone holds the default value on creation for the "site_time_zone" field.
+	DefaultSiteTimeZone string
+	// DefaultSiteCode holds the default value on creation for the "site_code" field.
+	DefaultSiteCode string
+)
 
 // OrderOption defines the ordering options for the SubjectVisit queries.
 type OrderOption func(*sql.Selector)
@@ -119,4 +137,19 @@ func ByStatus(opts ...sql.OrderTermOption) OrderOption {
 // ByTrialUpdatedAt orders the results by the trial_updated_at field.
 func ByTrialUpdatedAt(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldTrialUpdatedAt, opts...).ToFunc()
+}
+
+// ByEnrollmentDate orders the results by the enrollment_date field.
+func ByEnrollmentDate(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldEnrollmentDate, opts...).ToFunc()
+}
+
+// BySiteTimeZone orders the results by the site_time_zone field.
+func BySiteTimeZone(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldSiteTimeZone, opts...).ToFunc()
+}
+
+// BySiteCode orders the results by the site_code field.
+func BySiteCode(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldSiteCode, opts...).ToFunc()
 }

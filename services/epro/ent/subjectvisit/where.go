@@ -114,6 +114,21 @@ func TrialUpdatedAt(v time.Time) predicate.SubjectVisit {
 	return predicate.SubjectVisit(sql.FieldEQ(FieldTrialUpdatedAt, v))
 }
 
+// EnrollmentDate applies equality check predicate on the "enrollment_date" field. It's identical to EnrollmentDateEQ.
+func EnrollmentDate(v string) predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldEQ(FieldEnrollmentDate, v))
+}
+
+// SiteTimeZone applies equality check predicate on the "site_time_zone" field. It's identical to SiteTimeZoneEQ.
+func SiteTimeZone(v string) predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldEQ(FieldSiteTimeZone, v))
+}
+
+// SiteCode applies equality check predicate on the "site_code" field. It's identical to SiteCodeEQ.
+func SiteCode(v string) predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldEQ(FieldSiteCode, v))
+}
+
 // TrialIDEQ applies the EQ predicate on the "trial_id" field.
 func TrialIDEQ(v string) predicate.SubjectVisit {
 	return predicate.SubjectVisit(sql.FieldEQ(FieldTrialID, v))
@@ -687,6 +702,201 @@ func TrialUpdatedAtLT(v time.Time) predicate.SubjectVisit {
 // TrialUpdatedAtLTE applies the LTE predicate on the "trial_updated_at" field.
 func TrialUpdatedAtLTE(v time.Time) predicate.SubjectVisit {
 	return predicate.SubjectVisit(sql.FieldLTE(FieldTrialUpdatedAt, v))
+}
+
+// EnrollmentDateEQ applies the EQ predicate on the "enrollment_date" field.
+func EnrollmentDateEQ(v string) predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldEQ(FieldEnrollmentDate, v))
+}
+
+// EnrollmentDateNEQ applies the NEQ predicate on the "enrollment_date" field.
+func EnrollmentDateNEQ(v string) predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldNEQ(FieldEnrollmentDate, v))
+}
+
+// EnrollmentDateIn applies the In predicate on the "enrollment_date" field.
+func EnrollmentDateIn(vs ...string) predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldIn(FieldEnrollmentDate, vs...))
+}
+
+// EnrollmentDateNotIn applies the NotIn predicate on the "enrollment_date" field.
+func EnrollmentDateNotIn(vs ...string) predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldNotIn(FieldEnrollmentDate, vs...))
+}
+
+// EnrollmentDateGT applies the GT predicate on the "enrollment_date" field.
+func EnrollmentDateGT(v string) predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldGT(FieldEnrollmentDate, v))
+}
+
+// EnrollmentDateGTE applies the GTE predicate on the "enrollment_date" field.
+func EnrollmentDateGTE(v string) predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldGTE(FieldEnrollmentDate, v))
+}
+
+// EnrollmentDateLT applies the LT predicate on the "enrollment_date" field.
+func EnrollmentDateLT(v string) predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldLT(FieldEnrollmentDate, v))
+}
+
+// EnrollmentDateLTE applies the LTE predicate on the "enrollment_date" field.
+func EnrollmentDateLTE(v string) predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldLTE(FieldEnrollmentDate, v))
+}
+
+// EnrollmentDateContains applies the Contains predicate on the "enrollment_date" field.
+func EnrollmentDateContains(v string) predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldContains(FieldEnrollmentDate, v))
+}
+
+// EnrollmentDateHasPrefix applies the HasPrefix predicate on the "enrollment_date" field.
+func EnrollmentDateHasPrefix(v string) predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldHasPrefix(FieldEnrollmentDate, v))
+}
+
+// EnrollmentDateHasSuffix applies the HasSuffix predicate on the "enrollment_date" field.
+func EnrollmentDateHasSuffix(v string) predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldHasSuffix(FieldEnrollmentDate, v))
+}
+
+// EnrollmentDateEqualFold applies the EqualFold predicate on the "enrollment_date" field.
+func EnrollmentDateEqualFold(v string) predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldEqualFold(FieldEnrollmentDate, v))
+}
+
+// EnrollmentDateContainsFold applies the ContainsFold predicate on the "enrollment_date" field.
+func EnrollmentDateContainsFold(v string) predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldContainsFold(FieldEnrollmentDate, v))
+}
+
+// SiteTimeZoneEQ applies the EQ predicate on the "site_time_zone" field.
+func SiteTimeZoneEQ(v string) predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldEQ(FieldSiteTimeZone, v))
+}
+
+// SiteTimeZoneNEQ applies the NEQ predicate on the "site_time_zone" field.
+func SiteTimeZoneNEQ(v string) predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldNEQ(FieldSiteTimeZone, v))
+}
+
+// SiteTimeZoneIn applies the In predicate on the "site_time_zone" field.
+func SiteTimeZoneIn(vs ...string) predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldIn(FieldSiteTimeZone, vs...))
+}
+
+// SiteTimeZoneNotIn applies the NotIn predicate on the "site_time_zone" field.
+func SiteTimeZoneNotIn(vs ...string) predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldNotIn(FieldSiteTimeZone, vs...))
+}
+
+// SiteTimeZoneGT applies the GT predicate on the "site_time_zone" field.
+func SiteTimeZoneGT(v string) predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldGT(FieldSiteTimeZone, v))
+}
+
+// SiteTimeZoneGTE applies the GTE predicate on the "site_time_zone" field.
+func SiteTimeZoneGTE(v string) predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldGTE(FieldSiteTimeZone, v))
+}
+
+// SiteTimeZoneLT applies the LT predicate on the "site_time_zone" field.
+func SiteTimeZoneLT(v string) predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldLT(FieldSiteTimeZone, v))
+}
+
+// SiteTimeZoneLTE applies the LTE predicate on the "site_time_zone" field.
+func SiteTimeZoneLTE(v string) predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldLTE(FieldSiteTimeZone, v))
+}
+
+// SiteTimeZoneContains applies the Contains predicate on the "site_time_zone" field.
+func SiteTimeZoneContains(v string) predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldContains(FieldSiteTimeZone, v))
+}
+
+// SiteTimeZoneHasPrefix applies the HasPrefix predicate on the "site_time_zone" field.
+func SiteTimeZoneHasPrefix(v string) predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldHasPrefix(FieldSiteTimeZone, v))
+}
+
+// SiteTimeZoneHasSuffix applies the HasSuffix predicate on the "site_time_zone" field.
+func SiteTimeZoneHasSuffix(v string) predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldHasSuffix(FieldSiteTimeZone, v))
+}
+
+// SiteTimeZoneEqualFold applies the EqualFold predicate on the "site_time_zone" field.
+func SiteTimeZoneEqualFold(v string) predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldEqualFold(FieldSiteTimeZone, v))
+}
+
+// SiteTimeZoneContainsFold applies the ContainsFold predicate on the "site_time_zone" field.
+func SiteTimeZoneContainsFold(v string) predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldContainsFold(FieldSiteTimeZone, v))
+}
+
+// SiteCodeEQ applies the EQ predicate on the "site_code" field.
+func SiteCodeEQ(v string) predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldEQ(FieldSiteCode, v))
+}
+
+// SiteCodeNEQ applies the NEQ predicate on the "site_code" field.
+func SiteCodeNEQ(v string) predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldNEQ(FieldSiteCode, v))
+}
+
+// SiteCodeIn applies the In predicate on the "site_code" field.
+func SiteCodeIn(vs ...string) predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldIn(FieldSiteCode, vs...))
+}
+
+// SiteCodeNotIn applies the NotIn predicate on the "site_code" field.
+func SiteCodeNotIn(vs ...string) predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldNotIn(FieldSiteCode, vs...))
+}
+
+// SiteCodeGT applies the GT predicate on the "site_code" field.
+func SiteCodeGT(v string) predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldGT(FieldSiteCode, v))
+}
+
+// SiteCodeGTE applies the GTE predicate on the "site_code" field.
+func SiteCodeGTE(v string) predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldGTE(FieldSiteCode, v))
+}
+
+// SiteCodeLT applies the LT predicate on the "site_code" field.
+func SiteCodeLT(v string) predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldLT(FieldSiteCode, v))
+}
+
+// SiteCodeLTE applies the LTE predicate on the "site_code" field.
+func SiteCodeLTE(v string) predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldLTE(FieldSiteCode, v))
+}
+
+// SiteCodeContains applies the Contains predicate on the "site_code" field.
+func SiteCodeContains(v string) predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldContains(FieldSiteCode, v))
+}
+
+// SiteCodeHasPrefix applies the HasPrefix predicate on the "site_code" field.
+func SiteCodeHasPrefix(v string) predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldHasPrefix(FieldSiteCode, v))
+}
+
+// SiteCodeHasSuffix applies the HasSuffix predicate on the "site_code" field.
+func SiteCodeHasSuffix(v string) predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldHasSuffix(FieldSiteCode, v))
+}
+
+// SiteCodeEqualFold applies the EqualFold predicate on the "site_code" field.
+func SiteCodeEqualFold(v string) predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldEqualFold(FieldSiteCode, v))
+}
+
+// SiteCodeContainsFold applies the ContainsFold predicate on the "site_code" field.
+func SiteCodeContainsFold(v string) predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldContainsFold(FieldSiteCode, v))
 }
 
 // And groups predicates with the AND operator between them.
