@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"connectrpc.com/connect/v2"
 	"entgo.io/ent/dialect"
@@ -40,11 +41,14 @@ import (
 	"github.com/trialhub/trialhub/services/platform/db"
 )
 
-// exportChunk is how many rows an export reads from the database at a time.
-var exportChunk = 500
+// exportChunk is how many rows an export reads from the database at a time
+// (500; tests set less).
+var exportChunk atomic.Int64
+
+func init() { exportChunk.Store(500) }
 
 // exportChunkRead, when set (tests), is told the size of each chunk read.
-var exportChunkRead func(rows int)
+var exportChunkRead atomic.Pointer[func(rows int)]
 
 // ExportNotes is the response header that says how an export replaces dates.
 const ExportNotes = "Trialhub-Export-Notes"
@@ -105,13 +109,14 @@ func (s *Service) ExportResponses(ctx context.Context, req *eprov1.ExportRespons
 		}
 	}
 	var after *responseKey
+	chunk := int(exportChunk.Load())
 	for {
-		rows, err := sel.page(ctx, c, after, exportChunk)
+		rows, err := sel.page(ctx, c, after, chunk)
 		if err != nil {
 			return db.ConnectError(err, "responses")
 		}
-		if exportChunkRead != nil {
-			exportChunkRead(len(rows))
+		if seen := exportChunkRead.Load(); seen != nil {
+			(*seen)(len(rows))
 		}
 		if len(rows) == 0 {
 			break
@@ -132,7 +137,7 @@ func (s *Service) ExportResponses(ctx context.Context, req *eprov1.ExportRespons
 				return err
 			}
 		}
-		if len(rows) < exportChunk {
+		if len(rows) < chunk {
 			break
 		}
 	}

@@ -78,9 +78,21 @@ func (t *trialStandIn) addVisit(subject, questionnaireID string, opens, closes t
 		SubjectVisitId: id, EnrollmentId: uuid.NewString(), TrialId: t.trialID, SubjectUuid: subject, VisitCode: "W04", VisitName: "Week 4",
 		WindowOpensAt: timestamppb.New(opens), WindowClosesAt: timestamppb.New(closes), Status: status,
 		Questionnaires: []*trialv1.QuestionnaireRef{{Ref: &trialv1.QuestionnaireRef_QuestionnaireId{QuestionnaireId: questionnaireID}, Version: "1.0.0"}}, SiteId: siteID,
-		UpdatedAt: timestamppb.New(time.Now().UTC()),
+		UpdatedAt: timestamppb.New(time.Now().UTC()), EnrollmentDate: opens.UTC().Format(time.DateOnly), SiteTimeZone: "UTC", SiteCode: "DE-001",
 	})
 	return id
+}
+
+// put plans a visit as given (its id, trial and updated_at are set here).
+func (t *trialStandIn) put(v *trialv1.SubjectVisit) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	v.SubjectVisitId, v.TrialId, v.UpdatedAt = uuid.NewString(), t.trialID, timestamppb.New(time.Now().UTC())
+	if v.EnrollmentId == "" {
+		v.EnrollmentId = uuid.NewString()
+	}
+	t.visits = append(t.visits, v)
+	return v.SubjectVisitId
 }
 
 func (t *trialStandIn) completionCount() int {
