@@ -54,7 +54,7 @@ func (s *Service) ListResponses(ctx context.Context, req *eprov1.ListResponsesRe
 	first := proto.Clone(req).(*eprov1.ListResponsesRequest)
 	first.PageToken, first.PageSize = "", 0
 	filter := filterDigest(first)
-	after, err := readResponseCursor(req.GetPageToken(), filter)
+	after, err := readResponseCursor(ctx, s.ent, req.GetPageToken(), filter)
 	if err != nil {
 		return nil, err
 	}
@@ -187,11 +187,10 @@ func (sel responseSelection) page(ctx context.Context, c *ent.Client, after *res
 
 // responseKey is a response's place in listing order.
 type responseKey struct {
-	Site     string    `json:"s"`
-	Subject  string    `json:"u"`
-	Authored time.Time `json:"a"`
-	Response string    `json:"r"`
-	Revision int       `json:"v"`
+	Site, Subject string
+	Authored      time.Time
+	Response      string
+	Revision      int
 }
 
 func keyOf(r *ent.Response) *responseKey {
@@ -207,11 +206,14 @@ func (k *responseKey) predicate() predicate.Response {
 					entresponse.RevisionGT(k.Revision)))))))))
 }
 
-// A page token is the last key of the page and a digest of the query's other
-// fields, so that a token is refused with other filters.
+// A page token names the last response of the page (id and revision, never
+// its authored time: a token is readable, and a de-identified view shows no
+// instants) and a digest of the query's other fields, so that a token is
+// refused with other filters. The next page resumes after that row's key.
 type responseCursor struct {
-	Filter string       `json:"f"`
-	Key    *responseKey `json:"k"`
+	Filter   string `json:"f"`
+	Response string `json:"r"`
+	Revision int    `json:"v"`
 }
 
 // filterDigest is a short digest of a request whose paging fields are
@@ -223,23 +225,31 @@ func filterDigest(m proto.Message) string {
 }
 
 func writeResponseCursor(filter string, last *ent.Response) string {
-	b, _ := json.Marshal(responseCursor{Filter: filter, Key: keyOf(last)})
+	b, _ := json.Marshal(responseCursor{Filter: filter, Response: last.ResponseID, Revision: last.Revision})
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-func readResponseCursor(token, filter string) (*responseKey, error) {
+func readResponseCursor(ctx context.Context, c *ent.Client, token, filter string) (*responseKey, error) {
 	if token == "" {
 		return nil, nil
 	}
-	var c responseCursor
+	var cur responseCursor
 	raw, err := base64.RawURLEncoding.DecodeString(token)
 	if err == nil {
-		err = json.Unmarshal(raw, &c)
+		err = json.Unmarshal(raw, &cur)
 	}
-	if err != nil || c.Key == nil || c.Filter != filter {
-		return nil, connect.NewError(connect.CodeInvalidArgument, "page_token: not a token of this listing (the other fields must stay as on the first page)")
+	bad := connect.NewError(connect.CodeInvalidArgument, "page_token: not a token of this listing (the other fields must stay as on the first page)")
+	if err != nil || cur.Filter != filter || cur.Response == "" {
+		return nil, bad
 	}
-	return c.Key, nil
+	row, err := c.Response.Get(ctx, cur.Response+"/"+strconv.Itoa(cur.Revision))
+	if ent.IsNotFound(err) {
+		return nil, bad
+	}
+	if err != nil {
+		return nil, db.ConnectError(err, "responses")
+	}
+	return keyOf(row), nil
 }
 
 // renderer de-identifies stored responses, caching questionnaire versions and

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
@@ -257,6 +258,12 @@ func TestListResponsesDeidentified(t *testing.T) {
 			break
 		}
 		req.PageToken = page.GetNextPageToken()
+		// A token is readable by whoever holds it: no authored instant in it either.
+		decoded, err := base64.RawURLEncoding.DecodeString(req.PageToken)
+		if err != nil {
+			t.Fatal(err)
+		}
+		noDates(t, "a page token", decoded)
 		if len(paged) == 1 {
 			_, err := a.analyst.ListResponses(ctx, &eprov1.ListResponsesRequest{TrialId: trial, SiteId: siteB, PageToken: req.PageToken})
 			wantCode(t, err, connect.CodeInvalidArgument, "page_token")
