@@ -103,7 +103,7 @@ func Platform() platform.Service {
 				trials:        trialv1connect.NewTrialServiceClient(m.Client(TrialDependency)),
 				notifications: notificationv1connect.NewNotificationServiceClient(m.Client(NotificationDependency)),
 			}
-			eprov1connect.RegisterEproServiceHandler(m.RPC(), s)
+			register(m.RPC(), s) // behind each method's request cap (limits.go)
 			river.AddWorker(m.Workers, &pollWorklistWorker{s: s})
 			river.AddWorker(m.Workers, &recordCompletionWorker{s: s})
 			river.AddWorker(m.Workers, &safetyAlertWorker{s: s})
