@@ -117,6 +117,11 @@ func (s *Service) AmendResponse(ctx context.Context, req *eprov1.AmendResponseRe
 					Reason: req.GetReason(), TrialID: cur.TrialID, SiteID: cur.SiteID}); err != nil {
 					return nil, err
 				}
+				// The visit it completed is not complete any more (outbox, as the completion).
+				if _, err := s.jobs.InsertTx(ctx, tx, WithdrawCompletion{SubjectUUID: cur.SubjectUUID, TrialID: cur.TrialID,
+					SubjectVisitID: cur.SubjectVisitID, ResponseID: cur.ResponseID, Revision: rev}, nil); err != nil {
+					return nil, fmt.Errorf("enqueue completion withdrawal: %w", err)
+				}
 				receipt = &eprov1.ResponseReceipt{ResponseId: cur.ResponseID, Revision: int32(rev), Status: eprov1.ResponseStatus_RESPONSE_STATUS_ENTERED_IN_ERROR,
 					Questionnaire: ref, TrialId: cur.TrialID, SubjectVisitId: cur.SubjectVisitID,
 					AuthoredAt: timestamppb.New(cur.AuthoredAt), ReceivedAt: timestamppb.New(now), Late: cur.Late}

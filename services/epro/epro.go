@@ -106,6 +106,7 @@ func Platform() platform.Service {
 			register(m.RPC(), s) // behind each method's request cap (limits.go)
 			river.AddWorker(m.Workers, &pollWorklistWorker{s: s})
 			river.AddWorker(m.Workers, &recordCompletionWorker{s: s})
+			river.AddWorker(m.Workers, &withdrawCompletionWorker{s: s})
 			river.AddWorker(m.Workers, &safetyAlertWorker{s: s})
 			m.Jobs.Client().PeriodicJobs().Add(river.NewPeriodicJob(river.PeriodicInterval(PollEvery),
 				func() (river.JobArgs, *river.InsertOpts) { return PollWorklist{}, nil },

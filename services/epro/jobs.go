@@ -9,14 +9,18 @@ package epro
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
+	"connectrpc.com/connect/v2"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	notificationv1 "github.com/trialhub/trialhub/gen/go/trialhub/notification/v1"
 	trialv1 "github.com/trialhub/trialhub/gen/go/trialhub/trial/v1"
+	entresponse "github.com/trialhub/trialhub/services/epro/ent/response"
 	"github.com/trialhub/trialhub/services/platform/jobs"
 )
 
@@ -49,11 +53,21 @@ type recordCompletionWorker struct {
 }
 
 func (w *recordCompletionWorker) Work(ctx context.Context, job *river.Job[RecordCompletion]) error {
+	// A response of the visit entered in error before this job ran: the visit
+	// is not complete any more, and its WithdrawCompletion finds nothing to undo.
+	voided, err := w.s.ent.Response.Query().Where(entresponse.ResponseIDIn(job.Args.ResponseIDs...), entresponse.Current(true),
+		entresponse.Status("ENTERED_IN_ERROR")).Exist(ctx)
+	if err != nil {
+		return fmt.Errorf("read the visit's responses: %w", err)
+	}
+	if voided {
+		return nil
+	}
 	refs := make([]string, 0, len(job.Args.ResponseIDs))
 	for _, id := range job.Args.ResponseIDs {
 		refs = append(refs, "epro:response/"+id)
 	}
-	_, err := w.s.trials.RecordVisitCompletion(ctx, &trialv1.RecordVisitCompletionRequest{
+	_, err = w.s.trials.RecordVisitCompletion(ctx, &trialv1.RecordVisitCompletionRequest{
 		SubjectUuid: job.Args.SubjectUUID, TrialId: job.Args.TrialID, SubjectVisitId: job.Args.SubjectVisitID,
 		CompletedAt: timestamppb.New(job.Args.CompletedAt), SourceReferences: refs, IdempotencyKey: jobs.Key(job.JobRow),
 	})
@@ -61,6 +75,89 @@ func (w *recordCompletionWorker) Work(ctx context.Context, job *river.Job[Record
 		return fmt.Errorf("record visit completion: %w", err)
 	}
 	return nil
+}
+
+// WithdrawCompletion tells the trial service that a response which completed a
+// visit was marked entered in error, so the visit is not complete any more. It
+// is inserted with the entered-in-error revision; when the visit was never
+// completed (not all its questionnaires answered) the trial service answers a
+// no-op.
+type WithdrawCompletion struct {
+	SubjectUUID    string `json:"subject_uuid"`
+	TrialID        string `json:"trial_id"`
+	SubjectVisitID string `json:"subject_visit_id"`
+	ResponseID     string `json:"response_id"`
+	Revision       int    `json:"revision"`
+}
+
+// Kind implements river.JobArgs.
+func (WithdrawCompletion) Kind() string { return "epro.withdraw_completion" }
+
+// InsertOpts implements river.JobArgsWithInsertOpts.
+func (WithdrawCompletion) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{MaxAttempts: completionAttempts}
+}
+
+type withdrawCompletionWorker struct {
+	river.WorkerDefaults[WithdrawCompletion]
+	s *Service
+}
+
+// Work withdraws the completion. A completion still on its way (its
+// RecordCompletion job not finished, e.g. the trial service was down) could
+// land after a withdrawal that found nothing: then the job fails and retries
+// until that job has run. Each attempt has its own idempotency key, because a
+// no-op answer stored under the first key would be replayed to every retry; a
+// repeated withdrawal is a no-op in the trial service, and one for a completion
+// of other records (a new response after this one) is FAILED_PRECONDITION,
+// which ends the job.
+func (w *withdrawCompletionWorker) Work(ctx context.Context, job *river.Job[WithdrawCompletion]) error {
+	res, err := w.s.trials.WithdrawVisitCompletion(ctx, &trialv1.WithdrawVisitCompletionRequest{
+		SubjectUuid: job.Args.SubjectUUID, TrialId: job.Args.TrialID, SubjectVisitId: job.Args.SubjectVisitID,
+		SourceReference: "epro:response/" + job.Args.ResponseID,
+		Reason:          fmt.Sprintf("ePRO response entered in error (revision %d)", job.Args.Revision),
+		IdempotencyKey:  fmt.Sprintf("%s-%d", jobs.Key(job.JobRow), job.Attempt),
+	})
+	if connect.CodeOf(err) == connect.CodeFailedPrecondition {
+		return nil // the visit's completion names other records: nothing of this response to withdraw
+	}
+	if err != nil {
+		return fmt.Errorf("withdraw visit completion: %w", err)
+	}
+	if res.GetVisit().GetStatus() == trialv1.SubjectVisitStatus_SUBJECT_VISIT_STATUS_COMPLETED {
+		return fmt.Errorf("visit %s still completed after the withdrawal", job.Args.SubjectVisitID)
+	}
+	pending, err := w.s.completionOnItsWay(ctx, job.Args.SubjectVisitID)
+	if err != nil {
+		return err
+	}
+	if pending {
+		return fmt.Errorf("visit %s: its completion is still on its way; withdraw after it", job.Args.SubjectVisitID)
+	}
+	return nil
+}
+
+// completionOnItsWay reports whether a RecordCompletion job for the visit has
+// not finished yet (River's outstanding jobs of that kind, few in practice).
+func (s *Service) completionOnItsWay(ctx context.Context, visitID string) (bool, error) {
+	params := river.NewJobListParams().Kinds(RecordCompletion{}.Kind()).States(rivertype.JobStateAvailable,
+		rivertype.JobStatePending, rivertype.JobStateRetryable, rivertype.JobStateRunning, rivertype.JobStateScheduled).First(1000)
+	for {
+		res, err := s.jobs.Client().JobList(ctx, params)
+		if err != nil {
+			return false, fmt.Errorf("list completion jobs: %w", err)
+		}
+		for _, row := range res.Jobs {
+			var args RecordCompletion
+			if err := json.Unmarshal(row.EncodedArgs, &args); err == nil && args.SubjectVisitID == visitID {
+				return true, nil
+			}
+		}
+		if len(res.Jobs) < 1000 || res.LastCursor == nil {
+			return false, nil
+		}
+		params = params.After(res.LastCursor)
+	}
 }
 
 // SafetyAlert asks the notification service to alert the subject's site that an

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,7 +38,8 @@ type trialStandIn struct {
 	mu          sync.Mutex
 	trialID     string
 	visits      []*trialv1.SubjectVisit
-	completions map[string]*trialv1.RecordVisitCompletionRequest // by idempotency key
+	completions map[string]*trialv1.RecordVisitCompletionRequest   // by idempotency key
+	withdrawals map[string]*trialv1.WithdrawVisitCompletionRequest // by idempotency key, those that withdrew
 	down        atomic.Bool
 }
 
@@ -68,6 +70,55 @@ func (t *trialStandIn) RecordVisitCompletion(_ context.Context, req *trialv1.Rec
 	defer t.mu.Unlock()
 	t.completions[req.GetIdempotencyKey()] = req
 	return &trialv1.RecordVisitCompletionResponse{}, nil
+}
+
+// WithdrawVisitCompletion undoes a recorded completion of the visit that names
+// the source reference, as the trial service does: a no-op when the visit has
+// none, FAILED_PRECONDITION when its completion names other records.
+func (t *trialStandIn) WithdrawVisitCompletion(_ context.Context, req *trialv1.WithdrawVisitCompletionRequest) (*trialv1.WithdrawVisitCompletionResponse, error) {
+	if t.down.Load() {
+		return nil, connect.NewError(connect.CodeUnavailable, "down")
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	pending := &trialv1.WithdrawVisitCompletionResponse{Visit: &trialv1.SubjectVisit{SubjectVisitId: req.GetSubjectVisitId(),
+		Status: trialv1.SubjectVisitStatus_SUBJECT_VISIT_STATUS_PENDING}}
+	if t.completedVisit(req.GetSubjectVisitId()) == nil {
+		return pending, nil
+	}
+	if !slices.Contains(t.completedVisit(req.GetSubjectVisitId()).GetSourceReferences(), req.GetSourceReference()) {
+		return nil, connect.NewError(connect.CodeFailedPrecondition, "source_reference: not a record that completed this visit")
+	}
+	t.withdrawals[req.GetIdempotencyKey()] = req
+	return pending, nil
+}
+
+// completedVisit is the visit's completion in force: recorded and not withdrawn
+// (t.mu held).
+func (t *trialStandIn) completedVisit(visitID string) *trialv1.RecordVisitCompletionRequest {
+	var done *trialv1.RecordVisitCompletionRequest
+	for _, c := range t.completions {
+		if c.GetSubjectVisitId() == visitID {
+			done = c
+		}
+	}
+	for _, w := range t.withdrawals {
+		if w.GetSubjectVisitId() == visitID {
+			return nil
+		}
+	}
+	return done
+}
+
+func (t *trialStandIn) visitState(visitID string) (completed bool, withdrawals int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, w := range t.withdrawals {
+		if w.GetSubjectVisitId() == visitID {
+			withdrawals++
+		}
+	}
+	return t.completedVisit(visitID) != nil, withdrawals
 }
 
 func (t *trialStandIn) addVisit(subject, questionnaireID string, opens, closes time.Time, status trialv1.SubjectVisitStatus) string {
@@ -147,7 +198,8 @@ func setup(t testing.TB) *fixture { return setupReplicas(t, 1) }
 func setupReplicas(t testing.TB, n int) *fixture {
 	t.Helper()
 	epro.PollEvery = 100 * time.Millisecond
-	tr := &trialStandIn{trialID: uuid.NewString(), completions: map[string]*trialv1.RecordVisitCompletionRequest{}}
+	tr := &trialStandIn{trialID: uuid.NewString(), completions: map[string]*trialv1.RecordVisitCompletionRequest{},
+		withdrawals: map[string]*trialv1.WithdrawVisitCompletionRequest{}}
 	ns := &notificationStandIn{sent: map[string]int{}}
 	signer := platformtest.NewSigner(t)
 	// The stand-ins run on the kit too: a real listener, the whole chain, tokens checked.
