@@ -78,7 +78,7 @@ func (s *Service) ExportResponses(ctx context.Context, req *eprov1.ExportRespons
 	defer func() { _ = tx.Rollback() }() // read-only: nothing to commit
 	c := ent.NewClient(ent.Driver(entsql.NewDriver(s.db.Dialect(), entsql.Conn{ExecQuerier: tx})))
 
-	e := &exporter{stream: stream, sum: sha256.New(), format: req.GetFormat()}
+	e := &exporter{stream: stream, sum: sha256.New()}
 	exportID, generated := uuid.NewString(), s.now()
 	header := &eprov1.ExportHeader{ExportId: exportID, Format: req.GetFormat(), GeneratedAt: timestamppb.New(generated)}
 	r := newRenderer(c, freeTextOf(req.GetFreeText()))
@@ -161,7 +161,6 @@ func (s *Service) ExportResponses(ctx context.Context, req *eprov1.ExportRespons
 type exporter struct {
 	stream eprov1connect.EproServiceExportResponsesServerStream
 	sum    hash.Hash
-	format eprov1.ExportFormat
 	rows   int
 }
 
