@@ -22,6 +22,7 @@ import (
 	"connectrpc.com/connect/v2"
 	"github.com/google/uuid"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	authzv1 "github.com/trialhub/trialhub/gen/go/trialhub/authz/v1"
@@ -664,5 +665,39 @@ func TestExportStreamsInChunks(t *testing.T) {
 	}
 	if len(seen) != 40 {
 		t.Fatalf("%d distinct rows, want 40", len(seen))
+	}
+}
+
+// A visit copied before the worklist carried enrollment dates and site zones
+// gets them: the poller reads the trial again from its first visit while any
+// copy lacks them (the trial service does not move updated_at for it).
+func TestVisitCopyCatchesUpEnrollmentDates(t *testing.T) {
+	f := setup(t)
+	now := time.Now().UTC()
+	v := &trialv1.SubjectVisit{SubjectUuid: f.subject, VisitCode: "W01", VisitName: "Week 1", SiteId: siteID,
+		WindowOpensAt: timestamppb.New(now.Add(-time.Hour)), WindowClosesAt: timestamppb.New(now.Add(time.Hour)),
+		Status:         trialv1.SubjectVisitStatus_SUBJECT_VISIT_STATUS_PENDING,
+		Questionnaires: []*trialv1.QuestionnaireRef{{Ref: &trialv1.QuestionnaireRef_QuestionnaireId{QuestionnaireId: f.phq9.GetQuestionnaireId()}}}}
+	id := f.trial.put(v)
+	eventually(t, "the visit copied", func() bool {
+		return count(t, f.env, `SELECT COUNT(*) FROM subject_visits WHERE id = $1 AND enrollment_date = ''`, id) == 1
+	})
+	// A later visit moves the cursor past the first.
+	later := f.visit(t, now.Add(-time.Hour), now.Add(time.Hour), trialv1.SubjectVisitStatus_SUBJECT_VISIT_STATUS_PENDING)
+	f.trial.mu.Lock()
+	for i, x := range f.trial.visits {
+		if x.GetSubjectVisitId() == id { // a new message: the old one may be on the wire
+			c := proto.Clone(x).(*trialv1.SubjectVisit)
+			c.EnrollmentDate, c.SiteTimeZone, c.SiteCode = "2026-01-05", "Europe/Berlin", "DE-001" // same updated_at
+			f.trial.visits[i] = c
+		}
+	}
+	f.trial.mu.Unlock()
+	eventually(t, "the enrollment date copied", func() bool {
+		return count(t, f.env, `SELECT COUNT(*) FROM subject_visits WHERE id = $1 AND enrollment_date = '2026-01-05'
+			AND site_time_zone = 'Europe/Berlin' AND site_code = 'DE-001'`, id) == 1
+	})
+	if n := count(t, f.env, `SELECT COUNT(*) FROM subject_visits WHERE id = $1`, later); n != 1 {
+		t.Fatalf("later visit: %d copies", n)
 	}
 }

@@ -117,7 +117,9 @@ func (s *Service) pollTrial(ctx context.Context, trialID string) error {
 func copyVisits(ctx context.Context, c *ent.Client, trialID string, visits []*trialv1.SubjectVisit) error {
 	var newest time.Time
 	for _, v := range visits {
-		updated := v.GetUpdatedAt().AsTime()
+		// At the database's precision (PostgreSQL keeps microseconds, rounding),
+		// so that a visit read again compares equal to its copy.
+		updated := v.GetUpdatedAt().AsTime().Round(time.Microsecond)
 		if updated.After(newest) {
 			newest = updated
 		}
