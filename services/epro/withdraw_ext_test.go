@@ -38,9 +38,10 @@ func TestEnteredInErrorWithdrawsCompletion(t *testing.T) {
 	voidIt("withdraw-delivered-eie", first.GetReceipt().GetResponseId())
 	eventually(t, "the completion withdrawn", func() bool { done, n := f.trial.visitState(delivered); return !done && n == 1 })
 
-	// Trial service down: the completion and its withdrawal are both queued.
-	f.trial.down.Store(true)
+	// Trial service down (after the visit was copied): the completion and its
+	// withdrawal are both queued.
 	queued := f.visit(t, now.Add(-time.Hour), now.Add(time.Hour), trialv1.SubjectVisitStatus_SUBJECT_VISIT_STATUS_PENDING)
+	f.trial.down.Store(true)
 	second, err := f.submit(ctx, "withdraw-queued-0001", queued, now, phq9Answers(t, total(5)))
 	if err != nil {
 		t.Fatal(err)
