@@ -26,8 +26,9 @@ import (
 // the answers become readable de-identified once accepted).
 func (s *Service) ListQuarantine(ctx context.Context, req *eprov1.ListQuarantineRequest) (*eprov1.ListQuarantineResponse, error) {
 	caller, _ := auth.CallerFrom(ctx)
-	if req.GetSiteId() != "" && !maySeeSite(caller, req.GetSiteId()) {
-		return nil, connect.NewError(connect.CodePermissionDenied, "site_id: not in your scope")
+	sites, err := analysisScope(caller, req.GetTrialId(), req.GetSiteId())
+	if err != nil {
+		return nil, err
 	}
 	offset, err := pageOffset(req.GetPageToken())
 	if err != nil {
@@ -43,8 +44,8 @@ func (s *Service) ListQuarantine(ctx context.Context, req *eprov1.ListQuarantine
 	query := s.ent.Quarantine.Query().Where(entquarantine.TrialID(req.GetTrialId()), entquarantine.StateIn(states...))
 	if req.GetSiteId() != "" {
 		query = query.Where(entquarantine.SiteID(req.GetSiteId()))
-	} else if caller.Role == authzv1.Role_ROLE_INVESTIGATOR {
-		query = query.Where(entquarantine.SiteIDIn(caller.Sites...))
+	} else if sites != nil {
+		query = query.Where(entquarantine.SiteIDIn(sites...))
 	}
 	size := pageSize(req.GetPageSize())
 	rows, err := query.Order(ent.Asc(entquarantine.FieldReceivedAt), ent.Asc(entquarantine.FieldID)).Offset(offset).Limit(size + 1).All(ctx)
@@ -72,8 +73,8 @@ func (s *Service) ResolveQuarantine(ctx context.Context, req *eprov1.ResolveQuar
 			if err != nil {
 				return nil, err
 			}
-			if !maySeeSite(caller, row.SiteID) {
-				return nil, connect.NewError(connect.CodePermissionDenied, "quarantine_id: the subject's site is not in your scope")
+			if !caller.CanAccessTrial(row.TrialID) || !maySeeSite(caller, row.SiteID) {
+				return nil, connect.NewError(connect.CodePermissionDenied, "quarantine_id: the subject's trial or site is not in your scope")
 			}
 			if row.State != "PENDING" {
 				return nil, preconditionError(eprov1.PreconditionReason_PRECONDITION_REASON_QUARANTINE_RESOLVED, "quarantine_id: already resolved", nil)

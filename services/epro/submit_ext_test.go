@@ -457,10 +457,22 @@ func TestQuarantineResolutions(t *testing.T) {
 		}
 		ids = append(ids, res.GetQuarantined().GetQuarantineId())
 	}
-	other := eprov1connect.NewEproServiceClient(f.env.Client(t, platformtest.Investigator(uuid.NewString())))
+	investigator := func(site, trial string) eprov1connect.EproServiceClient {
+		c := platformtest.Investigator(site)
+		c.Trials = []string{trial}
+		return eprov1connect.NewEproServiceClient(f.env.Client(t, c))
+	}
+	other := investigator(uuid.NewString(), f.trial.trialID)
 	_, err := other.ListQuarantine(ctx, &eprov1.ListQuarantineRequest{TrialId: f.trial.trialID, SiteId: siteID})
 	wantCode(t, err, connect.CodePermissionDenied, "site_id")
-	inv := eprov1connect.NewEproServiceClient(f.env.Client(t, platformtest.Investigator(siteID)))
+	// The site's investigator in another trial sees and resolves nothing of this one.
+	otherTrial := investigator(siteID, uuid.NewString())
+	_, err = otherTrial.ListQuarantine(ctx, &eprov1.ListQuarantineRequest{TrialId: f.trial.trialID})
+	wantCode(t, err, connect.CodePermissionDenied, "trial_id")
+	_, err = otherTrial.ResolveQuarantine(ctx, &eprov1.ResolveQuarantineRequest{IdempotencyKey: "resolve-other-trial", QuarantineId: ids[0],
+		Resolution: eprov1.QuarantineResolution_QUARANTINE_RESOLUTION_REJECT, Reason: "Not this trial's site staff"})
+	wantCode(t, err, connect.CodePermissionDenied, "quarantine_id")
+	inv := investigator(siteID, f.trial.trialID)
 	list, err := inv.ListQuarantine(ctx, &eprov1.ListQuarantineRequest{TrialId: f.trial.trialID})
 	if err != nil || len(list.GetSubmissions()) != 2 || list.GetSubmissions()[0].GetVisitCode() != "W04" ||
 		list.GetSubmissions()[0].GetHoursAfterWindow() != 1 {
