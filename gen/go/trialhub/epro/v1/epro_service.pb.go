@@ -2589,14 +2589,20 @@ type ExportHeader struct {
 	GeneratedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=generated_at,json=generatedAt,proto3" json:"generated_at,omitempty"`
 	// For CSV, the header line with its CRLF line end, e.g.
 	// "subject_uuid,site_id,subject_visit_id,visit_code,...\r\n". The columns are
-	// subject_uuid, site_id, subject_visit_id, visit_code, visit_name,
+	// subject_uuid, site_id, site_code, subject_visit_id, visit_code, visit_name,
 	// authored_study_day, questionnaire_url, questionnaire_version, response_id,
-	// revision, status, fired_alert_rule_names (the names of the alert rules that
-	// fired, joined by ";", empty when none; never a patient message), then for each
+	// revision, status, late, protocol_deviation, fired_alert_rule_names (the names
+	// of the alert rules that fired, joined by ";", empty when none; never a patient
+	// message), withheld (the answers whose free text is withheld and why), then for each
 	// instrument its item answer columns
 	// "<name>.<link_id>" and score columns "<name>.<scoring rule>" and
 	// "<name>.<scoring rule>.band"; the codebook is authoritative. Empty for NDJSON.
-	CsvHeader     string `protobuf:"bytes,5,opt,name=csv_header,json=csvHeader,proto3" json:"csv_header,omitempty"`
+	CsvHeader string `protobuf:"bytes,5,opt,name=csv_header,json=csvHeader,proto3" json:"csv_header,omitempty"`
+	// How the export stands in for what it leaves out, for the reader of the file:
+	// no calendar dates (authored times and date answers are study days, day 1 =
+	// enrollment, no day 0, counted in the site's time zone) and questionnaires named
+	// by their canonical url|version. Also sent as the Trialhub-Export-Notes header.
+	Notes         string `protobuf:"bytes,6,opt,name=notes,proto3" json:"notes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2662,6 +2668,13 @@ func (x *ExportHeader) GetGeneratedAt() *timestamppb.Timestamp {
 func (x *ExportHeader) GetCsvHeader() string {
 	if x != nil {
 		return x.CsvHeader
+	}
+	return ""
+}
+
+func (x *ExportHeader) GetNotes() string {
+	if x != nil {
+		return x.Notes
 	}
 	return ""
 }
@@ -4480,7 +4493,7 @@ const file_trialhub_epro_v1_epro_service_proto_rawDesc = "" +
 	"\bcodebook\x18\x02 \x01(\v2 .trialhub.epro.v1.ExportCodebookH\x00R\bcodebook\x12/\n" +
 	"\x03row\x18\x03 \x01(\v2\x1b.trialhub.epro.v1.ExportRowH\x00R\x03row\x12;\n" +
 	"\atrailer\x18\x04 \x01(\v2\x1f.trialhub.epro.v1.ExportTrailerH\x00R\atrailerB\x06\n" +
-	"\x04part\"\xe0\x01\n" +
+	"\x04part\"\xf6\x01\n" +
 	"\fExportHeader\x12\x1b\n" +
 	"\texport_id\x18\x01 \x01(\tR\bexportId\x126\n" +
 	"\x06format\x18\x02 \x01(\x0e2\x1e.trialhub.epro.v1.ExportFormatR\x06format\x12\x1d\n" +
@@ -4488,7 +4501,8 @@ const file_trialhub_epro_v1_epro_service_proto_rawDesc = "" +
 	"media_type\x18\x03 \x01(\tR\tmediaType\x12=\n" +
 	"\fgenerated_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\vgeneratedAt\x12\x1d\n" +
 	"\n" +
-	"csv_header\x18\x05 \x01(\tR\tcsvHeader\"L\n" +
+	"csv_header\x18\x05 \x01(\tR\tcsvHeader\x12\x14\n" +
+	"\x05notes\x18\x06 \x01(\tR\x05notes\"L\n" +
 	"\x0eExportCodebook\x12:\n" +
 	"\acolumns\x18\x01 \x03(\v2 .trialhub.epro.v1.CodebookColumnR\acolumns\"\xc3\x02\n" +
 	"\x0eCodebookColumn\x12\x12\n" +
