@@ -577,7 +577,8 @@ func TestExportCSVAndNDJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if msgs[0].GetHeader().GetMediaType() != "application/fhir+ndjson" || msgs[1].GetCodebook() != nil {
+	if msgs[0].GetHeader().GetMediaType() != "application/fhir+ndjson" || msgs[1].GetCodebook() != nil ||
+		!strings.Contains(msgs[0].GetHeader().GetNotes(), "study days") {
 		t.Fatalf("NDJSON stream starts %v %v", msgs[0], msgs[1])
 	}
 	ndTrailer := checkTrailer(t, msgs, file, 3)

@@ -53,6 +53,10 @@ var exportChunkRead atomic.Pointer[func(rows int)]
 // ExportNotes is the response header that says how an export replaces dates.
 const ExportNotes = "Trialhub-Export-Notes"
 
+// exportNotes says, in the export's header, how it stands in for what it leaves out.
+const exportNotes = "no calendar dates: authored and date answers are study days " +
+	"(day 1 = enrollment, no day 0, in the site's time zone); questionnaire is the canonical url|version"
+
 // ExportResponses streams a trial's de-identified responses (the latest
 // revision of each) as CSV with a codebook or as FHIR R4 QuestionnaireResponse
 // NDJSON, and records the export on the audit trail (who, filters, row count,
@@ -80,11 +84,10 @@ func (s *Service) ExportResponses(ctx context.Context, req *eprov1.ExportRespons
 
 	e := &exporter{stream: stream, sum: sha256.New()}
 	exportID, generated := uuid.NewString(), s.now()
-	header := &eprov1.ExportHeader{ExportId: exportID, Format: req.GetFormat(), GeneratedAt: timestamppb.New(generated)}
+	header := &eprov1.ExportHeader{ExportId: exportID, Format: req.GetFormat(), GeneratedAt: timestamppb.New(generated), Notes: exportNotes}
 	r := newRenderer(c, freeTextOf(req.GetFreeText()))
 	if info, ok := connect.CallInfoForServerContext(ctx); ok {
-		info.ResponseHeader().Set(ExportNotes, "no calendar dates: authored and date answers are study days "+
-			"(day 1 = enrollment, no day 0, in the site's time zone); questionnaire is the canonical url|version")
+		info.ResponseHeader().Set(ExportNotes, exportNotes)
 	}
 	var csvCols *csvColumns
 	if req.GetFormat() == eprov1.ExportFormat_EXPORT_FORMAT_CSV {
