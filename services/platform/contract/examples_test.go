@@ -141,7 +141,7 @@ var examples = []example{
 		"protocolCode": "TH-DEP-001", "title": "Digital PHQ-9 follow-up in major depression",
 		"phase": "TRIAL_PHASE_3", "sponsor": "TrialHub Pharma GmbH",
 		"registryIds": [{"registry": "EUCT", "id": "2023-500001-23-00"}, {"registry": "CTRI", "id": "CTRI/2023/01/012345"}], "description": "A randomised study of remote follow-up.",
-		"idempotencyKey": "trial-8d6f4b2a0c1e"}`},
+		"lateSubmissionGraceHours": 48, "idempotencyKey": "trial-8d6f4b2a0c1e"}`},
 	{typ: "trialhub.trial.v1.GetTrialRequest", json: `{"trialId": "` + trialID + `", "visitScheduleVersion": 2}`},
 	{typ: "trialhub.trial.v1.ListTrialsRequest", json: `{
 		"statuses": ["TRIAL_STATUS_RECRUITING", "TRIAL_STATUS_PLANNED"], "phases": ["TRIAL_PHASE_3"],
@@ -153,10 +153,10 @@ var examples = []example{
 		"trialId": "` + trialID + `", "status": "TRIAL_STATUS_RECRUITING",
 		"reason": "Ethics approval received", "idempotencyKey": "status-3e5a7c9b1d2f"}`},
 	{typ: "trialhub.trial.v1.UpdateTrialRequest", json: `{
-		"trialId": "` + trialID + `", "updateMask": "title,registryIds,description",
+		"trialId": "` + trialID + `", "updateMask": "title,registryIds,description,lateSubmissionGraceHours",
 		"title": "Digital PHQ-9 follow-up in major depressive disorder",
 		"registryIds": [{"registry": "NCT", "id": "NCT01234567"}], "description": "A randomised study.",
-		"reason": "Registered on ClinicalTrials.gov", "idempotencyKey": "trial-upd-6b8d0f2a4c"}`},
+		"lateSubmissionGraceHours": 12, "reason": "Registered on ClinicalTrials.gov", "idempotencyKey": "trial-upd-6b8d0f2a4c"}`},
 	{typ: "trialhub.trial.v1.UpdateSiteRequest", json: `{
 		"siteId": "` + siteID + `", "updateMask": "name,countryCode,timeZone",
 		"name": "Charité Berlin, Campus Mitte", "countryCode": "DE", "timeZone": "Europe/Berlin",

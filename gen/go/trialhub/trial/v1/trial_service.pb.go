@@ -43,6 +43,10 @@ type CreateTrialRequest struct {
 	// Short public description of the study. Free text: must not name or
 	// otherwise identify any person; at most 2000 characters.
 	Description string `protobuf:"bytes,7,opt,name=description,proto3" json:"description,omitempty"`
+	// Hours after a window closes during which a response authored inside it is
+	// still accepted, flagged late (see Trial.late_submission_grace_hours). Unset
+	// means 24; 0 means no grace.
+	LateSubmissionGraceHours *int32 `protobuf:"varint,9,opt,name=late_submission_grace_hours,json=lateSubmissionGraceHours,proto3,oneof" json:"late_submission_grace_hours,omitempty"`
 	// Client-chosen key that makes a retry safe: the same key with the same body
 	// returns the same result again and creates the trial only once. Reusing a key
 	// with a different body is rejected with ALREADY_EXISTS.
@@ -121,6 +125,13 @@ func (x *CreateTrialRequest) GetDescription() string {
 		return x.Description
 	}
 	return ""
+}
+
+func (x *CreateTrialRequest) GetLateSubmissionGraceHours() int32 {
+	if x != nil && x.LateSubmissionGraceHours != nil {
+		return *x.LateSubmissionGraceHours
+	}
+	return 0
 }
 
 func (x *CreateTrialRequest) GetIdempotencyKey() string {
@@ -716,6 +727,9 @@ type UpdateTrialRequest struct {
 	// The new public description, when update_mask names "description". Free
 	// text: must not name or otherwise identify any person.
 	Description string `protobuf:"bytes,5,opt,name=description,proto3" json:"description,omitempty"`
+	// The new grace period in hours, when update_mask names
+	// "late_submission_grace_hours"; applies to responses received from then on.
+	LateSubmissionGraceHours int32 `protobuf:"varint,8,opt,name=late_submission_grace_hours,json=lateSubmissionGraceHours,proto3" json:"late_submission_grace_hours,omitempty"`
 	// Why the trial changes (e.g. "Registered on ClinicalTrials.gov"); kept in the
 	// audit trail. Free text: must not identify any person.
 	Reason string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
@@ -790,6 +804,13 @@ func (x *UpdateTrialRequest) GetDescription() string {
 		return x.Description
 	}
 	return ""
+}
+
+func (x *UpdateTrialRequest) GetLateSubmissionGraceHours() int32 {
+	if x != nil {
+		return x.LateSubmissionGraceHours
+	}
+	return 0
 }
 
 func (x *UpdateTrialRequest) GetReason() string {
@@ -2597,7 +2618,7 @@ var File_trialhub_trial_v1_trial_service_proto protoreflect.FileDescriptor
 
 const file_trialhub_trial_v1_trial_service_proto_rawDesc = "" +
 	"\n" +
-	"%trialhub/trial/v1/trial_service.proto\x12\x11trialhub.trial.v1\x1a\x1bbuf/validate/validate.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dtrialhub/authz/v1/authz.proto\x1a\x1dtrialhub/trial/v1/audit.proto\x1a\x1dtrialhub/trial/v1/types.proto\"\xb5\x04\n" +
+	"%trialhub/trial/v1/trial_service.proto\x12\x11trialhub.trial.v1\x1a\x1bbuf/validate/validate.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dtrialhub/authz/v1/authz.proto\x1a\x1dtrialhub/trial/v1/audit.proto\x1a\x1dtrialhub/trial/v1/types.proto\"\xa5\x05\n" +
 	"\x12CreateTrialRequest\x12M\n" +
 	"\rprotocol_code\x18\x01 \x01(\tB(\xbaH%r#\x10\x01\x18@2\x1d^[A-Za-z0-9][A-Za-z0-9._/-]*$R\fprotocolCode\x12 \n" +
 	"\x05title\x18\x02 \x01(\tB\n" +
@@ -2609,8 +2630,11 @@ const file_trialhub_trial_v1_trial_service_proto_rawDesc = "" +
 	"\fregistry_ids\x18\x06 \x03(\v2\x1d.trialhub.trial.v1.RegistryIdB\x80\x01\xbaH}\xba\x01u\n" +
 	"+create_trial.registry_ids.registries_unique\x12$each registry may be given only once\x1a this.map(r, r.registry).unique()\x92\x01\x02\x10\n" +
 	"R\vregistryIds\x12*\n" +
-	"\vdescription\x18\a \x01(\tB\b\xbaH\x05r\x03\x18\xd0\x0fR\vdescription\x12G\n" +
-	"\x0fidempotency_key\x18\b \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\x0eidempotencyKeyJ\x04\b\x05\x10\x06R\x06status\"E\n" +
+	"\vdescription\x18\a \x01(\tB\b\xbaH\x05r\x03\x18\xd0\x0fR\vdescription\x12N\n" +
+	"\x1blate_submission_grace_hours\x18\t \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xa8\x01(\x00H\x00R\x18lateSubmissionGraceHours\x88\x01\x01\x12G\n" +
+	"\x0fidempotency_key\x18\b \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\x0eidempotencyKeyB\x1e\n" +
+	"\x1c_late_submission_grace_hoursJ\x04\b\x05\x10\x06R\x06status\"E\n" +
 	"\x13CreateTrialResponse\x12.\n" +
 	"\x05trial\x18\x01 \x01(\v2\x18.trialhub.trial.v1.TrialR\x05trial\"y\n" +
 	"\x0fGetTrialRequest\x12#\n" +
@@ -2650,18 +2674,20 @@ const file_trialhub_trial_v1_trial_service_proto_rawDesc = "" +
 	"(\\S\\s*){5}R\x06reason\x12G\n" +
 	"\x0fidempotency_key\x18\x04 \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\x0eidempotencyKey\"K\n" +
 	"\x19UpdateTrialStatusResponse\x12.\n" +
-	"\x05trial\x18\x01 \x01(\v2\x18.trialhub.trial.v1.TrialR\x05trial\"\xab\x06\n" +
+	"\x05trial\x18\x01 \x01(\v2\x18.trialhub.trial.v1.TrialR\x05trial\"\x93\a\n" +
 	"\x12UpdateTrialRequest\x12#\n" +
-	"\btrial_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\atrialId\x12\xd1\x01\n" +
-	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskB\x93\x01\xbaH\x8f\x01\xba\x01d\n" +
-	"\"update_trial.update_mask.non_empty\x12(update_mask must name at least one field\x1a\x14size(this.paths) > 0\xc8\x01\x01\xe2\x01\"\x12\x05title\x12\fregistry_ids\x12\vdescriptionR\n" +
+	"\btrial_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\atrialId\x12\xee\x01\n" +
+	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskB\xb0\x01\xbaH\xac\x01\xba\x01d\n" +
+	"\"update_trial.update_mask.non_empty\x12(update_mask must name at least one field\x1a\x14size(this.paths) > 0\xc8\x01\x01\xe2\x01?\x12\x05title\x12\fregistry_ids\x12\vdescription\x12\x1blate_submission_grace_hoursR\n" +
 	"updateMask\x12#\n" +
 	"\x05title\x18\x03 \x01(\tB\r\xbaH\n" +
 	"\xd8\x01\x01r\x05\x10\x03\x18\xf4\x03R\x05title\x12\xc3\x01\n" +
 	"\fregistry_ids\x18\x04 \x03(\v2\x1d.trialhub.trial.v1.RegistryIdB\x80\x01\xbaH}\xba\x01u\n" +
 	"+update_trial.registry_ids.registries_unique\x12$each registry may be given only once\x1a this.map(r, r.registry).unique()\x92\x01\x02\x10\n" +
 	"R\vregistryIds\x12*\n" +
-	"\vdescription\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\xd0\x0fR\vdescription\x12.\n" +
+	"\vdescription\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\xd0\x0fR\vdescription\x12I\n" +
+	"\x1blate_submission_grace_hours\x18\b \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xa8\x01(\x00R\x18lateSubmissionGraceHours\x12.\n" +
 	"\x06reason\x18\x06 \x01(\tB\x16\xbaH\x13r\x11\x10\x05\x18\xe8\a2\n" +
 	"(\\S\\s*){5}R\x06reason\x12G\n" +
 	"\x0fidempotency_key\x18\a \x01(\tB\x1e\xbaH\x1br\x19\x10\x10\x18\x80\x012\x12^[A-Za-z0-9._:-]+$R\x0eidempotencyKey:\x8b\x01\xbaH\x87\x01\x1a\x84\x01\n" +
@@ -3029,6 +3055,7 @@ func file_trialhub_trial_v1_trial_service_proto_init() {
 	}
 	file_trialhub_trial_v1_audit_proto_init()
 	file_trialhub_trial_v1_types_proto_init()
+	file_trialhub_trial_v1_trial_service_proto_msgTypes[0].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

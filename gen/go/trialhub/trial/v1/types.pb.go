@@ -537,9 +537,14 @@ type Trial struct {
 	// When the trial was created (UTC, server clock).
 	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// When the trial or its visit schedule was last changed (UTC, server clock).
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// How many hours after a visit window closes a questionnaire response authored
+	// inside the window is still accepted (a phone that was offline), flagged late;
+	// later ones go to ePRO's quarantine. 24 unless set at creation or changed with
+	// UpdateTrial; 0 means none.
+	LateSubmissionGraceHours int32 `protobuf:"varint,12,opt,name=late_submission_grace_hours,json=lateSubmissionGraceHours,proto3" json:"late_submission_grace_hours,omitempty"`
+	unknownFields            protoimpl.UnknownFields
+	sizeCache                protoimpl.SizeCache
 }
 
 func (x *Trial) Reset() {
@@ -647,6 +652,13 @@ func (x *Trial) GetUpdatedAt() *timestamppb.Timestamp {
 		return x.UpdatedAt
 	}
 	return nil
+}
+
+func (x *Trial) GetLateSubmissionGraceHours() int32 {
+	if x != nil {
+		return x.LateSubmissionGraceHours
+	}
+	return 0
 }
 
 // RegistryId is a study's identifier in one public trial register.
@@ -1790,7 +1802,7 @@ var File_trialhub_trial_v1_types_proto protoreflect.FileDescriptor
 
 const file_trialhub_trial_v1_types_proto_rawDesc = "" +
 	"\n" +
-	"\x1dtrialhub/trial/v1/types.proto\x12\x11trialhub.trial.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x83\x04\n" +
+	"\x1dtrialhub/trial/v1/types.proto\x12\x11trialhub.trial.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc2\x04\n" +
 	"\x05Trial\x12\x19\n" +
 	"\btrial_id\x18\x01 \x01(\tR\atrialId\x12#\n" +
 	"\rprotocol_code\x18\x02 \x01(\tR\fprotocolCode\x12\x14\n" +
@@ -1805,7 +1817,8 @@ const file_trialhub_trial_v1_types_proto_rawDesc = "" +
 	"created_at\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"v\n" +
+	"updated_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12=\n" +
+	"\x1blate_submission_grace_hours\x18\f \x01(\x05R\x18lateSubmissionGraceHours\"v\n" +
 	"\n" +
 	"RegistryId\x128\n" +
 	"\bregistry\x18\x01 \x01(\tB\x1c\xbaH\x19r\x172\x15^[A-Z][A-Z0-9]{1,15}$R\bregistry\x12.\n" +
