@@ -32,7 +32,7 @@ func trialMsg(t *ent.Trial) *trialv1.Trial {
 		TrialId: t.ID, ProtocolCode: t.ProtocolCode, Title: t.Title,
 		Phase: trialv1.TrialPhase(t.Phase), Sponsor: t.Sponsor, Status: trialv1.TrialStatus(t.Status),
 		Description: t.Description, CurrentVisitScheduleVersion: t.CurrentScheduleVersion,
-		CreatedAt: ts(t.CreatedAt), UpdatedAt: ts(t.UpdatedAt),
+		CreatedAt: ts(t.CreatedAt), UpdatedAt: ts(t.UpdatedAt), LateSubmissionGraceHours: t.LateSubmissionGraceHours,
 	}
 	for _, r := range t.RegistryIds {
 		m.RegistryIds = append(m.RegistryIds, &trialv1.RegistryId{Registry: r.Registry, Id: r.ID})

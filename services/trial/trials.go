@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"connectrpc.com/connect/v2"
@@ -42,7 +43,8 @@ func (s *Service) CreateTrial(ctx context.Context, req *trialv1.CreateTrialReque
 			t, err := c.Trial.Create().SetID(uuid.NewString()).SetProtocolCode(req.GetProtocolCode()).
 				SetTitle(req.GetTitle()).SetPhase(int32(req.GetPhase())).SetSponsor(req.GetSponsor()).
 				SetStatus(int32(trialv1.TrialStatus_TRIAL_STATUS_PLANNED)).SetRegistryIds(registryIDs(req.GetRegistryIds())).
-				SetDescription(req.GetDescription()).SetCreatedAt(now).SetUpdatedAt(now).Save(ctx)
+				SetDescription(req.GetDescription()).SetNillableLateSubmissionGraceHours(req.LateSubmissionGraceHours).
+				SetCreatedAt(now).SetUpdatedAt(now).Save(ctx)
 			if err != nil {
 				return nil, fmt.Errorf("create trial: %w", err)
 			}
@@ -255,6 +257,10 @@ func (s *Service) UpdateTrial(ctx context.Context, req *trialv1.UpdateTrialReque
 				case "description":
 					u.SetDescription(req.GetDescription())
 					changes = append(changes, change{path, old.GetDescription(), req.GetDescription()})
+				case "late_submission_grace_hours":
+					u.SetLateSubmissionGraceHours(req.GetLateSubmissionGraceHours())
+					changes = append(changes, change{path, strconv.Itoa(int(old.GetLateSubmissionGraceHours())),
+						strconv.Itoa(int(req.GetLateSubmissionGraceHours()))})
 				case "registry_ids":
 					u.SetRegistryIds(registryIDs(req.GetRegistryIds()))
 					changes = append(changes, change{path, registryText(old.GetRegistryIds()), registryText(req.GetRegistryIds())})

@@ -2555,27 +2555,29 @@ func (m *SiteMutation) ResetEdge(name string) error {
 // TrialMutation represents an operation that mutates the Trial nodes in the graph.
 type TrialMutation struct {
 	config
-	op                          Op
-	typ                         string
-	id                          *string
-	protocol_code               *string
-	title                       *string
-	phase                       *int32
-	addphase                    *int32
-	sponsor                     *string
-	status                      *int32
-	addstatus                   *int32
-	registry_ids                *[]schema.RegistryID
-	appendregistry_ids          []schema.RegistryID
-	description                 *string
-	current_schedule_version    *int32
-	addcurrent_schedule_version *int32
-	created_at                  *time.Time
-	updated_at                  *time.Time
-	clearedFields               map[string]struct{}
-	done                        bool
-	oldValue                    func(context.Context) (*Trial, error)
-	predicates                  []predicate.Trial
+	op                             Op
+	typ                            string
+	id                             *string
+	protocol_code                  *string
+	title                          *string
+	phase                          *int32
+	addphase                       *int32
+	sponsor                        *string
+	status                         *int32
+	addstatus                      *int32
+	registry_ids                   *[]schema.RegistryID
+	appendregistry_ids             []schema.RegistryID
+	description                    *string
+	current_schedule_version       *int32
+	addcurrent_schedule_version    *int32
+	late_submission_grace_hours    *int32
+	addlate_submission_grace_hours *int32
+	created_at                     *time.Time
+	updated_at                     *time.Time
+	clearedFields                  map[string]struct{}
+	done                           bool
+	oldValue                       func(context.Context) (*Trial, error)
+	predicates                     []predicate.Trial
 }
 
 var _ ent.Mutation = (*TrialMutation)(nil)
@@ -3059,6 +3061,62 @@ func (m *TrialMutation) ResetCurrentScheduleVersion() {
 	m.addcurrent_schedule_version = nil
 }
 
+// SetLateSubmissionGraceHours sets the "late_submission_grace_hours" field.
+func (m *TrialMutation) SetLateSubmissionGraceHours(i int32) {
+	m.late_submission_grace_hours = &i
+	m.addlate_submission_grace_hours = nil
+}
+
+// LateSubmissionGraceHours returns the value of the "late_submission_grace_hours" field in the mutation.
+func (m *TrialMutation) LateSubmissionGraceHours() (r int32, exists bool) {
+	v := m.late_submission_grace_hours
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLateSubmissionGraceHours returns the old "late_submission_grace_hours" field's value of the Trial entity.
+// If the Trial object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *TrialMutation) OldLateSubmissionGraceHours(ctx context.Context) (v int32, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLateSubmissionGraceHours is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLateSubmissionGraceHours requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLateSubmissionGraceHours: %w", err)
+	}
+	return oldValue.LateSubmissionGraceHours, nil
+}
+
+// AddLateSubmissionGraceHours adds i to the "late_submission_grace_hours" field.
+func (m *TrialMutation) AddLateSubmissionGraceHours(i int32) {
+	if m.addlate_submission_grace_hours != nil {
+		*m.addlate_submission_grace_hours += i
+	} else {
+		m.addlate_submission_grace_hours = &i
+	}
+}
+
+// AddedLateSubmissionGraceHours returns the value that was added to the "late_submission_grace_hours" field in this mutation.
+func (m *TrialMutation) AddedLateSubmissionGraceHours() (r int32, exists bool) {
+	v := m.addlate_submission_grace_hours
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetLateSubmissionGraceHours resets all changes to the "late_submission_grace_hours" field.
+func (m *TrialMutation) ResetLateSubmissionGraceHours() {
+	m.late_submission_grace_hours = nil
+	m.addlate_submission_grace_hours = nil
+}
+
 // SetCreatedAt sets the "created_at" field.
 func (m *TrialMutation) SetCreatedAt(t time.Time) {
 	m.created_at = &t
@@ -3165,7 +3223,7 @@ func (m *TrialMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *TrialMutation) Fields() []string {
-	fields := make([]string, 0, 10)
+	fields := make([]string, 0, 11)
 	if m.protocol_code != nil {
 		fields = append(fields, trial.FieldProtocolCode)
 	}
@@ -3189,6 +3247,9 @@ func (m *TrialMutation) Fields() []string {
 	}
 	if m.current_schedule_version != nil {
 		fields = append(fields, trial.FieldCurrentScheduleVersion)
+	}
+	if m.late_submission_grace_hours != nil {
+		fields = append(fields, trial.FieldLateSubmissionGraceHours)
 	}
 	if m.created_at != nil {
 		fields = append(fields, trial.FieldCreatedAt)
@@ -3220,6 +3281,8 @@ func (m *TrialMutation) Field(name string) (ent.Value, bool) {
 		return m.Description()
 	case trial.FieldCurrentScheduleVersion:
 		return m.CurrentScheduleVersion()
+	case trial.FieldLateSubmissionGraceHours:
+		return m.LateSubmissionGraceHours()
 	case trial.FieldCreatedAt:
 		return m.CreatedAt()
 	case trial.FieldUpdatedAt:
@@ -3249,6 +3312,8 @@ func (m *TrialMutation) OldField(ctx context.Context, name string) (ent.Value, e
 		return m.OldDescription(ctx)
 	case trial.FieldCurrentScheduleVersion:
 		return m.OldCurrentScheduleVersion(ctx)
+	case trial.FieldLateSubmissionGraceHours:
+		return m.OldLateSubmissionGraceHours(ctx)
 	case trial.FieldCreatedAt:
 		return m.OldCreatedAt(ctx)
 	case trial.FieldUpdatedAt:
@@ -3318,6 +3383,13 @@ func (m *TrialMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetCurrentScheduleVersion(v)
 		return nil
+	case trial.FieldLateSubmissionGraceHours:
+		v, ok := value.(int32)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLateSubmissionGraceHours(v)
+		return nil
 	case trial.FieldCreatedAt:
 		v, ok := value.(time.Time)
 		if !ok {
@@ -3349,6 +3421,9 @@ func (m *TrialMutation) AddedFields() []string {
 	if m.addcurrent_schedule_version != nil {
 		fields = append(fields, trial.FieldCurrentScheduleVersion)
 	}
+	if m.addlate_submission_grace_hours != nil {
+		fields = append(fields, trial.FieldLateSubmissionGraceHours)
+	}
 	return fields
 }
 
@@ -3363,6 +3438,8 @@ func (m *TrialMutation) AddedField(name string) (ent.Value, bool) {
 		return m.AddedStatus()
 	case trial.FieldCurrentScheduleVersion:
 		return m.AddedCurrentScheduleVersion()
+	case trial.FieldLateSubmissionGraceHours:
+		return m.AddedLateSubmissionGraceHours()
 	}
 	return nil, false
 }
@@ -3392,6 +3469,13 @@ func (m *TrialMutation) AddField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.AddCurrentScheduleVersion(v)
+		return nil
+	case trial.FieldLateSubmissionGraceHours:
+		v, ok := value.(int32)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddLateSubmissionGraceHours(v)
 		return nil
 	}
 	return fmt.Errorf("unknown Trial numeric field %s", name)
@@ -3452,6 +3536,9 @@ func (m *TrialMutation) ResetField(name string) error {
 		return nil
 	case trial.FieldCurrentScheduleVersion:
 		m.ResetCurrentScheduleVersion()
+		return nil
+	case trial.FieldLateSubmissionGraceHours:
+		m.ResetLateSubmissionGraceHours()
 		return nil
 	case trial.FieldCreatedAt:
 		m.ResetCreatedAt()

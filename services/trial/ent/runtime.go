@@ -77,8 +77,12 @@ func init() {
 	trialDescCurrentScheduleVersion := trialFields[8].Descriptor()
 	// trial.DefaultCurrentScheduleVersion holds the default value on creation for the current_schedule_version field.
 	trial.DefaultCurrentScheduleVersion = trialDescCurrentScheduleVersion.Default.(int32)
+	// trialDescLateSubmissionGraceHours is the schema descriptor for late_submission_grace_hours field.
+	trialDescLateSubmissionGraceHours := trialFields[9].Descriptor()
+	// trial.DefaultLateSubmissionGraceHours holds the default value on creation for the late_submission_grace_hours field.
+	trial.DefaultLateSubmissionGraceHours = trialDescLateSubmissionGraceHours.Default.(int32)
 	// trialDescCreatedAt is the schema descriptor for created_at field.
-	trialDescCreatedAt := trialFields[9].Descriptor()
+	trialDescCreatedAt := trialFields[10].Descriptor()
 	// trial.DefaultCreatedAt holds the default value on creation for the created_at field.
 	trial.DefaultCreatedAt = trialDescCreatedAt.Default.(func() time.Time)
 	// trialDescID is the schema descriptor for id field.

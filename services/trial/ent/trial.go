@@ -35,6 +35,8 @@ type Trial struct {
 	Description string `json:"description,omitempty"`
 	// CurrentScheduleVersion holds the value of the "current_schedule_version" field.
 	CurrentScheduleVersion int32 `json:"current_schedule_version,omitempty"`
+	// LateSubmissionGraceHours holds the value of the "late_submission_grace_hours" field.
+	LateSubmissionGraceHours int32 `json:"late_submission_grace_hours,omitempty"`
 	// CreatedAt holds the value of the "created_at" field.
 	CreatedAt time.Time `json:"created_at,omitempty"`
 	// UpdatedAt holds the value of the "updated_at" field.
@@ -49,7 +51,7 @@ func (*Trial) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case trial.FieldRegistryIds:
 			values[i] = new([]byte)
-		case trial.FieldPhase, trial.FieldStatus, trial.FieldCurrentScheduleVersion:
+		case trial.FieldPhase, trial.FieldStatus, trial.FieldCurrentScheduleVersion, trial.FieldLateSubmissionGraceHours:
 			values[i] = new(sql.NullInt64)
 		case trial.FieldID, trial.FieldProtocolCode, trial.FieldTitle, trial.FieldSponsor, trial.FieldDescription:
 			values[i] = new(sql.NullString)
@@ -126,6 +128,12 @@ func (_m *Trial) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.CurrentScheduleVersion = int32(value.Int64)
 			}
+		case trial.FieldLateSubmissionGraceHours:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field late_submission_grace_hours", values[i])
+			} else if value.Valid {
+				_m.LateSubmissionGraceHours = int32(value.Int64)
+			}
 		case trial.FieldCreatedAt:
 			if value, ok := values[i].(*sql.NullTime); !ok {
 				return fmt.Errorf("unexpected type %T for field created_at", values[i])
@@ -197,6 +205,9 @@ func (_m *Trial) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("current_schedule_version=")
 	builder.WriteString(fmt.Sprintf("%v", _m.CurrentScheduleVersion))
+	builder.WriteString(", ")
+	builder.WriteString("late_submission_grace_hours=")
+	builder.WriteString(fmt.Sprintf("%v", _m.LateSubmissionGraceHours))
 	builder.WriteString(", ")
 	builder.WriteString("created_at=")
 	builder.WriteString(_m.CreatedAt.Format(time.ANSIC))

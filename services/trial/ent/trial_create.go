@@ -85,6 +85,20 @@ func (_c *TrialCreate) SetNillableCurrentScheduleVersion(v *int32) *TrialCreate 
 	return _c
 }
 
+// SetLateSubmissionGraceHours sets the "late_submission_grace_hours" field.
+func (_c *TrialCreate) SetLateSubmissionGraceHours(v int32) *TrialCreate {
+	_c.mutation.SetLateSubmissionGraceHours(v)
+	return _c
+}
+
+// SetNillableLateSubmissionGraceHours sets the "late_submission_grace_hours" field if the given value is not nil.
+func (_c *TrialCreate) SetNillableLateSubmissionGraceHours(v *int32) *TrialCreate {
+	if v != nil {
+		_c.SetLateSubmissionGraceHours(*v)
+	}
+	return _c
+}
+
 // SetCreatedAt sets the "created_at" field.
 func (_c *TrialCreate) SetCreatedAt(v time.Time) *TrialCreate {
 	_c.mutation.SetCreatedAt(v)
@@ -154,6 +168,10 @@ func (_c *TrialCreate) defaults() {
 		v := trial.DefaultCurrentScheduleVersion
 		_c.mutation.SetCurrentScheduleVersion(v)
 	}
+	if _, ok := _c.mutation.LateSubmissionGraceHours(); !ok {
+		v := trial.DefaultLateSubmissionGraceHours
+		_c.mutation.SetLateSubmissionGraceHours(v)
+	}
 	if _, ok := _c.mutation.CreatedAt(); !ok {
 		v := trial.DefaultCreatedAt()
 		_c.mutation.SetCreatedAt(v)
@@ -187,6 +205,9 @@ func (_c *TrialCreate) check() error {
 	}
 	if _, ok := _c.mutation.CurrentScheduleVersion(); !ok {
 		return &ValidationError{Name: "current_schedule_version", err: errors.New(`ent: missing required field "Trial.current_schedule_version"`)}
+	}
+	if _, ok := _c.mutation.LateSubmissionGraceHours(); !ok {
+		return &ValidationError{Name: "late_submission_grace_hours", err: errors.New(`ent: missing required field "Trial.late_submission_grace_hours"`)}
 	}
 	if _, ok := _c.mutation.CreatedAt(); !ok {
 		return &ValidationError{Name: "created_at", err: errors.New(`ent: missing required field "Trial.created_at"`)}
@@ -265,6 +286,10 @@ func (_c *TrialCreate) createSpec() (*Trial, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.CurrentScheduleVersion(); ok {
 		_spec.SetField(trial.FieldCurrentScheduleVersion, field.TypeInt32, value)
 		_node.CurrentScheduleVersion = value
+	}
+	if value, ok := _c.mutation.LateSubmissionGraceHours(); ok {
+		_spec.SetField(trial.FieldLateSubmissionGraceHours, field.TypeInt32, value)
+		_node.LateSubmissionGraceHours = value
 	}
 	if value, ok := _c.mutation.CreatedAt(); ok {
 		_spec.SetField(trial.FieldCreatedAt, field.TypeTime, value)

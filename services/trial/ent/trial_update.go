@@ -167,6 +167,27 @@ func (_u *TrialUpdate) AddCurrentScheduleVersion(v int32) *TrialUpdate {
 	return _u
 }
 
+// SetLateSubmissionGraceHours sets the "late_submission_grace_hours" field.
+func (_u *TrialUpdate) SetLateSubmissionGraceHours(v int32) *TrialUpdate {
+	_u.mutation.ResetLateSubmissionGraceHours()
+	_u.mutation.SetLateSubmissionGraceHours(v)
+	return _u
+}
+
+// SetNillableLateSubmissionGraceHours sets the "late_submission_grace_hours" field if the given value is not nil.
+func (_u *TrialUpdate) SetNillableLateSubmissionGraceHours(v *int32) *TrialUpdate {
+	if v != nil {
+		_u.SetLateSubmissionGraceHours(*v)
+	}
+	return _u
+}
+
+// AddLateSubmissionGraceHours adds value to the "late_submission_grace_hours" field.
+func (_u *TrialUpdate) AddLateSubmissionGraceHours(v int32) *TrialUpdate {
+	_u.mutation.AddLateSubmissionGraceHours(v)
+	return _u
+}
+
 // SetUpdatedAt sets the "updated_at" field.
 func (_u *TrialUpdate) SetUpdatedAt(v time.Time) *TrialUpdate {
 	_u.mutation.SetUpdatedAt(v)
@@ -275,6 +296,12 @@ func (_u *TrialUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if value, ok := _u.mutation.AddedCurrentScheduleVersion(); ok {
 		_spec.AddField(trial.FieldCurrentScheduleVersion, field.TypeInt32, value)
+	}
+	if value, ok := _u.mutation.LateSubmissionGraceHours(); ok {
+		_spec.SetField(trial.FieldLateSubmissionGraceHours, field.TypeInt32, value)
+	}
+	if value, ok := _u.mutation.AddedLateSubmissionGraceHours(); ok {
+		_spec.AddField(trial.FieldLateSubmissionGraceHours, field.TypeInt32, value)
 	}
 	if value, ok := _u.mutation.UpdatedAt(); ok {
 		_spec.SetField(trial.FieldUpdatedAt, field.TypeTime, value)
@@ -436,6 +463,27 @@ func (_u *TrialUpdateOne) AddCurrentScheduleVersion(v int32) *TrialUpdateOne {
 	return _u
 }
 
+// SetLateSubmissionGraceHours sets the "late_submission_grace_hours" field.
+func (_u *TrialUpdateOne) SetLateSubmissionGraceHours(v int32) *TrialUpdateOne {
+	_u.mutation.ResetLateSubmissionGraceHours()
+	_u.mutation.SetLateSubmissionGraceHours(v)
+	return _u
+}
+
+// SetNillableLateSubmissionGraceHours sets the "late_submission_grace_hours" field if the given value is not nil.
+func (_u *TrialUpdateOne) SetNillableLateSubmissionGraceHours(v *int32) *TrialUpdateOne {
+	if v != nil {
+		_u.SetLateSubmissionGraceHours(*v)
+	}
+	return _u
+}
+
+// AddLateSubmissionGraceHours adds value to the "late_submission_grace_hours" field.
+func (_u *TrialUpdateOne) AddLateSubmissionGraceHours(v int32) *TrialUpdateOne {
+	_u.mutation.AddLateSubmissionGraceHours(v)
+	return _u
+}
+
 // SetUpdatedAt sets the "updated_at" field.
 func (_u *TrialUpdateOne) SetUpdatedAt(v time.Time) *TrialUpdateOne {
 	_u.mutation.SetUpdatedAt(v)
@@ -574,6 +622,12 @@ func (_u *TrialUpdateOne) sqlSave(ctx context.Context) (_node *Trial, err error)
 	}
 	if value, ok := _u.mutation.AddedCurrentScheduleVersion(); ok {
 		_spec.AddField(trial.FieldCurrentScheduleVersion, field.TypeInt32, value)
+	}
+	if value, ok := _u.mutation.LateSubmissionGraceHours(); ok {
+		_spec.SetField(trial.FieldLateSubmissionGraceHours, field.TypeInt32, value)
+	}
+	if value, ok := _u.mutation.AddedLateSubmissionGraceHours(); ok {
+		_spec.AddField(trial.FieldLateSubmissionGraceHours, field.TypeInt32, value)
 	}
 	if value, ok := _u.mutation.UpdatedAt(); ok {
 		_spec.SetField(trial.FieldUpdatedAt, field.TypeTime, value)

@@ -101,6 +101,7 @@ var (
 		{Name: "registry_ids", Type: field.TypeJSON, Nullable: true},
 		{Name: "description", Type: field.TypeString, Default: ""},
 		{Name: "current_schedule_version", Type: field.TypeInt32, Default: 0},
+		{Name: "late_submission_grace_hours", Type: field.TypeInt32, Default: 24},
 		{Name: "created_at", Type: field.TypeTime},
 		{Name: "updated_at", Type: field.TypeTime},
 	}

@@ -55,6 +55,8 @@ func (Trial) Fields() []ent.Field {
 		field.JSON("registry_ids", []RegistryID{}).Optional(),
 		field.String("description").Default(""),
 		field.Int32("current_schedule_version").Default(0),
+		// Hours after a window closes that ePRO still accepts a response authored in it.
+		field.Int32("late_submission_grace_hours").Default(24),
 		now(),
 		field.Time("updated_at"),
 	}

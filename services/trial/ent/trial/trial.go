@@ -29,6 +29,8 @@ const (
 	FieldDescription = "description"
 	// FieldCurrentScheduleVersion holds the string denoting the current_schedule_version field in the database.
 	FieldCurrentScheduleVersion = "current_schedule_version"
+	// FieldLateSubmissionGraceHours holds the string denoting the late_submission_grace_hours field in the database.
+	FieldLateSubmissionGraceHours = "late_submission_grace_hours"
 	// FieldCreatedAt holds the string denoting the created_at field in the database.
 	FieldCreatedAt = "created_at"
 	// FieldUpdatedAt holds the string denoting the updated_at field in the database.
@@ -48,6 +50,7 @@ var Columns = []string{
 	FieldRegistryIds,
 	FieldDescription,
 	FieldCurrentScheduleVersion,
+	FieldLateSubmissionGraceHours,
 	FieldCreatedAt,
 	FieldUpdatedAt,
 }
@@ -69,6 +72,8 @@ var (
 	DefaultDescription string
 	// DefaultCurrentScheduleVersion holds the default value on creation for the "current_schedule_version" field.
 	DefaultCurrentScheduleVersion int32
+	// DefaultLateSubmissionGraceHours holds the default value on creation for the "late_submission_grace_hours" field.
+	DefaultLateSubmissionGraceHours int32
 	// DefaultCreatedAt holds the default value on creation for the "created_at" field.
 	DefaultCreatedAt func() time.Time
 	// IDValidator is a validator for the "id" field. It is called by the builders before save.
@@ -116,6 +121,11 @@ func ByDescription(opts ...sql.OrderTermOption) OrderOption {
 // ByCurrentScheduleVersion orders the results by the current_schedule_version field.
 func ByCurrentScheduleVersion(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldCurrentScheduleVersion, opts...).ToFunc()
+}
+
+// ByLateSubmissionGraceHours orders the results by the late_submission_grace_hours field.
+func ByLateSubmissionGraceHours(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldLateSubmissionGraceHours, opts...).ToFunc()
 }
 
 // ByCreatedAt orders the results by the created_at field.

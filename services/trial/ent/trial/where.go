@@ -99,6 +99,11 @@ func CurrentScheduleVersion(v int32) predicate.Trial {
 	return predicate.Trial(sql.FieldEQ(FieldCurrentScheduleVersion, v))
 }
 
+// LateSubmissionGraceHours applies equality check predicate on the "late_submission_grace_hours" field. It's identical to LateSubmissionGraceHoursEQ.
+func LateSubmissionGraceHours(v int32) predicate.Trial {
+	return predicate.Trial(sql.FieldEQ(FieldLateSubmissionGraceHours, v))
+}
+
 // CreatedAt applies equality check predicate on the "created_at" field. It's identical to CreatedAtEQ.
 func CreatedAt(v time.Time) predicate.Trial {
 	return predicate.Trial(sql.FieldEQ(FieldCreatedAt, v))
@@ -497,6 +502,46 @@ func CurrentScheduleVersionLT(v int32) predicate.Trial {
 // CurrentScheduleVersionLTE applies the LTE predicate on the "current_schedule_version" field.
 func CurrentScheduleVersionLTE(v int32) predicate.Trial {
 	return predicate.Trial(sql.FieldLTE(FieldCurrentScheduleVersion, v))
+}
+
+// LateSubmissionGraceHoursEQ applies the EQ predicate on the "late_submission_grace_hours" field.
+func LateSubmissionGraceHoursEQ(v int32) predicate.Trial {
+	return predicate.Trial(sql.FieldEQ(FieldLateSubmissionGraceHours, v))
+}
+
+// LateSubmissionGraceHoursNEQ applies the NEQ predicate on the "late_submission_grace_hours" field.
+func LateSubmissionGraceHoursNEQ(v int32) predicate.Trial {
+	return predicate.Trial(sql.FieldNEQ(FieldLateSubmissionGraceHours, v))
+}
+
+// LateSubmissionGraceHoursIn applies the In predicate on the "late_submission_grace_hours" field.
+func LateSubmissionGraceHoursIn(vs ...int32) predicate.Trial {
+	return predicate.Trial(sql.FieldIn(FieldLateSubmissionGraceHours, vs...))
+}
+
+// LateSubmissionGraceHoursNotIn applies the NotIn predicate on the "late_submission_grace_hours" field.
+func LateSubmissionGraceHoursNotIn(vs ...int32) predicate.Trial {
+	return predicate.Trial(sql.FieldNotIn(FieldLateSubmissionGraceHours, vs...))
+}
+
+// LateSubmissionGraceHoursGT applies the GT predicate on the "late_submission_grace_hours" field.
+func LateSubmissionGraceHoursGT(v int32) predicate.Trial {
+	return predicate.Trial(sql.FieldGT(FieldLateSubmissionGraceHours, v))
+}
+
+// LateSubmissionGraceHoursGTE applies the GTE predicate on the "late_submission_grace_hours" field.
+func LateSubmissionGraceHoursGTE(v int32) predicate.Trial {
+	return predicate.Trial(sql.FieldGTE(FieldLateSubmissionGraceHours, v))
+}
+
+// LateSubmissionGraceHoursLT applies the LT predicate on the "late_submission_grace_hours" field.
+func LateSubmissionGraceHoursLT(v int32) predicate.Trial {
+	return predicate.Trial(sql.FieldLT(FieldLateSubmissionGraceHours, v))
+}
+
+// LateSubmissionGraceHoursLTE applies the LTE predicate on the "late_submission_grace_hours" field.
+func LateSubmissionGraceHoursLTE(v int32) predicate.Trial {
+	return predicate.Trial(sql.FieldLTE(FieldLateSubmissionGraceHours, v))
 }
 
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
