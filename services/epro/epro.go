@@ -58,7 +58,9 @@ type Service struct {
 	log   *slog.Logger
 	now   func() time.Time
 	// grace is how late after a window closes a response authored in it is
-	// still accepted (flagged late): DefaultGrace unless configured.
+	// still accepted (flagged late) when the visit's copy does not carry its
+	// trial's grace period (Trial.late_submission_grace_hours): DefaultGrace
+	// unless configured.
 	grace         time.Duration
 	trials        trialv1connect.TrialServiceClient
 	notifications notificationv1connect.NotificationServiceClient

@@ -67,7 +67,11 @@ func (s *Service) SubmitResponse(ctx context.Context, req *eprov1.SubmitResponse
 	}
 	w := window.Window{Opens: visit.WindowOpensAt, Closes: visit.WindowClosesAt}
 	authored := req.GetAuthoredAt().AsTime()
-	verdict := w.Decide(authored, received, s.grace)
+	grace := s.grace
+	if visit.GraceHours != nil {
+		grace = time.Duration(*visit.GraceHours) * time.Hour
+	}
+	verdict := w.Decide(authored, received, grace)
 	switch verdict {
 	case window.NotYetOpen:
 		return nil, preconditionError(eprov1.PreconditionReason_PRECONDITION_REASON_WINDOW_NOT_OPEN,

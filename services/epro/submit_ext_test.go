@@ -41,13 +41,14 @@ type trialStandIn struct {
 	completions map[string]*trialv1.RecordVisitCompletionRequest   // by idempotency key
 	withdrawals map[string]*trialv1.WithdrawVisitCompletionRequest // by idempotency key, those that withdrew
 	down        atomic.Bool
+	grace       atomic.Int32 // the trial's late_submission_grace_hours
 }
 
 func (t *trialStandIn) ListTrials(context.Context, *trialv1.ListTrialsRequest) (*trialv1.ListTrialsResponse, error) {
 	if t.down.Load() {
 		return nil, connect.NewError(connect.CodeUnavailable, "down")
 	}
-	return &trialv1.ListTrialsResponse{Trials: []*trialv1.Trial{{TrialId: t.trialID}}}, nil
+	return &trialv1.ListTrialsResponse{Trials: []*trialv1.Trial{{TrialId: t.trialID, LateSubmissionGraceHours: t.grace.Load()}}}, nil
 }
 
 func (t *trialStandIn) ListWorklist(_ context.Context, req *trialv1.ListWorklistRequest) (*trialv1.ListWorklistResponse, error) {
@@ -200,6 +201,7 @@ func setupReplicas(t testing.TB, n int) *fixture {
 	epro.PollEvery = 100 * time.Millisecond
 	tr := &trialStandIn{trialID: uuid.NewString(), completions: map[string]*trialv1.RecordVisitCompletionRequest{},
 		withdrawals: map[string]*trialv1.WithdrawVisitCompletionRequest{}}
+	tr.grace.Store(24)
 	ns := &notificationStandIn{sent: map[string]int{}}
 	signer := platformtest.NewSigner(t)
 	// The stand-ins run on the kit too: a real listener, the whole chain, tokens checked.
@@ -376,6 +378,18 @@ func TestSubmitRefusalsAndWindow(t *testing.T) {
 	tasks, err := f.patient.ListMyTasks(ctx, &eprov1.ListMyTasksRequest{Statuses: []eprov1.TaskStatus{eprov1.TaskStatus_TASK_STATUS_COMPLETED}})
 	if err != nil || len(tasks.GetTasks()) != 2 || tasks.GetTasks()[0].GetRevision() != 1 {
 		t.Fatalf("completed tasks: %v %v", tasks, err)
+	}
+
+	// The grace period is the trial's: at 1 h, what 24 h let in two hours late
+	// is quarantined; the copies of visits already made take the new value too.
+	f.trial.grace.Store(1)
+	eventually(t, "the trial's grace on every copy", func() bool {
+		return count(t, f.env, `SELECT COUNT(*) FROM subject_visits WHERE grace_hours IS DISTINCT FROM 1`) == 0
+	})
+	closed3 := f.visit(t, now.Add(-4*time.Hour), now.Add(-2*time.Hour), trialv1.SubjectVisitStatus_SUBJECT_VISIT_STATUS_PENDING)
+	res, err = f.submit(ctx, "beyond-trial-grace1", closed3, now.Add(-3*time.Hour), answers)
+	if err != nil || res.GetQuarantined().GetReason() != eprov1.QuarantineReason_QUARANTINE_REASON_WINDOW_CLOSED {
+		t.Fatalf("two hours late with a 1 h grace: %v %v", res, err)
 	}
 }
 

@@ -65,7 +65,10 @@ func (s *Service) pollWorklist(ctx context.Context) error {
 			return fmt.Errorf("list trials: %w", err)
 		}
 		for _, t := range res.GetTrials() {
-			if err := s.pollTrial(ctx, t.GetTrialId()); err != nil {
+			if err := s.trialGrace(ctx, t); err != nil {
+				return fmt.Errorf("trial %s: %w", t.GetTrialId(), err)
+			}
+			if err := s.pollTrial(ctx, t.GetTrialId(), t.GetLateSubmissionGraceHours()); err != nil {
 				return fmt.Errorf("trial %s: %w", t.GetTrialId(), err)
 			}
 		}
@@ -75,7 +78,17 @@ func (s *Service) pollWorklist(ctx context.Context) error {
 	}
 }
 
-func (s *Service) pollTrial(ctx context.Context, trialID string) error {
+// trialGrace copies the trial's grace period onto its visits' copies, where
+// SubmitResponse reads it with the visit (no extra read on the hot path). A
+// visit copied later takes it from the same row of ListTrials.
+func (s *Service) trialGrace(ctx context.Context, t *trialv1.Trial) error {
+	grace := t.GetLateSubmissionGraceHours()
+	return s.ent.SubjectVisit.Update().Where(subjectvisit.TrialID(t.GetTrialId()),
+		subjectvisit.Or(subjectvisit.GraceHoursIsNil(), subjectvisit.GraceHoursNEQ(grace))).
+		SetGraceHours(grace).Exec(ctx)
+}
+
+func (s *Service) pollTrial(ctx context.Context, trialID string, graceHours int32) error {
 	var after time.Time
 	if c, err := s.ent.Cursor.Get(ctx, trialID); err == nil {
 		after = c.UpdatedAfter.Add(-cursorOverlap)
@@ -102,7 +115,7 @@ func (s *Service) pollTrial(ctx context.Context, trialID string) error {
 			return fmt.Errorf("list worklist: %w", err)
 		}
 		if err := s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
-			return copyVisits(ctx, ent.NewClient(ent.Driver(tx.Driver())), trialID, res.GetVisits())
+			return copyVisits(ctx, ent.NewClient(ent.Driver(tx.Driver())), trialID, res.GetVisits(), graceHours)
 		}); err != nil {
 			return err
 		}
@@ -114,7 +127,7 @@ func (s *Service) pollTrial(ctx context.Context, trialID string) error {
 
 // copyVisits upserts a page of visits (a copy only moves forward) and advances
 // the trial's cursor to the newest updated_at of the page.
-func copyVisits(ctx context.Context, c *ent.Client, trialID string, visits []*trialv1.SubjectVisit) error {
+func copyVisits(ctx context.Context, c *ent.Client, trialID string, visits []*trialv1.SubjectVisit, graceHours int32) error {
 	var newest time.Time
 	for _, v := range visits {
 		// At the database's precision (PostgreSQL keeps microseconds, rounding),
@@ -140,7 +153,7 @@ func copyVisits(ctx context.Context, c *ent.Client, trialID string, visits []*tr
 				SetVisitName(v.GetVisitName()).SetWindowOpensAt(v.GetWindowOpensAt().AsTime()).
 				SetWindowClosesAt(v.GetWindowClosesAt().AsTime()).SetStatus(status).SetQuestionnaireIds(ids).
 				SetTrialUpdatedAt(updated).SetEnrollmentDate(v.GetEnrollmentDate()).SetSiteTimeZone(v.GetSiteTimeZone()).
-				SetSiteCode(v.GetSiteCode()).Exec(ctx)
+				SetSiteCode(v.GetSiteCode()).SetGraceHours(graceHours).Exec(ctx)
 		case err != nil:
 		case updated.Before(existing.TrialUpdatedAt):
 			continue // an older copy read again through the overlap
@@ -148,7 +161,7 @@ func copyVisits(ctx context.Context, c *ent.Client, trialID string, visits []*tr
 			err = existing.Update().SetSiteID(v.GetSiteId()).SetVisitCode(v.GetVisitCode()).SetVisitName(v.GetVisitName()).
 				SetWindowOpensAt(v.GetWindowOpensAt().AsTime()).SetWindowClosesAt(v.GetWindowClosesAt().AsTime()).
 				SetStatus(status).SetQuestionnaireIds(ids).SetTrialUpdatedAt(updated).SetEnrollmentDate(v.GetEnrollmentDate()).
-				SetSiteTimeZone(v.GetSiteTimeZone()).SetSiteCode(v.GetSiteCode()).Exec(ctx)
+				SetSiteTimeZone(v.GetSiteTimeZone()).SetSiteCode(v.GetSiteCode()).SetGraceHours(graceHours).Exec(ctx)
 		}
 		if err != nil {
 			return fmt.Errorf("copy visit %s: %w", v.GetSubjectVisitId(), err)

@@ -4150,6 +4150,8 @@ type SubjectVisitMutation struct {
 	enrollment_date         *string
 	site_time_zone          *string
 	site_code               *string
+	grace_hours             *int32
+	addgrace_hours          *int32
 	clearedFields           map[string]struct{}
 	done                    bool
 	oldValue                func(context.Context) (*SubjectVisit, error)
@@ -4779,6 +4781,76 @@ func (m *SubjectVisitMutation) ResetSiteCode() {
 	m.site_code = nil
 }
 
+// SetGraceHours sets the "grace_hours" field.
+func (m *SubjectVisitMutation) SetGraceHours(i int32) {
+	m.grace_hours = &i
+	m.addgrace_hours = nil
+}
+
+// GraceHours returns the value of the "grace_hours" field in the mutation.
+func (m *SubjectVisitMutation) GraceHours() (r int32, exists bool) {
+	v := m.grace_hours
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldGraceHours returns the old "grace_hours" field's value of the SubjectVisit entity.
+// If the SubjectVisit object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SubjectVisitMutation) OldGraceHours(ctx context.Context) (v *int32, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldGraceHours is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldGraceHours requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldGraceHours: %w", err)
+	}
+	return oldValue.GraceHours, nil
+}
+
+// AddGraceHours adds i to the "grace_hours" field.
+func (m *SubjectVisitMutation) AddGraceHours(i int32) {
+	if m.addgrace_hours != nil {
+		*m.addgrace_hours += i
+	} else {
+		m.addgrace_hours = &i
+	}
+}
+
+// AddedGraceHours returns the value that was added to the "grace_hours" field in this mutation.
+func (m *SubjectVisitMutation) AddedGraceHours() (r int32, exists bool) {
+	v := m.addgrace_hours
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearGraceHours clears the value of the "grace_hours" field.
+func (m *SubjectVisitMutation) ClearGraceHours() {
+	m.grace_hours = nil
+	m.addgrace_hours = nil
+	m.clearedFields[subjectvisit.FieldGraceHours] = struct{}{}
+}
+
+// GraceHoursCleared returns if the "grace_hours" field was cleared in this mutation.
+func (m *SubjectVisitMutation) GraceHoursCleared() bool {
+	_, ok := m.clearedFields[subjectvisit.FieldGraceHours]
+	return ok
+}
+
+// ResetGraceHours resets all changes to the "grace_hours" field.
+func (m *SubjectVisitMutation) ResetGraceHours() {
+	m.grace_hours = nil
+	m.addgrace_hours = nil
+	delete(m.clearedFields, subjectvisit.FieldGraceHours)
+}
+
 // Where appends a list predicates to the SubjectVisitMutation builder.
 func (m *SubjectVisitMutation) Where(ps ...predicate.SubjectVisit) {
 	m.predicates = append(m.predicates, ps...)
@@ -4813,7 +4885,7 @@ func (m *SubjectVisitMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *SubjectVisitMutation) Fields() []string {
-	fields := make([]string, 0, 14)
+	fields := make([]string, 0, 15)
 	if m.trial_id != nil {
 		fields = append(fields, subjectvisit.FieldTrialID)
 	}
@@ -4856,6 +4928,9 @@ func (m *SubjectVisitMutation) Fields() []string {
 	if m.site_code != nil {
 		fields = append(fields, subjectvisit.FieldSiteCode)
 	}
+	if m.grace_hours != nil {
+		fields = append(fields, subjectvisit.FieldGraceHours)
+	}
 	return fields
 }
 
@@ -4892,6 +4967,8 @@ func (m *SubjectVisitMutation) Field(name string) (ent.Value, bool) {
 		return m.SiteTimeZone()
 	case subjectvisit.FieldSiteCode:
 		return m.SiteCode()
+	case subjectvisit.FieldGraceHours:
+		return m.GraceHours()
 	}
 	return nil, false
 }
@@ -4929,6 +5006,8 @@ func (m *SubjectVisitMutation) OldField(ctx context.Context, name string) (ent.V
 		return m.OldSiteTimeZone(ctx)
 	case subjectvisit.FieldSiteCode:
 		return m.OldSiteCode(ctx)
+	case subjectvisit.FieldGraceHours:
+		return m.OldGraceHours(ctx)
 	}
 	return nil, fmt.Errorf("unknown SubjectVisit field %s", name)
 }
@@ -5036,6 +5115,13 @@ func (m *SubjectVisitMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetSiteCode(v)
 		return nil
+	case subjectvisit.FieldGraceHours:
+		v, ok := value.(int32)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetGraceHours(v)
+		return nil
 	}
 	return fmt.Errorf("unknown SubjectVisit field %s", name)
 }
@@ -5043,13 +5129,21 @@ func (m *SubjectVisitMutation) SetField(name string, value ent.Value) error {
 // AddedFields returns all numeric fields that were incremented/decremented during
 // this mutation.
 func (m *SubjectVisitMutation) AddedFields() []string {
-	return nil
+	var fields []string
+	if m.addgrace_hours != nil {
+		fields = append(fields, subjectvisit.FieldGraceHours)
+	}
+	return fields
 }
 
 // AddedField returns the numeric value that was incremented/decremented on a field
 // with the given name. The second boolean return value indicates that this field
 // was not set, or was not defined in the schema.
 func (m *SubjectVisitMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case subjectvisit.FieldGraceHours:
+		return m.AddedGraceHours()
+	}
 	return nil, false
 }
 
@@ -5058,6 +5152,13 @@ func (m *SubjectVisitMutation) AddedField(name string) (ent.Value, bool) {
 // type.
 func (m *SubjectVisitMutation) AddField(name string, value ent.Value) error {
 	switch name {
+	case subjectvisit.FieldGraceHours:
+		v, ok := value.(int32)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddGraceHours(v)
+		return nil
 	}
 	return fmt.Errorf("unknown SubjectVisit numeric field %s", name)
 }
@@ -5065,7 +5166,11 @@ func (m *SubjectVisitMutation) AddField(name string, value ent.Value) error {
 // ClearedFields returns all nullable fields that were cleared during this
 // mutation.
 func (m *SubjectVisitMutation) ClearedFields() []string {
-	return nil
+	var fields []string
+	if m.FieldCleared(subjectvisit.FieldGraceHours) {
+		fields = append(fields, subjectvisit.FieldGraceHours)
+	}
+	return fields
 }
 
 // FieldCleared returns a boolean indicating if a field with the given name was
@@ -5078,6 +5183,11 @@ func (m *SubjectVisitMutation) FieldCleared(name string) bool {
 // ClearField clears the value of the field with the given name. It returns an
 // error if the field is not defined in the schema.
 func (m *SubjectVisitMutation) ClearField(name string) error {
+	switch name {
+	case subjectvisit.FieldGraceHours:
+		m.ClearGraceHours()
+		return nil
+	}
 	return fmt.Errorf("unknown SubjectVisit nullable field %s", name)
 }
 
@@ -5126,6 +5236,9 @@ func (m *SubjectVisitMutation) ResetField(name string) error {
 		return nil
 	case subjectvisit.FieldSiteCode:
 		m.ResetSiteCode()
+		return nil
+	case subjectvisit.FieldGraceHours:
+		m.ResetGraceHours()
 		return nil
 	}
 	return fmt.Errorf("unknown SubjectVisit field %s", name)

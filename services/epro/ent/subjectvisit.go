@@ -45,7 +45,9 @@ type SubjectVisit struct {
 	// SiteTimeZone holds the value of the "site_time_zone" field.
 	SiteTimeZone string `json:"site_time_zone,omitempty"`
 	// SiteCode holds the value of the "site_code" field.
-	SiteCode     string `json:"site_code,omitempty"`
+	SiteCode string `json:"site_code,omitempty"`
+	// GraceHours holds the value of the "grace_hours" field.
+	GraceHours   *int32 `json:"grace_hours,omitempty"`
 	selectValues sql.SelectValues
 }
 
@@ -56,6 +58,8 @@ func (*SubjectVisit) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case subjectvisit.FieldQuestionnaireIds:
 			values[i] = new([]byte)
+		case subjectvisit.FieldGraceHours:
+			values[i] = new(sql.NullInt64)
 		case subjectvisit.FieldID, subjectvisit.FieldTrialID, subjectvisit.FieldSiteID, subjectvisit.FieldSubjectUUID, subjectvisit.FieldEnrollmentID, subjectvisit.FieldVisitCode, subjectvisit.FieldVisitName, subjectvisit.FieldStatus, subjectvisit.FieldEnrollmentDate, subjectvisit.FieldSiteTimeZone, subjectvisit.FieldSiteCode:
 			values[i] = new(sql.NullString)
 		case subjectvisit.FieldWindowOpensAt, subjectvisit.FieldWindowClosesAt, subjectvisit.FieldTrialUpdatedAt:
@@ -167,6 +171,13 @@ func (_m *SubjectVisit) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.SiteCode = value.String
 			}
+		case subjectvisit.FieldGraceHours:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field grace_hours", values[i])
+			} else if value.Valid {
+				_m.GraceHours = new(int32)
+				*_m.GraceHours = int32(value.Int64)
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -244,6 +255,11 @@ func (_m *SubjectVisit) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("site_code=")
 	builder.WriteString(_m.SiteCode)
+	builder.WriteString(", ")
+	if v := _m.GraceHours; v != nil {
+		builder.WriteString("grace_hours=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
 	builder.WriteByte(')')
 	return builder.String()
 }

@@ -128,6 +128,20 @@ func (_c *SubjectVisitCreate) SetNillableSiteCode(v *string) *SubjectVisitCreate
 	return _c
 }
 
+// SetGraceHours sets the "grace_hours" field.
+func (_c *SubjectVisitCreate) SetGraceHours(v int32) *SubjectVisitCreate {
+	_c.mutation.SetGraceHours(v)
+	return _c
+}
+
+// SetNillableGraceHours sets the "grace_hours" field if the given value is not nil.
+func (_c *SubjectVisitCreate) SetNillableGraceHours(v *int32) *SubjectVisitCreate {
+	if v != nil {
+		_c.SetGraceHours(*v)
+	}
+	return _c
+}
+
 // SetID sets the "id" field.
 func (_c *SubjectVisitCreate) SetID(v string) *SubjectVisitCreate {
 	_c.mutation.SetID(v)
@@ -317,6 +331,10 @@ func (_c *SubjectVisitCreate) createSpec() (*SubjectVisit, *sqlgraph.CreateSpec)
 	if value, ok := _c.mutation.SiteCode(); ok {
 		_spec.SetField(subjectvisit.FieldSiteCode, field.TypeString, value)
 		_node.SiteCode = value
+	}
+	if value, ok := _c.mutation.GraceHours(); ok {
+		_spec.SetField(subjectvisit.FieldGraceHours, field.TypeInt32, value)
+		_node.GraceHours = &value
 	}
 	return _node, _spec
 }

@@ -223,6 +223,33 @@ func (_u *SubjectVisitUpdate) SetNillableSiteCode(v *string) *SubjectVisitUpdate
 	return _u
 }
 
+// SetGraceHours sets the "grace_hours" field.
+func (_u *SubjectVisitUpdate) SetGraceHours(v int32) *SubjectVisitUpdate {
+	_u.mutation.ResetGraceHours()
+	_u.mutation.SetGraceHours(v)
+	return _u
+}
+
+// SetNillableGraceHours sets the "grace_hours" field if the given value is not nil.
+func (_u *SubjectVisitUpdate) SetNillableGraceHours(v *int32) *SubjectVisitUpdate {
+	if v != nil {
+		_u.SetGraceHours(*v)
+	}
+	return _u
+}
+
+// AddGraceHours adds value to the "grace_hours" field.
+func (_u *SubjectVisitUpdate) AddGraceHours(v int32) *SubjectVisitUpdate {
+	_u.mutation.AddGraceHours(v)
+	return _u
+}
+
+// ClearGraceHours clears the value of the "grace_hours" field.
+func (_u *SubjectVisitUpdate) ClearGraceHours() *SubjectVisitUpdate {
+	_u.mutation.ClearGraceHours()
+	return _u
+}
+
 // Mutation returns the SubjectVisitMutation object of the builder.
 func (_u *SubjectVisitUpdate) Mutation() *SubjectVisitMutation {
 	return _u.mutation
@@ -310,6 +337,15 @@ func (_u *SubjectVisitUpdate) sqlSave(ctx context.Context) (_node int, err error
 	}
 	if value, ok := _u.mutation.SiteCode(); ok {
 		_spec.SetField(subjectvisit.FieldSiteCode, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.GraceHours(); ok {
+		_spec.SetField(subjectvisit.FieldGraceHours, field.TypeInt32, value)
+	}
+	if value, ok := _u.mutation.AddedGraceHours(); ok {
+		_spec.AddField(subjectvisit.FieldGraceHours, field.TypeInt32, value)
+	}
+	if _u.mutation.GraceHoursCleared() {
+		_spec.ClearField(subjectvisit.FieldGraceHours, field.TypeInt32)
 	}
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
 		if _, ok := err.(*sqlgraph.NotFoundError); ok {
@@ -525,6 +561,33 @@ func (_u *SubjectVisitUpdateOne) SetNillableSiteCode(v *string) *SubjectVisitUpd
 	return _u
 }
 
+// SetGraceHours sets the "grace_hours" field.
+func (_u *SubjectVisitUpdateOne) SetGraceHours(v int32) *SubjectVisitUpdateOne {
+	_u.mutation.ResetGraceHours()
+	_u.mutation.SetGraceHours(v)
+	return _u
+}
+
+// SetNillableGraceHours sets the "grace_hours" field if the given value is not nil.
+func (_u *SubjectVisitUpdateOne) SetNillableGraceHours(v *int32) *SubjectVisitUpdateOne {
+	if v != nil {
+		_u.SetGraceHours(*v)
+	}
+	return _u
+}
+
+// AddGraceHours adds value to the "grace_hours" field.
+func (_u *SubjectVisitUpdateOne) AddGraceHours(v int32) *SubjectVisitUpdateOne {
+	_u.mutation.AddGraceHours(v)
+	return _u
+}
+
+// ClearGraceHours clears the value of the "grace_hours" field.
+func (_u *SubjectVisitUpdateOne) ClearGraceHours() *SubjectVisitUpdateOne {
+	_u.mutation.ClearGraceHours()
+	return _u
+}
+
 // Mutation returns the SubjectVisitMutation object of the builder.
 func (_u *SubjectVisitUpdateOne) Mutation() *SubjectVisitMutation {
 	return _u.mutation
@@ -642,6 +705,15 @@ func (_u *SubjectVisitUpdateOne) sqlSave(ctx context.Context) (_node *SubjectVis
 	}
 	if value, ok := _u.mutation.SiteCode(); ok {
 		_spec.SetField(subjectvisit.FieldSiteCode, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.GraceHours(); ok {
+		_spec.SetField(subjectvisit.FieldGraceHours, field.TypeInt32, value)
+	}
+	if value, ok := _u.mutation.AddedGraceHours(); ok {
+		_spec.AddField(subjectvisit.FieldGraceHours, field.TypeInt32, value)
+	}
+	if _u.mutation.GraceHoursCleared() {
+		_spec.ClearField(subjectvisit.FieldGraceHours, field.TypeInt32)
 	}
 	_node = &SubjectVisit{config: _u.config}
 	_spec.Assign = _node.assignValues

@@ -171,6 +171,7 @@ var (
 		{Name: "enrollment_date", Type: field.TypeString, Default: ""},
 		{Name: "site_time_zone", Type: field.TypeString, Default: ""},
 		{Name: "site_code", Type: field.TypeString, Default: ""},
+		{Name: "grace_hours", Type: field.TypeInt32, Nullable: true},
 	}
 	// SubjectVisitsTable holds the schema information for the "subject_visits" table.
 	SubjectVisitsTable = &schema.Table{

@@ -75,6 +75,9 @@ func (SubjectVisit) Fields() []ent.Field {
 		field.String("enrollment_date").Default(""),
 		field.String("site_time_zone").Default(""),
 		field.String("site_code").Default(""),
+		// The trial's late-submission grace period in hours (Trial.late_submission_grace_hours);
+		// unset for a copy made before the trial service carried it: the deployment's default then.
+		field.Int32("grace_hours").Optional().Nillable(),
 	}
 }
 

@@ -39,6 +39,8 @@ const (
 	FieldSiteTimeZone = "site_time_zone"
 	// FieldSiteCode holds the string denoting the site_code field in the database.
 	FieldSiteCode = "site_code"
+	// FieldGraceHours holds the string denoting the grace_hours field in the database.
+	FieldGraceHours = "grace_hours"
 	// Table holds the table name of the subjectvisit in the database.
 	Table = "subject_visits"
 )
@@ -60,6 +62,7 @@ var Columns = []string{
 	FieldEnrollmentDate,
 	FieldSiteTimeZone,
 	FieldSiteCode,
+	FieldGraceHours,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -152,4 +155,9 @@ func BySiteTimeZone(opts ...sql.OrderTermOption) OrderOption {
 // BySiteCode orders the results by the site_code field.
 func BySiteCode(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldSiteCode, opts...).ToFunc()
+}
+
+// ByGraceHours orders the results by the grace_hours field.
+func ByGraceHours(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldGraceHours, opts...).ToFunc()
 }

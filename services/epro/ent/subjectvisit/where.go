@@ -129,6 +129,11 @@ func SiteCode(v string) predicate.SubjectVisit {
 	return predicate.SubjectVisit(sql.FieldEQ(FieldSiteCode, v))
 }
 
+// GraceHours applies equality check predicate on the "grace_hours" field. It's identical to GraceHoursEQ.
+func GraceHours(v int32) predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldEQ(FieldGraceHours, v))
+}
+
 // TrialIDEQ applies the EQ predicate on the "trial_id" field.
 func TrialIDEQ(v string) predicate.SubjectVisit {
 	return predicate.SubjectVisit(sql.FieldEQ(FieldTrialID, v))
@@ -897,6 +902,56 @@ func SiteCodeEqualFold(v string) predicate.SubjectVisit {
 // SiteCodeContainsFold applies the ContainsFold predicate on the "site_code" field.
 func SiteCodeContainsFold(v string) predicate.SubjectVisit {
 	return predicate.SubjectVisit(sql.FieldContainsFold(FieldSiteCode, v))
+}
+
+// GraceHoursEQ applies the EQ predicate on the "grace_hours" field.
+func GraceHoursEQ(v int32) predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldEQ(FieldGraceHours, v))
+}
+
+// GraceHoursNEQ applies the NEQ predicate on the "grace_hours" field.
+func GraceHoursNEQ(v int32) predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldNEQ(FieldGraceHours, v))
+}
+
+// GraceHoursIn applies the In predicate on the "grace_hours" field.
+func GraceHoursIn(vs ...int32) predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldIn(FieldGraceHours, vs...))
+}
+
+// GraceHoursNotIn applies the NotIn predicate on the "grace_hours" field.
+func GraceHoursNotIn(vs ...int32) predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldNotIn(FieldGraceHours, vs...))
+}
+
+// GraceHoursGT applies the GT predicate on the "grace_hours" field.
+func GraceHoursGT(v int32) predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldGT(FieldGraceHours, v))
+}
+
+// GraceHoursGTE applies the GTE predicate on the "grace_hours" field.
+func GraceHoursGTE(v int32) predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldGTE(FieldGraceHours, v))
+}
+
+// GraceHoursLT applies the LT predicate on the "grace_hours" field.
+func GraceHoursLT(v int32) predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldLT(FieldGraceHours, v))
+}
+
+// GraceHoursLTE applies the LTE predicate on the "grace_hours" field.
+func GraceHoursLTE(v int32) predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldLTE(FieldGraceHours, v))
+}
+
+// GraceHoursIsNil applies the IsNil predicate on the "grace_hours" field.
+func GraceHoursIsNil() predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldIsNull(FieldGraceHours))
+}
+
+// GraceHoursNotNil applies the NotNil predicate on the "grace_hours" field.
+func GraceHoursNotNil() predicate.SubjectVisit {
+	return predicate.SubjectVisit(sql.FieldNotNull(FieldGraceHours))
 }
 
 // And groups predicates with the AND operator between them.

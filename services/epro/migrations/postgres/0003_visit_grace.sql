@@ -1,0 +1,2 @@
+-- Modify "subject_visits" table
+ALTER TABLE "subject_visits" ADD COLUMN "grace_hours" integer NULL;
