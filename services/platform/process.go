@@ -124,13 +124,13 @@ func (p Process) Serve(ctx context.Context, ln net.Listener) (err error) {
 		}
 	}()
 	for _, svc := range p.Services {
-		h, err := p.mount(ctx, srv, svc, log)
+		st := tel.ForService(svc.Name)
+		h, err := p.mount(ctx, srv, svc, log, st)
 		if err != nil {
 			ln.Close()
 			return fmt.Errorf("service %s: %w", svc.Name, err)
 		}
 		running = append(running, h)
-		st := tel.ForService(svc.Name)
 		if err := errors.Join(st.RegisterRiverJobs(h.mount.DB), st.RegisterAuditEvents(h.mount.DB)); err != nil {
 			ln.Close()
 			return fmt.Errorf("service %s: %w", svc.Name, err)
@@ -155,8 +155,9 @@ func (p Process) Serve(ctx context.Context, ln net.Listener) (err error) {
 	return <-served
 }
 
-// mount opens, migrates and mounts one service.
-func (p Process) mount(ctx context.Context, srv *Server, svc Service, log *slog.Logger) (h *hosted, err error) {
+// mount opens, migrates and mounts one service; tel is the process's telemetry
+// for this service (its collectors carry a service label).
+func (p Process) mount(ctx context.Context, srv *Server, svc Service, log *slog.Logger, tel *telemetry.Telemetry) (h *hosted, err error) {
 	if svc.Name == "" || svc.Mount == nil {
 		return nil, errors.New("a service needs a Name and a Mount")
 	}
@@ -201,6 +202,10 @@ func (p Process) mount(ctx context.Context, srv *Server, svc Service, log *slog.
 		tokens = p.Tokens(svc.Name)
 	}
 	svcLog := log.With("service", svc.Name)
+	breakers := client.NewBreakerMetrics()
+	if err := tel.Register(breakers); err != nil {
+		return nil, err
+	}
 	m := &Mount{
 		Name:        svc.Name,
 		DB:          database,
@@ -209,9 +214,11 @@ func (p Process) mount(ctx context.Context, srv *Server, svc Service, log *slog.
 		Audit:       audit.New(),
 		Idempotency: idempotency.New(),
 		Log:         svcLog,
+		Telemetry:   tel,
+		Metrics:     tel.Registerer(),
 		server:      srv,
 		deps:        deps,
-		clients:     clientFactory{tokens: tokens, log: svcLog, opts: p.ClientOptions},
+		clients:     clientFactory{tokens: tokens, log: svcLog, opts: append([]client.Option{client.WithBreakerMetrics(breakers)}, p.ClientOptions...)},
 		rpc:         map[string]*connect.Client{},
 		plain:       map[string]*http.Client{},
 	}

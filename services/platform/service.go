@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"connectrpc.com/connect/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 
 	"github.com/trialhub/trialhub/services/platform/audit"
@@ -18,6 +19,7 @@ import (
 	"github.com/trialhub/trialhub/services/platform/db"
 	"github.com/trialhub/trialhub/services/platform/idempotency"
 	"github.com/trialhub/trialhub/services/platform/jobs"
+	"github.com/trialhub/trialhub/services/platform/telemetry"
 )
 
 // Service is a TrialHub service as the kit mounts it, in the dev stack (every
@@ -77,6 +79,14 @@ type Mount struct {
 	Idempotency *idempotency.Store
 	// Log is the process logger, with the service's name attached.
 	Log *slog.Logger
+	// Telemetry is the process's tracing and metrics, for the service's own spans
+	// (Telemetry.InTx, Telemetry.Transport for a vendor, Tracer).
+	Telemetry *telemetry.Telemetry
+	// Metrics is where the service registers its business metrics
+	// (prometheus.NewCounterVec, then Metrics.MustRegister); they are served at
+	// GET /metrics with a service label. Names start with the service's name
+	// (epro_submissions_total), labels are codes and ids, never personal data.
+	Metrics prometheus.Registerer
 
 	server  *Server
 	deps    map[string]client.Dependency

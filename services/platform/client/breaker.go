@@ -91,7 +91,7 @@ type breaker struct {
 	timeout time.Duration
 }
 
-func newBreaker(dep Dependency, log *slog.Logger) *breaker {
+func newBreaker(dep Dependency, log *slog.Logger, metrics *BreakerMetrics) *breaker {
 	cfg := dep.Breaker
 	if cfg.Disabled {
 		return &breaker{name: dep.Name}
@@ -108,10 +108,12 @@ func newBreaker(dep Dependency, log *slog.Logger) *breaker {
 		},
 		OnStateChange: func(name string, from, to gobreaker.State) {
 			log.Warn("circuit breaker", "dependency", name, "from", from.String(), "to", to.String())
+			metrics.changed(name, to)
 		},
 		IsSuccessful: func(err error) bool { return err == nil },
 		IsExcluded:   func(err error) bool { return errors.Is(err, errIgnored) },
 	})
+	metrics.add(dep.Name, cb)
 	return &breaker{name: dep.Name, cb: cb, timeout: dep.Timeout}
 }
 

@@ -163,7 +163,7 @@ func New(dep Dependency, opts ...Option) *connect.Client {
 		transport = connecthttp.NewTransport(httpClient, dep.BaseURL, protocol...)
 	}
 	chain := append(o.interceptors[:len(o.interceptors):len(o.interceptors)],
-		newBreaker(dep, o.log).interceptor(),
+		newBreaker(dep, o.log, o.breakers).interceptor(),
 		deadline(dep.Timeout),
 		bearer(o.tokens),
 		markRetryable(),

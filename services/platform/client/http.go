@@ -41,7 +41,7 @@ func HTTP(dep Dependency, opts ...Option) *http.Client {
 	}
 	return &http.Client{Transport: &guarded{
 		timeout: dep.Timeout,
-		breaker: newBreaker(dep, o.log),
+		breaker: newBreaker(dep, o.log, o.breakers),
 		tokens:  o.tokens,
 		next:    newRetrier(dep, base, safeHTTP, nil),
 	}}

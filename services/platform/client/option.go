@@ -15,6 +15,7 @@ type options struct {
 	connection   connect.Transport
 	interceptors []connect.ClientInterceptor
 	log          *slog.Logger
+	breakers     *BreakerMetrics
 }
 
 func newOptions(opts []Option) options {

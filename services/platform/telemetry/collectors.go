@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -49,37 +48,10 @@ var (
 	descAdmitted  = prometheus.NewDesc("trialhub_admitted_requests_total", "Requests the load shedder admitted.", nil, nil)
 	descShedLimit = prometheus.NewDesc("trialhub_shed_limit", "The load shedder's adaptive limit on concurrent unary calls.", nil, nil)
 	descInFlight  = prometheus.NewDesc("trialhub_requests_in_flight", "Unary calls and streams being served.", nil, nil)
-	descBreaker   = prometheus.NewDesc("trialhub_breaker_state", "Circuit breaker state per dependency: 1 for the state it is in, 0 for the others.", []string{"dependency", "state"}, nil)
 	descJobs      = prometheus.NewDesc("trialhub_river_jobs", "River jobs by kind and state (completed and cancelled ones are not counted; discarded are dead letters).", []string{"kind", "state"}, nil)
 	descJobAge    = prometheus.NewDesc("trialhub_river_oldest_job_age_seconds", "Age (since it was inserted) of the oldest River job by kind and state.", []string{"kind", "state"}, nil)
 	descAudit     = prometheus.NewDesc("trialhub_audit_events_total", "Audit events written (the audit trail's last sequence number).", nil, nil)
 )
-
-// BreakerStates are the names RegisterBreakers reports; gobreaker's "half-open" is
-// reported as half_open.
-var BreakerStates = []string{"closed", "half_open", "open"}
-
-// RegisterBreakers reports the circuit breaker of every dependency on every
-// scrape as trialhub_breaker_state{dependency, state}: 1 for the state the
-// breaker is in, 0 for the other BreakerStates. states returns dependency name ->
-// state name (gobreaker's State.String(): "closed", "half-open", "open").
-func (t *Telemetry) RegisterBreakers(states func() map[string]string) error {
-	return register(t.reg, "breakers", &funcCollector{
-		descs: []*prometheus.Desc{descBreaker},
-		collect: func(ch chan<- prometheus.Metric) {
-			for dep, state := range states() {
-				state = strings.ReplaceAll(strings.ToLower(state), "-", "_")
-				for _, s := range BreakerStates {
-					v := 0.0
-					if s == state {
-						v = 1
-					}
-					ch <- prometheus.MustNewConstMetric(descBreaker, prometheus.GaugeValue, v, dep, s)
-				}
-			}
-		},
-	})
-}
 
 // QueryOption configures the collectors that query the database.
 type QueryOption func(*queryConfig)

@@ -203,6 +203,13 @@ func (t *Telemetry) Propagator() propagation.TextMapPropagator { return t.prop }
 // tel.Registry().MustRegister(c)).
 func (t *Telemetry) Registry() *prometheus.Registry { return t.reg }
 
+// Registerer is where a service registers its business metrics and collectors:
+// the registry, with a service label when t is ForService's.
+func (t *Telemetry) Registerer() prometheus.Registerer { return t.registerer() }
+
+// Register registers c on Registerer.
+func (t *Telemetry) Register(c prometheus.Collector) error { return register(t.registerer(), "a", c) }
+
 // Shutdown flushes the spans not yet exported and stops the exporter. Call it once,
 // after the servers and workers have stopped, with a context that bounds the
 // wait.
