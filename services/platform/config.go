@@ -76,6 +76,10 @@ type Config struct {
 	// LogLevel is debug, info, warn or error. Env TRIALHUB_LOG_LEVEL, flag
 	// --log-level. Default info.
 	LogLevel string `env:"LOG_LEVEL" yaml:"LogLevel"`
+	// SlowCall is the duration from which a call's rpc line is logged at WARN as
+	// slow. Env TRIALHUB_SLOW_CALL, a Go duration; "-1s" (any negative) turns it
+	// off. Default 500ms.
+	SlowCall time.Duration `env:"SLOW_CALL" yaml:"SlowCall"`
 
 	// deps holds the file's <Name>Rpc blocks, applied by Dependency.
 	deps map[string]rpcBlock
@@ -109,7 +113,7 @@ func LoadConfig(name string, args []string, lookup func(string) (string, bool)) 
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
-	cfg := Config{Addr: ":8080", Issuer: "trialhub", LogLevel: "info", DrainDelay: 5 * time.Second}
+	cfg := Config{Addr: ":8080", Issuer: "trialhub", LogLevel: "info", DrainDelay: 5 * time.Second, SlowCall: DefaultSlowCall}
 	if *file == "" {
 		*file, _ = lookup("TRIALHUB_CONFIG")
 	}
@@ -119,7 +123,7 @@ func LoadConfig(name string, args []string, lookup func(string) (string, bool)) 
 		}
 	}
 	environ := map[string]string{}
-	for _, key := range []string{"ADDR", "DATABASE_URL", "JWKS_URL", "ISSUER", "SERVICE_TOKEN_FILE", "SERVICE_SECRET_FILE", "CORS_ORIGINS", "POSTGRES_DRIVER", "DRAIN_DELAY", "SHED_MAX_IN_FLIGHT", "SHED_MIN_LIMIT", "SHED_DISABLED", "LOG_LEVEL"} {
+	for _, key := range []string{"ADDR", "DATABASE_URL", "JWKS_URL", "ISSUER", "SERVICE_TOKEN_FILE", "SERVICE_SECRET_FILE", "CORS_ORIGINS", "POSTGRES_DRIVER", "DRAIN_DELAY", "SHED_MAX_IN_FLIGHT", "SHED_MIN_LIMIT", "SHED_DISABLED", "LOG_LEVEL", "SLOW_CALL"} {
 		if v, ok := lookup("TRIALHUB_" + key); ok {
 			environ["TRIALHUB_"+key] = v
 		}

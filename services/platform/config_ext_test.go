@@ -122,3 +122,27 @@ func TestLoadConfigRefusesMistakes(t *testing.T) {
 		})
 	}
 }
+
+// The slow-call threshold defaults to 500 ms and is read from the file and,
+// over it, from TRIALHUB_SLOW_CALL.
+func TestLoadConfigSlowCall(t *testing.T) {
+	base := map[string]string{"TRIALHUB_DATABASE_URL": "sqlite:x.db"}
+	cfg, err := platform.LoadConfig("trial", nil, lookupFrom(base))
+	if err != nil || cfg.SlowCall != 500*time.Millisecond {
+		t.Fatalf("default: %v %v, want 500ms", cfg.SlowCall, err)
+	}
+	file := writeFile(t, "SlowCall: 2s\n")
+	cfg, err = platform.LoadConfig("trial", []string{"--config", file}, lookupFrom(base))
+	if err != nil || cfg.SlowCall != 2*time.Second {
+		t.Fatalf("file: %v %v, want 2s", cfg.SlowCall, err)
+	}
+	env := map[string]string{"TRIALHUB_DATABASE_URL": "sqlite:x.db", "TRIALHUB_SLOW_CALL": "250ms"}
+	cfg, err = platform.LoadConfig("trial", []string{"--config", file}, lookupFrom(env))
+	if err != nil || cfg.SlowCall != 250*time.Millisecond {
+		t.Fatalf("env: %v %v, want 250ms", cfg.SlowCall, err)
+	}
+	env["TRIALHUB_SLOW_CALL"] = "soon"
+	if _, err := platform.LoadConfig("trial", nil, lookupFrom(env)); err == nil || !strings.Contains(err.Error(), "SlowCall") {
+		t.Fatalf("bad duration: %v, want an error naming SlowCall", err)
+	}
+}

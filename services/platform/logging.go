@@ -11,6 +11,7 @@ import (
 
 	authzv1 "github.com/trialhub/trialhub/gen/go/trialhub/authz/v1"
 	"github.com/trialhub/trialhub/services/platform/auth"
+	"github.com/trialhub/trialhub/services/platform/logs"
 	"github.com/trialhub/trialhub/services/platform/request"
 )
 
@@ -36,20 +37,36 @@ type callRecordKey struct{}
 //     deadline_exceeded, resource_exhausted): something to watch, not a bug.
 //   - INFO: ok and every answer about the request itself (invalid_argument,
 //     not_found, permission_denied, unauthenticated, canceled, ...).
+//   - A call that took slow or longer (WithSlowCall, default 500 ms) is logged at
+//     WARN at least, with "slow": true beside its duration_ms.
+//   - Routine calls (logs.Routine: health checks, reflection) that would be INFO
+//     are DEBUG: a load balancer probing every second must not fill the log. A
+//     routine call that fails with a server fault or is slow keeps its level.
 //
 // At ERROR and WARN the line carries "error": the error's text with the cause of
 // every *connect.Error in it (connect's Error() omits causes). Causes stay in the
 // server log; the client gets only the code and the public message.
-func logging(log *slog.Logger, service string) connect.ServerInterceptor {
+func logging(log *slog.Logger, service string, slow time.Duration) connect.ServerInterceptor {
 	return func(next connect.ServerFunc) connect.ServerFunc {
 		return func(ctx context.Context, spec connect.Spec, stream connect.ServerStream) error {
 			start := time.Now()
 			rec := &callRecord{}
 			err := wireError(next(context.WithValue(ctx, callRecordKey{}, rec), spec, stream))
+			took := time.Since(start)
 			code, level := "ok", slog.LevelInfo
 			if err != nil {
 				c := connect.CodeOf(err)
 				code, level = c.String(), codeLevel(c)
+			}
+			isSlow := slow > 0 && took >= slow && spec.StreamType == connect.StreamTypeUnary
+			switch {
+			case isSlow:
+				level = max(level, slog.LevelWarn)
+			case level == slog.LevelInfo && logs.Routine(spec.Procedure):
+				level = slog.LevelDebug
+			}
+			if !log.Enabled(ctx, level) {
+				return err
 			}
 			attrs := make([]slog.Attr, 0, 10)
 			if id := request.From(ctx).ID; id != "" {
@@ -59,8 +76,11 @@ func logging(log *slog.Logger, service string) connect.ServerInterceptor {
 				slog.String("service", service),
 				slog.String("procedure", spec.Procedure),
 				slog.String("code", code),
-				slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+				slog.Float64("duration_ms", float64(took.Microseconds())/1000),
 			)
+			if isSlow {
+				attrs = append(attrs, slog.Bool("slow", true))
+			}
 			if info, ok := connect.CallInfoForServerContext(ctx); ok && info.Protocol != "" {
 				attrs = append(attrs, slog.String("protocol", info.Protocol))
 			}

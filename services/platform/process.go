@@ -62,8 +62,17 @@ type Process struct {
 	// makes, exports spans over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set, and
 	// serves Prometheus metrics at GET /metrics on its port.
 	TelemetryOptions []telemetry.Option
-	// Log is the process logger. Default JSON on stderr.
+	// Log is the process logger. Default JSON on stderr through the redaction
+	// layer (logs.NewHandler), at Level.
 	Log *slog.Logger
+	// Level is the level Log logs at, served and changed at LogLevelPath by an
+	// ADMIN. When nil and Log is nil, the default logger gets a level of its own,
+	// from TRIALHUB_LOG_LEVEL (default info). When nil and Log is set, the level
+	// cannot be changed and LogLevelPath is not served.
+	Level *slog.LevelVar
+	// SlowCall is the duration from which a call is logged at WARN (see
+	// WithSlowCall). Zero means DefaultSlowCall; negative turns it off.
+	SlowCall time.Duration
 	// Seed, when set, runs every service's Seed once the server answers (dev stack).
 	Seed *SeedConfig
 	// Ready, when set, is called with the bound address once the server answers and
@@ -90,11 +99,22 @@ type hosted struct {
 // the databases close. A service that fails to open, migrate or mount stops the
 // process before it serves anything.
 func (p Process) Serve(ctx context.Context, ln net.Listener) (err error) {
-	log := p.Log
+	log, level := p.Log, p.Level
 	if log == nil {
+		if level == nil {
+			level = new(slog.LevelVar)
+			if name, ok := os.LookupEnv("TRIALHUB_LOG_LEVEL"); ok {
+				l, err := logs.ParseLevel(name)
+				if err != nil {
+					ln.Close()
+					return fmt.Errorf("TRIALHUB_LOG_LEVEL: %w", err)
+				}
+				level.Set(l)
+			}
+		}
 		// JSON on stderr, through the redaction layer: attributes named like or
 		// looking like secrets and personal data never reach the output.
-		log = slog.New(logs.NewHandler(slog.NewJSONHandler(os.Stderr, nil)))
+		log = slog.New(logs.NewHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
 	}
 	tel, err := telemetry.Setup(ctx, p.Name, p.TelemetryOptions...)
 	if err != nil {
@@ -106,8 +126,18 @@ func (p Process) Serve(ctx context.Context, ln net.Listener) (err error) {
 		defer cancel()
 		err = errors.Join(err, tel.Shutdown(flush))
 	}()
-	srv := NewServer(p.Name, append([]Option{WithLogger(log), WithVerifier(p.Verifier), WithTelemetry(tel.ServerInterceptor())}, p.ServerOptions...)...)
+	slow := p.SlowCall
+	switch {
+	case slow == 0:
+		slow = DefaultSlowCall
+	case slow < 0:
+		slow = 0
+	}
+	srv := NewServer(p.Name, append([]Option{WithLogger(log), WithVerifier(p.Verifier), WithTelemetry(tel.ServerInterceptor()), WithSlowCall(slow)}, p.ServerOptions...)...)
 	srv.Handle("GET /metrics", tel.MetricsHandler())
+	if level != nil {
+		srv.Handle(LogLevelPath, logLevelHandler(p.Verifier, level, log))
+	}
 	if err := tel.RegisterShedding(func() telemetry.Shedding { return telemetry.Shedding(srv.Shedding()) }); err != nil {
 		ln.Close()
 		return err

@@ -36,7 +36,9 @@ func Run(ctx context.Context, svc Service, args []string, lookup func(string) (s
 	if err != nil {
 		return err
 	}
-	level, _ := cfg.Level()
+	l, _ := cfg.Level()
+	level := new(slog.LevelVar) // changed at runtime at LogLevelPath
+	level.Set(l)
 	// JSON logs on stdout through the redaction layer (no secrets or personal
 	// data reach the output, whatever a handler logs).
 	log := slog.New(logs.NewHandler(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: level})))
@@ -45,6 +47,8 @@ func Run(ctx context.Context, svc Service, args []string, lookup func(string) (s
 		Services: []Service{svc},
 		DSN:      func(string) string { return cfg.DatabaseURL },
 		Log:      log,
+		Level:    level,
+		SlowCall: cfg.SlowCall,
 		Dependency: func(_ string, dep client.Dependency) (client.Dependency, error) {
 			return cfg.Dependency(dep, lookup)
 		},

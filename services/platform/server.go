@@ -65,6 +65,7 @@ type options struct {
 	shutdownTimeout   time.Duration
 	corsOrigins       []string
 	shedding          Shedding
+	slowCall          time.Duration
 }
 
 // Option configures a Server.
@@ -72,6 +73,11 @@ type Option func(*options)
 
 // WithLogger sets the logger for RPC and server logs. Default: JSON to stderr.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithSlowCall sets the duration from which a unary call's rpc line is logged at
+// WARN (with "slow": true), whatever its code; streams, which may be open for
+// hours, are not judged. Zero turns it off. Default 500 ms.
+func WithSlowCall(d time.Duration) Option { return func(o *options) { o.slowCall = d } }
 
 // WithVerifier sets the access-token verifier. Without one, every token is refused
 // and only public methods can be called.
@@ -161,6 +167,9 @@ func WithCORSOrigins(origins ...string) Option {
 	return func(o *options) { o.corsOrigins = origins }
 }
 
+// DefaultSlowCall is the duration from which a call is logged at WARN as slow.
+const DefaultSlowCall = 500 * time.Millisecond
+
 // NewServer returns a Server for the named service (the name appears in logs).
 func NewServer(name string, opts ...Option) *Server {
 	o := options{
@@ -173,6 +182,7 @@ func NewServer(name string, opts ...Option) *Server {
 		unaryMax:          2 * time.Minute,
 		drainDelay:        5 * time.Second,
 		shutdownTimeout:   20 * time.Second,
+		slowCall:          DefaultSlowCall,
 	}
 	for _, opt := range opts {
 		opt(&o)
@@ -192,7 +202,7 @@ func NewServer(name string, opts ...Option) *Server {
 		chain = append(chain, o.telemetry)
 	}
 	chain = append(chain,
-		logging(o.log, name),
+		logging(o.log, name, o.slowCall),
 		recoverer(o.log),
 		lifetime(o.unaryDefault, o.unaryMax),
 		authenticate(o.log, o.verifier, &s.rules),

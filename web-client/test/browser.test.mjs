@@ -21,7 +21,8 @@ let stackLog = ""; // the stack's JSON log lines (stderr)
 function startStack() {
   return new Promise((resolve, reject) => {
     const p = spawn(bin, ["dev", "--addr", "127.0.0.1:0", "--data", join(work, "data"), "--web", dist],
-      { stdio: ["ignore", "pipe", "pipe"] });
+      // Health checks log at DEBUG; the CORS test reads their lines.
+      { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, TRIALHUB_LOG_LEVEL: "debug" } });
     let out = "";
     p.stderr.on("data", (d) => { stackLog += d; });
     const timer = setTimeout(() => reject(new Error(`dev stack did not start:\n${out}`)), 60_000);

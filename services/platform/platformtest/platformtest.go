@@ -51,6 +51,7 @@ type options struct {
 	dsn      string
 	sqlite   bool
 	log      *slog.Logger
+	level    *slog.LevelVar
 	deps     map[string]string
 	jobs     []jobs.Option
 	server   []platform.Option
@@ -72,6 +73,10 @@ func WithSQLite() Option { return func(o *options) { o.sqlite = true } }
 
 // WithLogger receives the process's logs. Default: discarded.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithLevel is the level of WithLogger's logger, served at platform.LogLevelPath
+// for an ADMIN to change. Default: none (the path is not served).
+func WithLevel(l *slog.LevelVar) Option { return func(o *options) { o.level = l } }
 
 // WithDependency points a dependency the service declared at url.
 func WithDependency(name, url string) Option {
@@ -160,6 +165,7 @@ func Start(t testing.TB, svc platform.Service, opts ...Option) *Env {
 		TelemetryOptions: o.tel,
 		JobOptions:       o.jobs,
 		Log:              o.log,
+		Level:            o.level,
 		Ready:            func(string) { close(ready) },
 	}
 	ctx, cancel := context.WithCancel(context.Background())
