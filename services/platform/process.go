@@ -255,7 +255,9 @@ func (p Process) mount(ctx context.Context, srv *Server, svc Service, log *slog.
 	if err := svc.Mount(ctx, m); err != nil {
 		return nil, fmt.Errorf("mount: %w", err)
 	}
-	addKitJobs(m)
+	if err := addKitJobs(m); err != nil {
+		return nil, err
+	}
 	return &hosted{mount: m, queue: queue}, nil
 }
 

@@ -39,13 +39,25 @@ func (w *purgeKeysWorker) Work(ctx context.Context, _ *river.Job[purgeKeys]) err
 	return nil
 }
 
-// addKitJobs registers the jobs every service runs: the worker on workers, the
-// schedule on the queue's client.
-func addKitJobs(m *Mount) {
+// addKitJobs registers the jobs every service runs (expired idempotency keys
+// purged, the audit trail verified): the workers on workers, the schedules on the
+// queue's client.
+func addKitJobs(m *Mount) error {
+	metrics, err := newAuditMetrics(m.Metrics)
+	if err != nil {
+		return err
+	}
 	river.AddWorker(m.Workers, &purgeKeysWorker{db: m.DB, store: m.Idempotency})
+	river.AddWorker(m.Workers, &verifyAuditWorker{db: m.DB, audit: m.Audit, metrics: metrics, log: m.Log})
 	m.Jobs.Client().PeriodicJobs().Add(river.NewPeriodicJob(
 		river.PeriodicInterval(purgeKeysEvery),
 		func() (river.JobArgs, *river.InsertOpts) { return purgeKeys{}, nil },
 		&river.PeriodicJobOpts{RunOnStart: true},
 	))
+	m.Jobs.Client().PeriodicJobs().Add(river.NewPeriodicJob(
+		river.PeriodicInterval(verifyAuditEvery),
+		func() (river.JobArgs, *river.InsertOpts) { return verifyAudit{}, nil },
+		&river.PeriodicJobOpts{RunOnStart: true},
+	))
+	return nil
 }
