@@ -172,6 +172,21 @@ func TestLoginLockout(t *testing.T) {
 	if n := e.actions(t, d, "LOGIN_FAILED"); n != 2*(e.cfg.LockoutAfter+1) {
 		t.Fatalf("LOGIN_FAILED events: %d, want %d", n, 2*(e.cfg.LockoutAfter+1))
 	}
+	// The same story in the metrics, without an identifier.
+	for labels, want := range map[[2]string]float64{
+		{"patient_login_failures_total", "credentials"}: float64(2 * e.cfg.LockoutAfter),
+		{"patient_login_failures_total", "locked"}:      2,
+		{"patient_lockouts_total", "known"}:             1,
+		{"patient_lockouts_total", "unknown"}:           1,
+	} {
+		key := "reason"
+		if labels[0] == "patient_lockouts_total" {
+			key = "account"
+		}
+		if v := metric(t, e.URL, labels[0], map[string]string{key: labels[1]}); v != want {
+			t.Errorf("%s{%s=%q} = %v, want %v", labels[0], key, labels[1], v, want)
+		}
+	}
 	// A weak password is refused at creation.
 	_, err := patientv1connect.NewAuthServiceClient(e.Client(t, platformtest.Admin())).CreateStaffAccount(ctx, &patientv1.CreateStaffAccountRequest{
 		Username: "weak.one", DisplayName: "Weak", Password: "password123", Role: authzv1.Role_ROLE_ADMIN, IdempotencyKey: "staff-" + uuid.NewString()})

@@ -65,6 +65,7 @@ type Service struct {
 	pii    *pii
 	trials trialv1connect.TrialServiceClient
 	now    func() time.Time
+	met    *metrics
 }
 
 type options struct {
@@ -134,8 +135,12 @@ func mount(ctx context.Context, m *platform.Mount, o options) error {
 	if err := o.keys.bind(ctx, m.DB, cfg); err != nil {
 		return err
 	}
+	met, err := newMetrics(m.Metrics)
+	if err != nil {
+		return err
+	}
 	s := &Service{
-		cfg: cfg, db: m.DB, ent: ent.NewClient(ent.Driver(m.DB.Driver())), jobs: m.Jobs,
+		met: met, cfg: cfg, db: m.DB, ent: ent.NewClient(ent.Driver(m.DB.Driver())), jobs: m.Jobs,
 		audit: m.Audit, idem: m.Idempotency, log: m.Log, keys: o.keys, pii: vaultKeys,
 		trials: trialv1connect.NewTrialServiceClient(m.Client(TrialDependency)),
 		now:    func() time.Time { return time.Now().UTC() },

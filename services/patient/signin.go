@@ -182,12 +182,14 @@ func (s *Service) Login(ctx context.Context, req *patientv1.LoginRequest) (*pati
 	}
 	key := "login:" + idKey
 	if err := s.admit(ctx, "login", 1<<30); err != nil {
+		s.met.loginFailures.WithLabelValues(failThrottled).Inc()
 		s.loginFailed(ctx, nil, "throttled")
 		return nil, err
 	}
 	if until, err := s.lockedUntil(ctx, key); err != nil {
 		return nil, db.ConnectError(err, "sign-in")
 	} else if !until.IsZero() {
+		s.met.loginFailures.WithLabelValues(failLocked).Inc()
 		s.loginFailed(ctx, nil, "locked")
 		return nil, errThrottled
 	}
@@ -203,6 +205,7 @@ func (s *Service) Login(ctx context.Context, req *patientv1.LoginRequest) (*pati
 		return nil, s.failLogin(ctx, key, acc)
 	}
 	if acc.status != statusActive {
+		s.met.loginFailures.WithLabelValues(failInactive).Inc()
 		s.loginFailed(ctx, acc, "account "+acc.status)
 		return nil, errorf(connect.CodePermissionDenied, "this account is suspended or closed")
 	}
@@ -263,6 +266,14 @@ func (s *Service) failLogin(ctx context.Context, key string, acc *account) error
 	})
 	if err != nil {
 		return db.ConnectError(err, "sign-in")
+	}
+	s.met.loginFailures.WithLabelValues(failCredentials).Inc()
+	if n >= s.cfg.LockoutAfter {
+		known := "unknown"
+		if acc != nil {
+			known = "known"
+		}
+		s.met.lockouts.WithLabelValues(known).Inc()
 	}
 	if extra := n - s.cfg.SlowAfter; extra > 0 {
 		delay := min(time.Duration(extra)*250*time.Millisecond, 2*time.Second)
