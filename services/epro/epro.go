@@ -64,6 +64,7 @@ type Service struct {
 	grace         time.Duration
 	trials        trialv1connect.TrialServiceClient
 	notifications notificationv1connect.NotificationServiceClient
+	met           *metrics
 }
 
 // DefaultGrace is the offline grace period: a phone that was offline may deliver
@@ -99,8 +100,12 @@ func Platform() platform.Service {
 			if err != nil {
 				return err
 			}
+			met, err := newMetrics(m.Metrics)
+			if err != nil {
+				return err
+			}
 			s := &Service{
-				db: m.DB, ent: ent.NewClient(ent.Driver(m.DB.Driver())), jobs: m.Jobs, audit: m.Audit,
+				met: met, db: m.DB, ent: ent.NewClient(ent.Driver(m.DB.Driver())), jobs: m.Jobs, audit: m.Audit,
 				idem: m.Idempotency, log: m.Log, now: func() time.Time { return time.Now().UTC() }, grace: grace,
 				trials:        trialv1connect.NewTrialServiceClient(m.Client(TrialDependency)),
 				notifications: notificationv1connect.NewNotificationServiceClient(m.Client(NotificationDependency)),

@@ -85,6 +85,7 @@ func (s *Service) SubmitResponse(ctx context.Context, req *eprov1.SubmitResponse
 		return nil, err
 	}
 	ref := &eprov1.QuestionnaireRef{QuestionnaireId: qrow.ID, QuestionnaireUrl: qrow.URL, Version: qrow.Version, Title: qrow.Title}
+	outcome, quarantined := "", "" // set when this call stores (not on a replay)
 	res, err := idempotency.Do(ctx, s.idem, s.db, idempotency.KeyFor(ctx, req.GetIdempotencyKey()), req,
 		func(ctx context.Context, tx *db.Tx) (*eprov1.SubmitResponseResponse, error) {
 			c := ent.NewClient(ent.Driver(tx.Driver()))
@@ -106,6 +107,7 @@ func (s *Service) SubmitResponse(ctx context.Context, req *eprov1.SubmitResponse
 				reason = eprov1.QuarantineReason_QUARANTINE_REASON_WINDOW_CLOSED
 			}
 			if reason != eprov1.QuarantineReason_QUARANTINE_REASON_UNSPECIFIED {
+				outcome, quarantined = outcomeQuarantined, trimEnum(reason.String(), "QUARANTINE_REASON_")
 				return s.quarantine(ctx, tx, c, visit, ref, reason, existingID, answersJSON, authored, received)
 			}
 			receipt, err := s.storeResponse(ctx, tx, c, newResponse{
@@ -116,8 +118,18 @@ func (s *Service) SubmitResponse(ctx context.Context, req *eprov1.SubmitResponse
 			if err != nil {
 				return nil, err
 			}
+			outcome, quarantined = outcomeAccepted, ""
+			if verdict == window.Late {
+				outcome = outcomeLate
+			}
 			return &eprov1.SubmitResponseResponse{Outcome: &eprov1.SubmitResponseResponse_Receipt{Receipt: receipt}}, nil
 		})
+	if err == nil && outcome != "" {
+		s.met.submissions.WithLabelValues(qrow.URL, qrow.Version, outcome).Inc()
+		if quarantined != "" {
+			s.met.quarantined.WithLabelValues(quarantined).Inc()
+		}
+	}
 	return res, db.ConnectError(err, "response")
 }
 
