@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"connectrpc.com/connect/v2"
@@ -23,9 +24,10 @@ type callRecord struct {
 
 type callRecordKey struct{}
 
-// logging writes one structured line per RPC: request id, procedure, the code the
-// client receives, duration, protocol and the caller's pseudonymous subject and
-// role. It never logs messages, so no PII or answers reach the logs.
+// logging writes one structured line per RPC: request id, the service that owns
+// the procedure (Server.Own; the server's name for health, reflection and
+// unowned methods), procedure, the code the client receives, duration, protocol
+// and the caller's pseudonymous subject and role. It never logs messages, so no PII or answers reach the logs.
 //
 // The code is the client's: logging returns the handler's error as the wire
 // verdict (see wireError), so the line, telemetry outside it and the client agree.
@@ -46,7 +48,7 @@ type callRecordKey struct{}
 // At ERROR and WARN the line carries "error": the error's text with the cause of
 // every *connect.Error in it (connect's Error() omits causes). Causes stay in the
 // server log; the client gets only the code and the public message.
-func logging(log *slog.Logger, service string, slow time.Duration) connect.ServerInterceptor {
+func logging(log *slog.Logger, server string, slow time.Duration, owners *sync.Map) connect.ServerInterceptor {
 	return func(next connect.ServerFunc) connect.ServerFunc {
 		return func(ctx context.Context, spec connect.Spec, stream connect.ServerStream) error {
 			start := time.Now()
@@ -68,7 +70,11 @@ func logging(log *slog.Logger, service string, slow time.Duration) connect.Serve
 			if !log.Enabled(ctx, level) {
 				return err
 			}
-			attrs := make([]slog.Attr, 0, 10)
+			service := server
+			if owner, ok := owners.Load(spec.Procedure); ok {
+				service = owner.(string)
+			}
+			attrs := make([]slog.Attr, 0, 12)
 			if id := request.From(ctx).ID; id != "" {
 				attrs = append(attrs, slog.String("request_id", id))
 			}

@@ -255,6 +255,7 @@ func (p Process) mount(ctx context.Context, srv *Server, svc Service, log *slog.
 	if err := svc.Mount(ctx, m); err != nil {
 		return nil, fmt.Errorf("mount: %w", err)
 	}
+	srv.Own(svc.Name)
 	if err := addKitJobs(m); err != nil {
 		return nil, err
 	}

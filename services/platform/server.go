@@ -42,6 +42,7 @@ type Server struct {
 	mux    *http.ServeMux
 
 	rules   ruleCache
+	owners  *sync.Map // procedure -> the service that registered it (Own)
 	once    sync.Once
 	handler http.Handler
 	shed    *shedder
@@ -190,7 +191,7 @@ func NewServer(name string, opts ...Option) *Server {
 	if o.log == nil {
 		o.log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	}
-	s := &Server{name: name, opts: o, health: NewHealth(), mux: http.NewServeMux()}
+	s := &Server{name: name, opts: o, health: NewHealth(), mux: http.NewServeMux(), owners: &sync.Map{}}
 	validator, err := protovalidate.New()
 	if err != nil {
 		// protovalidate.New only fails on invalid options, and we pass none.
@@ -202,7 +203,7 @@ func NewServer(name string, opts ...Option) *Server {
 		chain = append(chain, o.telemetry)
 	}
 	chain = append(chain,
-		logging(o.log, name, o.slowCall),
+		logging(o.log, name, o.slowCall, s.owners),
 		recoverer(o.log),
 		lifetime(o.unaryDefault, o.unaryMax),
 		authenticate(o.log, o.verifier, &s.rules),
@@ -223,6 +224,16 @@ func NewServer(name string, opts ...Option) *Server {
 // example with connectinprocess, to seed data) run the whole interceptor chain
 // with each method's rule, whether or not Handler was called yet.
 func (s *Server) RPC() *connect.Server { return s.rpc }
+
+// Own names service as the owner of every method registered so far that has
+// none: their rpc log lines say "service": service instead of the server's name
+// (the dev stack serves every service on one server). Call it during setup,
+// after the service registered its handlers.
+func (s *Server) Own(service string) {
+	for spec := range s.rpc.Specs() {
+		s.owners.LoadOrStore(spec.Procedure, service)
+	}
+}
 
 // Health is the server's health service; services mark themselves serving or not.
 func (s *Server) Health() *Health { return s.health }

@@ -155,7 +155,7 @@ func checkNoPII(t *testing.T, flow flowResult, outputs map[string]string) {
 	}
 }
 
-// checkRPCLines: every rpc line names the call (service, procedure, code,
+// checkRPCLines: every rpc line names the call (the owning service, procedure, code,
 // duration_ms, request_id), its trace (trace_id, span_id) and, when the caller
 // was authenticated, who called (subject_uuid for a patient, actor otherwise).
 func checkRPCLines(t *testing.T, log string) {
@@ -181,7 +181,15 @@ func checkRPCLines(t *testing.T, log string) {
 		if e["role"] == "PATIENT" && e["subject_uuid"] == nil {
 			t.Errorf("a patient's call without subject_uuid: %s", sc.Text())
 		}
-		seen[e["procedure"].(string)] = true
+		procedure, _ := e["procedure"].(string)
+		if rest, ok := strings.CutPrefix(procedure, "/trialhub."); ok {
+			// The dev stack serves every service on one port; the line names the
+			// one that owns the procedure.
+			if owner, _, _ := strings.Cut(rest, "."); e["service"] != owner {
+				t.Errorf("rpc line of %s says service %v, want %s", procedure, e["service"], owner)
+			}
+		}
+		seen[procedure] = true
 	}
 	for _, p := range []string{patientv1connect.PatientServiceInviteParticipantProcedure, patientv1connect.AuthServiceActivateAccountProcedure,
 		trialv1connect.TrialServiceEnrollSubjectProcedure, eprov1connect.EproServiceSubmitResponseProcedure,
