@@ -143,6 +143,7 @@ func (p Process) Serve(ctx context.Context, ln net.Listener) (err error) {
 		return err
 	}
 	p.ClientOptions = append([]client.Option{client.WithInterceptors(tel.ClientInterceptor())}, p.ClientOptions...)
+	p.DBOptions = append([]db.Option{db.WithTxObserver(tel.TxSpans())}, p.DBOptions...)
 	p.JobOptions = append([]jobs.Option{jobs.WithPlugins(tel.RiverMiddleware())}, p.JobOptions...)
 	for pattern, h := range p.Routes {
 		srv.Handle(pattern, h)
@@ -248,9 +249,10 @@ func (p Process) mount(ctx context.Context, srv *Server, svc Service, log *slog.
 		Metrics:     tel.Registerer(),
 		server:      srv,
 		deps:        deps,
-		clients:     clientFactory{tokens: tokens, log: svcLog, opts: append([]client.Option{client.WithBreakerMetrics(breakers)}, p.ClientOptions...)},
-		rpc:         map[string]*connect.Client{},
-		plain:       map[string]*http.Client{},
+		clients: clientFactory{tokens: tokens, log: svcLog, vendor: tel.Transport,
+			opts: append([]client.Option{client.WithBreakerMetrics(breakers)}, p.ClientOptions...)},
+		rpc:   map[string]*connect.Client{},
+		plain: map[string]*http.Client{},
 	}
 	if err := svc.Mount(ctx, m); err != nil {
 		return nil, fmt.Errorf("mount: %w", err)

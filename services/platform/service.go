@@ -158,6 +158,9 @@ type clientFactory struct {
 	tokens auth.TokenSource
 	log    *slog.Logger
 	opts   []client.Option
+	// vendor wraps a vendor client's transport (a client span per request, all
+	// attempts included); nil leaves it as it is.
+	vendor func(http.RoundTripper) http.RoundTripper
 }
 
 func (f clientFactory) rpc(dep client.Dependency) *connect.Client {
@@ -165,7 +168,11 @@ func (f clientFactory) rpc(dep client.Dependency) *connect.Client {
 }
 
 func (f clientFactory) http(dep client.Dependency) *http.Client {
-	return client.HTTP(dep, append([]client.Option{client.WithLogger(f.log)}, f.opts...)...)
+	c := client.HTTP(dep, append([]client.Option{client.WithLogger(f.log)}, f.opts...)...)
+	if f.vendor != nil {
+		c.Transport = f.vendor(c.Transport)
+	}
+	return c
 }
 
 // Seeder is what a Service's Seed gets in the dev stack: clients to the running

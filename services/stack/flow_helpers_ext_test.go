@@ -13,11 +13,14 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -242,7 +245,8 @@ type flowResult struct {
 
 // patientFlow runs one patient's journey through the stack, as the apps do:
 // the demo investigator signs in, invites a participant (the identity goes to
-// the patient service), the participant fails one sign-in, activates with the
+// the patient service), someone else self-registers (their code goes out by SMS
+// through the vendor), the participant fails one sign-in, activates with the
 // code and refreshes the session; the investigator enrolls them in the demo
 // trial (screening due today); ePRO receives the visit plan from the trial
 // worklist; the patient sends one malformed answer with free text (refused),
@@ -305,6 +309,23 @@ func patientFlow(t *testing.T, o *observed) flowResult {
 	}
 	res.subject = inv.GetSubjectUuid()
 	res.secrets["activation code"] = inv.GetActivationCode()
+
+	// Someone else registers on their own: the code goes out by SMS through the
+	// vendor, from a River job of the patient service.
+	res.secrets["registrant name"] = "Jun Quaxleworth-Selfreg"
+	res.secrets["registrant national id"] = "H" + strings.ToUpper(tag) + "R"
+	res.secrets["registrant mobile"] = "+86137" + digits(tag[1:]+tag[:1], 8)
+	res.secrets["registrant password"] = "another long passphrase " + tag
+	if _, err := auths.Register(ctx, &patientv1.RegisterRequest{Mobile: res.secrets["registrant mobile"], Password: res.secrets["registrant password"],
+		FullName: res.secrets["registrant name"], NationalId: res.secrets["registrant national id"], NationalIdCountry: "CN",
+		IdempotencyKey: "flow-register-" + tag}); err != nil {
+		t.Fatalf("register: %v", err)
+	}
+	eventually(t, "the registration SMS at the vendor", func() bool {
+		code := smsCode(t, o, res.secrets["registrant mobile"])
+		res.secrets["registration code"] = code
+		return code != ""
+	})
 
 	// A mistyped password first, then the activation and a refresh.
 	_, err = auths.Login(ctx, &patientv1.LoginRequest{Identifier: &patientv1.LoginRequest_Mobile{Mobile: res.secrets["mobile"]}, Password: res.secrets["wrong password"]})
@@ -412,6 +433,34 @@ func patientFlow(t *testing.T, o *observed) flowResult {
 	})
 	return res
 }
+
+// smsCode is the code in the last SMS the fake vendor accepted for mobile, ""
+// when none arrived yet.
+func smsCode(t *testing.T, o *observed, mobile string) string {
+	t.Helper()
+	res, err := http.Get(o.base + stack.FakeVendorPath + "/inbox?channel=sms&to=" + url.QueryEscape(mobile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var msgs []struct {
+		Text string `json:"text"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&msgs); err != nil {
+		t.Fatalf("inbox: %v", err)
+	}
+	if len(msgs) == 0 {
+		return ""
+	}
+	code := activationCode.FindString(msgs[len(msgs)-1].Text)
+	if code == "" {
+		t.Fatalf("no code in the SMS %q", msgs[len(msgs)-1].Text)
+	}
+	return code
+}
+
+// activationCode is the shape of the SMS's one-time code.
+var activationCode = regexp.MustCompile(`\b[0-9]{6}\b|\b[0-9A-HJKMNP-TV-Z]{8}\b`)
 
 // lowestAnswers answers every choice item (nested ones too) with its first
 // option: the lowest score, so no alert rule fires.

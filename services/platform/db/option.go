@@ -1,6 +1,9 @@
 package db
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // PostgresDriver names the database/sql driver that speaks to PostgreSQL. The DSN is
 // a postgres:// URL for both; only the client library differs.
@@ -26,6 +29,7 @@ type options struct {
 	txAttempts  int
 	retryBase   time.Duration
 	pingTimeout time.Duration
+	observeTx   TxObserver
 }
 
 func defaults() options {
@@ -66,6 +70,15 @@ func WithReadConns(n int) Option {
 		}
 	}
 }
+
+// TxObserver is told of every InTx when it starts, with the transaction's
+// context and the database's dialect, and returns the context fn runs in and a
+// function called with InTx's result when it ends (all attempts included). The
+// kit traces transactions with it (telemetry.TxSpans).
+type TxObserver func(ctx context.Context, dialect string) (context.Context, func(error))
+
+// WithTxObserver observes every InTx and InTxOptions with o. Default none.
+func WithTxObserver(o TxObserver) Option { return func(opts *options) { opts.observeTx = o } }
 
 // WithTxAttempts bounds how many times InTx runs a transaction whose fn failed with
 // a serialization failure or deadlock (SQLSTATE 40001, 40P01) or SQLITE_BUSY

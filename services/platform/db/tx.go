@@ -59,7 +59,12 @@ func (d *DB) InTxOptions(ctx context.Context, opts *sql.TxOptions, fn func(ctx c
 	return d.inTx(ctx, opts, fn)
 }
 
-func (d *DB) inTx(ctx context.Context, opts *sql.TxOptions, fn func(ctx context.Context, tx *Tx) error) error {
+func (d *DB) inTx(ctx context.Context, opts *sql.TxOptions, fn func(ctx context.Context, tx *Tx) error) (err error) {
+	if d.opts.observeTx != nil {
+		var end func(error)
+		ctx, end = d.opts.observeTx(ctx, d.dialect)
+		defer func() { end(err) }()
+	}
 	backoff := d.opts.retryBase
 	for attempt := 1; ; attempt++ {
 		err := d.runTx(ctx, opts, fn)

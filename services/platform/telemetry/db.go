@@ -36,6 +36,30 @@ func (t *Telemetry) InTx(ctx context.Context, d *db.DB, name string, fn func(ctx
 	return err
 }
 
+// TxSpans is a db.TxObserver (db.WithTxObserver) that puts every transaction of
+// a database in a client span "db transaction" with db.system.name, an Error
+// status when it fails: a slow or retried write shows as a hop of its own in the
+// trace, and the jobs a transaction inserts (InsertTx) are its children. The
+// kit's Process gives it to every service's database. It records no
+// statement: a query's arguments are personal data as often as not.
+func (t *Telemetry) TxSpans() db.TxObserver {
+	tracer := t.tracer()
+	return func(ctx context.Context, dialectName string) (context.Context, func(error)) {
+		system := "postgresql"
+		if dialectName == dialect.SQLite {
+			system = "sqlite"
+		}
+		ctx, span := tracer.Start(ctx, "db transaction", trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(attribute.String("db.system.name", system)))
+		return ctx, func(err error) {
+			if err != nil {
+				span.SetStatus(codes.Error, "transaction failed")
+			}
+			span.End()
+		}
+	}
+}
+
 // Transport wraps an HTTP transport (a vendor's: client.HTTP's, or
 // http.DefaultTransport when next is nil) so every request is a client span
 // "HTTP <method>" with http.request.method, server.address and
