@@ -11,6 +11,10 @@
 //	client.WithInterceptors(tel.ClientInterceptor())       // client spans + rpc_client_* metrics
 //	jobs.WithPlugins(tel.RiverMiddleware())                // a job carries its request's trace
 //	mux.Handle("/metrics", tel.MetricsHandler())           // Prometheus text format
+//	db.Open(ctx, dsn, db.WithTxObserver(tel.TxSpans()))     // a span per transaction
+//	httpClient.Transport = tel.Transport(httpClient.Transport) // a span per vendor request
+//
+// platform.Process does all of this for every service it mounts.
 //
 // Services register their business metrics on tel.Registry().
 //
