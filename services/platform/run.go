@@ -30,7 +30,9 @@ func Main(svc Service) {
 	}
 }
 
-// Run is Main without the process: it serves svc until ctx is done.
+// Run is Main without the process: it serves svc until ctx is done. Besides
+// LogLevelPath, the log level follows two signals: SIGUSR1 makes it one step
+// more verbose (error, warn, info, debug), SIGUSR2 puts back the configured one.
 func Run(ctx context.Context, svc Service, args []string, lookup func(string) (string, bool)) error {
 	cfg, err := LoadConfig(svc.Name, args, lookup)
 	if err != nil {
@@ -42,6 +44,8 @@ func Run(ctx context.Context, svc Service, args []string, lookup func(string) (s
 	// JSON logs on stdout through the redaction layer (no secrets or personal
 	// data reach the output, whatever a handler logs).
 	log := slog.New(logs.NewHandler(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: level})))
+	stopSignals := levelSignals(ctx, level, l, log)
+	defer stopSignals()
 	p := Process{
 		Name:     svc.Name,
 		Services: []Service{svc},
@@ -84,4 +88,31 @@ func Run(ctx context.Context, svc Service, args []string, lookup func(string) (s
 		return fmt.Errorf("listen %s: %w", cfg.Addr, err)
 	}
 	return p.Serve(ctx, ln)
+}
+
+// levelSignals changes level on SIGUSR1 (one step more verbose, down to debug)
+// and SIGUSR2 (back to configured) until ctx ends or the returned stop is called.
+func levelSignals(ctx context.Context, level *slog.LevelVar, configured slog.Level, log *slog.Logger) (stop func()) {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGUSR1, syscall.SIGUSR2)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-done:
+				return
+			case s := <-sig:
+				before := level.Level()
+				if s == syscall.SIGUSR1 {
+					level.Set(max(before-4, slog.LevelDebug))
+				} else {
+					level.Set(configured)
+				}
+				log.Warn("log level changed", "from", before.String(), "to", level.Level().String(), "signal", s.String())
+			}
+		}
+	}()
+	return func() { signal.Stop(sig); close(done) }
 }

@@ -6,7 +6,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -78,4 +80,72 @@ func mustKey(t *testing.T) auth.Key {
 		t.Fatal(err)
 	}
 	return k
+}
+
+// The log level of a running process follows SIGUSR1 (more verbose) and SIGUSR2
+// (back to the configured level), and an ADMIN reads it at /admin/log-level.
+func TestRunLogLevelFollowsSignals(t *testing.T) {
+	signer := auth.NewSigner(mustKey(t), "trialhub")
+	issuer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_ = json.NewEncoder(w).Encode(signer.JWKS())
+	}))
+	defer issuer.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	env := map[string]string{
+		"TRIALHUB_DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "notes.db"),
+		"TRIALHUB_JWKS_URL":     issuer.URL,
+		"TRIALHUB_DRAIN_DELAY":  "0s",
+		"TRIALHUB_LOG_LEVEL":    "warn",
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- platform.Run(ctx, notes.Service("alone"), []string{"--addr", addr}, lookupFrom(env)) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	token, _, err := signer.Sign(platformtest.Admin(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	levelNow := func() string {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+platform.LogLevelPath, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return ""
+		}
+		defer res.Body.Close()
+		var out map[string]string
+		_ = json.NewDecoder(res.Body).Decode(&out)
+		return out["level"]
+	}
+	wait := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for got := levelNow(); got != want; got = levelNow() {
+			if time.Now().After(deadline) {
+				t.Fatalf("log level %q, want %q", got, want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	wait("WARN")
+	for _, want := range []string{"INFO", "DEBUG"} {
+		if err := syscall.Kill(os.Getpid(), syscall.SIGUSR1); err != nil {
+			t.Fatal(err)
+		}
+		wait(want)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	wait("WARN")
 }
