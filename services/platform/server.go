@@ -216,6 +216,7 @@ func NewServer(name string, opts ...Option) *Server {
 	// reflection lists whatever is registered when it is asked.
 	s.health.register(s.rpc)
 	grpcreflect.Register(s.rpc)
+	s.Own(name) // health and reflection are the process's
 	return s
 }
 

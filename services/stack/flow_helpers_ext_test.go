@@ -270,6 +270,13 @@ func patientFlow(t *testing.T, o *observed) flowResult {
 	res.secrets["mobile without country code"] = strings.TrimPrefix(res.secrets["mobile"], "+86")
 	res.secrets["mobile without plus"] = strings.TrimPrefix(res.secrets["mobile"], "+")
 
+	// The app checks the platform is up, as the web app does first.
+	hc, err := http.Post(o.base+"/grpc.health.v1.Health/Check", "application/json", strings.NewReader(`{}`))
+	if err != nil || hc.StatusCode != http.StatusOK {
+		t.Fatalf("health: %v %v", hc, err)
+	}
+	hc.Body.Close()
+
 	// The demo trial and its Shanghai site.
 	trials := trialv1connect.NewTrialServiceClient(o.client(o.admin))
 	found, err := trials.ListTrials(ctx, &trialv1.ListTrialsRequest{Query: trial.DemoProtocol})

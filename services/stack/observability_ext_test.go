@@ -239,9 +239,12 @@ func checkRPCLines(t *testing.T, log string) {
 				t.Errorf("rpc line of %s says service %v, want %s", procedure, e["service"], owner)
 			}
 		}
+		if strings.HasPrefix(procedure, "/grpc.") && e["service"] != "trialhub" {
+			t.Errorf("rpc line of %s says service %v, want the process's name trialhub", procedure, e["service"])
+		}
 		seen[procedure] = true
 	}
-	for _, p := range []string{patientv1connect.PatientServiceInviteParticipantProcedure, patientv1connect.AuthServiceActivateAccountProcedure,
+	for _, p := range []string{"/grpc.health.v1.Health/Check", patientv1connect.PatientServiceInviteParticipantProcedure, patientv1connect.AuthServiceActivateAccountProcedure,
 		trialv1connect.TrialServiceEnrollSubjectProcedure, eprov1connect.EproServiceSubmitResponseProcedure,
 		trialv1connect.TrialServiceRecordVisitCompletionProcedure} {
 		if !seen[p] {
