@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 	healthv1 "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	authzv1 "github.com/trialhub/trialhub/gen/go/trialhub/authz/v1"
 	patientv1 "github.com/trialhub/trialhub/gen/go/trialhub/patient/v1"
@@ -197,5 +198,30 @@ func TestAdminChangesTheLogLevelAtRuntime(t *testing.T) {
 	}
 	if !changed {
 		t.Fatalf("no WARN line naming the admin who changed the level:\n%s", logs.String())
+	}
+}
+
+// A process without a SlowCall of its own (the dev stack) takes
+// TRIALHUB_SLOW_CALL from the environment.
+func TestProcessSlowCallFromTheEnvironment(t *testing.T) {
+	t.Setenv("TRIALHUB_SLOW_CALL", "1ns") // every call is slow
+	logs := &logbuf.Buffer{}
+	env := platformtest.Start(t, notes.Service("notes"), platformtest.WithSQLite(),
+		platformtest.WithLogger(slog.New(slog.NewJSONHandler(logs, nil))))
+	res := &structpb.Struct{}
+	if err := env.Client(t, platformtest.Admin()).CallUnary(context.Background(), notes.Spec(notes.CountNotesProcedure), &structpb.Struct{}, res); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, e := range logLines(t, logs.String()) {
+		if e["procedure"] == notes.CountNotesProcedure {
+			found = true
+			if e["level"] != "WARN" || e["slow"] != true {
+				t.Errorf("CountNotes logged as %v, want WARN and slow", e)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("no CountNotes line:\n%s", logs.String())
 	}
 }

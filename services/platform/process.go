@@ -71,7 +71,8 @@ type Process struct {
 	// cannot be changed and LogLevelPath is not served.
 	Level *slog.LevelVar
 	// SlowCall is the duration from which a call is logged at WARN (see
-	// WithSlowCall). Zero means DefaultSlowCall; negative turns it off.
+	// WithSlowCall). Zero means TRIALHUB_SLOW_CALL when set (the dev stack), else
+	// DefaultSlowCall; negative turns it off.
 	SlowCall time.Duration
 	// Seed, when set, runs every service's Seed once the server answers (dev stack).
 	Seed *SeedConfig
@@ -127,6 +128,12 @@ func (p Process) Serve(ctx context.Context, ln net.Listener) (err error) {
 		err = errors.Join(err, tel.Shutdown(flush))
 	}()
 	slow := p.SlowCall
+	if v, ok := os.LookupEnv("TRIALHUB_SLOW_CALL"); ok && slow == 0 {
+		if slow, err = time.ParseDuration(v); err != nil {
+			ln.Close()
+			return fmt.Errorf("TRIALHUB_SLOW_CALL: %w", err)
+		}
+	}
 	switch {
 	case slow == 0:
 		slow = DefaultSlowCall
