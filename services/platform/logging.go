@@ -27,7 +27,8 @@ type callRecordKey struct{}
 // logging writes one structured line per RPC: request id, the service that owns
 // the procedure (Server.Own; the server's name for health, reflection and
 // unowned methods), procedure, the code the client receives, duration, protocol
-// and the caller's pseudonymous subject and role. It never logs messages, so no PII or answers reach the logs.
+// and the caller's pseudonymous subject and role. It never logs messages, so no
+// PII or answers reach the logs.
 //
 // The code is the client's: logging returns the handler's error as the wire
 // verdict (see wireError), so the line, telemetry outside it and the client agree.
@@ -39,8 +40,9 @@ type callRecordKey struct{}
 //     deadline_exceeded, resource_exhausted): something to watch, not a bug.
 //   - INFO: ok and every answer about the request itself (invalid_argument,
 //     not_found, permission_denied, unauthenticated, canceled, ...).
-//   - A call that took slow or longer (WithSlowCall, default 500 ms) is logged at
-//     WARN at least, with "slow": true beside its duration_ms.
+//   - A unary call that took the slow-call threshold or longer (WithSlowCall,
+//     default 500 ms) is logged at WARN at least, with "slow": true beside its
+//     duration_ms.
 //   - Routine calls (logs.Routine: health checks, reflection) that would be INFO
 //     are DEBUG: a load balancer probing every second must not fill the log. A
 //     routine call that fails with a server fault or is slow keeps its level.
