@@ -9,6 +9,7 @@ require (
 	github.com/prometheus/common v0.73.1
 	github.com/trialhub/trialhub/gen/go v0.0.0
 	github.com/trialhub/trialhub/services/epro v0.0.0-00010101000000-000000000000
+	github.com/trialhub/trialhub/services/notification v0.0.0-00010101000000-000000000000
 	github.com/trialhub/trialhub/services/patient v0.0.0-00010101000000-000000000000
 	github.com/trialhub/trialhub/services/platform v0.0.0
 	github.com/trialhub/trialhub/services/trial v0.0.0-00010101000000-000000000000
@@ -106,3 +107,5 @@ replace github.com/trialhub/trialhub/services/patient => ../patient
 replace github.com/trialhub/trialhub/services/trial => ../trial
 
 replace github.com/trialhub/trialhub/services/epro => ../epro
+
+replace github.com/trialhub/trialhub/services/notification => ../notification

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/trialhub/trialhub/services/epro"
+	"github.com/trialhub/trialhub/services/notification"
 	"github.com/trialhub/trialhub/services/patient"
 	"github.com/trialhub/trialhub/services/platform"
 	"github.com/trialhub/trialhub/services/platform/auth"
@@ -43,6 +44,7 @@ func Services() []platform.Service {
 		patient.Platform(), // first: it issues every token
 		withDemoScopes(trial.Platform()),
 		epro.Platform(),
+		notification.Platform(), // its push vendor: the stack's fake vendor at FakeVendorPath
 	}
 }
 
@@ -109,8 +111,11 @@ func Dev(ctx context.Context, cfg Config) error {
 		return err
 	}
 	for i, svc := range cfg.Services {
-		if svc.Name == patient.Name {
+		switch {
+		case svc.Name == patient.Name:
 			cfg.Services[i] = patient.Platform(patient.WithKeys(keys), patient.WithEnv(env))
+		case svc.Name == notification.Name && os.Getenv("TRIALHUB_PUSH_VENDOR_URL") == "":
+			cfg.Services[i] = notification.Platform(notification.WithPushURL(self + FakeVendorPath))
 		}
 	}
 	vendor := fakevendor.New()
@@ -197,6 +202,7 @@ func banner(cfg Config, addr string, keys *patient.Keys, seeded string) error {
 			base + "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
 		"  keys:       curl -s " + base + JWKSPath,
 		"  SMS inbox:  curl -s '" + base + FakeVendorPath + "/inbox?channel=sms'   (codes the patient service sent)",
+		"  push inbox: curl -s '" + base + FakeVendorPath + "/inbox?channel=push'  (reminders and alerts the notification service sent)",
 	}
 	if seeded != "" {
 		lines = append(lines, strings.TrimRight(seeded, "\n"))
