@@ -225,3 +225,8 @@ func (f *fixture) waitStatus(t testing.TB, id string, want ...notificationv1.Not
 	})
 	return n
 }
+
+// client is the service's client for caller.
+func (f *fixture) client(t testing.TB, caller auth.Caller) notificationv1connect.NotificationServiceClient {
+	return notificationv1connect.NewNotificationServiceClient(f.env.Client(t, caller))
+}
