@@ -2,6 +2,7 @@ package notification_test
 
 import (
 	"context"
+	"log/slog"
 	"slices"
 	"sync"
 	"testing"
@@ -21,6 +22,7 @@ import (
 	"github.com/trialhub/trialhub/services/notification"
 	"github.com/trialhub/trialhub/services/platform"
 	"github.com/trialhub/trialhub/services/platform/auth"
+	"github.com/trialhub/trialhub/services/platform/db"
 	"github.com/trialhub/trialhub/services/platform/fakevendor"
 	"github.com/trialhub/trialhub/services/platform/jobs"
 	"github.com/trialhub/trialhub/services/platform/pgtest"
@@ -117,13 +119,28 @@ type fixture struct {
 	trial    *trialStandIn
 	site     string
 	other    string
+	log      *slog.Logger
 }
 
 // setup runs the notification service on PostgreSQL against stand-ins on a
 // real listener and the fake vendor. Retries are fast so tests take seconds.
 func setup(t testing.TB, opts ...notification.Option) *fixture {
 	t.Helper()
-	f := &fixture{site: uuid.NewString(), other: uuid.NewString(), dsn: pgtest.New(t), signer: platformtest.NewSigner(t)}
+	return setupLogged(t, slog.New(slog.DiscardHandler), opts...)
+}
+
+// setupLogged is setup with the service's logs going to log.
+func setupLogged(t testing.TB, log *slog.Logger, opts ...notification.Option) *fixture {
+	t.Helper()
+	f := setupBare(t, log)
+	f.run(t, opts...)
+	return f
+}
+
+// setupBare is the fixture without a process of the service yet.
+func setupBare(t testing.TB, log *slog.Logger) *fixture {
+	t.Helper()
+	f := &fixture{site: uuid.NewString(), other: uuid.NewString(), dsn: pgtest.New(t), signer: platformtest.NewSigner(t), log: log}
 	f.staff = &staffStandIn{bySite: map[string][]string{}}
 	f.trial = &trialStandIn{trialID: uuid.NewString(), visits: map[string]*trialv1.SubjectVisit{},
 		sites: []*trialv1.Site{{SiteId: f.site, TimeZone: "America/New_York"}, {SiteId: f.other, TimeZone: "Europe/Berlin"}}}
@@ -135,10 +152,15 @@ func setup(t testing.TB, opts ...notification.Option) *fixture {
 	}}, platformtest.WithSigner(f.signer), platformtest.WithSQLite())
 	f.standURL = standIns.URL
 	f.vendor, f.vendURL = fakevendor.Start(t)
+	return f
+}
+
+// run starts the fixture's main process of the service on its database.
+func (f *fixture) run(t testing.TB, opts ...notification.Option) {
+	t.Helper()
 	f.env = f.start(t, opts...)
 	f.admin = notificationv1connect.NewNotificationServiceClient(f.env.Client(t, platformtest.Admin()))
 	f.epro = notificationv1connect.NewNotificationServiceClient(f.env.Client(t, platformtest.Service("epro")))
-	return f
 }
 
 // testOptions are the service settings every test runs with: fast retries and
@@ -154,7 +176,7 @@ func testOptions(vendorURL string) []notification.Option {
 func (f *fixture) start(t testing.TB, opts ...notification.Option) *platformtest.Env {
 	t.Helper()
 	return platformtest.Start(t, notification.Platform(append(testOptions(f.vendURL), opts...)...),
-		platformtest.WithDSN(f.dsn), platformtest.WithSigner(f.signer),
+		platformtest.WithDSN(f.dsn), platformtest.WithSigner(f.signer), platformtest.WithLogger(f.log),
 		platformtest.WithDependency(notification.PatientDependency, f.standURL),
 		platformtest.WithDependency(notification.TrialDependency, f.standURL),
 		platformtest.WithJobOptions(jobs.WithRescueStuckAfter(3*time.Second), jobs.WithJobTimeout(2*time.Second)))
@@ -229,4 +251,15 @@ func (f *fixture) waitStatus(t testing.TB, id string, want ...notificationv1.Not
 // client is the service's client for caller.
 func (f *fixture) client(t testing.TB, caller auth.Caller) notificationv1connect.NotificationServiceClient {
 	return notificationv1connect.NewNotificationServiceClient(f.env.Client(t, caller))
+}
+
+// db opens the fixture's database (closed at the end of the test).
+func (f *fixture) db(t testing.TB) *db.DB {
+	t.Helper()
+	d, err := db.Open(context.Background(), f.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
 }
