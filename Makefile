@@ -96,6 +96,10 @@ web: tools ## Build the browser app into web-client/dist
 bench: tools ## Go benchmarks of every module
 	go run ./services/platform/cmd/pgtest -- bash -c 'for m in $(MODULES); do (cd $$m && go test -run=^$$ -bench=. -benchmem ./...); done'
 
+.PHONY: chaos
+chaos: ## Long fault proofs (TRIALHUB_CHAOS=1) of the notification service and the stack, printing their figures
+	go run ./services/platform/cmd/pgtest -- bash -c 'for d in services/notification services/stack/proof; do if [ -d $$d ]; then (cd $$d && TRIALHUB_CHAOS=1 go test -run "Proof" -v -count=1 -timeout 30m .); else echo "chaos: $$d does not exist, skipped"; fi; done'
+
 .PHONY: build
 build: tools ## Build the trialhub command into bin/
 	go build -o bin/trialhub ./services/stack/cmd/trialhub
