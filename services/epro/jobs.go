@@ -203,6 +203,9 @@ func (w *safetyAlertWorker) Work(ctx context.Context, job *river.Job[SafetyAlert
 		TrialId:          job.Args.TrialID,
 		SubjectVisitId:   job.Args.SubjectVisitID,
 		AboutSubjectUuid: job.Args.SubjectUUID,
+		// The response that raised it, for staff to open after signing in
+		// (SafetyAlert.source_reference); never sent to the push vendor.
+		SourceReference: "epro:response/" + job.Args.ResponseID,
 	})
 	if err != nil {
 		return fmt.Errorf("send safety alert: %w", err)

@@ -85,8 +85,17 @@ func TestUnacknowledgedAlertEscalatesToTrialStaffThenAdmins(t *testing.T) {
 		t.Fatalf("alert = %v", a)
 	}
 	// Each step went to its level, on time: no step before escalate-after passed.
+	ns := map[string]*notificationv1.Notification{}
+	for _, st := range a.GetSteps() {
+		ns[st.GetNotificationId()] = f.waitStatus(t, st.GetNotificationId(), stDelivered)
+	}
+	list, err := f.admin.ListSafetyAlerts(ctx, &notificationv1.ListSafetyAlertsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a = list.GetAlerts()[0]
 	for i, st := range a.GetSteps() {
-		n := f.waitStatus(t, st.GetNotificationId(), stDelivered)
+		n := ns[st.GetNotificationId()]
 		if i > 0 && st.GetAt().AsTime().Sub(a.GetSteps()[i-1].GetAt().AsTime()) < 2*time.Second {
 			t.Errorf("step %d came %v after the previous one", i, st.GetAt().AsTime().Sub(a.GetSteps()[i-1].GetAt().AsTime()))
 		}

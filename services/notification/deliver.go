@@ -58,6 +58,31 @@ func (w *deliverWorker) NextRetry(job *river.Job[DeliverNotification]) time.Time
 }
 
 func (w *deliverWorker) Work(ctx context.Context, job *river.Job[DeliverNotification]) error {
+	err := w.work(ctx, job)
+	var snooze *river.JobSnoozeError
+	if err != nil && !errors.As(err, &snooze) && job.Attempt >= job.MaxAttempts {
+		// The last attempt failed before it could record its end (storage, a
+		// cancelled context): River discards the job, so the notification must
+		// not be left waiting.
+		if errors.As(err, new(*deadError)) {
+			return err
+		}
+		msg := sanitise(err)
+		if _, derr := w.s.ent.Notification.Update().Where(notification.ID(job.Args.NotificationID),
+			notification.StatusIn(stQueued, stRetrying, stSending)).SetStatus(stDead).SetLastError(msg).
+			ClearNextAttemptAt().SetUpdatedAt(w.s.now()).Save(context.WithoutCancel(ctx)); derr != nil {
+			return errors.Join(err, derr)
+		}
+	}
+	return err
+}
+
+// deadError is the error of a last attempt that already recorded DEAD.
+type deadError struct{ msg string }
+
+func (e *deadError) Error() string { return e.msg }
+
+func (w *deliverWorker) work(ctx context.Context, job *river.Job[DeliverNotification]) error {
 	s := w.s
 	n, ok, err := s.claim(ctx, job.Args.NotificationID)
 	if err != nil || !ok {
@@ -148,7 +173,7 @@ func (w *deliverWorker) transient(ctx context.Context, job *river.Job[DeliverNot
 			return err
 		}
 		s.log.Warn("notification dead", "notification_id", n.ID, "attempts", job.Attempt, "last_error", msg)
-		return errors.New(msg)
+		return &deadError{msg}
 	}
 	next := s.now().Add(s.retries.after(job.Attempt, retryAfter))
 	w.next.Store(job.ID, next)

@@ -2,6 +2,7 @@ package notification
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -56,6 +57,7 @@ func (m *metrics) vendor(o Outcome) { m.requests.WithLabelValues(string(o)).Inc(
 // stateCollector reads the gauges from the database, cached for 5 s.
 type stateCollector struct {
 	s    *Service
+	mu   sync.Mutex
 	last time.Time
 	memo []prometheus.Metric
 }
@@ -67,6 +69,8 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if time.Since(c.last) > 5*time.Second {
 		if ms, err := c.read(); err == nil {
 			c.memo, c.last = ms, time.Now()
