@@ -44,6 +44,10 @@ type Config struct {
 	// ReminderHour is the local hour (site time zone) of the day a window opens
 	// at which its reminder goes. TRIALHUB_NOTIFICATION_REMINDER_HOUR, default 9.
 	ReminderHour int
+	// ReconcileEvery is how often notifications whose delivery job River
+	// discarded without a recorded end are marked DEAD.
+	// TRIALHUB_NOTIFICATION_RECONCILE_EVERY, default 1m.
+	ReconcileEvery time.Duration
 	// ClosingLead is how long before a window closes the "closes soon" reminder
 	// goes. TRIALHUB_NOTIFICATION_CLOSING_LEAD, default 24h.
 	ClosingLead time.Duration
@@ -80,6 +84,9 @@ func WithBreakerWait(d time.Duration) Option { return func(c *Config) { c.Breake
 
 // WithPollEvery sets Config.PollEvery.
 func WithPollEvery(d time.Duration) Option { return func(c *Config) { c.PollEvery = d } }
+
+// WithReconcileEvery sets Config.ReconcileEvery.
+func WithReconcileEvery(d time.Duration) Option { return func(c *Config) { c.ReconcileEvery = d } }
 
 // WithReminders sets Config.ReminderHour and Config.ClosingLead.
 func WithReminders(hour int, closingLead time.Duration) Option {
@@ -125,6 +132,7 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 	c.ReminderHour = -1
 	num("TRIALHUB_NOTIFICATION_REMINDER_HOUR", &c.ReminderHour)
 	dur("TRIALHUB_NOTIFICATION_CLOSING_LEAD", &c.ClosingLead)
+	dur("TRIALHUB_NOTIFICATION_RECONCILE_EVERY", &c.ReconcileEvery)
 	if len(errs) > 0 {
 		return c, fmt.Errorf("notification config: %s", strings.Join(errs, "; "))
 	}
@@ -156,6 +164,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.ReminderHour = 9
 	}
 	def(&c.ClosingLead, 24*time.Hour)
+	def(&c.ReconcileEvery, time.Minute)
 	if c.ReminderHour > 23 {
 		return c, fmt.Errorf("notification config: reminder hour %d: want 0 to 23", c.ReminderHour)
 	}

@@ -134,6 +134,9 @@ func mount(_ context.Context, m *platform.Mount, cfg Config) error {
 	if err := m.Jobs.Client().Queues().Add(DeliveryQueue, river.QueueConfig{MaxWorkers: cfg.Workers}); err != nil {
 		return fmt.Errorf("delivery queue: %w", err)
 	}
+	river.AddWorker(m.Workers, &reconcileWorker{s: s})
+	m.Jobs.Client().PeriodicJobs().Add(river.NewPeriodicJob(river.PeriodicInterval(cfg.ReconcileEvery),
+		func() (river.JobArgs, *river.InsertOpts) { return Reconcile{}, nil }, nil))
 	if cfg.PollEvery > 0 {
 		m.Jobs.Client().PeriodicJobs().Add(river.NewPeriodicJob(river.PeriodicInterval(cfg.PollEvery),
 			func() (river.JobArgs, *river.InsertOpts) { return PlanReminders{}, nil },

@@ -3,6 +3,7 @@ package notification_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -17,7 +18,7 @@ import (
 // work there too.
 func TestDeliveryOnSQLite(t *testing.T) {
 	vendor, url := fakevendor.Start(t)
-	env := platformtest.Start(t, notification.Platform(append(testOptions(url), notification.WithMaxAttempts(2))...), platformtest.WithSQLite())
+	env := platformtest.Start(t, notification.Platform(append(testOptions(url), notification.WithMaxAttempts(2), notification.WithReconcileEvery(100*time.Millisecond))...), platformtest.WithSQLite())
 	ctx := context.Background()
 	admin := notificationv1connect.NewNotificationServiceClient(env.Client(t, platformtest.Admin()))
 	p := patientCaller(uuid.NewString())
@@ -50,5 +51,16 @@ func TestDeliveryOnSQLite(t *testing.T) {
 	eventually(t, "DELIVERED on SQLite", func() bool { return status().GetStatus() == stDelivered })
 	if n := vendor.Messages(fakevendor.Push); len(n) != 1 {
 		t.Fatalf("pushes = %v", n)
+	}
+	// The reconciler's query runs on SQLite too.
+	var ok, failed int
+	eventually(t, "a reconciler run", func() bool {
+		if err := env.DB(t).SQL().QueryRow(`SELECT COUNT(*) FROM river_job WHERE kind = 'notification.reconcile' AND state = 'completed'`).Scan(&ok); err != nil {
+			t.Fatal(err)
+		}
+		return ok > 0
+	})
+	if err := env.DB(t).SQL().QueryRow(`SELECT COUNT(*) FROM river_job WHERE kind = 'notification.reconcile' AND errors IS NOT NULL`).Scan(&failed); err != nil || failed != 0 {
+		t.Fatalf("reconciler failed %d times (%v)", failed, err)
 	}
 }
