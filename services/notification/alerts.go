@@ -11,7 +11,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"time"
 
 	"connectrpc.com/connect/v2"
 	"github.com/google/uuid"
@@ -281,5 +280,3 @@ func (s *Service) alertProto(ctx context.Context, a *ent.SafetyAlert) (*notifica
 	}
 	return pb, nil
 }
-
-var _ = time.Second

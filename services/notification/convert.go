@@ -6,6 +6,7 @@ package notification
 import (
 	"encoding/base64"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"time"
 
@@ -169,7 +170,7 @@ func offsetToken(n int) string {
 	if n <= 0 {
 		return ""
 	}
-	return base64.RawURLEncoding.EncodeToString([]byte("o:" + itoa(n)))
+	return base64.RawURLEncoding.EncodeToString([]byte("o:" + strconv.Itoa(n)))
 }
 
 func parseOffset(tok string) (int, error) {
@@ -180,26 +181,11 @@ func parseOffset(tok string) (int, error) {
 	if err != nil || !strings.HasPrefix(string(b), "o:") {
 		return 0, invalid("page_token", "not a token of this listing")
 	}
-	n := 0
-	for _, c := range string(b[2:]) {
-		if c < '0' || c > '9' {
-			return 0, invalid("page_token", "not a token of this listing")
-		}
-		n = n*10 + int(c-'0')
+	n, err := strconv.Atoi(string(b[2:]))
+	if err != nil || n < 0 {
+		return 0, invalid("page_token", "not a token of this listing")
 	}
 	return n, nil
-}
-
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b []byte
-	for n > 0 {
-		b = append([]byte{byte('0' + n%10)}, b...)
-		n /= 10
-	}
-	return string(b)
 }
 
 func pageSize(n int32) int {

@@ -104,7 +104,7 @@ func (w *deliverWorker) work(ctx context.Context, job *river.Job[DeliverNotifica
 	if len(devices) == 0 {
 		return s.finish(ctx, n, finish{status: stFailed, reason: "NO_DEVICE", lastError: "no registered device", attempted: true})
 	}
-	var delivered, invalid, rejected, transient, notSent int
+	var delivered, rejected, transient, notSent int
 	var lastErr error
 	var retryAfter time.Duration
 	key := jobs.Key(job.JobRow)
@@ -125,7 +125,6 @@ func (w *deliverWorker) work(ctx context.Context, job *river.Job[DeliverNotifica
 		case errors.Is(err, client.ErrOpen) || errors.Is(err, errBulkhead):
 			notSent++
 		case errors.As(err, &ve) && ve.Outcome == TokenInvalid:
-			invalid++
 			if err := s.eraseToken(ctx, d.ID); err != nil {
 				return err
 			}
@@ -151,7 +150,6 @@ func (w *deliverWorker) work(ctx context.Context, job *river.Job[DeliverNotifica
 	default:
 		f.status, f.reason = stFailed, "TOKEN_INVALID"
 	}
-	_ = invalid
 	return s.finish(ctx, n, f)
 }
 

@@ -255,7 +255,6 @@ func TestProof2VendorHangsThenRecovers(t *testing.T) {
 func TestProof3ServerErrorsThenThrottlingThenFlapping(t *testing.T) {
 	br := &breakerLog{}
 	f := setupLogged(t, slog.New(br), notification.WithMaxAttempts(25))
-	ctx := context.Background()
 	if err := f.vendor.SetFault(fakevendor.Fault{Mode: fakevendor.ServerError, Status: 503}); err != nil {
 		t.Fatal(err)
 	}
@@ -309,14 +308,12 @@ func TestProof3ServerErrorsThenThrottlingThenFlapping(t *testing.T) {
 	if br.count("open") < 1 || br.count("half-open") < 1 {
 		t.Errorf("breaker %s: want it opened and half-opened", br)
 	}
-	_ = ctx
 }
 
 // Proof 4: two notification processes on one database deliver each job once.
 func TestProof4TwoProcessesDeliverOnce(t *testing.T) {
 	f := setup(t)
-	second := f.start(t)
-	_ = second
+	f.start(t) // a second process on the same database
 	if err := f.vendor.SetFault(fakevendor.Fault{Mode: fakevendor.Slow, Delay: 20 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
