@@ -111,11 +111,22 @@ func (b *breakerLog) String() string {
 // returns the notification ids.
 func (f *fixture) sendMany(t *testing.T, n int, prefix string) []string {
 	t.Helper()
+	return f.sendManyAfter(t, n, prefix, func() {})
+}
+
+// sendManyAfter is sendMany calling registered once the devices are registered,
+// before the first send.
+func (f *fixture) sendManyAfter(t *testing.T, n int, prefix string, registered func()) []string {
+	t.Helper()
 	ctx := context.Background()
+	subjects := make([]string, n)
+	for i := range subjects {
+		subjects[i] = uuid.NewString()
+		f.device(t, patientCaller(subjects[i]), "tok-"+subjects[i], "en")
+	}
+	registered()
 	ids := make([]string, 0, n)
-	for i := range n {
-		subject := uuid.NewString()
-		f.device(t, patientCaller(subject), "tok-"+subject, "en")
+	for i, subject := range subjects {
 		res, err := f.epro.SendNotification(ctx, reminder(fmt.Sprintf("%s:%04d:window-open", prefix, i), subject))
 		if err != nil {
 			t.Fatal(err)
@@ -143,16 +154,25 @@ func (f *fixture) statuses(t *testing.T, ids []string) map[string]*notificationv
 func (f *fixture) allIn(t *testing.T, ids []string, want ...notificationv1.NotificationStatus) map[string]*notificationv1.Notification {
 	t.Helper()
 	var got map[string]*notificationv1.Notification
-	eventually(t, fmt.Sprintf("%d notifications in %v", len(ids), want), func() bool {
+	for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		got = f.statuses(t, ids)
+		by := map[notificationv1.NotificationStatus]int{}
 		for _, n := range got {
-			if !slices.Contains(want, n.GetStatus()) {
-				return false
-			}
+			by[n.GetStatus()]++
 		}
-		return true
-	})
-	return got
+		done := 0
+		for _, w := range want {
+			done += by[w]
+		}
+		if done == len(ids) {
+			return got
+		}
+		if time.Now().Add(100 * time.Millisecond).After(deadline) {
+			t.Fatalf("timed out waiting for %d notifications in %v: %v", len(ids), want, by)
+		}
+	}
+	t.Fatalf("timed out waiting for %d notifications in %v", len(ids), want)
+	return nil
 }
 
 // deliveries counts the vendor's accepted pushes per notification id.
@@ -211,11 +231,15 @@ func latency(got map[string]*notificationv1.Notification) (p50, p99 time.Duratio
 func TestProof2VendorHangsThenRecovers(t *testing.T) {
 	br := &breakerLog{}
 	f := setupLogged(t, slog.New(br), notification.WithMaxAttempts(25), notification.WithVendorConcurrency(4))
-	if err := f.vendor.SetFault(fakevendor.Fault{Mode: fakevendor.Hang}); err != nil {
-		t.Fatal(err)
-	}
-	base := runtime.NumGoroutine()
-	ids := f.sendMany(t, load(20, 200), "proof2")
+	// The base is taken once the devices are registered: each registration's
+	// test client keeps an idle connection, which is the test's, not the service's.
+	var base int
+	ids := f.sendManyAfter(t, load(20, 200), "proof2", func() {
+		base = runtime.NumGoroutine()
+		if err := f.vendor.SetFault(fakevendor.Fault{Mode: fakevendor.Hang}); err != nil {
+			t.Fatal(err)
+		}
+	})
 	// Hang until the breaker has opened and every notification waits for a retry.
 	peak := base
 	eventually(t, "the breaker open and every notification waiting", func() bool {
@@ -395,7 +419,7 @@ func TestProof6KilledDuringDelivery(t *testing.T) {
 	f := setupBare(t, slog.New(slog.DiscardHandler))
 	d := f.db(t)
 	// The notifications are accepted by a process that then stops.
-	url, stop := f.serve(t)
+	url, stop := f.serve(t, notification.WithMaxAttempts(25))
 	c := notificationv1Client(t, f, url)
 	if err := f.vendor.SetFault(fakevendor.Fault{Mode: fakevendor.Hang}); err != nil {
 		t.Fatal(err)
@@ -431,7 +455,7 @@ func TestProof6KilledDuringDelivery(t *testing.T) {
 	if err := f.vendor.SetFault(fakevendor.Fault{}); err != nil {
 		t.Fatal(err)
 	}
-	f.run(t)
+	f.run(t, notification.WithMaxAttempts(25))
 	got := f.allIn(t, ids, stDelivered)
 	dups, lost := f.checkExactlyOnce(t, got)
 	var rescued int
