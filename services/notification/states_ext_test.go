@@ -3,8 +3,10 @@ package notification_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -234,4 +236,43 @@ func auditCount(t *testing.T, f *fixture, action, id string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+func TestListNotificationsPagesNewestFirst(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	subject := uuid.NewString()
+	var sent []string
+	for i := range 5 {
+		res, err := f.epro.SendNotification(ctx, reminder(fmt.Sprintf("reminder:page-%02d:window-open", i), subject))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent = append(sent, res.GetNotification().GetNotificationId())
+	}
+	other, err := f.epro.SendNotification(ctx, reminder("reminder:page-other:window-open", uuid.NewString()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	req := &notificationv1.ListNotificationsRequest{SubjectUuid: subject, PageSize: 2}
+	for pages := 0; ; pages++ {
+		res, err := f.admin.ListNotifications(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range res.GetNotifications() {
+			got = append(got, n.GetNotificationId())
+		}
+		if req.PageToken = res.GetNextPageToken(); req.PageToken == "" || pages > 5 {
+			break
+		}
+	}
+	slices.Reverse(sent)
+	if !slices.Equal(got, sent) || slices.Contains(got, other.GetNotification().GetNotificationId()) {
+		t.Fatalf("pages = %v, want %v", got, sent)
+	}
+	if _, err := f.admin.ListNotifications(ctx, &notificationv1.ListNotificationsRequest{PageToken: "bm9wZQ"}); connect.CodeOf(err) != connect.CodeInvalidArgument {
+		t.Fatalf("bad token = %v", err)
+	}
 }
