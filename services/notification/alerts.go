@@ -180,28 +180,30 @@ func (s *Service) ListSafetyAlerts(ctx context.Context, req *notificationv1.List
 		return nil, err
 	}
 	size := pageSize(req.GetPageSize())
-	// "ACKNOWLEDGED" < "OPEN": status descending puts open ones first; within
-	// each, raised_at ascending for open ones is what a site works through.
-	rows, err := s.ent.SafetyAlert.Query().Where(where...).
-		Order(ent.Desc(safetyalert.FieldStatus), ent.Asc(safetyalert.FieldRaisedAt), ent.Asc(safetyalert.FieldID)).All(ctx)
+	// Open alerts oldest first (what a site works through), then acknowledged
+	// ones newest first; the page token is the position in that order.
+	open := s.ent.SafetyAlert.Query().Where(append(where, safetyalert.Status(alertOpen))...)
+	openCount, err := open.Clone().Count(ctx)
 	if err != nil {
 		return nil, db.ConnectError(err, "safety alerts")
 	}
-	var open, acked []*ent.SafetyAlert
-	for _, a := range rows {
-		if a.Status == alertOpen {
-			open = append(open, a)
-		} else {
-			acked = append(acked, a)
+	var rows []*ent.SafetyAlert
+	if offset < openCount {
+		if rows, err = open.Order(ent.Asc(safetyalert.FieldRaisedAt), ent.Asc(safetyalert.FieldID)).
+			Offset(offset).Limit(size + 1).All(ctx); err != nil {
+			return nil, db.ConnectError(err, "safety alerts")
 		}
 	}
-	slices.Reverse(acked)
-	rows = append(open, acked...)
-	res := &notificationv1.ListSafetyAlertsResponse{}
-	if offset > len(rows) {
-		offset = len(rows)
+	if len(rows) <= size {
+		acked, err := s.ent.SafetyAlert.Query().Where(append(where, safetyalert.StatusNEQ(alertOpen))...).
+			Order(ent.Desc(safetyalert.FieldRaisedAt), ent.Desc(safetyalert.FieldID)).
+			Offset(max(offset-openCount, 0)).Limit(size + 1 - len(rows)).All(ctx)
+		if err != nil {
+			return nil, db.ConnectError(err, "safety alerts")
+		}
+		rows = append(rows, acked...)
 	}
-	rows = rows[offset:]
+	res := &notificationv1.ListSafetyAlertsResponse{}
 	if len(rows) > size {
 		rows = rows[:size]
 		res.NextPageToken = offsetToken(offset + size)

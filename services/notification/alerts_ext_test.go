@@ -2,6 +2,7 @@ package notification_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -162,5 +163,42 @@ func TestAcknowledgedAlertStopsEscalatingAndInvestigatorsAreScoped(t *testing.T)
 	}
 	if n := auditCount(t, f, "SAFETY_ALERT_ACKNOWLEDGED", alertID); n != 1 {
 		t.Fatalf("ack audit events = %d", n)
+	}
+}
+
+func TestListSafetyAlertsOpenOldestFirstThenAcknowledged(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	var ids []string
+	for _, key := range []string{"epro:alert:order-first", "epro:alert:order-second", "epro:alert:order-third"} {
+		res, err := f.epro.SendNotification(ctx, f.alert(key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, res.GetNotification().GetSafetyAlertId())
+	}
+	if _, err := f.admin.AcknowledgeSafetyAlert(ctx, &notificationv1.AcknowledgeSafetyAlertRequest{AlertId: ids[1]}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	req := &notificationv1.ListSafetyAlertsRequest{PageSize: 1}
+	for range 5 {
+		res, err := f.admin.ListSafetyAlerts(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range res.GetAlerts() {
+			got = append(got, a.GetAlertId())
+		}
+		if req.PageToken = res.GetNextPageToken(); req.PageToken == "" {
+			break
+		}
+	}
+	if want := []string{ids[0], ids[2], ids[1]}; !slices.Equal(got, want) {
+		t.Fatalf("order = %v, want %v", got, want)
+	}
+	open, err := f.admin.ListSafetyAlerts(ctx, &notificationv1.ListSafetyAlertsRequest{Statuses: []notificationv1.SafetyAlertStatus{notificationv1.SafetyAlertStatus_SAFETY_ALERT_STATUS_OPEN}})
+	if err != nil || len(open.GetAlerts()) != 2 {
+		t.Fatalf("open = %v, %v", open, err)
 	}
 }
