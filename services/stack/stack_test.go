@@ -218,6 +218,7 @@ func TestDevStackMountsAndSeedsItsServices(t *testing.T) {
 		}
 		return string(body)
 	}
+	var firstDevice string
 	for run := range 2 {
 		ctx, cancel := context.WithCancel(context.Background())
 		ready := make(chan string, 1)
@@ -245,6 +246,18 @@ func TestDevStackMountsAndSeedsItsServices(t *testing.T) {
 		// exchange (the first run enrolls; the second finds the enrollment).
 		if run == 0 && !strings.Contains(out.String(), "enrolled at CN-SH-01") {
 			t.Errorf("run %d: the demo patient was not enrolled:\n%s", run, out)
+		}
+		// The notification service registered the demo patient's push device,
+		// the same one on every start (the token is its natural key).
+		_, after, ok := strings.Cut(out.String(), "push:       demo device ")
+		device, _, _ := strings.Cut(after, " ")
+		switch {
+		case !ok:
+			t.Errorf("run %d: no demo push device:\n%s", run, out)
+		case run == 0:
+			firstDevice = device
+		case device != firstDevice:
+			t.Errorf("run %d: demo device %s, first run %s", run, device, firstDevice)
 		}
 		cancel()
 		if err := <-done; err != nil {
