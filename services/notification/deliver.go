@@ -93,6 +93,18 @@ func (w *deliverWorker) work(ctx context.Context, job *river.Job[DeliverNotifica
 		msg := "recipients: " + connect.CodeOf(err).String()
 		return w.transient(ctx, job, n, msg, 0, false)
 	}
+	if n.RecipientSubject != "" {
+		// A closed or suspended account gets nothing. The check fails open: the
+		// patient service being down must not hold back a reminder to devices the
+		// subject registered themselves.
+		st, err := s.patients.GetSubjectStatus(ctx, &patientv1.GetSubjectStatusRequest{SubjectUuid: n.RecipientSubject})
+		if err != nil {
+			s.log.Warn("recipient status unknown; delivering", "notification_id", n.ID, "code", connect.CodeOf(err).String())
+		} else if !st.GetExists() || st.GetStatus() == patientv1.AccountStatus_ACCOUNT_STATUS_CLOSED || st.GetStatus() == patientv1.AccountStatus_ACCOUNT_STATUS_SUSPENDED {
+			return s.finish(ctx, n, finish{status: stFailed, reason: "RECIPIENT_INACTIVE",
+				lastError: "recipient inactive: " + enumName(st.GetStatus().String(), "ACCOUNT_STATUS_"), attempted: true})
+		}
+	}
 	devices, err := s.ent.Device.Query().Where(device.AccountIDIn(accounts...), device.PushTokenNotNil(), roleFilter(n)).
 		Order(ent.Asc(device.FieldID)).All(ctx)
 	if err != nil {

@@ -55,6 +55,30 @@ func (p *staffStandIn) ListSiteStaff(ctx context.Context, req *patientv1.ListSit
 	return res, nil
 }
 
+// subjectStandIn is the patient service's GetSubjectStatus: every subject is an
+// active patient unless closed.
+type subjectStandIn struct {
+	patientv1connect.UnimplementedPatientServiceHandler
+	mu     sync.Mutex
+	closed map[string]bool
+}
+
+func (p *subjectStandIn) GetSubjectStatus(_ context.Context, req *patientv1.GetSubjectStatusRequest) (*patientv1.GetSubjectStatusResponse, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := patientv1.AccountStatus_ACCOUNT_STATUS_ACTIVE
+	if p.closed[req.GetSubjectUuid()] {
+		st = patientv1.AccountStatus_ACCOUNT_STATUS_CLOSED
+	}
+	return &patientv1.GetSubjectStatusResponse{SubjectUuid: req.GetSubjectUuid(), Exists: true, Status: st}, nil
+}
+
+func (p *subjectStandIn) close(subject string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed[subject] = true
+}
+
 func (p *staffStandIn) set(site string, staff ...string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -116,6 +140,7 @@ type fixture struct {
 	vendURL  string
 	standURL string
 	staff    *staffStandIn
+	subjects *subjectStandIn
 	trial    *trialStandIn
 	site     string
 	other    string
@@ -142,11 +167,13 @@ func setupBare(t testing.TB, log *slog.Logger) *fixture {
 	t.Helper()
 	f := &fixture{site: uuid.NewString(), other: uuid.NewString(), dsn: pgtest.New(t), signer: platformtest.NewSigner(t), log: log}
 	f.staff = &staffStandIn{bySite: map[string][]string{}}
+	f.subjects = &subjectStandIn{closed: map[string]bool{}}
 	f.trial = &trialStandIn{trialID: uuid.NewString(), visits: map[string]*trialv1.SubjectVisit{},
 		sites: []*trialv1.Site{{SiteId: f.site, TimeZone: "America/New_York"}, {SiteId: f.other, TimeZone: "Europe/Berlin"}}}
 	f.trial.sites[0].TrialId, f.trial.sites[1].TrialId = f.trial.trialID, f.trial.trialID
 	standIns := platformtest.Start(t, platform.Service{Name: "standins", Mount: func(_ context.Context, m *platform.Mount) error {
 		patientv1connect.RegisterAuthServiceHandler(m.RPC(), f.staff)
+		patientv1connect.RegisterPatientServiceHandler(m.RPC(), f.subjects)
 		trialv1connect.RegisterTrialServiceHandler(m.RPC(), f.trial)
 		return nil
 	}}, platformtest.WithSigner(f.signer), platformtest.WithSQLite())

@@ -70,6 +70,7 @@ type Service struct {
 	log      *slog.Logger
 	now      func() time.Time
 	staff    patientv1connect.AuthServiceClient
+	patients patientv1connect.PatientServiceClient
 	trials   trialv1connect.TrialServiceClient
 	vendor   Vendor
 	bulkhead chan struct{}
@@ -114,6 +115,7 @@ func mount(_ context.Context, m *platform.Mount, cfg Config) error {
 		cfg: cfg, db: m.DB, ent: ent.NewClient(ent.Driver(m.DB.Driver())), jobs: m.Jobs, audit: m.Audit,
 		idem: m.Idempotency, log: m.Log, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
 		staff:    patientv1connect.NewAuthServiceClient(m.Client(PatientDependency)),
+		patients: patientv1connect.NewPatientServiceClient(m.Client(PatientDependency)),
 		trials:   trialv1connect.NewTrialServiceClient(m.Client(TrialDependency)),
 		bulkhead: make(chan struct{}, cfg.VendorConcurrency),
 		retries:  newRetryPlan(cfg.RetryBase, cfg.RetryMax),

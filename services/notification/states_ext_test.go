@@ -276,3 +276,21 @@ func TestListNotificationsPagesNewestFirst(t *testing.T) {
 		t.Fatalf("bad token = %v", err)
 	}
 }
+
+func TestClosedAccountGetsNothing(t *testing.T) {
+	f := setup(t)
+	subject := uuid.NewString()
+	f.device(t, patientCaller(subject), "tok-closed-"+subject, "en")
+	f.subjects.close(subject)
+	res, err := f.epro.SendNotification(context.Background(), reminder("reminder:closed-account", subject))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := f.waitStatus(t, res.GetNotification().GetNotificationId(), stFailed)
+	if got.GetFailureReason() != notificationv1.FailureReason_FAILURE_REASON_RECIPIENT_INACTIVE || got.GetLastError() != "recipient inactive: CLOSED" {
+		t.Fatalf("closed = %v", got)
+	}
+	if len(f.vendor.Messages(fakevendor.Push)) != 0 {
+		t.Fatal("a push went to a closed account")
+	}
+}
