@@ -20,13 +20,21 @@ type Cluster struct {
 	// URL is the server's maintenance database, postgres://postgres@127.0.0.1:PORT/postgres.
 	URL string
 
-	dir    string
-	bin    string
-	asUser string // run the server as this user ("postgres" when we are root)
+	dir     string
+	bin     string
+	asUser  string // run the server as this user ("postgres" when we are root)
+	opts    string // the server's options, kept for Up
+	durable bool
+	down    bool // stopped by Down
 }
 
 // Start initialises and starts a cluster on a free loopback port.
-func Start(ctx context.Context) (*Cluster, error) {
+func Start(ctx context.Context) (*Cluster, error) { return start(ctx, false) }
+
+// start is Start; durable keeps synchronous_commit on, so a commit a client saw
+// acknowledged survives the server being killed (Down). fsync stays off: the
+// machine does not crash, only the server does.
+func start(ctx context.Context, durable bool) (*Cluster, error) {
 	bin, err := binDir()
 	if err != nil {
 		return nil, err
@@ -35,7 +43,7 @@ func Start(ctx context.Context) (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgtest: %w", err)
 	}
-	c := &Cluster{dir: dir, bin: bin}
+	c := &Cluster{dir: dir, bin: bin, durable: durable}
 	if os.Geteuid() == 0 {
 		// PostgreSQL refuses to run as root.
 		c.asUser = "postgres"
@@ -65,16 +73,20 @@ func Start(ctx context.Context) (*Cluster, error) {
 			lastErr = err
 			continue
 		}
-		opts := strings.Join([]string{
+		syncCommit := "off"
+		if durable {
+			syncCommit = "on"
+		}
+		c.opts = strings.Join([]string{
 			"-p", strconv.Itoa(port),
 			"-c", "listen_addresses=127.0.0.1",
 			"-c", "unix_socket_directories=''",
 			"-c", "fsync=off",
-			"-c", "synchronous_commit=off",
+			"-c", "synchronous_commit=" + syncCommit,
 			"-c", "full_page_writes=off",
 			"-c", "max_connections=300",
 		}, " ")
-		out, err := c.run(ctx, "pg_ctl", "-D", data, "-l", filepath.Join(dir, "server.log"), "-w", "-t", "60", "-o", opts, "start")
+		out, err := c.pgCtlStart(ctx)
 		if err == nil {
 			c.URL = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
 			return c, nil
@@ -86,8 +98,38 @@ func Start(ctx context.Context) (*Cluster, error) {
 	return nil, fmt.Errorf("pgtest: %w", lastErr)
 }
 
+func (c *Cluster) pgCtlStart(ctx context.Context) ([]byte, error) {
+	data := filepath.Join(c.dir, "data")
+	return c.run(ctx, "pg_ctl", "-D", data, "-l", filepath.Join(c.dir, "server.log"), "-w", "-t", "60", "-o", c.opts, "start")
+}
+
+// Down kills the server the way a crash would (pg_ctl stop -m immediate: every
+// connection dropped, no shutdown checkpoint) and keeps its data; Up starts it
+// again. Clients see connections refused until then.
+func (c *Cluster) Down(ctx context.Context) error {
+	if out, err := c.run(ctx, "pg_ctl", "-D", filepath.Join(c.dir, "data"), "-m", "immediate", "-w", "stop"); err != nil {
+		return fmt.Errorf("pgtest: pg_ctl stop: %w\n%s", err, out)
+	}
+	c.down = true
+	return nil
+}
+
+// Up starts the server Down stopped, on the same port and data (it recovers
+// from its write-ahead log first).
+func (c *Cluster) Up(ctx context.Context) error {
+	if out, err := c.pgCtlStart(ctx); err != nil {
+		log, _ := os.ReadFile(filepath.Join(c.dir, "server.log"))
+		return fmt.Errorf("pgtest: pg_ctl start: %w\n%s\n%s", err, out, log)
+	}
+	c.down = false
+	return nil
+}
+
 // Stop stops the server at once and removes its folder.
 func (c *Cluster) Stop() error {
+	if c.down {
+		return os.RemoveAll(c.dir)
+	}
 	out, err := c.run(context.Background(), "pg_ctl", "-D", filepath.Join(c.dir, "data"), "-m", "immediate", "-w", "stop")
 	rmErr := os.RemoveAll(c.dir)
 	if err != nil {

@@ -11,6 +11,9 @@
 //	func TestSomething(t *testing.T) {
 //		dsn := pgtest.New(t) // postgres://... of a new, empty database, dropped after the test
 //	}
+//
+// A test that restarts the database under load gets a server of its own:
+// pgtest.Dedicated(t), with Down and Up on the same port and data.
 package pgtest
 
 import (
@@ -74,6 +77,27 @@ func serverURL() (string, error) {
 		return "", started
 	}
 	return cluster.URL, nil
+}
+
+// Dedicated starts a PostgreSQL server of the test's own, which the test may
+// stop and start again (Down, Up: a database restart under load) without
+// touching the server other tests share; it is removed when the test ends. Its
+// URL is the maintenance database; commits are durable across Down (see
+// Cluster.Down). Starting one takes a second or two.
+func Dedicated(t testing.TB) *Cluster {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := start(ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.Stop(); err != nil {
+			t.Errorf("pgtest: %v", err)
+		}
+	})
+	return c
 }
 
 // New creates a fresh, empty database for the test and returns its DSN. The

@@ -1,6 +1,7 @@
 package pgtest_test
 
 import (
+	"context"
 	"database/sql"
 	"net/url"
 	"strings"
@@ -45,5 +46,38 @@ func TestEachTestGetsItsOwnDatabaseDroppedAfterwards(t *testing.T) {
 	}
 	if left != 0 {
 		t.Fatalf("%d test databases left behind after their tests ended", left)
+	}
+}
+
+func TestDedicatedServerRestartsWithItsData(t *testing.T) {
+	c := pgtest.Dedicated(t)
+	db, err := sql.Open("postgres", c.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TABLE acknowledged (id int)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO acknowledged VALUES (1), (2), (3)`); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := c.Down(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.PingContext(ctx); err == nil {
+		t.Fatal("the server answers while down")
+	}
+	if err := c.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	// The pool's old connections died with the server; database/sql replaces them.
+	if err := db.QueryRow(`SELECT count(*) FROM acknowledged`).Scan(&n); err != nil {
+		t.Fatalf("after Up, on the same URL: %v", err)
+	}
+	if n != 3 {
+		t.Fatalf("%d rows after the restart, want the 3 committed before it", n)
 	}
 }
