@@ -5,12 +5,14 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"io"
 	"net"
 	"reflect"
 	"strings"
 	"syscall"
 
 	"connectrpc.com/connect/v2"
+	"github.com/jackc/pgx/v5/pgconn"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -24,7 +26,9 @@ import (
 //   - foreign key violation (23503, SQLITE_CONSTRAINT_FOREIGNKEY): failed_precondition
 //   - serialization failure, deadlock (40001, 40P01), SQLITE_BUSY, SQLITE_LOCKED: aborted
 //   - connection refused or lost, driver.ErrBadConn, sql.ErrConnDone, SQLSTATE class
-//     08, shutdown or too many connections (57P01, 57P02, 57P03, 53300): unavailable
+//     08, shutdown or too many connections (57P01, 57P02, 57P03, 53300), and what pgx
+//     reports when the server dies under a statement (io.ErrUnexpectedEOF) and on
+//     the connection it left behind (pgconn.ErrConnClosed): unavailable
 //   - context.DeadlineExceeded: deadline_exceeded; context.Canceled and query
 //     canceled (57014): canceled
 //   - an error that already is a *connect.Error: its code
@@ -37,7 +41,8 @@ import (
 //
 // It looks through wrapping (fmt.Errorf %w, errors.Join, ent's ConstraintError) and
 // works for lib/pq and pgx alike: both errors report SQLSTATE through a
-// SQLState() string method, so this package imports neither's error type.
+// SQLState() string method, so this package imports neither's error type (only
+// pgx's sentinel for a closed connection).
 func Code(err error) connect.Code {
 	var ce *connect.Error
 	switch {
@@ -83,6 +88,7 @@ func Code(err error) connect.Code {
 	}
 	var opErr *net.OpError
 	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, pgconn.ErrConnClosed) ||
 		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
 		errors.As(err, &opErr) {
 		return connect.CodeUnavailable

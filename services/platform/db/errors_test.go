@@ -8,12 +8,14 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect/v2"
 
 	"github.com/trialhub/trialhub/services/platform/db"
+	"github.com/trialhub/trialhub/services/platform/pgtest"
 )
 
 // schema creates parent/child tables in the backend's dialect.
@@ -280,5 +282,68 @@ func TestConnectErrorKeepsConnectErrors(t *testing.T) {
 	}
 	if db.ConnectError(nil, "visit") != nil {
 		t.Error("ConnectError(nil) is not nil")
+	}
+}
+
+// TestCodeOfServerCrash: the server dies under a statement in flight and under
+// the pool's idle connections (pg_ctl stop -m immediate), and refuses new ones
+// until it is back. Every error a caller meets meanwhile is unavailable, on both
+// drivers, through each of the kit's paths.
+func TestCodeOfServerCrash(t *testing.T) {
+	cluster := pgtest.Dedicated(t)
+	admin, err := sql.Open("postgres", cluster.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	for _, drv := range []db.PostgresDriver{db.LibPQ, db.PGX} {
+		t.Run(string(drv), func(t *testing.T) {
+			ctx := context.Background()
+			d, err := db.Open(ctx, cluster.URL, db.WithPostgresDriver(drv))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			// Warm the pool: idle connections the crash will break.
+			var wg sync.WaitGroup
+			for range 4 {
+				wg.Go(func() { _, _ = d.SQL().ExecContext(ctx, `SELECT pg_sleep(0.05)`) })
+			}
+			wg.Wait()
+			inFlight := make(chan error, 2)
+			go func() {
+				_, err := d.SQL().ExecContext(ctx, `SELECT pg_sleep(30)`)
+				inFlight <- err
+			}()
+			go func() {
+				inFlight <- d.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+					_, err := tx.ExecContext(ctx, `SELECT pg_sleep(30)`)
+					return err
+				})
+			}()
+			time.Sleep(200 * time.Millisecond)
+			if err := cluster.Down(ctx); err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				if err := cluster.Up(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}()
+			for range 2 {
+				assertCode(t, mustFail(t, <-inFlight), connect.CodeUnavailable)
+			}
+			// Broken idle connections first, then refused new ones.
+			for i := range 6 {
+				var n int
+				err := d.ReadSQL().QueryRowContext(ctx, `SELECT 1`).Scan(&n)
+				t.Run(fmt.Sprint("read ", i), func(t *testing.T) { assertCode(t, mustFail(t, err), connect.CodeUnavailable) })
+				err = d.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+					_, err := tx.ExecContext(ctx, `SELECT 1`)
+					return err
+				})
+				t.Run(fmt.Sprint("tx ", i), func(t *testing.T) { assertCode(t, mustFail(t, err), connect.CodeUnavailable) })
+			}
+		})
 	}
 }
