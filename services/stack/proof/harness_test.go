@@ -26,6 +26,8 @@ import (
 	"github.com/trialhub/trialhub/gen/go/trialhub/epro/v1/eprov1connect"
 	notificationv1 "github.com/trialhub/trialhub/gen/go/trialhub/notification/v1"
 	"github.com/trialhub/trialhub/gen/go/trialhub/notification/v1/notificationv1connect"
+	patientv1 "github.com/trialhub/trialhub/gen/go/trialhub/patient/v1"
+	"github.com/trialhub/trialhub/gen/go/trialhub/patient/v1/patientv1connect"
 	trialv1 "github.com/trialhub/trialhub/gen/go/trialhub/trial/v1"
 	"github.com/trialhub/trialhub/gen/go/trialhub/trial/v1/trialv1connect"
 	"github.com/trialhub/trialhub/services/epro"
@@ -70,6 +72,7 @@ type processConfig struct {
 	server   []platform.Option
 	jobs     []jobs.Option
 	log      *slog.Logger
+	tune     func(*client.Dependency) // test settings of every dependency
 }
 
 // startProcess runs a process until the test ends (or Stop) and returns once it
@@ -119,6 +122,9 @@ func startProcess(t testing.TB, cfg processConfig) *process {
 		Dependency: func(_ string, dep client.Dependency) (client.Dependency, error) {
 			if url, ok := cfg.deps[dep.Name]; ok {
 				dep.BaseURL = url
+			}
+			if cfg.tune != nil {
+				cfg.tune(&dep)
 			}
 			return dep, nil
 		},
@@ -286,24 +292,56 @@ func (s *alertStandIn) SendNotification(_ context.Context, req *notificationv1.S
 	return &notificationv1.SendNotificationResponse{}, nil
 }
 
-// startStandIns serves the trial stand-in (and, unless notifications is false,
-// the alert stand-in) on the kit, on SQLite: a real listener, tokens checked.
-func startStandIns(t testing.TB, signer *auth.Signer, notifications bool) (*process, *trialStandIn, *alertStandIn) {
+// staffStandIn is the patient service's ListSiteStaff, which the notification
+// service asks at send time who a site's staff are: one investigator per site.
+type staffStandIn struct {
+	patientv1connect.UnimplementedAuthServiceHandler
+}
+
+// staffID is the one investigator of every site.
+const staffID = "investigator-1"
+
+func (staffStandIn) ListSiteStaff(context.Context, *patientv1.ListSiteStaffRequest) (*patientv1.ListSiteStaffResponse, error) {
+	return &patientv1.ListSiteStaffResponse{Staff: []*patientv1.SiteStaffMember{
+		{StaffId: staffID, Role: authzv1.Role_ROLE_INVESTIGATOR}}}, nil
+}
+
+func (s *trialStandIn) GetTrial(_ context.Context, req *trialv1.GetTrialRequest) (*trialv1.GetTrialResponse, error) {
+	if req.GetTrialId() != s.trialID {
+		return nil, connect.NewError(connect.CodeNotFound, "trial not found")
+	}
+	return &trialv1.GetTrialResponse{Trial: &trialv1.Trial{TrialId: s.trialID},
+		Sites: []*trialv1.Site{{SiteId: siteID, TrialId: s.trialID, TimeZone: "Europe/Berlin"}}}, nil
+}
+
+// world is what the services of a proof share: one signer every process
+// trusts, and the stand-ins for the trial service, the patient service's staff
+// lookup and (when alerts is set) a notification service that only records.
+type world struct {
+	signer   *auth.Signer
+	standIns *process
+	trial    *trialStandIn
+	alerts   *alertStandIn
+}
+
+func newWorld(t testing.TB, alerts bool) *world {
 	t.Helper()
-	tr := &trialStandIn{trialID: uuid.NewString(), copied: map[string]bool{}, completions: newLedger()}
-	al := &alertStandIn{alerts: newLedger()}
-	p := startProcess(t, processConfig{
+	w := &world{signer: platformtest.NewSigner(t),
+		trial:  &trialStandIn{trialID: uuid.NewString(), copied: map[string]bool{}, completions: newLedger()},
+		alerts: &alertStandIn{alerts: newLedger()}}
+	w.standIns = startProcess(t, processConfig{
 		services: []platform.Service{{Name: "standins", Mount: func(_ context.Context, m *platform.Mount) error {
-			trialv1connect.RegisterTrialServiceHandler(m.RPC(), tr)
-			if notifications {
-				notificationv1connect.RegisterNotificationServiceHandler(m.RPC(), al)
+			trialv1connect.RegisterTrialServiceHandler(m.RPC(), w.trial)
+			patientv1connect.RegisterAuthServiceHandler(m.RPC(), staffStandIn{})
+			if alerts {
+				notificationv1connect.RegisterNotificationServiceHandler(m.RPC(), w.alerts)
 			}
 			return nil
 		}}},
 		dsn:    "sqlite:" + t.TempDir() + "/standins.db",
-		signer: signer,
+		signer: w.signer,
 	})
-	return p, tr, al
+	return w
 }
 
 // fastRetries retries a failed job after a fixed 200 ms, whatever its attempt,
@@ -316,28 +354,28 @@ func (fastRetries) NextRetry(*rivertype.JobRow) time.Time {
 }
 
 // startEpro runs ePRO (seeded: PHQ-9 and GAD-7 active) on dsn with its trial
-// dependency on a stand-in and its notification dependency at notifyURL (the
+// dependency on the stand-in and its notification dependency at notifyURL (the
 // alert stand-in when empty).
-func startEpro(t testing.TB, dsn, notifyURL string, server ...platform.Option) (*eproEnv, *alertStandIn) {
+func (w *world) startEpro(t testing.TB, dsn, notifyURL string, log *slog.Logger, server ...platform.Option) *eproEnv {
 	t.Helper()
 	epro.PollEvery = 100 * time.Millisecond
-	signer := platformtest.NewSigner(t)
-	standIns, tr, al := startStandIns(t, signer, notifyURL == "")
 	if notifyURL == "" {
-		notifyURL = standIns.URL
+		notifyURL = w.standIns.URL
 	}
 	p := startProcess(t, processConfig{
 		services: []platform.Service{epro.Platform()},
 		dsn:      dsn,
-		deps:     map[string]string{epro.TrialDependency: standIns.URL, epro.NotificationDependency: notifyURL},
-		signer:   signer,
+		deps:     map[string]string{epro.TrialDependency: w.standIns.URL, epro.NotificationDependency: notifyURL},
+		signer:   w.signer,
 		seed:     true,
 		server:   server,
 		jobs:     []jobs.Option{jobs.WithRetryPolicy(fastRetries{})},
+		log:      log,
+		tune:     func(d *client.Dependency) { d.Breaker.OpenFor = 500 * time.Millisecond },
 	})
-	e := &eproEnv{proc: p, signer: signer, trial: tr}
-	e.phq9 = phq9Of(t, eprov1connect.NewEproServiceClient(clientTo(t, p.URL, signer, platformtest.Admin(), 10*time.Second)))
-	return e, al
+	e := &eproEnv{proc: p, signer: w.signer, trial: w.trial}
+	e.phq9 = phq9Of(t, eprov1connect.NewEproServiceClient(clientTo(t, p.URL, w.signer, platformtest.Admin(), 10*time.Second)))
+	return e
 }
 
 // eproEnv is ePRO running on the kit with its dependencies.

@@ -35,7 +35,7 @@ import (
 // machine; on two shared cores 64 concurrent writes are far past capacity.
 func TestProof7Overload(t *testing.T) {
 	shedding := platform.Shedding{MaxInFlight: 64, MinLimit: 2, InitialLimit: 4, Tolerance: 1.5, Window: 100 * time.Millisecond}
-	e, _ := startEpro(t, pgtest.New(t), "", platform.WithShedding(shedding))
+	e := newWorld(t, true).startEpro(t, pgtest.New(t), "", nil, platform.WithShedding(shedding))
 	unloaded := scaled(150, 1000)
 	overload := scaled(1500*time.Millisecond, 10*time.Second)
 
@@ -160,7 +160,8 @@ func TestProof7Overload(t *testing.T) {
 	}
 }
 
-// scrape reads one counter or gauge without labels from a process's /metrics.
+// scrape reads one counter or gauge from a process's /metrics: name is the
+// whole series, labels included (`x_total{outcome="accepted"}`).
 func scrape(t testing.TB, url, name string) int64 {
 	t.Helper()
 	res, err := http.Get(url + "/metrics")

@@ -33,7 +33,8 @@ import (
 func TestProof8PostgresRestart(t *testing.T) {
 	cluster := pgtest.Dedicated(t)
 	dsn := createDatabase(t, cluster.URL, "epro_restart")
-	e, alerts := startEpro(t, dsn, "")
+	w := newWorld(t, true)
+	e := w.startEpro(t, dsn, "", nil)
 	const deadline = 2 * time.Second // the client's deadline on each call
 	workers := scaled(4, 8)
 	before, outage, after := scaled(time.Second, 5*time.Second), scaled(2*time.Second, 8*time.Second), scaled(time.Second, 5*time.Second)
@@ -165,7 +166,7 @@ func TestProof8PostgresRestart(t *testing.T) {
 	var delivered, duplicates, lost, alertsDelivered, alertDuplicates, alertsLost int
 	eventually(t, "every acknowledged submission's jobs delivered", func() bool {
 		delivered, duplicates, lost, _ = e.trial.completions.tally(visits)
-		alertsDelivered, alertDuplicates, alertsLost, _ = alerts.alerts.tally(visits)
+		alertsDelivered, alertDuplicates, alertsLost, _ = w.alerts.alerts.tally(visits)
 		return lost == 0 && alertsLost == 0
 	})
 	figures{phase: "after", submissions: len(visits), ok: len(visits), deliveries: delivered, duplicates: duplicates + alertDuplicates,
