@@ -249,8 +249,8 @@ func (g *goroutines) end() (peak, settled int) {
 // of the proof (ePRO, the notification service, the stand-ins, the vendor).
 func TestProof1VendorHangs(t *testing.T) {
 	a := startAlertPath(t)
-	perPatient := scaled(10, 100)
-	const warmUp = 5
+	perPatient := scaled(lean(10, 4), 100)
+	warmUp := lean(3, 2)
 	patients := a.e.patients(t, 4, warmUp+3*perPatient, 10*time.Second)
 	var mu sync.Mutex
 	var visits []string
@@ -273,7 +273,11 @@ func TestProof1VendorHangs(t *testing.T) {
 	for batch := 1; batch <= 2; batch++ {
 		g := sampleGoroutines()
 		lat := a.load(t, patients, warmUp+batch*perPatient, perPatient, &visits, &mu)
-		// Let the delivery jobs meet the hang (timeouts, retries, the breaker).
+		// Every alert reached the notification service (ePRO's outbox is
+		// empty); the delivery jobs meet the hang (timeouts, retries, the breaker).
+		eventually(t, "every alert stored by the notification service", func() bool {
+			return countRows(t, a.notifDSN, `SELECT count(*) FROM notifications`) == len(visits)
+		})
 		time.Sleep(scaled(1500*time.Millisecond, 5*time.Second))
 		peak, set := g.end()
 		peaks, settled = append(peaks, peak), append(settled, set)
@@ -299,9 +303,11 @@ func TestProof1VendorHangs(t *testing.T) {
 	}
 	// Twice as many alerts wait after the second batch; what the hang holds is
 	// the same bounded set (workers, bulkhead slots and their connections).
-	if settled[1] > settled[0]+10 {
-		t.Errorf("goroutines settled at %d after %d alerts and at %d after %d: the hang holds more as more alerts queue",
-			settled[0], perPatient*len(patients), settled[1], 2*perPatient*len(patients))
+	// A goroutine per waiting alert would add a batch's worth.
+	batch := perPatient * len(patients)
+	if settled[1]-settled[0] >= batch/2 {
+		t.Errorf("goroutines settled at %d with %d alerts waiting and at %d with %d: the hang holds more as more alerts queue",
+			settled[0], batch, settled[1], 2*batch)
 	}
 
 	// The vendor recovers: every alert is delivered, once.
@@ -338,7 +344,7 @@ func (a *alertPath) vendorOutcomes(t testing.TB) string {
 // vendor, none lost.
 func TestProof5NotificationDown(t *testing.T) {
 	a := startAlertPath(t)
-	perPatient := scaled(10, 100)
+	perPatient := scaled(lean(10, 4), 100)
 	patients := a.e.patients(t, 4, 2*perPatient, 10*time.Second)
 	var mu sync.Mutex
 	var visits []string

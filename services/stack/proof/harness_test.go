@@ -44,6 +44,18 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 // chaos reports whether the long versions run (TRIALHUB_CHAOS=1, `make chaos`).
 func chaos() bool { return os.Getenv("TRIALHUB_CHAOS") == "1" }
 
+// raceDetector is set when the race detector is on (`make test` runs with
+// -race): code runs several times slower, so the short versions do less work.
+var raceDetector bool
+
+// lean is n, or race under the race detector (short versions only).
+func lean(n, race int) int {
+	if raceDetector && !chaos() {
+		return race
+	}
+	return n
+}
+
 // scaled is short in `make test` and long under `make chaos`.
 func scaled[T any](short, long T) T {
 	if chaos() {
@@ -250,7 +262,7 @@ func (s *trialStandIn) RecordVisitCompletion(_ context.Context, req *trialv1.Rec
 
 // settle stops listing visits ePRO holds. A real worklist moves on as visits
 // change; ePRO re-reads the last 10 s of a worklist on every poll, and the
-// proofs poll every 100 ms, so without this each poll would copy every visit
+// proofs poll every 300 ms, so without this each poll would copy every visit
 // again for as long as the test runs.
 func (s *trialStandIn) settle(ids []string) {
 	s.mu.Lock()
@@ -358,7 +370,7 @@ func (fastRetries) NextRetry(*rivertype.JobRow) time.Time {
 // alert stand-in when empty).
 func (w *world) startEpro(t testing.TB, dsn, notifyURL string, log *slog.Logger, server ...platform.Option) *eproEnv {
 	t.Helper()
-	epro.PollEvery = 100 * time.Millisecond
+	epro.PollEvery = 300 * time.Millisecond
 	if notifyURL == "" {
 		notifyURL = w.standIns.URL
 	}

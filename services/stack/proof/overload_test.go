@@ -36,17 +36,18 @@ import (
 func TestProof7Overload(t *testing.T) {
 	shedding := platform.Shedding{MaxInFlight: 64, MinLimit: 2, InitialLimit: 4, Tolerance: 1.5, Window: 100 * time.Millisecond}
 	e := newWorld(t, true).startEpro(t, pgtest.New(t), "", nil, platform.WithShedding(shedding))
-	unloaded := scaled(150, 1000)
+	unloaded := scaled(lean(150, 40), 1000)
 	overload := scaled(1500*time.Millisecond, 10*time.Second)
 
 	// Visits to answer: one per submission, handed out from a pool; a refused
 	// submission stored nothing, so its visit goes back.
-	patients := e.patients(t, 10, scaled(100, 600), 30*time.Second)
+	perPatient := scaled(lean(100, 25), 600)
+	patients := e.patients(t, 10, perPatient, 30*time.Second)
 	type task struct {
 		p     *patient
 		visit string
 	}
-	pool := make(chan task, 10*scaled(100, 600))
+	pool := make(chan task, 10*perPatient)
 	for _, p := range patients {
 		for _, v := range p.visits {
 			pool <- task{p, v}
@@ -74,7 +75,7 @@ func TestProof7Overload(t *testing.T) {
 	}
 
 	// Warm up (connections, first queries), then the unloaded phase: one client.
-	for range 20 {
+	for range lean(20, 5) {
 		if _, err := submit(); err != nil {
 			t.Fatalf("warm-up submission: %v", err)
 		}
