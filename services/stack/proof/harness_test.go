@@ -471,8 +471,17 @@ func (e *eproEnv) patients(t testing.TB, count, visits int, timeout time.Duratio
 	}
 	for _, p := range out {
 		eventually(t, "the patient's visits copied into ePRO", func() bool {
-			res, err := p.epro.ListMyTasks(context.Background(), &eprov1.ListMyTasksRequest{TrialId: e.trial.trialID, PageSize: 200})
-			return err == nil && len(res.GetTasks()) >= visits
+			n, req := 0, &eprov1.ListMyTasksRequest{TrialId: e.trial.trialID, PageSize: 200}
+			for {
+				res, err := p.epro.ListMyTasks(context.Background(), req)
+				if err != nil {
+					return false
+				}
+				n += len(res.GetTasks())
+				if req.PageToken = res.GetNextPageToken(); req.PageToken == "" {
+					return n >= visits
+				}
+			}
 		})
 		e.trial.settle(p.visits)
 	}

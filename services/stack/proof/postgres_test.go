@@ -38,7 +38,7 @@ func TestProof8PostgresRestart(t *testing.T) {
 	const deadline = 2 * time.Second // the client's deadline on each call
 	workers := scaled(4, 8)
 	before, outage, after := scaled(time.Second, 5*time.Second), scaled(2*time.Second, 8*time.Second), scaled(time.Second, 5*time.Second)
-	patients := e.patients(t, workers, scaled(lean(150, 40), 2000), deadline)
+	patients := e.patients(t, workers, scaled(lean(150, 40), 400), deadline)
 	a := answers(t, e.phq9, true)
 
 	var mu sync.Mutex
