@@ -23,19 +23,22 @@ import (
 // kept from) on a real listener behind the kit's shedder, on PostgreSQL. First
 // one patient submits alone: the unloaded latency. Then submissions arrive
 // open-loop (each on its own goroutine, at a fixed rate, whether or not earlier
-// ones answered) at four times the rate one client achieves alone, well above
-// what the process can serve on this machine. The excess must be refused fast
-// with resource_exhausted, and the submissions admitted must keep their latency:
-// p99 within 3x of the unloaded p99 of the same run.
+// ones answered) at three times the rate one client achieves alone, above what
+// the process can serve here (the shed count proves it). The excess must be
+// refused fast with resource_exhausted, and the submissions admitted must keep
+// their latency: p99 within 3x of the unloaded p99 of the same run.
 //
-// The shedder is tuned only through platform.Shedding: the adaptive limit may
-// shrink to MinLimit 2 (two cores: two submissions in flight keep both busy,
-// more only queue), starts at 4, adapts every 100 ms, and shrinks once a
-// window's mean latency exceeds 1.5x the best seen. The defaults (64 at least,
-// 256 at start) are for production hardware, where the database has its own
-// machine; on two shared cores 64 concurrent writes are far past capacity.
+// The shedder is tuned only through platform.Shedding, for this machine: two
+// shared cores running ePRO, its PostgreSQL, its outbox workers, the stand-ins
+// and the load generator. One submission already keeps about one core busy
+// (Go and PostgreSQL together), so the adaptive limit may shrink to MinLimit 1
+// and starts there; it grows while a 100 ms window's mean latency stays within
+// 1.5x the best seen and shrinks beyond. Measured: at a floor of 2 admitted
+// submissions queue behind each other and their p99 reaches about 4x; at 1 it
+// stays within 2x. The defaults (at least 64, 256 at start) are for production
+// hardware with the database on its own machine.
 func TestProof7Overload(t *testing.T) {
-	shedding := platform.Shedding{MaxInFlight: 64, MinLimit: 2, InitialLimit: 4, Tolerance: 1.5, Window: 100 * time.Millisecond}
+	shedding := platform.Shedding{MaxInFlight: 64, MinLimit: 1, InitialLimit: 1, Tolerance: 1.5, Window: 100 * time.Millisecond}
 	e := newWorld(t, true).startEpro(t, pgtest.New(t), "", nil, platform.WithShedding(shedding))
 	unloaded := scaled(lean(150, 40), 1000)
 	overload := scaled(3*time.Second, 10*time.Second)
@@ -98,12 +101,13 @@ func TestProof7Overload(t *testing.T) {
 	}
 	figures{phase: "unloaded (1 client)", submissions: unloaded, ok: unloaded, p50: base.q(0.5), p99: base.q(0.99)}.log(t)
 
-	// Overload: open-loop arrivals at 4x one client's rate.
+	// Overload: open-loop arrivals at offered times one client's rate.
+	const offered = 3
 	var total time.Duration
 	for _, d := range base.d {
 		total += d
 	}
-	interval := total / time.Duration(len(base.d)) / 4
+	interval := total / time.Duration(len(base.d)) / offered
 	admitted, refused := &latencies{}, &latencies{}
 	var other atomic.Int64
 	var otherErr atomic.Value
@@ -137,7 +141,7 @@ func TestProof7Overload(t *testing.T) {
 		delivered, duplicates, lost, _ = e.trial.completions.tally(stored)
 		return lost == 0
 	})
-	figures{phase: "overload (4x open loop)", submissions: sent, ok: admitted.n(), failed: refused.n() + int(other.Load()),
+	figures{phase: fmt.Sprintf("overload (%dx open loop)", offered), submissions: sent, ok: admitted.n(), failed: refused.n() + int(other.Load()),
 		p50: admitted.q(0.5), p99: admitted.q(0.99), shed: refused.n(), deliveries: delivered, duplicates: duplicates, losses: lost,
 		extra: fmt.Sprintf("interval=%v refused_p50=%v refused_p99=%v server_shed_total=%d p99_ratio=%.2f admitted_p50/refused_p50=%.1f",
 			interval, refused.q(0.5), refused.q(0.99), shedMetric,
