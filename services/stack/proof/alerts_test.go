@@ -17,10 +17,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trialhub/trialhub/gen/go/trialhub/notification/v1/notificationv1connect"
-
 	authzv1 "github.com/trialhub/trialhub/gen/go/trialhub/authz/v1"
 	notificationv1 "github.com/trialhub/trialhub/gen/go/trialhub/notification/v1"
+	"github.com/trialhub/trialhub/gen/go/trialhub/notification/v1/notificationv1connect"
 	"github.com/trialhub/trialhub/services/notification"
 	"github.com/trialhub/trialhub/services/platform"
 	"github.com/trialhub/trialhub/services/platform/auth"
