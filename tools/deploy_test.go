@@ -37,16 +37,6 @@ const (
 	metricsFile   = "deploy/metrics.txt"
 )
 
-// notYetServed are the metrics of the notification service, which the rules and
-// the dashboard use before the service is mounted in the stack; once it is, list
-// them in deploy/metrics.txt and empty this.
-var notYetServed = []string{
-	"notification_notifications",
-	"notification_safety_alerts_unacknowledged",
-	"notification_safety_alert_oldest_unacknowledged_age_seconds",
-	"notification_vendor_requests_total",
-}
-
 // madeByPrometheus are series Prometheus itself writes for every target.
 var madeByPrometheus = []string{"up", "scrape_duration_seconds", "scrape_samples_scraped"}
 
@@ -420,7 +410,7 @@ func union(set map[string]bool, lists ...[]string) map[string]bool {
 // shown or alerted on.
 func TestDeployUsesExportedMetrics(t *testing.T) {
 	served := exported(t)
-	allowed := union(served, notYetServed, madeByPrometheus)
+	allowed := union(served, madeByPrometheus)
 	used := map[string]bool{}
 	check := func(where, q string) {
 		for _, name := range metricNames(t, q, allowed) {
@@ -451,17 +441,12 @@ func TestDeployUsesExportedMetrics(t *testing.T) {
 			t.Errorf("%s is listed as exported but neither the dashboard nor an alert shows it", name)
 		}
 	}
-	for _, name := range notYetServed {
-		if !used[name] {
-			t.Errorf("%s is allowed for the notification service but unused; drop it from notYetServed", name)
-		}
-	}
 }
 
 // The checks bite: a misspelt metric, a broken expression, a MetricsQL-only
 // function, a bad duration and a broken template are caught.
 func TestDeployChecksCatchMistakes(t *testing.T) {
-	allowed := union(exported(t), notYetServed, madeByPrometheus)
+	allowed := union(exported(t), madeByPrometheus)
 	names := metricNames(t, `histogram_quantile(0.99, sum by (le) (rate(rpc_server_duration_seconds_bucket[5m]))) + trialhub_breaker_state`, allowed)
 	if !slices.Contains(names, "rpc_server_duration_seconds") || !slices.Contains(names, "trialhub_breaker_state") || allowed["trialhub_breaker_state"] {
 		t.Fatalf("names %v: want the histogram by its family and the unknown name as it is", names)

@@ -41,6 +41,8 @@ import (
 
 	eprov1 "github.com/trialhub/trialhub/gen/go/trialhub/epro/v1"
 	"github.com/trialhub/trialhub/gen/go/trialhub/epro/v1/eprov1connect"
+	notificationv1 "github.com/trialhub/trialhub/gen/go/trialhub/notification/v1"
+	"github.com/trialhub/trialhub/gen/go/trialhub/notification/v1/notificationv1connect"
 	patientv1 "github.com/trialhub/trialhub/gen/go/trialhub/patient/v1"
 	"github.com/trialhub/trialhub/gen/go/trialhub/patient/v1/patientv1connect"
 	trialv1 "github.com/trialhub/trialhub/gen/go/trialhub/trial/v1"
@@ -53,17 +55,20 @@ import (
 )
 
 // delivery is one asynchronous hop of the flow: a River job of one service that
-// calls another service's procedure.
+// calls another service's procedure, and the job that procedure enqueues in
+// turn, if any.
 type delivery struct {
 	job       string // River kind; its span is "river.work/<kind>"
 	procedure string // the procedure it calls
+	then      string // the River kind of the job the procedure enqueues ("" for none)
 }
 
-// flowDeliveries are the jobs a submission causes in the stack as mounted.
-// (epro.safety_alert -> NotificationService/CreateSafetyAlert joins when the
-// notification service is mounted and the flow answers PHQ-9 item 9 above 0.)
+// flowDeliveries are the jobs a submission causes in the stack: the visit
+// completion for the trial service, and the safety alert (PHQ-9 item 9 above 0)
+// for the notification service, whose delivery job pushes it to the vendor.
 var flowDeliveries = []delivery{
 	{job: "epro.record_completion", procedure: trialv1connect.TrialServiceRecordVisitCompletionProcedure},
+	{job: "epro.safety_alert", procedure: notificationv1connect.NotificationServiceSendNotificationProcedure, then: "notification.deliver"},
 }
 
 // syncBuffer is a log sink shared by the stack's goroutines and the test.
@@ -307,6 +312,14 @@ func patientFlow(t *testing.T, o *observed) flowResult {
 	invToken := staff.GetTokens().GetAccessToken()
 	res.secrets["staff access token"] = invToken
 	res.secrets["staff refresh token"] = staff.GetTokens().GetRefreshToken()
+	// The investigator's phone registers for the site's safety alerts; its push
+	// token identifies a device and lives only in the notification service.
+	res.secrets["investigator push token"] = "fcm:flow-" + tag + "-APA91bQuaxle"
+	if _, err := notificationv1connect.NewNotificationServiceClient(o.client(invToken)).RegisterDevice(ctx, &notificationv1.RegisterDeviceRequest{
+		PushToken: res.secrets["investigator push token"], Platform: notificationv1.DevicePlatform_DEVICE_PLATFORM_ANDROID,
+		AppVersion: "2.4.1", Locale: "zh-CN"}); err != nil {
+		t.Fatalf("register the investigator's device: %v", err)
+	}
 	inv, err := patientv1connect.NewPatientServiceClient(o.client(invToken)).InviteParticipant(ctx, &patientv1.InviteParticipantRequest{
 		FullName: res.secrets["full name"], NationalId: res.secrets["national id"], NationalIdCountry: "CN",
 		Mobile: res.secrets["mobile"], SiteId: site.GetSiteId(), TrialId: trialID, IdempotencyKey: "flow-invite-" + tag,
@@ -395,6 +408,10 @@ func patientFlow(t *testing.T, o *observed) flowResult {
 			t.Fatalf("questionnaire: %v", err)
 		}
 		answers := lowestAnswers(q.GetQuestionnaire().GetItems())
+		if strings.Contains(task.GetQuestionnaire().GetQuestionnaireUrl(), "phq-9") {
+			// Thoughts of self-harm on several days: the safety alert.
+			raise(t, q.GetQuestionnaire().GetItems(), answers, "9")
+		}
 		req := &eprov1.SubmitResponseRequest{TrialId: task.GetTrialId(), SubjectVisitId: res.visit,
 			QuestionnaireId: task.GetQuestionnaire().GetQuestionnaireId(), AuthoredAt: timestamppb.Now()}
 		if i == 0 {
@@ -438,7 +455,55 @@ func patientFlow(t *testing.T, o *observed) flowResult {
 		}
 		return false
 	})
+	// The safety alert reaches the investigator's phone through the notification
+	// service's delivery job and the (fake) push vendor.
+	eventually(t, "the safety alert delivered", func() bool {
+		list, err := notificationv1connect.NewNotificationServiceClient(o.client(o.admin)).ListNotifications(ctx, &notificationv1.ListNotificationsRequest{
+			SubjectUuid: res.subject, Kinds: []notificationv1.NotificationKind{notificationv1.NotificationKind_NOTIFICATION_KIND_ALERT}})
+		if err != nil {
+			t.Fatalf("list notifications: %v", err)
+		}
+		for _, n := range list.GetNotifications() {
+			switch n.GetStatus() {
+			case notificationv1.NotificationStatus_NOTIFICATION_STATUS_DELIVERED:
+				return true
+			case notificationv1.NotificationStatus_NOTIFICATION_STATUS_FAILED, notificationv1.NotificationStatus_NOTIFICATION_STATUS_DEAD:
+				t.Fatalf("the safety alert ended %s: %s", n.GetStatus(), n.GetLastError())
+			}
+		}
+		return false
+	})
 	return res
+}
+
+// raise answers the choice item linkID with its second option instead of its first.
+func raise(t *testing.T, items []*eprov1.QuestionnaireItem, answers []*eprov1.ItemAnswer, linkID string) {
+	t.Helper()
+	var opt *eprov1.AnswerOption
+	var walk func([]*eprov1.QuestionnaireItem)
+	walk = func(items []*eprov1.QuestionnaireItem) {
+		for _, it := range items {
+			if it.GetLinkId() == linkID && len(it.GetAnswerOptions()) > 1 {
+				opt = it.GetAnswerOptions()[1]
+			}
+			walk(it.GetItems())
+		}
+	}
+	walk(items)
+	if opt == nil {
+		t.Fatalf("no choice item %s with two options", linkID)
+	}
+	for _, a := range answers {
+		if a.GetLinkId() == linkID && opt.GetValueCoding() != nil {
+			a.Values = []*eprov1.AnswerValue{{Value: &eprov1.AnswerValue_ValueCoding{ValueCoding: opt.GetValueCoding()}}}
+			return
+		}
+		if a.GetLinkId() == linkID {
+			a.Values = []*eprov1.AnswerValue{{Value: &eprov1.AnswerValue_ValueInteger{ValueInteger: opt.GetValueInteger()}}}
+			return
+		}
+	}
+	t.Fatalf("item %s is not answered", linkID)
 }
 
 // smsCode is the code in the last SMS the fake vendor accepted for mobile, ""

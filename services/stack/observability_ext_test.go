@@ -15,6 +15,7 @@ import (
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 
 	"github.com/trialhub/trialhub/gen/go/trialhub/epro/v1/eprov1connect"
+	"github.com/trialhub/trialhub/gen/go/trialhub/notification/v1/notificationv1connect"
 	"github.com/trialhub/trialhub/gen/go/trialhub/patient/v1/patientv1connect"
 	"github.com/trialhub/trialhub/gen/go/trialhub/trial/v1/trialv1connect"
 )
@@ -137,6 +138,17 @@ func checkTrace(t *testing.T, spans []*tracepb.Span) {
 		}
 		if server.GetStatus().GetCode() == tracepb.Status_STATUS_CODE_ERROR || client.GetStatus().GetCode() == tracepb.Status_STATUS_CODE_ERROR {
 			t.Errorf("the delivery's spans report an error: client %v, server %v", client.GetStatus(), server.GetStatus())
+		}
+		if d.then != "" {
+			// The procedure's own job runs in the same trace, under its server
+			// span, and calls the vendor in a client span of its own.
+			next := find(trace, "river.work/"+d.then, tracepb.Span_SPAN_KIND_CONSUMER, server)
+			if next == nil {
+				t.Fatalf("no span of the %s job under the %s server span", d.then, serverSpan(d.procedure))
+			}
+			if find(trace, "HTTP POST", tracepb.Span_SPAN_KIND_CLIENT, next) == nil {
+				t.Errorf("no vendor client span under the %s job", d.then)
+			}
 		}
 		n := 0
 		for _, s := range spans {
@@ -289,6 +301,11 @@ func checkMetrics(t *testing.T, before, after map[string]*dto.MetricFamily) {
 		// The job's call, and ePRO's worklist polls, from the client side.
 		{"rpc_client_duration_seconds", with(ok, "procedure", trialv1connect.TrialServiceRecordVisitCompletionProcedure), 1},
 		{"rpc_client_duration_seconds", with(ok, "procedure", trialv1connect.TrialServiceListWorklistProcedure), 1},
+		// The safety alert: ePRO's job calls the notification service, which asks
+		// the patient service for the site's staff and pushes to the vendor.
+		{"rpc_server_duration_seconds", with(ok, "procedure", notificationv1connect.NotificationServiceSendNotificationProcedure), 1},
+		{"rpc_client_duration_seconds", with(ok, "procedure", patientv1connect.AuthServiceListSiteStaffProcedure), 1},
+		{"notification_vendor_requests_total", map[string]string{"outcome": "accepted", "service": "notification"}, 1},
 		// Business: the accepted submissions, the refused sign-in, the audit trails.
 		{"epro_submissions_total", map[string]string{"outcome": "accepted", "service": "epro"}, 1},
 		{"epro_submissions_total", map[string]string{"outcome": "quarantined", "service": "epro"}, 1},
@@ -307,6 +324,8 @@ func checkMetrics(t *testing.T, before, after map[string]*dto.MetricFamily) {
 	for _, labels := range []map[string]string{
 		{"service": "epro", "dependency": "trial"},
 		{"service": "trial", "dependency": "patient"},
+		{"service": "epro", "dependency": "notification"},
+		{"service": "notification", "dependency": "patient"},
 	} {
 		if v, found := sample(after, "trialhub_client_breaker_state", labels); !found || v < 0 || v > 2 {
 			t.Errorf("trialhub_client_breaker_state%v = %v (present %v), want 0, 1 or 2", labels, v, found)
