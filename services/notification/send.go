@@ -50,15 +50,17 @@ func (s *Service) SendNotification(ctx context.Context, req *notificationv1.Send
 		spec.about = spec.subject
 	}
 	if req.GetNotBefore() != nil {
-		t := req.GetNotBefore().AsTime()
+		t := req.GetNotBefore().AsTime().Truncate(time.Microsecond) // as the databases keep it
 		spec.notBefore = &t
 	}
 	if req.GetExpiresAt() != nil {
-		t := req.GetExpiresAt().AsTime()
+		t := req.GetExpiresAt().AsTime().Truncate(time.Microsecond)
 		spec.expiresAt = &t
 	}
+	fresh := false
 	res, err := idempotency.Do(ctx, s.idem, s.db, idempotency.KeyFor(ctx, req.GetIdempotencyKey()), req,
 		func(ctx context.Context, tx *db.Tx) (*notificationv1.SendNotificationResponse, error) {
+			fresh = true
 			c := ent.NewClient(ent.Driver(tx.Driver()))
 			if alert {
 				n, err := s.raiseAlert(ctx, tx, c, spec)
@@ -75,6 +77,9 @@ func (s *Service) SendNotification(ctx context.Context, req *notificationv1.Send
 		})
 	if err != nil {
 		return nil, db.ConnectError(err, "notification")
+	}
+	if fresh {
+		return res, nil // as accepted: a worker may already have claimed it
 	}
 	// A replay answers the notification as it is now, not as it was accepted.
 	cur, err := s.ent.Notification.Get(ctx, res.GetNotification().GetNotificationId())
