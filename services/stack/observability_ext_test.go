@@ -326,6 +326,7 @@ func checkMetrics(t *testing.T, before, after map[string]*dto.MetricFamily) {
 		{"service": "trial", "dependency": "patient"},
 		{"service": "epro", "dependency": "notification"},
 		{"service": "notification", "dependency": "patient"},
+		{"service": "notification", "dependency": "push-vendor"},
 	} {
 		if v, found := sample(after, "trialhub_client_breaker_state", labels); !found || v < 0 || v > 2 {
 			t.Errorf("trialhub_client_breaker_state%v = %v (present %v), want 0, 1 or 2", labels, v, found)
