@@ -34,13 +34,9 @@ var migrationName = regexp.MustCompile(`^[a-z0-9_]+$`)
 // database. Beside the files Atlas keeps atlas.sum, its integrity file: commit it;
 // Apply ignores it.
 //
-// A service's generator main, run by go generate:
+// A service's generator is one line over it (package migratecmd):
 //
-//	c, err := pgtest.Start(ctx) // ... defer c.Stop()
-//	for _, dia := range []string{dialect.Postgres, dialect.SQLite} {
-//		file, err := migrate.Generate(ctx, "migrations", dia, c.URL, name, entmigrate.Tables)
-//		...
-//	}
+//	func main() { migratecmd.Main(entmigrate.Tables) }
 func Generate(ctx context.Context, dir, dia, devDSN, name string, tables []*schema.Table) (string, error) {
 	if !migrationName.MatchString(name) {
 		return "", fmt.Errorf("migrate: generate: name %q: want lower case letters, digits and _", name)
