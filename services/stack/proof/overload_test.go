@@ -1,12 +1,10 @@
 package proof_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +12,8 @@ import (
 	"time"
 
 	"connectrpc.com/connect/v2"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/trialhub/trialhub/services/platform"
 	"github.com/trialhub/trialhub/services/platform/pgtest"
@@ -180,26 +180,48 @@ func TestProof7Overload(t *testing.T) {
 // errDry is an arrival that found no visit to answer.
 var errDry = errors.New("no visit left")
 
-// scrape reads one counter or gauge from a process's /metrics: name is the
-// whole series, labels included (`x_total{outcome="accepted"}`).
-func scrape(t testing.TB, url, name string) int64 {
+// scrape reads one series from a process's /metrics: a family name with the
+// labels it must carry, e.g. `notification_vendor_requests_total{outcome="accepted"}`
+// (other labels, such as the service's, may be there too); the matching series
+// are summed. It fails the test when none is there.
+func scrape(t testing.TB, url, series string) int64 {
 	t.Helper()
+	name, want := series, map[string]string{}
+	if i := strings.IndexByte(series, '{'); i >= 0 {
+		name = series[:i]
+		for _, pair := range strings.Split(strings.TrimSuffix(series[i+1:], "}"), ",") {
+			k, v, _ := strings.Cut(pair, "=")
+			want[k] = strings.Trim(v, `"`)
+		}
+	}
 	res, err := http.Get(url + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer res.Body.Close()
-	sc := bufio.NewScanner(res.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
-			if err != nil {
-				t.Fatalf("metric %s: %v", name, err)
-			}
-			return int64(v)
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(res.Body)
+	if err != nil {
+		t.Fatalf("%s/metrics: %v", url, err)
+	}
+	var sum float64
+	found := false
+	for _, m := range families[name].GetMetric() {
+		labels := map[string]string{}
+		for _, l := range m.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		match := true
+		for k, v := range want {
+			match = match && labels[k] == v
+		}
+		if match {
+			found = true
+			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue() + m.GetUntyped().GetValue()
 		}
 	}
-	t.Fatalf("no metric %s at %s/metrics", name, url)
-	return 0
+	if !found {
+		t.Fatalf("no metric %s at %s/metrics", series, url)
+	}
+	return int64(sum)
 }
