@@ -31,8 +31,10 @@ import (
 )
 
 // trialStandIn is a real TrialService handler on a real listener, standing in
-// for services/trial, which is not on this branch yet: it serves a worklist and
-// records completions (once per idempotency key, as the trial service does).
+// for services/trial so that a test can set the worklist, take the trial service
+// down and count what reached it: it serves a worklist and records completions
+// (once per idempotency key, as the trial service does). The real services run
+// together in services/stack's tests and proofs.
 type trialStandIn struct {
 	trialv1connect.UnimplementedTrialServiceHandler
 	mu          sync.Mutex

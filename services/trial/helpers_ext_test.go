@@ -32,9 +32,9 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // patients is a real Connect handler of trialhub.patient.v1.PatientService,
 // served by the kit's server on a real listener, answering GetSubjectStatus
-// from a map the test fills. It stands in for the patient service, which is
-// built in parallel, until the lead swaps in the real one (platformtest
-// WithServices). Every other method is unimplemented.
+// from a map the test fills, so a test sets any account status and counts the
+// calls; the real patient service runs with this one in services/stack's tests.
+// Every other method is unimplemented.
 type patients struct {
 	patientv1connect.UnimplementedPatientServiceHandler
 	mu       sync.Mutex
