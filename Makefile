@@ -98,7 +98,7 @@ bench: tools ## Go benchmarks of every module
 
 .PHONY: chaos
 chaos: ## Long fault proofs (TRIALHUB_CHAOS=1) of the notification service and the stack, printing their figures
-	go run ./services/platform/cmd/pgtest -- bash -c 'for d in services/notification services/stack/proof; do if [ -d $$d ]; then (cd $$d && TRIALHUB_CHAOS=1 go test -run "Proof" -v -count=1 -timeout 30m .); else echo "chaos: $$d does not exist, skipped"; fi; done'
+	go run ./services/platform/cmd/pgtest -- bash -c 'failed=; for d in services/notification services/stack/proof; do (cd $$d && TRIALHUB_CHAOS=1 go test -run "Proof" -v -count=1 -timeout 30m .) || failed="$$failed $$d"; done; if [ -n "$$failed" ]; then echo "chaos failed in:$$failed"; exit 1; fi'
 
 .PHONY: build
 build: tools ## Build the trialhub command into bin/
