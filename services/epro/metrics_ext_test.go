@@ -2,46 +2,12 @@ package epro_test
 
 import (
 	"context"
-	"net/http"
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
-
 	trialv1 "github.com/trialhub/trialhub/gen/go/trialhub/trial/v1"
+	"github.com/trialhub/trialhub/services/platform/platformtest"
 )
-
-// metric is the sum of the series of name at url/metrics whose labels include
-// labels.
-func metric(t *testing.T, url, name string, labels map[string]string) float64 {
-	t.Helper()
-	res, err := http.Get(url + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(res.Body)
-	if err != nil {
-		t.Fatalf("/metrics: %v", err)
-	}
-	sum := 0.0
-	for _, m := range families[name].GetMetric() {
-		have := map[string]string{}
-		for _, l := range m.GetLabel() {
-			have[l.GetName()] = l.GetValue()
-		}
-		match := true
-		for k, v := range labels {
-			match = match && have[k] == v
-		}
-		if match {
-			sum += m.GetCounter().GetValue()
-		}
-	}
-	return sum
-}
 
 // Submissions are counted by questionnaire and outcome, quarantined ones by
 // reason too; a replayed idempotency key is not counted again.
@@ -72,11 +38,11 @@ func TestSubmissionMetrics(t *testing.T) {
 		for k, v := range phq9 {
 			labels[k] = v
 		}
-		if v := metric(t, f.env.URL, "epro_submissions_total", labels); v != want {
+		if v, _ := platformtest.Metric(t, f.env.URL, "epro_submissions_total", labels); v != want {
 			t.Errorf("epro_submissions_total%v = %v, want %v", labels, v, want)
 		}
 	}
-	if v := metric(t, f.env.URL, "epro_quarantined_submissions_total", map[string]string{"reason": "WINDOW_CLOSED"}); v != 1 {
+	if v, _ := platformtest.Metric(t, f.env.URL, "epro_quarantined_submissions_total", map[string]string{"reason": "WINDOW_CLOSED"}); v != 1 {
 		t.Errorf("epro_quarantined_submissions_total{reason=WINDOW_CLOSED} = %v, want 1", v)
 	}
 }

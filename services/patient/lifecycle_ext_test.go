@@ -183,7 +183,7 @@ func TestLoginLockout(t *testing.T) {
 		if labels[0] == "patient_lockouts_total" {
 			key = "account"
 		}
-		if v := metric(t, e.URL, labels[0], map[string]string{key: labels[1]}); v != want {
+		if v, _ := platformtest.Metric(t, e.URL, labels[0], map[string]string{key: labels[1]}); v != want {
 			t.Errorf("%s{%s=%q} = %v, want %v", labels[0], key, labels[1], v, want)
 		}
 	}

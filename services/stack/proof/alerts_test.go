@@ -329,7 +329,7 @@ func (a *alertPath) vendorOutcomes(t testing.TB) string {
 	t.Helper()
 	out := ""
 	for _, o := range []notification.Outcome{notification.OutcomeOK, notification.Transient, notification.OutcomeOpen, notification.OutcomeBulked} {
-		out += fmt.Sprintf(" vendor_%s=%d", o, scrape(t, a.notif.URL, `notification_vendor_requests_total{outcome="`+string(o)+`"}`))
+		out += fmt.Sprintf(" vendor_%s=%d", o, scrape(t, a.notif.URL, "notification_vendor_requests_total", map[string]string{"outcome": string(o)}))
 	}
 	return out[1:]
 }

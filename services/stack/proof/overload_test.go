@@ -4,19 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect/v2"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/trialhub/trialhub/services/platform"
 	"github.com/trialhub/trialhub/services/platform/pgtest"
+	"github.com/trialhub/trialhub/services/platform/platformtest"
 )
 
 // TestProof7Overload: ePRO's SubmitResponse (the write a patient must never be
@@ -134,7 +131,7 @@ func TestProof7Overload(t *testing.T) {
 		time.Sleep(interval)
 	}
 	wg.Wait()
-	shedMetric := scrape(t, e.proc.URL, "trialhub_shed_requests_total")
+	shedMetric := scrape(t, e.proc.URL, "trialhub_shed_requests_total", nil)
 	// Every admitted submission's outbox job reaches the trial service once.
 	var delivered, duplicates, lost int
 	eventually(t, "every stored submission's completion delivered", func() bool {
@@ -180,48 +177,13 @@ func TestProof7Overload(t *testing.T) {
 // errDry is an arrival that found no visit to answer.
 var errDry = errors.New("no visit left")
 
-// scrape reads one series from a process's /metrics: a family name with the
-// labels it must carry, e.g. `notification_vendor_requests_total{outcome="accepted"}`
-// (other labels, such as the service's, may be there too); the matching series
-// are summed. It fails the test when none is there.
-func scrape(t testing.TB, url, series string) int64 {
+// scrape is the value of the family name's series carrying labels at url's
+// /metrics; the test fails when there is none.
+func scrape(t testing.TB, url, name string, labels map[string]string) int64 {
 	t.Helper()
-	name, want := series, map[string]string{}
-	if i := strings.IndexByte(series, '{'); i >= 0 {
-		name = series[:i]
-		for _, pair := range strings.Split(strings.TrimSuffix(series[i+1:], "}"), ",") {
-			k, v, _ := strings.Cut(pair, "=")
-			want[k] = strings.Trim(v, `"`)
-		}
-	}
-	res, err := http.Get(url + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(res.Body)
-	if err != nil {
-		t.Fatalf("%s/metrics: %v", url, err)
-	}
-	var sum float64
-	found := false
-	for _, m := range families[name].GetMetric() {
-		labels := map[string]string{}
-		for _, l := range m.GetLabel() {
-			labels[l.GetName()] = l.GetValue()
-		}
-		match := true
-		for k, v := range want {
-			match = match && labels[k] == v
-		}
-		if match {
-			found = true
-			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue() + m.GetUntyped().GetValue()
-		}
-	}
+	v, found := platformtest.Metric(t, url, name, labels)
 	if !found {
-		t.Fatalf("no metric %s at %s/metrics", series, url)
+		t.Fatalf("no metric %s%v at %s/metrics", name, labels, url)
 	}
-	return int64(sum)
+	return int64(v)
 }
