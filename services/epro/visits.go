@@ -33,12 +33,8 @@ import (
 	"github.com/trialhub/trialhub/services/epro/ent/subjectvisit"
 	"github.com/trialhub/trialhub/services/platform/auth"
 	"github.com/trialhub/trialhub/services/platform/db"
+	"github.com/trialhub/trialhub/services/platform/worklist"
 )
-
-// cursorOverlap is how far before the last updated_at seen a poll resumes:
-// changes commit in any order in the trial service (its contract says so), and
-// a copy only moves forward, so re-reading a few seconds is harmless.
-const cursorOverlap = 10 * time.Second
 
 // PollWorklist is the periodic job that copies changed visits from the trial
 // service.
@@ -58,24 +54,12 @@ func (w *pollWorklistWorker) Work(ctx context.Context, _ *river.Job[PollWorklist
 
 // pollWorklist copies every trial's changed visits since its cursor.
 func (s *Service) pollWorklist(ctx context.Context) error {
-	var token string
-	for {
-		res, err := s.trials.ListTrials(ctx, &trialv1.ListTrialsRequest{PageToken: token})
-		if err != nil {
-			return fmt.Errorf("list trials: %w", err)
+	return worklist.Trials(ctx, s.trials, func(ctx context.Context, t *trialv1.Trial) error {
+		if err := s.trialGrace(ctx, t); err != nil {
+			return err
 		}
-		for _, t := range res.GetTrials() {
-			if err := s.trialGrace(ctx, t); err != nil {
-				return fmt.Errorf("trial %s: %w", t.GetTrialId(), err)
-			}
-			if err := s.pollTrial(ctx, t.GetTrialId(), t.GetLateSubmissionGraceHours()); err != nil {
-				return fmt.Errorf("trial %s: %w", t.GetTrialId(), err)
-			}
-		}
-		if token = res.GetNextPageToken(); token == "" {
-			return nil
-		}
-	}
+		return s.pollTrial(ctx, t.GetTrialId(), t.GetLateSubmissionGraceHours())
+	})
 }
 
 // trialGrace copies the trial's grace period onto its visits' copies, where
@@ -89,9 +73,9 @@ func (s *Service) trialGrace(ctx context.Context, t *trialv1.Trial) error {
 }
 
 func (s *Service) pollTrial(ctx context.Context, trialID string, graceHours int32) error {
-	var after time.Time
+	var cursor time.Time
 	if c, err := s.ent.Cursor.Get(ctx, trialID); err == nil {
-		after = c.UpdatedAfter.Add(-cursorOverlap)
+		cursor = c.UpdatedAfter
 	} else if !ent.IsNotFound(err) {
 		return err
 	}
@@ -103,26 +87,13 @@ func (s *Service) pollTrial(ctx context.Context, trialID string, graceHours int3
 		return err
 	}
 	if stale {
-		after = time.Time{}
+		cursor = time.Time{}
 	}
-	req := &trialv1.ListWorklistRequest{TrialId: trialID}
-	if !after.IsZero() {
-		req.UpdatedAfter = timestamppb.New(after)
-	}
-	for {
-		res, err := s.trials.ListWorklist(ctx, req)
-		if err != nil {
-			return fmt.Errorf("list worklist: %w", err)
-		}
-		if err := s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
-			return copyVisits(ctx, ent.NewClient(ent.Driver(tx.Driver())), trialID, res.GetVisits(), graceHours)
-		}); err != nil {
-			return err
-		}
-		if req.PageToken = res.GetNextPageToken(); req.PageToken == "" {
-			return nil
-		}
-	}
+	return worklist.Visits(ctx, s.trials, trialID, cursor, func(ctx context.Context, visits []*trialv1.SubjectVisit) error {
+		return s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+			return copyVisits(ctx, ent.NewClient(ent.Driver(tx.Driver())), trialID, visits, graceHours)
+		})
+	})
 }
 
 // copyVisits upserts a page of visits (a copy only moves forward) and advances
@@ -130,9 +101,7 @@ func (s *Service) pollTrial(ctx context.Context, trialID string, graceHours int3
 func copyVisits(ctx context.Context, c *ent.Client, trialID string, visits []*trialv1.SubjectVisit, graceHours int32) error {
 	var newest time.Time
 	for _, v := range visits {
-		// At the database's precision (PostgreSQL keeps microseconds, rounding),
-		// so that a visit read again compares equal to its copy.
-		updated := v.GetUpdatedAt().AsTime().Round(time.Microsecond)
+		updated := worklist.UpdatedAt(v)
 		if updated.After(newest) {
 			newest = updated
 		}

@@ -127,6 +127,11 @@ func (tr *trialStandIn) putVisit(v *trialv1.SubjectVisit) {
 	defer tr.mu.Unlock()
 	v.TrialId = tr.trialID
 	v.UpdatedAt = timestamppb.New(time.Now())
+	for _, site := range tr.sites { // as the trial service's worklist does
+		if site.GetSiteId() == v.GetSiteId() {
+			v.SiteTimeZone = site.GetTimeZone()
+		}
+	}
 	tr.visits[v.GetSubjectVisitId()] = v
 }
 

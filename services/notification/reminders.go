@@ -18,18 +18,14 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	trialv1 "github.com/trialhub/trialhub/gen/go/trialhub/trial/v1"
 	"github.com/trialhub/trialhub/services/notification/ent"
 	"github.com/trialhub/trialhub/services/notification/ent/notification"
 	"github.com/trialhub/trialhub/services/notification/internal/templates"
 	"github.com/trialhub/trialhub/services/platform/db"
+	"github.com/trialhub/trialhub/services/platform/worklist"
 )
-
-// cursorOverlap is how far before the last updated_at seen a poll resumes:
-// the trial service commits changes in any order; re-reading is harmless.
-const cursorOverlap = 10 * time.Second
 
 // PlanReminders is the periodic job that plans reminders from the worklist.
 type PlanReminders struct{}
@@ -47,59 +43,41 @@ func (w *planRemindersWorker) Work(ctx context.Context, _ *river.Job[PlanReminde
 }
 
 func (s *Service) planReminders(ctx context.Context) error {
-	var token string
-	for {
-		res, err := s.trials.ListTrials(ctx, &trialv1.ListTrialsRequest{PageToken: token})
-		if err != nil {
-			return fmt.Errorf("list trials: %w", err)
-		}
-		for _, t := range res.GetTrials() {
-			if err := s.planTrial(ctx, t.GetTrialId()); err != nil {
-				return fmt.Errorf("trial %s: %w", t.GetTrialId(), err)
-			}
-		}
-		if token = res.GetNextPageToken(); token == "" {
-			return nil
-		}
-	}
+	return worklist.Trials(ctx, s.trials, func(ctx context.Context, t *trialv1.Trial) error {
+		return s.planTrial(ctx, t.GetTrialId())
+	})
 }
 
+// planTrial plans the reminders of a trial's visits changed since its cursor,
+// each in its site's time zone (an unknown zone counts as UTC).
 func (s *Service) planTrial(ctx context.Context, trialID string) error {
-	t, err := s.trials.GetTrial(ctx, &trialv1.GetTrialRequest{TrialId: trialID})
-	if err != nil {
-		return fmt.Errorf("get trial: %w", err)
-	}
-	zones := map[string]*time.Location{}
-	for _, site := range t.GetSites() {
-		loc, err := time.LoadLocation(site.GetTimeZone())
-		if err != nil {
-			loc = time.UTC
-		}
-		zones[site.GetSiteId()] = loc
-	}
-	req := &trialv1.ListWorklistRequest{TrialId: trialID}
+	var cursor time.Time
 	if c, err := s.ent.Cursor.Get(ctx, trialID); err == nil {
-		req.UpdatedAfter = timestamppb.New(c.UpdatedAfter.Add(-cursorOverlap))
+		cursor = c.UpdatedAfter
 	} else if !ent.IsNotFound(err) {
 		return err
 	}
-	for {
-		res, err := s.trials.ListWorklist(ctx, req)
-		if err != nil {
-			return fmt.Errorf("list worklist: %w", err)
+	zones := map[string]*time.Location{}
+	zone := func(name string) *time.Location {
+		loc, ok := zones[name]
+		if !ok {
+			var err error
+			if loc, err = time.LoadLocation(name); err != nil || name == "" {
+				loc = time.UTC
+			}
+			zones[name] = loc
 		}
-		if err := s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
+		return loc
+	}
+	return worklist.Visits(ctx, s.trials, trialID, cursor, func(ctx context.Context, visits []*trialv1.SubjectVisit) error {
+		return s.db.InTx(ctx, func(ctx context.Context, tx *db.Tx) error {
 			c := ent.NewClient(ent.Driver(tx.Driver()))
 			var newest time.Time
-			for _, v := range res.GetVisits() {
-				loc := zones[v.GetSiteId()]
-				if loc == nil {
-					loc = time.UTC
-				}
-				if err := s.planVisit(ctx, tx, c, v, loc); err != nil {
+			for _, v := range visits {
+				if err := s.planVisit(ctx, tx, c, v, zone(v.GetSiteTimeZone())); err != nil {
 					return fmt.Errorf("visit %s: %w", v.GetSubjectVisitId(), err)
 				}
-				if u := v.GetUpdatedAt().AsTime(); u.After(newest) {
+				if u := worklist.UpdatedAt(v); u.After(newest) {
 					newest = u
 				}
 			}
@@ -116,13 +94,8 @@ func (s *Service) planTrial(ctx context.Context, trialID string) error {
 				return cur.Update().SetUpdatedAfter(newest).Exec(ctx)
 			}
 			return nil
-		}); err != nil {
-			return err
-		}
-		if req.PageToken = res.GetNextPageToken(); req.PageToken == "" {
-			return nil
-		}
-	}
+		})
+	})
 }
 
 // Reminder is one reminder a visit's window calls for.
